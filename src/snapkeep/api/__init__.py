@@ -1,0 +1,1 @@
+"""REST API (FastAPI): translates HTTP to service calls and back; no business rules here."""

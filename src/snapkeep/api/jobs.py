@@ -1,0 +1,33 @@
+"""``/jobs``: what long operations are doing; every route that starts one answers 202 with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from snapkeep.api.deps import Svc, Viewer
+from snapkeep.api.schemas import JobPublic
+from snapkeep.services.jobs import JobFunction
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+MAX_WAIT = 60.0
+
+
+def start_job(svc: Svc, kind: str, params: dict[str, Any], fn: JobFunction, wait: float) -> JobPublic:
+    """Submit a job and, if the caller asked to wait up to ``wait`` seconds, wait for it that long."""
+    job = svc.jobs.submit(kind, params, fn)
+    if wait > 0:
+        job = svc.jobs.wait(job.id, min(wait, MAX_WAIT))
+    return JobPublic.of(job)
+
+
+@router.get("", response_model=list[JobPublic])
+def list_jobs(svc: Svc, _who: Viewer, limit: int = 100) -> list[JobPublic]:
+    return [JobPublic.of(j) for j in svc.jobs.list(limit)]
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(svc: Svc, _who: Viewer, job_id: str, wait: float = Query(0.0, ge=0, le=MAX_WAIT)) -> JobPublic:
+    job = svc.jobs.wait(job_id, wait) if wait > 0 else svc.jobs.get(job_id)
+    return JobPublic.of(job)

@@ -1,0 +1,161 @@
+"""API request and response bodies (pydantic at the edge): Create/Update/Public per resource."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from snapkeep.engine.capture import QuiescePolicy
+from snapkeep.model.types import AuditEntry, FileEntry, Job, RestoreMode, Snapshot, Volume
+
+
+class VolumeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    size_limit: str | int = Field(description="bytes, or a size like 10G")
+    description: str = ""
+
+
+class VolumeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    description: str | None = None
+    size_limit: str | int | None = None
+    settings: dict[str, Any] | None = None
+
+
+class VolumePublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    size_limit: int
+    path: str
+    created_at: datetime
+    settings: dict[str, Any]
+
+    @classmethod
+    def of(cls, v: Volume) -> VolumePublic:
+        return cls(
+            id=v.id,
+            name=v.name,
+            description=v.description,
+            size_limit=v.size_limit,
+            path=v.path,
+            created_at=v.created_at,
+            settings=v.settings,
+        )
+
+
+class SnapshotCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    volume: str
+    name: str
+    description: str = ""
+    expires: str | None = Field(default=None, description="'never' (default), a duration like 7d, or a date")
+    quiesce: bool = False
+    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
+    immutable: bool = False
+
+
+class SnapshotPublic(BaseModel):
+    id: str
+    kind: str
+    subject_type: str
+    subject_id: str
+    subject_name: str
+    name: str
+    description: str
+    created_at: datetime
+    expires_at: datetime | None
+    origin: str
+    quiesce_requested: bool
+    quiesced: bool
+    quiesce_note: str | None
+    quiesce_window_ms: float | None
+    immutable: bool
+    unlocked_at: datetime | None
+    deletable_at: datetime | None
+    private: bool
+    status: str
+    status_reason: str | None
+    exclusive_bytes: int | None
+    shared_bytes: int | None
+
+    @classmethod
+    def of(cls, snap: Snapshot, deletable_at: datetime | None) -> SnapshotPublic:
+        values = asdict(snap)
+        values.pop("owner_tenant_id")
+        return cls(**values, deletable_at=deletable_at)
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    as_new: bool = False
+    name: str | None = Field(default=None, description="name of the new volume (with as_new)")
+    mode: RestoreMode = RestoreMode.DATA
+    pre_restore: bool = True
+
+
+class ExtractRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    to_volume: str | None = None
+    to_path: str | None = None
+
+
+class FileEntryPublic(BaseModel):
+    name: str
+    type: str
+    size: int
+    mode: int
+    mtime: float
+    target: str | None
+
+    @classmethod
+    def of(cls, e: FileEntry) -> FileEntryPublic:
+        return cls(**asdict(e))
+
+
+class JobPublic(BaseModel):
+    id: str
+    kind: str
+    status: str
+    progress: float
+    message: str
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        return cls(**asdict(job))
+
+
+class AuditPublic(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: str
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditPublic:
+        return cls(**asdict(e))
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    retryable: bool
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

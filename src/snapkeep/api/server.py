@@ -1,0 +1,71 @@
+"""``snapkeep serve``: open the pool, build the services, settle crashes, then serve and sweep."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import uvicorn
+
+from snapkeep.api.app import create_app
+from snapkeep.config import Settings
+from snapkeep.errors import UnsupportedFilesystem
+from snapkeep.services.container import Services
+from snapkeep.storage.detect import filesystem_magic
+from snapkeep.storage.loopfs import ensure_loop_pool
+from snapkeep.storage.pool import Pool
+
+log = logging.getLogger("snapkeep")
+
+
+def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
+    """The configured pool; with ``create_loop_pool``, a loop-mounted btrfs image when the data directory's
+    filesystem cannot hold one."""
+    os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
+    try:
+        return Pool.open(settings.pool_path, settings.allow_slow_copy)
+    except UnsupportedFilesystem:
+        if not create_loop_pool or settings.pool_dir is not None:
+            raise
+    image = os.path.join(settings.data_dir, "pool.img")
+    if ensure_loop_pool(image, settings.pool_path, settings.pool_image_size):
+        log.warning(
+            "the data directory's filesystem (0x%x) cannot hold a pool: using a loop-mounted btrfs image %s "
+            "(%s, sparse) at %s",
+            filesystem_magic(settings.data_dir),
+            image,
+            settings.pool_image_size,
+            settings.pool_path,
+        )
+    return Pool.open(settings.pool_path, settings.allow_slow_copy)
+
+
+def _sweep_forever(services: Services, stop: threading.Event) -> None:
+    while not stop.wait(services.settings.sweep_interval):
+        try:
+            deleted = services.snapshots.sweep_expired()
+            if deleted:
+                log.info("expiry sweep deleted %d snapshot(s)", len(deleted))
+        except Exception:
+            log.exception("expiry sweep failed; will try again")
+
+
+def serve(settings: Settings, create_loop_pool: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pool = open_pool(settings, create_loop_pool)
+    services = Services.build(settings, pool)
+    services.tokens.ensure_admin_file(settings.token_file)
+    report = services.reconcile()
+    log.info("pool %s (%s); reconciled: %s", pool.root, pool.driver.name, report)
+    stop = threading.Event()
+    sweeper = threading.Thread(
+        target=_sweep_forever, args=(services, stop), name="snapkeep-sweep", daemon=True
+    )
+    sweeper.start()
+    host, port = settings.host_port
+    try:
+        uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+        services.close()

@@ -1,0 +1,152 @@
+"""``/snapshots``: take, list, show, delete, unlock, restore, browse and extract."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+
+from snapkeep.api.deps import Admin, Operator, Svc, Viewer
+from snapkeep.api.jobs import MAX_WAIT, start_job
+from snapkeep.api.schemas import (
+    ExtractRequest,
+    FileEntryPublic,
+    JobPublic,
+    RestoreRequest,
+    SnapshotCreate,
+    SnapshotPublic,
+)
+from snapkeep.errors import NameClash
+from snapkeep.model.names import check_name
+from snapkeep.model.timespec import parse_expiry
+from snapkeep.model.types import Snapshot
+from snapkeep.services.container import Services
+from snapkeep.services.jobs import Progress
+from snapkeep.services.snapshots import TakeRequest
+
+router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
+Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")
+
+
+def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
+    return SnapshotPublic.of(snap, svc.snapshots.deletable_at(snap))
+
+
+@router.get("", response_model=list[SnapshotPublic])
+def list_snapshots(
+    svc: Svc, _who: Viewer, volume: str | None = None, name: str | None = None
+) -> list[SnapshotPublic]:
+    if volume is not None and name is not None:
+        return [public(svc, svc.snapshots.find(volume, name))]
+    return [public(svc, s) for s in svc.snapshots.listing(volume)]
+
+
+@router.post("", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def take_snapshot(svc: Svc, who: Operator, body: SnapshotCreate, wait: float = Wait) -> JobPublic:
+    check_name(body.name, "snapshot name")
+    expires_at = parse_expiry(body.expires, svc.clock())
+    volume = svc.volumes.get(body.volume)
+    if any(s.name == body.name for s in svc.snapshots.listing(volume.id)):
+        raise NameClash(f"volume {volume.name!r} already has a snapshot named {body.name!r}", name=body.name)
+    request = TakeRequest(
+        volume=volume.id,
+        name=body.name,
+        description=body.description,
+        expires_at=expires_at,
+        quiesce=body.quiesce,
+        quiesce_policy=body.quiesce_policy,
+        immutable=body.immutable,
+    )
+
+    def run(progress: Progress) -> dict[str, object]:
+        snap = svc.snapshots.take(request, who.name)
+        progress(0.9, "measuring space in a separate job")
+        svc.jobs.submit("snapshot.space", {"snapshot": snap.id}, lambda _p: _measure(svc, snap.id))
+        return {"snapshot": public(svc, snap).model_dump(mode="json")}
+
+    return start_job(svc, "snapshot.take", {"volume": volume.name, "name": body.name}, run, wait)
+
+
+def _measure(svc: Services, snap_id: str) -> dict[str, object]:
+    snap = svc.snapshots.measure_space(snap_id)
+    return {"exclusive_bytes": snap.exclusive_bytes, "shared_bytes": snap.shared_bytes}
+
+
+@router.post("/sweep", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def sweep(svc: Svc, _who: Admin, wait: float = Wait) -> JobPublic:
+    return start_job(svc, "snapshot.sweep", {}, lambda _p: {"deleted": svc.snapshots.sweep_expired()}, wait)
+
+
+@router.get("/{snap_id}", response_model=SnapshotPublic)
+def get_snapshot(svc: Svc, _who: Viewer, snap_id: str) -> SnapshotPublic:
+    return public(svc, svc.snapshots.get(snap_id))
+
+
+@router.delete("/{snap_id}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def delete_snapshot(svc: Svc, who: Operator, snap_id: str, wait: float = Wait) -> JobPublic:
+    snap = svc.snapshots.get(snap_id)
+    svc.snapshots.check_deletable(snap, who.name)
+
+    def run(_progress: Progress) -> dict[str, object]:
+        svc.snapshots.delete(snap_id, who.name)
+        return {"deleted": snap_id}
+
+    return start_job(svc, "snapshot.delete", {"snapshot": snap_id, "name": snap.name}, run, wait)
+
+
+@router.post("/{snap_id}/unlock", response_model=SnapshotPublic)
+def unlock_snapshot(svc: Svc, who: Admin, snap_id: str) -> SnapshotPublic:
+    return public(svc, svc.snapshots.unlock(snap_id, who.name))
+
+
+@router.post("/{snap_id}/space", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def measure_space(svc: Svc, _who: Operator, snap_id: str, wait: float = Wait) -> JobPublic:
+    svc.snapshots.get(snap_id)
+    return start_job(svc, "snapshot.space", {"snapshot": snap_id}, lambda _p: _measure(svc, snap_id), wait)
+
+
+@router.post("/{snap_id}/restore", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def restore_snapshot(
+    svc: Svc, who: Operator, snap_id: str, body: RestoreRequest, wait: float = Wait
+) -> JobPublic:
+    snap = svc.snapshots.get(snap_id)
+    if body.as_new:
+        if body.name is not None:
+            check_name(body.name, "volume name")
+
+        def run(_progress: Progress) -> dict[str, object]:
+            volume = svc.restores.as_new(snap_id, body.name, who.name)
+            return {"volume_id": volume.id, "volume": volume.name}
+
+        return start_job(svc, "snapshot.restore_as_new", {"snapshot": snap_id, "name": body.name}, run, wait)
+
+    def run_in_place(progress: Progress) -> dict[str, object]:
+        progress(0.1, "taking the pre-restore snapshot" if body.pre_restore else "restoring")
+        return dict(svc.restores.over_source(snap_id, body.mode, body.pre_restore, who.name))
+
+    params = {
+        "snapshot": snap_id,
+        "name": snap.name,
+        "mode": body.mode.value,
+        "pre_restore": body.pre_restore,
+    }
+    return start_job(svc, "snapshot.restore", params, run_in_place, wait)
+
+
+@router.get("/{snap_id}/files", response_model=list[FileEntryPublic])
+def browse_snapshot(svc: Svc, _who: Viewer, snap_id: str, path: str = "") -> list[FileEntryPublic]:
+    return [FileEntryPublic.of(e) for e in svc.files.browse(snap_id, path)]
+
+
+@router.post("/{snap_id}/extract", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def extract_files(
+    svc: Svc, who: Operator, snap_id: str, body: ExtractRequest, wait: float = Wait
+) -> JobPublic:
+    svc.files.check_extract(snap_id, body.path, to_volume=body.to_volume, to_path=body.to_path)
+
+    def run(_progress: Progress) -> dict[str, object]:
+        return dict(
+            svc.files.extract(
+                snap_id, body.path, to_volume=body.to_volume, to_path=body.to_path, actor=who.name
+            )
+        )
+
+    return start_job(svc, "snapshot.extract", body.model_dump(), run, wait)

@@ -1,0 +1,1 @@
+"""The catalog: SQLAlchemy tables and the functions that read and write them (they never commit)."""

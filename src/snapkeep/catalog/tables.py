@@ -1,0 +1,133 @@
+"""ORM tables of the catalog. These classes never leave ``snapkeep.catalog``.
+
+Every owned object has ``owner_tenant_id`` (NULL = the system itself) so that tenants, VMs, networks and
+profiles slot in beside volumes without reshaping anything. Snapshots name their subject generically
+(``subject_type`` + ``subject_id``) for the same reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class SettingRow(Base):
+    """System (owner NULL) and tenant settings as key/value documents."""
+
+    __tablename__ = "settings"
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    key: Mapped[str] = mapped_column(String(128))
+    value: Mapped[dict[str, Any]]
+
+
+class VolumeRow(Base):
+    __tablename__ = "volumes"
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    size_limit: Mapped[int] = mapped_column(BigInteger)
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    dataset: Mapped[str] = mapped_column(String(128), unique=True)
+    settings: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class SnapshotRow(Base):
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("subject_type", "subject_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    subject_name: Mapped[str] = mapped_column(String(128))
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    origin: Mapped[str] = mapped_column(String(128), default="manual")
+    quiesce_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    quiesced: Mapped[bool] = mapped_column(Boolean, default=False)
+    quiesce_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quiesce_window_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    immutable: Mapped[bool] = mapped_column(Boolean, default=False)
+    unlocked_at: Mapped[datetime | None]
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exclusive_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    shared_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class TokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    created_at: Mapped[datetime]

@@ -1,0 +1,45 @@
+"""Settings, loaded once at the edge (``serve`` / CLI) and passed down; the core never reads os.environ."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SNAPKEEP_")
+
+    data_dir: str = "/var/lib/snapkeep"
+    listen: str = "127.0.0.1:8470"
+    database_url: str | None = None
+    pool_dir: str | None = None
+    pool_image_size: str = "20G"
+    allow_slow_copy: bool = False
+    immutable_cooloff_days: float = 7.0
+    pre_restore_keep_days: float = 7.0
+    quiesce_timeout: float = 10.0
+    sweep_interval: float = 60.0
+    job_workers: int = 2
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{os.path.join(self.data_dir, 'catalog.db')}"
+
+    @property
+    def pool_path(self) -> str:
+        return self.pool_dir or os.path.join(self.data_dir, "pool")
+
+    @property
+    def run_dir(self) -> str:
+        """Intent files of the dangerous path (writers stopped, guests frozen) live here."""
+        return os.path.join(self.data_dir, "run")
+
+    @property
+    def token_file(self) -> str:
+        return os.path.join(self.data_dir, "admin.token")
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host or "127.0.0.1", int(port)

@@ -1,0 +1,1 @@
+"""The engine runs one capture as a plan: quiesce → capture → release (always) → report."""

@@ -1,0 +1,158 @@
+"""The one error hierarchy of snapkeep.
+
+Every error a user can see is a :class:`SnapkeepError` subclass whose class carries its stable
+machine-readable ``code``, HTTP status, CLI exit code and whether retrying may help. They are mapped to
+responses in exactly two places: the FastAPI exception handler (``api/errors.py``) and the CLI's ``main()``.
+Adapters translate foreign exceptions (``OSError``, ``CalledProcessError``, ``IntegrityError``) into these
+with ``raise ... from exc``; nothing above an adapter catches a foreign exception.
+
+    SnapkeepError                      internal (500)
+    ├── InvalidInput                   invalid_input (422)
+    │   ├── InvalidName                invalid_name
+    │   ├── InvalidPath                invalid_path
+    │   └── InvalidExpiry              invalid_expiry
+    ├── NotFound                       not_found (404)
+    ├── Conflict                       conflict (409)
+    │   ├── NameClash                  name_clash
+    │   ├── SnapshotLocked             snapshot_locked
+    │   └── SnapshotNotReady           snapshot_not_ready
+    ├── Unauthorized                   unauthorized (401)
+    ├── Forbidden                      forbidden (403)
+    ├── PoolError                      pool_error (500)
+    │   ├── UnsupportedFilesystem      unsupported_filesystem
+    │   └── PoolFull                   pool_full (507)
+    ├── QuiesceFailed                  quiesce_failed (409)
+    └── ServiceUnavailable             service_unavailable (503, retryable)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SnapkeepError(Exception):
+    """Base of every error snapkeep reports; the class decides code, status and exit code."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        """The stable error body every interface shows."""
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "retryable": self.retryable,
+                "details": self.details,
+            }
+        }
+
+
+class InvalidInput(SnapkeepError):
+    code = "invalid_input"
+    http_status = 422
+    exit_code = 2
+
+
+class InvalidName(InvalidInput):
+    code = "invalid_name"
+
+
+class InvalidPath(InvalidInput):
+    code = "invalid_path"
+
+
+class InvalidExpiry(InvalidInput):
+    code = "invalid_expiry"
+
+
+class NotFound(SnapkeepError):
+    code = "not_found"
+    http_status = 404
+    exit_code = 3
+
+
+class Conflict(SnapkeepError):
+    code = "conflict"
+    http_status = 409
+    exit_code = 4
+
+
+class NameClash(Conflict):
+    code = "name_clash"
+
+
+class SnapshotLocked(Conflict):
+    code = "snapshot_locked"
+
+
+class SnapshotNotReady(Conflict):
+    code = "snapshot_not_ready"
+
+
+class Unauthorized(SnapkeepError):
+    code = "unauthorized"
+    http_status = 401
+    exit_code = 5
+
+
+class Forbidden(SnapkeepError):
+    code = "forbidden"
+    http_status = 403
+    exit_code = 5
+
+
+class PoolError(SnapkeepError):
+    code = "pool_error"
+
+
+class UnsupportedFilesystem(PoolError):
+    code = "unsupported_filesystem"
+    exit_code = 6
+
+
+class PoolFull(PoolError):
+    code = "pool_full"
+    http_status = 507
+    exit_code = 7
+
+
+class QuiesceFailed(SnapkeepError):
+    code = "quiesce_failed"
+    http_status = 409
+    exit_code = 8
+
+
+class ServiceUnavailable(SnapkeepError):
+    code = "service_unavailable"
+    http_status = 503
+    exit_code = 9
+    retryable = True
+
+
+def all_error_classes() -> list[type[SnapkeepError]]:
+    """Every error class, depth first: the source of the generated error catalogue in the docs."""
+    found: list[type[SnapkeepError]] = []
+
+    def walk(cls: type[SnapkeepError]) -> None:
+        found.append(cls)
+        for sub in cls.__subclasses__():
+            walk(sub)
+
+    walk(SnapkeepError)
+    return found
+
+
+def error_class_for_code(code: str) -> type[SnapkeepError]:
+    """The class for a code in an error body (the CLI rebuilds the server's error from it)."""
+    for cls in all_error_classes():
+        if cls.code == code:
+            return cls
+    return SnapkeepError

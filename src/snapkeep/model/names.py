@@ -1,0 +1,48 @@
+"""Rules for names users give to objects and snapshots, and the names snapkeep makes itself."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from snapkeep.errors import InvalidName
+
+MAX_NAME_LENGTH = 128
+_ALLOWED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+:@-]*$")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return ``name`` if it is a safe object name, else raise :class:`InvalidName` saying why.
+
+    Names appear in paths shown to users, in CLI arguments and in URLs, so they may not contain ``/``,
+    NUL or control characters, may not be ``.``/``..`` and may not start with a separator or dot.
+    """
+    if not name or not name.strip():
+        raise InvalidName(f"{what} must not be empty", name=name)
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"{what} is {len(name)} characters long; at most {MAX_NAME_LENGTH}", name=name[:40])
+    if "\x00" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidName(f"{what} must not contain NUL or control characters", name=repr(name))
+    if "/" in name or "\\" in name:
+        raise InvalidName(f"{what} must not contain '/' or '\\'", name=name)
+    if name in (".", "..") or ".." in name:
+        raise InvalidName(f"{what} must not contain '..'", name=name)
+    if name != name.strip():
+        raise InvalidName(f"{what} must not start or end with spaces", name=name)
+    if not _ALLOWED.match(name):
+        raise InvalidName(
+            f"{what} may hold letters, digits, spaces and . _ ( ) + : @ - "
+            "and must start with a letter or digit",
+            name=name,
+        )
+    return name
+
+
+def pre_restore_name(now: datetime) -> str:
+    """SPEC §2: the safety snapshot taken before an in-place restore."""
+    return f"pre-restore_{now:%Y%m%d_%H%M%S}"
+
+
+def restored_volume_name(original: str) -> str:
+    """SPEC §3: default name of a volume restored as new."""
+    return f"{original}_restored"

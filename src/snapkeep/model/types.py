@@ -1,0 +1,117 @@
+"""Frozen dataclasses that cross layers; ORM rows never leave the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class SnapshotKind(StrEnum):
+    SYSTEM = "system"
+    TENANT = "tenant"
+    VM = "vm"
+    VOLUME = "volume"
+
+
+class SnapshotStatus(StrEnum):
+    CREATING = "creating"
+    READY = "ready"
+    HELD = "held"
+    FAILED = "failed"
+    DELETING = "deleting"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RestoreMode(StrEnum):
+    DATA = "data"
+    DATA_AND_SETTINGS = "data_and_settings"
+
+
+@dataclass(frozen=True)
+class Volume:
+    id: str
+    name: str
+    description: str
+    size_limit: int
+    owner_tenant_id: str | None
+    dataset: str
+    path: str
+    created_at: datetime
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Space:
+    exclusive_bytes: int
+    shared_bytes: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    kind: SnapshotKind
+    subject_type: str
+    subject_id: str
+    subject_name: str
+    owner_tenant_id: str | None
+    name: str
+    description: str
+    created_at: datetime
+    expires_at: datetime | None
+    origin: str
+    quiesce_requested: bool
+    quiesced: bool
+    quiesce_note: str | None
+    quiesce_window_ms: float | None
+    immutable: bool
+    unlocked_at: datetime | None
+    private: bool
+    status: SnapshotStatus
+    status_reason: str | None
+    exclusive_bytes: int | None
+    shared_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    status: JobStatus
+    progress: float
+    message: str
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of a browsed snapshot tree."""
+
+    name: str
+    type: str
+    size: int
+    mode: int
+    mtime: float
+    target: str | None = None

@@ -1,0 +1,104 @@
+"""Long operations run as jobs: a catalog row shows progress, result and error; a thread pool runs them.
+
+A job's function gets a ``progress(fraction, message)`` callback and returns its result as a dict. A
+:class:`SnapkeepError` becomes the job's error body; anything else is reported as an internal error. Jobs
+left ``queued``/``running`` by a crash are failed by the reconciler at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from snapkeep.catalog import repo
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.tables import JobRow
+from snapkeep.errors import SnapkeepError
+from snapkeep.model.types import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+JobFunction = Callable[[Progress], dict[str, Any]]
+
+
+class JobRunner:
+    def __init__(self, db: Database, clock: Callable[[], datetime], workers: int) -> None:
+        self._db = db
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapkeep-job")
+        self._done: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, kind: str, params: dict[str, Any], fn: JobFunction) -> Job:
+        job_id = str(uuid.uuid4())
+        with self._db.transaction() as s:
+            row = JobRow(
+                id=job_id,
+                kind=kind,
+                status=JobStatus.QUEUED,
+                progress=0.0,
+                message="queued",
+                params=params,
+                created_at=self._clock(),
+            )
+            s.add(row)
+            s.flush()
+            job = repo.job_from_row(row)
+        with self._lock:
+            self._done[job_id] = threading.Event()
+        self._pool.submit(self._run, job_id, fn)
+        return job
+
+    def _run(self, job_id: str, fn: JobFunction) -> None:
+        self._update(job_id, status=JobStatus.RUNNING, message="running")
+        try:
+            result = fn(lambda fraction, message: self._update(job_id, progress=fraction, message=message))
+        except SnapkeepError as exc:
+            self._finish(job_id, JobStatus.FAILED, error=exc.to_body()["error"], message=exc.message)
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            self._finish(
+                job_id, JobStatus.FAILED, error=SnapkeepError(str(exc)).to_body()["error"], message=str(exc)
+            )
+        else:
+            self._finish(job_id, JobStatus.SUCCEEDED, result=result, message="done")
+
+    def _update(self, job_id: str, **values: Any) -> None:
+        with self._db.transaction() as s:
+            row = repo.get_job_row(s, job_id)
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    def _finish(self, job_id: str, status: JobStatus, message: str, **values: Any) -> None:
+        progress = 1.0 if status is JobStatus.SUCCEEDED else None
+        extra = {"progress": progress} if progress is not None else {}
+        self._update(job_id, status=status, message=message, finished_at=self._clock(), **extra, **values)
+        with self._lock:
+            event = self._done.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+    def get(self, job_id: str) -> Job:
+        with self._db.transaction() as s:
+            return repo.job_from_row(repo.get_job_row(s, job_id))
+
+    def list(self, limit: int = 100) -> list[Job]:
+        with self._db.transaction() as s:
+            return [repo.job_from_row(row) for row in repo.list_job_rows(s, limit)]
+
+    def wait(self, job_id: str, timeout: float) -> Job:
+        """The job once finished, or as it is after ``timeout`` seconds."""
+        with self._lock:
+            event = self._done.get(job_id)
+        if event is not None:
+            event.wait(timeout)
+        return self.get(job_id)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

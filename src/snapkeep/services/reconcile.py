@@ -1,0 +1,77 @@
+"""Start-up reconciler: settles what a crash left half-done, before the service takes requests.
+
+- writers a quiesce left stopped are resumed (their intent files name them);
+- a snapshot still ``creating`` becomes ``ready`` if its manifest was sealed into the pool, else ``failed``;
+- a snapshot left ``deleting`` is deleted;
+- whatever is in the pool's staging area (half-built snapshots, half-done restores) is removed: a restore
+  swaps its new data in with one atomic exchange, so a volume is whole either way;
+- datasets no volume row names (a create that crashed in between) are removed;
+- jobs left ``queued``/``running`` are failed with the reason.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from snapkeep.catalog import repo
+from snapkeep.catalog.db import Database
+from snapkeep.model.types import JobStatus, SnapshotStatus
+from snapkeep.storage.pool import Pool
+from snapkeep.writers.pause import resume_recorded
+
+
+@dataclass
+class ReconcileReport:
+    resumed_processes: int = 0
+    snapshots_completed: list[str] = field(default_factory=list)
+    snapshots_failed: list[str] = field(default_factory=list)
+    snapshots_deleted: list[str] = field(default_factory=list)
+    staging_removed: list[str] = field(default_factory=list)
+    orphan_datasets_removed: list[str] = field(default_factory=list)
+    jobs_failed: list[str] = field(default_factory=list)
+
+
+def reconcile(db: Database, pool: Pool, run_dir: str, clock: Callable[[], datetime]) -> ReconcileReport:
+    report = ReconcileReport()
+    for intent in glob.glob(os.path.join(run_dir, "quiesce-*.json")):
+        report.resumed_processes += resume_recorded(intent)
+
+    with db.transaction() as s:
+        for row in repo.snapshot_rows_in_status(s, SnapshotStatus.CREATING):
+            if pool.has_snapshot(row.id):
+                row.status = SnapshotStatus.READY
+                row.quiesced = False
+                row.quiesce_note = "service restarted during capture; quiesce not confirmed"
+                report.snapshots_completed.append(row.id)
+            else:
+                row.status = SnapshotStatus.FAILED
+                row.status_reason = "interrupted: the service stopped while taking this snapshot"
+                report.snapshots_failed.append(row.id)
+        for row in repo.snapshot_rows_in_status(s, SnapshotStatus.DELETING):
+            pool.delete_snapshot(row.id)
+            s.delete(row)
+            report.snapshots_deleted.append(row.id)
+
+    for op in pool.list_staging():
+        pool.discard(op)
+        report.staging_removed.append(op)
+
+    with db.transaction() as s:
+        known = {row.dataset for row in repo.list_volume_rows(s)}
+    for dataset in pool.list_datasets():
+        if dataset.startswith("volume-") and dataset not in known:
+            pool.destroy_dataset(dataset)
+            report.orphan_datasets_removed.append(dataset)
+
+    with db.transaction() as s:
+        for job in repo.job_rows_in_status(s, JobStatus.QUEUED, JobStatus.RUNNING):
+            job.status = JobStatus.FAILED
+            job.message = "interrupted: the service stopped while this job ran"
+            job.error = {"code": "interrupted", "message": job.message, "retryable": True, "details": {}}
+            job.finished_at = clock()
+            report.jobs_failed.append(job.id)
+    return report

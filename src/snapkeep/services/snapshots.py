@@ -1,0 +1,265 @@
+"""Volume snapshots: take, list, show, delete, immutability locks, the expiry sweep and space accounting.
+
+Taking one is two-phase: the row is written ``creating`` first, the pool capture and manifest second,
+the row finalised ``ready`` last; the reconciler settles whatever a crash leaves in between.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from snapkeep.catalog import repo
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.tables import SnapshotRow, VolumeRow
+from snapkeep.engine.capture import QuiescePolicy, capture_trees
+from snapkeep.errors import NameClash, NotFound, QuiesceFailed, SnapkeepError, SnapshotLocked
+from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
+from snapkeep.model.names import check_name
+from snapkeep.model.types import Snapshot, SnapshotKind, SnapshotStatus
+from snapkeep.services.audit import Audit
+from snapkeep.storage.pool import Pool
+
+
+@dataclass(frozen=True)
+class TakeRequest:
+    volume: str
+    name: str
+    description: str = ""
+    expires_at: datetime | None = None
+    quiesce: bool = False
+    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
+    immutable: bool = False
+    origin: str = "manual"
+
+
+def volume_config(row: VolumeRow) -> dict[str, object]:
+    """The settings of a volume as a snapshot keeps them (restored by "data and settings")."""
+    return {"description": row.description, "size_limit": row.size_limit, "settings": dict(row.settings)}
+
+
+class Snapshots:
+    def __init__(
+        self,
+        db: Database,
+        pool: Pool,
+        audit: Audit,
+        clock: Callable[[], datetime],
+        *,
+        cooloff: timedelta,
+        quiesce_timeout: float,
+        run_dir: str,
+    ) -> None:
+        self._db = db
+        self._pool = pool
+        self._audit = audit
+        self._clock = clock
+        self._cooloff = cooloff
+        self._quiesce_timeout = quiesce_timeout
+        self._run_dir = run_dir
+
+    # --- reading -----------------------------------------------------------------------------------
+    def get(self, snap_id: str) -> Snapshot:
+        with self._db.transaction() as s:
+            return repo.snapshot_from_row(repo.get_snapshot_row(s, snap_id))
+
+    def listing(self, volume: str | None = None) -> list[Snapshot]:
+        with self._db.transaction() as s:
+            subject_id = repo.resolve_volume_row(s, volume).id if volume is not None else None
+            rows = repo.list_snapshot_rows(s, "volume" if volume else None, subject_id)
+            return [repo.snapshot_from_row(row) for row in rows]
+
+    def find(self, volume: str, name: str) -> Snapshot:
+        """A snapshot by its name together with its subject."""
+        with self._db.transaction() as s:
+            vol = repo.resolve_volume_row(s, volume)
+            row = repo.find_snapshot_row(s, "volume", vol.id, name)
+            if row is None:
+                raise NotFound(f"volume {vol.name!r} has no snapshot named {name!r}", name=name)
+            return repo.snapshot_from_row(row)
+
+    def manifest(self, snap_id: str) -> Manifest:
+        return Manifest.from_bytes(self._pool.read_manifest(snap_id))
+
+    # --- taking ------------------------------------------------------------------------------------
+    def take(self, req: TakeRequest, actor: str = "system") -> Snapshot:
+        check_name(req.name, "snapshot name")
+        snap_id = str(uuid.uuid4())
+        with self._db.transaction() as s:
+            vol = repo.resolve_volume_row(s, req.volume)
+            if repo.find_snapshot_row(s, "volume", vol.id, req.name) is not None:
+                raise NameClash(
+                    f"volume {vol.name!r} already has a snapshot named {req.name!r}", name=req.name
+                )
+            row = SnapshotRow(
+                id=snap_id,
+                kind=SnapshotKind.VOLUME,
+                subject_type="volume",
+                subject_id=vol.id,
+                subject_name=vol.name,
+                owner_tenant_id=vol.owner_tenant_id,
+                name=req.name,
+                description=req.description,
+                created_at=self._clock(),
+                expires_at=req.expires_at,
+                origin=req.origin,
+                quiesce_requested=req.quiesce,
+                quiesced=False,
+                immutable=req.immutable,
+                private=False,
+                status=SnapshotStatus.CREATING,
+            )
+            s.add(row)
+            s.flush()
+            dataset, config, volume_name = vol.dataset, volume_config(vol), vol.name
+            volume_id, owner, created_at = vol.id, vol.owner_tenant_id, repo.as_utc(row.created_at)
+        try:
+            report = capture_trees(
+                self._pool,
+                snap_id,
+                [dataset],
+                quiesce=req.quiesce,
+                policy=req.quiesce_policy,
+                timeout=self._quiesce_timeout,
+                intent_dir=self._run_dir,
+            )
+            manifest = Manifest(
+                format_version=MANIFEST_VERSION,
+                snapshot=ManifestSnapshot(
+                    id=snap_id,
+                    kind="volume",
+                    name=req.name,
+                    description=req.description,
+                    subject_type="volume",
+                    subject_id=volume_id,
+                    created_at=created_at,
+                    expires_at=req.expires_at,
+                    origin=req.origin,
+                    quiesced=report.quiesced,
+                    quiesce_note=report.note,
+                    immutable=req.immutable,
+                    private=False,
+                ),
+                objects=[
+                    ManifestObject(
+                        type="volume",
+                        id=volume_id,
+                        name=volume_name,
+                        owner_tenant_id=owner,
+                        config=config,
+                        datasets=[dataset],
+                    )
+                ],
+            )
+            self._pool.seal(snap_id, manifest.to_bytes())
+        except QuiesceFailed:
+            self._pool.discard(snap_id)
+            with self._db.transaction() as s:
+                s.delete(repo.get_snapshot_row(s, snap_id))
+            raise
+        except SnapkeepError as exc:
+            self._pool.discard(snap_id)
+            self._mark_failed(snap_id, exc.message)
+            raise
+        except BaseException as exc:
+            self._pool.discard(snap_id)
+            self._mark_failed(snap_id, f"interrupted: {exc!r}")
+            raise
+        with self._db.transaction() as s:
+            row = repo.get_snapshot_row(s, snap_id)
+            row.status = SnapshotStatus.READY
+            row.quiesced = report.quiesced
+            row.quiesce_note = report.note
+            row.quiesce_window_ms = report.window_ms
+            self._audit.done(s, actor, "snapshot.take", f"volume:{volume_name}/{req.name}", snap_id)
+            return repo.snapshot_from_row(row)
+
+    def _mark_failed(self, snap_id: str, reason: str) -> None:
+        with self._db.transaction() as s:
+            row = repo.get_snapshot_row(s, snap_id)
+            row.status = SnapshotStatus.FAILED
+            row.status_reason = reason
+
+    def measure_space(self, snap_id: str) -> Snapshot:
+        """Fill in exclusive/shared bytes (a walk over the snapshot's files: run it as a job)."""
+        space = self._pool.space(snap_id)
+        with self._db.transaction() as s:
+            row = repo.get_snapshot_row(s, snap_id)
+            row.exclusive_bytes = space.exclusive_bytes
+            row.shared_bytes = space.shared_bytes
+            return repo.snapshot_from_row(row)
+
+    # --- locks and deletion ------------------------------------------------------------------------
+    def deletable_at(self, snap: Snapshot) -> datetime | None:
+        """When ``snap`` may be deleted: now if not immutable; else the earlier of its expiry and the end of
+        the cooling-off that started when it was unlocked; ``None`` = not while it stays locked."""
+        if not snap.immutable:
+            return snap.created_at
+        candidates = [
+            t for t in (snap.expires_at, snap.unlocked_at and snap.unlocked_at + self._cooloff) if t
+        ]
+        return min(candidates) if candidates else None
+
+    def check_deletable(self, snap: Snapshot, actor: str) -> None:
+        """Raise :class:`SnapshotLocked` (and audit the refusal) if ``snap`` is still locked."""
+        when = self.deletable_at(snap)
+        if when is not None and when <= self._clock():
+            return
+        why = f"snapshot {snap.name!r} is immutable and locked" + (
+            f" until {when.isoformat()}" if when else "; unlock it first (a cooling-off period follows)"
+        )
+        self._audit.refused(
+            actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}", why
+        )
+        raise SnapshotLocked(why, snapshot=snap.id, deletable_at=when.isoformat() if when else None)
+
+    def unlock(self, snap_id: str, actor: str = "system") -> Snapshot:
+        """Start the cooling-off period of an immutable snapshot (idempotent)."""
+        with self._db.transaction() as s:
+            row = repo.get_snapshot_row(s, snap_id)
+            if row.immutable and row.unlocked_at is None:
+                row.unlocked_at = self._clock()
+                self._audit.done(
+                    s, actor, "snapshot.unlock", f"{row.subject_type}:{row.subject_name}/{row.name}"
+                )
+            return repo.snapshot_from_row(row)
+
+    def delete(self, snap_id: str, actor: str = "system") -> None:
+        snap = self.get(snap_id)
+        self.check_deletable(snap, actor)
+        self._remove(snap, actor)
+
+    def _remove(self, snap: Snapshot, actor: str) -> None:
+        with self._db.transaction() as s:
+            repo.get_snapshot_row(s, snap.id).status = SnapshotStatus.DELETING
+        self._pool.delete_snapshot(snap.id)
+        self._pool.discard(snap.id)
+        with self._db.transaction() as s:
+            s.delete(repo.get_snapshot_row(s, snap.id))
+            self._audit.done(
+                s, actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
+            )
+
+    def delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
+        """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked."""
+        with self._db.transaction() as s:
+            snaps = [repo.snapshot_from_row(r) for r in repo.list_snapshot_rows(s, subject_type, subject_id)]
+        for snap in snaps:
+            self.check_deletable(snap, actor)
+        for snap in snaps:
+            self._remove(snap, actor)
+        return len(snaps)
+
+    def sweep_expired(self, actor: str = "expiry-sweep") -> list[str]:
+        """Delete every snapshot whose expiry has passed (an immutable lock ends at expiry too)."""
+        now = self._clock()
+        with self._db.transaction() as s:
+            rows = repo.snapshot_rows_in_status(s, SnapshotStatus.READY, SnapshotStatus.HELD)
+            due = [
+                repo.snapshot_from_row(r) for r in rows if r.expires_at and repo.as_utc(r.expires_at) <= now
+            ]
+        for snap in due:
+            self._remove(snap, actor)
+        return [snap.id for snap in due]

@@ -1,0 +1,143 @@
+"""NAS volumes: create, look up, update and delete (deleting also deletes the volume's snapshots)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from snapkeep.catalog import repo
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.tables import VolumeRow
+from snapkeep.errors import NameClash
+from snapkeep.model.names import check_name
+from snapkeep.model.types import Volume
+from snapkeep.services.audit import Audit
+from snapkeep.services.snapshots import Snapshots
+from snapkeep.storage.pool import Pool
+
+
+class Volumes:
+    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._pool = pool
+        self._audit = audit
+        self._clock = clock
+
+    def to_volume(self, row: VolumeRow) -> Volume:
+        return repo.volume_from_row(row, self._pool.dataset_path(row.dataset))
+
+    def check_free_name(self, s: Session, name: str, owner_tenant_id: str | None) -> None:
+        check_name(name, "volume name")
+        if repo.find_volume_row(s, name, owner_tenant_id) is not None:
+            raise NameClash(f"a volume named {name!r} already exists", name=name)
+
+    def create(
+        self,
+        name: str,
+        size_limit: int,
+        description: str = "",
+        actor: str = "system",
+        settings: dict[str, Any] | None = None,
+    ) -> Volume:
+        """A new, empty volume."""
+        return self._create(name, size_limit, description, settings or {}, actor, self._pool.create_dataset)
+
+    def create_from_snapshot(
+        self,
+        name: str,
+        snap_id: str,
+        source_dataset: str,
+        *,
+        size_limit: int,
+        description: str,
+        settings: dict[str, Any],
+        actor: str,
+    ) -> Volume:
+        """A new volume whose data is a writable clone of ``source_dataset`` in snapshot ``snap_id``."""
+
+        def clone(dataset: str) -> None:
+            self._pool.clone_dataset(snap_id, source_dataset, dataset)
+
+        return self._create(name, size_limit, description, settings, actor, clone)
+
+    def _create(
+        self,
+        name: str,
+        size_limit: int,
+        description: str,
+        settings: dict[str, Any],
+        actor: str,
+        make_data: Callable[[str], object],
+    ) -> Volume:
+        """Data first, then the row; a crash between leaves an orphan dataset the reconciler removes."""
+        with self._db.transaction() as s:
+            self.check_free_name(s, name, None)
+        volume_id = str(uuid.uuid4())
+        dataset = f"volume-{volume_id}"
+        make_data(dataset)
+        try:
+            with self._db.transaction() as s:
+                self.check_free_name(s, name, None)
+                row = VolumeRow(
+                    id=volume_id,
+                    name=name,
+                    description=description,
+                    size_limit=size_limit,
+                    owner_tenant_id=None,
+                    dataset=dataset,
+                    settings=settings,
+                    created_at=self._clock(),
+                )
+                s.add(row)
+                s.flush()
+                self._audit.done(s, actor, "volume.create", f"volume:{name}")
+                return self.to_volume(row)
+        except BaseException:
+            self._pool.destroy_dataset(dataset)
+            raise
+
+    def delete(self, ref: str, snapshots: Snapshots, actor: str = "system") -> None:
+        """Delete the volume with its own snapshots; refused, changing nothing, while one is locked."""
+        volume = self.get(ref)
+        snapshots.delete_all_of("volume", volume.id, actor)
+        with self._db.transaction() as s:
+            s.delete(repo.get_volume_row(s, volume.id))
+            self._audit.done(s, actor, "volume.delete", f"volume:{volume.name}")
+        self._pool.destroy_dataset(volume.dataset)
+
+    def get(self, ref: str) -> Volume:
+        with self._db.transaction() as s:
+            return self.to_volume(repo.resolve_volume_row(s, ref))
+
+    def list(self) -> list[Volume]:
+        with self._db.transaction() as s:
+            return [self.to_volume(row) for row in repo.list_volume_rows(s)]
+
+    def update(
+        self,
+        ref: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        size_limit: int | None = None,
+        settings: dict[str, Any] | None = None,
+        actor: str = "system",
+    ) -> Volume:
+        with self._db.transaction() as s:
+            row = repo.resolve_volume_row(s, ref)
+            if name is not None and name != row.name:
+                self.check_free_name(s, name, row.owner_tenant_id)
+                row.name = name
+            if description is not None:
+                row.description = description
+            if size_limit is not None:
+                row.size_limit = size_limit
+            if settings is not None:
+                row.settings = {**row.settings, **settings}
+            s.flush()
+            self._audit.done(s, actor, "volume.update", f"volume:{row.name}")
+            return self.to_volume(row)

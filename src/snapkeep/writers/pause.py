@@ -1,0 +1,164 @@
+"""Find, stop and resume the writers of a directory tree (see the package docstring for why)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from snapkeep.errors import QuiesceFailed
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
+_MAX_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process by id and start time, so that a recycled pid is never signalled by mistake."""
+
+    pid: int
+    start_time: int
+
+
+def _stat_fields(pid: int, task: int | None = None) -> list[str]:
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    with open(path) as f:
+        text = f.read()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def identify(pid: int) -> Process | None:
+    try:
+        return Process(pid, int(_stat_fields(pid)[19]))
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+
+
+def _alive(proc: Process) -> bool:
+    return identify(proc.pid) == proc
+
+
+def _is_kernel_thread(pid: int) -> bool:
+    try:
+        flags = int(_stat_fields(pid)[6])
+    except (OSError, ValueError):
+        return False
+    return bool(flags & 0x00200000)  # PF_KTHREAD
+
+
+def writers_of(trees: Sequence[str]) -> set[int]:
+    """Ids of processes holding a file under one of ``trees`` open for writing (snapkeep excluded)."""
+    prefixes = tuple(os.path.realpath(tree).rstrip("/") + "/" for tree in trees)
+    me = os.getpid()
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if not (target + "/").startswith(prefixes):
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    flags = next(int(line.split()[1], 8) for line in info if line.startswith("flags:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+            if flags & _WRITE_FLAGS:
+                found.add(pid)
+                break
+    return found
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return all(_stat_fields(pid, int(t))[0] in ("T", "t") for t in tasks)
+    except (FileNotFoundError, ProcessLookupError):
+        return True  # it exited: it writes no more
+
+
+def _stopped_already(pid: int) -> bool:
+    try:
+        return _stat_fields(pid)[0] in ("T", "t")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> list[Process]:
+    """Stop every writer of ``trees`` and return them; they are recorded in ``intent_file`` first.
+
+    Rescans until no unstopped writer is left, so a process that opened a file during the first scan
+    is caught too. Raises :class:`QuiesceFailed` (after resuming whatever it stopped) when a writer
+    cannot be stopped within ``timeout`` seconds.
+    """
+    paused: list[Process] = []
+    deadline = time.monotonic() + timeout
+    try:
+        for _round in range(_MAX_ROUNDS):
+            fresh = [
+                pid
+                for pid in writers_of(trees)
+                if pid not in {p.pid for p in paused} and not _stopped_already(pid)
+            ]
+            if not fresh:
+                return paused
+            for pid in fresh:
+                if _is_kernel_thread(pid):
+                    raise QuiesceFailed(
+                        f"process {pid} writing to the volume is a kernel thread and cannot pause"
+                    )
+                proc = identify(pid)
+                if proc is None:
+                    continue
+                paused.append(proc)
+                _record(intent_file, paused)
+                os.kill(pid, signal.SIGSTOP)
+            for proc in paused:
+                while not _all_threads_stopped(proc.pid):
+                    if time.monotonic() > deadline:
+                        raise QuiesceFailed(f"process {proc.pid} did not pause within {timeout:g} s")
+                    time.sleep(0.0005)
+        raise QuiesceFailed(f"writers of the volume kept appearing after {_MAX_ROUNDS} rounds")
+    except BaseException:
+        resume(paused)
+        raise
+
+
+def resume(processes: list[Process]) -> None:
+    """SIGCONT each process that is still the one that was stopped; never raises for a gone one."""
+    for proc in processes:
+        if _alive(proc):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)
+
+
+def _record(intent_file: str, paused: list[Process]) -> None:
+    tmp = intent_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump([[p.pid, p.start_time] for p in paused], f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, intent_file)
+
+
+def resume_recorded(intent_file: str) -> int:
+    """Resume what a crashed snapkeep left stopped (read from its intent file); returns how many."""
+    try:
+        with open(intent_file) as f:
+            paused = [Process(pid, start) for pid, start in json.load(f)]
+    except FileNotFoundError:
+        return 0
+    except ValueError:
+        paused = []
+    resume(paused)
+    os.unlink(intent_file)
+    return len(paused)

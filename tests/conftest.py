@@ -1,0 +1,188 @@
+"""Shared fixtures: real btrfs and XFS filesystems on loop devices, pools on them, services, a server.
+
+Missing capabilities (not root, no mkfs) skip locally and fail in CI (SNAPKEEP_REQUIRE_ALL=1).
+Every fixture that mounts unmounts in teardown, and ``mount -o loop`` detaches the device with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from snapkeep.config import Settings
+from snapkeep.services.container import Services
+from snapkeep.storage import loopfs
+from snapkeep.storage.pool import Pool
+
+DRIVERS = ["btrfs", "xfs"]
+_counter = itertools.count()
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip when a capability is missing, except in CI where a skip would hide a broken install."""
+    if condition:
+        return
+    if os.environ.get("SNAPKEEP_REQUIRE_ALL") == "1":
+        pytest.fail(f"required capability missing in CI: {why}")
+    pytest.skip(why)
+
+
+def make_traversable_tmp(prefix: str) -> str:
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(path, 0o755)
+    return path
+
+
+@dataclass
+class Mounted:
+    fstype: str
+    image: str
+    mountpoint: str
+
+    def new_dir(self, prefix: str) -> str:
+        path = os.path.join(self.mountpoint, f"{prefix}-{next(_counter)}")
+        os.makedirs(path, mode=0o755)
+        return path
+
+
+def mount_fs(fstype: str, size: str) -> Mounted:
+    require(os.geteuid() == 0, "loop mounts need root")
+    require(shutil.which("mkfs.btrfs" if fstype == "btrfs" else "mkfs.xfs") is not None, f"mkfs for {fstype}")
+    workdir = make_traversable_tmp(f"snapkeep-{fstype}-")
+    image = os.path.join(workdir, "fs.img")
+    mountpoint = os.path.join(workdir, "mnt")
+    loopfs.make_filesystem(image, size, fstype)
+    loopfs.mount_loop(image, mountpoint)
+    return Mounted(fstype, image, mountpoint)
+
+
+def unmount_fs(mounted: Mounted) -> None:
+    for attempt in range(20):
+        try:
+            loopfs.unmount(mounted.mountpoint)
+            break
+        except Exception:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+    shutil.rmtree(os.path.dirname(mounted.image), ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=DRIVERS)
+def fs(request: pytest.FixtureRequest) -> Iterator[Mounted]:
+    """A 20 GiB (sparse) filesystem of each kind, shared by the whole session."""
+    mounted = mount_fs(request.param, "20G")
+    yield mounted
+    unmount_fs(mounted)
+
+
+@pytest.fixture
+def small_fs(request: pytest.FixtureRequest) -> Iterator[Mounted]:
+    """A small filesystem of the kind the test is parametrised with, to fill up on purpose."""
+    fstype = getattr(request, "param", "btrfs")
+    mounted = mount_fs(fstype, "320M")
+    yield mounted
+    unmount_fs(mounted)
+
+
+@pytest.fixture
+def pool(fs: Mounted) -> Pool:
+    return Pool.open(fs.new_dir("pool"))
+
+
+def build_services(data_dir: str, pool: Pool) -> Services:
+    settings = Settings(data_dir=data_dir, pool_dir=pool.root, sweep_interval=3600)
+    return Services.build(settings, pool)
+
+
+@pytest.fixture
+def services(pool: Pool, tmp_path: Path) -> Iterator[Services]:
+    svc = build_services(str(tmp_path / "data"), pool)
+    yield svc
+    svc.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A real ``snapkeep serve`` process on a loopback port."""
+
+    url: str
+    token: str
+    data_dir: str
+    pool_dir: str
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+
+    def cli_env(self) -> dict[str, str]:
+        return {**os.environ, "SNAPKEEP_URL": self.url, "SNAPKEEP_TOKEN": self.token}
+
+
+def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Server:
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "SNAPKEEP_DATA_DIR": data_dir,
+        "SNAPKEEP_POOL_DIR": pool_dir,
+        "SNAPKEEP_LISTEN": f"127.0.0.1:{port}",
+    }
+    log = open(os.path.join(data_dir, "serve.log"), "ab")  # noqa: SIM115 (kept open for the child)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snapkeep.cli.main", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"snapkeep serve exited: {Path(data_dir, 'serve.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("snapkeep serve did not answer within 30 s")
+    token = Path(data_dir, "admin.token").read_text().strip()
+    return Server(url, token, data_dir, pool_dir, process, env)
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(fs: Mounted) -> Iterator[Server]:
+    """One running service per driver, shared by the HTTP and CLI tests."""
+    data_dir = make_traversable_tmp("snapkeep-data-")
+    srv = start_server(data_dir, fs.new_dir("served-pool"))
+    yield srv
+    stop_server(srv)
+    shutil.rmtree(data_dir, ignore_errors=True)
