@@ -45,7 +45,10 @@ def tree_signature(root: str) -> dict[str, tuple[object, ...]]:
             rel = os.path.relpath(path, root)
             st = os.lstat(path)
             xattrs = tuple(
-                sorted((k, os.getxattr(path, k, follow_symlinks=False)) for k in os.listxattr(path, follow_symlinks=False))
+                sorted(
+                    (k, os.getxattr(path, k, follow_symlinks=False))
+                    for k in os.listxattr(path, follow_symlinks=False)
+                )
             )
             content: object = None
             if stat.S_ISREG(st.st_mode):
@@ -56,6 +59,14 @@ def tree_signature(root: str) -> dict[str, tuple[object, ...]]:
                 content = os.readlink(path)
             link_of = inode_names.setdefault(st.st_ino, rel) if st.st_nlink > 1 else None
             mtime = st.st_mtime_ns if not stat.S_ISLNK(st.st_mode) else None
-            signature[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, mtime,
-                              xattrs, content, link_of)
+            signature[rel] = (
+                stat.S_IFMT(st.st_mode),
+                stat.S_IMODE(st.st_mode),
+                st.st_uid,
+                st.st_gid,
+                mtime,
+                xattrs,
+                content,
+                link_of,
+            )
     return signature

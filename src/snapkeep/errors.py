@@ -56,81 +56,113 @@ class SnapkeepError(Exception):
 
 
 class InvalidInput(SnapkeepError):
+    """The request is malformed or breaks a rule; nothing was changed."""
+
     code = "invalid_input"
     http_status = 422
     exit_code = 2
 
 
 class InvalidName(InvalidInput):
+    """A name contains `/`, `..`, NUL or control characters, or is empty or too long."""
+
     code = "invalid_name"
 
 
 class InvalidPath(InvalidInput):
+    """A file path is absolute, climbs out with `..`, or passes through a symlink."""
+
     code = "invalid_path"
 
 
 class InvalidExpiry(InvalidInput):
+    """An expiry or duration that cannot be read, or that is not in the future."""
+
     code = "invalid_expiry"
 
 
 class NotFound(SnapkeepError):
+    """No object with that id or name (in the caller's scope)."""
+
     code = "not_found"
     http_status = 404
     exit_code = 3
 
 
 class Conflict(SnapkeepError):
+    """The request clashes with the current state."""
+
     code = "conflict"
     http_status = 409
     exit_code = 4
 
 
 class NameClash(Conflict):
+    """The name is already taken by an object of the same kind and owner."""
+
     code = "name_clash"
 
 
 class SnapshotLocked(Conflict):
+    """The snapshot is immutable and still locked; the refusal is audited."""
+
     code = "snapshot_locked"
 
 
 class SnapshotNotReady(Conflict):
+    """The snapshot is being created, failed, or is being deleted."""
+
     code = "snapshot_not_ready"
 
 
 class Unauthorized(SnapkeepError):
+    """No token, or an unknown one."""
+
     code = "unauthorized"
     http_status = 401
     exit_code = 5
 
 
 class Forbidden(SnapkeepError):
+    """The token's role or scope does not allow this."""
+
     code = "forbidden"
     http_status = 403
     exit_code = 5
 
 
 class PoolError(SnapkeepError):
+    """The storage pool failed an operation; nothing half-made is left."""
+
     code = "pool_error"
 
 
 class UnsupportedFilesystem(PoolError):
+    """The pool is on a filesystem without snapshots or reflinks."""
+
     code = "unsupported_filesystem"
     exit_code = 6
 
 
 class PoolFull(PoolError):
+    """The pool ran out of space; the operation was undone."""
+
     code = "pool_full"
     http_status = 507
     exit_code = 7
 
 
 class QuiesceFailed(SnapkeepError):
+    """Writers could not be paused in time and the policy was `require`."""
+
     code = "quiesce_failed"
     http_status = 409
     exit_code = 8
 
 
 class ServiceUnavailable(SnapkeepError):
+    """The service or its catalog cannot be reached; try again."""
+
     code = "service_unavailable"
     http_status = 503
     exit_code = 9
@@ -156,3 +188,24 @@ def error_class_for_code(code: str) -> type[SnapkeepError]:
         if cls.code == code:
             return cls
     return SnapkeepError
+
+
+def catalogue_markdown() -> str:
+    """The error catalogue in docs/errors.md, generated from the classes (a test keeps them equal)."""
+    lines = [
+        "# Error catalogue",
+        "",
+        "Generated from `snapkeep.errors` by `python -m snapkeep.errors`; a test fails when it drifts.",
+        "Every refused request answers with `{\"error\": {\"code\", \"message\", \"retryable\", \"details\"}}`.",
+        "",
+        "| code | HTTP status | CLI exit code | retryable | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for cls in all_error_classes():
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        lines.append(f"| `{cls.code}` | {cls.http_status} | {cls.exit_code} | {cls.retryable} | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(catalogue_markdown(), end="")

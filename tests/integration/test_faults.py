@@ -1,0 +1,137 @@
+"""Faults: a full pool during snapshot and restore, and the service killed with SIGKILL mid-operation."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from snapkeep.errors import PoolFull
+from snapkeep.model.types import SnapshotStatus
+from snapkeep.services.snapshots import TakeRequest
+from snapkeep.storage.pool import Pool
+from tests.conftest import Mounted, build_services, make_traversable_tmp, start_server, stop_server
+from tests.treeutil import tree_signature
+
+
+def fill_up(directory: str) -> None:
+    """Write until the filesystem refuses: first big files (data), then empty files (metadata)."""
+    os.makedirs(directory, exist_ok=True)
+    block = os.urandom(1 << 20)
+    for size_name, chunk in (("big", block), ("small", block[:4096]), ("empty", b"")):
+        for i in range(1_000_000):
+            try:
+                with open(os.path.join(directory, f"{size_name}-{i}"), "wb") as f:
+                    for _ in range(64 if chunk is block else 1):
+                        f.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break
+    os.sync()
+
+
+@pytest.mark.parametrize("small_fs", ["btrfs", "xfs"], indirect=True)
+def test_full_pool_during_snapshot_and_restore(small_fs: Mounted, tmp_path: object) -> None:
+    pool = Pool.open(small_fs.new_dir("pool"))
+    services = build_services(make_traversable_tmp("snapkeep-full-"), pool)
+    try:
+        vol = services.volumes.create("full", 1 << 30)
+        for i in range(200):
+            with open(os.path.join(vol.path, f"f{i}"), "w") as f:
+                f.write(f"file {i}\n")
+        good = services.snapshots.take(TakeRequest(volume=vol.id, name="before-full"))
+        with open(os.path.join(vol.path, "f0"), "w") as f:
+            f.write("changed\n")
+        fill_up(os.path.join(vol.path, "filler"))
+
+        with pytest.raises(PoolFull):
+            for i in range(50):  # btrfs keeps metadata reserves: a few snapshots may still fit
+                services.snapshots.take(TakeRequest(volume=vol.id, name=f"while-full-{i}"))
+        failed = [s for s in services.snapshots.listing(vol.id) if s.status is SnapshotStatus.FAILED]
+        assert len(failed) == 1 and "full" in (failed[0].status_reason or "")
+        assert pool.list_staging() == []
+        assert failed[0].id not in pool.list_snapshots()
+
+        for _ in range(50):
+            state = tree_signature(vol.path)
+            try:
+                services.restores.over_source(good.id, pre_restore=False)
+            except PoolFull:
+                assert tree_signature(vol.path) == state, "a failed restore changed the volume"
+                break
+            with open(os.path.join(vol.path, "f0")) as f:
+                assert f.read() == "file 0\n"
+            fill_up(os.path.join(vol.path, "filler-again"))
+        else:
+            pytest.fail("the restore never ran out of space")
+        assert pool.list_staging() == []
+    finally:
+        services.close()
+
+
+def many_files(root: str, count: int) -> None:
+    for d in range(count // 1000):
+        os.makedirs(os.path.join(root, f"d{d}"))
+        for i in range(1000):
+            with open(os.path.join(root, f"d{d}", f"f{i}"), "w") as f:
+                f.write(f"{d}/{i}\n")
+
+
+def test_sigkill_during_snapshot_and_restore_then_restart(fs: Mounted) -> None:
+    """Kill the service while it captures 20,000 files (XFS clones them one by one), and again while it
+    restores them; after each restart nothing is orphaned and the volume is whole (old or new, never half)."""
+    data_dir = make_traversable_tmp("snapkeep-kill-")
+    pool_dir = fs.new_dir("kill-pool")
+    server = start_server(data_dir, pool_dir)
+    try:
+        with server.client() as api:
+            vol = api.post("/api/v1/volumes", json={"name": "busy", "size_limit": "1G"}).json()
+            many_files(vol["path"], 20_000)
+            original = tree_signature(vol["path"])
+            job = api.post("/api/v1/snapshots", json={"volume": "busy", "name": "killed"}).json()
+            time.sleep(0.3)
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+        server = start_server(data_dir, pool_dir)
+        with server.client() as api:
+            assert api.get(f"/api/v1/jobs/{job['id']}").json()["status"] in ("failed", "succeeded")
+            snaps = api.get("/api/v1/snapshots", params={"volume": "busy"}).json()
+            assert len(snaps) == 1 and snaps[0]["status"] in ("ready", "failed")
+            pool = Pool.open(pool_dir)
+            assert pool.list_staging() == []
+            if snaps[0]["status"] == "ready":
+                assert (
+                    tree_signature(pool.snapshot_data_path(snaps[0]["id"], f"volume-{vol['id']}")) == original
+                )
+            else:
+                assert snaps[0]["id"] not in pool.list_snapshots()
+                done = api.post(
+                    "/api/v1/snapshots", params={"wait": 60}, json={"volume": "busy", "name": "complete"}
+                ).json()
+                assert done["status"] == "succeeded", done
+                snaps = api.get("/api/v1/snapshots", params={"volume": "busy", "name": "complete"}).json()
+            good_id = snaps[0]["id"]
+
+            with open(os.path.join(vol["path"], "d0", "f0"), "w") as f:
+                f.write("changed after the snapshot\n")
+            changed = tree_signature(vol["path"])
+            api.post(f"/api/v1/snapshots/{good_id}/restore", json={"pre_restore": False})
+            time.sleep(0.3)
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+        server = start_server(data_dir, pool_dir)
+        with server.client() as api:
+            assert api.get("/api/v1/health").status_code == 200
+        assert Pool.open(pool_dir).list_staging() == []
+        assert tree_signature(vol["path"]) in (original, changed)
+        assert os.listdir(Pool.open(pool_dir).root + "/datasets") == [f"volume-{vol['id']}"]
+    finally:
+        stop_server(server)
+        shutil.rmtree(data_dir, ignore_errors=True)

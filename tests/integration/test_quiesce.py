@@ -1,0 +1,140 @@
+"""Quiesced volume snapshots with a real writer process: no torn record, the writer blocked only
+inside the recorded window, and resumed afterwards (also by the reconciler after a crash)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from snapkeep.services.container import Services
+from snapkeep.services.snapshots import TakeRequest
+from snapkeep.writers.pause import pause_writers
+from tests.writer import torn_records
+
+
+def is_stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+def completions(log: Path) -> list[int]:
+    return [int(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def writer(services: Services, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    vol = services.volumes.create(f"written-{tmp_path.name}", 1 << 30)
+    target = os.path.join(vol.path, "records.bin")
+    log = tmp_path / "writes.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.writer", target, str(log)])
+    while not log.exists() or len(completions(log)) < 50:
+        time.sleep(0.01)
+    yield vol.id, log, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_quiesced_snapshot_holds_no_torn_record_and_blocks_only_in_window(
+    services: Services, writer: tuple[str, Path, subprocess.Popen[bytes]]
+) -> None:
+    volume_id, log, proc = writer
+    before = time.monotonic_ns()
+    snap = services.snapshots.take(TakeRequest(volume=volume_id, name="quiet", quiesce=True))
+    after = time.monotonic_ns()
+    time.sleep(0.2)
+    assert snap.quiesced and snap.quiesce_window_ms is not None and snap.quiesce_note is None
+
+    snapshot_file = os.path.join(
+        services.pool.snapshot_data_path(snap.id, f"volume-{volume_id}"), "records.bin"
+    )
+    assert os.path.getsize(snapshot_file) > 0
+    assert torn_records(snapshot_file) == []
+
+    times = completions(log)
+    gaps = [(b - a, a, b) for a, b in zip(times, times[1:], strict=False) if a < after and b > before]
+    longest, start, end = max(gaps)
+    window_ns = snap.quiesce_window_ms * 1e6
+    assert longest <= window_ns + 50e6, "the writer was blocked longer than the recorded window"
+    assert longest >= 0.3 * window_ns, "the writer was not blocked during the window"
+    assert before <= end and start <= after
+    assert times[-1] > after, "the writer did not resume"
+    assert not is_stopped(proc.pid)
+
+
+def test_crash_consistent_snapshot_without_quiesce_leaves_writer_alone(
+    services: Services, writer: tuple[str, Path, subprocess.Popen[bytes]]
+) -> None:
+    volume_id, _log, proc = writer
+    snap = services.snapshots.take(TakeRequest(volume=volume_id, name="crash"))
+    assert not snap.quiesced and snap.quiesce_window_ms is None
+    assert not is_stopped(proc.pid)
+
+
+def test_reconciler_resumes_writers_a_crash_left_stopped(
+    services: Services, writer: tuple[str, Path, subprocess.Popen[bytes]]
+) -> None:
+    volume_id, _log, proc = writer
+    volume = services.volumes.get(volume_id)
+    intent = os.path.join(services.settings.run_dir, "quiesce-crashed.json")
+    paused = pause_writers([volume.path], timeout=5, intent_file=intent)
+    assert [p.pid for p in paused] == [proc.pid] and is_stopped(proc.pid)
+    report = services.reconcile()
+    assert report.resumed_processes == 1
+    time.sleep(0.05)
+    assert not is_stopped(proc.pid)
+    assert not os.path.exists(intent)
+
+
+@pytest.fixture
+def unpausable_writer(services: Services, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A writer of the volume stuck in uninterruptible sleep (writing to another, frozen filesystem), so
+    SIGSTOP cannot take effect: the real way a pause times out."""
+    from tests.conftest import mount_fs, unmount_fs
+
+    other = mount_fs("btrfs", "200M")
+    vol = services.volumes.create(f"stuck-{tmp_path.name}", 1 << 30)
+    code = (
+        "import os, sys, time\n"
+        "held = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+        "time.sleep(0.3)\n"
+        "open(sys.argv[2], 'w').write('blocked here while frozen')\n"
+        "time.sleep(60)\n"
+    )
+    subprocess.run(["fsfreeze", "-f", other.mountpoint], check=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, os.path.join(vol.path, "held"), os.path.join(other.mountpoint, "x")]
+    )
+    try:
+        time.sleep(1.0)
+        yield vol.id, proc
+    finally:
+        subprocess.run(["fsfreeze", "-u", other.mountpoint], check=True)
+        proc.kill()
+        proc.wait()
+        unmount_fs(other)
+
+
+def test_writer_that_cannot_pause_require_fails_fallback_records_why(
+    services: Services, unpausable_writer: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    from snapkeep.engine.capture import QuiescePolicy
+    from snapkeep.errors import QuiesceFailed
+
+    volume_id, proc = unpausable_writer
+    services.snapshots._quiesce_timeout = 0.5
+    with pytest.raises(QuiesceFailed, match="did not pause"):
+        services.snapshots.take(
+            TakeRequest(volume=volume_id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
+        )
+    assert services.snapshots.listing(volume_id) == []
+    assert services.pool.list_staging() == []
+
+    snap = services.snapshots.take(TakeRequest(volume=volume_id, name="may", quiesce=True))
+    assert not snap.quiesced and snap.quiesce_note and "did not pause" in snap.quiesce_note
+    assert not is_stopped(proc.pid)
