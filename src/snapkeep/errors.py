@@ -196,7 +196,8 @@ def catalogue_markdown() -> str:
         "# Error catalogue",
         "",
         "Generated from `snapkeep.errors` by `python -m snapkeep.errors`; a test fails when it drifts.",
-        "Every refused request answers with `{\"error\": {\"code\", \"message\", \"retryable\", \"details\"}}`.",
+        "Every refused request answers with "
+        "`{\"error\": {\"code\", \"message\", \"retryable\", \"details\"}}`.",
         "",
         "| code | HTTP status | CLI exit code | retryable | meaning |",
         "| --- | --- | --- | --- | --- |",

@@ -3,6 +3,7 @@ inside the recorded window, and resumed afterwards (also by the reconciler after
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_quiesced_snapshot_holds_no_torn_record_and_blocks_only_in_window(
     assert torn_records(snapshot_file) == []
 
     times = completions(log)
-    gaps = [(b - a, a, b) for a, b in zip(times, times[1:], strict=False) if a < after and b > before]
+    gaps = [(b - a, a, b) for a, b in itertools.pairwise(times) if a < after and b > before]
     longest, start, end = max(gaps)
     window_ns = snap.quiesce_window_ms * 1e6
     assert longest <= window_ns + 50e6, "the writer was blocked longer than the recorded window"

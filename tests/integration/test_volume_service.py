@@ -119,10 +119,14 @@ def test_immutable_snapshot_refuses_deletion_until_cooled_off(services: Services
 def test_expiry_sweep_deletes_only_expired(services: Services) -> None:
     vol = services.volumes.create("sweep", 1 << 30)
     now = services.clock()
-    soon = services.snapshots.take(TakeRequest(volume=vol.id, name="soon", expires_at=now + timedelta(hours=1)))
+    soon = services.snapshots.take(
+        TakeRequest(volume=vol.id, name="soon", expires_at=now + timedelta(hours=1))
+    )
     keep = services.snapshots.take(TakeRequest(volume=vol.id, name="keep"))
     locked = services.snapshots.take(
-        TakeRequest(volume=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True)
+        TakeRequest(
+            volume=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True
+        )
     )
     services.snapshots._clock = lambda: now + timedelta(minutes=90)
     assert services.snapshots.sweep_expired() == [soon.id]
@@ -145,6 +149,7 @@ def test_delete_volume_deletes_its_snapshots(services: Services) -> None:
 def test_browse_and_extract_files(services: Services) -> None:
     vol = services.volumes.create("files", 1 << 30)
     make_rich_tree(vol.path)
+
     # extracting "dir" alone splits its hard link with big.bin outside it: compare all but link identity
     def signature(root: str) -> dict[str, tuple[object, ...]]:
         return {rel: entry[:-1] for rel, entry in tree_signature(root).items()}
@@ -166,10 +171,17 @@ def test_browse_and_extract_files(services: Services) -> None:
 
 @pytest.mark.parametrize(
     ("path", "to_path"),
-    [("../etc/passwd", None), ("/etc/passwd", None), ("link-out", "x/../../y"), ("dir/a.txt", "/tmp/escape"),
-     ("link-in/../big.bin", None)],
+    [
+        ("../etc/passwd", None),
+        ("/etc/passwd", None),
+        ("link-out", "x/../../y"),
+        ("dir/a.txt", "/tmp/escape"),
+        ("link-in/../big.bin", None),
+    ],
 )
-def test_file_restore_paths_that_escape_are_refused(services: Services, path: str, to_path: str | None) -> None:
+def test_file_restore_paths_that_escape_are_refused(
+    services: Services, path: str, to_path: str | None
+) -> None:
     vol = services.volumes.create(f"escape-{abs(hash((path, to_path)))}", 1 << 30)
     make_rich_tree(vol.path)
     snap = services.snapshots.take(TakeRequest(volume=vol.id, name="s"))
