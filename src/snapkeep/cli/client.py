@@ -1,0 +1,126 @@
+"""The CLI's one HTTP client: finds the service, sends requests, and turns refusals back into errors.
+
+The service is found from ``SNAPKEEP_URL`` and ``SNAPKEEP_TOKEN``; without them, the local defaults
+(``http://127.0.0.1:8470``) and the admin token file the service wrote into its data directory. Every
+refusal comes back as the :class:`~snapkeep.errors.SnapkeepError` subclass the service raised, so the CLI's
+``main()`` shows the same code and exit code the service chose; an unreachable service becomes
+:class:`~snapkeep.errors.ServiceUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from snapkeep.cli.settings import ClientSettings, load
+from snapkeep.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+    SnapkeepError,
+    Unauthorized,
+    error_class_for_code,
+)
+
+JsonObject = dict[str, Any]
+API_PREFIX = "/api/v1"
+JOB_POLL_SECONDS = 1.0  # the server holds each poll up to this long, so a finished job is seen at once
+FINISHED = frozenset({"succeeded", "failed"})
+
+# Answers without snapkeep's error body (e.g. a path the router does not know) still map to a class.
+_CLASS_BY_STATUS: dict[int, type[SnapkeepError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidInput,
+    503: ServiceUnavailable,
+}
+
+
+def error_from_body(error: Mapping[str, Any]) -> SnapkeepError:
+    """Rebuild the service's error from the ``error`` member of a refusal or of a failed job."""
+    exc = error_class_for_code(str(error.get("code", "")))(str(error.get("message", "unknown error")))
+    exc.details = dict(error.get("details") or {})
+    return exc
+
+
+def _error_from_response(response: httpx.Response) -> SnapkeepError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return error_from_body(body["error"])
+    cls = _CLASS_BY_STATUS.get(response.status_code, SnapkeepError)
+    request = response.request
+    return cls(
+        f"the service answered {response.status_code} {response.reason_phrase} "
+        f"to {request.method} {request.url.raw_path.decode()}"
+    )
+
+
+def _segment(part: str) -> str:
+    """One URL path segment: quoted so an id or name can never reach another route (``/``, ``..``)."""
+    if not part:
+        raise InvalidInput("an empty name or id was given")
+    return quote(part, safe="").replace(".", "%2E") if part in (".", "..") else quote(part, safe="")
+
+
+class ApiClient:
+    """Thin wrapper over :class:`httpx.Client`: paths are given as segments under ``/api/v1``."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+
+    def request(
+        self, method: str, *parts: str, params: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        """Send one request and return its JSON; a refusal raises the service's error."""
+        path = "/".join([API_PREFIX, *(_segment(p) for p in parts)])
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, params=query, json=body)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(
+                f"cannot reach the snapkeep service at {self.url} ({str(exc) or type(exc).__name__}); "
+                "is `snapkeep serve` running? SNAPKEEP_URL says where it listens"
+            ) from exc
+        if not response.is_success:
+            raise _error_from_response(response)
+        return response.json()
+
+    def get(self, *parts: str, **params: Any) -> Any:
+        return self.request("GET", *parts, params=params)
+
+    def post(self, *parts: str, body: Any = None) -> Any:
+        return self.request("POST", *parts, body=body)
+
+    def patch(self, *parts: str, body: Any) -> Any:
+        return self.request("PATCH", *parts, body=body)
+
+    def delete(self, *parts: str) -> Any:
+        return self.request("DELETE", *parts)
+
+    def wait_job(self, job_id: str, on_update: Callable[[JsonObject], None]) -> JsonObject:
+        """Long-poll a job until it finishes, reporting each state seen; the job's own outcome is returned,
+        not raised, so the caller can still print a failed job."""
+        while True:
+            job: JsonObject = self.get("jobs", job_id, wait=JOB_POLL_SECONDS)
+            on_update(job)
+            if job["status"] in FINISHED:
+                return job
+
+
+def connect() -> ApiClient:
+    """The client every command uses, configured from the environment (see the module docstring)."""
+    settings = load(ClientSettings)
+    return ApiClient(settings.url, settings.api_token())

@@ -1,0 +1,32 @@
+"""``snapkeep``: the command line. ``main()`` is the one place errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import typer
+
+from snapkeep.cli import job_cmd, serve_cmd, snapshot_cmd, volume_cmd
+from snapkeep.errors import SnapkeepError
+
+app = typer.Typer(
+    name="snapkeep",
+    help="Instant snapshots and restores for KVM/libvirt hosts (a client of the snapkeep service).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold the API token
+)
+app.command("serve")(serve_cmd.serve)
+app.add_typer(volume_cmd.app, name="volume")
+app.add_typer(snapshot_cmd.app, name="snapshot")
+app.add_typer(job_cmd.app, name="job")
+
+
+def main() -> None:
+    """Run the CLI; a refusal prints ``error: <message> (<code>)`` on stderr and exits with its code."""
+    try:
+        app()
+    except SnapkeepError as exc:
+        typer.echo(f"error: {exc.message} ({exc.code})", err=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

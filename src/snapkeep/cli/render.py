@@ -1,0 +1,117 @@
+"""How the CLI shows things: rich tables for people, the API's own JSON for scripts, a job progress bar.
+
+Machine output (``--json``, a job id with ``--no-wait``) goes to stdout unadorned; the progress bar goes to
+stderr, so a script capturing stdout never sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from snapkeep.model.units import format_size
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the API's JSON (and nothing else) on stdout.")
+]
+
+# Like docker or kubectl, rows are never wrapped or cut to fit a screen (the terminal folds long lines):
+# ids stay whole for copying into the next command, and piped output stays one row per line.
+_out = Console(highlight=False, width=100_000)
+_err = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def say(text: str) -> None:
+    """One plain line for people (never parsed as rich markup: names may hold brackets)."""
+    typer.echo(text)
+
+
+def note(text: str) -> None:
+    """A remark for the person at the terminal, on stderr so it never mixes with output."""
+    typer.echo(text, err=True)
+
+
+def local_time(value: str | float | None, missing: str = "-") -> str:
+    """An API timestamp (ISO 8601 in UTC, or seconds since the epoch) in the terminal's local time zone."""
+    if value is None:
+        return missing
+    when = datetime.fromtimestamp(value) if isinstance(value, float) else datetime.fromisoformat(value)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def size(value: int | None) -> str:
+    return format_size(value)
+
+
+def file_mode(kind: str, mode: int) -> str:
+    """``drwxr-xr-x`` from a browsed entry's type and permission bits."""
+    type_bits = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK}.get(kind, 0)
+    return stat.filemode(type_bits | mode)
+
+
+def compact(data: Any) -> str:
+    """A small JSON value on one line, for a cell of a table."""
+    return json.dumps(data, sort_keys=True)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    grid = Table(*columns, header_style="bold", box=None, pad_edge=False)
+    for row in rows:
+        grid.add_row(*row)
+    _out.print(grid)
+
+
+def details(pairs: Iterable[tuple[str, str]]) -> None:
+    """One object as ``field  value`` lines, for the ``show`` commands."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in pairs:
+        grid.add_row(key, value)
+    _out.print(grid)
+
+
+@contextmanager
+def job_progress(job: dict[str, Any]) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A progress bar on stderr for one job; yields the callback that moves it to a newer job state.
+
+    Transient, and silent when stderr is not a terminal, so logs and captured output stay clean.
+    """
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[message]}", markup=False),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+        disable=not _err.is_terminal,
+    )
+    task = progress.add_task(job["kind"], total=1.0, completed=job["progress"], message=job["message"])
+
+    def update(current: dict[str, Any]) -> None:
+        progress.update(task, completed=current["progress"], message=current["message"])
+
+    with progress:
+        yield update
