@@ -2,7 +2,7 @@
 
 Every error a user can see is a :class:`SnapkeepError` subclass whose class carries its stable
 machine-readable ``code``, HTTP status, CLI exit code and whether retrying may help. They are mapped to
-responses in exactly two places: the FastAPI exception handler (``api/errors.py``) and the CLI's ``main()``.
+responses in exactly two places: the FastAPI exception handlers (``api/app.py``) and the CLI's ``main()``.
 Adapters translate foreign exceptions (``OSError``, ``CalledProcessError``, ``IntegrityError``) into these
 with ``raise ... from exc``; nothing above an adapter catches a foreign exception.
 
@@ -22,6 +22,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── UnsupportedFilesystem      unsupported_filesystem
     │   └── PoolFull                   pool_full (507)
     ├── QuiesceFailed                  quiesce_failed (409)
+    ├── Interrupted                    interrupted (500, retryable)
     └── ServiceUnavailable             service_unavailable (503, retryable)
 """
 
@@ -160,6 +161,13 @@ class QuiesceFailed(SnapkeepError):
     exit_code = 8
 
 
+class Interrupted(SnapkeepError):
+    """The service stopped while the job ran; the reconciler settled what it left. Try again."""
+
+    code = "interrupted"
+    retryable = True
+
+
 class ServiceUnavailable(SnapkeepError):
     """The service or its catalog cannot be reached; try again."""
 
@@ -196,8 +204,7 @@ def catalogue_markdown() -> str:
         "# Error catalogue",
         "",
         "Generated from `snapkeep.errors` by `python -m snapkeep.errors`; a test fails when it drifts.",
-        "Every refused request answers with "
-        "`{\"error\": {\"code\", \"message\", \"retryable\", \"details\"}}`.",
+        'Every refused request answers with `{"error": {"code", "message", "retryable", "details"}}`.',
         "",
         "| code | HTTP status | CLI exit code | retryable | meaning |",
         "| --- | --- | --- | --- | --- |",

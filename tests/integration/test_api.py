@@ -142,3 +142,22 @@ def test_clash_immutable_and_path_escape_are_refused(api: httpx.Client) -> None:
         assert browse.status_code == 422, path
     unlocked = api.post(f"/api/v1/snapshots/{snap['id']}/unlock").json()
     assert unlocked["unlocked_at"] and unlocked["deletable_at"]
+
+
+def test_list_show_delete_and_sweep_over_http(api: httpx.Client) -> None:
+    name = unique("misc")
+    api.post("/api/v1/volumes", json={"name": name, "size_limit": 1 << 30})
+    assert name in [v["name"] for v in api.get("/api/v1/volumes").json()]
+    taken = done(api.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": name, "name": "a"}))
+    snap = taken["snapshot"]
+    by_name = api.get("/api/v1/snapshots", params={"volume": name, "name": "a"}).json()
+    assert [s["id"] for s in by_name] == [snap["id"]]
+    assert api.get(f"/api/v1/snapshots/{snap['id']}").json()["name"] == "a"
+
+    job = api.delete(f"/api/v1/snapshots/{snap['id']}").json()
+    finished = api.get(f"/api/v1/jobs/{job['id']}", params={"wait": 30}).json()
+    assert finished["status"] == "succeeded"
+    assert api.get(f"/api/v1/snapshots/{snap['id']}").status_code == 404
+    missing = api.get("/api/v1/snapshots", params={"volume": name, "name": "a"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert done(api.post("/api/v1/snapshots/sweep", params={"wait": 30})) == {"deleted": []}

@@ -124,8 +124,8 @@ def unpausable_writer(services: Services, tmp_path: Path) -> Iterator[tuple[str,
 def test_writer_that_cannot_pause_require_fails_fallback_records_why(
     services: Services, unpausable_writer: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
-    from snapkeep.engine.capture import QuiescePolicy
     from snapkeep.errors import QuiesceFailed
+    from snapkeep.model.types import QuiescePolicy
 
     volume_id, proc = unpausable_writer
     services.snapshots._quiesce_timeout = 0.5

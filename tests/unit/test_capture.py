@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from snapkeep.engine import capture as capture_module
-from snapkeep.engine.capture import QuiescePolicy, capture_trees
+from snapkeep.engine.capture import capture_trees
 from snapkeep.errors import PoolFull, QuiesceFailed
+from snapkeep.model.types import QuiescePolicy
 from snapkeep.writers.pause import Process
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from snapkeep.engine.capture import QuiescePolicy
-from snapkeep.model.types import AuditEntry, FileEntry, Job, RestoreMode, Snapshot, Volume
+from snapkeep.model.types import AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
 
 
 class VolumeCreate(BaseModel):

@@ -14,7 +14,7 @@ from snapkeep.api.schemas import (
     SnapshotCreate,
     SnapshotPublic,
 )
-from snapkeep.errors import NameClash
+from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_name
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import Snapshot
@@ -34,7 +34,9 @@ def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
 def list_snapshots(
     svc: Svc, _who: Viewer, volume: str | None = None, name: str | None = None
 ) -> list[SnapshotPublic]:
-    if volume is not None and name is not None:
+    if name is not None:
+        if volume is None:
+            raise InvalidInput("a snapshot name is unique per subject: give the volume too", name=name)
         return [public(svc, svc.snapshots.find(volume, name))]
     return [public(svc, s) for s in svc.snapshots.listing(volume)]
 
@@ -109,8 +111,7 @@ def restore_snapshot(
 ) -> JobPublic:
     snap = svc.snapshots.get(snap_id)
     if body.as_new:
-        if body.name is not None:
-            check_name(body.name, "volume name")
+        svc.restores.check_new_name(snap_id, body.name)
 
         def run(_progress: Progress) -> dict[str, object]:
             volume = svc.restores.as_new(snap_id, body.name, who.name)

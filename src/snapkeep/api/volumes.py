@@ -8,6 +8,7 @@ from snapkeep.api.deps import Operator, Svc, Viewer
 from snapkeep.api.jobs import MAX_WAIT, start_job
 from snapkeep.api.schemas import JobPublic, VolumeCreate, VolumePublic, VolumeUpdate
 from snapkeep.model.units import parse_size
+from snapkeep.services.jobs import Progress
 
 router = APIRouter(prefix="/api/v1/volumes", tags=["volumes"])
 
@@ -50,7 +51,7 @@ def delete_volume(
     for snap in svc.snapshots.listing(volume.id):
         svc.snapshots.check_deletable(snap, who.name)
 
-    def run(progress: object) -> dict[str, object]:
+    def run(_progress: Progress) -> dict[str, object]:
         svc.volumes.delete(volume.id, svc.snapshots, actor=who.name)
         return {"volume_id": volume.id}
 

@@ -38,7 +38,7 @@ _err = Console(stderr=True, highlight=False)
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+    typer.echo(json.dumps(data, indent=2))
 
 
 def say(text: str) -> None:
@@ -60,6 +60,7 @@ def local_time(value: str | float | None, missing: str = "-") -> str:
 
 
 def size(value: int | None) -> str:
+    """Bytes as people read them (binary units); ``-`` while not measured yet."""
     return format_size(value)
 
 

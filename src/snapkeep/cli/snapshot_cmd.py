@@ -6,7 +6,6 @@ subject only).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -16,7 +15,7 @@ from snapkeep.cli.client import ApiClient, JsonObject, connect
 from snapkeep.cli.job_cmd import NoWaitOption, follow
 from snapkeep.cli.render import JsonOption
 from snapkeep.errors import InvalidInput
-from snapkeep.model.types import RestoreMode
+from snapkeep.model.types import QuiescePolicy, RestoreMode
 
 app = typer.Typer(help="Point-in-time snapshots of volumes, and restores from them.", no_args_is_help=True)
 
@@ -25,13 +24,6 @@ VolumeOption = Annotated[
     str | None,
     typer.Option("--volume", metavar="NAME|ID", help="Read REF as a snapshot name of this volume."),
 ]
-
-
-class QuiescePolicy(StrEnum):
-    """The API's quiesce policies (the engine's enum, not imported: the CLI stays a light API client)."""
-
-    REQUIRE = "require"
-    FALLBACK = "fallback"
 
 
 def _snapshot(api: ApiClient, ref: str, volume: str | None) -> JsonObject:

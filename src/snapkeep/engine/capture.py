@@ -11,17 +11,12 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from snapkeep.errors import QuiesceFailed
+from snapkeep.model.types import QuiescePolicy
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import Process, pause_writers, resume
-
-
-class QuiescePolicy(StrEnum):
-    REQUIRE = "require"  # fail the snapshot when quiescing fails; nothing is recorded
-    FALLBACK = "fallback"  # take it crash-consistent, marked quiesced=false with the reason
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,13 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
+class QuiescePolicy(StrEnum):
+    """What to do when a quiesce cannot happen (writers or the guest agent do not answer in time)."""
+
+    REQUIRE = "require"  # fail the snapshot; nothing is recorded
+    FALLBACK = "fallback"  # take it crash-consistent, marked quiesced=false with the reason
+
+
 class RestoreMode(StrEnum):
     DATA = "data"
     DATA_AND_SETTINGS = "data_and_settings"

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
+from snapkeep.errors import Interrupted
 from snapkeep.model.types import JobStatus, SnapshotStatus
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import resume_recorded
@@ -71,7 +72,7 @@ def reconcile(db: Database, pool: Pool, run_dir: str, clock: Callable[[], dateti
         for job in repo.job_rows_in_status(s, JobStatus.QUEUED, JobStatus.RUNNING):
             job.status = JobStatus.FAILED
             job.message = "interrupted: the service stopped while this job ran"
-            job.error = {"code": "interrupted", "message": job.message, "retryable": True, "details": {}}
+            job.error = Interrupted(job.message).to_body()["error"]
             job.finished_at = clock()
             report.jobs_failed.append(job.id)
     return report

@@ -101,13 +101,19 @@ class Restores:
             actor,
         )
 
-    def as_new(self, snap_id: str, name: str | None = None, actor: str = "system") -> Volume:
-        """A new volume with the snapshot's data and settings (``<original>_restored`` by default)."""
-        self._restorable(snap_id)
+    def check_new_name(self, snap_id: str, name: str | None) -> str:
+        """The name a restore as new would use, refused (before any work) if invalid or taken."""
         source = self._snapshots.manifest(snap_id).objects[0]
         new_name = name or restored_volume_name(source.name)
         with self._db.transaction() as s:
             self._volumes.check_free_name(s, new_name, source.owner_tenant_id)
+        return new_name
+
+    def as_new(self, snap_id: str, name: str | None = None, actor: str = "system") -> Volume:
+        """A new volume with the snapshot's data and settings (``<original>_restored`` by default)."""
+        self._restorable(snap_id)
+        source = self._snapshots.manifest(snap_id).objects[0]
+        new_name = self.check_new_name(snap_id, name)
         size_limit = int(source.config["size_limit"])
         if size_limit <= 0:
             raise InvalidInput("snapshot holds an invalid size limit")

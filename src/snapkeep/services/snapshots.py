@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import SnapshotRow, VolumeRow
-from snapkeep.engine.capture import QuiescePolicy, capture_trees
+from snapkeep.engine.capture import capture_trees
 from snapkeep.errors import NameClash, NotFound, QuiesceFailed, SnapkeepError, SnapshotLocked
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
 from snapkeep.model.names import check_name
-from snapkeep.model.types import Snapshot, SnapshotKind, SnapshotStatus
+from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotKind, SnapshotStatus
 from snapkeep.services.audit import Audit
 from snapkeep.storage.pool import Pool
 

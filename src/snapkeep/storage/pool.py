@@ -149,7 +149,10 @@ class Pool:
         return os.path.isfile(os.path.join(self.snapshot_dir(snap_id), MANIFEST))
 
     def read_manifest(self, snap_id: str) -> bytes:
-        with open(os.path.join(self.snapshot_dir(snap_id), MANIFEST), "rb") as f:
+        with (
+            translated(f"reading the manifest of snapshot {snap_id}"),
+            open(os.path.join(self.snapshot_dir(snap_id), MANIFEST), "rb") as f,
+        ):
             return f.read()
 
     def list_snapshots(self) -> list[str]:
