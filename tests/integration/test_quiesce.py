@@ -46,7 +46,7 @@ def test_quiesced_snapshot_holds_no_torn_record_and_blocks_only_in_window(
 ) -> None:
     volume_id, log, proc = writer
     before = time.monotonic_ns()
-    snap = services.snapshots.take(TakeRequest(volume=volume_id, name="quiet", quiesce=True))
+    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="quiet", quiesce=True))
     after = time.monotonic_ns()
     time.sleep(0.2)
     assert snap.quiesced and snap.quiesce_window_ms is not None and snap.quiesce_note is None
@@ -72,7 +72,7 @@ def test_crash_consistent_snapshot_without_quiesce_leaves_writer_alone(
     services: Services, writer: tuple[str, Path, subprocess.Popen[bytes]]
 ) -> None:
     volume_id, _log, proc = writer
-    snap = services.snapshots.take(TakeRequest(volume=volume_id, name="crash"))
+    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="crash"))
     assert not snap.quiesced and snap.quiesce_window_ms is None
     assert not is_stopped(proc.pid)
 
@@ -128,14 +128,14 @@ def test_writer_that_cannot_pause_require_fails_fallback_records_why(
     from snapkeep.model.types import QuiescePolicy
 
     volume_id, proc = unpausable_writer
-    services.snapshots._quiesce_timeout = 0.5
+    services.snapshots.kind("volume")._timeout = 0.5  # type: ignore[attr-defined]
     with pytest.raises(QuiesceFailed, match="did not pause"):
         services.snapshots.take(
-            TakeRequest(volume=volume_id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
+            TakeRequest(ref=volume_id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
         )
     assert services.snapshots.listing(volume_id) == []
     assert services.pool.list_staging() == []
 
-    snap = services.snapshots.take(TakeRequest(volume=volume_id, name="may", quiesce=True))
+    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="may", quiesce=True))
     assert not snap.quiesced and snap.quiesce_note and "did not pause" in snap.quiesce_note
     assert not is_stopped(proc.pid)

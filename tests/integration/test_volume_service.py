@@ -29,7 +29,7 @@ def test_take_restore_over_source_undo_and_as_new(services: Services) -> None:
     vol = services.volumes.create("docs", 1 << 30, "team documents")
     make_rich_tree(vol.path)
     expected = tree_signature(vol.path)
-    snap = services.snapshots.take(TakeRequest(volume="docs", name="before-upgrade"))
+    snap = services.snapshots.take(TakeRequest(ref="docs", name="before-upgrade"))
     assert snap.status is SnapshotStatus.READY and not snap.quiesced
     manifest = services.snapshots.manifest(snap.id)
     assert manifest.objects[0].name == "docs" and manifest.snapshot.name == "before-upgrade"
@@ -55,7 +55,7 @@ def test_take_restore_over_source_undo_and_as_new(services: Services) -> None:
 
 def test_restore_data_and_settings(services: Services) -> None:
     vol = services.volumes.create("settings-vol", 1 << 30, "old description")
-    snap = services.snapshots.take(TakeRequest(volume=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
     services.volumes.update(vol.id, description="new description", size_limit=2 << 30)
     services.restores.over_source(snap.id, RestoreMode.DATA, pre_restore=False)
     assert services.volumes.get(vol.id).description == "new description"
@@ -68,7 +68,7 @@ def test_restore_data_and_settings(services: Services) -> None:
 def test_bad_snapshot_names_are_refused_and_change_nothing(services: Services, bad: str) -> None:
     vol = services.volumes.create(f"names-{abs(hash(bad))}", 1 << 30)
     with pytest.raises(InvalidName):
-        services.snapshots.take(TakeRequest(volume=vol.id, name=bad))
+        services.snapshots.take(TakeRequest(ref=vol.id, name=bad))
     with pytest.raises(InvalidName):
         services.volumes.create(bad, 1 << 30)
     assert services.snapshots.listing(vol.id) == []
@@ -77,9 +77,9 @@ def test_bad_snapshot_names_are_refused_and_change_nothing(services: Services, b
 
 def test_clashing_names_are_refused(services: Services) -> None:
     vol = services.volumes.create("clash", 1 << 30)
-    first = services.snapshots.take(TakeRequest(volume=vol.id, name="daily"))
+    first = services.snapshots.take(TakeRequest(ref=vol.id, name="daily"))
     with pytest.raises(NameClash):
-        services.snapshots.take(TakeRequest(volume=vol.id, name="daily"))
+        services.snapshots.take(TakeRequest(ref=vol.id, name="daily"))
     with pytest.raises(NameClash):
         services.volumes.create("clash", 1 << 30)
     assert [s.id for s in services.snapshots.listing(vol.id)] == [first.id]
@@ -96,7 +96,7 @@ def test_expiry_in_the_past_is_refused() -> None:
 
 def test_immutable_snapshot_refuses_deletion_until_cooled_off(services: Services) -> None:
     vol = services.volumes.create("locked", 1 << 30)
-    snap = services.snapshots.take(TakeRequest(volume=vol.id, name="audit", immutable=True))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="audit", immutable=True))
     with pytest.raises(SnapshotLocked):
         services.snapshots.delete(snap.id, actor="mallory")
     with pytest.raises(SnapshotLocked):
@@ -119,13 +119,11 @@ def test_immutable_snapshot_refuses_deletion_until_cooled_off(services: Services
 def test_expiry_sweep_deletes_only_expired(services: Services) -> None:
     vol = services.volumes.create("sweep", 1 << 30)
     now = services.clock()
-    soon = services.snapshots.take(
-        TakeRequest(volume=vol.id, name="soon", expires_at=now + timedelta(hours=1))
-    )
-    keep = services.snapshots.take(TakeRequest(volume=vol.id, name="keep"))
+    soon = services.snapshots.take(TakeRequest(ref=vol.id, name="soon", expires_at=now + timedelta(hours=1)))
+    keep = services.snapshots.take(TakeRequest(ref=vol.id, name="keep"))
     locked = services.snapshots.take(
         TakeRequest(
-            volume=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True
+            ref=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True
         )
     )
     services.snapshots._clock = lambda: now + timedelta(minutes=90)
@@ -138,7 +136,7 @@ def test_expiry_sweep_deletes_only_expired(services: Services) -> None:
 
 def test_delete_volume_deletes_its_snapshots(services: Services) -> None:
     vol = services.volumes.create("gone", 1 << 30)
-    snap = services.snapshots.take(TakeRequest(volume=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
     services.volumes.delete(vol.id, services.snapshots)
     assert snap.id not in services.pool.list_snapshots()
     assert vol.dataset not in services.pool.list_datasets()
@@ -155,7 +153,7 @@ def test_browse_and_extract_files(services: Services) -> None:
         return {rel: entry[:-1] for rel, entry in tree_signature(root).items()}
 
     expected = signature(os.path.join(vol.path, "dir"))
-    snap = services.snapshots.take(TakeRequest(volume=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
     names = {e.name: e for e in services.files.browse(snap.id)}
     assert names["dir"].type == "dir" and names["link-out"].type == "symlink"
     assert [e.name for e in services.files.browse(snap.id, "dir/a.txt")] == ["a.txt"]
@@ -184,7 +182,7 @@ def test_file_restore_paths_that_escape_are_refused(
 ) -> None:
     vol = services.volumes.create(f"escape-{abs(hash((path, to_path)))}", 1 << 30)
     make_rich_tree(vol.path)
-    snap = services.snapshots.take(TakeRequest(volume=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
     before = tree_signature(vol.path)
     with pytest.raises(InvalidPath):
         services.files.extract(snap.id, path, to_path=to_path)
@@ -194,7 +192,7 @@ def test_file_restore_paths_that_escape_are_refused(
 def test_symlinked_directories_are_not_followed(services: Services) -> None:
     vol = services.volumes.create("symlinks", 1 << 30)
     os.symlink("/etc", os.path.join(vol.path, "etc-link"))
-    snap = services.snapshots.take(TakeRequest(volume=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
     with pytest.raises(InvalidPath, match="symlink"):
         services.files.browse(snap.id, "etc-link/passwd")
     with pytest.raises(InvalidPath, match="symlink"):

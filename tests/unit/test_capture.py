@@ -6,30 +6,44 @@ The same behaviours run for real in tests/integration/test_quiesce.py; these pin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
 from snapkeep.engine import capture as capture_module
-from snapkeep.engine.capture import capture_trees
+from snapkeep.engine.capture import capture
 from snapkeep.errors import PoolFull, QuiesceFailed
 from snapkeep.model.types import QuiescePolicy
-from snapkeep.writers.pause import Process
 
 
 class FakePool:
-    def __init__(self, root: str, fail_capture: bool = False) -> None:
-        self.root = root
-        self.fail_capture = fail_capture
-        self.events: list[str] = []
+    root = "/nowhere"
 
-    def dataset_path(self, dataset: str) -> str:
-        return f"{self.root}/{dataset}"
+    def __init__(self, events: list[str], fail: bool = False) -> None:
+        self.events = events
+        self.fail = fail
 
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         self.events.append("capture")
-        if self.fail_capture:
+        if self.fail:
             raise PoolFull("capturing: the pool is full")
+
+
+class FakeHold:
+    def __init__(
+        self, events: list[str], label: str, quiesce: bool, fail: bool = False, release_fails: bool = False
+    ):
+        self.events, self.label, self.quiesce = events, label, quiesce
+        self.fail, self.release_fails = fail, release_fails
+
+    def acquire(self) -> None:
+        self.events.append(f"acquire {self.label}")
+        if self.fail:
+            raise QuiesceFailed(f"{self.label} did not happen within 10 s")
+
+    def release(self) -> None:
+        self.events.append(f"release {self.label}")
+        if self.release_fails:
+            raise RuntimeError("release broke")
 
 
 @pytest.fixture
@@ -39,74 +53,53 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return log
 
 
-def fake_pause(log: list[str], fail: bool) -> object:
-    def pause(trees: Sequence[str], timeout: float, intent_file: str) -> list[Process]:
-        log.append("pause")
-        if fail:
-            raise QuiesceFailed("process 42 did not pause within 10 s")
-        Path(intent_file).write_text("[[42, 1]]")
-        return [Process(42, 1)]
-
-    return pause
+def run(events: list[str], holds: list[FakeHold], policy: QuiescePolicy, fail: bool = False) -> object:
+    return capture(FakePool(events, fail), "snap", ["ds"], holds, policy)  # type: ignore[arg-type]
 
 
-def run(pool: FakePool, tmp_path: Path, policy: QuiescePolicy) -> capture_module.CaptureReport:
-    return capture_trees(
-        pool,
-        "snap",
-        ["ds"],
-        quiesce=True,
-        policy=policy,
-        timeout=10,
-        intent_dir=str(tmp_path),  # type: ignore[arg-type]
-    )
+def test_order_is_flush_freeze_pause_capture_then_release_in_reverse(events: list[str]) -> None:
+    holds = [FakeHold(events, "quiesce", True), FakeHold(events, "paused", False)]
+    report = run(events, holds, QuiescePolicy.REQUIRE)
+    assert events == [
+        "syncfs",
+        "acquire quiesce",
+        "acquire paused",
+        "capture",
+        "release paused",
+        "release quiesce",
+    ]
+    assert report.quiesced and set(report.windows_ms) == {"quiesce", "paused"}  # type: ignore[attr-defined]
 
 
-def test_order_is_flush_pause_capture_resume(
-    events: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pool = FakePool(str(tmp_path))
-    pool.events = events
-    monkeypatch.setattr(capture_module, "pause_writers", fake_pause(events, fail=False))
-    monkeypatch.setattr(capture_module, "resume", lambda procs: events.append(f"resume {len(procs)}"))
-    report = run(pool, tmp_path, QuiescePolicy.REQUIRE)
-    assert events == ["syncfs", "pause", "capture", "resume 1"]
-    assert report.quiesced and report.window_ms is not None
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_capture_failure_still_resumes_and_reraises(
-    events: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pool = FakePool(str(tmp_path), fail_capture=True)
-    pool.events = events
-    monkeypatch.setattr(capture_module, "pause_writers", fake_pause(events, fail=False))
-    monkeypatch.setattr(capture_module, "resume", lambda procs: events.append(f"resume {len(procs)}"))
+def test_capture_failure_still_releases_everything_and_reraises(events: list[str]) -> None:
+    holds = [FakeHold(events, "quiesce", True), FakeHold(events, "paused", False)]
     with pytest.raises(PoolFull):
-        run(pool, tmp_path, QuiescePolicy.FALLBACK)
-    assert events == ["syncfs", "pause", "capture", "resume 1"]
-    assert list(tmp_path.iterdir()) == [], "the intent file must go once writers are resumed"
+        run(events, holds, QuiescePolicy.FALLBACK, fail=True)
+    assert events[-2:] == ["release paused", "release quiesce"]
 
 
-def test_require_fails_without_capturing(
-    events: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pool = FakePool(str(tmp_path))
-    pool.events = events
-    monkeypatch.setattr(capture_module, "pause_writers", fake_pause(events, fail=True))
-    monkeypatch.setattr(capture_module, "resume", lambda procs: events.append(f"resume {len(procs)}"))
+def test_a_release_that_fails_does_not_skip_the_others(events: list[str]) -> None:
+    holds = [FakeHold(events, "quiesce", True), FakeHold(events, "paused", False, release_fails=True)]
+    run(events, holds, QuiescePolicy.REQUIRE)
+    assert events[-2:] == ["release paused", "release quiesce"]
+
+
+def test_required_hold_failing_releases_what_was_held(events: list[str]) -> None:
+    holds = [FakeHold(events, "quiesce", True), FakeHold(events, "paused", False, fail=True)]
     with pytest.raises(QuiesceFailed):
-        run(pool, tmp_path, QuiescePolicy.REQUIRE)
+        run(events, holds, QuiescePolicy.FALLBACK)
+    assert "capture" not in events and events[-1] == "release quiesce"
+
+
+def test_require_fails_without_capturing(events: list[str]) -> None:
+    with pytest.raises(QuiesceFailed):
+        run(events, [FakeHold(events, "quiesce", True, fail=True)], QuiescePolicy.REQUIRE)
     assert "capture" not in events
 
 
-def test_fallback_captures_and_says_why_not_quiesced(
-    events: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pool = FakePool(str(tmp_path))
-    pool.events = events
-    monkeypatch.setattr(capture_module, "pause_writers", fake_pause(events, fail=True))
-    monkeypatch.setattr(capture_module, "resume", lambda procs: events.append(f"resume {len(procs)}"))
-    report = run(pool, tmp_path, QuiescePolicy.FALLBACK)
-    assert events == ["syncfs", "pause", "capture", "resume 0"]
-    assert not report.quiesced and report.note and "did not pause" in report.note and report.window_ms is None
+def test_fallback_captures_and_says_why_not_quiesced(events: list[str]) -> None:
+    holds = [FakeHold(events, "quiesce", True, fail=True), FakeHold(events, "paused", False)]
+    report = run(events, holds, QuiescePolicy.FALLBACK)
+    assert events == ["syncfs", "acquire quiesce", "acquire paused", "capture", "release paused"]
+    assert not report.quiesced and "did not happen" in report.note  # type: ignore[attr-defined]
+    assert "quiesce" not in report.windows_ms  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from snapkeep.errors import InvalidInput
 from snapkeep.model.types import AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
 
 
@@ -49,14 +50,21 @@ class VolumePublic(BaseModel):
 
 
 class SnapshotCreate(BaseModel):
+    """Exactly one subject: ``volume`` (or, with the VM slice, ``vm``), by id or name."""
+
     model_config = ConfigDict(extra="forbid")
-    volume: str
+    volume: str | None = None
     name: str
     description: str = ""
     expires: str | None = Field(default=None, description="'never' (default), a duration like 7d, or a date")
     quiesce: bool = False
     quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
     immutable: bool = False
+
+    def subject(self) -> tuple[str, str]:
+        if self.volume is None:
+            raise InvalidInput("say what to snapshot: volume")
+        return "volume", self.volume
 
 
 class SnapshotPublic(BaseModel):

@@ -14,8 +14,7 @@ from snapkeep.api.schemas import (
     SnapshotCreate,
     SnapshotPublic,
 )
-from snapkeep.errors import InvalidInput, NameClash
-from snapkeep.model.names import check_name
+from snapkeep.errors import InvalidInput
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import Snapshot
 from snapkeep.services.container import Services
@@ -43,13 +42,13 @@ def list_snapshots(
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def take_snapshot(svc: Svc, who: Operator, body: SnapshotCreate, wait: float = Wait) -> JobPublic:
-    check_name(body.name, "snapshot name")
+    subject_type, ref = body.subject()
+    subject = svc.snapshots.subject(subject_type, ref)
+    svc.snapshots.check_free_name(subject, body.name)
     expires_at = parse_expiry(body.expires, svc.clock())
-    volume = svc.volumes.get(body.volume)
-    if any(s.name == body.name for s in svc.snapshots.listing(volume.id)):
-        raise NameClash(f"volume {volume.name!r} already has a snapshot named {body.name!r}", name=body.name)
     request = TakeRequest(
-        volume=volume.id,
+        ref=subject.id,
+        subject_type=subject.type,
         name=body.name,
         description=body.description,
         expires_at=expires_at,
@@ -64,7 +63,7 @@ def take_snapshot(svc: Svc, who: Operator, body: SnapshotCreate, wait: float = W
         svc.jobs.submit("snapshot.space", {"snapshot": snap.id}, lambda _p: _measure(svc, snap.id))
         return {"snapshot": public(svc, snap).model_dump(mode="json")}
 
-    return start_job(svc, "snapshot.take", {"volume": volume.name, "name": body.name}, run, wait)
+    return start_job(svc, "snapshot.take", {subject.type: subject.name, "name": body.name}, run, wait)
 
 
 def _measure(svc: Services, snap_id: str) -> dict[str, object]:

@@ -1,64 +1,81 @@
-"""Capture a group of datasets at one instant, quiesced when asked, never leaving a writer stopped.
+"""Capture a group of datasets at one instant, holding still what must hold still, never leaving it held.
 
-The dangerous path is written once, here, in this order: flush (outside the window) → record the
-intent → pause writers with a time limit → capture every dataset → resume in ``finally`` right after
-the capture, even if pausing itself raised → report the consistency actually achieved.
+The dangerous path is written once, here, in this order: flush (outside any window) → acquire each hold
+in turn (pause a volume's writers; freeze a guest's filesystems, then pause the guest) with its own time
+limit → capture every dataset → release every hold acquired, in reverse, in ``finally`` right after the
+capture, even if acquiring a later hold raised → report the consistency actually achieved and how long
+each hold lasted.
+
+A hold marked ``quiesce`` is a consistency improvement: when it cannot be had, the caller's policy decides
+between failing (``require``) and a crash-consistent capture that says why (``fallback``). Any other hold
+(pausing a guest so that all its disks are captured at one instant) is required.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from snapkeep.errors import QuiesceFailed
 from snapkeep.model.types import QuiescePolicy
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
-from snapkeep.writers.pause import Process, pause_writers, resume
+
+log = logging.getLogger(__name__)
+
+
+class Hold(Protocol):
+    """Something held still for the capture.
+
+    ``acquire`` either holds or raises (:class:`QuiesceFailed` when it could not within its time limit),
+    leaving nothing held. ``release`` undoes a successful ``acquire``; it should not raise, and if it does
+    the engine logs it and still releases the other holds.
+    """
+
+    label: str  # names the window recorded on the snapshot: "quiesce", "paused"
+    quiesce: bool
+
+    def acquire(self) -> None: ...
+    def release(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class CaptureReport:
     quiesced: bool
     note: str | None
-    window_ms: float | None
+    windows_ms: dict[str, float] = field(default_factory=dict)
 
 
-def capture_trees(
-    pool: Pool,
-    snap_id: str,
-    datasets: Sequence[str],
-    *,
-    quiesce: bool,
-    policy: QuiescePolicy,
-    timeout: float,
-    intent_dir: str,
+def capture(
+    pool: Pool, snap_id: str, datasets: Sequence[str], holds: Sequence[Hold], policy: QuiescePolicy
 ) -> CaptureReport:
     """Capture ``datasets`` into the pool's staging area for ``snap_id`` (seal it afterwards)."""
-    if not quiesce:
-        pool.capture(snap_id, datasets)
-        return CaptureReport(quiesced=False, note=None, window_ms=None)
-
-    syncfs(pool.root)  # most dirty data goes out before anyone is stopped: a shorter window
-    intent = os.path.join(intent_dir, f"quiesce-{snap_id}.json")
-    paused: list[Process] = []
+    if holds:
+        syncfs(pool.root)  # most dirty data goes out before anything is held: shorter windows
+    held: list[tuple[Hold, float]] = []
     note: str | None = None
-    started = time.monotonic()
+    windows: dict[str, float] = {}
     try:
-        try:
-            paused = pause_writers([pool.dataset_path(d) for d in datasets], timeout, intent)
-        except QuiesceFailed as exc:
-            if policy is QuiescePolicy.REQUIRE:
-                raise
-            note = f"not quiesced: {exc.message}"
+        for hold in holds:
+            started = time.monotonic()
+            try:
+                hold.acquire()
+            except QuiesceFailed as exc:
+                if not hold.quiesce or policy is QuiescePolicy.REQUIRE:
+                    raise
+                note = f"not quiesced: {exc.message}"
+                continue
+            held.append((hold, started))
         pool.capture(snap_id, datasets)
     finally:
-        resume(paused)
-        window_ms = (time.monotonic() - started) * 1000
-        if os.path.exists(intent):
-            os.unlink(intent)
-    if note is not None:
-        return CaptureReport(quiesced=False, note=note, window_ms=None)
-    return CaptureReport(quiesced=True, note=None, window_ms=window_ms)
+        for hold, started in reversed(held):
+            try:
+                hold.release()
+            except Exception:
+                log.exception("releasing %s after capturing %s failed", hold.label, snap_id)
+            windows[hold.label] = (time.monotonic() - started) * 1000
+    quiesced = any(h.quiesce for h in holds) and note is None
+    return CaptureReport(quiesced=quiesced, note=note, windows_ms=windows)

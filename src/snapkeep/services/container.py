@@ -16,6 +16,7 @@ from snapkeep.services.jobs import JobRunner
 from snapkeep.services.reconcile import ReconcileReport, reconcile
 from snapkeep.services.restores import Restores
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.subjects import VolumeSubjects
 from snapkeep.services.tokens import Tokens
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
@@ -43,14 +44,9 @@ class Services:
         migrate(engine)
         db = Database(engine)
         audit = Audit(db, clock)
+        kinds = [VolumeSubjects(pool, settings.quiesce_timeout, settings.run_dir)]
         snapshots = Snapshots(
-            db,
-            pool,
-            audit,
-            clock,
-            cooloff=timedelta(days=settings.immutable_cooloff_days),
-            quiesce_timeout=settings.quiesce_timeout,
-            run_dir=settings.run_dir,
+            db, pool, audit, clock, kinds, cooloff=timedelta(days=settings.immutable_cooloff_days)
         )
         volumes = Volumes(db, pool, audit, clock)
         restores = Restores(

@@ -92,7 +92,7 @@ class Restores:
         )
         return self._snapshots.take(
             TakeRequest(
-                volume=volume.id,
+                ref=volume.id,
                 name=name,
                 description="taken before an in-place restore",
                 expires_at=now + self._pre_restore_keep,

@@ -1,43 +1,42 @@
-"""Volume snapshots: take, list, show, delete, immutability locks, the expiry sweep and space accounting.
+"""Snapshots of any subject: take, list, show, delete, immutability locks, the expiry sweep, space.
 
 Taking one is two-phase: the row is written ``creating`` first, the pool capture and manifest second,
-the row finalised ``ready`` last; the reconciler settles whatever a crash leaves in between.
+the row finalised ``ready`` last; the reconciler settles whatever a crash leaves in between. What a
+subject is (a volume, a VM) and what must hold still to capture it comes from its
+:class:`~snapkeep.services.subjects.SubjectKind`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.tables import SnapshotRow, VolumeRow
-from snapkeep.engine.capture import capture_trees
-from snapkeep.errors import NameClash, NotFound, QuiesceFailed, SnapkeepError, SnapshotLocked
+from snapkeep.catalog.tables import SnapshotRow
+from snapkeep.engine.capture import CaptureReport, capture
+from snapkeep.errors import InvalidInput, NameClash, NotFound, QuiesceFailed, SnapkeepError, SnapshotLocked
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
 from snapkeep.model.names import check_name
-from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotKind, SnapshotStatus
+from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotStatus
 from snapkeep.services.audit import Audit
+from snapkeep.services.subjects import Subject, SubjectKind
 from snapkeep.storage.pool import Pool
 
 
 @dataclass(frozen=True)
 class TakeRequest:
-    volume: str
+    ref: str  # the subject's id or name
     name: str
+    subject_type: str = "volume"
     description: str = ""
     expires_at: datetime | None = None
     quiesce: bool = False
     quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
     immutable: bool = False
     origin: str = "manual"
-
-
-def volume_config(row: VolumeRow) -> dict[str, object]:
-    """The settings of a volume as a snapshot keeps them (restored by "data and settings")."""
-    return {"description": row.description, "size_limit": row.size_limit, "settings": dict(row.settings)}
 
 
 class Snapshots:
@@ -47,38 +46,60 @@ class Snapshots:
         pool: Pool,
         audit: Audit,
         clock: Callable[[], datetime],
+        kinds: Sequence[SubjectKind],
         *,
         cooloff: timedelta,
-        quiesce_timeout: float,
-        run_dir: str,
     ) -> None:
         self._db = db
         self._pool = pool
         self._audit = audit
         self._clock = clock
+        self._kinds = {kind.type: kind for kind in kinds}
         self._cooloff = cooloff
-        self._quiesce_timeout = quiesce_timeout
-        self._run_dir = run_dir
+
+    def kind(self, subject_type: str) -> SubjectKind:
+        try:
+            return self._kinds[subject_type]
+        except KeyError:
+            raise InvalidInput(
+                f"snapshots of {subject_type!r} are not supported", subject_type=subject_type
+            ) from None
+
+    def subject(self, subject_type: str, ref: str) -> Subject:
+        with self._db.transaction() as s:
+            return self.kind(subject_type).resolve(s, ref)
 
     # --- reading -----------------------------------------------------------------------------------
     def get(self, snap_id: str) -> Snapshot:
         with self._db.transaction() as s:
             return repo.snapshot_from_row(repo.get_snapshot_row(s, snap_id))
 
-    def listing(self, volume: str | None = None) -> list[Snapshot]:
+    def listing(self, ref: str | None = None, subject_type: str = "volume") -> list[Snapshot]:
+        """Snapshots of one subject (by id or name), or all of them."""
         with self._db.transaction() as s:
-            subject_id = repo.resolve_volume_row(s, volume).id if volume is not None else None
-            rows = repo.list_snapshot_rows(s, "volume" if volume else None, subject_id)
+            if ref is None:
+                rows = repo.list_snapshot_rows(s)
+            else:
+                subject = self.kind(subject_type).resolve(s, ref)
+                rows = repo.list_snapshot_rows(s, subject.type, subject.id)
             return [repo.snapshot_from_row(row) for row in rows]
 
-    def find(self, volume: str, name: str) -> Snapshot:
+    def find(self, ref: str, name: str, subject_type: str = "volume") -> Snapshot:
         """A snapshot by its name together with its subject."""
         with self._db.transaction() as s:
-            vol = repo.resolve_volume_row(s, volume)
-            row = repo.find_snapshot_row(s, "volume", vol.id, name)
+            subject = self.kind(subject_type).resolve(s, ref)
+            row = repo.find_snapshot_row(s, subject.type, subject.id, name)
             if row is None:
-                raise NotFound(f"volume {vol.name!r} has no snapshot named {name!r}", name=name)
+                raise NotFound(f"{subject.type} {subject.name!r} has no snapshot named {name!r}", name=name)
             return repo.snapshot_from_row(row)
+
+    def check_free_name(self, subject: Subject, name: str) -> None:
+        check_name(name, "snapshot name")
+        with self._db.transaction() as s:
+            if repo.find_snapshot_row(s, subject.type, subject.id, name) is not None:
+                raise NameClash(
+                    f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name
+                )
 
     def manifest(self, snap_id: str) -> Manifest:
         return Manifest.from_bytes(self._pool.read_manifest(snap_id))
@@ -86,20 +107,19 @@ class Snapshots:
     # --- taking ------------------------------------------------------------------------------------
     def take(self, req: TakeRequest, actor: str = "system") -> Snapshot:
         check_name(req.name, "snapshot name")
+        kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
         with self._db.transaction() as s:
-            vol = repo.resolve_volume_row(s, req.volume)
-            if repo.find_snapshot_row(s, "volume", vol.id, req.name) is not None:
-                raise NameClash(
-                    f"volume {vol.name!r} already has a snapshot named {req.name!r}", name=req.name
-                )
+            subject = kind.resolve(s, req.ref)
+            if repo.find_snapshot_row(s, subject.type, subject.id, req.name) is not None:
+                raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
             row = SnapshotRow(
                 id=snap_id,
-                kind=SnapshotKind.VOLUME,
-                subject_type="volume",
-                subject_id=vol.id,
-                subject_name=vol.name,
-                owner_tenant_id=vol.owner_tenant_id,
+                kind=kind.snapshot_kind,
+                subject_type=subject.type,
+                subject_id=subject.id,
+                subject_name=subject.name,
+                owner_tenant_id=subject.owner_tenant_id,
                 name=req.name,
                 description=req.description,
                 created_at=self._clock(),
@@ -113,46 +133,11 @@ class Snapshots:
             )
             s.add(row)
             s.flush()
-            dataset, config, volume_name = vol.dataset, volume_config(vol), vol.name
-            volume_id, owner, created_at = vol.id, vol.owner_tenant_id, repo.as_utc(row.created_at)
+            created_at = repo.as_utc(row.created_at)
         try:
-            report = capture_trees(
-                self._pool,
-                snap_id,
-                [dataset],
-                quiesce=req.quiesce,
-                policy=req.quiesce_policy,
-                timeout=self._quiesce_timeout,
-                intent_dir=self._run_dir,
-            )
-            manifest = Manifest(
-                format_version=MANIFEST_VERSION,
-                snapshot=ManifestSnapshot(
-                    id=snap_id,
-                    kind="volume",
-                    name=req.name,
-                    description=req.description,
-                    subject_type="volume",
-                    subject_id=volume_id,
-                    created_at=created_at,
-                    expires_at=req.expires_at,
-                    origin=req.origin,
-                    quiesced=report.quiesced,
-                    quiesce_note=report.note,
-                    immutable=req.immutable,
-                    private=False,
-                ),
-                objects=[
-                    ManifestObject(
-                        type="volume",
-                        id=volume_id,
-                        name=volume_name,
-                        owner_tenant_id=owner,
-                        config=config,
-                        datasets=[dataset],
-                    )
-                ],
-            )
+            holds = kind.holds(subject, req.quiesce, snap_id)
+            report = capture(self._pool, snap_id, subject.datasets, holds, req.quiesce_policy)
+            manifest = self._manifest(snap_id, req, subject, kind, created_at, report)
             self._pool.seal(snap_id, manifest.to_bytes())
         except QuiesceFailed:
             self._pool.discard(snap_id)
@@ -172,9 +157,47 @@ class Snapshots:
             row.status = SnapshotStatus.READY
             row.quiesced = report.quiesced
             row.quiesce_note = report.note
-            row.quiesce_window_ms = report.window_ms
-            self._audit.done(s, actor, "snapshot.take", f"volume:{volume_name}/{req.name}", snap_id)
+            row.quiesce_window_ms = report.windows_ms.get("quiesce")
+            self._audit.done(s, actor, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
             return repo.snapshot_from_row(row)
+
+    def _manifest(
+        self,
+        snap_id: str,
+        req: TakeRequest,
+        subject: Subject,
+        kind: SubjectKind,
+        created_at: datetime,
+        report: CaptureReport,
+    ) -> Manifest:
+        return Manifest(
+            format_version=MANIFEST_VERSION,
+            snapshot=ManifestSnapshot(
+                id=snap_id,
+                kind=kind.snapshot_kind.value,
+                name=req.name,
+                description=req.description,
+                subject_type=subject.type,
+                subject_id=subject.id,
+                created_at=created_at,
+                expires_at=req.expires_at,
+                origin=req.origin,
+                quiesced=report.quiesced,
+                quiesce_note=report.note,
+                immutable=req.immutable,
+                private=False,
+            ),
+            objects=[
+                ManifestObject(
+                    type=subject.type,
+                    id=subject.id,
+                    name=subject.name,
+                    owner_tenant_id=subject.owner_tenant_id,
+                    config=subject.config,
+                    datasets=list(subject.datasets),
+                )
+            ],
+        )
 
     def _mark_failed(self, snap_id: str, reason: str) -> None:
         with self._db.transaction() as s:

@@ -130,6 +130,8 @@ def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> lis
         raise QuiesceFailed(f"writers of the volume kept appearing after {_MAX_ROUNDS} rounds")
     except BaseException:
         resume(paused)
+        if os.path.exists(intent_file):
+            os.unlink(intent_file)
         raise
 
 

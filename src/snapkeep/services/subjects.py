@@ -1,0 +1,70 @@
+"""What a snapshot can be of: each kind of subject says how to find one, what data it has and what must
+hold still while it is captured. Volumes now; VMs, tenants and the system plug in the same way."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from snapkeep.catalog import repo
+from snapkeep.engine.capture import Hold
+from snapkeep.engine.holds import WritersPaused
+from snapkeep.model.types import SnapshotKind
+from snapkeep.storage.pool import Pool
+
+
+@dataclass(frozen=True)
+class Subject:
+    type: str
+    id: str
+    name: str
+    owner_tenant_id: str | None
+    datasets: tuple[str, ...]
+    config: dict[str, Any]
+
+
+class SubjectKind(Protocol):
+    type: str
+    snapshot_kind: SnapshotKind
+
+    def resolve(self, s: Session, ref: str) -> Subject:
+        """The subject by id or name; :class:`NotFound` if there is none."""
+        ...
+
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        """What must hold still, in acquisition order, to capture ``subject`` (quiesced if asked)."""
+        ...
+
+
+class VolumeSubjects:
+    type = "volume"
+    snapshot_kind = SnapshotKind.VOLUME
+
+    def __init__(self, pool: Pool, quiesce_timeout: float, run_dir: str) -> None:
+        self._pool = pool
+        self._timeout = quiesce_timeout
+        self._run_dir = run_dir
+
+    def resolve(self, s: Session, ref: str) -> Subject:
+        row = repo.resolve_volume_row(s, ref)
+        return Subject(
+            type=self.type,
+            id=row.id,
+            name=row.name,
+            owner_tenant_id=row.owner_tenant_id,
+            datasets=(row.dataset,),
+            config={
+                "description": row.description,
+                "size_limit": row.size_limit,
+                "settings": dict(row.settings),
+            },
+        )
+
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        if not quiesce:
+            return []
+        intent = os.path.join(self._run_dir, f"quiesce-{snap_id}.json")
+        return [WritersPaused([self._pool.dataset_path(d) for d in subject.datasets], self._timeout, intent)]
