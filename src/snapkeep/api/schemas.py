@@ -82,6 +82,7 @@ class SnapshotPublic(BaseModel):
     quiesced: bool
     quiesce_note: str | None
     quiesce_window_ms: float | None
+    paused_window_ms: float | None
     immutable: bool
     unlocked_at: datetime | None
     deletable_at: datetime | None

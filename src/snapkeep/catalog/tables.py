@@ -66,6 +66,24 @@ class VolumeRow(Base):
     created_at: Mapped[datetime]
 
 
+class VmRow(Base):
+    """A VM snapkeep manages: its libvirt domain is defined from ``spec`` (disks are files in ``dataset``)."""
+
+    __tablename__ = "vms"
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    dataset: Mapped[str] = mapped_column(String(128), unique=True)
+    domain_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    spec: Mapped[dict[str, Any]]
+    quiesce_policy: Mapped[str] = mapped_column(String(16), default="fallback")
+    agent_timeout: Mapped[float] = mapped_column(Float, default=10.0)
+    created_at: Mapped[datetime]
+
+
 class SnapshotRow(Base):
     __tablename__ = "snapshots"
     __table_args__ = (UniqueConstraint("subject_type", "subject_id", "name"),)
@@ -85,6 +103,7 @@ class SnapshotRow(Base):
     quiesced: Mapped[bool] = mapped_column(Boolean, default=False)
     quiesce_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     quiesce_window_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    paused_window_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     immutable: Mapped[bool] = mapped_column(Boolean, default=False)
     unlocked_at: Mapped[datetime | None]
     private: Mapped[bool] = mapped_column(Boolean, default=False)

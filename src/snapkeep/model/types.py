@@ -78,6 +78,7 @@ class Snapshot:
     quiesced: bool
     quiesce_note: str | None
     quiesce_window_ms: float | None
+    paused_window_ms: float | None
     immutable: bool
     unlocked_at: datetime | None
     private: bool

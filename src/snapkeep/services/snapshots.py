@@ -158,6 +158,7 @@ class Snapshots:
             row.quiesced = report.quiesced
             row.quiesce_note = report.note
             row.quiesce_window_ms = report.windows_ms.get("quiesce")
+            row.paused_window_ms = report.windows_ms.get("paused")
             self._audit.done(s, actor, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
             return repo.snapshot_from_row(row)
 
