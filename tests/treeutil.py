@@ -46,8 +46,7 @@ def tree_signature(root: str) -> dict[str, tuple[object, ...]]:
             st = os.lstat(path)
             xattrs = tuple(
                 sorted(
-                    (k, os.getxattr(path, k, follow_symlinks=False))
-                    for k in os.listxattr(path, follow_symlinks=False)
+                    (k, os.getxattr(path, k, follow_symlinks=False)) for k in os.listxattr(path, follow_symlinks=False)
                 )
             )
             content: object = None

@@ -27,11 +27,7 @@ def torn_records(path: str) -> list[int]:
     """Offsets of records that are not whole and correct, and a trailing partial record if any."""
     with open(path, "rb") as f:
         data = f.read()
-    bad = [
-        i
-        for i in range(0, len(data) - len(data) % RECORD, RECORD)
-        if data[i : i + RECORD] != record(i // RECORD)
-    ]
+    bad = [i for i in range(0, len(data) - len(data) % RECORD, RECORD) if data[i : i + RECORD] != record(i // RECORD)]
     if len(data) % RECORD:
         bad.append(len(data) - len(data) % RECORD)
     return bad

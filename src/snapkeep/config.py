@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     quiesce_timeout: float = 10.0
     sweep_interval: float = 60.0
     job_workers: int = 2
+    libvirt_uri: str = "qemu:///system"
 
     @field_validator("listen")
     @classmethod
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     def run_dir(self) -> str:
         """Intent files of the dangerous path (writers stopped, guests frozen) live here."""
         return os.path.join(self.data_dir, "run")
+
+    @property
+    def log_dir(self) -> str:
+        """Serial console logs of the VMs."""
+        return os.path.join(self.data_dir, "logs")
 
     @property
     def token_file(self) -> str:

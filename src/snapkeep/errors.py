@@ -12,18 +12,26 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── InvalidPath                invalid_path
     │   └── InvalidExpiry              invalid_expiry
     ├── NotFound                       not_found (404)
+    │   └── VMNotFound                 vm_not_found
     ├── Conflict                       conflict (409)
     │   ├── NameClash                  name_clash
     │   ├── SnapshotLocked             snapshot_locked
-    │   └── SnapshotNotReady           snapshot_not_ready
+    │   ├── SnapshotNotReady           snapshot_not_ready
+    │   └── VMStateConflict            vm_state_conflict
     ├── Unauthorized                   unauthorized (401)
     ├── Forbidden                      forbidden (403)
     ├── PoolError                      pool_error (500)
     │   ├── UnsupportedFilesystem      unsupported_filesystem
     │   └── PoolFull                   pool_full (507)
     ├── QuiesceFailed                  quiesce_failed (409)
+    │   └── AgentUnavailable           agent_unavailable (retryable)
+    │       └── FreezeTimeout          freeze_timeout
     ├── Interrupted                    interrupted (500, retryable)
-    └── ServiceUnavailable             service_unavailable (503, retryable)
+    ├── ServiceUnavailable             service_unavailable (503, retryable)
+    │   └── HypervisorUnavailable      hypervisor_unavailable
+    ├── HypervisorError                hypervisor_error (500)
+    │   └── ShutdownTimeout            shutdown_timeout (504, retryable)
+    └── GuestImageError                guest_image_error (500)
 """
 
 from __future__ import annotations
@@ -175,6 +183,57 @@ class ServiceUnavailable(SnapkeepError):
     http_status = 503
     exit_code = 9
     retryable = True
+
+
+class VMNotFound(NotFound):
+    """No libvirt domain with that name."""
+
+    code = "vm_not_found"
+
+
+class VMStateConflict(Conflict):
+    """The VM's power state does not allow this (it must be running, paused or off first)."""
+
+    code = "vm_state_conflict"
+
+
+class AgentUnavailable(QuiesceFailed):
+    """The guest agent is not configured, not connected, or did not answer in time; try again later."""
+
+    code = "agent_unavailable"
+    retryable = True
+
+
+class FreezeTimeout(AgentUnavailable):
+    """The guest agent did not confirm the filesystem freeze in time; the caller must still thaw."""
+
+    code = "freeze_timeout"
+
+
+class HypervisorUnavailable(ServiceUnavailable):
+    """libvirtd cannot be reached (is it running?); try again."""
+
+    code = "hypervisor_unavailable"
+
+
+class HypervisorError(SnapkeepError):
+    """libvirt or QEMU refused or failed an operation; the message carries libvirt's reason."""
+
+    code = "hypervisor_error"
+
+
+class ShutdownTimeout(HypervisorError):
+    """The guest did not power off within the timeout; power it off by force, or wait longer."""
+
+    code = "shutdown_timeout"
+    http_status = 504
+    retryable = True
+
+
+class GuestImageError(SnapkeepError):
+    """The test guest's kernel, initramfs or disk image could not be built or read."""
+
+    code = "guest_image_error"
 
 
 def all_error_classes() -> list[type[SnapkeepError]]:

@@ -62,9 +62,7 @@ def test_volume_lifecycle_and_snapshot_restore_over_http(api: httpx.Client) -> N
         f.write("overwritten by mistake\n")
     listing = api.get("/api/v1/snapshots/{}/files".format(snap["id"])).json()
     assert [e["name"] for e in listing] == ["report.txt"]
-    done(
-        api.post(f"/api/v1/snapshots/{snap['id']}/extract", params={"wait": 30}, json={"path": "report.txt"})
-    )
+    done(api.post(f"/api/v1/snapshots/{snap['id']}/extract", params={"wait": 30}, json={"path": "report.txt"}))
     with open(os.path.join(vol["path"], "report.txt")) as f:
         assert f.read() == "quarterly numbers\n"
 
@@ -75,9 +73,7 @@ def test_volume_lifecycle_and_snapshot_restore_over_http(api: httpx.Client) -> N
     with open(os.path.join(vol["path"], "report.txt")) as f:
         assert f.read() == "quarterly numbers\n"
 
-    as_new = done(
-        api.post(f"/api/v1/snapshots/{snap['id']}/restore", params={"wait": 30}, json={"as_new": True})
-    )
+    as_new = done(api.post(f"/api/v1/snapshots/{snap['id']}/restore", params={"wait": 30}, json={"as_new": True}))
     assert as_new["volume"] == f"{name}_restored"
 
     updated = api.patch(f"/api/v1/volumes/{name}", json={"description": "changed", "settings": {"nfs": "on"}})
@@ -118,9 +114,7 @@ def test_clash_immutable_and_path_escape_are_refused(api: httpx.Client) -> None:
     vol = api.post("/api/v1/volumes", json={"name": name, "size_limit": "1G"}).json()
     os.symlink("/etc", os.path.join(vol["path"], "etc"))
     snap = done(
-        api.post(
-            "/api/v1/snapshots", params={"wait": 30}, json={"volume": name, "name": "keep", "immutable": True}
-        )
+        api.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": name, "name": "keep", "immutable": True})
     )["snapshot"]
     clash = api.post("/api/v1/snapshots", json={"volume": name, "name": "keep"})
     assert clash.status_code == 409 and clash.json()["error"]["code"] == "name_clash"
@@ -131,9 +125,7 @@ def test_clash_immutable_and_path_escape_are_refused(api: httpx.Client) -> None:
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "snapshot_locked"
     assert api.get(f"/api/v1/snapshots/{snap['id']}").json()["status"] == "ready"
     audit = api.get("/api/v1/audit").json()
-    assert any(
-        e["outcome"] == "refused" and e["action"] == "snapshot.delete" and name in e["target"] for e in audit
-    )
+    assert any(e["outcome"] == "refused" and e["action"] == "snapshot.delete" and name in e["target"] for e in audit)
 
     for path in ("../../etc/passwd", "/etc/passwd", "etc/passwd"):
         escape = api.post(f"/api/v1/snapshots/{snap['id']}/extract", json={"path": path})

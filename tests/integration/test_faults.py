@@ -106,9 +106,7 @@ def test_sigkill_during_snapshot_and_restore_then_restart(fs: Mounted) -> None:
             pool = Pool.open(pool_dir)
             assert pool.list_staging() == []
             if snaps[0]["status"] == "ready":
-                assert (
-                    tree_signature(pool.snapshot_data_path(snaps[0]["id"], f"volume-{vol['id']}")) == original
-                )
+                assert tree_signature(pool.snapshot_data_path(snaps[0]["id"], f"volume-{vol['id']}")) == original
             else:
                 assert snaps[0]["id"] not in pool.list_snapshots()
                 done = api.post(

@@ -51,9 +51,7 @@ def test_quiesced_snapshot_holds_no_torn_record_and_blocks_only_in_window(
     time.sleep(0.2)
     assert snap.quiesced and snap.quiesce_window_ms is not None and snap.quiesce_note is None
 
-    snapshot_file = os.path.join(
-        services.pool.snapshot_data_path(snap.id, f"volume-{volume_id}"), "records.bin"
-    )
+    snapshot_file = os.path.join(services.pool.snapshot_data_path(snap.id, f"volume-{volume_id}"), "records.bin")
     assert os.path.getsize(snapshot_file) > 0
     assert torn_records(snapshot_file) == []
 

@@ -122,9 +122,7 @@ def test_expiry_sweep_deletes_only_expired(services: Services) -> None:
     soon = services.snapshots.take(TakeRequest(ref=vol.id, name="soon", expires_at=now + timedelta(hours=1)))
     keep = services.snapshots.take(TakeRequest(ref=vol.id, name="keep"))
     locked = services.snapshots.take(
-        TakeRequest(
-            ref=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True
-        )
+        TakeRequest(ref=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True)
     )
     services.snapshots._clock = lambda: now + timedelta(minutes=90)
     assert services.snapshots.sweep_expired() == [soon.id]
@@ -177,9 +175,7 @@ def test_browse_and_extract_files(services: Services) -> None:
         ("link-in/../big.bin", None),
     ],
 )
-def test_file_restore_paths_that_escape_are_refused(
-    services: Services, path: str, to_path: str | None
-) -> None:
+def test_file_restore_paths_that_escape_are_refused(services: Services, path: str, to_path: str | None) -> None:
     vol = services.volumes.create(f"escape-{abs(hash((path, to_path)))}", 1 << 30)
     make_rich_tree(vol.path)
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))

@@ -29,9 +29,7 @@ class FakePool:
 
 
 class FakeHold:
-    def __init__(
-        self, events: list[str], label: str, quiesce: bool, fail: bool = False, release_fails: bool = False
-    ):
+    def __init__(self, events: list[str], label: str, quiesce: bool, fail: bool = False, release_fails: bool = False):
         self.events, self.label, self.quiesce = events, label, quiesce
         self.fail, self.release_fails = fail, release_fails
 

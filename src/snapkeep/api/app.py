@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from snapkeep import __version__
-from snapkeep.api import jobs, snapshots, volumes
+from snapkeep.api import jobs, restores, snapshots, vms, volumes
 from snapkeep.api.deps import Svc, Viewer
 from snapkeep.api.schemas import AuditPublic, ErrorResponse
 from snapkeep.errors import InvalidInput, SnapkeepError
@@ -46,7 +46,7 @@ def create_app(services: Services) -> FastAPI:
         error = InvalidInput("the request body or parameters are invalid", problems=jsonable(exc.errors()))
         return JSONResponse(status_code=error.http_status, content=error.to_body())
 
-    for router in (misc, volumes.router, snapshots.router, jobs.router):
+    for router in (misc, volumes.router, vms.router, snapshots.router, restores.router, jobs.router):
         app.include_router(router)
     return app
 

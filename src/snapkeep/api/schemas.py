@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from snapkeep.errors import InvalidInput
-from snapkeep.model.types import AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
+from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
 
 
 class VolumeCreate(BaseModel):
@@ -49,22 +50,99 @@ class VolumePublic(BaseModel):
         )
 
 
+class VmCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    vcpus: int = Field(default=1, ge=1, le=64)
+    memory: str | int = Field(default="256M", description="bytes, or a size like 256M")
+    disks: list[str | int] = Field(default_factory=lambda: list[str | int](["1G"]), min_length=1, max_length=16)
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str | None = None
+    nics: int = Field(default=1, ge=0, le=8)
+    description: str = ""
+    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
+    agent_timeout: float = Field(default=10.0, gt=0, le=300)
+
+
+class DiskPublic(BaseModel):
+    file: str
+    path: str
+    size: int
+    serial: str
+    target: str
+
+
+class VmPublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    state: str
+    agent_answers: bool | None
+    vcpus: int
+    memory_mib: int
+    disks: list[DiskPublic]
+    macs: list[str]
+    kernel: str | None
+    initrd: str | None
+    cmdline: str | None
+    quiesce_policy: str
+    agent_timeout: float
+    domain_uuid: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, vm: VM) -> VmPublic:
+        c = vm.config
+        return cls(
+            id=vm.id,
+            name=vm.name,
+            description=vm.description,
+            state=vm.state,
+            agent_answers=vm.agent_answers,
+            vcpus=c["vcpus"],
+            memory_mib=c["memory_mib"],
+            disks=[DiskPublic(path=os.path.join(vm.path, d["file"]), **d) for d in c["disks"]],
+            macs=[n["mac"] for n in c["nics"]],
+            kernel=c.get("kernel"),
+            initrd=c.get("initrd"),
+            cmdline=c.get("cmdline"),
+            quiesce_policy=vm.quiesce_policy,
+            agent_timeout=vm.agent_timeout,
+            domain_uuid=vm.domain_uuid,
+            created_at=vm.created_at,
+        )
+
+
+class StopRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force: bool = False
+    timeout: float = Field(default=60.0, gt=0, le=600)
+
+
+class CloneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    preserve_macs: bool = False
+
+
 class SnapshotCreate(BaseModel):
     """Exactly one subject: ``volume`` (or, with the VM slice, ``vm``), by id or name."""
 
     model_config = ConfigDict(extra="forbid")
     volume: str | None = None
+    vm: str | None = None
     name: str
     description: str = ""
     expires: str | None = Field(default=None, description="'never' (default), a duration like 7d, or a date")
     quiesce: bool = False
-    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
+    quiesce_policy: QuiescePolicy | None = Field(default=None, description="default: the subject's own setting")
     immutable: bool = False
 
     def subject(self) -> tuple[str, str]:
-        if self.volume is None:
-            raise InvalidInput("say what to snapshot: volume")
-        return "volume", self.volume
+        if (self.volume is None) == (self.vm is None):
+            raise InvalidInput("say what to snapshot: exactly one of volume and vm")
+        return ("volume", self.volume) if self.volume is not None else ("vm", str(self.vm))
 
 
 class SnapshotPublic(BaseModel):
@@ -105,6 +183,8 @@ class RestoreRequest(BaseModel):
     name: str | None = Field(default=None, description="name of the new volume (with as_new)")
     mode: RestoreMode = RestoreMode.DATA
     pre_restore: bool = True
+    power_off: bool = Field(default=False, description="VM snapshots: power the VM off first if it runs")
+    preserve_macs: bool = Field(default=False, description="VM snapshots restored as new: keep the MACs")
 
 
 class ExtractRequest(BaseModel):

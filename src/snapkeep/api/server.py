@@ -59,9 +59,7 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     report = services.reconcile()
     log.info("pool %s (%s); reconciled: %s", pool.root, pool.driver.name, report)
     stop = threading.Event()
-    sweeper = threading.Thread(
-        target=_sweep_forever, args=(services, stop), name="snapkeep-sweep", daemon=True
-    )
+    sweeper = threading.Thread(target=_sweep_forever, args=(services, stop), name="snapkeep-sweep", daemon=True)
     sweeper.start()
     host, port = settings.host_port
     try:

@@ -10,7 +10,6 @@ from snapkeep.api.schemas import (
     ExtractRequest,
     FileEntryPublic,
     JobPublic,
-    RestoreRequest,
     SnapshotCreate,
     SnapshotPublic,
 )
@@ -31,13 +30,16 @@ def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
 
 @router.get("", response_model=list[SnapshotPublic])
 def list_snapshots(
-    svc: Svc, _who: Viewer, volume: str | None = None, name: str | None = None
+    svc: Svc, _who: Viewer, volume: str | None = None, vm: str | None = None, name: str | None = None
 ) -> list[SnapshotPublic]:
+    if volume is not None and vm is not None:
+        raise InvalidInput("list the snapshots of a volume or of a VM, not both")
+    subject_type, ref = ("vm", vm) if vm is not None else ("volume", volume)
     if name is not None:
-        if volume is None:
-            raise InvalidInput("a snapshot name is unique per subject: give the volume too", name=name)
-        return [public(svc, svc.snapshots.find(volume, name))]
-    return [public(svc, s) for s in svc.snapshots.listing(volume)]
+        if ref is None:
+            raise InvalidInput("a snapshot name is unique per subject: give the volume or VM too", name=name)
+        return [public(svc, svc.snapshots.find(ref, name, subject_type))]
+    return [public(svc, s) for s in svc.snapshots.listing(ref, subject_type)]
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -104,49 +106,18 @@ def measure_space(svc: Svc, _who: Operator, snap_id: str, wait: float = Wait) ->
     return start_job(svc, "snapshot.space", {"snapshot": snap_id}, lambda _p: _measure(svc, snap_id), wait)
 
 
-@router.post("/{snap_id}/restore", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
-def restore_snapshot(
-    svc: Svc, who: Operator, snap_id: str, body: RestoreRequest, wait: float = Wait
-) -> JobPublic:
-    snap = svc.snapshots.get(snap_id)
-    if body.as_new:
-        svc.restores.check_new_name(snap_id, body.name)
-
-        def run(_progress: Progress) -> dict[str, object]:
-            volume = svc.restores.as_new(snap_id, body.name, who.name)
-            return {"volume_id": volume.id, "volume": volume.name}
-
-        return start_job(svc, "snapshot.restore_as_new", {"snapshot": snap_id, "name": body.name}, run, wait)
-
-    def run_in_place(progress: Progress) -> dict[str, object]:
-        progress(0.1, "taking the pre-restore snapshot" if body.pre_restore else "restoring")
-        return dict(svc.restores.over_source(snap_id, body.mode, body.pre_restore, who.name))
-
-    params = {
-        "snapshot": snap_id,
-        "name": snap.name,
-        "mode": body.mode.value,
-        "pre_restore": body.pre_restore,
-    }
-    return start_job(svc, "snapshot.restore", params, run_in_place, wait)
-
-
 @router.get("/{snap_id}/files", response_model=list[FileEntryPublic])
 def browse_snapshot(svc: Svc, _who: Viewer, snap_id: str, path: str = "") -> list[FileEntryPublic]:
     return [FileEntryPublic.of(e) for e in svc.files.browse(snap_id, path)]
 
 
 @router.post("/{snap_id}/extract", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
-def extract_files(
-    svc: Svc, who: Operator, snap_id: str, body: ExtractRequest, wait: float = Wait
-) -> JobPublic:
+def extract_files(svc: Svc, who: Operator, snap_id: str, body: ExtractRequest, wait: float = Wait) -> JobPublic:
     svc.files.check_extract(snap_id, body.path, to_volume=body.to_volume, to_path=body.to_path)
 
     def run(_progress: Progress) -> dict[str, object]:
         return dict(
-            svc.files.extract(
-                snap_id, body.path, to_volume=body.to_volume, to_path=body.to_path, actor=who.name
-            )
+            svc.files.extract(snap_id, body.path, to_volume=body.to_volume, to_path=body.to_path, actor=who.name)
         )
 
     return start_job(svc, "snapshot.extract", body.model_dump(), run, wait)

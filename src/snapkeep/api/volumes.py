@@ -44,9 +44,7 @@ def update_volume(svc: Svc, who: Operator, ref: str, body: VolumeUpdate) -> Volu
 
 
 @router.delete("/{ref}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
-def delete_volume(
-    svc: Svc, who: Operator, ref: str, wait: float = Query(0.0, ge=0, le=MAX_WAIT)
-) -> JobPublic:
+def delete_volume(svc: Svc, who: Operator, ref: str, wait: float = Query(0.0, ge=0, le=MAX_WAIT)) -> JobPublic:
     volume = svc.volumes.get(ref)
     for snap in svc.snapshots.listing(volume.id):
         svc.snapshots.check_deletable(snap, who.name)

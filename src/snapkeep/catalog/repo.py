@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from snapkeep.catalog.tables import AuditRow, JobRow, SnapshotRow, TokenRow, VolumeRow
+from snapkeep.catalog.tables import AuditRow, JobRow, SnapshotRow, TokenRow, VmRow, VolumeRow
 from snapkeep.errors import NotFound
 from snapkeep.model.types import (
     AuditEntry,
@@ -79,6 +79,35 @@ def list_volume_rows(s: Session) -> Sequence[VolumeRow]:
     return s.scalars(select(VolumeRow).order_by(VolumeRow.name)).all()
 
 
+# --- VMs ----------------------------------------------------------------------------------------------
+def get_vm_row(s: Session, vm_id: str) -> VmRow:
+    row = s.get(VmRow, vm_id)
+    if row is None:
+        raise NotFound(f"no VM with id {vm_id}", vm=vm_id)
+    return row
+
+
+def find_vm_row(s: Session, name: str, owner_tenant_id: str | None) -> VmRow | None:
+    owner = VmRow.owner_tenant_id
+    return s.scalar(
+        select(VmRow).where(
+            VmRow.name == name, owner.is_(None) if owner_tenant_id is None else owner == owner_tenant_id
+        )
+    )
+
+
+def resolve_vm_row(s: Session, ref: str) -> VmRow:
+    """A VM by id or, failing that, by name (in the system scope)."""
+    row = s.get(VmRow, ref) or find_vm_row(s, ref, None)
+    if row is None:
+        raise NotFound(f"no VM named or with id {ref!r}", vm=ref)
+    return row
+
+
+def list_vm_rows(s: Session) -> Sequence[VmRow]:
+    return s.scalars(select(VmRow).order_by(VmRow.name)).all()
+
+
 # --- snapshots ---------------------------------------------------------------------------------------
 def snapshot_from_row(row: SnapshotRow) -> Snapshot:
     return _convert(row, Snapshot, kind=SnapshotKind(row.kind), status=SnapshotStatus(row.status))
@@ -137,9 +166,7 @@ def job_rows_in_status(s: Session, *statuses: JobStatus) -> Sequence[JobRow]:
 
 
 # --- audit and tokens --------------------------------------------------------------------------------
-def add_audit(
-    s: Session, at: datetime, actor: str, action: str, target: str, outcome: str, detail: str
-) -> None:
+def add_audit(s: Session, at: datetime, actor: str, action: str, target: str, outcome: str, detail: str) -> None:
     s.add(AuditRow(at=at, actor=actor, action=action, target=target, outcome=outcome, detail=detail))
     s.flush()
 

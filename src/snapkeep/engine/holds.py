@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Sequence
 
+from snapkeep.errors import SnapkeepError
+from snapkeep.hypervisor import Hypervisor
 from snapkeep.writers.pause import Process, pause_writers, resume
+
+log = logging.getLogger(__name__)
 
 
 class WritersPaused:
@@ -29,3 +35,73 @@ class WritersPaused:
         self._paused = []
         if os.path.exists(self._intent_file):
             os.unlink(self._intent_file)
+
+
+class GuestFrozen:
+    """Quiesce of a VM: the guest agent freezes its filesystems (bounded), and thaws them on release.
+
+    The intent file is written before the freeze, so that after a crash the reconciler thaws the guest.
+    """
+
+    label = "quiesce"
+    quiesce = True
+
+    def __init__(self, host: Hypervisor, domain: str, timeout: float, intent_file: str) -> None:
+        self._host = host
+        self._domain = domain
+        self._timeout = timeout
+        self._intent_file = intent_file
+
+    def acquire(self) -> None:
+        write_guest_intent(self._intent_file, self._domain)
+        try:
+            self._host.freeze(self._domain, self._timeout)
+        except BaseException:
+            self._thaw_quietly()
+            raise
+
+    def release(self) -> None:
+        self._thaw_quietly()
+
+    def _thaw_quietly(self) -> None:
+        """Thaw even after a failed or timed-out freeze: the agent may have frozen some filesystems."""
+        try:
+            self._host.thaw(self._domain, self._timeout)
+        except SnapkeepError as exc:
+            log.warning("thawing %s: %s", self._domain, exc.message)
+        finally:
+            if os.path.exists(self._intent_file):
+                os.unlink(self._intent_file)
+
+
+class GuestPaused:
+    """All disks of a running VM captured at one instant: its vCPUs paused for the capture only."""
+
+    label = "paused"
+    quiesce = False
+
+    def __init__(self, host: Hypervisor, domain: str, intent_file: str) -> None:
+        self._host = host
+        self._domain = domain
+        self._intent_file = intent_file
+
+    def acquire(self) -> None:
+        write_guest_intent(self._intent_file, self._domain)
+        self._host.pause(self._domain)
+
+    def release(self) -> None:
+        try:
+            self._host.resume(self._domain)
+        finally:
+            if os.path.exists(self._intent_file):
+                os.unlink(self._intent_file)
+
+
+def write_guest_intent(path: str, domain: str) -> None:
+    """Record durably that ``domain`` may be left frozen or paused, for the reconciler."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"domain": domain}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

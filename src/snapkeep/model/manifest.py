@@ -54,9 +54,7 @@ class Manifest(BaseModel):
     @classmethod
     def _known_version(cls, value: int) -> int:
         if value != MANIFEST_VERSION:
-            raise ValueError(
-                f"unknown manifest format_version {value}; this snapkeep reads {MANIFEST_VERSION}"
-            )
+            raise ValueError(f"unknown manifest format_version {value}; this snapkeep reads {MANIFEST_VERSION}")
         return value
 
     def to_bytes(self) -> bytes:

@@ -31,8 +31,7 @@ def check_name(name: str, what: str = "name") -> str:
         raise InvalidName(f"{what} must not start or end with spaces", name=name)
     if not _ALLOWED.match(name):
         raise InvalidName(
-            f"{what} may hold letters, digits, spaces and . _ ( ) + : @ - "
-            "and must start with a letter or digit",
+            f"{what} may hold letters, digits, spaces and . _ ( ) + : @ - and must start with a letter or digit",
             name=name,
         )
     return name

@@ -56,6 +56,22 @@ class Volume:
 
 
 @dataclass(frozen=True)
+class VM:
+    id: str
+    name: str
+    description: str
+    dataset: str
+    path: str
+    domain_uuid: str
+    config: dict[str, Any]
+    quiesce_policy: QuiescePolicy
+    agent_timeout: float
+    created_at: datetime
+    state: str  # from libvirt at the time of the call
+    agent_answers: bool | None = None  # asked only when showing one VM
+
+
+@dataclass(frozen=True)
 class Space:
     exclusive_bytes: int
     shared_bytes: int

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from snapkeep.catalog.db import Database, make_engine, migrate
 from snapkeep.config import Settings
+from snapkeep.hypervisor import Hypervisor
+from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.timespec import utcnow
 from snapkeep.services.audit import Audit
 from snapkeep.services.files import Files
@@ -16,8 +18,10 @@ from snapkeep.services.jobs import JobRunner
 from snapkeep.services.reconcile import ReconcileReport, reconcile
 from snapkeep.services.restores import Restores
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.subjects import VolumeSubjects
+from snapkeep.services.subjects import SubjectKind, VmSubjects, VolumeSubjects
 from snapkeep.services.tokens import Tokens
+from snapkeep.services.vm_restores import VMRestores
+from snapkeep.services.vms import VMs
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
 
@@ -35,29 +39,32 @@ class Services:
     snapshots: Snapshots
     restores: Restores
     files: Files
+    host: Hypervisor
+    vms: VMs
+    vm_restores: VMRestores
 
     @classmethod
-    def build(cls, settings: Settings, pool: Pool, clock: Callable[[], datetime] = utcnow) -> Services:
+    def build(
+        cls, settings: Settings, pool: Pool, clock: Callable[[], datetime] = utcnow, host: Hypervisor | None = None
+    ) -> Services:
+        """Every service; the hypervisor connects to libvirt lazily, on the first VM operation."""
         os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
         os.makedirs(settings.run_dir, mode=0o700, exist_ok=True)
+        os.makedirs(settings.log_dir, mode=0o755, exist_ok=True)
+        host = host or LibvirtHost(settings.libvirt_uri)
         engine = make_engine(settings.catalog_url)
         migrate(engine)
         db = Database(engine)
         audit = Audit(db, clock)
-        kinds = [VolumeSubjects(pool, settings.quiesce_timeout, settings.run_dir)]
-        snapshots = Snapshots(
-            db, pool, audit, clock, kinds, cooloff=timedelta(days=settings.immutable_cooloff_days)
-        )
+        kinds: list[SubjectKind] = [
+            VolumeSubjects(pool, settings.quiesce_timeout, settings.run_dir),
+            VmSubjects(host, settings.run_dir),
+        ]
+        snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=timedelta(days=settings.immutable_cooloff_days))
         volumes = Volumes(db, pool, audit, clock)
-        restores = Restores(
-            db,
-            pool,
-            audit,
-            volumes,
-            snapshots,
-            clock,
-            pre_restore_keep=timedelta(days=settings.pre_restore_keep_days),
-        )
+        keep = timedelta(days=settings.pre_restore_keep_days)
+        restores = Restores(db, pool, audit, volumes, snapshots, clock, pre_restore_keep=keep)
+        vms = VMs(db, pool, audit, clock, host, settings.log_dir)
         return cls(
             settings=settings,
             db=db,
@@ -70,10 +77,13 @@ class Services:
             snapshots=snapshots,
             restores=restores,
             files=Files(db, pool, audit, volumes, snapshots),
+            host=host,
+            vms=vms,
+            vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep),
         )
 
     def reconcile(self) -> ReconcileReport:
-        return reconcile(self.db, self.pool, self.settings.run_dir, self.clock)
+        return reconcile(self.db, self.pool, self.host, self.settings.run_dir, self.clock)
 
     def close(self) -> None:
         self.jobs.shutdown()

@@ -71,9 +71,7 @@ def _entry(path: str, name: str) -> FileEntry:
 
 
 class Files:
-    def __init__(
-        self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots
-    ) -> None:
+    def __init__(self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots) -> None:
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -114,9 +112,7 @@ class Files:
             raise InvalidPath("the destination must be a path inside the volume, not its root")
         dest = resolve_beneath(volume.path, dest_rel)
         if not os.path.isdir(os.path.dirname(dest)):
-            raise NotFound(
-                f"the destination folder {os.path.dirname(dest_rel)!r} does not exist", path=dest_rel
-            )
+            raise NotFound(f"the destination folder {os.path.dirname(dest_rel)!r} does not exist", path=dest_rel)
         return source, dest, volume.name, dest_rel
 
     def extract(
@@ -130,14 +126,10 @@ class Files:
     ) -> dict[str, str]:
         """Copy ``path`` from the snapshot to ``to_path`` in ``to_volume`` (default: its own place in the
         snapshot's volume), replacing what is there atomically."""
-        source, dest, volume_name, dest_rel = self.check_extract(
-            snap_id, path, to_volume=to_volume, to_path=to_path
-        )
+        source, dest, volume_name, dest_rel = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
         staged = os.path.join(os.path.dirname(dest), f".snapkeep-restore-{uuid.uuid4().hex}")
         self._pool.copy_tree(source, staged)
         self._pool.put_in_place(staged, dest)
         with self._db.transaction() as s:
-            self._audit.done(
-                s, actor, "snapshot.extract", f"volume:{volume_name}/{dest_rel}", f"from {snap_id}:{path}"
-            )
+            self._audit.done(s, actor, "snapshot.extract", f"volume:{volume_name}/{dest_rel}", f"from {snap_id}:{path}")
         return {"volume": volume_name, "path": dest_rel}

@@ -63,9 +63,7 @@ class JobRunner:
             self._finish(job_id, JobStatus.FAILED, error=exc.to_body()["error"], message=exc.message)
         except Exception as exc:
             log.exception("job %s failed", job_id)
-            self._finish(
-                job_id, JobStatus.FAILED, error=SnapkeepError(str(exc)).to_body()["error"], message=str(exc)
-            )
+            self._finish(job_id, JobStatus.FAILED, error=SnapkeepError(str(exc)).to_body()["error"], message=str(exc))
         else:
             self._finish(job_id, JobStatus.SUCCEEDED, result=result, message="done")
 

@@ -1,6 +1,7 @@
 """Start-up reconciler: settles what a crash left half-done, before the service takes requests.
 
-- writers a quiesce left stopped are resumed (their intent files name them);
+- writers a quiesce left stopped are resumed (their intent files name them), and guests it left frozen
+  or paused are thawed and resumed;
 - a snapshot still ``creating`` becomes ``ready`` if its manifest was sealed into the pool, else ``failed``;
 - a snapshot left ``deleting`` is deleted;
 - whatever is in the pool's staging area (half-built snapshots, half-done restores) is removed: a restore
@@ -12,6 +13,8 @@
 from __future__ import annotations
 
 import glob
+import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +22,20 @@ from datetime import datetime
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.errors import Interrupted
+from snapkeep.errors import Interrupted, NotFound, SnapkeepError
+from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import JobStatus, SnapshotStatus
+from snapkeep.model.vmspec import VMState
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import resume_recorded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ReconcileReport:
     resumed_processes: int = 0
+    guests_released: int = 0
     snapshots_completed: list[str] = field(default_factory=list)
     snapshots_failed: list[str] = field(default_factory=list)
     snapshots_deleted: list[str] = field(default_factory=list)
@@ -36,10 +44,14 @@ class ReconcileReport:
     jobs_failed: list[str] = field(default_factory=list)
 
 
-def reconcile(db: Database, pool: Pool, run_dir: str, clock: Callable[[], datetime]) -> ReconcileReport:
+def reconcile(
+    db: Database, pool: Pool, host: Hypervisor, run_dir: str, clock: Callable[[], datetime]
+) -> ReconcileReport:
     report = ReconcileReport()
     for intent in glob.glob(os.path.join(run_dir, "quiesce-*.json")):
         report.resumed_processes += resume_recorded(intent)
+    for intent in sorted(glob.glob(os.path.join(run_dir, "guest-*.json"))):
+        report.guests_released += _release_guest(host, intent)
 
     with db.transaction() as s:
         for row in repo.snapshot_rows_in_status(s, SnapshotStatus.CREATING):
@@ -76,3 +88,21 @@ def reconcile(db: Database, pool: Pool, run_dir: str, clock: Callable[[], dateti
             job.finished_at = clock()
             report.jobs_failed.append(job.id)
     return report
+
+
+def _release_guest(host: Hypervisor, intent: str) -> int:
+    """Thaw and resume the guest an intent file names; the file stays if the agent cannot be reached yet."""
+    with open(intent) as f:
+        domain = str(json.load(f)["domain"])
+    try:
+        if host.state(domain) is VMState.PAUSED:
+            host.resume(domain)
+        if "guest-freeze-" in os.path.basename(intent):
+            host.thaw(domain, 10)
+    except NotFound:
+        pass  # the domain is gone: nothing is held
+    except SnapkeepError as exc:
+        log.warning("could not release guest %s yet: %s", domain, exc.message)
+        return 0
+    os.unlink(intent)
+    return 1

@@ -8,15 +8,13 @@ from datetime import datetime, timedelta
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.errors import InvalidInput, NotFound, SnapshotNotReady
-from snapkeep.model.names import pre_restore_name, restored_volume_name
-from snapkeep.model.types import RestoreMode, Snapshot, SnapshotStatus, Volume
+from snapkeep.errors import InvalidInput, NotFound
+from snapkeep.model.names import restored_volume_name
+from snapkeep.model.types import RestoreMode, Snapshot, Volume
 from snapkeep.services.audit import Audit
-from snapkeep.services.snapshots import Snapshots, TakeRequest
+from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
-
-RESTORABLE = (SnapshotStatus.READY, SnapshotStatus.HELD)
 
 
 class Restores:
@@ -39,14 +37,6 @@ class Restores:
         self._clock = clock
         self._pre_restore_keep = pre_restore_keep
 
-    def _restorable(self, snap_id: str) -> Snapshot:
-        snap = self._snapshots.get(snap_id)
-        if snap.status not in RESTORABLE:
-            raise SnapshotNotReady(
-                f"snapshot {snap.name!r} is {snap.status}, not restorable", snapshot=snap_id
-            )
-        return snap
-
     def over_source(
         self,
         snap_id: str,
@@ -55,7 +45,7 @@ class Restores:
         actor: str = "system",
     ) -> dict[str, str | None]:
         """Replace the volume's data (and settings, if asked) by the snapshot's, atomically."""
-        snap = self._restorable(snap_id)
+        snap = self._snapshots.restorable(snap_id)
         manifest = self._snapshots.manifest(snap_id)
         source = manifest.objects[0]
         try:
@@ -67,7 +57,7 @@ class Restores:
             ) from exc
         safety: Snapshot | None = None
         if pre_restore:
-            safety = self._take_pre_restore(volume, actor)
+            safety = self._snapshots.take_pre_restore("volume", volume.id, self._pre_restore_keep, actor)
         op_id = f"restore-{uuid.uuid4()}"
         self._pool.restore_dataset(snap_id, source.datasets[0], op_id)
         with self._db.transaction() as s:
@@ -76,30 +66,8 @@ class Restores:
                 row.description = str(source.config["description"])
                 row.size_limit = int(source.config["size_limit"])
                 row.settings = dict(source.config["settings"])
-            self._audit.done(
-                s, actor, "volume.restore", f"volume:{volume.name}", f"from {snap.name} ({mode})"
-            )
+            self._audit.done(s, actor, "volume.restore", f"volume:{volume.name}", f"from {snap.name} ({mode})")
         return {"volume_id": volume.id, "pre_restore_snapshot_id": safety.id if safety else None}
-
-    def _take_pre_restore(self, volume: Volume, actor: str) -> Snapshot:
-        now = self._clock()
-        base = pre_restore_name(now)
-        names = {snap.name for snap in self._snapshots.listing(volume.id)}
-        name = (
-            base
-            if base not in names
-            else next(f"{base}_{n}" for n in range(2, 1000) if f"{base}_{n}" not in names)
-        )
-        return self._snapshots.take(
-            TakeRequest(
-                ref=volume.id,
-                name=name,
-                description="taken before an in-place restore",
-                expires_at=now + self._pre_restore_keep,
-                origin="pre-restore",
-            ),
-            actor,
-        )
 
     def check_new_name(self, snap_id: str, name: str | None) -> str:
         """The name a restore as new would use, refused (before any work) if invalid or taken."""
@@ -111,7 +79,7 @@ class Restores:
 
     def as_new(self, snap_id: str, name: str | None = None, actor: str = "system") -> Volume:
         """A new volume with the snapshot's data and settings (``<original>_restored`` by default)."""
-        self._restorable(snap_id)
+        self._snapshots.restorable(snap_id)
         source = self._snapshots.manifest(snap_id).objects[0]
         new_name = self.check_new_name(snap_id, name)
         size_limit = int(source.config["size_limit"])

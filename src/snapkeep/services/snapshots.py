@@ -17,9 +17,17 @@ from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import SnapshotRow
 from snapkeep.engine.capture import CaptureReport, capture
-from snapkeep.errors import InvalidInput, NameClash, NotFound, QuiesceFailed, SnapkeepError, SnapshotLocked
+from snapkeep.errors import (
+    InvalidInput,
+    NameClash,
+    NotFound,
+    QuiesceFailed,
+    SnapkeepError,
+    SnapshotLocked,
+    SnapshotNotReady,
+)
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
-from snapkeep.model.names import check_name
+from snapkeep.model.names import check_name, pre_restore_name
 from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotStatus
 from snapkeep.services.audit import Audit
 from snapkeep.services.subjects import Subject, SubjectKind
@@ -34,7 +42,7 @@ class TakeRequest:
     description: str = ""
     expires_at: datetime | None = None
     quiesce: bool = False
-    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
+    quiesce_policy: QuiescePolicy | None = None  # None: the subject's own setting
     immutable: bool = False
     origin: str = "manual"
 
@@ -61,9 +69,7 @@ class Snapshots:
         try:
             return self._kinds[subject_type]
         except KeyError:
-            raise InvalidInput(
-                f"snapshots of {subject_type!r} are not supported", subject_type=subject_type
-            ) from None
+            raise InvalidInput(f"snapshots of {subject_type!r} are not supported", subject_type=subject_type) from None
 
     def subject(self, subject_type: str, ref: str) -> Subject:
         with self._db.transaction() as s:
@@ -97,9 +103,7 @@ class Snapshots:
         check_name(name, "snapshot name")
         with self._db.transaction() as s:
             if repo.find_snapshot_row(s, subject.type, subject.id, name) is not None:
-                raise NameClash(
-                    f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name
-                )
+                raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name)
 
     def manifest(self, snap_id: str) -> Manifest:
         return Manifest.from_bytes(self._pool.read_manifest(snap_id))
@@ -136,7 +140,8 @@ class Snapshots:
             created_at = repo.as_utc(row.created_at)
         try:
             holds = kind.holds(subject, req.quiesce, snap_id)
-            report = capture(self._pool, snap_id, subject.datasets, holds, req.quiesce_policy)
+            policy = req.quiesce_policy or subject.quiesce_policy
+            report = capture(self._pool, snap_id, subject.datasets, holds, policy)
             manifest = self._manifest(snap_id, req, subject, kind, created_at, report)
             self._pool.seal(snap_id, manifest.to_bytes())
         except QuiesceFailed:
@@ -161,6 +166,29 @@ class Snapshots:
             row.paused_window_ms = report.windows_ms.get("paused")
             self._audit.done(s, actor, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
             return repo.snapshot_from_row(row)
+
+    def take_pre_restore(self, subject_type: str, ref: str, keep: timedelta, actor: str) -> Snapshot:
+        """The safety snapshot before an in-place restore (SPEC: ``pre-restore_<YYYYMMDD>_<HHMMSS>``)."""
+        now = self._clock()
+        base = pre_restore_name(now)
+        names = {snap.name for snap in self.listing(ref, subject_type)}
+        name = base if base not in names else next(f"{base}_{n}" for n in range(2, 1000) if f"{base}_{n}" not in names)
+        request = TakeRequest(
+            ref=ref,
+            subject_type=subject_type,
+            name=name,
+            description="taken before an in-place restore",
+            expires_at=now + keep,
+            origin="pre-restore",
+        )
+        return self.take(request, actor)
+
+    def restorable(self, snap_id: str) -> Snapshot:
+        """The snapshot, if it can be restored from (ready, or held by a minimum count)."""
+        snap = self.get(snap_id)
+        if snap.status not in (SnapshotStatus.READY, SnapshotStatus.HELD):
+            raise SnapshotNotReady(f"snapshot {snap.name!r} is {snap.status}, not restorable", snapshot=snap_id)
+        return snap
 
     def _manifest(
         self,
@@ -221,9 +249,7 @@ class Snapshots:
         the cooling-off that started when it was unlocked; ``None`` = not while it stays locked."""
         if not snap.immutable:
             return snap.created_at
-        candidates = [
-            t for t in (snap.expires_at, snap.unlocked_at and snap.unlocked_at + self._cooloff) if t
-        ]
+        candidates = [t for t in (snap.expires_at, snap.unlocked_at and snap.unlocked_at + self._cooloff) if t]
         return min(candidates) if candidates else None
 
     def check_deletable(self, snap: Snapshot, actor: str) -> None:
@@ -234,9 +260,7 @@ class Snapshots:
         why = f"snapshot {snap.name!r} is immutable and locked" + (
             f" until {when.isoformat()}" if when else "; unlock it first (a cooling-off period follows)"
         )
-        self._audit.refused(
-            actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}", why
-        )
+        self._audit.refused(actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}", why)
         raise SnapshotLocked(why, snapshot=snap.id, deletable_at=when.isoformat() if when else None)
 
     def unlock(self, snap_id: str, actor: str = "system") -> Snapshot:
@@ -245,9 +269,7 @@ class Snapshots:
             row = repo.get_snapshot_row(s, snap_id)
             if row.immutable and row.unlocked_at is None:
                 row.unlocked_at = self._clock()
-                self._audit.done(
-                    s, actor, "snapshot.unlock", f"{row.subject_type}:{row.subject_name}/{row.name}"
-                )
+                self._audit.done(s, actor, "snapshot.unlock", f"{row.subject_type}:{row.subject_name}/{row.name}")
             return repo.snapshot_from_row(row)
 
     def delete(self, snap_id: str, actor: str = "system") -> None:
@@ -262,9 +284,7 @@ class Snapshots:
         self._pool.discard(snap.id)
         with self._db.transaction() as s:
             s.delete(repo.get_snapshot_row(s, snap.id))
-            self._audit.done(
-                s, actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
-            )
+            self._audit.done(s, actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
 
     def delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
         """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked."""
@@ -281,9 +301,7 @@ class Snapshots:
         now = self._clock()
         with self._db.transaction() as s:
             rows = repo.snapshot_rows_in_status(s, SnapshotStatus.READY, SnapshotStatus.HELD)
-            due = [
-                repo.snapshot_from_row(r) for r in rows if r.expires_at and repo.as_utc(r.expires_at) <= now
-            ]
+            due = [repo.snapshot_from_row(r) for r in rows if r.expires_at and repo.as_utc(r.expires_at) <= now]
         for snap in due:
             self._remove(snap, actor)
         return [snap.id for snap in due]

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from snapkeep.catalog import repo
 from snapkeep.engine.capture import Hold
-from snapkeep.engine.holds import WritersPaused
-from snapkeep.model.types import SnapshotKind
+from snapkeep.engine.holds import GuestFrozen, GuestPaused, WritersPaused
+from snapkeep.hypervisor import Hypervisor
+from snapkeep.model.types import QuiescePolicy, SnapshotKind
+from snapkeep.model.vmspec import VMState
 from snapkeep.storage.pool import Pool
 
 
@@ -24,6 +26,7 @@ class Subject:
     owner_tenant_id: str | None
     datasets: tuple[str, ...]
     config: dict[str, Any]
+    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK  # when the request does not say
 
 
 class SubjectKind(Protocol):
@@ -68,3 +71,44 @@ class VolumeSubjects:
             return []
         intent = os.path.join(self._run_dir, f"quiesce-{snap_id}.json")
         return [WritersPaused([self._pool.dataset_path(d) for d in subject.datasets], self._timeout, intent)]
+
+
+class VmSubjects:
+    """A VM's disks are captured at one instant: a running guest is frozen through its agent (if asked)
+    and paused for the capture; a stopped one is captured as it lies."""
+
+    type = "vm"
+    snapshot_kind = SnapshotKind.VM
+
+    def __init__(self, host: Hypervisor, run_dir: str) -> None:
+        self._host = host
+        self._run_dir = run_dir
+
+    def resolve(self, s: Session, ref: str) -> Subject:
+        row = repo.resolve_vm_row(s, ref)
+        return Subject(
+            type=self.type,
+            id=row.id,
+            name=row.name,
+            owner_tenant_id=row.owner_tenant_id,
+            datasets=(row.dataset,),
+            config={
+                "description": row.description,
+                "domain_uuid": row.domain_uuid,
+                "vm": dict(row.spec),
+                "quiesce_policy": row.quiesce_policy,
+                "agent_timeout": row.agent_timeout,
+            },
+            quiesce_policy=QuiescePolicy(row.quiesce_policy),
+        )
+
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        if not self._host.exists(subject.name) or self._host.state(subject.name) is VMState.SHUTOFF:
+            return []
+        timeout = float(subject.config["agent_timeout"])
+        holds: list[Hold] = []
+        if quiesce:
+            intent = os.path.join(self._run_dir, f"guest-freeze-{snap_id}.json")
+            holds.append(GuestFrozen(self._host, subject.name, timeout, intent))
+        holds.append(GuestPaused(self._host, subject.name, os.path.join(self._run_dir, f"guest-pause-{snap_id}.json")))
+        return holds

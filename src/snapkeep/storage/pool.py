@@ -102,6 +102,17 @@ class Pool:
         with translated(f"destroying dataset {dataset}"):
             self.driver.remove_dataset(self.dataset_path(dataset))
 
+    def create_sparse_file(self, dataset: str, name: str, size: int) -> str:
+        """A new raw sparse file (a VM disk) of ``size`` bytes in ``dataset``: no data is written."""
+        path = os.path.join(self.dataset_path(dataset), name)
+        with translated(f"creating {name} in {dataset}"):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
+        return path
+
     def list_datasets(self) -> list[str]:
         return sorted(os.listdir(os.path.join(self.root, "datasets")))
 

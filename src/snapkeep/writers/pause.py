@@ -105,17 +105,13 @@ def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> lis
     try:
         for _round in range(_MAX_ROUNDS):
             fresh = [
-                pid
-                for pid in writers_of(trees)
-                if pid not in {p.pid for p in paused} and not _stopped_already(pid)
+                pid for pid in writers_of(trees) if pid not in {p.pid for p in paused} and not _stopped_already(pid)
             ]
             if not fresh:
                 return paused
             for pid in fresh:
                 if _is_kernel_thread(pid):
-                    raise QuiesceFailed(
-                        f"process {pid} writing to the volume is a kernel thread and cannot pause"
-                    )
+                    raise QuiesceFailed(f"process {pid} writing to the volume is a kernel thread and cannot pause")
                 proc = identify(pid)
                 if proc is None:
                     continue

@@ -1,0 +1,10 @@
+"""The hypervisor layer: snapkeep's VMs as libvirt domains, and their guest agents.
+
+``base.Hypervisor`` is the contract the engine and services use; ``libvirt_host.LibvirtHost`` is its one
+driver and the only module that imports libvirt. ``domain_xml`` turns a ``VMSpec`` into domain XML and
+back (pure), and ``daemons`` starts libvirtd/virtlogd where no systemd does.
+"""
+
+from snapkeep.hypervisor.base import Hypervisor
+
+__all__ = ["Hypervisor"]

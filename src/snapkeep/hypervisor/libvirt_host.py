@@ -1,0 +1,380 @@
+"""The libvirt driver of :class:`snapkeep.hypervisor.base.Hypervisor`: the only module that imports libvirt.
+
+Every libvirt call goes through ``_calling()``, which turns ``libvirtError`` into snapkeep errors by
+error code (STYLE.md 7), and libvirt's default handler, which would print every error on stderr even
+when we handle it, is silenced once, at import.
+
+Guest-agent calls are bounded: ``fsFreeze``/``fsThaw``/``shutdownFlags`` use the domain's agent response
+timeout (``agentSetResponseTimeout``, set before each call because libvirt's default is to wait forever),
+and the commands libvirt has no API for (ping, freeze status, file reads) go through
+``libvirt_qemu.qemuAgentCommand`` with an explicit timeout. libvirt logs a harmless
+"custom-ga-command" taint for the latter in the domain's log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import libvirt
+import libvirt_qemu
+
+from snapkeep.errors import (
+    AgentUnavailable,
+    FreezeTimeout,
+    HypervisorError,
+    HypervisorUnavailable,
+    NameClash,
+    ShutdownTimeout,
+    SnapkeepError,
+    VMNotFound,
+    VMStateConflict,
+)
+from snapkeep.hypervisor.domain_xml import domain_xml, spec_from_xml
+from snapkeep.model.vmspec import DiskSpec, VMSpec, VMState
+
+DEFAULT_URI = "qemu:///system"
+_POLL = 0.05  # seconds between state checks while waiting for a power-off
+
+
+def _ignore_libvirt_error(_ctx: object, _err: object) -> None:
+    """libvirt prints every error on stderr unless a handler is registered; we raise them instead."""
+
+
+libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+
+_STATES = {
+    libvirt.VIR_DOMAIN_RUNNING: VMState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: VMState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: VMState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: VMState.SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: VMState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: VMState.CRASHED,
+}
+_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+)
+_UNREACHABLE = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC}
+_AGENT_DOWN = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED}
+
+
+def _seconds(timeout: float) -> int:
+    """libvirt counts whole seconds: round up, never below one (0 would mean "do not wait")."""
+    return max(1, math.ceil(timeout))
+
+
+def translate(exc: libvirt.libvirtError, name: str | None, *, freezing: bool = False) -> SnapkeepError:
+    """The snapkeep error for a libvirt error, by its code (STYLE.md 7)."""
+    code = exc.get_error_code()
+    message = exc.get_error_message() or str(exc)
+    details: dict[str, Any] = {"libvirt_code": code, "vm": name}
+    if code == libvirt.VIR_ERR_NO_DOMAIN:
+        return VMNotFound(f"no VM named {name!r}", **details)
+    if code in _AGENT_DOWN or (code == libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED and "agent" in message):
+        # Only a timeout leaves it open whether the guest froze; libvirt's other agent errors come first.
+        if freezing and not any(m in message for m in ("not connected", "not configured", "due to an error")):
+            return FreezeTimeout(f"guest agent of {name!r} did not confirm the freeze in time: {message}", **details)
+        return AgentUnavailable(f"guest agent of {name!r} is unavailable: {message}", **details)
+    if "frozen state" in message:  # qemu-ga refuses a second freeze (and most commands) until thawed
+        return VMStateConflict(f"VM {name!r} has its filesystems frozen already: thaw first", **details)
+    if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        return VMStateConflict(f"VM {name!r}: {message}", **details)
+    if code in _UNREACHABLE or exc.get_error_domain() == libvirt.VIR_FROM_RPC:
+        return HypervisorUnavailable(f"libvirt connection failed: {message}", **details)
+    if "already exists" in message or code == libvirt.VIR_ERR_DOM_EXIST:
+        return NameClash(f"another domain clashes with VM {name!r}: {message}", **details)
+    return HypervisorError(f"libvirt failed on VM {name!r}: {message}", **details)
+
+
+@contextmanager
+def _calling(name: str | None, *, freezing: bool = False) -> Iterator[None]:
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise translate(exc, name, freezing=freezing) from exc
+
+
+class LibvirtHost:
+    """The VMs of one libvirt connection (``qemu:///system`` by default); see ``Hypervisor`` for the contract.
+
+    The connection is opened on first use and reopened if libvirtd restarted. Thread-safe as far as
+    libvirt is; the per-domain agent timeout is set right before each agent call.
+    """
+
+    def __init__(self, uri: str = DEFAULT_URI) -> None:
+        self.uri = uri
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    # -- connection ---------------------------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    if self._conn.isAlive():
+                        return self._conn
+                except libvirt.libvirtError:
+                    pass
+                self._close_quietly()
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                raise HypervisorUnavailable(
+                    f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()} (is libvirtd running?)",
+                    uri=self.uri,
+                ) from exc
+            return self._conn
+
+    def _close_quietly(self) -> None:
+        with suppress(libvirt.libvirtError):
+            self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._close_quietly()
+
+    def __enter__(self) -> LibvirtHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _domain(self, name: str) -> Any:
+        conn = self._connection()
+        with _calling(name):
+            return conn.lookupByName(name)
+
+    # -- definition ---------------------------------------------------------------------------------------
+
+    def define(self, spec: VMSpec) -> None:
+        xml = domain_xml(spec)
+        conn = self._connection()
+        with _calling(spec.name):
+            conn.defineXML(xml)
+
+    def undefine(self, name: str) -> None:
+        try:
+            dom = self._domain(name)
+        except VMNotFound:
+            return
+        with _calling(name):
+            if dom.isActive():
+                raise VMStateConflict(f"VM {name!r} is running: power it off before deleting it", vm=name)
+            try:
+                dom.undefineFlags(_UNDEFINE_FLAGS)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:  # undefined meanwhile: fine
+                    raise
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._domain(name)
+        except VMNotFound:
+            return False
+        return True
+
+    def spec(self, name: str) -> VMSpec:
+        dom = self._domain(name)
+        with _calling(name):
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        spec = spec_from_xml(xml)
+        disks = tuple(
+            DiskSpec(d.file, os.path.getsize(d.file) if os.path.exists(d.file) else 0, d.serial, d.target)
+            for d in spec.disks
+        )
+        return VMSpec(**{**spec.__dict__, "disks": disks})
+
+    def list_domains(self) -> list[str]:
+        conn = self._connection()
+        with _calling(None):
+            return sorted(dom.name() for dom in conn.listAllDomains(0))
+
+    # -- power --------------------------------------------------------------------------------------------
+
+    def state(self, name: str) -> VMState:
+        dom = self._domain(name)
+        with _calling(name):
+            code = dom.state()[0]
+        return _STATES.get(code, VMState.OTHER)
+
+    def start(self, name: str) -> None:
+        dom = self._domain(name)
+        with _calling(name):
+            if not dom.isActive():
+                try:
+                    dom.create()
+                except libvirt.libvirtError as exc:  # started by someone else meanwhile: fine
+                    if not (exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and dom.isActive()):
+                        raise
+
+    def shutdown(self, name: str, timeout: float) -> None:
+        dom = self._domain(name)
+        deadline = time.monotonic() + timeout
+        state = self.state(name)
+        if state == VMState.SHUTOFF:
+            return
+        if state == VMState.PAUSED:
+            raise VMStateConflict(f"VM {name!r} is paused and cannot shut down: resume it or power it off", vm=name)
+        self._press_power_button(dom, name)
+        if self._wait_shutoff(dom, name, time.monotonic() + timeout / 2):
+            return
+        # The guest may have missed the button (still booting, no ACPI handler): ask its agent too.
+        try:
+            with _calling(name):
+                dom.agentSetResponseTimeout(_seconds(max(deadline - time.monotonic(), 1)))
+                dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT)
+        except (AgentUnavailable, VMStateConflict):
+            pass
+        self._press_power_button(dom, name)
+        if self._wait_shutoff(dom, name, deadline):
+            return
+        raise ShutdownTimeout(
+            f"VM {name!r} did not power off within {timeout:g} s (neither the ACPI power button nor the "
+            "guest agent's guest-shutdown took effect); power it off by force",
+            vm=name,
+            timeout=timeout,
+        )
+
+    def _press_power_button(self, dom: Any, name: str) -> None:
+        try:
+            with _calling(name):
+                dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        except VMStateConflict:
+            pass  # it stopped meanwhile; the wait sees it
+
+    def _wait_shutoff(self, dom: Any, name: str, until: float) -> bool:
+        while True:
+            with _calling(name):
+                if not dom.isActive():
+                    return True
+            if time.monotonic() >= until:
+                return False
+            time.sleep(_POLL)
+
+    def power_off(self, name: str) -> None:
+        dom = self._domain(name)
+        with _calling(name):
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as exc:
+                if not (exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and not dom.isActive()):
+                    raise
+
+    def reset(self, name: str) -> None:
+        dom = self._domain(name)
+        with _calling(name):
+            dom.reset(0)
+
+    def pause(self, name: str) -> None:
+        dom = self._domain(name)
+        with _calling(name):
+            dom.suspend()  # libvirt accepts suspending a paused domain: idempotent already
+
+    def resume(self, name: str) -> None:
+        dom = self._domain(name)
+        with _calling(name):
+            try:
+                dom.resume()
+            except libvirt.libvirtError as exc:
+                if not (
+                    exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
+                    and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+                ):
+                    raise
+
+    # -- guest agent --------------------------------------------------------------------------------------
+
+    def _running_domain(self, name: str) -> Any:
+        """The domain, if its vCPUs run: a paused or stopped guest's agent cannot answer, so say so at once."""
+        dom = self._domain(name)
+        with _calling(name):
+            code = dom.state()[0]
+        if code not in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED):
+            state = _STATES.get(code, VMState.OTHER)
+            raise VMStateConflict(
+                f"VM {name!r} is {state.value}: its guest agent cannot answer", vm=name, state=state.value
+            )
+        return dom
+
+    def agent_command(self, name: str, command: str, timeout: float, arguments: dict[str, Any] | None = None) -> Any:
+        """Run one guest-agent command (e.g. ``guest-exec``) and return its ``return`` value.
+
+        For tests and diagnostics; the snapshot path uses the typed methods of the contract.
+        """
+        dom = self._running_domain(name)
+        request: dict[str, Any] = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        with _calling(name):
+            reply = libvirt_qemu.qemuAgentCommand(dom, json.dumps(request), _seconds(timeout), 0)
+        if reply is None:
+            raise AgentUnavailable(f"guest agent of {name!r} gave no reply to {command}", vm=name)
+        return json.loads(reply).get("return")
+
+    def agent_ping(self, name: str, timeout: float) -> bool:
+        try:
+            self.agent_command(name, "guest-ping", timeout)
+        except (AgentUnavailable, VMStateConflict):
+            return False
+        return True
+
+    def freeze(self, name: str, timeout: float) -> int:
+        dom = self._running_domain(name)
+        with _calling(name, freezing=True):
+            dom.agentSetResponseTimeout(_seconds(timeout))
+            return int(dom.fsFreeze())
+
+    def thaw(self, name: str, timeout: float) -> int:
+        dom = self._running_domain(name)
+        with _calling(name):
+            dom.agentSetResponseTimeout(_seconds(timeout))
+            return int(dom.fsThaw())
+
+    def frozen(self, name: str, timeout: float) -> bool:
+        status = self.agent_command(name, "guest-fsfreeze-status", timeout)
+        return bool(status == "frozen")
+
+    def guest_exec(self, name: str, argv: list[str], timeout: float) -> int:
+        """Start ``argv`` inside the guest through its agent without waiting for it; returns its guest pid."""
+        reply = self.agent_command(name, "guest-exec", timeout, {"path": argv[0], "arg": argv[1:]})
+        return int(reply["pid"])
+
+    def read_guest_file(self, name: str, path: str, timeout: float, limit: int = 1 << 20, tail: bool = False) -> bytes:
+        """Up to ``limit`` bytes of a file inside the running guest (its last ones if ``tail``), via the agent."""
+        handle = self.agent_command(name, "guest-file-open", timeout, {"path": path, "mode": "r"})
+        chunks: list[bytes] = []
+        try:
+            if tail:
+                end = self.agent_command(
+                    name, "guest-file-seek", timeout, {"handle": handle, "offset": 0, "whence": "end"}
+                )
+                start = max(0, int(end["position"]) - limit)
+                self.agent_command(
+                    name, "guest-file-seek", timeout, {"handle": handle, "offset": start, "whence": "set"}
+                )
+            size = 0
+            while size < limit:
+                part = self.agent_command(
+                    name, "guest-file-read", timeout, {"handle": handle, "count": min(limit - size, 48 * 1024)}
+                )
+                data = base64.b64decode(part.get("buf-b64", ""))
+                chunks.append(data)
+                size += len(data)
+                if part.get("eof") or not data:
+                    break
+        finally:
+            self.agent_command(name, "guest-file-close", timeout, {"handle": handle})
+        return b"".join(chunks)

@@ -1,0 +1,230 @@
+"""Virtual machines: create, look up, power, delete. The VM's state always comes from libvirt.
+
+A VM is a catalog row (its configuration), a dataset in the pool (its raw sparse disk files) and a
+libvirt domain defined from both. Creating writes the dataset first, the row second, the domain last;
+deleting goes in reverse.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from snapkeep.catalog import repo
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.tables import VmRow
+from snapkeep.errors import Conflict, NameClash
+from snapkeep.hypervisor import Hypervisor
+from snapkeep.model.names import check_name
+from snapkeep.model.types import VM, QuiescePolicy
+from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig, disk_target, new_mac, new_serial
+from snapkeep.model.vmspec import VMSpec, VMState
+from snapkeep.services.audit import Audit
+from snapkeep.services.snapshots import Snapshots
+from snapkeep.storage.pool import Pool
+
+AGENT_PROBE_SECONDS = 2.0
+
+
+class VMs:
+    def __init__(
+        self,
+        db: Database,
+        pool: Pool,
+        audit: Audit,
+        clock: Callable[[], datetime],
+        host: Hypervisor,
+        log_dir: str,
+    ) -> None:
+        self._db = db
+        self._pool = pool
+        self._audit = audit
+        self._clock = clock
+        self.host = host
+        self._log_dir = log_dir
+
+    # --- looking up ----------------------------------------------------------------------------------
+    def spec(self, row: VmRow) -> VMSpec:
+        """The libvirt description of the VM as the catalog has it."""
+        config = VMConfig.model_validate(row.spec)
+        serial_log = os.path.join(self._log_dir, f"{row.name}.log")
+        return config.to_spec(row.name, row.domain_uuid, self._pool.dataset_path(row.dataset), serial_log)
+
+    def to_vm(self, row: VmRow, probe_agent: bool = False) -> VM:
+        state = self.host.state(row.name) if self.host.exists(row.name) else VMState.OTHER
+        answers = None
+        if probe_agent:
+            answers = state is VMState.RUNNING and self.host.agent_ping(row.name, AGENT_PROBE_SECONDS)
+        return VM(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            dataset=row.dataset,
+            path=self._pool.dataset_path(row.dataset),
+            domain_uuid=row.domain_uuid,
+            config=dict(row.spec),
+            quiesce_policy=QuiescePolicy(row.quiesce_policy),
+            agent_timeout=row.agent_timeout,
+            created_at=repo.as_utc(row.created_at),
+            state=str(state),
+            agent_answers=answers,
+        )
+
+    def get(self, ref: str, probe_agent: bool = False) -> VM:
+        with self._db.transaction() as s:
+            return self.to_vm(repo.resolve_vm_row(s, ref), probe_agent)
+
+    def listing(self) -> list[VM]:
+        with self._db.transaction() as s:
+            return [self.to_vm(row) for row in repo.list_vm_rows(s)]
+
+    def check_free_name(self, s: Session, name: str) -> None:
+        check_name(name, "VM name")
+        if repo.find_vm_row(s, name, None) is not None:
+            raise NameClash(f"a VM named {name!r} already exists", name=name)
+        if self.host.exists(name):
+            raise NameClash(f"libvirt already has a domain named {name!r} that snapkeep does not manage", name=name)
+
+    # --- creating ------------------------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        *,
+        vcpus: int,
+        memory_mib: int,
+        disk_sizes: Sequence[int],
+        kernel: str | None = None,
+        initrd: str | None = None,
+        cmdline: str | None = None,
+        nics: int = 1,
+        description: str = "",
+        quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK,
+        agent_timeout: float = 10.0,
+        guest_agent: bool = True,
+        actor: str = "system",
+    ) -> VM:
+        """A new VM, stopped, with empty sparse raw disks."""
+        config = VMConfig(
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            kernel=kernel,
+            initrd=initrd,
+            cmdline=cmdline,
+            disks=tuple(
+                DiskConfig(file=f"disk{i}.raw", size=size, serial=new_serial(), target=disk_target(i))
+                for i, size in enumerate(disk_sizes)
+            ),
+            nics=tuple(NicConfig(mac=new_mac()) for _ in range(nics)),
+            guest_agent=guest_agent,
+        )
+
+        def make_disks(dataset: str) -> None:
+            self._pool.create_dataset(dataset)
+            for disk in config.disks:
+                self._pool.create_sparse_file(dataset, disk.file, disk.size)
+
+        return self.create_with(
+            name,
+            config,
+            make_disks,
+            description=description,
+            quiesce_policy=quiesce_policy,
+            agent_timeout=agent_timeout,
+            actor=actor,
+        )
+
+    def create_with(
+        self,
+        name: str,
+        config: VMConfig,
+        make_data: Callable[[str], object],
+        *,
+        description: str,
+        quiesce_policy: QuiescePolicy,
+        agent_timeout: float,
+        actor: str,
+    ) -> VM:
+        """Dataset first (``make_data``), then the row, then the libvirt domain; undone on failure."""
+        with self._db.transaction() as s:
+            self.check_free_name(s, name)
+        vm_id = str(uuid.uuid4())
+        dataset = f"vm-{vm_id}"
+        make_data(dataset)
+        try:
+            with self._db.transaction() as s:
+                self.check_free_name(s, name)
+                row = VmRow(
+                    id=vm_id,
+                    name=name,
+                    description=description,
+                    dataset=dataset,
+                    domain_uuid=str(uuid.uuid4()),
+                    spec=config.as_dict(),
+                    quiesce_policy=quiesce_policy,
+                    agent_timeout=agent_timeout,
+                    owner_tenant_id=None,
+                    created_at=self._clock(),
+                )
+                s.add(row)
+                s.flush()
+                self.host.define(self.spec(row))
+                self._audit.done(s, actor, "vm.create", f"vm:{name}")
+                return self.to_vm(row)
+        except BaseException:
+            self.host.undefine(name)
+            self._pool.destroy_dataset(dataset)
+            raise
+
+    # --- power ---------------------------------------------------------------------------------------
+    def start(self, ref: str, actor: str = "system") -> VM:
+        vm = self.get(ref)
+        if vm.state != VMState.RUNNING:
+            self.host.start(vm.name)
+        return self.get(vm.id)
+
+    def stop(self, ref: str, force: bool = False, timeout: float = 60.0, actor: str = "system") -> VM:
+        """Graceful shutdown within ``timeout`` seconds, or power off with ``force``."""
+        vm = self.get(ref)
+        if vm.state == VMState.SHUTOFF:
+            return vm
+        if force:
+            self.host.power_off(vm.name)
+        else:
+            self.host.shutdown(vm.name, timeout)
+        return self.get(vm.id)
+
+    def check_may_overwrite(self, vm: VM, power_off: bool) -> None:
+        """A VM must be off to be overwritten, unless the caller lets snapkeep switch it off."""
+        if vm.state not in (VMState.SHUTOFF, VMState.OTHER) and not power_off:
+            raise Conflict(f"VM {vm.name!r} is {vm.state}; stop it first or ask to power it off", vm=vm.name)
+
+    def require_off(self, vm: VM, power_off: bool) -> None:
+        """Make sure the VM is off before it is overwritten (see :meth:`check_may_overwrite`)."""
+        self.check_may_overwrite(vm, power_off)
+        if vm.state not in (VMState.SHUTOFF, VMState.OTHER):
+            self.host.power_off(vm.name)
+
+    # --- deleting ------------------------------------------------------------------------------------
+    def check_may_delete(self, vm: VM, snapshots: Snapshots, force: bool, actor: str) -> None:
+        """Refuse (changing nothing) to delete a running VM without ``force``, or one with a locked snapshot."""
+        if vm.state not in (VMState.SHUTOFF, VMState.OTHER) and not force:
+            raise Conflict(f"VM {vm.name!r} is {vm.state}; stop it first or delete with force", vm=vm.name)
+        for snap in snapshots.listing(vm.id, "vm"):
+            snapshots.check_deletable(snap, actor)
+
+    def delete(self, ref: str, snapshots: Snapshots, force: bool = False, actor: str = "system") -> None:
+        """Delete the VM with its own snapshots (refused, changing nothing, while one is locked)."""
+        vm = self.get(ref)
+        self.check_may_delete(vm, snapshots, force, actor)
+        if vm.state not in (VMState.SHUTOFF, VMState.OTHER):
+            self.host.power_off(vm.name)
+        snapshots.delete_all_of("vm", vm.id, actor)
+        self.host.undefine(vm.name)
+        with self._db.transaction() as s:
+            s.delete(repo.get_vm_row(s, vm.id))
+            self._audit.done(s, actor, "vm.delete", f"vm:{vm.name}")
+        self._pool.destroy_dataset(vm.dataset)

@@ -1,0 +1,248 @@
+"""VM snapshots and restores through the services, with real libvirtd, real QEMU guests and their agent.
+
+One running test guest (its init appends a counter to /data/counter every 50 ms) is shared by the module;
+stopped VMs cover restore semantics without booting. Real boots are kept few: the shared guest, the
+restored copy that is booted once, and one agent-less guest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from snapkeep.config import Settings
+from snapkeep.errors import Conflict, NameClash, QuiesceFailed, SnapkeepError
+from snapkeep.model.types import VM, QuiescePolicy
+from snapkeep.model.vmspec import VMState
+from snapkeep.services.container import Services
+from snapkeep.services.snapshots import TakeRequest
+from snapkeep.storage.pool import Pool
+from snapkeep.testguest import GuestImage, build_test_guest, counter_is_intact, fsck, make_data_disk, read_counter
+from tests.conftest import Mounted, make_traversable_tmp, mount_fs, require, unmount_fs
+
+BOOT_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def vm_services() -> Iterator[Services]:
+    """Services on a btrfs pool of their own, with libvirtd running (stopped at the end if started here)."""
+    from snapkeep.hypervisor.daemons import ensure_libvirtd, stop_daemons
+
+    require(os.geteuid() == 0, "libvirt's system connection needs root")
+    daemons = ensure_libvirtd()
+    mounted: Mounted = mount_fs("btrfs", "20G")
+    data_dir = make_traversable_tmp("snapkeep-vm-data-")
+    settings = Settings(data_dir=data_dir, pool_dir=mounted.new_dir("pool"), sweep_interval=3600)
+    services = Services.build(settings, Pool.open(settings.pool_path))
+    try:
+        yield services
+    finally:
+        for vm in services.vms.listing():
+            try:
+                services.vms.delete(vm.id, services.snapshots, force=True)
+            except SnapkeepError as exc:
+                print(f"cleanup of {vm.name}: {exc.message}")
+        services.close()
+        unmount_fs(mounted)
+        stop_daemons(daemons)
+
+
+@pytest.fixture(scope="module")
+def image() -> GuestImage:
+    return build_test_guest()
+
+
+def make_vm(svc: Services, image: GuestImage, name: str, disks: int = 1) -> VM:
+    vm = svc.vms.create(
+        name,
+        vcpus=1,
+        memory_mib=256,
+        disk_sizes=[128 << 20] * disks,
+        kernel=image.kernel,
+        initrd=image.initrd,
+        cmdline=image.cmdline,
+        agent_timeout=2.0,
+    )
+    for disk in vm.config["disks"]:
+        path = os.path.join(vm.path, disk["file"])
+        os.unlink(path)
+        make_data_disk(path, disk["size"])
+    return vm
+
+
+def disk_path(vm: VM, index: int = 0) -> str:
+    return os.path.join(vm.path, vm.config["disks"][index]["file"])
+
+
+def console_ready(svc: Services, vm: VM) -> bool:
+    try:
+        with open(os.path.join(svc.settings.log_dir, f"{vm.name}.log")) as f:
+            return "snapkeep-testguest: ready" in f.read()
+    except OSError:
+        return False
+
+
+def boot(svc: Services, vm: VM) -> None:
+    svc.vms.start(vm.id)
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while not (console_ready(svc, vm) and svc.host.agent_ping(vm.name, 1.0)):
+        assert time.monotonic() < deadline, f"{vm.name} did not boot with its agent within {BOOT_TIMEOUT} s"
+        time.sleep(0.2)
+
+
+def digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def running(vm_services: Services, image: GuestImage) -> VM:
+    vm = make_vm(vm_services, image, "writer-guest")
+    boot(vm_services, vm)
+    time.sleep(1.0)  # let the writer append a few values
+    return vm
+
+
+def test_quiesced_snapshot_of_running_guest_restores_as_new_and_boots(
+    vm_services: Services, running: VM, image: GuestImage
+) -> None:
+    svc = vm_services
+    snap = svc.snapshots.take(TakeRequest(ref=running.id, subject_type="vm", name="quiet", quiesce=True))
+    taken_at = time.monotonic()
+    assert snap.quiesced and snap.quiesce_note is None
+    assert snap.quiesce_window_ms is not None and snap.paused_window_ms is not None
+    assert snap.paused_window_ms <= snap.quiesce_window_ms
+    assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert not svc.host.frozen(running.name, 5.0), "the guest was left frozen"
+
+    copy = svc.vm_restores.as_new(snap.id)
+    assert copy.name == "quiet restored" and copy.state == VMState.SHUTOFF
+    assert copy.domain_uuid != running.domain_uuid
+    assert [n["mac"] for n in copy.config["nics"]] != [n["mac"] for n in running.config["nics"]]
+    assert [d["serial"] for d in copy.config["disks"]] == [d["serial"] for d in running.config["disks"]]
+
+    snapshot_counter = read_counter(
+        svc.pool.snapshot_data_path(snap.id, running.dataset) + "/" + running.config["disks"][0]["file"]
+    )
+    assert snapshot_counter and counter_is_intact(snapshot_counter)
+    boot(svc, copy)
+    svc.vms.stop(copy.id, timeout=60)
+    assert svc.vms.get(copy.id).state == VMState.SHUTOFF
+    assert fsck(disk_path(copy)).clean
+    values = read_counter(disk_path(copy))
+    assert counter_is_intact(values)
+    assert values[: len(snapshot_counter)] == snapshot_counter, "the copy did not start from the snapshot"
+    assert time.monotonic() > taken_at
+
+
+def test_reconciler_thaws_and_resumes_a_guest_left_frozen_and_paused(vm_services: Services, running: VM) -> None:
+    """What a SIGKILL between freeze and thaw leaves: intent files, a frozen and paused guest."""
+    from snapkeep.engine.holds import write_guest_intent
+
+    svc = vm_services
+    run_dir = svc.settings.run_dir
+    write_guest_intent(os.path.join(run_dir, "guest-freeze-crashed.json"), running.name)
+    svc.host.freeze(running.name, 5.0)
+    write_guest_intent(os.path.join(run_dir, "guest-pause-crashed.json"), running.name)
+    svc.host.pause(running.name)
+    assert svc.vms.get(running.id).state == VMState.PAUSED
+
+    report = svc.reconcile()
+    assert report.guests_released == 2
+    assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert not svc.host.frozen(running.name, 5.0)
+    assert [f for f in os.listdir(run_dir) if f.startswith("guest-")] == []
+
+
+def test_restore_over_running_vm_needs_power_off_and_clashes_are_refused(vm_services: Services, running: VM) -> None:
+    svc = vm_services
+    snap = svc.snapshots.take(TakeRequest(ref=running.id, subject_type="vm", name="plain"))
+    assert not snap.quiesced and snap.paused_window_ms is not None
+    before = svc.snapshots.listing(running.id, "vm")
+    with pytest.raises(Conflict, match="running"):
+        svc.vm_restores.over_source(snap.id)
+    with pytest.raises(NameClash):
+        svc.vm_restores.as_new(snap.id, name=running.name)
+    assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert svc.snapshots.listing(running.id, "vm") == before
+    assert {vm.name for vm in svc.vms.listing()} >= {running.name}
+
+
+def test_restore_to_any_snapshot_and_undo_byte_for_byte(vm_services: Services, image: GuestImage) -> None:
+    svc = vm_services
+    vm = make_vm(svc, image, "history", disks=2)
+    digests: list[tuple[str, str]] = []
+    snaps = []
+    for i in range(5):
+        for index in (0, 1):
+            with open(disk_path(vm, index), "r+b") as f:
+                f.seek((i + 1) * (1 << 20) + index)
+                f.write(f"generation {i} disk {index}".encode() * 100)
+        digests.append((digest(disk_path(vm, 0)), digest(disk_path(vm, 1))))
+        snaps.append(svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name=f"gen{i}")))
+    current = (digest(disk_path(vm, 0)), digest(disk_path(vm, 1)))
+
+    first = svc.vm_restores.over_source(snaps[0].id)
+    assert (digest(disk_path(vm, 0)), digest(disk_path(vm, 1))) == digests[0]
+    svc.vm_restores.over_source(snaps[3].id, pre_restore=False)
+    assert (digest(disk_path(vm, 0)), digest(disk_path(vm, 1))) == digests[3]
+    assert first["pre_restore_snapshot_id"] is not None
+    svc.vm_restores.over_source(str(first["pre_restore_snapshot_id"]), pre_restore=False)
+    assert (digest(disk_path(vm, 0)), digest(disk_path(vm, 1))) == current
+    safety = svc.snapshots.get(str(first["pre_restore_snapshot_id"]))
+    assert safety.name.startswith("pre-restore_") and safety.expires_at is not None
+    assert abs(safety.expires_at - safety.created_at - timedelta(days=7)) < timedelta(seconds=5)
+
+
+def test_clone_and_delete(vm_services: Services, image: GuestImage) -> None:
+    svc = vm_services
+    vm = make_vm(svc, image, "original")
+    with open(disk_path(vm), "r+b") as f:
+        f.write(b"cloned bytes")
+    clone = svc.vm_restores.clone(vm.id, "original-clone", preserve_macs=True)
+    assert digest(disk_path(clone)) == digest(disk_path(vm))
+    assert [n["mac"] for n in clone.config["nics"]] == [n["mac"] for n in vm.config["nics"]]
+    assert svc.snapshots.listing(vm.id, "vm") == []  # the clone's source snapshot is gone
+    snap = svc.snapshots.take(TakeRequest(ref=clone.id, subject_type="vm", name="s"))
+    svc.vms.delete(clone.id, svc.snapshots)
+    assert not svc.host.exists("original-clone")
+    assert snap.id not in svc.pool.list_snapshots()
+    assert clone.dataset not in svc.pool.list_datasets()
+
+
+def test_guest_without_agent_require_fails_fallback_says_why(vm_services: Services, image: GuestImage) -> None:
+    """An agent that never answers: the VM has no guest-agent channel at all."""
+    svc = vm_services
+    vm = svc.vms.create(
+        "no-agent",
+        vcpus=1,
+        memory_mib=256,
+        disk_sizes=[128 << 20],
+        kernel=image.kernel,
+        initrd=image.initrd,
+        cmdline=image.cmdline,
+        agent_timeout=1.0,
+        guest_agent=False,
+    )
+    os.unlink(disk_path(vm))
+    make_data_disk(disk_path(vm), 128 << 20)
+    svc.vms.start(vm.id)
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while not console_ready(svc, vm):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    with pytest.raises(QuiesceFailed):
+        svc.snapshots.take(
+            TakeRequest(ref=vm.id, subject_type="vm", name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
+        )
+    assert svc.snapshots.listing(vm.id, "vm") == []
+    assert svc.vms.get(vm.id).state == VMState.RUNNING
+    snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="may", quiesce=True))
+    assert not snap.quiesced and snap.quiesce_note and "not quiesced" in snap.quiesce_note
+    assert svc.vms.get(vm.id).state == VMState.RUNNING
+    svc.vms.delete(vm.id, svc.snapshots, force=True)
