@@ -7,6 +7,7 @@ restored copy that is booted once, and one agent-less guest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -42,14 +43,27 @@ def vm_services() -> Iterator[Services]:
     try:
         yield services
     finally:
-        for vm in services.vms.listing():
-            try:
-                services.vms.delete(vm.id, services.snapshots, force=True)
-            except SnapkeepError as exc:
-                print(f"cleanup of {vm.name}: {exc.message}")
+        _discard_vms(services)
         services.close()
         unmount_fs(mounted)
         stop_daemons(daemons)
+
+
+def _discard_vms(services: Services) -> None:
+    """Teardown never stops half-way: each VM is deleted through the service, else by libvirt directly."""
+    try:
+        vms = services.vms.listing()
+    except SnapkeepError as exc:
+        print(f"cleanup: cannot list VMs: {exc.message}")
+        return
+    for vm in vms:
+        try:
+            services.vms.delete(vm.id, services.snapshots, force=True)
+        except SnapkeepError as exc:
+            print(f"cleanup of {vm.name}: {exc.message}")
+            for step in (services.host.power_off, services.host.undefine):
+                with contextlib.suppress(SnapkeepError):
+                    step(vm.name)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +260,53 @@ def test_guest_without_agent_require_fails_fallback_says_why(vm_services: Servic
     assert not snap.quiesced and snap.quiesce_note and "not quiesced" in snap.quiesce_note
     assert svc.vms.get(vm.id).state == VMState.RUNNING
     svc.vms.delete(vm.id, svc.snapshots, force=True)
+
+
+def wait_for_agent(svc: Services, vm: VM, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not svc.host.agent_ping(vm.name, 1.0):
+        assert time.monotonic() < deadline, "the guest agent did not come back"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "killall -STOP qemu-ga; sleep 6; killall -CONT qemu-ga",  # slower than the 2 s timeout
+        "killall -STOP qemu-ga; sleep 1; killall -9 qemu-ga",  # killed while a freeze waits on it
+    ],
+    ids=["agent-slower-than-timeout", "agent-killed-during-freeze"],
+)
+def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, running: VM, fault: str) -> None:
+    svc = vm_services
+    wait_for_agent(svc, running)
+    svc.host.guest_exec(running.name, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    with pytest.raises(QuiesceFailed):
+        svc.snapshots.take(
+            TakeRequest(
+                ref=running.id,
+                subject_type="vm",
+                name="must-quiesce",
+                quiesce=True,
+                quiesce_policy=QuiescePolicy.REQUIRE,
+            )
+        )
+    assert "must-quiesce" not in {s.name for s in svc.snapshots.listing(running.id, "vm")}
+    assert svc.vms.get(running.id).state == VMState.RUNNING
+
+    wait_for_agent(svc, running)
+    svc.release_pending_guests()  # what the service's periodic loop does every few seconds
+    assert not svc.host.frozen(running.name, 5.0), "the guest stayed frozen after the agent came back"
+    assert [f for f in os.listdir(svc.settings.run_dir) if f.startswith("guest-")] == []
+
+    svc.host.guest_exec(running.name, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    snap = svc.snapshots.take(
+        TakeRequest(ref=running.id, subject_type="vm", name=f"fallback-{abs(hash(fault))}", quiesce=True)
+    )
+    assert not snap.quiesced and snap.quiesce_note and "not quiesced" in snap.quiesce_note
+    assert snap.paused_window_ms is not None
+    wait_for_agent(svc, running)
+    svc.release_pending_guests()
+    assert not svc.host.frozen(running.name, 5.0)
+    assert svc.vms.get(running.id).state == VMState.RUNNING

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 import uvicorn
 
@@ -41,14 +42,25 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
     return Pool.open(settings.pool_path, settings.allow_slow_copy)
 
 
+GUEST_RETRY_SECONDS = 2.0
+
+
 def _sweep_forever(services: Services, stop: threading.Event) -> None:
-    while not stop.wait(services.settings.sweep_interval):
+    """Every few seconds retry thaws that did not get through; every ``sweep_interval`` delete expired
+    snapshots. A guest must not stay frozen for a minute because its agent was briefly slow."""
+    next_sweep = time.monotonic() + services.settings.sweep_interval
+    while not stop.wait(GUEST_RETRY_SECONDS):
         try:
-            deleted = services.snapshots.sweep_expired()
-            if deleted:
-                log.info("expiry sweep deleted %d snapshot(s)", len(deleted))
+            released = services.release_pending_guests()
+            if released:
+                log.info("thawed %d guest(s) whose agent had not answered in time", released)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + services.settings.sweep_interval
+                deleted = services.snapshots.sweep_expired()
+                if deleted:
+                    log.info("expiry sweep deleted %d snapshot(s)", len(deleted))
         except Exception:
-            log.exception("expiry sweep failed; will try again")
+            log.exception("periodic work failed; will try again")
 
 
 def serve(settings: Settings, create_loop_pool: bool = False) -> None:

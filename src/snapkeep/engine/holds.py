@@ -64,14 +64,20 @@ class GuestFrozen:
         self._thaw_quietly()
 
     def _thaw_quietly(self) -> None:
-        """Thaw even after a failed or timed-out freeze: the agent may have frozen some filesystems."""
+        """Thaw even after a failed or timed-out freeze: a slow agent may still freeze later.
+
+        When the thaw itself cannot get through, the intent is kept as *pending*: the service retries it
+        (see ``services/reconcile.release_pending_guests``) until the agent answers.
+        """
         try:
             self._host.thaw(self._domain, self._timeout)
         except SnapkeepError as exc:
-            log.warning("thawing %s: %s", self._domain, exc.message)
-        finally:
-            if os.path.exists(self._intent_file):
-                os.unlink(self._intent_file)
+            log.warning("thawing %s failed, will retry: %s", self._domain, exc.message)
+            directory, name = os.path.split(self._intent_file)
+            os.replace(self._intent_file, os.path.join(directory, name.replace("guest-", "guest-pending-", 1)))
+            return
+        if os.path.exists(self._intent_file):
+            os.unlink(self._intent_file)
 
 
 class GuestPaused:

@@ -15,7 +15,7 @@ from snapkeep.model.timespec import utcnow
 from snapkeep.services.audit import Audit
 from snapkeep.services.files import Files
 from snapkeep.services.jobs import JobRunner
-from snapkeep.services.reconcile import ReconcileReport, reconcile
+from snapkeep.services.reconcile import ReconcileReport, reconcile, release_pending_guests
 from snapkeep.services.restores import Restores
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind, VmSubjects, VolumeSubjects
@@ -81,6 +81,9 @@ class Services:
             vms=vms,
             vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep),
         )
+
+    def release_pending_guests(self) -> int:
+        return release_pending_guests(self.host, self.settings.run_dir)
 
     def reconcile(self) -> ReconcileReport:
         return reconcile(self.db, self.pool, self.host, self.settings.run_dir, self.clock)

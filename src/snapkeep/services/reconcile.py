@@ -90,6 +90,11 @@ def reconcile(
     return report
 
 
+def release_pending_guests(host: Hypervisor, run_dir: str) -> int:
+    """Retry the thaws a capture could not get through (a slow or restarting agent); run periodically."""
+    return sum(_release_guest(host, intent) for intent in glob.glob(os.path.join(run_dir, "guest-pending-*.json")))
+
+
 def _release_guest(host: Hypervisor, intent: str) -> int:
     """Thaw and resume the guest an intent file names; the file stays if the agent cannot be reached yet."""
     with open(intent) as f:
@@ -97,7 +102,7 @@ def _release_guest(host: Hypervisor, intent: str) -> int:
     try:
         if host.state(domain) is VMState.PAUSED:
             host.resume(domain)
-        if "guest-freeze-" in os.path.basename(intent):
+        if "freeze-" in os.path.basename(intent):
             host.thaw(domain, 10)
     except NotFound:
         pass  # the domain is gone: nothing is held

@@ -235,7 +235,13 @@ class Snapshots:
             row.status_reason = reason
 
     def measure_space(self, snap_id: str) -> Snapshot:
-        """Fill in exclusive/shared bytes (a walk over the snapshot's files: run it as a job)."""
+        """Fill in exclusive/shared bytes (a walk over the snapshot's files: run it as a job).
+
+        A snapshot deleted before its turn comes is simply not measured.
+        """
+        snap = self.get(snap_id)
+        if snap.status not in (SnapshotStatus.READY, SnapshotStatus.HELD) or not self._pool.has_snapshot(snap_id):
+            return snap
         space = self._pool.space(snap_id)
         with self._db.transaction() as s:
             row = repo.get_snapshot_row(s, snap_id)

@@ -187,6 +187,8 @@ class Pool:
     def clone_dataset(self, snap_id: str, dataset: str, new_dataset: str) -> str:
         """A new writable dataset holding the snapshot's copy of ``dataset``."""
         target = self.dataset_path(new_dataset)
+        if os.path.lexists(target):
+            raise PoolError(f"dataset {new_dataset} already exists; refusing to clone over it")
         with translated(f"cloning {dataset} from snapshot {snap_id}"):
             try:
                 self.driver.writable_copy(self.snapshot_data_path(snap_id, dataset), target)
