@@ -186,3 +186,17 @@ def server(fs: Mounted) -> Iterator[Server]:
     yield srv
     stop_server(srv)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def libvirtd() -> Iterator[None]:
+    """libvirtd (and virtlogd) for the whole session; stopped at the end only if this session started them
+    (by the pids it started), so modules never stop it under each other."""
+    from snapkeep.hypervisor.daemons import ensure_libvirtd, stop_daemons
+
+    require(os.geteuid() == 0, "libvirt's system connection needs root")
+    for tool in ("libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "debugfs", "mkfs.ext4"):
+        require(shutil.which(tool) is not None, f"{tool} is not installed")
+    daemons = ensure_libvirtd()
+    yield
+    stop_daemons(daemons)

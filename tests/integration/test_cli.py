@@ -250,9 +250,7 @@ def test_restore_in_place_and_as_new(cli: Cli) -> None:
     assert len(pre_restore) == 1
 
     write(path, "a.bin", b"damaged again")
-    job = cli.json(
-        "snapshot", "restore", "good", "--volume", name, "--mode", "data_and_settings", "--no-pre-restore"
-    )
+    job = cli.json("snapshot", "restore", "good", "--volume", name, "--mode", "data_and_settings", "--no-pre-restore")
     assert job["status"] == "succeeded" and job["result"]["pre_restore_snapshot_id"] is None
     assert tree(path) == original
     settings = cli.json("volume", "show", name)
@@ -268,9 +266,7 @@ def test_restore_in_place_and_as_new(cli: Cli) -> None:
     assert repr(chosen) in cli.ok("snapshot", "restore", "good", "--volume", name, "--new-name", chosen)
     assert tree(cli.json("volume", "show", chosen)["path"]) == original
 
-    cli.refused(
-        "snapshot", "restore", snap_id, "--as-new", "--mode", "data", code="invalid_input", exit_code=2
-    )
+    cli.refused("snapshot", "restore", snap_id, "--as-new", "--mode", "data", code="invalid_input", exit_code=2)
     cli.refused("snapshot", "restore", snap_id, "--new-name", "a/b", code="invalid_name", exit_code=2)
     # A clash is refused before any job starts, so nothing is printed as a job and nothing is made.
     err = cli.refused("snapshot", "restore", snap_id, "--new-name", chosen, code="name_clash", exit_code=4)
@@ -311,9 +307,7 @@ def test_browse_and_extract(cli: Cli) -> None:
     job = cli.json("snapshot", "extract", "files", "docs", "--volume", vol["name"], "--to", "docs-copy")
     assert job["result"] == {"volume": vol["name"], "path": "docs-copy"}
     assert tree(os.path.join(path, "docs-copy")) == docs
-    cli.ok(
-        "snapshot", "extract", snap["id"], "top.txt", "--to-volume", other["name"], "--to", "from-snap.txt"
-    )
+    cli.ok("snapshot", "extract", snap["id"], "top.txt", "--to-volume", other["name"], "--to", "from-snap.txt")
     assert Path(other["path"], "from-snap.txt").read_bytes() == b"top\n"
 
     before = (tree(path), tree(other["path"]))

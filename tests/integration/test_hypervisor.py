@@ -29,7 +29,6 @@ from snapkeep.errors import (
     VMNotFound,
     VMStateConflict,
 )
-from snapkeep.hypervisor.daemons import ensure_libvirtd, stop_daemons
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.vmspec import BootSpec, DiskSpec, NicSpec, VMSpec, VMState
 from snapkeep.testguest import (
@@ -120,15 +119,10 @@ def discard(host: LibvirtHost, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[LibvirtHost]:
-    require(os.geteuid() == 0, "libvirt's system connection needs root")
-    for tool in ("libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "debugfs", "mkfs.ext4"):
-        require(shutil.which(tool) is not None, f"{tool} is not installed")
-    daemons = ensure_libvirtd()
+def host(libvirtd: None) -> Iterator[LibvirtHost]:
     hv = LibvirtHost()
     yield hv
     hv.close()
-    stop_daemons(daemons)
 
 
 @pytest.fixture(scope="module")

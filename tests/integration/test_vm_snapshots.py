@@ -24,18 +24,14 @@ from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.storage.pool import Pool
 from snapkeep.testguest import GuestImage, build_test_guest, counter_is_intact, fsck, make_data_disk, read_counter
-from tests.conftest import Mounted, make_traversable_tmp, mount_fs, require, unmount_fs
+from tests.conftest import Mounted, make_traversable_tmp, mount_fs, unmount_fs
 
 BOOT_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
-def vm_services() -> Iterator[Services]:
-    """Services on a btrfs pool of their own, with libvirtd running (stopped at the end if started here)."""
-    from snapkeep.hypervisor.daemons import ensure_libvirtd, stop_daemons
-
-    require(os.geteuid() == 0, "libvirt's system connection needs root")
-    daemons = ensure_libvirtd()
+def vm_services(libvirtd: None) -> Iterator[Services]:
+    """Services on a btrfs pool of their own, with libvirtd running."""
     mounted: Mounted = mount_fs("btrfs", "20G")
     data_dir = make_traversable_tmp("snapkeep-vm-data-")
     settings = Settings(data_dir=data_dir, pool_dir=mounted.new_dir("pool"), sweep_interval=3600)
@@ -46,7 +42,6 @@ def vm_services() -> Iterator[Services]:
         _discard_vms(services)
         services.close()
         unmount_fs(mounted)
-        stop_daemons(daemons)
 
 
 def _discard_vms(services: Services) -> None:

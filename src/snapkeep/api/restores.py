@@ -9,6 +9,7 @@ from snapkeep.api.jobs import start_job
 from snapkeep.api.schemas import JobPublic, RestoreRequest
 from snapkeep.api.snapshots import Wait
 from snapkeep.errors import InvalidInput
+from snapkeep.model.types import RestoreMode
 from snapkeep.services.container import Services
 from snapkeep.services.jobs import JobFunction, Progress
 
@@ -47,6 +48,8 @@ def _volume_restore(svc: Services, snap_id: str, body: RestoreRequest, actor: st
 
 
 def _vm_restore(svc: Services, snap_id: str, body: RestoreRequest, actor: str) -> tuple[str, JobFunction]:
+    if body.mode is not RestoreMode.DATA:
+        raise InvalidInput("a VM restore always replaces its disks and configuration; mode is for volumes")
     if body.as_new:
         svc.vm_restores.check_new_name(snap_id, body.name)
 

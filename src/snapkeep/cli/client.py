@@ -77,13 +77,9 @@ class ApiClient:
 
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
-        )
+        self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
 
-    def request(
-        self, method: str, *parts: str, params: Mapping[str, Any] | None = None, body: Any = None
-    ) -> Any:
+    def request(self, method: str, *parts: str, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
         """Send one request and return its JSON; a refusal raises the service's error."""
         path = "/".join([API_PREFIX, *(_segment(p) for p in parts)])
         query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -107,8 +103,8 @@ class ApiClient:
     def patch(self, *parts: str, body: Any) -> Any:
         return self.request("PATCH", *parts, body=body)
 
-    def delete(self, *parts: str) -> Any:
-        return self.request("DELETE", *parts)
+    def delete(self, *parts: str, **params: Any) -> Any:
+        return self.request("DELETE", *parts, params=params)
 
     def wait_job(self, job_id: str, on_update: Callable[[JsonObject], None]) -> JsonObject:
         """Long-poll a job until it finishes, reporting each state seen; the job's own outcome is returned,

@@ -19,9 +19,7 @@ NoWaitOption = Annotated[
 ]
 
 
-def follow(
-    api: ApiClient, job: JsonObject, *, no_wait: bool, as_json: bool, done: Callable[[JsonObject], str]
-) -> None:
+def follow(api: ApiClient, job: JsonObject, *, no_wait: bool, as_json: bool, done: Callable[[JsonObject], str]) -> None:
     """Wait for a job the API just started, with a progress bar, then print ``done(result)`` (or the final
     job's JSON). A failed job raises its error after printing, so ``main()`` exits with its code."""
     if no_wait:

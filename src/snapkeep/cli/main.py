@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from snapkeep.cli import job_cmd, serve_cmd, snapshot_cmd, volume_cmd
+from snapkeep.cli import job_cmd, serve_cmd, snapshot_cmd, vm_cmd, volume_cmd
 from snapkeep.errors import SnapkeepError
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve_cmd.serve)
 app.add_typer(volume_cmd.app, name="volume")
+app.add_typer(vm_cmd.app, name="vm")
 app.add_typer(snapshot_cmd.app, name="snapshot")
 app.add_typer(job_cmd.app, name="job")
 

@@ -27,14 +27,14 @@ from rich.table import Table
 
 from snapkeep.model.units import format_size
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print the API's JSON (and nothing else) on stdout.")
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON (and nothing else) on stdout.")]
 
 # Like docker or kubectl, rows are never wrapped or cut to fit a screen (the terminal folds long lines):
 # ids stay whole for copying into the next command, and piped output stays one row per line.
-_out = Console(highlight=False, width=100_000)
-_err = Console(stderr=True, highlight=False)
+# Cells are plain text: no rich markup (names and descriptions may hold brackets) and no emoji codes
+# (the MAC 52:54:00:ab:cd:ef would otherwise show an emoji for ":ab:").
+_out = Console(highlight=False, markup=False, emoji=False, width=100_000)
+_err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 def print_json(data: Any) -> None:

@@ -13,15 +13,11 @@ from snapkeep.config import Settings
 def serve(
     data_dir: Annotated[
         str | None,
-        typer.Option(
-            metavar="DIR", help="State directory (env SNAPKEEP_DATA_DIR; default /var/lib/snapkeep)."
-        ),
+        typer.Option(metavar="DIR", help="State directory (env SNAPKEEP_DATA_DIR; default /var/lib/snapkeep)."),
     ] = None,
     listen: Annotated[
         str | None,
-        typer.Option(
-            metavar="HOST:PORT", help="Where to listen (env SNAPKEEP_LISTEN; default 127.0.0.1:8470)."
-        ),
+        typer.Option(metavar="HOST:PORT", help="Where to listen (env SNAPKEEP_LISTEN; default 127.0.0.1:8470)."),
     ] = None,
     create_loop_pool: Annotated[
         bool,

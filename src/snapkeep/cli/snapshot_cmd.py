@@ -1,7 +1,7 @@
 """``snapkeep snapshot``: take, list, show, delete, unlock, restore, browse, extract, space and sweep.
 
-A snapshot is addressed by its id, or by its name together with ``--volume`` (names are unique per
-subject only).
+A snapshot is addressed by its id, or by its name together with ``--volume`` or ``--vm`` (names are unique
+per subject only). Browsing and extracting files are for volume snapshots.
 """
 
 from __future__ import annotations
@@ -17,26 +17,46 @@ from snapkeep.cli.render import JsonOption
 from snapkeep.errors import InvalidInput
 from snapkeep.model.types import QuiescePolicy, RestoreMode
 
-app = typer.Typer(help="Point-in-time snapshots of volumes, and restores from them.", no_args_is_help=True)
+app = typer.Typer(help="Point-in-time snapshots of volumes and VMs, and restores from them.", no_args_is_help=True)
 
-RefArgument = Annotated[str, typer.Argument(help="The snapshot's id, or its name when --volume is given.")]
+RefArgument = Annotated[str, typer.Argument(help="The snapshot's id, or its name when --volume or --vm is given.")]
 VolumeOption = Annotated[
     str | None,
     typer.Option("--volume", metavar="NAME|ID", help="Read REF as a snapshot name of this volume."),
 ]
+VmOption = Annotated[
+    str | None,
+    typer.Option("--vm", metavar="NAME|ID", help="Read REF as a snapshot name of this VM."),
+]
 
 
-def _snapshot(api: ApiClient, ref: str, volume: str | None) -> JsonObject:
-    if volume is None:
+def _one_subject(volume: str | None, vm: str | None) -> None:
+    if volume is not None and vm is not None:
+        raise InvalidInput("give --volume or --vm, not both")
+
+
+def _snapshot(api: ApiClient, ref: str, volume: str | None, vm: str | None = None) -> JsonObject:
+    _one_subject(volume, vm)
+    if volume is None and vm is None:
         snap: JsonObject = api.get("snapshots", ref)
         return snap
-    named: list[JsonObject] = api.get("snapshots", volume=volume, name=ref)  # one, or NotFound
+    named: list[JsonObject] = api.get("snapshots", volume=volume, vm=vm, name=ref)  # one, or NotFound
     return named[0]
 
 
-def _snapshot_id(api: ApiClient, ref: str, volume: str | None) -> str:
+def _snapshot_id(api: ApiClient, ref: str, volume: str | None, vm: str | None = None) -> str:
     """The id REF names; an id needs no lookup."""
-    return ref if volume is None else str(_snapshot(api, ref, volume)["id"])
+    _one_subject(volume, vm)
+    return ref if volume is None and vm is None else str(_snapshot(api, ref, volume, vm)["id"])
+
+
+def _subject(snap: JsonObject) -> str:
+    """``vm:web1`` or ``volume:docs``: a VM and a volume may have the same name."""
+    return f"{snap['subject_type']}:{snap['subject_name']}"
+
+
+def _window(ms: float | None) -> str:
+    return f"{ms:.1f} ms" if ms is not None else "-"
 
 
 def _flags(snap: JsonObject) -> str:
@@ -58,8 +78,11 @@ def _deletable(snap: JsonObject) -> str:
 
 @app.command("take")
 def take(
-    volume: Annotated[str, typer.Option("--volume", metavar="NAME|ID", help="The volume to snapshot.")],
-    name: Annotated[str, typer.Option(help="The snapshot's name, unique per volume.")],
+    name: Annotated[str, typer.Option(help="The snapshot's name, unique per volume or VM.")],
+    volume: Annotated[str | None, typer.Option("--volume", metavar="NAME|ID", help="The volume to snapshot.")] = None,
+    vm: Annotated[
+        str | None, typer.Option("--vm", metavar="NAME|ID", help="The VM to snapshot (all its disks at once).")
+    ] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     expires: Annotated[
         str | None,
@@ -67,7 +90,12 @@ def take(
     ] = None,
     never: Annotated[bool, typer.Option("--never", help="Never expires (the default).")] = False,
     quiesce: Annotated[
-        bool, typer.Option("--quiesce", help="Flush and block writers while capturing.")
+        bool,
+        typer.Option(
+            "--quiesce",
+            help="Flush and block writers while capturing; for a VM, freeze the guest's filesystems "
+            "through its guest agent.",
+        ),
     ] = False,
     quiesce_policy: Annotated[
         QuiescePolicy | None,
@@ -79,13 +107,17 @@ def take(
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Take a snapshot of a volume (instant: metadata only)."""
+    """Take a snapshot of a volume or a VM (instant: metadata only); exactly one of --volume and --vm."""
+    _one_subject(volume, vm)
+    if volume is None and vm is None:
+        raise InvalidInput("say what to snapshot: --volume NAME or --vm NAME")
     if never and expires is not None:
         raise InvalidInput("give --expires or --never, not both")
     if quiesce_policy is not None and not quiesce:
         raise InvalidInput("--quiesce-policy applies only with --quiesce")
     body: JsonObject = {
         "volume": volume,
+        "vm": vm,
         "name": name,
         "description": description,
         "expires": expires,
@@ -110,19 +142,21 @@ def list_snapshots(
     volume: Annotated[
         str | None, typer.Option("--volume", metavar="NAME|ID", help="Only this volume's snapshots.")
     ] = None,
+    vm: Annotated[str | None, typer.Option("--vm", metavar="NAME|ID", help="Only this VM's snapshots.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Snapshots, oldest first."""
-    snaps: list[JsonObject] = connect().get("snapshots", volume=volume)
+    _one_subject(volume, vm)
+    snaps: list[JsonObject] = connect().get("snapshots", volume=volume, vm=vm)
     if as_json:
         render.print_json(snaps)
         return
     render.table(
-        ["ID", "VOLUME", "NAME", "CREATED", "EXPIRES", "STATUS", "FLAGS", "EXCLUSIVE"],
+        ["ID", "SUBJECT", "NAME", "CREATED", "EXPIRES", "STATUS", "FLAGS", "EXCLUSIVE"],
         (
             [
                 s["id"],
-                s["subject_name"],
+                _subject(s),
                 s["name"],
                 render.local_time(s["created_at"]),
                 render.local_time(s["expires_at"], missing="never"),
@@ -136,26 +170,26 @@ def list_snapshots(
 
 
 @app.command("show")
-def show(ref: RefArgument, volume: VolumeOption = None, as_json: JsonOption = False) -> None:
+def show(ref: RefArgument, volume: VolumeOption = None, vm: VmOption = None, as_json: JsonOption = False) -> None:
     """One snapshot: expiry, lock, consistency and space."""
-    snap = _snapshot(connect(), ref, volume)
+    snap = _snapshot(connect(), ref, volume, vm)
     if as_json:
         render.print_json(snap)
         return
     quiesce = "not asked" if not snap["quiesce_requested"] else "yes" if snap["quiesced"] else "no"
-    window = snap["quiesce_window_ms"]
     render.details(
         [
             ("id", snap["id"]),
             ("name", snap["name"]),
-            ("volume", f"{snap['subject_name']} ({snap['subject_id']})"),
+            (snap["subject_type"], f"{snap['subject_name']} ({snap['subject_id']})"),
             ("description", snap["description"]),
             ("status", snap["status"] + (f": {snap['status_reason']}" if snap["status_reason"] else "")),
             ("created", render.local_time(snap["created_at"])),
             ("expires", render.local_time(snap["expires_at"], missing="never")),
             ("origin", snap["origin"]),
             ("quiesced", quiesce + (f" ({snap['quiesce_note']})" if snap["quiesce_note"] else "")),
-            ("capture window", f"{window:.1f} ms" if window is not None else "-"),
+            ("capture window", _window(snap["quiesce_window_ms"])),
+            *([("paused window", _window(snap["paused_window_ms"]))] if snap["subject_type"] == "vm" else []),
             ("immutable", "yes" if snap["immutable"] else "no"),
             ("deletable", _deletable(snap)),
             ("exclusive", render.size(snap["exclusive_bytes"])),
@@ -166,11 +200,15 @@ def show(ref: RefArgument, volume: VolumeOption = None, as_json: JsonOption = Fa
 
 @app.command("delete")
 def delete(
-    ref: RefArgument, volume: VolumeOption = None, no_wait: NoWaitOption = False, as_json: JsonOption = False
+    ref: RefArgument,
+    volume: VolumeOption = None,
+    vm: VmOption = None,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete a snapshot (refused, and audited, while it is immutable)."""
     api = connect()
-    snap_id = _snapshot_id(api, ref, volume)
+    snap_id = _snapshot_id(api, ref, volume, vm)
     job: JsonObject = api.delete("snapshots", snap_id)
     follow(
         api,
@@ -182,10 +220,10 @@ def delete(
 
 
 @app.command("unlock")
-def unlock(ref: RefArgument, volume: VolumeOption = None, as_json: JsonOption = False) -> None:
+def unlock(ref: RefArgument, volume: VolumeOption = None, vm: VmOption = None, as_json: JsonOption = False) -> None:
     """Unlock an immutable snapshot: it becomes deletable after the cooling-off period (or its expiry)."""
     api = connect()
-    snap: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume), "unlock")
+    snap: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm), "unlock")
     if as_json:
         render.print_json(snap)
     else:
@@ -196,44 +234,70 @@ def unlock(ref: RefArgument, volume: VolumeOption = None, as_json: JsonOption = 
 def restore(
     ref: RefArgument,
     volume: VolumeOption = None,
+    vm: VmOption = None,
     as_new: Annotated[
-        bool, typer.Option("--as-new", help="Restore into a new volume (named <original>_restored).")
+        bool,
+        typer.Option(
+            "--as-new",
+            help="Restore into a new volume (named <original>_restored) or a new VM (named '<snapshot> restored').",
+        ),
     ] = False,
     new_name: Annotated[
-        str | None, typer.Option(metavar="NAME", help="Name of the new volume; implies --as-new.")
+        str | None, typer.Option(metavar="NAME", help="Name of the new volume or VM; implies --as-new.")
     ] = None,
     mode: Annotated[
         RestoreMode | None,
-        typer.Option(help="In place: restore the data only (default), or the volume's settings too."),
+        typer.Option(help="In place, volumes: restore the data only (default), or the volume's settings too."),
     ] = None,
     pre_restore: Annotated[
         bool,
         typer.Option(
-            "--pre-restore/--no-pre-restore", help="In place: take a safety snapshot of the volume first."
+            "--pre-restore/--no-pre-restore", help="In place: take a safety snapshot of the volume or VM first."
         ),
     ] = True,
+    power_off: Annotated[
+        bool,
+        typer.Option("--power-off", help="In place, VMs: power the VM off first if it runs (else refused)."),
+    ] = False,
+    preserve_macs: Annotated[
+        bool,
+        typer.Option("--preserve-macs", help="As a new VM: keep the snapshot's MACs (default: new ones)."),
+    ] = False,
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Restore a snapshot over its volume, or with --as-new / --new-name NAME as a new volume.
+    """Restore a snapshot over its volume or VM, or with --as-new / --new-name NAME as a new one.
 
-    In place, the volume's current state is first kept as a pre-restore snapshot unless --no-pre-restore.
+    In place, the current state is first kept as a pre-restore snapshot unless --no-pre-restore.
+
+    A VM restored in place gets its disks and configuration back; it must be off, or --power-off given.
     """
     as_new = as_new or new_name is not None
-    if as_new and (mode is not None or not pre_restore):
-        raise InvalidInput("--mode and --no-pre-restore apply to in-place restores, not to --as-new")
-    body: JsonObject = {"as_new": as_new, "name": new_name, "pre_restore": pre_restore}
+    if as_new and (mode is not None or not pre_restore or power_off):
+        raise InvalidInput("--mode, --no-pre-restore and --power-off apply to in-place restores, not to --as-new")
+    if preserve_macs and not as_new:
+        raise InvalidInput("--preserve-macs applies to restores as a new VM (--as-new or --new-name)")
+    body: JsonObject = {
+        "as_new": as_new,
+        "name": new_name,
+        "pre_restore": pre_restore,
+        "power_off": power_off,
+        "preserve_macs": preserve_macs,
+    }
     if mode is not None:
         body["mode"] = mode.value
     api = connect()
 
     def done(result: JsonObject) -> str:
+        if as_new and "vm" in result:
+            return f"restored as new VM {result['vm']!r}: {result['vm_id']}"
         if as_new:
             return f"restored as new volume {result['volume']!r}: {result['volume_id']}"
         safety = result["pre_restore_snapshot_id"]
-        return "volume restored in place" + (f"; its previous state is snapshot {safety}" if safety else "")
+        what = "VM" if "vm_id" in result else "volume"
+        return f"{what} restored in place" + (f"; its previous state is snapshot {safety}" if safety else "")
 
-    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume), "restore", body=body)
+    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm), "restore", body=body)
     follow(api, job, no_wait=no_wait, as_json=as_json, done=done)
 
 
@@ -295,19 +359,21 @@ def extract(
 
 @app.command("space")
 def space(
-    ref: RefArgument, volume: VolumeOption = None, no_wait: NoWaitOption = False, as_json: JsonOption = False
+    ref: RefArgument,
+    volume: VolumeOption = None,
+    vm: VmOption = None,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Measure the space a snapshot holds: bytes exclusive to it and bytes it shares."""
     api = connect()
-    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume), "space")
+    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm), "space")
     follow(
         api,
         job,
         no_wait=no_wait,
         as_json=as_json,
-        done=lambda r: (
-            f"exclusive {render.size(r['exclusive_bytes'])}, shared {render.size(r['shared_bytes'])}"
-        ),
+        done=lambda r: f"exclusive {render.size(r['exclusive_bytes'])}, shared {render.size(r['shared_bytes'])}",
     )
 
 

@@ -26,9 +26,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an empty volume."""
-    volume: JsonObject = connect().post(
-        "volumes", body={"name": name, "size_limit": size, "description": description}
-    )
+    volume: JsonObject = connect().post("volumes", body={"name": name, "size_limit": size, "description": description})
     if as_json:
         render.print_json(volume)
     else:

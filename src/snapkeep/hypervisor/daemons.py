@@ -115,3 +115,8 @@ def stop_daemons(started: StartedDaemons, timeout: float = 15) -> None:
                 os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + timeout
             time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    started = ensure_libvirtd()
+    print(f"libvirtd {'started' if started.started else 'already running'}")

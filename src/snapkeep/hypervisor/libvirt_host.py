@@ -122,7 +122,8 @@ class LibvirtHost:
         with self._lock:
             if self._conn is not None:
                 try:
-                    if self._conn.isAlive():
+                    # isAlive() misses a libvirtd that restarted; one cheap round trip does not
+                    if self._conn.isAlive() and self._conn.getLibVersion():
                         return self._conn
                 except libvirt.libvirtError:
                     pass

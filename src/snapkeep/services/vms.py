@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import VmRow
-from snapkeep.errors import Conflict, NameClash
+from snapkeep.errors import InvalidPath, NameClash, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_name
 from snapkeep.model.types import VM, QuiescePolicy
@@ -108,6 +108,9 @@ class VMs:
         actor: str = "system",
     ) -> VM:
         """A new VM, stopped, with empty sparse raw disks."""
+        for what, path in (("kernel", kernel), ("initrd", initrd)):
+            if path is not None and not os.path.isfile(path):
+                raise InvalidPath(f"the {what} {path!r} is not a file on this host", path=path)
         config = VMConfig(
             vcpus=vcpus,
             memory_mib=memory_mib,
@@ -200,7 +203,7 @@ class VMs:
     def check_may_overwrite(self, vm: VM, power_off: bool) -> None:
         """A VM must be off to be overwritten, unless the caller lets snapkeep switch it off."""
         if vm.state not in (VMState.SHUTOFF, VMState.OTHER) and not power_off:
-            raise Conflict(f"VM {vm.name!r} is {vm.state}; stop it first or ask to power it off", vm=vm.name)
+            raise VMStateConflict(f"VM {vm.name!r} is {vm.state}; stop it first or ask to power it off", vm=vm.name)
 
     def require_off(self, vm: VM, power_off: bool) -> None:
         """Make sure the VM is off before it is overwritten (see :meth:`check_may_overwrite`)."""
@@ -212,7 +215,7 @@ class VMs:
     def check_may_delete(self, vm: VM, snapshots: Snapshots, force: bool, actor: str) -> None:
         """Refuse (changing nothing) to delete a running VM without ``force``, or one with a locked snapshot."""
         if vm.state not in (VMState.SHUTOFF, VMState.OTHER) and not force:
-            raise Conflict(f"VM {vm.name!r} is {vm.state}; stop it first or delete with force", vm=vm.name)
+            raise VMStateConflict(f"VM {vm.name!r} is {vm.state}; stop it first or delete with force", vm=vm.name)
         for snap in snapshots.listing(vm.id, "vm"):
             snapshots.check_deletable(snap, actor)
 
