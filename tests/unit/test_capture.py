@@ -5,6 +5,7 @@ The same behaviours run for real in tests/integration/test_quiesce.py; these pin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -33,10 +34,11 @@ class FakeHold:
         self.events, self.label, self.quiesce = events, label, quiesce
         self.fail, self.release_fails = fail, release_fails
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
         self.events.append(f"acquire {self.label}")
         if self.fail:
             raise QuiesceFailed(f"{self.label} did not happen within 10 s")
+        return time.monotonic()
 
     def release(self) -> None:
         self.events.append(f"release {self.label}")
@@ -61,6 +63,7 @@ def test_order_is_flush_freeze_pause_capture_then_release_in_reverse(events: lis
     assert events == [
         "syncfs",
         "acquire quiesce",
+        "syncfs",  # what the freeze flushed is committed before the pause
         "acquire paused",
         "capture",
         "release paused",

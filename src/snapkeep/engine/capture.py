@@ -31,14 +31,16 @@ class Hold(Protocol):
     """Something held still for the capture.
 
     ``acquire`` either holds or raises (:class:`QuiesceFailed` when it could not within its time limit),
-    leaving nothing held. ``release`` undoes a successful ``acquire``; it should not raise, and if it does
-    the engine logs it and still releases the other holds.
+    leaving nothing held; it returns ``time.monotonic()`` read right before the hold took effect, after its
+    own bookkeeping (an intent file), so the window recorded is the time the subject was really held.
+    ``release`` undoes a successful ``acquire``; it should not raise, and if it does the engine logs it and
+    still releases the other holds.
     """
 
     label: str  # names the window recorded on the snapshot: "quiesce", "paused"
     quiesce: bool
 
-    def acquire(self) -> None: ...
+    def acquire(self) -> float: ...
     def release(self) -> None: ...
 
 
@@ -60,15 +62,16 @@ def capture(
     windows: dict[str, float] = {}
     try:
         for hold in holds:
-            started = time.monotonic()
             try:
-                hold.acquire()
+                started = hold.acquire()
             except QuiesceFailed as exc:
                 if not hold.quiesce or policy is QuiescePolicy.REQUIRE:
                     raise
                 note = f"not quiesced: {exc.message}"
                 continue
             held.append((hold, started))
+            if hold.quiesce:
+                syncfs(pool.root)  # what quiescing flushed is committed before anything is paused
         pool.capture(snap_id, datasets)
     finally:
         for hold, started in reversed(held):

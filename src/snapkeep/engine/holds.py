@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 
 from snapkeep.errors import SnapkeepError
@@ -27,8 +28,10 @@ class WritersPaused:
         self._intent_file = intent_file
         self._paused: list[Process] = []
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
+        started = time.monotonic()
         self._paused = pause_writers(self._trees, self._timeout, self._intent_file)
+        return started
 
     def release(self) -> None:
         resume(self._paused)
@@ -52,13 +55,15 @@ class GuestFrozen:
         self._timeout = timeout
         self._intent_file = intent_file
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
         write_guest_intent(self._intent_file, self._domain)
+        started = time.monotonic()
         try:
             self._host.freeze(self._domain, self._timeout)
         except BaseException:
             self._thaw_quietly()
             raise
+        return started
 
     def release(self) -> None:
         self._thaw_quietly()
@@ -91,9 +96,11 @@ class GuestPaused:
         self._domain = domain
         self._intent_file = intent_file
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
         write_guest_intent(self._intent_file, self._domain)
+        started = time.monotonic()
         self._host.pause(self._domain)
+        return started
 
     def release(self) -> None:
         try:

@@ -99,11 +99,22 @@ def _alive(pid: int, name: str) -> bool:
         return False
 
 
+def _has_running_domains(uri: str = "qemu:///system") -> bool:
+    try:
+        done = _run(["virsh", "-c", uri, "list", "--name"], timeout=10)
+    except HypervisorUnavailable:
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
 def stop_daemons(started: StartedDaemons, timeout: float = 15) -> None:
     """SIGTERM the daemons ``ensure_libvirtd`` started (libvirtd first), SIGKILL what outlives ``timeout``.
 
-    Running guests are not stopped by this: QEMU processes outlive libvirtd. Stop them first.
+    Running guests are not stopped by this: QEMU processes outlive libvirtd. So a libvirtd that still has
+    running domains (someone else's, started since) is left running, and virtlogd with it.
     """
+    if started.pids and _has_running_domains():
+        return
     for name in ("libvirtd", "virtlogd"):
         pid = started.pids.get(name)
         if pid is None or not _alive(pid, name):
