@@ -1,7 +1,8 @@
 """A tiny real Linux guest for tests and the demo: Debian's cloud kernel, busybox and the host's qemu-ga.
 
 Its init mounts the data disk (/dev/vda, ext4) at /data, runs the guest agent, appends an increasing
-counter to /data/counter every 50 ms and powers off cleanly on ACPI power button or `guest-shutdown`.
+counter to /data/counter every 50 ms (mirroring each value into the first sector of a second disk, if the
+VM has one) and powers off cleanly on ACPI power button or `guest-shutdown`.
 ``build_test_guest()`` builds and caches the kernel and initramfs; ``disk`` makes and inspects data disks.
 """
 
@@ -14,6 +15,7 @@ from snapkeep.testguest.disk import (
     parse_counter,
     read_counter,
     read_file,
+    read_mirror,
 )
 
 __all__ = [
@@ -27,4 +29,5 @@ __all__ = [
     "parse_counter",
     "read_counter",
     "read_file",
+    "read_mirror",
 ]

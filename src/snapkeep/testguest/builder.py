@@ -104,6 +104,9 @@ writer() {
         i=$((i + 1))
         echo "$i" >>/data/counter
         sync /data/counter
+        # a second disk, if any, gets the same value in its first sector, right after: at any instant the
+        # two disks differ by at most one step, which is how tests see that both were captured together
+        [ -b /dev/vdb ] && printf '%-511s\n' "$i" | dd of=/dev/vdb bs=512 count=1 conv=fsync 2>/dev/null
         usleep 50000
     done
 }

@@ -57,6 +57,13 @@ def read_counter(image: str) -> list[int]:
     return parse_counter(read_file(image, "/counter"))
 
 
+def read_mirror(image: str) -> int | None:
+    """The value the writer last put in the first sector of a second disk (raw, no filesystem)."""
+    with open(image, "rb") as f:
+        text = f.read(512).decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
 def parse_counter(data: bytes) -> list[int]:
     """Every complete line as an int; a trailing line without its newline is a torn write and ignored."""
     lines = data.decode(errors="replace").split("\n")
