@@ -1,0 +1,93 @@
+"""The service killed with SIGKILL between freezing a guest and thawing it: after a restart the guest is
+thawed and running. Real ``snapkeep serve``, real libvirtd, real guest agent."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from snapkeep.errors import SnapkeepError
+from snapkeep.hypervisor.libvirt_host import LibvirtHost
+from snapkeep.testguest import build_test_guest, make_data_disk
+from tests.conftest import Mounted, Server, make_traversable_tmp, mount_fs, start_server, stop_server, unmount_fs
+
+
+def wait_for(condition: object, timeout: float, what: str, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout:g} s")
+        time.sleep(step)
+
+
+@pytest.fixture
+def served(libvirtd: None) -> Iterator[tuple[Mounted, str]]:
+    mounted = mount_fs("btrfs", "20G")
+    data_dir = make_traversable_tmp("snapkeep-crash-")
+    try:
+        yield mounted, data_dir
+    finally:
+        unmount_fs(mounted)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounted, str]) -> None:
+    mounted, data_dir = served
+    pool_dir = mounted.new_dir("pool")
+    image = build_test_guest()
+    host = LibvirtHost()
+    server: Server = start_server(data_dir, pool_dir)
+    name = "crash-guest"
+    try:
+        api = server.client()
+        vm = api.post(
+            "/api/v1/vms",
+            json={"name": name, "memory": "256M", "disks": ["128M"], "kernel": image.kernel, "initrd": image.initrd,
+                  "cmdline": image.cmdline, "agent_timeout": 10},
+        ).json()  # fmt: skip
+        make_data_disk(vm["disks"][0]["path"], 128 << 20)
+        assert api.post(f"/api/v1/vms/{name}/start", params={"wait": 30}).json()["status"] == "succeeded"
+        wait_for(lambda: api.get(f"/api/v1/vms/{name}").json()["agent_answers"], 60, "the guest agent answering")
+
+        run_dir = os.path.join(data_dir, "run")
+        for attempt in range(5):
+            api.post("/api/v1/snapshots", json={"vm": name, "name": f"killed-{attempt}", "quiesce": True})
+            wait_for(lambda: glob.glob(os.path.join(run_dir, "guest-freeze-*.json")), 10, "the freeze intent", 0.0005)
+            time.sleep(0.01)  # the freeze request is on its way to the agent; the thaw is ~45 ms away
+            os.kill(server.process.pid, signal.SIGSTOP)
+            with contextlib.suppress(pytest.fail.Exception):
+                wait_for(lambda: host.frozen(name, 2.0), 3, "the freeze")
+            if host.frozen(name, 2.0):
+                os.kill(server.process.pid, signal.SIGKILL)
+                server.process.wait()
+                break
+            os.kill(server.process.pid, signal.SIGCONT)
+            time.sleep(1.0)
+        else:
+            pytest.fail("never caught the service between freeze and thaw in 5 tries")
+
+        assert host.frozen(name, 2.0), "the kill should have left the guest frozen"
+        server = start_server(data_dir, pool_dir)
+        api = server.client()
+        assert not host.frozen(name, 5.0), "the restarted service did not thaw the guest"
+        assert api.get(f"/api/v1/vms/{name}").json()["state"] == "running"
+        assert glob.glob(os.path.join(run_dir, "guest-*.json")) == []
+        snaps = api.get("/api/v1/snapshots", params={"vm": name}).json()
+        assert all(s["status"] in ("ready", "failed") for s in snaps)
+    finally:
+        if server.process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                server.client().delete(f"/api/v1/vms/{name}", params={"force": True, "wait": 30})
+        stop_server(server)
+        for step in (host.power_off, host.undefine):
+            with contextlib.suppress(SnapkeepError):
+                step(name)
+        host.close()
