@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -40,10 +41,10 @@ from tests.conftest import Mounted, make_traversable_tmp, mount_fs, unmount_fs
 BOOT_TIMEOUT = 90.0
 
 
-@pytest.fixture(scope="module")
-def vm_services(libvirtd: None) -> Iterator[Services]:
-    """Services on a btrfs pool of their own, with libvirtd running."""
-    mounted: Mounted = mount_fs("btrfs", "20G")
+@contextlib.contextmanager
+def services_on(fstype: str) -> Iterator[Services]:
+    """Services on a pool of their own on a fresh ``fstype`` filesystem; every VM removed at the end."""
+    mounted: Mounted = mount_fs(fstype, "20G")
     data_dir = make_traversable_tmp("snapkeep-vm-data-")
     settings = Settings(data_dir=data_dir, pool_dir=mounted.new_dir("pool"), sweep_interval=3600)
     services = Services.build(settings, Pool.open(settings.pool_path))
@@ -53,6 +54,14 @@ def vm_services(libvirtd: None) -> Iterator[Services]:
         _discard_vms(services)
         services.close()
         unmount_fs(mounted)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def vm_services(libvirtd: None) -> Iterator[Services]:
+    """Services on a btrfs pool, shared by the module, with libvirtd running."""
+    with services_on("btrfs") as services:
+        yield services
 
 
 def _discard_vms(services: Services) -> None:
@@ -323,16 +332,8 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
 def pool_kind(request: pytest.FixtureRequest, libvirtd: None) -> Iterator[Services]:
     """Services on a pool of each kind: on XFS the disks are cloned one after the other, so only the pause
     makes them one instant."""
-    mounted = mount_fs(request.param, "20G")
-    data_dir = make_traversable_tmp("snapkeep-vm2-data-")
-    settings = Settings(data_dir=data_dir, pool_dir=mounted.new_dir("pool"), sweep_interval=3600)
-    services = Services.build(settings, Pool.open(settings.pool_path))
-    try:
+    with services_on(request.param) as services:
         yield services
-    finally:
-        _discard_vms(services)
-        services.close()
-        unmount_fs(mounted)
 
 
 def journal_replayed_copy(image: str, workdir: Path) -> str:

@@ -51,61 +51,70 @@ def volume_from_row(row: VolumeRow, path: str) -> Volume:
     return _convert(row, Volume, path=path, settings=dict(row.settings))
 
 
-def get_volume_row(s: Session, volume_id: str) -> VolumeRow:
-    row = s.get(VolumeRow, volume_id)
+Owned = TypeVar("Owned", VolumeRow, VmRow)
+_WHAT = {VolumeRow: "volume", VmRow: "VM"}
+
+
+def get_owned_row(s: Session, model: type[Owned], row_id: str) -> Owned:
+    row = s.get(model, row_id)
     if row is None:
-        raise NotFound(f"no volume with id {volume_id}", volume=volume_id)
+        raise NotFound(f"no {_WHAT[model]} with id {row_id}", id=row_id)
     return row
 
 
-def find_volume_row(s: Session, name: str, owner_tenant_id: str | None) -> VolumeRow | None:
-    owner = VolumeRow.owner_tenant_id
+def find_owned_row(s: Session, model: type[Owned], name: str, owner_tenant_id: str | None) -> Owned | None:
+    """An object by name within its owner (the system when ``owner_tenant_id`` is None)."""
+    owner = model.owner_tenant_id
     return s.scalar(
-        select(VolumeRow).where(
-            VolumeRow.name == name, owner.is_(None) if owner_tenant_id is None else owner == owner_tenant_id
+        select(model).where(
+            model.name == name, owner.is_(None) if owner_tenant_id is None else owner == owner_tenant_id
         )
     )
 
 
-def resolve_volume_row(s: Session, ref: str) -> VolumeRow:
-    """A volume by id or, failing that, by name (in the system scope)."""
-    row = s.get(VolumeRow, ref) or find_volume_row(s, ref, None)
+def resolve_owned_row(s: Session, model: type[Owned], ref: str) -> Owned:
+    """An object by id or, failing that, by name (in the system scope)."""
+    row = s.get(model, ref) or find_owned_row(s, model, ref, None)
     if row is None:
-        raise NotFound(f"no volume named or with id {ref!r}", volume=ref)
+        raise NotFound(f"no {_WHAT[model]} named or with id {ref!r}", ref=ref)
     return row
 
 
+def list_owned_rows(s: Session, model: type[Owned]) -> Sequence[Owned]:
+    return s.scalars(select(model).order_by(model.name)).all()
+
+
+def get_volume_row(s: Session, volume_id: str) -> VolumeRow:
+    return get_owned_row(s, VolumeRow, volume_id)
+
+
+def find_volume_row(s: Session, name: str, owner_tenant_id: str | None) -> VolumeRow | None:
+    return find_owned_row(s, VolumeRow, name, owner_tenant_id)
+
+
+def resolve_volume_row(s: Session, ref: str) -> VolumeRow:
+    return resolve_owned_row(s, VolumeRow, ref)
+
+
 def list_volume_rows(s: Session) -> Sequence[VolumeRow]:
-    return s.scalars(select(VolumeRow).order_by(VolumeRow.name)).all()
+    return list_owned_rows(s, VolumeRow)
 
 
 # --- VMs ----------------------------------------------------------------------------------------------
 def get_vm_row(s: Session, vm_id: str) -> VmRow:
-    row = s.get(VmRow, vm_id)
-    if row is None:
-        raise NotFound(f"no VM with id {vm_id}", vm=vm_id)
-    return row
+    return get_owned_row(s, VmRow, vm_id)
 
 
 def find_vm_row(s: Session, name: str, owner_tenant_id: str | None) -> VmRow | None:
-    owner = VmRow.owner_tenant_id
-    return s.scalar(
-        select(VmRow).where(
-            VmRow.name == name, owner.is_(None) if owner_tenant_id is None else owner == owner_tenant_id
-        )
-    )
+    return find_owned_row(s, VmRow, name, owner_tenant_id)
 
 
 def resolve_vm_row(s: Session, ref: str) -> VmRow:
-    """A VM by id or, failing that, by name (in the system scope)."""
-    row = s.get(VmRow, ref) or find_vm_row(s, ref, None)
-    if row is None:
-        raise NotFound(f"no VM named or with id {ref!r}", vm=ref)
-    return row
+    return resolve_owned_row(s, VmRow, ref)
 
 
 def list_vm_rows(s: Session) -> Sequence[VmRow]:
-    return s.scalars(select(VmRow).order_by(VmRow.name)).all()
+    return list_owned_rows(s, VmRow)
 
 
 # --- snapshots ---------------------------------------------------------------------------------------
