@@ -326,6 +326,7 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
     svc.release_pending_guests()
     assert not svc.host.frozen(running.name, 5.0)
     assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert [f for f in os.listdir(svc.settings.run_dir) if f.startswith("guest-")] == []
 
 
 @pytest.fixture(params=["btrfs", "xfs"])

@@ -85,11 +85,15 @@ def test_clashing_names_are_refused(services: Services) -> None:
     assert [s.id for s in services.snapshots.listing(vol.id)] == [first.id]
 
 
-def test_expiry_in_the_past_is_refused() -> None:
+def test_expiry_in_the_past_is_refused(services: Services) -> None:
     from snapkeep.model.timespec import utcnow
 
     with pytest.raises(InvalidExpiry, match="in the past"):
         parse_expiry("2001-01-01T00:00:00", utcnow())
+    vol = services.volumes.create("past", 1 << 30)
+    with pytest.raises(InvalidExpiry, match="in the past"):
+        services.snapshots.take(TakeRequest(ref=vol.id, name="s", expires_at=utcnow() - timedelta(seconds=1)))
+    assert services.snapshots.listing(vol.id) == []
     assert parse_expiry("never", utcnow()) is None
     assert parse_expiry("7d", utcnow()) is not None
 
@@ -196,3 +200,31 @@ def test_symlinked_directories_are_not_followed(services: Services) -> None:
     os.makedirs(os.path.join(vol.path, "real"))
     with pytest.raises(InvalidPath, match="symlink"):
         services.files.extract(snap.id, "etc-link", to_path="etc-link/hostname")
+
+
+def test_snapshot_being_taken_cannot_be_deleted(services: Services) -> None:
+    from snapkeep.catalog import repo
+    from snapkeep.errors import SnapshotNotReady
+
+    vol = services.volumes.create("creating", 1 << 30)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    with services.db.transaction() as s:
+        repo.get_snapshot_row(s, snap.id).status = SnapshotStatus.CREATING
+    with pytest.raises(SnapshotNotReady):
+        services.snapshots.delete(snap.id)
+    assert snap.id in services.pool.list_snapshots()
+
+
+def test_restore_that_fails_leaves_nothing_in_staging(services: Services) -> None:
+    """The copy is built, then the swap fails (the live dataset was moved away behind snapkeep's back)."""
+    from snapkeep.errors import PoolError
+
+    vol = services.volumes.create("restore-fails", 1 << 30)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    os.rename(vol.path, vol.path + "-moved-away")
+    try:
+        with pytest.raises(PoolError):
+            services.restores.over_source(snap.id, pre_restore=False)
+        assert services.pool.list_staging() == []
+    finally:
+        os.rename(vol.path + "-moved-away", vol.path)

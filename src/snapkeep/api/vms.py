@@ -9,6 +9,7 @@ from snapkeep.api.jobs import MAX_WAIT, start_job
 from snapkeep.api.schemas import CloneRequest, JobPublic, StopRequest, VmCreate, VmPublic
 from snapkeep.model.units import parse_size
 from snapkeep.services.jobs import Progress
+from snapkeep.services.tokens import Role
 
 router = APIRouter(prefix="/api/v1/vms", tags=["vms"])
 Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")
@@ -21,6 +22,9 @@ def list_vms(svc: Svc, _who: Viewer) -> list[VmPublic]:
 
 @router.post("", response_model=VmPublic, status_code=status.HTTP_201_CREATED)
 def create_vm(svc: Svc, who: Operator, body: VmCreate) -> VmPublic:
+    """Booting a host file as kernel or initrd hands it to the guest: only admins may name one."""
+    if body.kernel is not None or body.initrd is not None:
+        who.require(Role.ADMIN)
     vm = svc.vms.create(
         body.name,
         vcpus=body.vcpus,

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from snapkeep.errors import SnapkeepError
+from snapkeep.errors import QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.writers.pause import Process, pause_writers, resume
 
@@ -38,6 +38,23 @@ class WritersPaused:
         self._paused = []
         if os.path.exists(self._intent_file):
             os.unlink(self._intent_file)
+
+
+class CannotQuiesce:
+    """A quiesce that cannot happen (no agent channel; a guest paused by someone else): it fails at once,
+    so the caller's policy decides between refusing and a crash-consistent capture that says why."""
+
+    label = "quiesce"
+    quiesce = True
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def acquire(self) -> float:
+        raise QuiesceFailed(self._reason)
+
+    def release(self) -> None:
+        """Nothing was held."""
 
 
 class GuestFrozen:
@@ -78,8 +95,7 @@ class GuestFrozen:
             self._host.thaw(self._domain, self._timeout)
         except SnapkeepError as exc:
             log.warning("thawing %s failed, will retry: %s", self._domain, exc.message)
-            directory, name = os.path.split(self._intent_file)
-            os.replace(self._intent_file, os.path.join(directory, name.replace("guest-", "guest-pending-", 1)))
+            keep_pending(self._intent_file)
             return
         if os.path.exists(self._intent_file):
             os.unlink(self._intent_file)
@@ -103,11 +119,20 @@ class GuestPaused:
         return started
 
     def release(self) -> None:
+        """Resume; if that fails the intent stays as *pending*, so the service retries the resume."""
         try:
             self._host.resume(self._domain)
-        finally:
-            if os.path.exists(self._intent_file):
-                os.unlink(self._intent_file)
+        except SnapkeepError:
+            keep_pending(self._intent_file)
+            raise
+        if os.path.exists(self._intent_file):
+            os.unlink(self._intent_file)
+
+
+def keep_pending(intent_file: str) -> None:
+    """Turn an intent into a pending one (``guest-pending-…``), which the service retries every few seconds."""
+    directory, name = os.path.split(intent_file)
+    os.replace(intent_file, os.path.join(directory, name.replace("guest-", "guest-pending-", 1)))
 
 
 def write_guest_intent(path: str, domain: str) -> None:

@@ -13,7 +13,7 @@ import uuid
 from pathlib import PurePosixPath
 
 from snapkeep.catalog.db import Database
-from snapkeep.errors import InvalidPath, NotFound
+from snapkeep.errors import InvalidInput, InvalidPath, NotFound
 from snapkeep.model.types import FileEntry
 from snapkeep.services.audit import Audit
 from snapkeep.services.snapshots import Snapshots
@@ -79,9 +79,12 @@ class Files:
         self._snapshots = snapshots
 
     def _snapshot_root(self, snap_id: str) -> str:
+        """The file tree of a volume snapshot (VM disk images are not handed out as files)."""
         self._snapshots.get(snap_id)
-        manifest = self._snapshots.manifest(snap_id)
-        return self._pool.snapshot_data_path(snap_id, manifest.objects[0].datasets[0])
+        source = self._snapshots.manifest(snap_id).objects[0]
+        if source.type != "volume":
+            raise InvalidInput(f"snapshot {snap_id} is of a {source.type}; only volume snapshots can be browsed")
+        return self._pool.snapshot_data_path(snap_id, source.datasets[0])
 
     def browse(self, snap_id: str, path: str = "") -> list[FileEntry]:
         """The entries of a directory in the snapshot (or the one entry a file path names)."""

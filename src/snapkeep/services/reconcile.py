@@ -6,7 +6,8 @@
 - a snapshot left ``deleting`` is deleted;
 - whatever is in the pool's staging area (half-built snapshots, half-done restores) is removed: a restore
   swaps its new data in with one atomic exchange, so a volume is whole either way;
-- datasets no volume row names (a create that crashed in between) are removed;
+- datasets no catalog row names (a create that crashed in between, or a catalog that is not this pool's)
+  are reported and left alone: deleting data is never the reconciler's guess;
 - jobs left ``queued``/``running`` are failed with the reason.
 """
 
@@ -40,7 +41,7 @@ class ReconcileReport:
     snapshots_failed: list[str] = field(default_factory=list)
     snapshots_deleted: list[str] = field(default_factory=list)
     staging_removed: list[str] = field(default_factory=list)
-    orphan_datasets_removed: list[str] = field(default_factory=list)
+    unknown_datasets: list[str] = field(default_factory=list)
     jobs_failed: list[str] = field(default_factory=list)
 
 
@@ -74,11 +75,11 @@ def reconcile(
         report.staging_removed.append(op)
 
     with db.transaction() as s:
-        known = {row.dataset for row in repo.list_volume_rows(s)}
+        known = {row.dataset for row in repo.list_volume_rows(s)} | {row.dataset for row in repo.list_vm_rows(s)}
     for dataset in pool.list_datasets():
-        if dataset.startswith("volume-") and dataset not in known:
-            pool.destroy_dataset(dataset)
-            report.orphan_datasets_removed.append(dataset)
+        if dataset not in known:
+            log.warning("dataset %s has no catalog entry; left in place (never deleted automatically)", dataset)
+            report.unknown_datasets.append(dataset)
 
     with db.transaction() as s:
         for job in repo.job_rows_in_status(s, JobStatus.QUEUED, JobStatus.RUNNING):
@@ -96,18 +97,26 @@ def release_pending_guests(host: Hypervisor, run_dir: str) -> int:
 
 
 def _release_guest(host: Hypervisor, intent: str) -> int:
-    """Thaw and resume the guest an intent file names; the file stays if the agent cannot be reached yet."""
+    """Resume (a pause intent) or thaw (a freeze intent) the guest an intent file names.
+
+    A guest that is gone or off holds nothing. When it cannot be done yet (agent not answering), the
+    intent becomes *pending* and the service's periodic loop retries it.
+    """
     with open(intent) as f:
         domain = str(json.load(f)["domain"])
+    name = os.path.basename(intent)
     try:
-        if host.state(domain) is VMState.PAUSED:
+        state = host.state(domain)
+        if "pause-" in name and state is VMState.PAUSED:
             host.resume(domain)
-        if "freeze-" in os.path.basename(intent):
+        elif "freeze-" in name and state is VMState.RUNNING:
             host.thaw(domain, 10)
     except NotFound:
         pass  # the domain is gone: nothing is held
     except SnapkeepError as exc:
         log.warning("could not release guest %s yet: %s", domain, exc.message)
+        if not name.startswith("guest-pending-"):
+            os.replace(intent, os.path.join(os.path.dirname(intent), name.replace("guest-", "guest-pending-", 1)))
         return 0
     os.unlink(intent)
     return 1

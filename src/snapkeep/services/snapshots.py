@@ -8,6 +8,7 @@ subject is (a volume, a VM) and what must hold still to capture it comes from it
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import SnapshotRow
 from snapkeep.engine.capture import CaptureReport, capture
 from snapkeep.errors import (
+    InvalidExpiry,
     InvalidInput,
     NameClash,
     NotFound,
@@ -32,6 +34,8 @@ from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotStatus
 from snapkeep.services.audit import Audit
 from snapkeep.services.subjects import Subject, SubjectKind
 from snapkeep.storage.pool import Pool
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class Snapshots:
     # --- taking ------------------------------------------------------------------------------------
     def take(self, req: TakeRequest, actor: str = "system") -> Snapshot:
         check_name(req.name, "snapshot name")
+        if req.expires_at is not None and req.expires_at <= self._clock():
+            raise InvalidExpiry(f"expiry {req.expires_at.isoformat()} is in the past", value=req.expires_at.isoformat())
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
         with self._db.transaction() as s:
@@ -259,7 +265,9 @@ class Snapshots:
         return min(candidates) if candidates else None
 
     def check_deletable(self, snap: Snapshot, actor: str) -> None:
-        """Raise :class:`SnapshotLocked` (and audit the refusal) if ``snap`` is still locked."""
+        """Raise :class:`SnapshotLocked` (and audit the refusal) if ``snap`` is still locked, or
+        :class:`SnapshotNotReady` while it is being taken."""
+        self.check_settled(snap)
         when = self.deletable_at(snap)
         if when is not None and when <= self._clock():
             return
@@ -282,6 +290,13 @@ class Snapshots:
         snap = self.get(snap_id)
         self.check_deletable(snap, actor)
         self._remove(snap, actor)
+
+    def check_settled(self, snap: Snapshot) -> None:
+        """A snapshot still being taken or deleted cannot be deleted (its capture would be cut from under it)."""
+        if snap.status in (SnapshotStatus.CREATING, SnapshotStatus.DELETING):
+            raise SnapshotNotReady(
+                f"snapshot {snap.name!r} is {snap.status}; try again when it is done", snapshot=snap.id
+            )
 
     def _remove(self, snap: Snapshot, actor: str) -> None:
         with self._db.transaction() as s:
@@ -308,6 +323,12 @@ class Snapshots:
         with self._db.transaction() as s:
             rows = repo.snapshot_rows_in_status(s, SnapshotStatus.READY, SnapshotStatus.HELD)
             due = [repo.snapshot_from_row(r) for r in rows if r.expires_at and repo.as_utc(r.expires_at) <= now]
+        deleted = []
         for snap in due:
-            self._remove(snap, actor)
-        return [snap.id for snap in due]
+            try:
+                self._remove(snap, actor)
+            except SnapkeepError as exc:  # one that cannot go now must not keep the others
+                log.warning("expiry sweep could not delete %s: %s", snap.id, exc.message)
+                continue
+            deleted.append(snap.id)
+        return deleted

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from snapkeep.catalog import repo
 from snapkeep.engine.capture import Hold
-from snapkeep.engine.holds import GuestFrozen, GuestPaused, WritersPaused
+from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestPaused, WritersPaused
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import QuiescePolicy, SnapshotKind
 from snapkeep.model.vmspec import VMState
@@ -103,12 +103,18 @@ class VmSubjects:
         )
 
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
-        if not self._host.exists(subject.name) or self._host.state(subject.name) is VMState.SHUTOFF:
+        """Running: freeze (if asked), then pause. Off: nothing to hold, the disks are at rest. Paused by
+        someone else: not resumed by snapkeep, and a quiesce cannot happen (its agent is paused too)."""
+        state = self._host.state(subject.name) if self._host.exists(subject.name) else VMState.SHUTOFF
+        if state is VMState.SHUTOFF:
             return []
-        timeout = float(subject.config["agent_timeout"])
+        if state is not VMState.RUNNING:
+            return [CannotQuiesce(f"the VM is {state}; its guest agent cannot freeze it")] if quiesce else []
         holds: list[Hold] = []
-        if quiesce:
+        if quiesce and not subject.config["vm"].get("guest_agent", True):
+            holds.append(CannotQuiesce("the VM has no guest-agent channel"))
+        elif quiesce:
             intent = os.path.join(self._run_dir, f"guest-freeze-{snap_id}.json")
-            holds.append(GuestFrozen(self._host, subject.name, timeout, intent))
+            holds.append(GuestFrozen(self._host, subject.name, float(subject.config["agent_timeout"]), intent))
         holds.append(GuestPaused(self._host, subject.name, os.path.join(self._run_dir, f"guest-pause-{snap_id}.json")))
         return holds

@@ -61,13 +61,18 @@ class Tokens:
         return secret
 
     def ensure_admin_file(self, path: str) -> None:
-        """At first start write an admin token to ``path`` (mode 0600); later starts keep it."""
+        """At first start write an admin token to ``path`` (mode 0600); later starts keep it, unless the
+        catalog does not know it (a new catalog): then a new one replaces it, so the admin is never locked out."""
         if os.path.exists(path):
-            return
+            with open(path) as f, self._db.transaction() as s:
+                if repo.find_token_row(s, _hash(f.read().strip())) is not None:
+                    return
         secret = self.create(f"admin-{uuid.uuid4().hex[:8]}", Role.ADMIN)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secret + "\n")
+        os.replace(tmp, path)
 
     def authenticate(self, secret: str | None) -> Principal:
         if not secret:

@@ -117,7 +117,13 @@ class VMRestores:
         vm = self._vms.get(ref)
         self.check_clone_name(name)
         source = self._snapshots.take(
-            TakeRequest(ref=vm.id, subject_type="vm", name=f"clone-source_{uuid.uuid4().hex[:12]}", origin="clone"),
+            TakeRequest(
+                ref=vm.id,
+                subject_type="vm",
+                name=f"clone-source_{uuid.uuid4().hex[:12]}",
+                origin="clone",
+                expires_at=self._clock() + timedelta(hours=1),  # swept even if a crash skips the delete below
+            ),
             actor,
         )
         try:

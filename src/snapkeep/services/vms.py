@@ -157,6 +157,7 @@ class VMs:
         vm_id = str(uuid.uuid4())
         dataset = f"vm-{vm_id}"
         make_data(dataset)
+        defined = False
         try:
             with self._db.transaction() as s:
                 self.check_free_name(s, name)
@@ -175,10 +176,12 @@ class VMs:
                 s.add(row)
                 s.flush()
                 self.host.define(self.spec(row))
+                defined = True
                 self._audit.done(s, actor, "vm.create", f"vm:{name}")
                 return self.to_vm(row)
         except BaseException:
-            self.host.undefine(name)
+            if defined:  # only the domain this call defined: never another VM's of the same name
+                self.host.undefine(name)
             self._pool.destroy_dataset(dataset)
             raise
 

@@ -178,10 +178,14 @@ class Pool:
         source = self.snapshot_data_path(snap_id, dataset)
         staged_dir = self.staging_dir(op_id)
         staged = os.path.join(staged_dir, "data", dataset)
-        with translated(f"restoring {dataset} from snapshot {snap_id}"):
-            os.makedirs(os.path.dirname(staged), mode=0o755)
-            self.driver.writable_copy(source, staged)
-            exchange(staged, self.dataset_path(dataset))
+        try:
+            with translated(f"restoring {dataset} from snapshot {snap_id}"):
+                os.makedirs(os.path.dirname(staged), mode=0o755)
+                self.driver.writable_copy(source, staged)
+                exchange(staged, self.dataset_path(dataset))
+        except BaseException:
+            self.discard(op_id)  # before the exchange: only the new copy, never the live data
+            raise
         self._remove_holder(staged_dir, f"freeing the replaced data of {dataset}")
 
     def clone_dataset(self, snap_id: str, dataset: str, new_dataset: str) -> str:

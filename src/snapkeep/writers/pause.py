@@ -117,7 +117,12 @@ def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> lis
                     continue
                 paused.append(proc)
                 _record(intent_file, paused)
-                os.kill(pid, signal.SIGSTOP)
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    paused.remove(proc)  # it exited: it writes no more
+                except PermissionError as exc:
+                    raise QuiesceFailed(f"process {pid} writing to the volume may not be paused: {exc}") from exc
             for proc in paused:
                 while not _all_threads_stopped(proc.pid):
                     if time.monotonic() > deadline:
