@@ -23,7 +23,7 @@ from datetime import datetime
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.errors import Interrupted, NotFound, SnapkeepError
+from snapkeep.errors import Interrupted, NotFound, SnapkeepError, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import JobStatus, SnapshotStatus
 from snapkeep.model.vmspec import VMState
@@ -51,8 +51,7 @@ def reconcile(
     report = ReconcileReport()
     for intent in glob.glob(os.path.join(run_dir, "quiesce-*.json")):
         report.resumed_processes += resume_recorded(intent)
-    for intent in sorted(glob.glob(os.path.join(run_dir, "guest-*.json"))):
-        report.guests_released += _release_guest(host, intent)
+    report.guests_released += _release_guests(host, glob.glob(os.path.join(run_dir, "guest-*.json")))
 
     with db.transaction() as s:
         for row in repo.snapshot_rows_in_status(s, SnapshotStatus.CREATING):
@@ -93,7 +92,13 @@ def reconcile(
 
 def release_pending_guests(host: Hypervisor, run_dir: str) -> int:
     """Retry the thaws a capture could not get through (a slow or restarting agent); run periodically."""
-    return sum(_release_guest(host, intent) for intent in glob.glob(os.path.join(run_dir, "guest-pending-*.json")))
+    return _release_guests(host, glob.glob(os.path.join(run_dir, "guest-pending-*.json")))
+
+
+def _release_guests(host: Hypervisor, intents: list[str]) -> int:
+    """Resumes before thaws: a paused guest's agent cannot thaw it."""
+    ordered = sorted(intents, key=lambda path: ("freeze-" in os.path.basename(path), path))
+    return sum(_release_guest(host, intent) for intent in ordered)
 
 
 def _release_guest(host: Hypervisor, intent: str) -> int:
@@ -111,6 +116,8 @@ def _release_guest(host: Hypervisor, intent: str) -> int:
             host.resume(domain)
         elif "freeze-" in name and state is VMState.RUNNING:
             host.thaw(domain, 10)
+        elif "freeze-" in name and state is VMState.PAUSED:
+            raise VMStateConflict(f"{domain} is paused; its agent can thaw it only once it runs", vm=domain)
     except NotFound:
         pass  # the domain is gone: nothing is held
     except SnapkeepError as exc:
