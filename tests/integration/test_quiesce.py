@@ -137,3 +137,22 @@ def test_writer_that_cannot_pause_require_fails_fallback_records_why(
     snap = services.snapshots.take(TakeRequest(ref=volume_id, name="may", quiesce=True))
     assert not snap.quiesced and snap.quiesce_note and "did not pause" in snap.quiesce_note
     assert not is_stopped(proc.pid)
+
+
+def test_volume_served_by_kernel_nfs_is_never_claimed_quiesced(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snapkeep.errors import QuiesceFailed
+    from snapkeep.model.types import QuiescePolicy
+    from snapkeep.writers import pause
+
+    vol = services.volumes.create(f"nfs-{tmp_path.name}", 1 << 30)
+    etab = tmp_path / "etab"
+    etab.write_text(f"{vol.path}\t*(rw,sync,no_subtree_check)\n")
+    monkeypatch.setattr(pause, "NFS_EXPORT_TABLES", (str(etab),))
+    with pytest.raises(QuiesceFailed, match="kernel NFS"):
+        services.snapshots.take(
+            TakeRequest(ref=vol.id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
+        )
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="may", quiesce=True))
+    assert not snap.quiesced and snap.quiesce_note and "kernel NFS" in snap.quiesce_note

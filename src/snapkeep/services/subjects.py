@@ -16,6 +16,7 @@ from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import QuiescePolicy, SnapshotKind
 from snapkeep.model.vmspec import VMState
 from snapkeep.storage.pool import Pool
+from snapkeep.writers.pause import kernel_served
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,13 @@ class VolumeSubjects:
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
         if not quiesce:
             return []
+        trees = [self._pool.dataset_path(d) for d in subject.datasets]
+        for tree in trees:
+            export = kernel_served(tree)
+            if export is not None:
+                return [CannotQuiesce(f"the volume is served by the kernel NFS server (export {export})")]
         intent = os.path.join(self._run_dir, f"quiesce-{snap_id}.json")
-        return [WritersPaused([self._pool.dataset_path(d) for d in subject.datasets], self._timeout, intent)]
+        return [WritersPaused(trees, self._timeout, intent)]
 
 
 class VmSubjects:

@@ -165,3 +165,25 @@ def resume_recorded(intent_file: str) -> int:
     resume(paused)
     os.unlink(intent_file)
     return len(paused)
+
+
+NFS_EXPORT_TABLES = ("/proc/fs/nfsd/exports", "/var/lib/nfs/etab")
+
+
+def kernel_served(tree: str, tables: Sequence[str] | None = None) -> str | None:
+    """The kernel NFS export covering ``tree`` (or inside it), if any: its nfsd threads write without file
+    descriptors, so pausing processes cannot quiesce such a volume and snapkeep must not claim it did."""
+    target = os.path.realpath(tree).rstrip("/") + "/"
+    for table in NFS_EXPORT_TABLES if tables is None else tables:
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            exported = os.path.realpath(line.split()[0]).rstrip("/") + "/"
+            if target.startswith(exported) or exported.startswith(target):
+                return exported.rstrip("/") or "/"
+    return None
