@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from snapkeep.config import Settings
-from snapkeep.errors import Conflict, NameClash, QuiesceFailed, SnapkeepError
+from snapkeep.errors import Conflict, HypervisorError, NameClash, QuiesceFailed, SnapkeepError
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
@@ -364,3 +364,49 @@ def test_two_disks_of_a_running_guest_are_captured_at_one_instant(
         assert 0 <= counter[-1] - mirror <= 1, f"disks captured apart: counter {counter[-1]}, mirror {mirror}"
         time.sleep(0.3)
     svc.vms.stop(vm.id, force=True)
+
+
+class DefineFails:
+    """The real hypervisor, with a fault switch on ``define`` (everything else passes through)."""
+
+    def __init__(self, host: object) -> None:
+        self._host = host
+        self.fail = False
+
+    def define(self, spec: object) -> None:
+        if self.fail:
+            self.fail = False  # only the restore's own define fails; putting the old one back works
+            raise HypervisorError("define refused (fault switch)")
+        self._host.define(spec)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._host, name)
+
+
+def test_vm_restore_whose_define_fails_puts_disks_and_configuration_back(image: GuestImage, libvirtd: None) -> None:
+    from snapkeep.hypervisor.libvirt_host import LibvirtHost
+
+    mounted = mount_fs("btrfs", "20G")
+    data_dir = make_traversable_tmp("snapkeep-vm-fault-")
+    settings = Settings(data_dir=data_dir, pool_dir=mounted.new_dir("pool"), sweep_interval=3600)
+    host = DefineFails(LibvirtHost())
+    svc = Services.build(settings, Pool.open(settings.pool_path), host=host)  # type: ignore[arg-type]
+    try:
+        vm = make_vm(svc, image, "define-fails")
+        with open(disk_path(vm), "r+b") as f:
+            f.write(b"state at the snapshot")
+        snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="s"))
+        with open(disk_path(vm), "r+b") as f:
+            f.write(b"state after the snapshot")
+        before = digest(disk_path(vm))
+        host.fail = True
+        with pytest.raises(HypervisorError):
+            svc.vm_restores.over_source(snap.id, pre_restore=False)
+        assert digest(disk_path(vm)) == before, "the disks were left from the snapshot"
+        assert svc.vms.get(vm.id).config == vm.config
+        assert svc.pool.list_staging() == []
+    finally:
+        _discard_vms(svc)
+        svc.close()
+        unmount_fs(mounted)
+        shutil.rmtree(data_dir, ignore_errors=True)

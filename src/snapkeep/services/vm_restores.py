@@ -8,13 +8,14 @@ disk serials, so guests that name disks by serial find them.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.errors import InvalidInput, NotFound
+from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmconfig import VMConfig
@@ -22,6 +23,8 @@ from snapkeep.services.audit import Audit
 from snapkeep.services.snapshots import Snapshots, TakeRequest
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
+
+log = logging.getLogger(__name__)
 
 
 def restored_vm_name(snapshot_name: str) -> str:
@@ -71,13 +74,26 @@ class VMRestores:
             ) from exc
         self._vms.require_off(vm, power_off)
         safety = self._snapshots.take_pre_restore("vm", vm.id, self._pre_restore_keep, actor) if pre_restore else None
-        self._pool.restore_dataset(snap_id, source.datasets[0], f"restore-{uuid.uuid4()}")
+        op_id = f"restore-{uuid.uuid4()}"
         with self._db.transaction() as s:
-            row = repo.get_vm_row(s, vm.id)
-            row.spec = dict(source.config["vm"])
-            row.description = str(source.config["description"])
-            self._vms.host.define(self._vms.spec(row))
-            self._audit.done(s, actor, "vm.restore", f"vm:{vm.name}", f"from {snap.name}")
+            previous = self._vms.spec(repo.get_vm_row(s, vm.id))
+        self._pool.swap_in_snapshot(snap_id, source.datasets[0], op_id)
+        try:
+            with self._db.transaction() as s:
+                row = repo.get_vm_row(s, vm.id)
+                row.spec = dict(source.config["vm"])
+                row.description = str(source.config["description"])
+                self._vms.host.define(self._vms.spec(row))
+                self._audit.done(s, actor, "vm.restore", f"vm:{vm.name}", f"from {snap.name}")
+        except BaseException:
+            # disks and configuration go back together: the old disks in place, the old domain defined
+            self._pool.swap_back(source.datasets[0], op_id)
+            try:
+                self._vms.host.define(previous)
+            except SnapkeepError as exc:
+                log.error("restoring the definition of %s after a failed restore: %s", vm.name, exc.message)
+            raise
+        self._pool.discard(op_id)
         return {"vm_id": vm.id, "pre_restore_snapshot_id": safety.id if safety else None}
 
     def check_new_name(self, snap_id: str, name: str | None) -> str:

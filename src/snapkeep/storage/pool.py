@@ -175,6 +175,12 @@ class Pool:
     # --- restores and clones -----------------------------------------------------------------------
     def restore_dataset(self, snap_id: str, dataset: str, op_id: str) -> None:
         """Replace ``dataset`` by its copy in ``snap_id``: build aside, swap atomically, free the old."""
+        self.swap_in_snapshot(snap_id, dataset, op_id)
+        self.discard(op_id)
+
+    def swap_in_snapshot(self, snap_id: str, dataset: str, op_id: str) -> None:
+        """Replace ``dataset`` by its copy in ``snap_id``, keeping the replaced data in ``staging/<op_id>`` so
+        that :meth:`swap_back` can undo it until :meth:`discard` frees it."""
         source = self.snapshot_data_path(snap_id, dataset)
         staged_dir = self.staging_dir(op_id)
         staged = os.path.join(staged_dir, "data", dataset)
@@ -186,7 +192,12 @@ class Pool:
         except BaseException:
             self.discard(op_id)  # before the exchange: only the new copy, never the live data
             raise
-        self._remove_holder(staged_dir, f"freeing the replaced data of {dataset}")
+
+    def swap_back(self, dataset: str, op_id: str) -> None:
+        """Undo :meth:`swap_in_snapshot`: the replaced data goes back in place atomically."""
+        with translated(f"putting {dataset} back as it was"):
+            exchange(os.path.join(self.staging_dir(op_id), "data", dataset), self.dataset_path(dataset))
+        self.discard(op_id)
 
     def clone_dataset(self, snap_id: str, dataset: str, new_dataset: str) -> str:
         """A new writable dataset holding the snapshot's copy of ``dataset``."""
