@@ -14,7 +14,7 @@ from snapkeep.errors import PoolFull
 from snapkeep.model.types import SnapshotStatus
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.storage.pool import Pool
-from tests.conftest import Mounted, build_services, make_traversable_tmp, start_server, stop_server
+from tests.conftest import Mounted, Server, build_services, make_traversable_tmp, start_server, stop_server
 from tests.treeutil import tree_signature
 
 
@@ -82,6 +82,22 @@ def many_files(root: str, count: int) -> None:
                 f.write(f"{d}/{i}\n")
 
 
+def kill_mid_operation(server: Server, staging: str, timeout: float = 10.0) -> bool:
+    """SIGKILL the service while its operation has work in ``staging`` (stopped with SIGSTOP first, so the
+    kill lands mid-operation); True if it was caught there, False if it finished before it could be."""
+    deadline = time.monotonic() + timeout
+    caught = False
+    while time.monotonic() < deadline and server.process.poll() is None:
+        if os.listdir(staging):
+            os.kill(server.process.pid, signal.SIGSTOP)
+            caught = bool(os.listdir(staging))
+            break
+        time.sleep(0.0002)
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    return caught
+
+
 def test_sigkill_during_snapshot_and_restore_then_restart(fs: Mounted) -> None:
     """Kill the service while it captures 20,000 files (XFS clones them one by one), and again while it
     restores them; after each restart nothing is orphaned and the volume is whole (old or new, never half)."""
@@ -94,9 +110,8 @@ def test_sigkill_during_snapshot_and_restore_then_restart(fs: Mounted) -> None:
             many_files(vol["path"], 20_000)
             original = tree_signature(vol["path"])
             job = api.post("/api/v1/snapshots", json={"volume": "busy", "name": "killed"}).json()
-            time.sleep(0.3)
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait()
+        caught = kill_mid_operation(server, os.path.join(pool_dir, "staging"))
+        assert caught or fs.fstype == "btrfs", "20,000 clones on XFS take long enough to be caught"
 
         server = start_server(data_dir, pool_dir)
         with server.client() as api:
@@ -120,9 +135,8 @@ def test_sigkill_during_snapshot_and_restore_then_restart(fs: Mounted) -> None:
                 f.write("changed after the snapshot\n")
             changed = tree_signature(vol["path"])
             api.post(f"/api/v1/snapshots/{good_id}/restore", json={"pre_restore": False})
-            time.sleep(0.3)
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait()
+        caught = kill_mid_operation(server, os.path.join(pool_dir, "staging"))
+        assert caught or fs.fstype == "btrfs", "restoring 20,000 files on XFS takes long enough to be caught"
 
         server = start_server(data_dir, pool_dir)
         with server.client() as api:
