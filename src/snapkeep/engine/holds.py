@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 
+from snapkeep.durable import write_durably
 from snapkeep.errors import QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.writers.pause import Process, pause_writers, resume
@@ -137,9 +138,4 @@ def keep_pending(intent_file: str) -> None:
 
 def write_guest_intent(path: str, domain: str) -> None:
     """Record durably that ``domain`` may be left frozen or paused, for the reconciler."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"domain": domain}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_durably(path, json.dumps({"domain": domain}))

@@ -42,6 +42,11 @@ def pre_restore_name(now: datetime) -> str:
     return f"pre-restore_{now:%Y%m%d_%H%M%S}"
 
 
+def restored_vm_name(snapshot_name: str) -> str:
+    """SPEC §3: default name of a VM restored from a VM snapshot as new."""
+    return f"{snapshot_name} restored"
+
+
 def restored_volume_name(original: str) -> str:
     """SPEC §3: default name of a volume restored as new."""
     return f"{original}_restored"

@@ -17,6 +17,7 @@ from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
 from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.names import restored_vm_name
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.services.audit import Audit
@@ -25,11 +26,6 @@ from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
 log = logging.getLogger(__name__)
-
-
-def restored_vm_name(snapshot_name: str) -> str:
-    """SPEC §3: default name of a VM restored from a VM snapshot as new."""
-    return f"{snapshot_name} restored"
 
 
 class VMRestores:

@@ -22,6 +22,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from snapkeep.durable import fsync_dir, write_durably
 from snapkeep.errors import NotFound, PoolError, PoolFull
 from snapkeep.model.types import Space
 from snapkeep.storage import tree
@@ -72,7 +73,7 @@ class Pool:
                     f"this snapkeep reads version {FORMAT_VERSION} only"
                 )
             return
-        _write_durably(marker, json.dumps({"format_version": FORMAT_VERSION, "driver": self.driver.name}))
+        write_durably(marker, json.dumps({"format_version": FORMAT_VERSION, "driver": self.driver.name}))
 
     # --- paths -------------------------------------------------------------------------------------
     def dataset_path(self, dataset: str) -> str:
@@ -129,10 +130,10 @@ class Pool:
         """Write the manifest beside the data, flush, and publish the snapshot with one rename."""
         staged = self.staging_dir(snap_id)
         with translated(f"sealing snapshot {snap_id}"):
-            _write_durably(os.path.join(staged, MANIFEST), manifest.decode())
+            write_durably(os.path.join(staged, MANIFEST), manifest.decode())
             syncfs(self.root)
             os.rename(staged, self.snapshot_dir(snap_id))
-            _fsync_dir(os.path.join(self.root, "snapshots"))
+            fsync_dir(os.path.join(self.root, "snapshots"))
 
     def discard(self, op_id: str) -> None:
         """Remove whatever an operation left in ``staging/<op_id>`` (idempotent)."""
@@ -263,21 +264,3 @@ def _regular_files(top: str) -> Iterator[str]:
             path = os.path.join(dirpath, name)
             if stat.S_ISREG(os.lstat(path).st_mode):
                 yield path
-
-
-def _write_durably(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

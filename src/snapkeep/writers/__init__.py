@@ -7,6 +7,7 @@ writing, and resuming them with SIGCONT right after the capture. A stopped proce
 ``write(2)``: signals stop a thread only on its way back to user space, so once every thread shows
 state ``T`` each write it began has completed.
 
-Processes that were already stopped are left alone (and not resumed). Kernel threads (nfsd) cannot be
-stopped: a volume written by one cannot be quiesced this way and the caller's policy decides.
+Processes that were already stopped are left alone (and not resumed). Kernel threads (nfsd) write without
+file descriptors, so they are not found here at all: a volume the kernel NFS server exports is refused as
+unquiescable instead (``kernel_served``), and the caller's policy decides.
 """

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from snapkeep.durable import write_durably
 from snapkeep.errors import QuiesceFailed
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
@@ -40,14 +41,6 @@ def identify(pid: int) -> Process | None:
 
 def _alive(proc: Process) -> bool:
     return identify(proc.pid) == proc
-
-
-def _is_kernel_thread(pid: int) -> bool:
-    try:
-        flags = int(_stat_fields(pid)[6])
-    except (OSError, ValueError):
-        return False
-    return bool(flags & 0x00200000)  # PF_KTHREAD
 
 
 def writers_of(trees: Sequence[str]) -> set[int]:
@@ -110,8 +103,6 @@ def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> lis
             if not fresh:
                 return paused
             for pid in fresh:
-                if _is_kernel_thread(pid):
-                    raise QuiesceFailed(f"process {pid} writing to the volume is a kernel thread and cannot pause")
                 proc = identify(pid)
                 if proc is None:
                     continue
@@ -145,12 +136,7 @@ def resume(processes: list[Process]) -> None:
 
 
 def _record(intent_file: str, paused: list[Process]) -> None:
-    tmp = intent_file + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump([[p.pid, p.start_time] for p in paused], f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, intent_file)
+    write_durably(intent_file, json.dumps([[p.pid, p.start_time] for p in paused]))
 
 
 def resume_recorded(intent_file: str) -> int:
