@@ -17,6 +17,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── NameClash                  name_clash
     │   ├── SnapshotLocked             snapshot_locked
     │   ├── SnapshotNotReady           snapshot_not_ready
+    │   ├── Busy                       busy (retryable)
     │   └── VMStateConflict            vm_state_conflict
     ├── Unauthorized                   unauthorized (401)
     ├── Forbidden                      forbidden (403)
@@ -122,6 +123,13 @@ class SnapshotNotReady(Conflict):
     """The snapshot is being created, failed, or is being deleted."""
 
     code = "snapshot_not_ready"
+
+
+class Busy(Conflict):
+    """Another operation is running on the same subject; it is named in the details. Try again after it."""
+
+    code = "busy"
+    retryable = True
 
 
 class Unauthorized(SnapkeepError):

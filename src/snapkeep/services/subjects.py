@@ -70,7 +70,7 @@ class VolumeSubjects:
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
         if not quiesce:
             return []
-        trees = [self._pool.dataset_path(d) for d in subject.datasets]
+        trees = [self._pool.dataset_tree(d) for d in subject.datasets]
         for tree in trees:
             export = kernel_served(tree)
             if export is not None:

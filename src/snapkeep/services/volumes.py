@@ -28,7 +28,7 @@ class Volumes:
         self._clock = clock
 
     def to_volume(self, row: VolumeRow) -> Volume:
-        return repo.volume_from_row(row, self._pool.dataset_path(row.dataset))
+        return repo.volume_from_row(row, self._pool.dataset_tree(row.dataset))
 
     def check_free_name(self, s: Session, name: str, owner_tenant_id: str | None) -> None:
         check_name(name, "volume name")

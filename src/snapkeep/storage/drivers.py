@@ -7,6 +7,9 @@ Contract of every driver (the conformance tests in ``tests/integration/test_pool
 - ``frozen_copy(src, dst)`` makes a point-in-time copy of dataset ``src`` at the new path ``dst``; it
   costs metadata, not data (except in the labelled slow ``copy`` mode).
 - ``writable_copy(src, dst)`` the same, writable, from a dataset or a frozen copy.
+- ``set_size_limit(path, limit)`` makes writes into dataset ``path`` fail (ENOSPC/EDQUOT) past ``limit``
+  bytes; works on a live dataset. A driver that cannot enforce limits says so with
+  ``limits_enforced = False`` and accepts the call as a no-op.
 
 They raise ``OSError`` as the kernel reports it; :class:`snapkeep.storage.pool.Pool` translates.
 """
@@ -24,11 +27,13 @@ from snapkeep.storage import tree
 class Driver(Protocol):
     name: ClassVar[str]
     slow: ClassVar[bool]
+    limits_enforced: ClassVar[bool]
 
     def make_dataset(self, path: str) -> None: ...
     def remove_dataset(self, path: str) -> None: ...
     def frozen_copy(self, src: str, dst: str) -> None: ...
     def writable_copy(self, src: str, dst: str) -> None: ...
+    def set_size_limit(self, path: str, limit: int) -> None: ...
 
 
 class BtrfsDriver:
@@ -36,6 +41,7 @@ class BtrfsDriver:
 
     name: ClassVar[str] = "btrfs"
     slow: ClassVar[bool] = False
+    limits_enforced: ClassVar[bool] = False  # not yet: quota groups come with the hardening issue
 
     def make_dataset(self, path: str) -> None:
         btrfsutil.create_subvolume(path)
@@ -54,12 +60,16 @@ class BtrfsDriver:
     def writable_copy(self, src: str, dst: str) -> None:
         btrfsutil.create_snapshot(src, dst, read_only=False)
 
+    def set_size_limit(self, path: str, limit: int) -> None:
+        """Not enforced yet (``limits_enforced`` is False)."""
+
 
 class ReflinkDriver:
     """A plain directory per dataset; copies clone every file by reflink (XFS with ``reflink=1``)."""
 
     name: ClassVar[str] = "xfs-reflink"
     slow: ClassVar[bool] = False
+    limits_enforced: ClassVar[bool] = False
 
     def make_dataset(self, path: str) -> None:
         os.mkdir(path, 0o755)
@@ -72,6 +82,9 @@ class ReflinkDriver:
 
     def writable_copy(self, src: str, dst: str) -> None:
         tree.clone_tree(src, dst)
+
+    def set_size_limit(self, path: str, limit: int) -> None:
+        """Not enforced on a plain directory (``limits_enforced`` is False)."""
 
 
 class CopyDriver(ReflinkDriver):

@@ -20,7 +20,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from snapkeep.durable import fsync_dir, write_durably
 from snapkeep.errors import NotFound, PoolError, PoolFull
@@ -88,6 +88,14 @@ class Pool:
             raise NotFound(f"snapshot {snap_id} holds no dataset {dataset} in the pool", snapshot=snap_id)
         return path
 
+    def dataset_tree(self, dataset: str) -> str:
+        """The directory where a dataset's live files are (what NAS users see of a volume)."""
+        return self.dataset_path(dataset)
+
+    def snapshot_tree(self, snap_id: str, dataset: str) -> AbstractContextManager[str]:
+        """The directory holding a snapshot's read-only copy of ``dataset``, valid inside the ``with``."""
+        return nullcontext(self.snapshot_data_path(snap_id, dataset))
+
     def staging_dir(self, op_id: str) -> str:
         return os.path.join(self.root, "staging", op_id)
 
@@ -113,6 +121,11 @@ class Pool:
             finally:
                 os.close(fd)
         return path
+
+    def set_size_limit(self, dataset: str, limit: int) -> None:
+        """Enforce ``limit`` bytes on a dataset (a no-op where ``driver.limits_enforced`` is False)."""
+        with translated(f"setting the size limit of {dataset}"):
+            self.driver.set_size_limit(self.dataset_path(dataset), limit)
 
     def list_datasets(self) -> list[str]:
         return sorted(os.listdir(os.path.join(self.root, "datasets")))
