@@ -14,14 +14,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from snapkeep.config import Settings
+from snapkeep.model.timespec import utcnow
 from snapkeep.services.container import Services
 from snapkeep.storage import loopfs
 from snapkeep.storage.pool import Pool
@@ -102,14 +104,35 @@ def pool(fs: Mounted) -> Pool:
     return Pool.open(fs.new_dir("pool"))
 
 
-def build_services(data_dir: str, pool: Pool) -> Services:
+class TestClock:
+    """The services' clock in tests: real UTC time plus an offset the test moves forward, so expiry and
+    cooling-off are tested by moving time, never by waiting for it (however slow the machine)."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
+def build_services(data_dir: str, pool: Pool, clock: Callable[[], datetime] = utcnow) -> Services:
     settings = Settings(data_dir=data_dir, pool_dir=pool.root, sweep_interval=3600)
-    return Services.build(settings, pool)
+    return Services.build(settings, pool, clock)
 
 
 @pytest.fixture
-def services(pool: Pool, tmp_path: Path) -> Iterator[Services]:
-    svc = build_services(str(tmp_path / "data"), pool)
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+def services(pool: Pool, tmp_path: Path, clock: TestClock) -> Iterator[Services]:
+    svc = build_services(str(tmp_path / "data"), pool, clock)
     yield svc
     svc.close()
 

@@ -12,6 +12,7 @@ from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import RestoreMode, SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from tests.conftest import TestClock
 from tests.treeutil import make_rich_tree, tree_signature
 
 
@@ -98,7 +99,7 @@ def test_expiry_in_the_past_is_refused(services: Services) -> None:
     assert parse_expiry("7d", utcnow()) is not None
 
 
-def test_immutable_snapshot_refuses_deletion_until_cooled_off(services: Services) -> None:
+def test_immutable_snapshot_refuses_deletion_until_cooled_off(services: Services, clock: TestClock) -> None:
     vol = services.volumes.create("locked", 1 << 30)
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="audit", immutable=True))
     with pytest.raises(SnapshotLocked):
@@ -114,13 +115,16 @@ def test_immutable_snapshot_refuses_deletion_until_cooled_off(services: Services
     assert services.snapshots.deletable_at(unlocked) == unlocked.unlocked_at + timedelta(days=7)  # type: ignore[operator]
     with pytest.raises(SnapshotLocked):
         services.snapshots.delete(snap.id)
-    services.clock = services.snapshots._clock = lambda: unlocked.created_at + timedelta(days=8)  # type: ignore[method-assign]
+    clock.advance(timedelta(days=6))  # a day of margin either side: real time moves on while the test runs
+    with pytest.raises(SnapshotLocked):
+        services.snapshots.delete(snap.id)
+    clock.advance(timedelta(days=2))
     services.snapshots.delete(snap.id)
     with pytest.raises(NotFound):
         services.snapshots.get(snap.id)
 
 
-def test_expiry_sweep_deletes_only_expired(services: Services) -> None:
+def test_expiry_sweep_deletes_only_expired(services: Services, clock: TestClock) -> None:
     vol = services.volumes.create("sweep", 1 << 30)
     now = services.clock()
     soon = services.snapshots.take(TakeRequest(ref=vol.id, name="soon", expires_at=now + timedelta(hours=1)))
@@ -128,9 +132,10 @@ def test_expiry_sweep_deletes_only_expired(services: Services) -> None:
     locked = services.snapshots.take(
         TakeRequest(ref=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True)
     )
-    services.snapshots._clock = lambda: now + timedelta(minutes=90)
+    assert services.snapshots.sweep_expired() == []
+    clock.advance(timedelta(minutes=90))
     assert services.snapshots.sweep_expired() == [soon.id]
-    services.snapshots._clock = lambda: now + timedelta(hours=3)
+    clock.advance(timedelta(minutes=90))
     assert services.snapshots.sweep_expired() == [locked.id]
     assert [s.id for s in services.snapshots.listing(vol.id)] == [keep.id]
     assert soon.id not in services.pool.list_snapshots()

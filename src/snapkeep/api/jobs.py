@@ -8,15 +8,17 @@ from fastapi import APIRouter, Query
 
 from snapkeep.api.deps import Svc, Viewer
 from snapkeep.api.schemas import JobPublic
-from snapkeep.services.jobs import JobFunction
+from snapkeep.services.jobs import JobFunction, Lane
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 MAX_WAIT = 60.0
 
 
-def start_job(svc: Svc, kind: str, params: dict[str, Any], fn: JobFunction, wait: float) -> JobPublic:
+def start_job(
+    svc: Svc, kind: str, params: dict[str, Any], fn: JobFunction, wait: float, lane: Lane = Lane.FOREGROUND
+) -> JobPublic:
     """Submit a job and, if the caller asked to wait up to ``wait`` seconds, wait for it that long."""
-    job = svc.jobs.submit(kind, params, fn)
+    job = svc.jobs.submit(kind, params, fn, lane)
     if wait > 0:
         job = svc.jobs.wait(job.id, min(wait, MAX_WAIT))
     return JobPublic.of(job)

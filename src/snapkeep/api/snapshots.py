@@ -17,7 +17,7 @@ from snapkeep.errors import InvalidInput
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import Snapshot
 from snapkeep.services.container import Services
-from snapkeep.services.jobs import Progress
+from snapkeep.services.jobs import Lane, Progress
 from snapkeep.services.snapshots import TakeRequest
 
 router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
@@ -61,8 +61,8 @@ def take_snapshot(svc: Svc, who: Operator, body: SnapshotCreate, wait: float = W
 
     def run(progress: Progress) -> dict[str, object]:
         snap = svc.snapshots.take(request, who.name)
-        progress(0.9, "measuring space in a separate job")
-        svc.jobs.submit("snapshot.space", {"snapshot": snap.id}, lambda _p: _measure(svc, snap.id))
+        progress(0.9, "measuring space in a background job")
+        svc.jobs.submit("snapshot.space", {"snapshot": snap.id}, lambda _p: _measure(svc, snap.id), Lane.BACKGROUND)
         return {"snapshot": public(svc, snap).model_dump(mode="json")}
 
     return start_job(svc, "snapshot.take", {subject.type: subject.name, "name": body.name}, run, wait)
@@ -103,7 +103,11 @@ def unlock_snapshot(svc: Svc, who: Admin, snap_id: str) -> SnapshotPublic:
 @router.post("/{snap_id}/space", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def measure_space(svc: Svc, _who: Operator, snap_id: str, wait: float = Wait) -> JobPublic:
     svc.snapshots.get(snap_id)
-    return start_job(svc, "snapshot.space", {"snapshot": snap_id}, lambda _p: _measure(svc, snap_id), wait)
+
+    def measure(_progress: Progress) -> dict[str, object]:
+        return _measure(svc, snap_id)
+
+    return start_job(svc, "snapshot.space", {"snapshot": snap_id}, measure, wait, Lane.BACKGROUND)
 
 
 @router.get("/{snap_id}/files", response_model=list[FileEntryPublic])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from snapkeep import __version__
 from snapkeep.cli import job_cmd, serve_cmd, snapshot_cmd, vm_cmd, volume_cmd
 from snapkeep.errors import SnapkeepError
 
@@ -13,6 +16,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold the API token
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"snapkeep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Instant snapshots and restores for KVM/libvirt hosts (a client of the snapkeep service)."""
+
+
 app.command("serve")(serve_cmd.serve)
 app.add_typer(volume_cmd.app, name="volume")
 app.add_typer(vm_cmd.app, name="vm")

@@ -3,16 +3,23 @@
 A job's function gets a ``progress(fraction, message)`` callback and returns its result as a dict. A
 :class:`SnapkeepError` becomes the job's error body; anything else is reported as an internal error. Jobs
 left ``queued``/``running`` by a crash are failed by the reconciler at the next start.
+
+Jobs run in one of two lanes, each its own thread pool, so that an operator's take or restore never waits
+behind background work: the foreground lane (``job_workers`` threads) runs what a caller waits for; the
+background lane (one thread at the lowest CPU priority) runs measurements nobody waits for, such as the
+space of a snapshot. However many background jobs queue up, they hold no foreground worker.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from snapkeep.catalog import repo
@@ -27,15 +34,34 @@ Progress = Callable[[float, str], None]
 JobFunction = Callable[[Progress], dict[str, Any]]
 
 
+class Lane(StrEnum):
+    FOREGROUND = "foreground"
+    BACKGROUND = "background"
+
+
+def _lowest_cpu_priority() -> None:
+    """Run the calling thread at nice 19 (on Linux a thread's nice value is its own)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError as exc:  # not fatal: the lane is still separate
+        log.warning("could not lower the background lane's priority: %s", exc)
+
+
 class JobRunner:
     def __init__(self, db: Database, clock: Callable[[], datetime], workers: int) -> None:
         self._db = db
         self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapkeep-job")
+        self._lanes = {
+            Lane.FOREGROUND: ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapkeep-job"),
+            Lane.BACKGROUND: ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="snapkeep-background", initializer=_lowest_cpu_priority
+            ),
+        }
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def submit(self, kind: str, params: dict[str, Any], fn: JobFunction) -> Job:
+    def submit(self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane = Lane.FOREGROUND) -> Job:
+        """Record the job ``queued`` and run ``fn`` in ``lane`` (see the module docstring)."""
         job_id = str(uuid.uuid4())
         with self._db.transaction() as s:
             row = JobRow(
@@ -52,7 +78,7 @@ class JobRunner:
             job = repo.job_from_row(row)
         with self._lock:
             self._done[job_id] = threading.Event()
-        self._pool.submit(self._run, job_id, fn)
+        self._lanes[lane].submit(self._run, job_id, fn)
         return job
 
     def _run(self, job_id: str, fn: JobFunction) -> None:
@@ -99,4 +125,5 @@ class JobRunner:
         return self.get(job_id)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for executor in self._lanes.values():
+            executor.shutdown(wait=True, cancel_futures=True)

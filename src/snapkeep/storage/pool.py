@@ -29,6 +29,7 @@ from snapkeep.storage import tree
 from snapkeep.storage.detect import choose_driver
 from snapkeep.storage.drivers import Driver
 from snapkeep.storage.linux import FIEMAP_EXTENT_SHARED, exchange, extents, reflink, syncfs
+from snapkeep.timing import step
 
 FORMAT_VERSION = 1
 POOL_FILE = "snapkeep-pool.json"
@@ -131,6 +132,7 @@ class Pool:
         return sorted(os.listdir(os.path.join(self.root, "datasets")))
 
     # --- snapshots ---------------------------------------------------------------------------------
+    @step("pool.capture")
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         """Freeze a copy of each dataset into ``staging/<snap_id>``: the step inside the quiesce window."""
         data_dir = os.path.join(self.staging_dir(snap_id), "data")
@@ -139,12 +141,15 @@ class Pool:
             for dataset in datasets:
                 self.driver.frozen_copy(self.dataset_path(dataset), os.path.join(data_dir, dataset))
 
+    @step("pool.seal")
     def seal(self, snap_id: str, manifest: bytes) -> None:
         """Write the manifest beside the data, flush, and publish the snapshot with one rename."""
         staged = self.staging_dir(snap_id)
         with translated(f"sealing snapshot {snap_id}"):
-            write_durably(os.path.join(staged, MANIFEST), manifest.decode())
-            syncfs(self.root)
+            with step("seal: manifest write+fsync"):
+                write_durably(os.path.join(staged, MANIFEST), manifest.decode())
+            with step("seal: syncfs"):
+                syncfs(self.root)
             os.rename(staged, self.snapshot_dir(snap_id))
             fsync_dir(os.path.join(self.root, "snapshots"))
 
