@@ -58,6 +58,7 @@ TAKE_PARTS = (
     "syncfs before holds",
     "intent: freeze",
     FREEZE,
+    "syncfs after quiesce",
     "intent: pause",
     PAUSE,
     "pool.capture",

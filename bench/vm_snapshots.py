@@ -2,6 +2,7 @@
 
 Run from the project root, as root::
 
+    .venv/bin/python -m bench.vm_snapshots --smoke    # CI: one guest, 256 MiB disk, btrfs, one round; exit 1 on failure
     .venv/bin/python -m bench.vm_snapshots --quick    # 1 GiB disk only, 3 repeats: well under a minute
     .venv/bin/python -m bench.vm_snapshots --full     # 1, 8 and 64 GiB disks, 5 repeats (the default)
 
@@ -52,13 +53,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
-from unittest import mock
 
 import btrfsutil
 from rich.console import Console
 
-import snapkeep.engine.holds as holds_module
-from bench.datagen import GiB
+from bench.datagen import GiB, MiB
 from bench.model import BTRFS_SNAPSHOT_CLI, BTRFSUTIL_SNAPSHOT, CP_REFLINK, RESTORE_NEW, RESTORE_OVER
 from bench.report import machine_info, make_console
 from bench.vm_guest import (
@@ -100,7 +99,6 @@ from bench.volume_snapshots import (
     BenchError,
     Op,
     SideMetrics,
-    Stopwatch,
     install_signal_handlers,
     run_quiet,
     signals_deferred,
@@ -116,11 +114,13 @@ from snapkeep.services.snapshots import TakeRequest
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
 from snapkeep.testguest import GuestImage, build_test_guest
+from snapkeep.timing import recording
 from tests.conftest import Mounted, build_services, make_traversable_tmp, mount_fs, unmount_fs
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(PROJECT_ROOT, "bench", "results", "vm_snapshots.json")
 FILESYSTEMS = ("btrfs", "xfs")
+SMOKE_SIZES = (256 * MiB,)
 QUICK_SIZES = (1 * GiB,)
 FULL_SIZES = (1 * GiB, 8 * GiB, 64 * GiB)
 RUN_PREFIX = "skbench"
@@ -200,31 +200,6 @@ def check_guest(rig: Rig, guest: Guest) -> None:
 # --- snapkeep operations -------------------------------------------------------------------------------
 
 
-def profile_take(svc: Services) -> tuple[Stopwatch, ExitStack]:
-    """Wrap (in this process only) every step a VM take goes through, to split its time into parts.
-
-    The holds call the hypervisor object the services share, and the capture engine calls ``syncfs`` and
-    ``write_guest_intent`` by module name, so patching those attributes times exactly what a take does.
-    """
-    watch = Stopwatch()
-    stack = ExitStack()
-    host, pool = svc.host, svc.pool
-    for attr, name in (("freeze", FREEZE), ("thaw", THAW), ("pause", PAUSE), ("resume", RESUME)):
-        stack.enter_context(mock.patch.object(host, attr, watch.wrap(name, getattr(host, attr))))
-    stack.enter_context(mock.patch.object(pool, "capture", watch.wrap("pool.capture", pool.capture)))
-    stack.enter_context(mock.patch.object(pool, "seal", watch.wrap("pool.seal", pool.seal)))
-    stack.enter_context(mock.patch("snapkeep.engine.capture.syncfs", watch.wrap("syncfs before holds", syncfs)))
-    intent = holds_module.write_guest_intent
-    freeze_intent, pause_intent = watch.wrap("intent: freeze", intent), watch.wrap("intent: pause", intent)
-
-    def timed_intent(path: str, domain: str) -> None:
-        which = freeze_intent if os.path.basename(path).startswith("guest-freeze-") else pause_intent
-        which(path, domain)
-
-    stack.enter_context(mock.patch.object(holds_module, "write_guest_intent", timed_intent))
-    return watch, stack
-
-
 def take_metrics(parts: dict[str, float], total_ms: float, quiesce_ms: float | None, paused_ms: float) -> SideMetrics:
     """The windows the snapshot recorded, the parts of the take, and what each window holds beyond them."""
     metrics = dict(parts)
@@ -234,7 +209,7 @@ def take_metrics(parts: dict[str, float], total_ms: float, quiesce_ms: float | N
     metrics[PAUSED_REST] = paused_ms - sum(parts.get(k, 0.0) for k in ("intent: pause", PAUSE, "pool.capture", RESUME))
     if quiesce_ms is not None:
         metrics[QUIESCE_WINDOW] = quiesce_ms
-        inside = ("intent: freeze", FREEZE, THAW)
+        inside = ("intent: freeze", FREEZE, "syncfs after quiesce", THAW)
         metrics[WINDOW_REST] = quiesce_ms - paused_ms - sum(parts.get(k, 0.0) for k in inside)
     return metrics
 
@@ -243,27 +218,20 @@ def take_op(rig: Rig, guest: Guest, quiesce: bool) -> Op:
     """A whole take through the service, as the API's job runs it; the snapshot is deleted after."""
     svc = rig.svc
 
-    def action(arg: tuple[Stopwatch, ExitStack]) -> tuple[Stopwatch, ExitStack, Any]:
-        request = TakeRequest(ref=guest.vm.id, subject_type="vm", name=unique("take"), quiesce=quiesce)
-        snap = svc.snapshots.take(request)
-        return arg[0], arg[1], snap
+    def action(name: str) -> tuple[dict[str, float], Any]:
+        request = TakeRequest(ref=guest.vm.id, subject_type="vm", name=name, quiesce=quiesce)
+        with recording() as steps:  # the parts of the take, as the code's step timings report them
+            snap = svc.snapshots.take(request)
+        return steps, snap
 
-    def cleanup(result: tuple[Stopwatch, ExitStack, Any], ms: float) -> SideMetrics:
-        watch, stack, snap = result
-        stack.close()
+    def cleanup(result: tuple[dict[str, float], Any], ms: float) -> SideMetrics:
+        steps, snap = result
         svc.snapshots.delete(snap.id)
         if snap.quiesced != quiesce or snap.paused_window_ms is None:
             raise BenchError(f"take recorded quiesced={snap.quiesced} ({snap.quiesce_note}), asked {quiesce}")
-        return take_metrics(watch.ms, ms, snap.quiesce_window_ms, snap.paused_window_ms)
+        return take_metrics(steps, ms, snap.quiesce_window_ms, snap.paused_window_ms)
 
-    return Op(
-        TAKE_QUIESCED if quiesce else TAKE_PLAIN,
-        "snapkeep",
-        action,
-        lambda: profile_take(svc),
-        cleanup,
-        abandon=lambda arg: arg[1].close(),
-    )
+    return Op(TAKE_QUIESCED if quiesce else TAKE_PLAIN, "snapkeep", action, lambda: unique("take"), cleanup)
 
 
 def restore_new_op(rig: Rig, guest: Guest) -> Op:
@@ -688,19 +656,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="1 GiB disk only, 3 repeats")
     mode.add_argument("--full", action="store_true", help="1, 8 and 64 GiB disks (the default)")
-    parser.add_argument("--repeat", type=int, help="recorded rounds per size (default 5; 3 with --quick)")
-    parser.add_argument("--warmup", type=int, default=1, help="discarded rounds per size (default 1)")
-    parser.add_argument("--fs", help="filesystems, comma-separated (default btrfs,xfs)")
-    parser.add_argument("--image-size", default="100G", help="sparse pool image per filesystem (default 100G)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="JSON results (default bench/results/vm_snapshots.json)")
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI check that the benchmark still runs: one guest with a 256 MiB disk on btrfs, one round, "
+        "no warm-up, an 8G pool image, results in a temporary directory",
+    )
+    parser.add_argument("--repeat", type=int, help="recorded rounds per size (default 5; 3 --quick; 1 --smoke)")
+    parser.add_argument("--warmup", type=int, help="discarded rounds per size (default 1; 0 with --smoke)")
+    parser.add_argument("--fs", help="filesystems, comma-separated (default btrfs,xfs; btrfs with --smoke)")
+    parser.add_argument("--image-size", help="sparse pool image per filesystem (default 100G; 8G with --smoke)")
+    parser.add_argument(
+        "--out", help="JSON results (default bench/results/vm_snapshots.json; a temporary file with --smoke)"
+    )
     args = parser.parse_args(argv)
-    args.mode = "quick" if args.quick else "full"
-    args.repeat = args.repeat if args.repeat is not None else (3 if args.quick else 5)
-    fs = args.fs or ",".join(FILESYSTEMS)
+    args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    smoke = args.mode == "smoke"
+    args.repeat = args.repeat if args.repeat is not None else {"smoke": 1, "quick": 3, "full": 5}[args.mode]
+    args.warmup = args.warmup if args.warmup is not None else 0 if smoke else 1
+    args.image_size = args.image_size or ("8G" if smoke else "100G")
+    fs = args.fs or ("btrfs" if smoke else ",".join(FILESYSTEMS))
     args.filesystems = [f.strip() for f in fs.split(",") if f.strip()]
     if any(f not in FILESYSTEMS for f in args.filesystems) or args.repeat < 1 or args.warmup < 0:
         parser.error(f"--fs takes {', '.join(FILESYSTEMS)}; --repeat >= 1; --warmup >= 0")
-    args.sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    args.sizes = {"smoke": SMOKE_SIZES, "quick": QUICK_SIZES, "full": FULL_SIZES}[args.mode]
+    if args.out is None and smoke:
+        args.out = os.path.join(tempfile.mkdtemp(prefix="snapkeep-vmbench-"), "vm_snapshots-smoke.json")
+    args.out = args.out or DEFAULT_OUT
     return args
 
 
@@ -765,7 +747,17 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out, machine, {**parameters(args, image), "complete": complete}, runs)
         args.console.print(f"results written to {args.out}" + ("" if complete else " (INCOMPLETE run)"))
     print_results(args.console, runs, args.repeat, machine)
-    return 0
+    failures = [
+        f"{run.fstype} {size.label}: {name}: {note}"
+        for run in runs
+        for size in run.sizes
+        for name, op in size.ops.items()
+        for note in op.notes
+        if note.startswith("FAILED")
+    ]
+    for failure in failures:
+        args.console.print(f"[red]FAILED: {failure}[/red]")
+    return 1 if failures else 0
 
 
 def run() -> int:

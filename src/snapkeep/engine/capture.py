@@ -23,6 +23,7 @@ from snapkeep.errors import QuiesceFailed
 from snapkeep.model.types import QuiescePolicy
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
+from snapkeep.timing import step
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ def capture(
 ) -> CaptureReport:
     """Capture ``datasets`` into the pool's staging area for ``snap_id`` (seal it afterwards)."""
     if holds:
-        syncfs(pool.root)  # most dirty data goes out before anything is held: shorter windows
+        with step("syncfs before holds"):
+            syncfs(pool.root)  # most dirty data goes out before anything is held: shorter windows
     held: list[tuple[Hold, float]] = []
     note: str | None = None
     windows: dict[str, float] = {}
@@ -71,7 +73,8 @@ def capture(
                 continue
             held.append((hold, started))
             if hold.quiesce:
-                syncfs(pool.root)  # what quiescing flushed is committed before anything is paused
+                with step("syncfs after quiesce"):
+                    syncfs(pool.root)  # what quiescing flushed is committed before anything is paused
         pool.capture(snap_id, datasets)
     finally:
         for hold, started in reversed(held):

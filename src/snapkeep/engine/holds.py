@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from snapkeep.durable import write_durably
 from snapkeep.errors import QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
+from snapkeep.timing import step
 from snapkeep.writers.pause import Process, pause_writers, resume
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,12 @@ class GuestFrozen:
         self._intent_file = intent_file
 
     def acquire(self) -> float:
-        write_guest_intent(self._intent_file, self._domain)
+        with step("intent: freeze"):
+            write_guest_intent(self._intent_file, self._domain)
         started = time.monotonic()
         try:
-            self._host.freeze(self._domain, self._timeout)
+            with step("agent freeze"):
+                self._host.freeze(self._domain, self._timeout)
         except BaseException:
             self._thaw_quietly()
             raise
@@ -93,7 +96,8 @@ class GuestFrozen:
         (see ``services/reconcile.release_pending_guests``) until the agent answers.
         """
         try:
-            self._host.thaw(self._domain, self._timeout)
+            with step("agent thaw"):
+                self._host.thaw(self._domain, self._timeout)
         except SnapkeepError as exc:
             log.warning("thawing %s failed, will retry: %s", self._domain, exc.message)
             keep_pending(self._intent_file)
@@ -114,15 +118,18 @@ class GuestPaused:
         self._intent_file = intent_file
 
     def acquire(self) -> float:
-        write_guest_intent(self._intent_file, self._domain)
+        with step("intent: pause"):
+            write_guest_intent(self._intent_file, self._domain)
         started = time.monotonic()
-        self._host.pause(self._domain)
+        with step("pause"):
+            self._host.pause(self._domain)
         return started
 
     def release(self) -> None:
         """Resume; if that fails the intent stays as *pending*, so the service retries the resume."""
         try:
-            self._host.resume(self._domain)
+            with step("resume"):
+                self._host.resume(self._domain)
         except SnapkeepError:
             keep_pending(self._intent_file)
             raise
