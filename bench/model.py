@@ -17,6 +17,7 @@ RESTORE_OVER = "restore over source"
 RESTORE_OVER_PRE = "restore over source + pre-restore"
 RESTORE_NEW = "restore as new"
 DELETE_SERVICE = "delete (service)"
+SPACE_SERVICE = "space (service)"
 SNAPKEEP_OPS = (
     CAPTURE,
     CAPTURE_SEAL,
@@ -26,6 +27,7 @@ SNAPKEEP_OPS = (
     RESTORE_OVER_PRE,
     RESTORE_NEW,
     DELETE_SERVICE,
+    SPACE_SERVICE,
 )
 
 # what an operator would run by hand

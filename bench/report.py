@@ -42,6 +42,7 @@ SHORT = {
     "restore over source + pre-restore": "restore over+pre",
     "restore as new": "restore new",
     "delete (service)": "delete svc",
+    "space (service)": "space svc",
     "btrfs subvolume snapshot -r": "btrfs snap -r",
     "btrfsutil.create_snapshot": "btrfsutil snap",
     "cp -a --reflink=always": "cp --reflink",
@@ -49,7 +50,7 @@ SHORT = {
     "rm -rf": "rm -rf",
 }
 TAKE_PARTS = ("pool.capture", "pool.seal", "seal: syncfs", "seal: manifest write+fsync", "catalog and rest")
-API_PARTS = ("job run (server clock)", "HTTP and job overhead", "space job (background)")
+API_PARTS = ("job run (server clock)", "HTTP and job overhead")
 
 
 def make_console() -> Console:

@@ -62,6 +62,7 @@ from bench.model import (
     RESTORE_OVER,
     RESTORE_OVER_PRE,
     RM_RF,
+    SPACE_SERVICE,
     TAKE_API,
     TAKE_SERVICE,
     FsResult,
@@ -294,6 +295,11 @@ def service_delete_op(rig: Rig, subject: Subject) -> Op:
     return Op(DELETE_SERVICE, "snapkeep", svc.snapshots.delete, prepare)
 
 
+def space_op(rig: Rig, subject: Subject) -> Op:
+    """Measuring the reference snapshot's space (on demand, in the background lane when through the API)."""
+    return Op(SPACE_SERVICE, "snapkeep", lambda _: rig.services.snapshots.measure_space(subject.reference_id))
+
+
 # --- the HTTP API ------------------------------------------------------------------------------------
 
 
@@ -320,19 +326,6 @@ def job_seconds(job: dict[str, Any]) -> float:
     return (finished - created).total_seconds()
 
 
-def space_job_of(client: httpx.Client, snap_id: str) -> dict[str, Any]:
-    """The background space measurement a take starts, once finished (it must not overlap the next sample)."""
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        for job in expect(client.get("/api/v1/jobs", params={"limit": 20}), 200, "listing jobs"):
-            if job["kind"] == "snapshot.space" and job["params"].get("snapshot") == snap_id:
-                if job["status"] in FINISHED:
-                    return dict(job)
-                break
-        time.sleep(0.02)
-    raise BenchError(f"the space job of snapshot {snap_id} did not finish within 10 minutes")
-
-
 def api_take_op(rig: Rig, subject: Subject, notes: list[str]) -> Op:
     """POST /snapshots?wait=N against the real server; timed until the answer carrying the finished job."""
     client = rig.client
@@ -352,16 +345,12 @@ def api_take_op(rig: Rig, subject: Subject, notes: list[str]) -> Op:
         snap = job["result"]["snapshot"]
         if snap["status"] != "ready":
             raise BenchError(f"API take answered snapshot status {snap['status']!r}, not 'ready'")
-        space = space_job_of(client, snap["id"])
-        if space["status"] != "succeeded":
-            notes.append(f"space job {space['id']} {space['status']}: {space.get('error')}")
         deleted = expect(client.delete(f"/api/v1/snapshots/{snap['id']}", params={"wait": 60}), 202, "DELETE")
         finish_job(client, deleted, "deleting a snapshot through the API")
         run_ms = job_seconds(job) * 1000
         return {
             "job run (server clock)": run_ms,
             "HTTP and job overhead": ms - run_ms,
-            "space job (background)": job_seconds(space) * 1000,
         }
 
     return Op(TAKE_API, "snapkeep", action, lambda: unique("api"), cleanup)
@@ -423,6 +412,7 @@ def all_ops(rig: Rig, subject: Subject, api_notes: list[str]) -> list[Op]:
         api_take_op(rig, subject, api_notes),
         *restore_ops(rig, subject),
         service_delete_op(rig, subject),
+        space_op(rig, subject),
         *bare_ops(rig, subject),
     ]
 

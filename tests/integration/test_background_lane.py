@@ -1,9 +1,10 @@
 """Background work never holds up foreground work (issue 6, defect 12).
 
-Every take through the API chains a space measurement. Here the measurements are blocked (a fault switch
-on the service in this process) while more takes than there are foreground job workers go through the real
-HTTP API, served by uvicorn in this process on a real pool: every take must finish while the measurements
-are still blocked, and the measurements run, one at a time at the lowest priority, once released.
+Space measurements (a FIEMAP walk over every file of a snapshot) run in the background lane. Here they are
+blocked (a fault switch on the service in this process) and queued in numbers, while more takes than there
+are foreground job workers go through the real HTTP API, served by uvicorn in this process on a real pool:
+every take must finish while the measurements are still blocked, no take queues a measurement of its own,
+and the measurements run, one at a time at the lowest priority, once released.
 """
 
 from __future__ import annotations
@@ -101,25 +102,30 @@ def check_takes_while_blocked(services: Services, api: httpx.Client, blocked: Bl
     assert created.status_code == 201, created.text
     with open(os.path.join(created.json()["path"], "data.bin"), "wb") as f:
         f.write(os.urandom(1 << 20))
+    workers = services.settings.job_workers
 
-    first = take(api, "busy", "first")
-    assert first["status"] == "succeeded", first
-    assert blocked.first_started.wait(RELEASE_TIMEOUT), "the take chained no space measurement"
+    measured = [take(api, "busy", f"measured-{n}") for n in range(workers + 1)]
+    assert all(job["status"] == "succeeded" for job in measured), measured
+    space_jobs = []
+    for job in measured:  # more measurements than foreground workers: a shared lane would be full
+        answer = api.post(f"/api/v1/snapshots/{job['result']['snapshot']['id']}/space")
+        assert answer.status_code == 202, answer.text
+        space_jobs.append(answer.json())
+    assert blocked.first_started.wait(RELEASE_TIMEOUT), "no measurement started"
 
-    # More takes than foreground workers: with a shared lane the blocked measurements would hold them all.
-    for n in range(2 * services.settings.job_workers + 1):
+    for n in range(2 * workers + 1):
         job = take(api, "busy", f"while-blocked-{n}")
         assert job["status"] == "succeeded", f"take {n} did not finish while measurements were blocked: {job}"
     assert not blocked.release.is_set() and blocked.running == 1
-    space_jobs = [j for j in api.get("/api/v1/jobs").json() if j["kind"] == "snapshot.space"]
-    assert len(space_jobs) == 2 * services.settings.job_workers + 2
-    assert sorted(j["status"] for j in space_jobs).count("queued") == len(space_jobs) - 1
+    jobs = api.get("/api/v1/jobs").json()
+    assert {j["id"] for j in jobs if j["kind"] == "snapshot.space"} == {j["id"] for j in space_jobs}
+    assert sorted(j["status"] for j in jobs if j["kind"] == "snapshot.space").count("queued") == workers
 
     blocked.release.set()
     for job in space_jobs:
         finished = api.get(f"/api/v1/jobs/{job['id']}", params={"wait": 60}).json()
         assert finished["status"] == "succeeded", finished
     assert blocked.most_at_once == 1 and set(blocked.niceness) == {19}
-    snaps = api.get("/api/v1/snapshots", params={"volume": "busy"}).json()
-    assert len(snaps) == len(space_jobs)
-    assert all(s["exclusive_bytes"] is not None and s["shared_bytes"] is not None for s in snaps)
+    snaps = {s["name"]: s for s in api.get("/api/v1/snapshots", params={"volume": "busy"}).json()}
+    assert all(snaps[f"measured-{n}"]["shared_bytes"] >= 1 << 20 for n in range(workers + 1))
+    assert all(snaps[f"while-blocked-{n}"]["shared_bytes"] is None for n in range(2 * workers + 1))

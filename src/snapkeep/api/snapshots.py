@@ -59,10 +59,8 @@ def take_snapshot(svc: Svc, who: Operator, body: SnapshotCreate, wait: float = W
         immutable=body.immutable,
     )
 
-    def run(progress: Progress) -> dict[str, object]:
+    def run(_progress: Progress) -> dict[str, object]:
         snap = svc.snapshots.take(request, who.name)
-        progress(0.9, "measuring space in a background job")
-        svc.jobs.submit("snapshot.space", {"snapshot": snap.id}, lambda _p: _measure(svc, snap.id), Lane.BACKGROUND)
         return {"snapshot": public(svc, snap).model_dump(mode="json")}
 
     return start_job(svc, "snapshot.take", {subject.type: subject.name, "name": body.name}, run, wait)
@@ -102,6 +100,11 @@ def unlock_snapshot(svc: Svc, who: Admin, snap_id: str) -> SnapshotPublic:
 
 @router.post("/{snap_id}/space", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def measure_space(svc: Svc, _who: Operator, snap_id: str, wait: float = Wait) -> JobPublic:
+    """Measure (in the background lane) and store the snapshot's exclusive and shared bytes.
+
+    Measured on demand only: right after a take every extent is shared with the source, so measuring then
+    always reads "nothing exclusive", at about 60-190 us per file (see ``Snapshots.measure_space``).
+    """
     svc.snapshots.get(snap_id)
 
     def measure(_progress: Progress) -> dict[str, object]:

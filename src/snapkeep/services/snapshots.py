@@ -241,9 +241,13 @@ class Snapshots:
             row.status_reason = reason
 
     def measure_space(self, snap_id: str) -> Snapshot:
-        """Fill in exclusive/shared bytes (a walk over the snapshot's files: run it as a job).
+        """Fill in exclusive/shared bytes: a walk over the snapshot's files, so run it as a background job.
 
-        A snapshot deleted before its turn comes is simply not measured.
+        On demand, never after every take: a snapshot just taken shares every extent with its source, so
+        the answer then is always "nothing exclusive"; it becomes worth knowing as the source moves on. The
+        walk costs one FIEMAP per file (20,000 files 1.3-3.7 s, 100,000 files 5.5-11.5 s on a busy 2-core
+        host, both drivers), too much to pay per take on volumes of millions of files. The result is kept
+        on the snapshot until measured again. A snapshot deleted before its turn comes is not measured.
         """
         snap = self.get(snap_id)
         if snap.status not in (SnapshotStatus.READY, SnapshotStatus.HELD) or not self._pool.has_snapshot(snap_id):
