@@ -18,7 +18,8 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── SnapshotLocked             snapshot_locked
     │   ├── SnapshotNotReady           snapshot_not_ready
     │   ├── Busy                       busy (retryable)
-    │   └── VMStateConflict            vm_state_conflict
+    │   ├── VMStateConflict            vm_state_conflict
+    │   └── PoolUnreachable            pool_unreachable
     ├── Unauthorized                   unauthorized (401)
     ├── Forbidden                      forbidden (403)
     ├── PoolError                      pool_error (500)
@@ -203,6 +204,13 @@ class VMStateConflict(Conflict):
     """The VM's power state does not allow this (it must be running, paused or off first)."""
 
     code = "vm_state_conflict"
+
+
+class PoolUnreachable(Conflict):
+    """QEMU could not open VM disks in the pool: the user libvirt runs it as cannot enter a directory above
+    the pool. The message names the directory and how to let that user through."""
+
+    code = "pool_unreachable"
 
 
 class AgentUnavailable(QuiesceFailed):

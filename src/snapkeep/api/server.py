@@ -11,7 +11,7 @@ import uvicorn
 
 from snapkeep.api.app import create_app
 from snapkeep.config import Settings
-from snapkeep.errors import UnsupportedFilesystem
+from snapkeep.errors import PoolUnreachable, UnsupportedFilesystem
 from snapkeep.services.container import Services
 from snapkeep.storage.detect import filesystem_magic
 from snapkeep.storage.loopfs import ensure_loop_pool
@@ -70,6 +70,10 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     services.tokens.ensure_admin_file(settings.token_file)
     report = services.reconcile()
     log.info("pool %s (%s); reconciled: %s", pool.root, pool.driver.name, report)
+    try:
+        services.vms.check_pool_reachable()
+    except PoolUnreachable as exc:
+        log.warning("VMs cannot be created or started until this is fixed: %s", exc.message)
     stop = threading.Event()
     sweeper = threading.Thread(target=_sweep_forever, args=(services, stop), name="snapkeep-sweep", daemon=True)
     sweeper.start()

@@ -126,3 +126,9 @@ class Hypervisor(Protocol):
     def frozen(self, name: str, timeout: float) -> bool:
         """Whether the guest agent reports its filesystems frozen; ``AgentUnavailable`` if it cannot say."""
         ...
+
+    def unreachable_reason(self, path: str) -> str | None:
+        """Why the hypervisor's QEMU processes could not open disk files under the directory ``path`` (the
+        user they run as cannot enter it or a directory above it), with how to fix it; ``None`` when they
+        can, or when they run as root or on another host. Needs no running hypervisor; never raises."""
+        ...

@@ -38,6 +38,7 @@ from snapkeep.errors import (
     VMStateConflict,
 )
 from snapkeep.hypervisor.domain_xml import domain_xml, spec_from_xml
+from snapkeep.hypervisor.qemu_access import unreachable_reason
 from snapkeep.model.vmspec import DiskSpec, VMSpec, VMState
 
 DEFAULT_URI = "qemu:///system"
@@ -347,6 +348,13 @@ class LibvirtHost:
     def frozen(self, name: str, timeout: float) -> bool:
         status = self.agent_command(name, "guest-fsfreeze-status", timeout)
         return bool(status == "frozen")
+
+    def unreachable_reason(self, path: str) -> str | None:
+        """See ``Hypervisor``: checked as the user qemu.conf names, for the local system instance only
+        (``qemu:///session`` runs QEMU as the caller; a remote host has its own users and paths)."""
+        if self.uri not in ("qemu:///system", "qemu+unix:///system"):
+            return None
+        return unreachable_reason(path)
 
     def guest_exec(self, name: str, argv: list[str], timeout: float) -> int:
         """Start ``argv`` inside the guest through its agent without waiting for it; returns its guest pid."""

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import VmRow
-from snapkeep.errors import InvalidPath, NameClash, VMStateConflict
+from snapkeep.errors import InvalidPath, NameClash, PoolUnreachable, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_name
 from snapkeep.model.types import VM, QuiescePolicy
@@ -89,6 +89,13 @@ class VMs:
         if self.host.exists(name):
             raise NameClash(f"libvirt already has a domain named {name!r} that snapkeep does not manage", name=name)
 
+    def check_pool_reachable(self) -> None:
+        """Refuse (``PoolUnreachable``, saying how to fix it) when QEMU could not open disks in the pool."""
+        datasets = os.path.dirname(self._pool.dataset_path("x"))  # the directory every dataset lies in
+        reason = self.host.unreachable_reason(datasets)
+        if reason is not None:
+            raise PoolUnreachable(reason, path=datasets)
+
     # --- creating ------------------------------------------------------------------------------------
     def create(
         self,
@@ -152,6 +159,7 @@ class VMs:
         actor: str,
     ) -> VM:
         """Dataset first (``make_data``), then the row, then the libvirt domain; undone on failure."""
+        self.check_pool_reachable()
         with self._db.transaction() as s:
             self.check_free_name(s, name)
         vm_id = str(uuid.uuid4())
@@ -189,6 +197,7 @@ class VMs:
     def start(self, ref: str, actor: str = "system") -> VM:
         vm = self.get(ref)
         if vm.state != VMState.RUNNING:
+            self.check_pool_reachable()
             self.host.start(vm.name)
         return self.get(vm.id)
 
