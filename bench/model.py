@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,18 @@ CAPTURE_RATIO_TARGET = 1.5
 API_TAKE_TARGET_MS = 50.0
 FLAT_RATIO = 1.5
 FLAT_NOISE_MS = 1.0
+
+
+def failures(labelled: Iterable[tuple[str, Mapping[str, OpResult]]]) -> list[str]:
+    """Every operation that failed somewhere (noted and skipped there while the run went on), as
+    ``"<where>: <operation>: <note>"``; a run with any is not a good run (the smoke check exits 1)."""
+    return [
+        f"{where}: {name}: {note}"
+        for where, ops in labelled
+        for name, op in ops.items()
+        for note in op.notes
+        if note.startswith("FAILED")
+    ]
 
 
 def median(samples: list[float]) -> float:

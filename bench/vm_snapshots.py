@@ -58,7 +58,7 @@ import btrfsutil
 from rich.console import Console
 
 from bench.datagen import GiB, MiB
-from bench.model import BTRFS_SNAPSHOT_CLI, BTRFSUTIL_SNAPSHOT, CP_REFLINK, RESTORE_NEW, RESTORE_OVER
+from bench.model import BTRFS_SNAPSHOT_CLI, BTRFSUTIL_SNAPSHOT, CP_REFLINK, RESTORE_NEW, RESTORE_OVER, failures
 from bench.report import machine_info, make_console
 from bench.vm_guest import (
     MEMORY_MIB,
@@ -747,17 +747,10 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out, machine, {**parameters(args, image), "complete": complete}, runs)
         args.console.print(f"results written to {args.out}" + ("" if complete else " (INCOMPLETE run)"))
     print_results(args.console, runs, args.repeat, machine)
-    failures = [
-        f"{run.fstype} {size.label}: {name}: {note}"
-        for run in runs
-        for size in run.sizes
-        for name, op in size.ops.items()
-        for note in op.notes
-        if note.startswith("FAILED")
-    ]
-    for failure in failures:
+    failed = failures((f"{run.fstype} {size.label}", size.ops) for run in runs for size in run.sizes)
+    for failure in failed:
         args.console.print(f"[red]FAILED: {failure}[/red]")
-    return 1 if failures else 0
+    return 1 if failed else 0
 
 
 def run() -> int:

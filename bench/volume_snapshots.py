@@ -67,6 +67,7 @@ from bench.model import (
     TAKE_SERVICE,
     FsResult,
     VolumeResult,
+    failures,
 )
 from bench.report import load_json, machine_info, make_console, print_results, write_json
 from snapkeep.model.types import Volume
@@ -728,22 +729,10 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out, machine, {**parameters(args), "complete": complete}, results)
         args.console.print(f"results written to {args.out}" + ("" if complete else " (INCOMPLETE run)"))
     print_results(args.console, results)
-    failures = failed_ops(results)
-    for failure in failures:
+    failed = failures((f"{fs.fstype} {v.spec.label}", v.ops) for fs in results for v in fs.volumes)
+    for failure in failed:
         args.console.print(f"[red]FAILED: {failure}[/red]")
-    return 1 if failures else 0
-
-
-def failed_ops(results: list[FsResult]) -> list[str]:
-    """Every operation that failed on some volume (it was noted and skipped there; the run went on)."""
-    return [
-        f"{fs.fstype} {volume.spec.label}: {name}: {note}"
-        for fs in results
-        for volume in fs.volumes
-        for name, op in volume.ops.items()
-        for note in op.notes
-        if note.startswith("FAILED")
-    ]
+    return 1 if failed else 0
 
 
 def run() -> int:
