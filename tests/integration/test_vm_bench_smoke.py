@@ -18,6 +18,4 @@ def test_vm_benchmark_smoke(tmp_path: Path) -> None:
     (size,) = run["sizes"]
     ops = size["ops"]
     assert all(op["samples_ms"] for op in ops.values()), ops
-    assert {"agent freeze", "pause", "pool.capture", "resume", "agent thaw"} <= set(
-        ops["take, quiesced"]["side_ms"]
-    )
+    assert {"agent freeze", "pause", "pool.capture", "resume", "agent thaw"} <= set(ops["take, quiesced"]["side_ms"])
