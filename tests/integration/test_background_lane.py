@@ -110,6 +110,8 @@ def check_takes_while_blocked(services: Services, api: httpx.Client, blocked: Bl
         assert answer.status_code == 202, answer.text
         space_jobs.append(answer.json())
     assert blocked.first_started.wait(RELEASE_TIMEOUT), "no measurement started"
+    again = api.post(f"/api/v1/snapshots/{measured[-1]['result']['snapshot']['id']}/space").json()
+    assert again["id"] == space_jobs[-1]["id"], "a second request for a queued measurement queued another"
 
     for n in range(2 * workers + 1):
         job = take(api, "busy", f"while-blocked-{n}")

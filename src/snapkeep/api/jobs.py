@@ -15,10 +15,17 @@ MAX_WAIT = 60.0
 
 
 def start_job(
-    svc: Svc, kind: str, params: dict[str, Any], fn: JobFunction, wait: float, lane: Lane = Lane.FOREGROUND
+    svc: Svc,
+    kind: str,
+    params: dict[str, Any],
+    fn: JobFunction,
+    wait: float,
+    lane: Lane = Lane.FOREGROUND,
+    once: str | None = None,
 ) -> JobPublic:
-    """Submit a job and, if the caller asked to wait up to ``wait`` seconds, wait for it that long."""
-    job = svc.jobs.submit(kind, params, fn, lane)
+    """Submit a job (see ``JobRunner.submit``) and, if the caller asked to wait up to ``wait`` seconds, wait
+    for it that long."""
+    job = svc.jobs.submit(kind, params, fn, lane, once)
     if wait > 0:
         job = svc.jobs.wait(job.id, min(wait, MAX_WAIT))
     return JobPublic.of(job)

@@ -103,14 +103,16 @@ def measure_space(svc: Svc, _who: Operator, snap_id: str, wait: float = Wait) ->
     """Measure (in the background lane) and store the snapshot's exclusive and shared bytes.
 
     Measured on demand only: right after a take every extent is shared with the source, so measuring then
-    always reads "nothing exclusive", at about 60-190 us per file (see ``Snapshots.measure_space``).
+    always reads "nothing exclusive", at about 60-190 us per file (see ``Snapshots.measure_space``). A
+    request while the same snapshot's measurement is queued or running answers with that job.
     """
     svc.snapshots.get(snap_id)
 
     def measure(_progress: Progress) -> dict[str, object]:
         return _measure(svc, snap_id)
 
-    return start_job(svc, "snapshot.space", {"snapshot": snap_id}, measure, wait, Lane.BACKGROUND)
+    once = f"space:{snap_id}"
+    return start_job(svc, "snapshot.space", {"snapshot": snap_id}, measure, wait, Lane.BACKGROUND, once)
 
 
 @router.get("/{snap_id}/files", response_model=list[FileEntryPublic])

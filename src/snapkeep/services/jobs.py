@@ -59,9 +59,27 @@ class JobRunner:
         }
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._once: dict[str, str] = {}  # ``once`` key -> id of its job, while queued or running
+        self._submitting_once = threading.Lock()
 
-    def submit(self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane = Lane.FOREGROUND) -> Job:
-        """Record the job ``queued`` and run ``fn`` in ``lane`` (see the module docstring)."""
+    def submit(
+        self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane = Lane.FOREGROUND, once: str | None = None
+    ) -> Job:
+        """Record the job ``queued`` and run ``fn`` in ``lane`` (see the module docstring).
+
+        With ``once``, a job submitted with the same key that is still queued or running is returned
+        instead of a new one: asking twice to measure the same snapshot queues one measurement.
+        """
+        if once is None:
+            return self._submit(kind, params, fn, lane, None)
+        with self._submitting_once:
+            with self._lock:
+                existing = self._once.get(once)
+            if existing is not None:
+                return self.get(existing)
+            return self._submit(kind, params, fn, lane, once)
+
+    def _submit(self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane, once: str | None) -> Job:
         job_id = str(uuid.uuid4())
         with self._db.transaction() as s:
             row = JobRow(
@@ -78,6 +96,8 @@ class JobRunner:
             job = repo.job_from_row(row)
         with self._lock:
             self._done[job_id] = threading.Event()
+            if once is not None:
+                self._once[once] = job_id
         self._lanes[lane].submit(self._run, job_id, fn)
         return job
 
@@ -105,6 +125,7 @@ class JobRunner:
         self._update(job_id, status=status, message=message, finished_at=self._clock(), **extra, **values)
         with self._lock:
             event = self._done.pop(job_id, None)
+            self._once = {key: job for key, job in self._once.items() if job != job_id}
         if event is not None:
             event.set()
 
