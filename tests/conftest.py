@@ -29,6 +29,9 @@ from snapkeep.storage import loopfs
 from snapkeep.storage.pool import Pool
 
 DRIVERS = ["btrfs", "xfs"]
+# How long a starting ``snapkeep serve`` may take to answer: a bound on a wait, not a speed requirement
+# (a start-up after a crash settles leftovers first, and 2 busy cores made 30 s too short).
+SERVE_START_TIMEOUT = 180.0
 _counter = itertools.count()
 
 
@@ -174,7 +177,7 @@ def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Serve
         [sys.executable, "-m", "snapkeep.cli.main", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SERVE_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"snapkeep serve exited: {Path(data_dir, 'serve.log').read_text()[-2000:]}")
@@ -186,7 +189,7 @@ def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Serve
         time.sleep(0.1)
     else:
         process.kill()
-        raise RuntimeError("snapkeep serve did not answer within 30 s")
+        raise RuntimeError(f"snapkeep serve did not answer within {SERVE_START_TIMEOUT:.0f} s")
     token = Path(data_dir, "admin.token").read_text().strip()
     return Server(url, token, data_dir, pool_dir, process, env)
 

@@ -22,7 +22,7 @@ import uvicorn
 from snapkeep.api.app import create_app
 from snapkeep.model.types import Snapshot
 from snapkeep.services.container import Services
-from tests.conftest import free_port
+from tests.conftest import SERVE_START_TIMEOUT, free_port
 
 RELEASE_TIMEOUT = 120  # only bounds a broken test; nothing below measures speed
 
@@ -38,7 +38,7 @@ def api(services: Services) -> Iterator[httpx.Client]:
     server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SERVE_START_TIMEOUT
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
