@@ -66,6 +66,8 @@ def _sweep_forever(services: Services, stop: threading.Event) -> None:
 def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pool = open_pool(settings, create_loop_pool)
+    if not pool.limits_enforced:
+        log.warning("limits are not enforced on this pool (%s): %s", pool.root, pool.limits_problem)
     services = Services.build(settings, pool)
     services.tokens.ensure_admin_file(settings.token_file)
     report = services.reconcile()

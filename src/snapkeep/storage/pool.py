@@ -50,6 +50,7 @@ class Pool:
     def __init__(self, root: str, driver: Driver) -> None:
         self.root = root
         self.driver = driver
+        self.limits_problem: str | None = "the pool has not been opened"
 
     @classmethod
     def open(cls, root: str, allow_slow_copy: bool = False) -> Pool:
@@ -58,7 +59,13 @@ class Pool:
         driver = choose_driver(root, allow_slow_copy)
         pool = cls(root, driver)
         pool._init_layout()
+        pool.limits_problem = driver.enable_limits(root)
         return pool
+
+    @property
+    def limits_enforced(self) -> bool:
+        """Whether volume size limits hold on this pool (else :attr:`limits_problem` says why not)."""
+        return self.driver.limits_enforced and self.limits_problem is None
 
     def _init_layout(self) -> None:
         for sub in ("datasets", "snapshots", "staging"):
@@ -123,7 +130,9 @@ class Pool:
         return path
 
     def set_size_limit(self, dataset: str, limit: int) -> None:
-        """Enforce ``limit`` bytes on a dataset (a no-op where ``driver.limits_enforced`` is False)."""
+        """Enforce ``limit`` bytes on a dataset (a no-op where :attr:`limits_enforced` is False)."""
+        if not self.limits_enforced:
+            return
         with translated(f"setting the size limit of {dataset}"):
             self.driver.set_size_limit(self.dataset_path(dataset), limit)
 
@@ -269,6 +278,11 @@ class Pool:
     def free_bytes(self) -> int:
         st = os.statvfs(self.root)
         return st.f_bavail * st.f_frsize
+
+    def size_bytes(self) -> int:
+        """The size of the pool's filesystem (a volume's size when limits are not enforced)."""
+        st = os.statvfs(self.root)
+        return st.f_blocks * st.f_frsize
 
 
 def _regular_files(top: str) -> Iterator[str]:

@@ -1,0 +1,166 @@
+"""Benchmark: what btrfs quotas cost, none vs full qgroups vs simple quotas (squota), and what they count.
+
+Run from the project root::
+
+    .venv/bin/python -m bench.btrfs_quotas            # 20,000 files, 3 rounds
+    .venv/bin/python -m bench.btrfs_quotas --smoke    # 500 files, 1 round (what CI runs)
+
+For each mode a fresh sparse btrfs image is loop-mounted (and always unmounted). A volume (subvolume) is
+filled with small files of real bytes, then it measures:
+
+- **enable**: turning quotas on over that data, until the counters are exact (full qgroups rescan every
+  extent; squota only counts from now on);
+- **take**: a read-only snapshot, after ``--churn`` files were rewritten (so each snapshot differs);
+- **write**: rewriting ``--churn`` files and committing (``syncfs``): the backref accounting of full
+  qgroups is paid at commit;
+- **delete**: deleting every snapshot and waiting for the cleaner to drop them;
+
+and what the volume's qgroup counts (``referenced``) against what the volume holds, after a snapshot and
+a rewrite of every file (squota keeps charging the volume for the old extents the snapshot holds) and in a
+writable snapshot of the volume (what a restore puts in place; squota charges it almost nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import btrfsutil
+
+from bench.volume_snapshots import wait_btrfs_cleaner
+from snapkeep.storage import btrfs_quota, loopfs
+
+BTRFS_IOC_QUOTA_RESCAN_WAIT = 0x942E
+FILE_BYTES = 16 * 1024
+MODES = ("none", "full", "simple")
+
+
+@contextmanager
+def loop_btrfs(size: str) -> Iterator[str]:
+    top = tempfile.mkdtemp(prefix="snapkeep-qbench-")
+    image, mnt = os.path.join(top, "fs.img"), os.path.join(top, "mnt")
+    loopfs.make_filesystem(image, size, "btrfs")
+    loopfs.mount_loop(image, mnt)
+    try:
+        yield mnt
+    finally:
+        loopfs.unmount(mnt)
+        os.unlink(image)
+        os.rmdir(mnt)
+        os.rmdir(top)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def settle(mnt: str) -> None:
+    wait_btrfs_cleaner(mnt)
+
+
+def fill(volume: str, files: int, rng: random.Random) -> None:
+    for i in range(files):
+        with open(os.path.join(volume, f"f{i:06d}"), "wb") as f:
+            f.write(rng.randbytes(FILE_BYTES))
+
+
+def rewrite(volume: str, names: list[str], rng: random.Random) -> None:
+    for name in names:
+        with open(os.path.join(volume, name), "r+b") as f:
+            f.write(rng.randbytes(FILE_BYTES))
+
+
+def enable(mnt: str, mode: str) -> None:
+    if mode == "none":
+        return
+    btrfs_quota.enable(mnt, simple=mode == "simple")
+    if mode == "full":
+        fd = os.open(mnt, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, BTRFS_IOC_QUOTA_RESCAN_WAIT)
+        finally:
+            os.close(fd)
+
+
+def referenced(mnt: str, path: str) -> int | None:
+    if btrfs_quota.mode(mnt) is btrfs_quota.QuotaMode.OFF:
+        return None
+    btrfsutil.sync(mnt)
+    return btrfs_quota.qgroup_counter(mnt, btrfsutil.subvolume_id(path), "referenced")
+
+
+def measure(mode: str, args: argparse.Namespace) -> dict[str, object]:
+    rng = random.Random(1)
+    out: dict[str, object] = {"mode": mode}
+    with loop_btrfs(args.image_size) as mnt:
+        volume = os.path.join(mnt, "volume")
+        btrfsutil.create_subvolume(volume)
+        fill(volume, args.files, rng)
+        settle(mnt)
+        out["enable_ms"] = round(timed(lambda: enable(mnt, mode)), 1)
+        names = sorted(os.listdir(volume))
+        takes, writes, deletes = [], [], []
+        for rnd in range(args.rounds):
+            snaps = []
+            for i in range(args.snapshots):
+                churn = rng.sample(names, args.churn)
+                settle(mnt)
+                writes.append(timed(lambda: (rewrite(volume, churn, rng), os.sync())))  # noqa: B023
+                snap = os.path.join(mnt, f"snap-{rnd}-{i}")
+                settle(mnt)
+                takes.append(timed(lambda: btrfsutil.create_snapshot(volume, snap, read_only=True)))  # noqa: B023
+                snaps.append(snap)
+            settle(mnt)
+            deletes.append(timed(lambda: ([btrfsutil.delete_subvolume(s) for s in snaps], settle(mnt))))  # noqa: B023
+        out["take_ms_median"] = round(statistics.median(takes), 2)
+        out["write_ms_median"] = round(statistics.median(writes), 1)
+        out["delete_all_ms_median"] = round(statistics.median(deletes), 1)
+        # what is counted, on a volume made after quotas were on (squota ignores older extents)
+        fresh = os.path.join(mnt, "fresh")
+        btrfsutil.create_subvolume(fresh)
+        fill(fresh, args.files, rng)
+        out["volume_data_bytes"] = args.files * FILE_BYTES
+        out["referenced_of_volume"] = referenced(mnt, fresh)
+        snap = os.path.join(mnt, "held")
+        btrfsutil.create_snapshot(fresh, snap, read_only=True)
+        rewrite(fresh, sorted(os.listdir(fresh)), rng)
+        out["referenced_after_snapshot_and_full_rewrite"] = referenced(mnt, fresh)
+        clone = os.path.join(mnt, "restored")
+        btrfsutil.create_snapshot(snap, clone, read_only=False)
+        out["referenced_of_writable_snapshot"] = referenced(mnt, clone)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.btrfs_quotas", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="one small size, one round (CI)")
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--snapshots", type=int, default=10, help="snapshots per round, deleted together")
+    parser.add_argument("--churn", type=int, default=1_000, help="files rewritten before each snapshot")
+    parser.add_argument("--image-size", default="8G")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.files, args.rounds, args.snapshots, args.churn = 500, 1, 2, 50
+    results = [measure(mode, args) for mode in MODES]
+    text = json.dumps({"files": args.files, "file_bytes": FILE_BYTES, "results": results}, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
