@@ -23,7 +23,6 @@ writable snapshot of the volume (what a restore puts in place; squota charges it
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import random
@@ -38,7 +37,6 @@ import btrfsutil
 from bench.volume_snapshots import wait_btrfs_cleaner
 from snapkeep.storage import btrfs_quota, loopfs
 
-BTRFS_IOC_QUOTA_RESCAN_WAIT = 0x942E
 FILE_BYTES = 16 * 1024
 MODES = ("none", "full", "simple")
 
@@ -85,11 +83,7 @@ def enable(mnt: str, mode: str) -> None:
         return
     btrfs_quota.enable(mnt, simple=mode == "simple")
     if mode == "full":
-        fd = os.open(mnt, os.O_RDONLY)
-        try:
-            fcntl.ioctl(fd, BTRFS_IOC_QUOTA_RESCAN_WAIT)
-        finally:
-            os.close(fd)
+        btrfs_quota.wait_for_rescan(mnt)
 
 
 def referenced(mnt: str, path: str) -> int | None:

@@ -9,6 +9,9 @@ Layouts and numbers are those of ``include/uapi/linux/btrfs.h``:
   struct btrfs_qgroup_limit {u64 flags, max_rfer, max_excl, rsv_rfer, rsv_excl;}})`` — ``_IOR`` although
   the kernel reads it, a historical quirk the number must keep. ``qgroupid`` 0 means "the subvolume of
   the open file", i.e. qgroup ``0/<subvolume id>``.
+- ``BTRFS_IOC_QUOTA_RESCAN`` = ``_IOW(0x94, 44, struct btrfs_ioctl_quota_rescan_args {u64 flags; u64
+  progress; u64 reserved[6];})`` recounts every qgroup from scratch, in the background (EINPROGRESS: one
+  runs already); ``BTRFS_IOC_QUOTA_RESCAN_WAIT`` = ``_IO(0x94, 46)`` waits for it.
 - ``BTRFS_IOC_FS_INFO`` = ``_IOR(0x94, 31, 1024 bytes)``; bytes 16..32 are the fsid that names the
   filesystem's directory in sysfs, where the kernel shows the quota mode and each qgroup's counters.
 
@@ -19,6 +22,7 @@ EPERM: not root, EROFS: read-only mount).
 from __future__ import annotations
 
 import enum
+import errno
 import fcntl
 import os
 import struct
@@ -26,6 +30,8 @@ import uuid
 
 BTRFS_IOC_QUOTA_CTL = 0xC0109428
 BTRFS_IOC_QGROUP_LIMIT = 0x8030942B
+BTRFS_IOC_QUOTA_RESCAN = 0x4040942C
+BTRFS_IOC_QUOTA_RESCAN_WAIT = 0x942E
 BTRFS_IOC_FS_INFO = 0x8400941F
 BTRFS_QUOTA_CTL_ENABLE = 1
 BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA = 4
@@ -60,6 +66,22 @@ def enable(path: str, simple: bool = False) -> None:
     _ioctl(path, BTRFS_IOC_QUOTA_CTL, _QUOTA_CTL.pack(cmd, 0))
 
 
+def rescan(path: str) -> bool:
+    """Start recounting every qgroup of the filesystem; False if a rescan is running already."""
+    try:
+        _ioctl(path, BTRFS_IOC_QUOTA_RESCAN, bytes(64))
+    except OSError as exc:
+        if exc.errno == errno.EINPROGRESS:
+            return False
+        raise
+    return True
+
+
+def wait_for_rescan(path: str) -> None:
+    """Return once no rescan runs (the counters are exact then, unless something marked them again)."""
+    _ioctl(path, BTRFS_IOC_QUOTA_RESCAN_WAIT, b"")
+
+
 def set_referenced_limit(subvolume: str, limit: int) -> None:
     """Limit the bytes the subvolume at ``subvolume`` may reference (its qgroup's ``max_rfer``).
 
@@ -88,6 +110,15 @@ def mode(path: str) -> QuotaMode:
             return QuotaMode(f.read().strip())
     except FileNotFoundError:
         return QuotaMode.FULL if os.path.isdir(qgroups) else QuotaMode.OFF
+
+
+def inconsistent(path: str) -> bool:
+    """Whether the kernel says its qgroup counters are not exact (until a rescan has run)."""
+    try:
+        with open(os.path.join(_sysfs(path), "inconsistent")) as f:
+            return f.read().strip() == "1"
+    except FileNotFoundError:
+        return False
 
 
 def qgroup_counter(path: str, subvolume_id: int, counter: str) -> int:

@@ -75,10 +75,16 @@ class BtrfsDriver:
         """Full quota groups, not simple quotas: squota charges an extent to the subvolume that wrote it,
         for as long as the extent lives, so a volume whose snapshots hold rewritten data is charged twice
         and a restored volume (a writable snapshot) almost nothing; full qgroups count what each volume
-        references, exactly (costs measured in docs/format.md). Quotas already on are kept as they are."""
+        references, exactly (costs measured in docs/format.md). Quotas already on are kept as they are.
+
+        Counters the kernel marked inconsistent (it skips the accounting when it drops a very tall shared
+        tree, and after quotas were turned on over existing data) are recounted by a background rescan:
+        limits hold meanwhile, against the counts as they are."""
         try:
             btrfs_quota.enable(root)
             mode = btrfs_quota.mode(root)
+            if mode is btrfs_quota.QuotaMode.FULL and btrfs_quota.inconsistent(root) and btrfs_quota.rescan(root):
+                log.info("btrfs quota counters of the pool at %s were inconsistent: rescan started", root)
         except OSError as exc:
             return f"btrfs could not turn on quota groups ({exc.strerror or exc})"
         if mode is btrfs_quota.QuotaMode.SIMPLE:
