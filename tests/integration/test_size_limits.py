@@ -165,6 +165,19 @@ def test_opening_an_existing_btrfs_filesystem_turns_full_quota_groups_on(small_f
     assert btrfs_quota.mode(small_fs.mountpoint) is btrfs_quota.QuotaMode.FULL
 
 
+def test_an_operator_can_turn_limits_off_and_the_filesystem_is_left_alone(small_fs: Mounted, tmp_path: Path) -> None:
+    pool = Pool.open(small_fs.new_dir("pool"), size_limits=False)
+    assert not pool.limits_enforced and pool.limits_problem == "size limits are turned off (size_limits)"
+    assert btrfs_quota.mode(small_fs.mountpoint) is btrfs_quota.QuotaMode.OFF
+    services = build_services(str(tmp_path / "data"), pool)
+    try:
+        vol = services.volumes.create("unlimited", None)
+        assert vol.size_limit == pool.size_bytes()
+        assert fill(vol.path, "big", 32 * MiB) is None
+    finally:
+        services.close()
+
+
 @pytest.fixture
 def copy_pool(tmp_path_factory: pytest.TempPathFactory) -> Pool:
     """A pool on this host's ext4 /tmp: plain directories copied in full, which no size limit holds."""

@@ -53,13 +53,16 @@ class Pool:
         self.limits_problem: str | None = "the pool has not been opened"
 
     @classmethod
-    def open(cls, root: str, allow_slow_copy: bool = False) -> Pool:
-        """Open (creating its layout if new) the pool at ``root``; refuses unsupported filesystems."""
+    def open(cls, root: str, allow_slow_copy: bool = False, size_limits: bool = True) -> Pool:
+        """Open (creating its layout if new) the pool at ``root``; refuses unsupported filesystems.
+
+        With ``size_limits`` the filesystem is prepared to enforce volume size limits (on btrfs: quota
+        groups are turned on); without, nothing is changed and limits are reported as not enforced."""
         os.makedirs(root, mode=0o755, exist_ok=True)
         driver = choose_driver(root, allow_slow_copy)
         pool = cls(root, driver)
         pool._init_layout()
-        pool.limits_problem = driver.enable_limits(root)
+        pool.limits_problem = driver.enable_limits(root) if size_limits else "size limits are turned off (size_limits)"
         return pool
 
     @property
