@@ -13,7 +13,8 @@ filled with small files of real bytes, then it measures:
 - **take**: a read-only snapshot, after ``--churn`` files were rewritten (so each snapshot differs);
 - **write**: rewriting ``--churn`` files and committing (``syncfs``): the backref accounting of full
   qgroups is paid at commit;
-- **delete**: deleting every snapshot and waiting for the cleaner to drop them;
+- **delete**: deleting every snapshot and waiting for the cleaner to drop them, while another volume's
+  writer appends 4 KiB and fsyncs every 10 ms (its worst fsync is reported: what a stall costs others);
 
 and what the volume's qgroup counts (``referenced``) against what the volume holds, after a snapshot and
 a rewrite of every file (squota keeps charging the volume for the old extents the snapshot holds) and in a
@@ -28,6 +29,7 @@ import os
 import random
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +66,32 @@ def timed(fn: Callable[[], object]) -> float:
 
 def settle(mnt: str) -> None:
     wait_btrfs_cleaner(mnt)
+
+
+@contextmanager
+def fsync_probe(mnt: str) -> Iterator[list[float]]:
+    """Another volume's writer while the block runs: 4 KiB + fsync every 10 ms; yields its latencies (ms)."""
+    other = os.path.join(mnt, "probe")
+    if not os.path.exists(other):
+        btrfsutil.create_subvolume(other)
+    latencies: list[float] = [0.0]
+    stop = threading.Event()
+
+    def write() -> None:
+        fd = os.open(os.path.join(other, "log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            while not stop.wait(0.01):
+                latencies.append(timed(lambda: (os.write(fd, b"x" * 4096), os.fsync(fd))))
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        yield latencies
+    finally:
+        stop.set()
+        thread.join()
 
 
 def fill(volume: str, files: int, rng: random.Random) -> None:
@@ -103,7 +131,7 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, object]:
         settle(mnt)
         out["enable_ms"] = round(timed(lambda: enable(mnt, mode)), 1)
         names = sorted(os.listdir(volume))
-        takes, writes, deletes = [], [], []
+        takes, writes, deletes, fsync_worst = [], [], [], []
         for rnd in range(args.rounds):
             snaps = []
             for i in range(args.snapshots):
@@ -115,10 +143,13 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, object]:
                 takes.append(timed(lambda: btrfsutil.create_snapshot(volume, snap, read_only=True)))  # noqa: B023
                 snaps.append(snap)
             settle(mnt)
-            deletes.append(timed(lambda: ([btrfsutil.delete_subvolume(s) for s in snaps], settle(mnt))))  # noqa: B023
+            with fsync_probe(mnt) as stalls:
+                deletes.append(timed(lambda: ([btrfsutil.delete_subvolume(s) for s in snaps], settle(mnt))))  # noqa: B023
+            fsync_worst.append(max(stalls))
         out["take_ms_median"] = round(statistics.median(takes), 2)
         out["write_ms_median"] = round(statistics.median(writes), 1)
         out["delete_all_ms_median"] = round(statistics.median(deletes), 1)
+        out["fsync_worst_ms_during_delete"] = round(max(fsync_worst), 1)
         # what is counted, on a volume made after quotas were on (squota ignores older extents)
         fresh = os.path.join(mnt, "fresh")
         btrfsutil.create_subvolume(fresh)
