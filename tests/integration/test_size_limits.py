@@ -139,7 +139,7 @@ def test_opening_an_existing_btrfs_filesystem_turns_full_quota_groups_on(small_f
     assert btrfs_quota.mode(small_fs.mountpoint) is btrfs_quota.QuotaMode.OFF
     pool = Pool.open(small_fs.new_dir("pool"))
     assert pool.limits_enforced and pool.limits_problem is None
-    assert btrfs_quota.mode(small_fs.mountpoint) in (btrfs_quota.QuotaMode.FULL, btrfs_quota.QuotaMode.RESCAN)
+    assert btrfs_quota.mode(small_fs.mountpoint) is btrfs_quota.QuotaMode.FULL
     btrfs_quota.wait_for_rescan(small_fs.mountpoint)  # the kernel counts the existing data
     assert not btrfs_quota.inconsistent(small_fs.mountpoint)
     pool.create_dataset("v")

@@ -42,11 +42,11 @@ _QGROUP_LIMIT = struct.Struct("=Q5Q")
 
 
 class QuotaMode(enum.Enum):
-    """What ``/sys/fs/btrfs/<fsid>/qgroups/mode`` says; OFF when there is no ``qgroups`` directory."""
+    """Whether and how quotas are on: sysfs ``qgroups/mode`` says ``qgroup`` or ``squota`` (kernels before
+    6.7 have no such file and only full qgroups); no ``qgroups`` directory means quotas are off."""
 
     OFF = "off"
     FULL = "qgroup"
-    RESCAN = "qgroup-rescan"  # full qgroups while a rescan runs: counters not exact yet, limits enforced
     SIMPLE = "squota"
 
 
@@ -105,11 +105,14 @@ def _sysfs(path: str) -> str:
 def mode(path: str) -> QuotaMode:
     """Whether and how quotas are on for the filesystem holding ``path``."""
     qgroups = _sysfs(path)
+    if not os.path.isdir(qgroups):
+        return QuotaMode.OFF
     try:
         with open(os.path.join(qgroups, "mode")) as f:
-            return QuotaMode(f.read().strip())
+            simple = f.read().strip() == QuotaMode.SIMPLE.value
     except FileNotFoundError:
-        return QuotaMode.FULL if os.path.isdir(qgroups) else QuotaMode.OFF
+        simple = False
+    return QuotaMode.SIMPLE if simple else QuotaMode.FULL
 
 
 def inconsistent(path: str) -> bool:
