@@ -39,7 +39,6 @@ import btrfsutil
 from bench.volume_snapshots import wait_btrfs_cleaner
 from snapkeep.storage import btrfs_quota, loopfs
 
-FILE_BYTES = 16 * 1024
 MODES = ("none", "full", "simple")
 
 
@@ -94,16 +93,16 @@ def fsync_probe(mnt: str) -> Iterator[list[float]]:
         thread.join()
 
 
-def fill(volume: str, files: int, rng: random.Random) -> None:
+def fill(volume: str, files: int, size: int, rng: random.Random) -> None:
     for i in range(files):
         with open(os.path.join(volume, f"f{i:06d}"), "wb") as f:
-            f.write(rng.randbytes(FILE_BYTES))
+            f.write(rng.randbytes(size))
 
 
-def rewrite(volume: str, names: list[str], rng: random.Random) -> None:
+def rewrite(volume: str, names: list[str], size: int, rng: random.Random) -> None:
     for name in names:
         with open(os.path.join(volume, name), "r+b") as f:
-            f.write(rng.randbytes(FILE_BYTES))
+            f.write(rng.randbytes(size))
 
 
 def enable(mnt: str, mode: str) -> None:
@@ -127,7 +126,7 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, object]:
     with loop_btrfs(args.image_size) as mnt:
         volume = os.path.join(mnt, "volume")
         btrfsutil.create_subvolume(volume)
-        fill(volume, args.files, rng)
+        fill(volume, args.files, args.file_bytes, rng)
         settle(mnt)
         out["enable_ms"] = round(timed(lambda: enable(mnt, mode)), 1)
         names = sorted(os.listdir(volume))
@@ -137,7 +136,7 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, object]:
             for i in range(args.snapshots):
                 churn = rng.sample(names, args.churn)
                 settle(mnt)
-                writes.append(timed(lambda: (rewrite(volume, churn, rng), os.sync())))  # noqa: B023
+                writes.append(timed(lambda: (rewrite(volume, churn, args.file_bytes, rng), os.sync())))  # noqa: B023
                 snap = os.path.join(mnt, f"snap-{rnd}-{i}")
                 settle(mnt)
                 takes.append(timed(lambda: btrfsutil.create_snapshot(volume, snap, read_only=True)))  # noqa: B023
@@ -153,12 +152,12 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, object]:
         # what is counted, on a volume made after quotas were on (squota ignores older extents)
         fresh = os.path.join(mnt, "fresh")
         btrfsutil.create_subvolume(fresh)
-        fill(fresh, args.files, rng)
-        out["volume_data_bytes"] = args.files * FILE_BYTES
+        fill(fresh, args.files, args.file_bytes, rng)
+        out["volume_data_bytes"] = args.files * args.file_bytes
         out["referenced_of_volume"] = referenced(mnt, fresh)
         snap = os.path.join(mnt, "held")
         btrfsutil.create_snapshot(fresh, snap, read_only=True)
-        rewrite(fresh, sorted(os.listdir(fresh)), rng)
+        rewrite(fresh, sorted(os.listdir(fresh)), args.file_bytes, rng)
         out["referenced_after_snapshot_and_full_rewrite"] = referenced(mnt, fresh)
         clone = os.path.join(mnt, "restored")
         btrfsutil.create_snapshot(snap, clone, read_only=False)
@@ -170,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.btrfs_quotas", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="one small size, one round (CI)")
     parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--file-bytes", type=int, default=16 * 1024, help="over 2 KiB, or btrfs inlines them")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--snapshots", type=int, default=10, help="snapshots per round, deleted together")
     parser.add_argument("--churn", type=int, default=1_000, help="files rewritten before each snapshot")
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if not set(modes) <= set(MODES):
         parser.error(f"--modes: choose from {', '.join(MODES)}")
     results = [measure(mode, args) for mode in modes]
-    text = json.dumps({"files": args.files, "file_bytes": FILE_BYTES, "results": results}, indent=2)
+    text = json.dumps({"files": args.files, "file_bytes": args.file_bytes, "results": results}, indent=2)
     print(text)
     if args.out:
         with open(args.out, "w") as f:
