@@ -122,6 +122,20 @@ def limit_in_kernel(pool: Pool, dataset: str) -> int:
     return btrfs_quota.qgroup_counter(path, btrfsutil.subvolume_id(path), "max_referenced")
 
 
+def test_restores_set_the_limit_rather_than_inherit_the_snapshots(services: Services, fs: Mounted) -> None:
+    """btrfs copies a qgroup's limit into snapshots and their writable copies: a restore must not rely on it."""
+    if fs.fstype != "btrfs":
+        pytest.skip("reads btrfs's own record of the limit")
+    vol = services.volumes.create("inherits", 32 * MiB)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    frozen = services.pool.snapshot_data_path(snap.id, vol.dataset)
+    btrfs_quota.set_referenced_limit(frozen, 2 << 40)  # what the copies would inherit
+    services.restores.over_source(snap.id, RestoreMode.DATA_AND_SETTINGS, pre_restore=False)
+    assert limit_in_kernel(services.pool, vol.dataset) == 32 * MiB
+    copy = services.restores.as_new(snap.id, "inherits-copy")
+    assert limit_in_kernel(services.pool, copy.dataset) == 32 * MiB
+
+
 def test_start_up_sets_every_limit_again_from_the_catalog(services: Services, fs: Mounted) -> None:
     if fs.fstype != "btrfs":
         pytest.skip("reads btrfs's own record of the limit")
