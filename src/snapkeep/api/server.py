@@ -56,6 +56,7 @@ def _sweep_forever(services: Services, stop: threading.Event) -> None:
                 log.info("thawed %d guest(s) whose agent had not answered in time", released)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + services.settings.sweep_interval
+                services.pool.refresh_limits()
                 deleted = services.snapshots.sweep_expired()
                 if deleted:
                     log.info("expiry sweep deleted %d snapshot(s)", len(deleted))

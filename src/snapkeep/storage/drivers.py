@@ -78,8 +78,8 @@ class BtrfsDriver:
         references, exactly (costs measured in docs/format.md). Quotas already on are kept as they are.
 
         Counters the kernel marked inconsistent (it skips the accounting when it drops a very tall shared
-        tree, and after quotas were turned on over existing data) are recounted by a background rescan:
-        limits hold meanwhile, against the counts as they are."""
+        tree) are recounted by a background rescan: while they are inconsistent the kernel counts nothing
+        and enforces no limit (measured on 6.18)."""
         try:
             btrfs_quota.enable(root)
             mode = btrfs_quota.mode(root)

@@ -70,6 +70,12 @@ class Pool:
         """Whether volume size limits hold on this pool (else :attr:`limits_problem` says why not)."""
         return self.driver.limits_enforced and self.limits_problem is None
 
+    def refresh_limits(self) -> None:
+        """Prepare the filesystem for limits again (idempotent, cheap); run periodically: btrfs stops
+        enforcing limits while its quota counters are inconsistent, and this starts their recount."""
+        if self.limits_enforced:
+            self.limits_problem = self.driver.enable_limits(self.root)
+
     def _init_layout(self) -> None:
         for sub in ("datasets", "snapshots", "staging"):
             os.makedirs(os.path.join(self.root, sub), mode=0o755, exist_ok=True)
