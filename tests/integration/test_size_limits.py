@@ -43,7 +43,7 @@ def used(path: str) -> int:
     return total
 
 
-def fill(path: str, name: str, most: int = 1 << 40) -> OSError | None:
+def fill(path: str, name: str, most: int) -> OSError | None:
     """Append 1 MiB at a time to ``path/name`` until the kernel refuses (its error) or ``most`` bytes."""
     try:
         fd = os.open(os.path.join(path, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -62,8 +62,9 @@ def fill(path: str, name: str, most: int = 1 << 40) -> OSError | None:
 
 
 def assert_full_at(path: str, limit: int) -> None:
-    """Fill the volume: the write that fails must fail with EDQUOT/ENOSPC, with ``limit`` ±1% stored."""
-    error = fill(path, f"fill-{limit}")
+    """Fill the volume: the write that fails must fail with EDQUOT/ENOSPC, with ``limit`` ±1% stored.
+    Never more than twice the limit is written, so that a pool without limits is not filled up."""
+    error = fill(path, f"fill-{limit}", 2 * limit)
     assert error is not None and error.errno in (errno.EDQUOT, errno.ENOSPC), error
     assert abs(used(path) - limit) <= limit // 100, (used(path), limit)
 
