@@ -18,9 +18,15 @@ misc = APIRouter(prefix="/api/v1", tags=["service"])
 
 
 @misc.get("/health")
-def health(svc: Svc) -> dict[str, str]:
-    """Answers without a token: is the service up, and on which pool driver."""
-    return {"status": "ok", "version": __version__, "pool_driver": svc.pool.driver.name}
+def health(svc: Svc) -> dict[str, str | bool | None]:
+    """Answers without a token: is the service up, on which pool driver, and are size limits enforced."""
+    return {
+        "status": "ok",
+        "version": __version__,
+        "pool_driver": svc.pool.driver.name,
+        "limits_enforced": svc.pool.limits_enforced,
+        "limits_problem": svc.pool.limits_problem,
+    }
 
 
 @misc.get("/audit", response_model=list[AuditPublic])

@@ -16,7 +16,10 @@ from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, 
 class VolumeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    size_limit: str | int = Field(description="bytes, or a size like 10G")
+    size_limit: str | int | None = Field(
+        default=None,
+        description="bytes, or a size like 10G; required where limits are enforced, else the pool's size",
+    )
     description: str = ""
 
 
@@ -33,17 +36,19 @@ class VolumePublic(BaseModel):
     name: str
     description: str
     size_limit: int
+    limits_enforced: bool = Field(description="whether the pool holds the volume to its size limit")
     path: str
     created_at: datetime
     settings: dict[str, Any]
 
     @classmethod
-    def of(cls, v: Volume) -> VolumePublic:
+    def of(cls, v: Volume, limits_enforced: bool) -> VolumePublic:
         return cls(
             id=v.id,
             name=v.name,
             description=v.description,
             size_limit=v.size_limit,
+            limits_enforced=limits_enforced,
             path=v.path,
             created_at=v.created_at,
             settings=v.settings,

@@ -25,7 +25,7 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
     filesystem cannot hold one."""
     os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
     try:
-        return Pool.open(settings.pool_path, settings.allow_slow_copy)
+        return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits)
     except UnsupportedFilesystem:
         if not create_loop_pool or settings.pool_dir is not None:
             raise
@@ -39,7 +39,7 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
             settings.pool_image_size,
             settings.pool_path,
         )
-    return Pool.open(settings.pool_path, settings.allow_slow_copy)
+    return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits)
 
 
 GUEST_RETRY_SECONDS = 2.0
@@ -56,6 +56,7 @@ def _sweep_forever(services: Services, stop: threading.Event) -> None:
                 log.info("thawed %d guest(s) whose agent had not answered in time", released)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + services.settings.sweep_interval
+                services.pool.refresh_limits()
                 deleted = services.snapshots.sweep_expired()
                 if deleted:
                     log.info("expiry sweep deleted %d snapshot(s)", len(deleted))
@@ -66,6 +67,8 @@ def _sweep_forever(services: Services, stop: threading.Event) -> None:
 def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pool = open_pool(settings, create_loop_pool)
+    if not pool.limits_enforced:
+        log.warning("limits are not enforced on this pool (%s): %s", pool.root, pool.limits_problem)
     services = Services.build(settings, pool)
     services.tokens.ensure_admin_file(settings.token_file)
     report = services.reconcile()

@@ -21,12 +21,22 @@ RefArgument = Annotated[str, typer.Argument(metavar="NAME|ID", help="The volume'
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Name of the new volume.")],
-    size: Annotated[str, typer.Option("--size", help="Size limit: bytes, or e.g. 512M, 10G, 1T.")],
+    size: Annotated[
+        str | None,
+        typer.Option(
+            "--size",
+            help="Size limit: bytes, or e.g. 512M, 10G, 1T. Required where the pool enforces limits; "
+            "elsewhere the pool's size by default.",
+        ),
+    ] = None,
     description: Annotated[str, typer.Option(help="Free text shown in listings.")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Create an empty volume."""
-    volume: JsonObject = connect().post("volumes", body={"name": name, "size_limit": size, "description": description})
+    body: JsonObject = {"name": name, "description": description}
+    if size is not None:
+        body["size_limit"] = size
+    volume: JsonObject = connect().post("volumes", body=body)
     if as_json:
         render.print_json(volume)
     else:
@@ -62,6 +72,7 @@ def _show(volume: JsonObject) -> None:
             ("name", volume["name"]),
             ("description", volume["description"]),
             ("size limit", render.size(volume["size_limit"])),
+            ("limit enforced", "yes" if volume["limits_enforced"] else "no (this pool cannot hold volumes to a size)"),
             ("path", volume["path"]),
             ("created", render.local_time(volume["created_at"])),
             ("settings", render.compact(volume["settings"])),

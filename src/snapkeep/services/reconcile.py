@@ -8,6 +8,8 @@
   swaps its new data in with one atomic exchange, so a volume is whole either way;
 - datasets no catalog row names (a create that crashed in between, or a catalog that is not this pool's)
   are reported and left alone: deleting data is never the reconciler's guess;
+- every volume's size limit is set again from the catalog (one ioctl each): a crash between a restore's
+  swap and its limit, or quotas an operator turned off and on, would otherwise leave a volume unlimited;
 - jobs left ``queued``/``running`` are failed with the reason.
 """
 
@@ -43,6 +45,7 @@ class ReconcileReport:
     staging_removed: list[str] = field(default_factory=list)
     unknown_datasets: list[str] = field(default_factory=list)
     jobs_failed: list[str] = field(default_factory=list)
+    limits_set: int = 0
 
 
 def reconcile(
@@ -80,6 +83,8 @@ def reconcile(
             log.warning("dataset %s has no catalog entry; left in place (never deleted automatically)", dataset)
             report.unknown_datasets.append(dataset)
 
+    report.limits_set = _set_size_limits(db, pool)
+
     with db.transaction() as s:
         for job in repo.job_rows_in_status(s, JobStatus.QUEUED, JobStatus.RUNNING):
             job.status = JobStatus.FAILED
@@ -88,6 +93,21 @@ def reconcile(
             job.finished_at = clock()
             report.jobs_failed.append(job.id)
     return report
+
+
+def _set_size_limits(db: Database, pool: Pool) -> int:
+    if not pool.limits_enforced:
+        return 0
+    with db.transaction() as s:
+        limits = [(row.name, row.dataset, row.size_limit) for row in repo.list_volume_rows(s)]
+    done = 0
+    for name, dataset, limit in limits:
+        try:
+            pool.set_size_limit(dataset, limit)
+            done += 1
+        except SnapkeepError as exc:
+            log.warning("could not set the size limit of volume %s: %s", name, exc.message)
+    return done
 
 
 def release_pending_guests(host: Hypervisor, run_dir: str) -> int:

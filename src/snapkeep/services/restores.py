@@ -60,9 +60,12 @@ class Restores:
             safety = self._snapshots.take_pre_restore("volume", volume.id, self._pre_restore_keep, actor)
         op_id = f"restore-{uuid.uuid4()}"
         self._pool.restore_dataset(snap_id, source.datasets[0], op_id)
+        settings_too = mode is RestoreMode.DATA_AND_SETTINGS
+        limit = int(source.config["size_limit"]) if settings_too else volume.size_limit
+        self._pool.set_size_limit(volume.dataset, limit)
         with self._db.transaction() as s:
             row = repo.get_volume_row(s, volume.id)
-            if mode is RestoreMode.DATA_AND_SETTINGS:
+            if settings_too:
                 row.description = str(source.config["description"])
                 row.size_limit = int(source.config["size_limit"])
                 row.settings = dict(source.config["settings"])

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import VolumeRow
-from snapkeep.errors import NameClash
+from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_name
 from snapkeep.model.types import Volume
 from snapkeep.services.audit import Audit
@@ -38,12 +38,17 @@ class Volumes:
     def create(
         self,
         name: str,
-        size_limit: int,
+        size_limit: int | None,
         description: str = "",
         actor: str = "system",
         settings: dict[str, Any] | None = None,
     ) -> Volume:
-        """A new, empty volume."""
+        """A new, empty volume. Without a size limit it gets the pool's size, where limits are not enforced;
+        where they are, a size must be chosen (a default would be a limit nobody decided on)."""
+        if size_limit is None:
+            if self._pool.limits_enforced:
+                raise InvalidInput("a size limit is required: this pool enforces volume size limits")
+            size_limit = self._pool.size_bytes()
         return self._create(name, size_limit, description, settings or {}, actor, self._pool.create_dataset)
 
     def create_from_snapshot(
@@ -73,13 +78,15 @@ class Volumes:
         actor: str,
         make_data: Callable[[str], object],
     ) -> Volume:
-        """Data first, then the row; a crash between leaves an orphan dataset the reconciler removes."""
+        """Data and its size limit first, then the row; a crash between leaves an orphan dataset that the
+        reconciler reports."""
         with self._db.transaction() as s:
             self.check_free_name(s, name, None)
         volume_id = str(uuid.uuid4())
         dataset = f"volume-{volume_id}"
         make_data(dataset)
         try:
+            self._pool.set_size_limit(dataset, size_limit)
             with self._db.transaction() as s:
                 self.check_free_name(s, name, None)
                 row = VolumeRow(
@@ -134,7 +141,9 @@ class Volumes:
                 row.name = name
             if description is not None:
                 row.description = description
-            if size_limit is not None:
+            if size_limit is not None and size_limit != row.size_limit:
+                # below what the volume holds is allowed: its writes fail, deletes still work
+                self._pool.set_size_limit(row.dataset, size_limit)
                 row.size_limit = size_limit
             if settings is not None:
                 row.settings = {**row.settings, **settings}

@@ -51,15 +51,31 @@ class Pool:
     def __init__(self, root: str, driver: Driver) -> None:
         self.root = root
         self.driver = driver
+        self.limits_problem: str | None = "the pool has not been opened"
 
     @classmethod
-    def open(cls, root: str, allow_slow_copy: bool = False) -> Pool:
-        """Open (creating its layout if new) the pool at ``root``; refuses unsupported filesystems."""
+    def open(cls, root: str, allow_slow_copy: bool = False, size_limits: bool = True) -> Pool:
+        """Open (creating its layout if new) the pool at ``root``; refuses unsupported filesystems.
+
+        With ``size_limits`` the filesystem is prepared to enforce volume size limits (on btrfs: quota
+        groups are turned on); without, nothing is changed and limits are reported as not enforced."""
         os.makedirs(root, mode=0o755, exist_ok=True)
         driver = choose_driver(root, allow_slow_copy)
         pool = cls(root, driver)
         pool._init_layout()
+        pool.limits_problem = driver.enable_limits(root) if size_limits else "size limits are turned off (size_limits)"
         return pool
+
+    @property
+    def limits_enforced(self) -> bool:
+        """Whether volume size limits hold on this pool (else :attr:`limits_problem` says why not)."""
+        return self.driver.limits_enforced and self.limits_problem is None
+
+    def refresh_limits(self) -> None:
+        """Prepare the filesystem for limits again (idempotent, cheap); run periodically: btrfs stops
+        enforcing limits while its quota counters are inconsistent, and this starts their recount."""
+        if self.limits_enforced:
+            self.limits_problem = self.driver.enable_limits(self.root)
 
     def _init_layout(self) -> None:
         for sub in ("datasets", "snapshots", "staging"):
@@ -124,7 +140,9 @@ class Pool:
         return path
 
     def set_size_limit(self, dataset: str, limit: int) -> None:
-        """Enforce ``limit`` bytes on a dataset (a no-op where ``driver.limits_enforced`` is False)."""
+        """Enforce ``limit`` bytes on a dataset (a no-op where :attr:`limits_enforced` is False)."""
+        if not self.limits_enforced:
+            return
         with translated(f"setting the size limit of {dataset}"):
             self.driver.set_size_limit(self.dataset_path(dataset), limit)
 
@@ -274,6 +292,11 @@ class Pool:
     def free_bytes(self) -> int:
         st = os.statvfs(self.root)
         return st.f_bavail * st.f_frsize
+
+    def size_bytes(self) -> int:
+        """The size of the pool's filesystem (a volume's size when limits are not enforced)."""
+        st = os.statvfs(self.root)
+        return st.f_blocks * st.f_frsize
 
 
 def _regular_files(top: str) -> Iterator[str]:
