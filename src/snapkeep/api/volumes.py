@@ -14,19 +14,19 @@ router = APIRouter(prefix="/api/v1/volumes", tags=["volumes"])
 
 
 @router.get("", response_model=list[VolumePublic])
-def list_volumes(svc: Svc, _who: Viewer) -> list[VolumePublic]:
-    return [VolumePublic.of(v) for v in svc.volumes.list()]
+def list_volumes(svc: Svc, who: Viewer) -> list[VolumePublic]:
+    return [VolumePublic.of(v, who.is_system_admin) for v in svc.volumes.list()]
 
 
 @router.post("", response_model=VolumePublic, status_code=status.HTTP_201_CREATED)
 def create_volume(svc: Svc, who: Operator, body: VolumeCreate) -> VolumePublic:
     volume = svc.volumes.create(body.name, parse_size(body.size_limit), body.description, actor=who.name)
-    return VolumePublic.of(volume)
+    return VolumePublic.of(volume, who.is_system_admin)
 
 
 @router.get("/{ref}", response_model=VolumePublic)
-def get_volume(svc: Svc, _who: Viewer, ref: str) -> VolumePublic:
-    return VolumePublic.of(svc.volumes.get(ref))
+def get_volume(svc: Svc, who: Viewer, ref: str) -> VolumePublic:
+    return VolumePublic.of(svc.volumes.get(ref), who.is_system_admin)
 
 
 @router.patch("/{ref}", response_model=VolumePublic)
@@ -40,7 +40,7 @@ def update_volume(svc: Svc, who: Operator, ref: str, body: VolumeUpdate) -> Volu
         settings=body.settings,
         actor=who.name,
     )
-    return VolumePublic.of(volume)
+    return VolumePublic.of(volume, who.is_system_admin)
 
 
 @router.delete("/{ref}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
