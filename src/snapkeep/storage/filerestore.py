@@ -57,12 +57,12 @@ def translated(action: str, shown: str) -> Iterator[None]:
         yield
     except OSError as exc:
         code = exc.errno
-        if code == errno.ELOOP:
+        if code in (errno.ELOOP, errno.ENOTDIR):  # which of the two depends on the kernel's path walk
             raise InvalidPath(
-                f"{shown!r} passes through a symlink; symlinks inside volumes are never followed", path=shown
+                f"{shown!r}: a folder on the way is a symlink or not a folder (symlinks inside volumes are never "
+                "followed)",
+                path=shown,
             ) from exc
-        if code == errno.ENOTDIR:
-            raise InvalidPath(f"{shown!r}: something on the way is not a folder", path=shown) from exc
         if code == errno.ENAMETOOLONG:
             raise InvalidPath(f"{shown!r} is too long", path=shown) from exc
         if code == errno.EXDEV:
