@@ -420,3 +420,62 @@ def test_fallback_walk_refuses_symlinks_and_special_components(tmp_path: Any, mo
         finally:
             os.close(root_fd)
     shutil.rmtree(root)
+
+
+def make_sparse(path: str) -> bytes:
+    """A 64 MiB file holding 2 small data ranges; returns its content."""
+    with open(path, "wb") as f:
+        f.seek(8 << 20)
+        f.write(b"middle" * 1000)
+        f.seek((64 << 20) - 3)
+        f.write(b"end")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def assert_same_sparse(path: str, content: bytes) -> None:
+    with open(path, "rb") as f:
+        assert f.read() == content
+    assert os.lstat(path).st_blocks * 512 < 1 << 20, "the holes were filled"
+
+
+def test_content_is_copied_where_it_cannot_be_cloned(fs: Mounted, tmp_path: Any) -> None:
+    """A snapshot on another filesystem than its volume (FICLONE and copy_file_range answer EXDEV) is copied
+    range by range, holes kept."""
+    from snapkeep.storage.fdcopy import copy_data
+
+    src = os.path.join(fs.new_dir("cross"), "sparse.img")
+    content = make_sparse(src)
+    dst = str(tmp_path / "copy.img")  # on the host's own filesystem, not the pool's
+    src_fd = os.open(src, os.O_RDONLY)
+    dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        copy_data(src_fd, dst_fd, len(content), clone=True)
+    finally:
+        os.close(src_fd)
+        os.close(dst_fd)
+    assert_same_sparse(dst, content)
+
+
+def test_extract_in_the_slow_copying_mode(tmp_path: Any) -> None:
+    """A pool on a filesystem without clones (ext4), accepted in the labelled slow mode: extract copies."""
+    from snapkeep.storage.pool import Pool
+    from tests.conftest import build_services
+
+    pool = Pool.open(make_traversable_tmp("snapkeep-slow-"), allow_slow_copy=True)
+    services = build_services(str(tmp_path / "data"), pool)
+    try:
+        assert pool.driver.slow
+        vol = services.volumes.create("slow", 1 << 30)
+        content = make_sparse(os.path.join(vol.path, "sparse.img"))
+        write(os.path.join(vol.path, "folder", "a.txt"), b"a\n")
+        snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+        write(os.path.join(vol.path, "sparse.img"), b"overwritten")
+        services.files.extract(snap.id, "sparse.img")
+        services.files.extract(snap.id, "folder", to_path="folder-copy")
+        assert_same_sparse(os.path.join(vol.path, "sparse.img"), content)
+        with open(os.path.join(vol.path, "folder-copy", "a.txt"), "rb") as f:
+            assert f.read() == b"a\n"
+    finally:
+        services.close()
+        shutil.rmtree(pool.root)
