@@ -35,7 +35,7 @@ from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.tokens import Role, Tokens
 from snapkeep.storage import beneath
 from tests.conftest import Mounted, Server, make_traversable_tmp
-from tests.treeutil import tree_signature
+from tests.treeutil import make_rich_tree, tree_signature
 
 RACE_SECONDS = 3.0
 CLI = [sys.executable, "-m", "snapkeep.cli.main"]
@@ -479,3 +479,18 @@ def test_extract_in_the_slow_copying_mode(tmp_path: Any) -> None:
     finally:
         services.close()
         shutil.rmtree(pool.root)
+
+
+def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None:
+    """Content, holes, modes, owners, times, xattrs, symlinks (not followed) and hard links inside the folder."""
+    vol = services.volumes.create("keeps", 1 << 30)
+    make_rich_tree(os.path.join(vol.path, "top"))
+    expected = tree_signature(os.path.join(vol.path, "top"))
+    del expected["dir/fifo"]  # special files are skipped
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    assert services.files.extract(snap.id, "top", to_path="top-copy")["skipped_special"] == 1
+    assert tree_signature(os.path.join(vol.path, "top-copy")) == expected
+    copy = os.path.join(vol.path, "top-copy")
+    assert (
+        os.stat(os.path.join(copy, "big.bin")).st_ino == os.stat(os.path.join(copy, "dir/sub/big-hardlink.bin")).st_ino
+    )
