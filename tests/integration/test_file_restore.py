@@ -414,7 +414,7 @@ def test_fallback_walk_refuses_symlinks_and_special_components(tmp_path: Any, mo
         try:
             fd = beneath.open_dir(root_fd, [b"a", b"b"])
             os.close(fd)
-            for parts in ([b"a", b"etc"], [b"a", b"fifo"], [b"a", b"missing"]):
+            for parts in ([b"a", b"etc"], [b"a", b"fifo"], [b"a", b"missing"], [b"a", b"..", b".."], [b"a/../.."]):
                 with pytest.raises(OSError):
                     in_thread(lambda fd=root_fd, parts=parts: beneath.open_dir(fd, parts), timeout=10)
         finally:

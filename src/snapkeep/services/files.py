@@ -137,7 +137,10 @@ class Files:
         except BaseException:
             _clear_intent(self._pool, intent)  # normally nothing is left; else the reconciler retries
             raise
-        os.unlink(intent)
+        if report.freed:
+            os.unlink(intent)
+        else:
+            _clear_intent(self._pool, intent)
         shown = _shown(plan.dest)
         with self._db.transaction() as s:
             detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
@@ -155,15 +158,16 @@ def clear_interrupted_extracts(pool: Pool, run_dir: str) -> list[str]:
 
 
 def _clear_intent(pool: Pool, intent: str) -> bool:
-    """Remove what the extract of ``intent`` left, then the intent; False (intent kept) if that failed."""
-    with open(intent) as f:
-        record = json.load(f)
-    parent = tuple(p for p in base64.b64decode(record["parent_b64"]).split(b"/") if p)
+    """Remove what the extract of ``intent`` left, then the intent; False (intent kept for the next start)
+    if that failed."""
     try:
+        with open(intent) as f:
+            record = json.load(f)
+        parent = tuple(p for p in base64.b64decode(record["parent_b64"]).split(b"/") if p)
         if record["dataset"] in pool.list_datasets():
             filerestore.discard_staging(pool.dataset_tree(record["dataset"]), parent, record["op"])
-    except SnapkeepError as exc:
-        log.warning("could not remove what extract %s left: %s", record["op"], exc.message)
+    except (SnapkeepError, OSError, ValueError, KeyError) as exc:
+        log.warning("could not remove what the extract of %s left: %s", intent, exc)
         return False
     os.unlink(intent)
     return True

@@ -89,6 +89,8 @@ def open_dir(root_fd: int, parts: Sequence[bytes]) -> int:
 
 
 def _walk(root_fd: int, parts: Sequence[bytes]) -> int:
+    if any(part in (b"", b".", b"..") or b"/" in part for part in parts):  # openat2 needs no such check
+        raise OSError(errno.EINVAL, "a path component is empty, '.', '..' or holds '/'", os.fsdecode(b"/".join(parts)))
     fd = os.dup(root_fd)
     try:
         for part in parts:

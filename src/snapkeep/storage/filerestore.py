@@ -25,6 +25,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from snapkeep.errors import InvalidInput, InvalidPath, NotFound, PoolError, PoolFull
 from snapkeep.model.types import FileEntry
@@ -39,7 +40,7 @@ from snapkeep.storage.beneath import (
     remove_at,
     rename_at,
 )
-from snapkeep.storage.fdcopy import CopyReport, copy_entry
+from snapkeep.storage.fdcopy import copy_entry
 
 STAGING_PREFIX = b".snapkeep-restore-"
 _STAGED = b"entry"
@@ -145,6 +146,12 @@ def check_destination(root: str, parts: Sequence[bytes], shown: str) -> None:
         os.close(open_dir(root_fd, parts[:-1]))
 
 
+@dataclass(frozen=True)
+class ExtractReport:
+    skipped_special: int  # FIFOs, sockets and devices inside an extracted folder, not copied
+    freed: bool  # False: the replaced entry could not be removed yet (the caller keeps its intent)
+
+
 def extract(
     src_root: str,
     src_parts: Sequence[bytes],
@@ -154,13 +161,17 @@ def extract(
     *,
     clone: bool,
     shown: tuple[str, str],
-) -> CopyReport:
+) -> ExtractReport:
     """Copy entry ``src_parts`` of the tree at ``src_root`` over ``dst_parts`` of the tree at ``dst_root``,
     atomically (the module docstring says how). ``shown`` is how to name source and destination in errors."""
-    with closing(open_root(src_root)) as src_fd, closing(open_root(dst_root)) as dst_fd:
+    with (
+        translated("extracting", shown[1]),
+        closing(open_root(src_root)) as src_fd,
+        closing(open_root(dst_root)) as dst_fd,
+    ):
         with translated("reading the snapshot", shown[0]):
             src_parent = open_dir(src_fd, src_parts[:-1])
-        with closing(src_parent), translated("extracting", shown[1]):
+        with closing(src_parent):
             dst_parent = open_dir(dst_fd, dst_parts[:-1])
             with closing(dst_parent):
                 return _build_and_swap(src_parent, src_parts[-1], dst_parent, dst_parts[-1], staging_name(op_id), clone)
@@ -168,19 +179,32 @@ def extract(
 
 def _build_and_swap(
     src_parent: int, name: bytes, dst_parent: int, dest: bytes, staging: bytes, clone: bool
-) -> CopyReport:
+) -> ExtractReport:
     os.mkdir(staging, 0o700, dir_fd=dst_parent)
     staged = os.open(staging, DIR_FLAGS, dir_fd=dst_parent)
     try:
-        report = copy_entry(src_parent, name, staged, _STAGED, clone=clone)
-        _swap_in(staged, dst_parent, dest)
-    finally:
         try:
-            remove_at(staged, _STAGED)  # the replaced entry, or the partial copy after a failure
-        finally:
-            os.close(staged)
-            _rmdir_if_empty(dst_parent, staging)
-    return report
+            copied = copy_entry(src_parent, name, staged, _STAGED, clone=clone)
+            _swap_in(staged, dst_parent, dest)
+        except BaseException:
+            _free(staged)  # the partial copy; if that fails too, the caller's intent still names it
+            raise
+        # The swap is done: the replaced entry is in the private folder. Failing to remove it (users
+        # still writing into a folder they had open) does not undo the restore; it is retried later.
+        freed = _free(staged)
+    finally:
+        os.close(staged)
+    if freed:
+        _rmdir_if_empty(dst_parent, staging)
+    return ExtractReport(copied.skipped_special, freed)
+
+
+def _free(staged: int) -> bool:
+    try:
+        remove_at(staged, _STAGED)
+    except OSError:
+        return False
+    return True
 
 
 def _swap_in(staged: int, dst_parent: int, dest: bytes) -> None:
