@@ -227,14 +227,14 @@ class FileEntryPublic(BaseModel):
     base64 when they are not UTF-8 (else null) — send those back as ``path_b64``. The same for ``target``.
     Special files (fifo, socket, devices) are listed, never opened, and not extracted."""
 
-    name: str
-    name_b64: str | None
+    name: str = Field(description="the name as text; bytes that are not UTF-8 appear as \\xNN escapes")
+    name_b64: str | None = Field(description="base64 of the name's bytes when they are not UTF-8, else null")
     type: FileType
     size: int
-    mode: int
-    mtime: float
-    target: str | None
-    target_b64: str | None
+    mode: int = Field(description="permission bits")
+    mtime: float = Field(description="modification time, seconds since the epoch")
+    target: str | None = Field(description="symlinks: where it points, as text (never followed)")
+    target_b64: str | None = Field(description="base64 of the target's bytes when they are not UTF-8, else null")
 
     @classmethod
     def of(cls, e: FileEntry) -> FileEntryPublic:
