@@ -38,6 +38,7 @@ from tests.conftest import Mounted, Server, make_traversable_tmp
 from tests.treeutil import make_rich_tree, tree_signature
 
 RACE_SECONDS = 3.0
+RACE_SECONDS_MAX = 60.0
 CLI = [sys.executable, "-m", "snapkeep.cli.main"]
 
 
@@ -122,6 +123,13 @@ AIMED = [
 CLEAR_REFUSALS = {"invalid_path", "not_found"}
 
 
+def racing(started: float, outcomes: dict[str, int]) -> bool:
+    """Race for RACE_SECONDS, and on (up to RACE_SECONDS_MAX) until some extract got through: on a busy
+    machine a few seconds may hold no moment where both of an extract's lookups found the folder."""
+    elapsed = time.monotonic() - started
+    return elapsed < RACE_SECONDS or (elapsed < RACE_SECONDS_MAX and not outcomes.get("succeeded"))
+
+
 def assert_volume_holds_only_what_was_aimed(volume: str) -> None:
     """Whatever succeeded landed in the real ``race`` folder; nothing of snapkeep's is left in the volume."""
     assert debris(volume) == []
@@ -149,8 +157,8 @@ def test_swapping_folders_for_symlinks_never_reaches_outside(services: Services,
     before = {victim: fingerprint(victim) for victim in arena.victims}
     outcomes: dict[str, int] = {}
     try:
-        deadline = time.monotonic() + RACE_SECONDS
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while racing(started, outcomes):
             for path, to_path in AIMED:
                 try:
                     services.files.extract(snap.id, path, to_path=to_path)
@@ -184,8 +192,8 @@ def test_swapping_race_over_http(server: Server, fs: Mounted) -> None:
     before = {victim: fingerprint(victim) for victim in arena.victims}
     outcomes: dict[str, int] = {}
     try:
-        deadline = time.monotonic() + RACE_SECONDS
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while racing(started, outcomes):
             for path, to_path in AIMED:
                 answer = api.post(
                     f"/api/v1/snapshots/{snap_id}/extract", params={"wait": 30}, json={"path": path, "to_path": to_path}
@@ -494,3 +502,29 @@ def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None
     assert (
         os.stat(os.path.join(copy, "big.bin")).st_ino == os.stat(os.path.join(copy, "dir/sub/big-hardlink.bin")).st_ino
     )
+
+
+def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault switch: removing the replaced folder fails (say, users keep filling it). The restore stands,
+    the private folder and its intent stay, and the reconciler's pass removes both."""
+    from snapkeep.services.files import clear_interrupted_extracts
+    from snapkeep.storage import filerestore
+
+    vol = services.volumes.create("unfreed", 1 << 30)
+    write(os.path.join(vol.path, "folder", "a.txt"), b"snapshot\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    write(os.path.join(vol.path, "folder", "a.txt"), b"changed\n")
+
+    def busy(_dir_fd: int, _name: bytes) -> None:
+        raise OSError(16, "busy")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(filerestore, "remove_at", busy)
+        services.files.extract(snap.id, "folder")
+    with open(os.path.join(vol.path, "folder", "a.txt"), "rb") as f:
+        assert f.read() == b"snapshot\n"
+    assert len(debris(vol.path)) == 1
+    assert len(clear_interrupted_extracts(services.pool, services.settings.run_dir)) == 1
+    assert debris(vol.path) == [] and sorted(os.listdir(vol.path)) == ["folder"]
