@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -85,12 +87,18 @@ def many_files(root: str, count: int) -> None:
 def kill_mid_operation(server: Server, staging: str, timeout: float = 10.0) -> bool:
     """SIGKILL the service while its operation has work in ``staging`` (stopped with SIGSTOP first, so the
     kill lands mid-operation); True if it was caught there, False if it finished before it could be."""
+    return kill_when(server, lambda: bool(os.listdir(staging)), timeout)
+
+
+def kill_when(server: Server, busy: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """SIGKILL the service as soon as ``busy()`` (stopped with SIGSTOP first, so the kill lands while it
+    still is); True if it was caught so, False if the operation ended before it could be."""
     deadline = time.monotonic() + timeout
     caught = False
     while time.monotonic() < deadline and server.process.poll() is None:
-        if os.listdir(staging):
+        if busy():
             os.kill(server.process.pid, signal.SIGSTOP)
-            caught = bool(os.listdir(staging))
+            caught = busy()
             break
         time.sleep(0.0002)
     os.kill(server.process.pid, signal.SIGKILL)
@@ -144,6 +152,46 @@ def test_sigkill_during_snapshot_and_restore_then_restart(fs: Mounted) -> None:
         assert Pool.open(pool_dir).list_staging() == []
         assert tree_signature(vol["path"]) in (original, changed)
         assert os.listdir(Pool.open(pool_dir).root + "/datasets") == [f"volume-{vol['id']}"]
+    finally:
+        stop_server(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_sigkill_during_extract_then_restart(fs: Mounted) -> None:
+    """Kill the service while it extracts a folder of 20,000 files over the live one; after the restart the
+    private staging folder is gone (found from its intent file, not by walking the volume) and the folder is
+    whole: the old one or the snapshot's, never a mix."""
+    data_dir = make_traversable_tmp("snapkeep-kill-extract-")
+    pool_dir = fs.new_dir("kill-extract-pool")
+    server = start_server(data_dir, pool_dir)
+    try:
+        with server.client() as api:
+            vol = api.post("/api/v1/volumes", json={"name": "shared", "size_limit": "1G"}).json()
+            big = os.path.join(vol["path"], "big")
+            many_files(big, 20_000)
+            original = tree_signature(big)
+            taken = api.post("/api/v1/snapshots", params={"wait": 60}, json={"volume": "shared", "name": "s"}).json()
+            assert taken["status"] == "succeeded", taken
+            with open(os.path.join(big, "d0", "f0"), "w") as f:
+                f.write("changed after the snapshot\n")
+            changed = tree_signature(big)
+            snap_id = taken["result"]["snapshot"]["id"]
+            answer = api.post(f"/api/v1/snapshots/{snap_id}/extract", json={"path": "big"})
+            assert answer.status_code == 202, answer.text
+
+        def staging() -> list[str]:
+            return [n for n in os.listdir(vol["path"]) if n.startswith(".snapkeep-restore-")]
+
+        assert kill_when(server, lambda: bool(staging())), "copying 20,000 files takes long enough to be caught"
+        assert staging() and glob.glob(os.path.join(data_dir, "run", "extract-*.json"))
+
+        server = start_server(data_dir, pool_dir)
+        with server.client() as api:
+            assert api.get("/api/v1/health").status_code == 200
+        leftovers = [os.path.join(d, n) for d, dirs, _ in os.walk(vol["path"]) for n in dirs if "snapkeep" in n]
+        assert leftovers == [] and sorted(os.listdir(vol["path"])) == ["big"]
+        assert glob.glob(os.path.join(data_dir, "run", "extract-*.json")) == []
+        assert tree_signature(big) in (original, changed)
     finally:
         stop_server(server)
         shutil.rmtree(data_dir, ignore_errors=True)

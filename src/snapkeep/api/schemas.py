@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from snapkeep.errors import InvalidInput
+from snapkeep.errors import InvalidInput, InvalidPath
+from snapkeep.model import relpath
 from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
 
 
@@ -37,19 +39,19 @@ class VolumePublic(BaseModel):
     description: str
     size_limit: int
     limits_enforced: bool = Field(description="whether the pool holds the volume to its size limit")
-    path: str
+    path: str | None = Field(description="where its files are on the host; shown to system admins only, else null")
     created_at: datetime
     settings: dict[str, Any]
 
     @classmethod
-    def of(cls, v: Volume, limits_enforced: bool) -> VolumePublic:
+    def of(cls, v: Volume, limits_enforced: bool, host_paths: bool) -> VolumePublic:
         return cls(
             id=v.id,
             name=v.name,
             description=v.description,
             size_limit=v.size_limit,
             limits_enforced=limits_enforced,
-            path=v.path,
+            path=v.path if host_paths else None,
             created_at=v.created_at,
             settings=v.settings,
         )
@@ -192,24 +194,73 @@ class RestoreRequest(BaseModel):
     preserve_macs: bool = Field(default=False, description="VM snapshots restored as new: keep the MACs")
 
 
+def raw_path(text: str | None, b64: str | None, field: str) -> bytes | None:
+    """A path given as text, or as base64 of its bytes (``<field>_b64``, for names that are not UTF-8)."""
+    if text is not None and b64 is not None:
+        raise InvalidPath(f"give {field} or {field}_b64, not both")
+    if b64 is not None:
+        return relpath.from_base64(b64)
+    return relpath.from_text(text) if text is not None else None
+
+
 class ExtractRequest(BaseModel):
+    """The file or folder to copy (``path``, or ``path_b64`` for a name that is not UTF-8) and where to."""
+
     model_config = ConfigDict(extra="forbid")
-    path: str
+    path: str | None = Field(default=None, description="relative to the volume's root, as text")
+    path_b64: str | None = Field(default=None, description="the path's bytes in base64, instead of path")
     to_volume: str | None = None
-    to_path: str | None = None
+    to_path: str | None = Field(default=None, description="default: the same path in the volume")
+    to_path_b64: str | None = Field(default=None, description="the destination's bytes in base64, instead of to_path")
+
+    def source(self) -> bytes:
+        raw = raw_path(self.path, self.path_b64, "path")
+        if raw is None:
+            raise InvalidPath("say what to extract: path (or path_b64)")
+        return raw
+
+    def dest(self) -> bytes | None:
+        return raw_path(self.to_path, self.to_path_b64, "to_path")
+
+
+FileType = Literal["dir", "file", "symlink", "fifo", "socket", "char-device", "block-device", "unknown"]
 
 
 class FileEntryPublic(BaseModel):
-    name: str
-    type: str
+    """One entry of a snapshot's folder. Names are bytes on disk: ``name`` shows them as text (bytes that are
+    not UTF-8 as ``\\xNN`` escapes, so it is not always the exact name); ``name_b64`` holds the exact bytes in
+    base64 when they are not UTF-8 (else null) — send those back as ``path_b64``. The same for ``target``.
+    Special files (fifo, socket, devices) are listed, never opened, and not extracted."""
+
+    name: str = Field(description="the name as text; bytes that are not UTF-8 appear as \\xNN escapes")
+    name_b64: str | None = Field(description="base64 of the name's bytes when they are not UTF-8, else null")
+    type: FileType
     size: int
-    mode: int
-    mtime: float
-    target: str | None
+    mode: int = Field(description="permission bits")
+    mtime: float = Field(description="modification time, seconds since the epoch")
+    target: str | None = Field(description="symlinks: where it points, as text (never followed)")
+    target_b64: str | None = Field(description="base64 of the target's bytes when they are not UTF-8, else null")
 
     @classmethod
     def of(cls, e: FileEntry) -> FileEntryPublic:
-        return cls(**asdict(e))
+        name, b64 = _text_and_b64(e.name)
+        target, target_b64 = _text_and_b64(e.target) if e.target is not None else (None, None)
+        return cls(
+            name=name,
+            name_b64=b64,
+            type=e.type,  # one of FileType, from storage
+            size=e.size,
+            mode=e.mode,
+            mtime=e.mtime,
+            target=target,
+            target_b64=target_b64,
+        )
+
+
+def _text_and_b64(name: str) -> tuple[str, str | None]:
+    raw = os.fsencode(name)
+    text = relpath.shown(raw)
+    return text, (None if text.encode("utf-8") == raw else base64.b64encode(raw).decode())
 
 
 class JobPublic(BaseModel):

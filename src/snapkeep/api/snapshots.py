@@ -12,6 +12,7 @@ from snapkeep.api.schemas import (
     JobPublic,
     SnapshotCreate,
     SnapshotPublic,
+    raw_path,
 )
 from snapkeep.errors import InvalidInput
 from snapkeep.model.timespec import parse_expiry
@@ -116,17 +117,23 @@ def measure_space(svc: Svc, _who: Operator, snap_id: str, wait: float = Wait) ->
 
 
 @router.get("/{snap_id}/files", response_model=list[FileEntryPublic])
-def browse_snapshot(svc: Svc, _who: Viewer, snap_id: str, path: str = "") -> list[FileEntryPublic]:
-    return [FileEntryPublic.of(e) for e in svc.files.browse(snap_id, path)]
+def browse_snapshot(
+    svc: Svc,
+    _who: Viewer,
+    snap_id: str,
+    path: str | None = Query(None, description="a folder or file relative to the volume's root (default: root)"),
+    path_b64: str | None = Query(None, description="the path's bytes in base64, for names that are not UTF-8"),
+) -> list[FileEntryPublic]:
+    raw = raw_path(path, path_b64, "path") or b""
+    return [FileEntryPublic.of(e) for e in svc.files.browse(snap_id, raw)]
 
 
 @router.post("/{snap_id}/extract", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def extract_files(svc: Svc, who: Operator, snap_id: str, body: ExtractRequest, wait: float = Wait) -> JobPublic:
-    svc.files.check_extract(snap_id, body.path, to_volume=body.to_volume, to_path=body.to_path)
+    source, dest = body.source(), body.dest()
+    svc.files.check_extract(snap_id, source, to_volume=body.to_volume, to_path=dest)
 
     def run(_progress: Progress) -> dict[str, object]:
-        return dict(
-            svc.files.extract(snap_id, body.path, to_volume=body.to_volume, to_path=body.to_path, actor=who.name)
-        )
+        return svc.files.extract(snap_id, source, to_volume=body.to_volume, to_path=dest, actor=who.name)
 
     return start_job(svc, "snapshot.extract", body.model_dump(), run, wait)

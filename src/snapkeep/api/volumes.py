@@ -7,27 +7,34 @@ from fastapi import APIRouter, Query, status
 from snapkeep.api.deps import Operator, Svc, Viewer
 from snapkeep.api.jobs import MAX_WAIT, start_job
 from snapkeep.api.schemas import JobPublic, VolumeCreate, VolumePublic, VolumeUpdate
+from snapkeep.model.types import Volume
 from snapkeep.model.units import parse_size
+from snapkeep.services.container import Services
 from snapkeep.services.jobs import Progress
+from snapkeep.services.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/volumes", tags=["volumes"])
 
 
+def public(svc: Services, volume: Volume, who: Principal) -> VolumePublic:
+    return VolumePublic.of(volume, svc.pool.limits_enforced, host_paths=who.is_system_admin)
+
+
 @router.get("", response_model=list[VolumePublic])
-def list_volumes(svc: Svc, _who: Viewer) -> list[VolumePublic]:
-    return [VolumePublic.of(v, svc.pool.limits_enforced) for v in svc.volumes.list()]
+def list_volumes(svc: Svc, who: Viewer) -> list[VolumePublic]:
+    return [public(svc, v, who) for v in svc.volumes.list()]
 
 
 @router.post("", response_model=VolumePublic, status_code=status.HTTP_201_CREATED)
 def create_volume(svc: Svc, who: Operator, body: VolumeCreate) -> VolumePublic:
     size = parse_size(body.size_limit) if body.size_limit is not None else None
     volume = svc.volumes.create(body.name, size, body.description, actor=who.name)
-    return VolumePublic.of(volume, svc.pool.limits_enforced)
+    return public(svc, volume, who)
 
 
 @router.get("/{ref}", response_model=VolumePublic)
-def get_volume(svc: Svc, _who: Viewer, ref: str) -> VolumePublic:
-    return VolumePublic.of(svc.volumes.get(ref), svc.pool.limits_enforced)
+def get_volume(svc: Svc, who: Viewer, ref: str) -> VolumePublic:
+    return public(svc, svc.volumes.get(ref), who)
 
 
 @router.patch("/{ref}", response_model=VolumePublic)
@@ -41,7 +48,7 @@ def update_volume(svc: Svc, who: Operator, ref: str, body: VolumeUpdate) -> Volu
         settings=body.settings,
         actor=who.name,
     )
-    return VolumePublic.of(volume, svc.pool.limits_enforced)
+    return public(svc, volume, who)
 
 
 @router.delete("/{ref}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)

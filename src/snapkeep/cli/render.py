@@ -6,6 +6,7 @@ stderr, so a script capturing stdout never sees it.
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -64,10 +65,30 @@ def size(value: int | None) -> str:
     return format_size(value)
 
 
+_TYPE_BITS = {
+    "dir": stat.S_IFDIR,
+    "file": stat.S_IFREG,
+    "symlink": stat.S_IFLNK,
+    "fifo": stat.S_IFIFO,
+    "socket": stat.S_IFSOCK,
+    "char-device": stat.S_IFCHR,
+    "block-device": stat.S_IFBLK,
+}
+
+
 def file_mode(kind: str, mode: int) -> str:
     """``drwxr-xr-x`` from a browsed entry's type and permission bits."""
-    type_bits = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK}.get(kind, 0)
-    return stat.filemode(type_bits | mode)
+    return stat.filemode(_TYPE_BITS.get(kind, 0) | mode)
+
+
+def file_name(text: str, b64: str | None) -> str:
+    """A browsed name as text; one that is not UTF-8 (or holds control characters) in bash's ``$'...'``
+    quoting, with ``\\xNN`` for its other bytes, so it can be pasted back into a command exactly."""
+    raw = base64.b64decode(b64) if b64 is not None else text.encode()
+    if b64 is None and text.isprintable():
+        return text
+    escaped = "".join(chr(byte) if 0x20 <= byte < 0x7F and chr(byte) not in "\\'" else f"\\x{byte:02x}" for byte in raw)
+    return f"$'{escaped}'"
 
 
 def compact(data: Any) -> str:

@@ -6,6 +6,8 @@ per subject only). Browsing and extracting files are for volume snapshots.
 
 from __future__ import annotations
 
+import base64
+import os
 from typing import Annotated
 
 import typer
@@ -310,7 +312,9 @@ def browse(
 ) -> None:
     """List a folder of a snapshot (read-only)."""
     api = connect()
-    entries: list[JsonObject] = api.get("snapshots", _snapshot_id(api, ref, volume), "files", path=path)
+    entries: list[JsonObject] = api.get(
+        "snapshots", _snapshot_id(api, ref, volume), "files", **_path_query("path", path)
+    )
     if as_json:
         render.print_json(entries)
         return
@@ -321,11 +325,24 @@ def browse(
                 render.file_mode(e["type"], e["mode"]),
                 render.size(e["size"]) if e["type"] == "file" else "-",
                 render.local_time(float(e["mtime"])),
-                e["name"] + (f" -> {e['target']}" if e["target"] is not None else ""),
+                render.file_name(e["name"], e["name_b64"])
+                + (f" -> {render.file_name(e['target'], e['target_b64'])}" if e["target"] is not None else ""),
             ]
             for e in entries
         ),
     )
+
+
+def _path_query(field: str, path: str | None) -> dict[str, str | None]:
+    """A path argument for the API: as text, or (a name that is not UTF-8, typed e.g. as bash's
+    ``$'\\xff.txt'``) as base64 of its bytes in ``<field>_b64``."""
+    if path is None:
+        return {field: None}
+    raw = os.fsencode(path)
+    try:
+        return {field: raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{field}_b64": base64.b64encode(raw).decode()}
 
 
 @app.command("extract")
@@ -346,15 +363,16 @@ def extract(
 ) -> None:
     """Copy a file or folder out of a snapshot into a volume, replacing what is there atomically."""
     api = connect()
-    body = {"path": path, "to_path": to, "to_volume": to_volume}
+    body = {**_path_query("path", path), **_path_query("to_path", to), "to_volume": to_volume}
     job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume), "extract", body=body)
-    follow(
-        api,
-        job,
-        no_wait=no_wait,
-        as_json=as_json,
-        done=lambda result: f"extracted {path!r} to {result['path']!r} in volume {result['volume']!r}",
-    )
+
+    def done(result: JsonObject) -> str:
+        skipped = result.get("skipped_special", 0)
+        note = f"; {skipped} special file(s) (FIFOs, sockets, devices) skipped" if skipped else ""
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        return f"extracted {shown!r} to {result['path']!r} in volume {result['volume']!r}{note}"
+
+    follow(api, job, no_wait=no_wait, as_json=as_json, done=done)
 
 
 @app.command("space")

@@ -40,7 +40,9 @@ def create(
     if as_json:
         render.print_json(volume)
     else:
-        render.say(f"volume {volume['name']!r} created: {volume['id']} at {volume['path']}")
+        render.say(
+            f"volume {volume['name']!r} created: {volume['id']}" + (f" at {volume['path']}" if volume["path"] else "")
+        )
 
 
 @app.command("list")
@@ -73,7 +75,7 @@ def _show(volume: JsonObject) -> None:
             ("description", volume["description"]),
             ("size limit", render.size(volume["size_limit"])),
             ("limit enforced", "yes" if volume["limits_enforced"] else "no (this pool cannot hold volumes to a size)"),
-            ("path", volume["path"]),
+            ("path", volume["path"] or "- (shown to system admins only)"),
             ("created", render.local_time(volume["created_at"])),
             ("settings", render.compact(volume["settings"])),
         ]

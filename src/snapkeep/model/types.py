@@ -131,7 +131,12 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One entry of a browsed snapshot tree."""
+    """One entry of a browsed snapshot tree.
+
+    ``name`` and ``target`` are the entry's bytes as Python holds file names (``os.fsdecode``: bytes that
+    are not UTF-8 become surrogate escapes, so ``os.fsencode`` gives the exact bytes back). ``type`` is
+    ``dir``, ``file``, ``symlink``, ``fifo``, ``socket``, ``char-device`` or ``block-device``.
+    """
 
     name: str
     type: str

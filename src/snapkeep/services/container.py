@@ -76,7 +76,7 @@ class Services:
             volumes=volumes,
             snapshots=snapshots,
             restores=restores,
-            files=Files(db, pool, audit, volumes, snapshots),
+            files=Files(db, pool, audit, volumes, snapshots, settings.run_dir),
             host=host,
             vms=vms,
             vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep),

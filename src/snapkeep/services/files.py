@@ -1,138 +1,173 @@
-"""Single-file restores: browse a snapshot read-only and copy chosen paths back into a volume.
+"""Single-file restores: browse a snapshot read-only and copy chosen files or folders back into a volume.
 
-Paths are relative to the volume's root. Absolute paths, ``..`` components and symlinks on the way are
-refused on both sides, so nothing outside the snapshot is read and nothing outside the volume written.
-The copy is built beside its destination and then swapped in, so a full disk leaves the old file whole.
+Paths are relative to the volume's root and are bytes underneath (names need not be UTF-8); they are
+checked here (no ``..``, not absolute, within the kernel's limits) and then resolved only through
+directory descriptors by :mod:`snapkeep.storage.filerestore`, which never follows a symlink inside a
+volume, so a user swapping folders for symlinks meanwhile cannot redirect a read or a write. The copy is
+built in a private folder beside its destination and swapped in atomically, so a full disk leaves the old
+file whole.
+
+Special files (FIFOs, sockets, devices) are listed by browse but never opened: extracting one by name is
+refused, and inside an extracted folder they are skipped and counted in the result (``skipped_special``):
+root recreating device nodes inside a share would hand its users those devices.
+
+Before an extract makes its private folder it records where in an intent file
+(``<run dir>/extract-<op>.json``); a crash leaves the file, and :func:`clear_interrupted_extracts` (run by
+the reconciler at start-up) removes what the extract left, without walking the volume.
 """
 
 from __future__ import annotations
 
+import base64
+import glob
+import json
+import logging
 import os
-import stat
 import uuid
-from pathlib import PurePosixPath
+from dataclasses import dataclass
 
 from snapkeep.catalog.db import Database
-from snapkeep.errors import InvalidInput, InvalidPath, NotFound
-from snapkeep.model.types import FileEntry
+from snapkeep.durable import write_durably
+from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError
+from snapkeep.model import relpath
+from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.types import FileEntry, Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
+from snapkeep.storage import filerestore
 from snapkeep.storage.pool import Pool
 
+log = logging.getLogger(__name__)
 
-def safe_parts(path: str) -> list[str]:
-    """The components of a relative path, refusing anything that could climb out of its root."""
-    if "\x00" in path:
-        raise InvalidPath("path must not contain NUL", path=repr(path))
-    if path.startswith("/"):
-        raise InvalidPath(f"path {path!r} is absolute; give it relative to the volume's root", path=path)
-    parts = [p for p in PurePosixPath(path).parts if p not in ("", ".")]
-    if ".." in parts:
-        raise InvalidPath(f"path {path!r} climbs out with '..'", path=path)
-    return parts
+PathArg = str | bytes
+"""A path relative to a volume's root: bytes, or text as Python holds file names (``os.fsencode``)."""
 
 
-def resolve_beneath(root: str, path: str, *, final_may_be_link: bool = True) -> str:
-    """``root``/``path`` after checking that no directory on the way is a symlink (which could point out)."""
-    current = root
-    parts = safe_parts(path)
-    for i, part in enumerate(parts):
-        current = os.path.join(current, part)
-        is_last = i == len(parts) - 1
-        try:
-            mode = os.lstat(current).st_mode
-        except FileNotFoundError:
-            if is_last:
-                return current
-            raise NotFound(f"{'/'.join(parts[: i + 1])!r} does not exist", path=path) from None
-        if stat.S_ISLNK(mode) and not (is_last and final_may_be_link):
-            raise InvalidPath(f"{'/'.join(parts[: i + 1])!r} is a symlink; it could lead outside", path=path)
-        if not is_last and not stat.S_ISDIR(mode):
-            raise InvalidPath(f"{'/'.join(parts[: i + 1])!r} is not a directory", path=path)
-    return current
+def parts_of(path: PathArg) -> tuple[bytes, ...]:
+    return relpath.split(os.fsencode(path) if isinstance(path, str) else path)
 
 
-def _entry(path: str, name: str) -> FileEntry:
-    st = os.lstat(path)
-    kind = (
-        "dir"
-        if stat.S_ISDIR(st.st_mode)
-        else "file"
-        if stat.S_ISREG(st.st_mode)
-        else "symlink"
-        if stat.S_ISLNK(st.st_mode)
-        else "other"
-    )
-    target = os.readlink(path) if kind == "symlink" else None
-    return FileEntry(
-        name=name, type=kind, size=st.st_size, mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime, target=target
-    )
+def _shown(parts: tuple[bytes, ...]) -> str:
+    return relpath.shown(b"/".join(parts))
+
+
+@dataclass(frozen=True)
+class ExtractPlan:
+    snap_id: str
+    dataset: str  # the snapshot's dataset holding the source
+    source: tuple[bytes, ...]
+    volume: Volume
+    dest: tuple[bytes, ...]
 
 
 class Files:
-    def __init__(self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots) -> None:
+    def __init__(
+        self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots, run_dir: str
+    ) -> None:
         self._db = db
         self._pool = pool
         self._audit = audit
         self._volumes = volumes
         self._snapshots = snapshots
+        self._run_dir = run_dir
 
-    def _snapshot_root(self, snap_id: str) -> str:
-        """The file tree of a volume snapshot (VM disk images are not handed out as files)."""
-        self._snapshots.get(snap_id)
+    def _source(self, snap_id: str) -> ManifestObject:
+        """The volume a snapshot holds, if it is ready (VM disk images are not handed out as files)."""
+        self._snapshots.restorable(snap_id)
         source = self._snapshots.manifest(snap_id).objects[0]
         if source.type != "volume":
             raise InvalidInput(f"snapshot {snap_id} is of a {source.type}; only volume snapshots can be browsed")
-        return self._pool.snapshot_data_path(snap_id, source.datasets[0])
+        return source
 
-    def browse(self, snap_id: str, path: str = "") -> list[FileEntry]:
-        """The entries of a directory in the snapshot (or the one entry a file path names)."""
-        target = resolve_beneath(self._snapshot_root(snap_id), path)
-        if not os.path.lexists(target):
-            raise NotFound(f"{path!r} does not exist in the snapshot", path=path)
-        if not stat.S_ISDIR(os.lstat(target).st_mode):
-            return [_entry(target, os.path.basename(target))]
-        with os.scandir(target) as entries:
-            names = sorted(e.name for e in entries)
-        return [_entry(os.path.join(target, name), name) for name in names]
+    def browse(self, snap_id: str, path: PathArg = "") -> list[FileEntry]:
+        """The entries of a folder in the snapshot (or the one entry a file path names)."""
+        parts = parts_of(path)
+        source = self._source(snap_id)
+        with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
+            return filerestore.browse(root, parts, _shown(parts))
 
     def check_extract(
-        self, snap_id: str, path: str, *, to_volume: str | None = None, to_path: str | None = None
-    ) -> tuple[str, str, str, str]:
-        """Resolve an extract request: (source, destination, volume name, destination relative path).
-
-        Raises before anything is written, so the API refuses bad requests synchronously.
-        """
-        if not safe_parts(path):
+        self, snap_id: str, path: PathArg, *, to_volume: str | None = None, to_path: PathArg | None = None
+    ) -> ExtractPlan:
+        """Check an extract request before anything is written, so the API refuses bad ones synchronously."""
+        source_parts = parts_of(path)
+        if not source_parts:
             raise InvalidPath("name a file or folder to extract, not the whole snapshot (restore it instead)")
-        source = resolve_beneath(self._snapshot_root(snap_id), path)
-        if not os.path.lexists(source):
-            raise NotFound(f"{path!r} does not exist in the snapshot", path=path)
-        volume = self._volumes.get(to_volume or self._snapshots.manifest(snap_id).objects[0].id)
-        dest_rel = to_path if to_path is not None else path
-        if not safe_parts(dest_rel):
+        dest = parts_of(to_path) if to_path is not None else source_parts
+        if not dest:
             raise InvalidPath("the destination must be a path inside the volume, not its root")
-        dest = resolve_beneath(volume.path, dest_rel)
-        if not os.path.isdir(os.path.dirname(dest)):
-            raise NotFound(f"the destination folder {os.path.dirname(dest_rel)!r} does not exist", path=dest_rel)
-        return source, dest, volume.name, dest_rel
+        if dest[-1].startswith(filerestore.STAGING_PREFIX):
+            raise InvalidPath("names starting with .snapkeep-restore- are snapkeep's own", path=_shown(dest))
+        source = self._source(snap_id)
+        with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
+            filerestore.check_source(root, source_parts, _shown(source_parts))
+        volume = self._volumes.get(to_volume or source.id)
+        filerestore.check_destination(self._pool.dataset_tree(volume.dataset), dest, _shown(dest))
+        return ExtractPlan(snap_id, source.datasets[0], source_parts, volume, dest)
 
     def extract(
         self,
         snap_id: str,
-        path: str,
+        path: PathArg,
         *,
         to_volume: str | None = None,
-        to_path: str | None = None,
+        to_path: PathArg | None = None,
         actor: str = "system",
-    ) -> dict[str, str]:
+    ) -> dict[str, object]:
         """Copy ``path`` from the snapshot to ``to_path`` in ``to_volume`` (default: its own place in the
         snapshot's volume), replacing what is there atomically."""
-        source, dest, volume_name, dest_rel = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
-        staged = os.path.join(os.path.dirname(dest), f".snapkeep-restore-{uuid.uuid4().hex}")
-        self._pool.copy_tree(source, staged)
-        self._pool.put_in_place(staged, dest)
+        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
+        op_id = uuid.uuid4().hex
+        intent = os.path.join(self._run_dir, f"extract-{op_id}.json")
+        parent = b"/".join(plan.dest[:-1])
+        record = {"op": op_id, "dataset": plan.volume.dataset, "parent_b64": base64.b64encode(parent).decode()}
+        write_durably(intent, json.dumps(record))
+        try:
+            with self._pool.snapshot_tree(snap_id, plan.dataset) as root:
+                report = filerestore.extract(
+                    root,
+                    plan.source,
+                    self._pool.dataset_tree(plan.volume.dataset),
+                    plan.dest,
+                    op_id,
+                    clone=not self._pool.driver.slow,
+                    shown=(_shown(plan.source), _shown(plan.dest)),
+                )
+        except BaseException:
+            _clear_intent(self._pool, intent)  # normally nothing is left; else the reconciler retries
+            raise
+        if report.freed:
+            os.unlink(intent)
+        else:
+            _clear_intent(self._pool, intent)
+        shown = _shown(plan.dest)
         with self._db.transaction() as s:
-            self._audit.done(s, actor, "snapshot.extract", f"volume:{volume_name}/{dest_rel}", f"from {snap_id}:{path}")
-        return {"volume": volume_name, "path": dest_rel}
+            detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
+            self._audit.done(s, actor, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
+        return {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
+
+
+def clear_interrupted_extracts(pool: Pool, run_dir: str) -> list[str]:
+    """Remove the private folders that extracts interrupted by a crash left in volumes (start-up)."""
+    cleared = []
+    for intent in sorted(glob.glob(os.path.join(run_dir, "extract-*.json"))):
+        if _clear_intent(pool, intent):
+            cleared.append(os.path.basename(intent))
+    return cleared
+
+
+def _clear_intent(pool: Pool, intent: str) -> bool:
+    """Remove what the extract of ``intent`` left, then the intent; False (intent kept for the next start)
+    if that failed."""
+    try:
+        with open(intent) as f:
+            record = json.load(f)
+        parent = tuple(p for p in base64.b64decode(record["parent_b64"]).split(b"/") if p)
+        if record["dataset"] in pool.list_datasets():
+            filerestore.discard_staging(pool.dataset_tree(record["dataset"]), parent, record["op"])
+    except (SnapkeepError, OSError, ValueError, KeyError) as exc:
+        log.warning("could not remove what the extract of %s left: %s", intent, exc)
+        return False
+    os.unlink(intent)
+    return True

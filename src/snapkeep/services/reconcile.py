@@ -6,6 +6,8 @@
 - a snapshot left ``deleting`` is deleted;
 - whatever is in the pool's staging area (half-built snapshots, half-done restores) is removed: a restore
   swaps its new data in with one atomic exchange, so a volume is whole either way;
+- the private folders that interrupted single-file extracts left inside volumes are removed (their intent
+  files say where; the destination holds the old or the new, swapped in atomically);
 - datasets no catalog row names (a create that crashed in between, or a catalog that is not this pool's)
   are reported and left alone: deleting data is never the reconciler's guess;
 - every volume's size limit is set again from the catalog (one ioctl each): a crash between a restore's
@@ -29,6 +31,7 @@ from snapkeep.errors import Interrupted, NotFound, SnapkeepError, VMStateConflic
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import JobStatus, SnapshotStatus
 from snapkeep.model.vmspec import VMState
+from snapkeep.services.files import clear_interrupted_extracts
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import resume_recorded
 
@@ -43,6 +46,7 @@ class ReconcileReport:
     snapshots_failed: list[str] = field(default_factory=list)
     snapshots_deleted: list[str] = field(default_factory=list)
     staging_removed: list[str] = field(default_factory=list)
+    extracts_cleared: list[str] = field(default_factory=list)
     unknown_datasets: list[str] = field(default_factory=list)
     jobs_failed: list[str] = field(default_factory=list)
     limits_set: int = 0
@@ -75,6 +79,7 @@ def reconcile(
     for op in pool.list_staging():
         pool.discard(op)
         report.staging_removed.append(op)
+    report.extracts_cleared = clear_interrupted_extracts(pool, run_dir)
 
     with db.transaction() as s:
         known = {row.dataset for row in repo.list_volume_rows(s)} | {row.dataset for row in repo.list_vm_rows(s)}

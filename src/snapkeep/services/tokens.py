@@ -29,6 +29,11 @@ class Principal:
     role: Role
     tenant_id: str | None
 
+    @property
+    def is_system_admin(self) -> bool:
+        """An admin of the whole system (not of one tenant): the only caller shown host paths."""
+        return self.role is Role.ADMIN and self.tenant_id is None
+
     def require(self, role: Role) -> None:
         order = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
         if order.index(self.role) < order.index(role):

@@ -1,4 +1,4 @@
-"""The few Linux calls Python's ``os`` lacks: reflink clone, atomic exchange, syncfs, extent maps.
+"""The few Linux calls Python's ``os`` lacks: reflink clone, renameat2, openat2, syncfs, extent maps.
 
 Each raises ``OSError`` with the errno the kernel gave; the drivers translate it.
 """
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import os
+import platform
 import struct
 from collections.abc import Iterator
 
@@ -16,23 +18,59 @@ FICLONE = 0x40049409
 FS_IOC_FIEMAP = 0xC020660B
 FIEMAP_EXTENT_LAST = 0x1
 FIEMAP_EXTENT_SHARED = 0x2000
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 1 << 1
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1 << 0
+RENAME_EXCHANGE = 1 << 1
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 _libc.syncfs.argtypes = [ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
 
 
-def _check(result: int, *paths: str) -> None:
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def _check(result: int, *paths: str | bytes) -> None:
     if result != 0:
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), *paths[:1])
+        raise OSError(err, os.strerror(err), *[os.fsdecode(p) for p in paths[:1]])
+
+
+def renameat2(old_dir_fd: int, old: str | bytes, new_dir_fd: int, new: str | bytes, flags: int) -> None:
+    """``renameat2(2)``: with ``RENAME_EXCHANGE`` swap two entries atomically, with ``RENAME_NOREPLACE``
+    move one only where nothing is. Names are relative to the directory descriptors (or ``AT_FDCWD``)."""
+    _check(_libc.renameat2(old_dir_fd, os.fsencode(old), new_dir_fd, os.fsencode(new), flags), new)
 
 
 def exchange(a: str, b: str) -> None:
     """Swap two paths atomically (``renameat2(RENAME_EXCHANGE)``): readers see one or the other."""
-    _check(_libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE), a)
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)
+
+
+def openat2(dir_fd: int, path: bytes, flags: int, resolve: int) -> int:
+    """``openat2(2)``: open ``path`` relative to ``dir_fd`` under the ``RESOLVE_*`` restrictions in ``resolve``.
+
+    Raises ``OSError(ENOSYS)`` where the kernel (before 5.6) or the architecture lacks it.
+    """
+    if _SYS_OPENAT2 is None:
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+    how = _OpenHow(flags, 0, resolve)
+    fd = int(
+        _libc.syscall(
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_long(dir_fd),
+            ctypes.c_char_p(path),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), os.fsdecode(path))
+    return fd
 
 
 def reflink(src_fd: int, dst_fd: int) -> None:

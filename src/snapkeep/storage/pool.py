@@ -28,7 +28,7 @@ from snapkeep.model.types import Space
 from snapkeep.storage import tree
 from snapkeep.storage.detect import choose_driver
 from snapkeep.storage.drivers import Driver
-from snapkeep.storage.linux import FIEMAP_EXTENT_SHARED, exchange, extents, reflink, syncfs
+from snapkeep.storage.linux import FIEMAP_EXTENT_SHARED, exchange, extents, syncfs
 from snapkeep.timing import step
 
 FORMAT_VERSION = 1
@@ -248,25 +248,6 @@ class Pool:
                 self.driver.remove_dataset(target)
                 raise
         return target
-
-    def copy_tree(self, src: str, dst: str) -> None:
-        """Copy a file or tree within the pool (reflink, or bytes in slow mode); nothing left on failure."""
-        copier = tree.copy_bytes if self.driver.slow else reflink
-        with translated(f"copying {os.path.basename(src)}"):
-            tree.clone_tree(src, dst, copier)
-
-    def put_in_place(self, staged: str, dest: str) -> None:
-        """Move ``staged`` to ``dest`` atomically, replacing whatever ``dest`` held (then freed)."""
-        with translated(f"replacing {os.path.basename(dest)}"):
-            try:
-                if os.path.lexists(dest):
-                    exchange(staged, dest)
-                    tree.remove_tree(staged)
-                else:
-                    os.rename(staged, dest)
-            except BaseException:
-                tree.remove_tree(staged)
-                raise
 
     # --- accounting --------------------------------------------------------------------------------
     def space(self, snap_id: str) -> Space:

@@ -12,15 +12,15 @@ import shutil
 import stat
 from collections.abc import Callable
 
+from snapkeep.storage.fdcopy import copy_data
 from snapkeep.storage.linux import reflink
 
 DataCopier = Callable[[int, int], None]
 
 
 def copy_bytes(src_fd: int, dst_fd: int) -> None:
-    """Copy file content byte by byte: the slow mode for filesystems without reflink."""
-    with os.fdopen(os.dup(src_fd), "rb") as src, os.fdopen(os.dup(dst_fd), "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
+    """Copy file content (its data ranges; holes stay holes): the slow mode for filesystems without reflink."""
+    copy_data(src_fd, dst_fd, os.fstat(src_fd).st_size, clone=False)
 
 
 def clone_file(src: str, dst: str, copy_data: DataCopier = reflink) -> None:

@@ -1,0 +1,258 @@
+"""Browse a snapshot's tree and put single files or folders back into a live volume, through descriptors.
+
+Both trees are reached from their roots only (``Pool.dataset_tree`` and the ``Pool.snapshot_tree`` block),
+and every path below a root is resolved with :func:`snapkeep.storage.beneath.open_dir`, which never
+follows a symlink. An extract:
+
+1. resolves the source's folder in the snapshot and the destination's folder in the volume, each once, to
+   descriptors, and does everything after that relative to them;
+2. creates a private folder ``.snapkeep-restore-<op>`` (root, mode 0700) in the destination's folder and
+   builds the copy inside it as ``entry``, so nobody can touch the copy (or have its owner and times set
+   on something else) while it is made;
+3. swaps ``entry`` with the destination in one ``renameat2(RENAME_EXCHANGE)`` between the two folder
+   descriptors (``RENAME_NOREPLACE`` when there is nothing to replace): users see the old or the new;
+4. removes what was replaced, now inside the private folder, through descriptors, and the folder itself
+   only if it is still empty (``rmdir``), so a folder a user swapped in under that name is never emptied.
+
+Errors are translated here into snapkeep's: a symlink on the way or a name too long is an
+:class:`InvalidPath`, something missing a :class:`NotFound`, a full pool :class:`PoolFull`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from snapkeep.errors import InvalidInput, InvalidPath, NotFound, PoolError, PoolFull
+from snapkeep.model.types import FileEntry
+from snapkeep.storage.beneath import (
+    DIR_FLAGS,
+    closing,
+    is_special,
+    list_names,
+    lstat_at,
+    open_dir,
+    open_root,
+    remove_at,
+    rename_at,
+)
+from snapkeep.storage.fdcopy import copy_entry
+
+STAGING_PREFIX = b".snapkeep-restore-"
+_STAGED = b"entry"
+
+
+def staging_name(op_id: str) -> bytes:
+    """The name of an extract's private folder, beside its destination: recognisably snapkeep's."""
+    return STAGING_PREFIX + op_id.encode()
+
+
+@contextmanager
+def translated(action: str, shown: str) -> Iterator[None]:
+    """The kernel's answers about a user's path as snapkeep errors that say what is wrong with it."""
+    try:
+        yield
+    except OSError as exc:
+        code = exc.errno
+        if code in (errno.ELOOP, errno.ENOTDIR):  # which of the two depends on the kernel's path walk
+            raise InvalidPath(
+                f"{shown!r}: a folder on the way is a symlink or not a folder (symlinks inside volumes are never "
+                "followed)",
+                path=shown,
+            ) from exc
+        if code == errno.ENAMETOOLONG:
+            raise InvalidPath(f"{shown!r} is too long", path=shown) from exc
+        if code == errno.EXDEV:
+            raise InvalidPath(f"{shown!r} crosses into another filesystem", path=shown) from exc
+        if code == errno.ENOENT:
+            raise NotFound(f"{shown!r} does not exist", path=shown) from exc
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            raise PoolFull(f"{action}: no space left ({exc.strerror})") from exc
+        raise PoolError(f"{action}: {exc.strerror or exc}", errno=code, path=shown) from exc
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_IFDIR: "dir",
+        stat.S_IFREG: "file",
+        stat.S_IFLNK: "symlink",
+        stat.S_IFIFO: "fifo",
+        stat.S_IFSOCK: "socket",
+        stat.S_IFCHR: "char-device",
+        stat.S_IFBLK: "block-device",
+    }
+    return kinds.get(stat.S_IFMT(mode), "unknown")
+
+
+def _entry(dir_fd: int, name: bytes, st: os.stat_result) -> FileEntry:
+    target = os.fsdecode(os.readlink(name, dir_fd=dir_fd)) if stat.S_ISLNK(st.st_mode) else None
+    return FileEntry(
+        name=os.fsdecode(name),
+        type=_kind(st.st_mode),
+        size=st.st_size,
+        mode=stat.S_IMODE(st.st_mode),
+        mtime=st.st_mtime,
+        target=target,
+    )
+
+
+def browse(root: str, parts: Sequence[bytes], shown: str) -> list[FileEntry]:
+    """The entries of folder ``parts`` under ``root`` (or the one entry a non-folder names), read with
+    ``fstatat``/``readlinkat`` only: special files are described, never opened."""
+    with translated("browsing", shown), closing(open_root(root)) as root_fd:
+        if not parts:
+            return _entries(root_fd)
+        with closing(open_dir(root_fd, parts[:-1])) as parent:
+            st = lstat_at(parent, parts[-1])
+            if st is None:
+                raise FileNotFoundError(errno.ENOENT, "missing", shown)
+            if not stat.S_ISDIR(st.st_mode):
+                return [_entry(parent, parts[-1], st)]
+            with closing(os.open(parts[-1], DIR_FLAGS, dir_fd=parent)) as folder:
+                return _entries(folder)
+
+
+def _entries(folder: int) -> list[FileEntry]:
+    found = []
+    for name in list_names(folder):
+        st = lstat_at(folder, name)
+        if st is not None:
+            found.append(_entry(folder, name, st))
+    return found
+
+
+def check_source(root: str, parts: Sequence[bytes], shown: str) -> None:
+    """Refuse, before anything is written, a source that is missing or a special file."""
+    with translated("reading the snapshot", shown), closing(open_root(root)) as root_fd:
+        parent = open_dir(root_fd, parts[:-1])
+        with closing(parent):
+            st = lstat_at(parent, parts[-1])
+    if st is None:
+        raise NotFound(f"{shown!r} does not exist in the snapshot", path=shown)
+    if is_special(st.st_mode):
+        raise InvalidInput(
+            f"{shown!r} is a special file ({_kind(st.st_mode)}); special files are listed but not extracted",
+            path=shown,
+        )
+
+
+def check_destination(root: str, parts: Sequence[bytes], shown: str) -> None:
+    """Refuse, before anything is written, a destination whose folder is missing or not reachable."""
+    with translated("checking the destination", shown), closing(open_root(root)) as root_fd:
+        os.close(open_dir(root_fd, parts[:-1]))
+
+
+@dataclass(frozen=True)
+class ExtractReport:
+    skipped_special: int  # FIFOs, sockets and devices inside an extracted folder, not copied
+    freed: bool  # False: the replaced entry could not be removed yet (the caller keeps its intent)
+
+
+def extract(
+    src_root: str,
+    src_parts: Sequence[bytes],
+    dst_root: str,
+    dst_parts: Sequence[bytes],
+    op_id: str,
+    *,
+    clone: bool,
+    shown: tuple[str, str],
+) -> ExtractReport:
+    """Copy entry ``src_parts`` of the tree at ``src_root`` over ``dst_parts`` of the tree at ``dst_root``,
+    atomically (the module docstring says how). ``shown`` is how to name source and destination in errors."""
+    with (
+        translated("extracting", shown[1]),
+        closing(open_root(src_root)) as src_fd,
+        closing(open_root(dst_root)) as dst_fd,
+    ):
+        with translated("reading the snapshot", shown[0]):
+            src_parent = open_dir(src_fd, src_parts[:-1])
+        with closing(src_parent):
+            dst_parent = open_dir(dst_fd, dst_parts[:-1])
+            with closing(dst_parent):
+                return _build_and_swap(src_parent, src_parts[-1], dst_parent, dst_parts[-1], staging_name(op_id), clone)
+
+
+def _build_and_swap(
+    src_parent: int, name: bytes, dst_parent: int, dest: bytes, staging: bytes, clone: bool
+) -> ExtractReport:
+    os.mkdir(staging, 0o700, dir_fd=dst_parent)
+    staged = os.open(staging, DIR_FLAGS, dir_fd=dst_parent)
+    try:
+        try:
+            copied = copy_entry(src_parent, name, staged, _STAGED, clone=clone)
+            _swap_in(staged, dst_parent, dest)
+        except BaseException:
+            _free(staged)  # the partial copy; if that fails too, the caller's intent still names it
+            raise
+        # The swap is done: the replaced entry is in the private folder. Failing to remove it (users
+        # still writing into a folder they had open) does not undo the restore; it is retried later.
+        freed = _free(staged)
+    finally:
+        os.close(staged)
+    if freed:
+        _rmdir_if_empty(dst_parent, staging)
+    return ExtractReport(copied.skipped_special, freed)
+
+
+def _free(staged: int) -> bool:
+    try:
+        remove_at(staged, _STAGED)
+    except OSError:
+        return False
+    return True
+
+
+def _swap_in(staged: int, dst_parent: int, dest: bytes) -> None:
+    """``entry`` of the private folder replaces ``dest``; a destination appearing or vanishing meanwhile
+    just changes which of the two renames does it."""
+    for _attempt in range(8):
+        exists = lstat_at(dst_parent, dest) is not None
+        try:
+            rename_at(staged, _STAGED, dst_parent, dest, exchange=exists)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EEXIST):
+                raise
+    raise OSError(errno.EBUSY, "the destination keeps appearing and vanishing", os.fsdecode(dest))
+
+
+def _rmdir_if_empty(dir_fd: int, name: bytes) -> None:
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.ENOTDIR):
+            raise
+
+
+def discard_staging(root: str, parent_parts: Sequence[bytes], op_id: str) -> bool:
+    """Remove what a crashed extract left in its private folder under ``root``; True if there was one.
+
+    Only a folder owned by this process's user (root) is emptied: one a user made under the same name is
+    left alone.
+    """
+    staging = staging_name(op_id)
+    shown = os.fsdecode(b"/".join([*parent_parts, staging]))
+    try:
+        with translated("removing an interrupted extract", shown), closing(open_root(root)) as root_fd:
+            parent = open_dir(root_fd, parent_parts)
+            with closing(parent):
+                try:
+                    staged = os.open(staging, DIR_FLAGS, dir_fd=parent)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                        return False
+                    raise
+                with closing(staged):
+                    if os.fstat(staged).st_uid != os.geteuid():
+                        return False
+                    for name in list_names(staged):
+                        remove_at(staged, name)
+                _rmdir_if_empty(parent, staging)
+    except NotFound:
+        return False
+    return True

@@ -1,0 +1,530 @@
+"""Browsing snapshots and restoring single files into volumes that hostile NAS users write to, on both drivers.
+
+Every path inside a volume belongs to its users: while an extract runs they may swap any folder on the way
+for a symlink to another volume, to the pool or out of it. These tests do exactly that (a separate process
+looping ``renameat2(RENAME_EXCHANGE)``) and check that nothing outside the volume changed; and that names
+which are not UTF-8, special files, overlong paths and snapshots that are not ready get clear answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from snapkeep.catalog.db import Database, make_engine
+from snapkeep.config import Settings
+from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError, SnapshotNotReady
+from snapkeep.model.timespec import utcnow
+from snapkeep.model.types import SnapshotStatus
+from snapkeep.services.container import Services
+from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.tokens import Role, Tokens
+from snapkeep.storage import beneath
+from tests.conftest import Mounted, Server, make_traversable_tmp
+from tests.treeutil import make_rich_tree, tree_signature
+
+RACE_SECONDS = 3.0
+RACE_SECONDS_MAX = 60.0
+CLI = [sys.executable, "-m", "snapkeep.cli.main"]
+
+
+def write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def fingerprint(root: str) -> dict[str, object]:
+    """Content and metadata of every entry under ``root``, and the change time of each (the root's too), so
+    that anything written, replaced, created-then-removed or chowned there shows."""
+    changes = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in ["", *dirnames, *filenames]:
+            path = os.path.join(dirpath, name) if name else dirpath
+            st = os.lstat(path)
+            changes[os.path.relpath(path, root)] = (st.st_ctime_ns, st.st_mtime_ns, st.st_uid)
+    return {"tree": tree_signature(root), "changes": changes}
+
+
+def debris(root: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        found += [os.path.join(dirpath, n) for n in dirnames + filenames if n.startswith(".snapkeep-restore-")]
+    return found
+
+
+def fill_source(root: str) -> None:
+    """What the snapshot holds: a file, a folder, a symlink out, and the folder the attacker will swap."""
+    write(os.path.join(root, "f.txt"), b"from the snapshot\n")
+    write(os.path.join(root, "folder", "one.txt"), b"one\n")
+    write(os.path.join(root, "folder", "deep", "two.txt"), b"two\n")
+    os.symlink("/etc", os.path.join(root, "lnk"))
+
+
+@dataclass
+class Arena:
+    """A volume with a folder ``race`` that a swapper exchanges with symlinks to three victims: another
+    volume, a folder outside the pool on the same filesystem, and the snapshot's own directory."""
+
+    volume: str
+    victims: list[str]
+    swapper: subprocess.Popen[str] | None = None
+
+    def arm(self, fs: Mounted, other_volume: str, snapshot_dir: str) -> None:
+        outside = fs.new_dir("outside")
+        for victim in (other_volume, outside):
+            write(os.path.join(victim, "x"), b"victim's own file\n")
+            write(os.path.join(victim, "folder", "one.txt"), b"victim's own folder\n")
+        self.victims = [other_volume, outside, snapshot_dir]
+        os.makedirs(os.path.join(self.volume, "race", "sub"), exist_ok=True)
+        links = []
+        for i, victim in enumerate(self.victims):
+            link = os.path.join(self.volume, f"l{i}")
+            os.symlink(victim, link)
+            links.append(link)
+        self.swapper = subprocess.Popen(
+            [sys.executable, "-m", "tests.swapper", os.path.join(self.volume, "race"), *links],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.swapper.stdout is not None and self.swapper.stdout.readline().strip() == "ready"
+
+    def disarm(self) -> int:
+        """Stop the swapper (it leaves ``race`` a folder); the number of exchanges it made."""
+        if self.swapper is None:
+            return 0
+        self.swapper.terminate()
+        out, _ = self.swapper.communicate(timeout=30)
+        return int(out.strip() or 0)
+
+
+# The requests a NAS user would aim through the swapped folder (the defects of issue 6, hostile user 1).
+AIMED = [
+    ("f.txt", "race/x"),
+    ("folder", "race/folder"),
+    ("lnk", "race/lnk"),
+    ("f.txt", "race/manifest.json"),
+    ("folder", "race/sub/folder"),
+]
+CLEAR_REFUSALS = {"invalid_path", "not_found"}
+
+
+def racing(started: float, outcomes: dict[str, int]) -> bool:
+    """Race for RACE_SECONDS, and on (up to RACE_SECONDS_MAX) until some extract got through: on a busy
+    machine a few seconds may hold no moment where both of an extract's lookups found the folder."""
+    elapsed = time.monotonic() - started
+    return elapsed < RACE_SECONDS or (elapsed < RACE_SECONDS_MAX and not outcomes.get("succeeded"))
+
+
+def assert_volume_holds_only_what_was_aimed(volume: str) -> None:
+    """Whatever succeeded landed in the real ``race`` folder; nothing of snapkeep's is left in the volume."""
+    assert debris(volume) == []
+    assert sorted(os.listdir(volume)) == ["f.txt", "folder", "l0", "l1", "l2", "lnk", "race"]
+    assert set(os.listdir(os.path.join(volume, "race"))) <= {"sub", "x", "folder", "lnk", "manifest.json"}
+
+
+@pytest.fixture(params=["openat2", "step-by-step"])
+def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run with openat2 (the kernel's RESOLVE_BENEATH), and again with the O_NOFOLLOW walk kept for kernels
+    without it."""
+    if request.param == "step-by-step":
+        monkeypatch.setattr(beneath, "HAVE_OPENAT2", False)
+    return str(request.param)
+
+
+def test_swapping_folders_for_symlinks_never_reaches_outside(services: Services, fs: Mounted, resolver: str) -> None:
+    vol = services.volumes.create(f"race-{resolver}", 1 << 30)
+    other = services.volumes.create(f"race-other-{resolver}", 1 << 30)
+    fill_source(vol.path)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    manifest = services.snapshots.manifest(snap.id)
+    arena = Arena(vol.path, [])
+    arena.arm(fs, other.path, services.pool.snapshot_dir(snap.id))
+    before = {victim: fingerprint(victim) for victim in arena.victims}
+    outcomes: dict[str, int] = {}
+    try:
+        started = time.monotonic()
+        while racing(started, outcomes):
+            for path, to_path in AIMED:
+                try:
+                    services.files.extract(snap.id, path, to_path=to_path)
+                    outcomes["succeeded"] = outcomes.get("succeeded", 0) + 1
+                except SnapkeepError as exc:
+                    assert exc.code in CLEAR_REFUSALS, exc
+                    outcomes[exc.code] = outcomes.get(exc.code, 0) + 1
+            assert {e.name for e in services.files.browse(snap.id, "folder")} == {"one.txt", "deep"}
+    finally:
+        swaps = arena.disarm()
+    print(f"{swaps} exchanges; outcomes {outcomes}")
+    assert swaps > 100, "the swapper did not run"
+    assert outcomes.get("succeeded", 0) > 0, outcomes
+    assert {victim: fingerprint(victim) for victim in arena.victims} == before
+    assert services.snapshots.manifest(snap.id) == manifest
+    assert_volume_holds_only_what_was_aimed(vol.path)
+    for victim in arena.victims:
+        assert debris(victim) == []
+
+
+def test_swapping_race_over_http(server: Server, fs: Mounted) -> None:
+    api = server.client()
+    suffix = os.urandom(4).hex()
+    vol = api.post("/api/v1/volumes", json={"name": f"http-race-{suffix}", "size_limit": "1G"}).json()
+    other = api.post("/api/v1/volumes", json={"name": f"http-race-other-{suffix}", "size_limit": "1G"}).json()
+    fill_source(vol["path"])
+    taken = api.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": vol["id"], "name": "s"}).json()
+    snap_id = taken["result"]["snapshot"]["id"]
+    arena = Arena(vol["path"], [])
+    arena.arm(fs, other["path"], os.path.join(server.pool_dir, "snapshots", snap_id))
+    before = {victim: fingerprint(victim) for victim in arena.victims}
+    outcomes: dict[str, int] = {}
+    try:
+        started = time.monotonic()
+        while racing(started, outcomes):
+            for path, to_path in AIMED:
+                answer = api.post(
+                    f"/api/v1/snapshots/{snap_id}/extract", params={"wait": 30}, json={"path": path, "to_path": to_path}
+                )
+                if answer.status_code == 202:
+                    job = answer.json()
+                    assert job["status"] in ("succeeded", "failed"), job
+                    code = "succeeded" if job["status"] == "succeeded" else job["error"]["code"]
+                else:
+                    code = answer.json()["error"]["code"]
+                    assert answer.status_code in (404, 422), answer.text
+                assert code in {"succeeded"} | CLEAR_REFUSALS, answer.text
+                outcomes[code] = outcomes.get(code, 0) + 1
+            listing = api.get(f"/api/v1/snapshots/{snap_id}/files", params={"path": "folder"})
+            assert listing.status_code == 200, listing.text
+    finally:
+        swaps = arena.disarm()
+        api.close()
+    print(f"{swaps} exchanges; outcomes {outcomes}")
+    assert swaps > 100 and outcomes.get("succeeded", 0) > 0, (swaps, outcomes)
+    assert {victim: fingerprint(victim) for victim in arena.victims} == before
+    assert_volume_holds_only_what_was_aimed(vol["path"])
+
+
+def in_thread(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Run ``fn`` in a thread and fail (instead of hanging the suite) if it blocks, e.g. opening a FIFO."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        pytest.fail(f"{fn} blocked for {timeout} s: did it open a special file?")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def make_specials(folder: str) -> None:
+    os.makedirs(folder)
+    os.mkfifo(os.path.join(folder, "fifo"))
+    os.mknod(os.path.join(folder, "sock"), stat.S_IFSOCK | 0o600)
+    os.mknod(os.path.join(folder, "null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mknod(os.path.join(folder, "disk"), stat.S_IFBLK | 0o660, os.makedev(7, 250))
+    write(os.path.join(folder, "plain.txt"), b"plain\n")
+
+
+def test_special_files_are_listed_never_opened_and_not_extracted(services: Services) -> None:
+    vol = services.volumes.create("specials", 1 << 30)
+    make_specials(os.path.join(vol.path, "dev"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+
+    kinds = {e.name: e.type for e in in_thread(lambda: services.files.browse(snap.id, "dev"))}
+    assert kinds == {
+        "fifo": "fifo",
+        "sock": "socket",
+        "null": "char-device",
+        "disk": "block-device",
+        "plain.txt": "file",
+    }
+    [fifo] = in_thread(lambda: services.files.browse(snap.id, "dev/fifo"))
+    assert fifo.type == "fifo" and fifo.size == 0
+
+    before = tree_signature(vol.path)
+    for special in ("fifo", "sock", "null", "disk"):
+        with pytest.raises(InvalidInput, match="special"):
+            in_thread(lambda special=special: services.files.extract(snap.id, f"dev/{special}", to_path="copy"))
+    assert tree_signature(vol.path) == before
+
+    result = in_thread(lambda: services.files.extract(snap.id, "dev", to_path="dev-copy"))
+    assert result["skipped_special"] == 4
+    assert os.listdir(os.path.join(vol.path, "dev-copy")) == ["plain.txt"]
+
+
+NOT_UTF8 = b"\xff\xfe.txt"
+
+
+def test_names_that_are_not_utf8_browse_and_extract_back_to_the_same_bytes(server: Server) -> None:
+    api = server.client()
+    vol = api.post("/api/v1/volumes", json={"name": f"bytes-{os.urandom(4).hex()}", "size_limit": "1G"}).json()
+    root = os.fsencode(vol["path"])
+    os.makedirs(os.path.join(root, b"dir-\xe9"))
+    write(os.fsdecode(os.path.join(root, b"dir-\xe9", NOT_UTF8)), b"latin-1 share\n")
+    os.symlink(NOT_UTF8, os.path.join(root, b"dir-\xe9", b"link"))
+    write(os.fsdecode(os.path.join(root, "plain-é.txt".encode())), b"utf-8\n")
+    snap = api.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": vol["id"], "name": "s"}).json()
+    snap_id = snap["result"]["snapshot"]["id"]
+
+    top = api.get(f"/api/v1/snapshots/{snap_id}/files")
+    assert top.status_code == 200, top.text
+    by_name = {e["name"]: e for e in top.json()}
+    assert by_name["plain-é.txt"]["name_b64"] is None
+    folder = by_name["dir-\\xe9"]
+    assert base64.b64decode(folder["name_b64"]) == b"dir-\xe9" and folder["type"] == "dir"
+
+    inner = api.get(f"/api/v1/snapshots/{snap_id}/files", params={"path_b64": folder["name_b64"]})
+    assert inner.status_code == 200, inner.text
+    entries = {base64.b64decode(e["name_b64"] or base64.b64encode(e["name"].encode())): e for e in inner.json()}
+    assert entries[NOT_UTF8]["name"] == "\\xff\\xfe.txt" and entries[NOT_UTF8]["type"] == "file"
+    assert base64.b64decode(entries[b"link"]["target_b64"]) == NOT_UTF8
+    assert entries[b"link"]["target"] == "\\xff\\xfe.txt"
+
+    b64 = base64.b64encode(b"dir-\xe9/" + NOT_UTF8).decode()
+    to_b64 = base64.b64encode(b"copy-" + NOT_UTF8).decode()
+    job = api.post(
+        f"/api/v1/snapshots/{snap_id}/extract", params={"wait": 30}, json={"path_b64": b64, "to_path_b64": to_b64}
+    ).json()
+    assert job["status"] == "succeeded", job
+    with open(os.path.join(root, b"copy-" + NOT_UTF8), "rb") as f:
+        assert f.read() == b"latin-1 share\n"
+    folder_job = api.post(
+        f"/api/v1/snapshots/{snap_id}/extract",
+        params={"wait": 30},
+        json={"path_b64": folder["name_b64"], "to_path": "folder-copy"},
+    ).json()
+    assert folder_job["status"] == "succeeded", folder_job
+    assert sorted(os.listdir(os.path.join(root, b"folder-copy"))) == [b"link", NOT_UTF8]
+    assert os.readlink(os.path.join(root, b"folder-copy", b"link")) == NOT_UTF8
+
+    env = server.cli_env()
+    shown = subprocess.run(
+        [*CLI, "snapshot", "browse", snap_id, os.fsdecode(b"dir-\xe9")], env=env, capture_output=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert b"$'\\xff\\xfe.txt'" in shown.stdout and b"link -> $'\\xff\\xfe.txt'" in shown.stdout
+    extracted = subprocess.run(
+        [*CLI, "snapshot", "extract", snap_id, os.fsdecode(b"dir-\xe9/" + NOT_UTF8), "--to", os.fsdecode(b"cli-\xff")],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert extracted.returncode == 0, extracted.stderr
+    with open(os.path.join(root, b"cli-\xff"), "rb") as f:
+        assert f.read() == b"latin-1 share\n"
+    api.close()
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def set_status(server: Server, snap_id: str, status: str) -> None:
+    """Put a snapshot row in a state the service reaches only through a crash or a failure."""
+    with sqlite3.connect(os.path.join(server.data_dir, "catalog.db"), timeout=30) as db:
+        db.execute("UPDATE snapshots SET status = ? WHERE id = ?", (status, snap_id))
+
+
+def test_overlong_paths_and_snapshots_not_ready_are_clear_refusals(api: httpx.Client, server: Server) -> None:
+    vol = api.post("/api/v1/volumes", json={"name": f"limits-{os.urandom(4).hex()}", "size_limit": "1G"}).json()
+    write(os.path.join(vol["path"], "f.txt"), b"f\n")
+    snap_id = api.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": vol["id"], "name": "s"}).json()[
+        "result"
+    ]["snapshot"]["id"]
+    files, extract = f"/api/v1/snapshots/{snap_id}/files", f"/api/v1/snapshots/{snap_id}/extract"
+    long_name, long_path = "a" * 256, "/".join(["a" * 200] * 21)
+    bad: list[httpx.Response] = [
+        api.get(files, params={"path": long_name}),
+        api.get(files, params={"path": long_path}),
+        api.get(files, params={"path_b64": "not base64!"}),
+        api.get(files, params={"path": "f.txt", "path_b64": base64.b64encode(b"f.txt").decode()}),
+        api.post(extract, json={"path": "f.txt", "to_path": long_name}),
+        api.post(extract, json={"path": "f.txt", "to_path": long_path}),
+        api.post(extract, json={"path": long_name}),
+        api.post(extract, json={"path_b64": base64.b64encode(b"a\0b").decode()}),
+    ]
+    for answer in bad:
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_path", answer.text
+    assert os.listdir(vol["path"]) == ["f.txt"]
+
+    for status in ("failed", "creating", "deleting"):
+        set_status(server, snap_id, status)
+        for answer in (api.get(files), api.post(extract, json={"path": "f.txt", "to_path": "g.txt"})):
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["error"]["code"] == "snapshot_not_ready", answer.text
+    set_status(server, snap_id, "ready")
+    assert api.get(files).status_code == 200
+
+
+def test_snapshot_not_ready_in_the_service(services: Services) -> None:
+    from snapkeep.catalog import repo
+
+    vol = services.volumes.create("not-ready", 1 << 30)
+    write(os.path.join(vol.path, "f.txt"), b"f\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    with services.db.transaction() as s:
+        repo.get_snapshot_row(s, snap.id).status = SnapshotStatus.FAILED
+    with pytest.raises(SnapshotNotReady):
+        services.files.browse(snap.id)
+    with pytest.raises(SnapshotNotReady):
+        services.files.extract(snap.id, "f.txt", to_path="g.txt")
+    with pytest.raises(InvalidPath):
+        services.files.extract(snap.id, "f.txt", to_path="x" * 256)
+
+
+def test_host_paths_are_shown_to_system_admins_only(api: httpx.Client, server: Server) -> None:
+    name = f"paths-{os.urandom(4).hex()}"
+    created = api.post("/api/v1/volumes", json={"name": name, "size_limit": "1G"}).json()
+    assert created["path"].startswith(server.pool_dir)
+    tokens = Tokens(Database(make_engine(Settings(data_dir=server.data_dir).catalog_url)), utcnow)
+    for role in (Role.OPERATOR, Role.VIEWER):
+        secret = tokens.create(f"{role}-{name}", role)
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}) as other:
+            one = other.get(f"/api/v1/volumes/{name}").json()
+            listed = [v for v in other.get("/api/v1/volumes").json() if v["name"] == name]
+            assert one["path"] is None and listed[0]["path"] is None, role
+            assert server.pool_dir not in json.dumps(other.get("/api/v1/volumes").json())
+
+
+def test_fallback_walk_refuses_symlinks_and_special_components(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The O_NOFOLLOW walk answers like openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS."""
+    root = make_traversable_tmp("snapkeep-beneath-")
+    os.makedirs(os.path.join(root, "a", "b"))
+    os.symlink("/etc", os.path.join(root, "a", "etc"))
+    os.mkfifo(os.path.join(root, "a", "fifo"))
+    for have_openat2 in (True, False):
+        monkeypatch.setattr(beneath, "HAVE_OPENAT2", have_openat2)
+        root_fd = beneath.open_root(root)
+        try:
+            fd = beneath.open_dir(root_fd, [b"a", b"b"])
+            os.close(fd)
+            for parts in ([b"a", b"etc"], [b"a", b"fifo"], [b"a", b"missing"], [b"a", b"..", b".."], [b"a/../.."]):
+                with pytest.raises(OSError):
+                    in_thread(lambda fd=root_fd, parts=parts: beneath.open_dir(fd, parts), timeout=10)
+        finally:
+            os.close(root_fd)
+    shutil.rmtree(root)
+
+
+def make_sparse(path: str) -> bytes:
+    """A 64 MiB file holding 2 small data ranges; returns its content."""
+    with open(path, "wb") as f:
+        f.seek(8 << 20)
+        f.write(b"middle" * 1000)
+        f.seek((64 << 20) - 3)
+        f.write(b"end")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def assert_same_sparse(path: str, content: bytes) -> None:
+    with open(path, "rb") as f:
+        assert f.read() == content
+    assert os.lstat(path).st_blocks * 512 < 1 << 20, "the holes were filled"
+
+
+def test_content_is_copied_where_it_cannot_be_cloned(fs: Mounted, tmp_path: Any) -> None:
+    """A snapshot on another filesystem than its volume (FICLONE and copy_file_range answer EXDEV) is copied
+    range by range, holes kept."""
+    from snapkeep.storage.fdcopy import copy_data
+
+    src = os.path.join(fs.new_dir("cross"), "sparse.img")
+    content = make_sparse(src)
+    dst = str(tmp_path / "copy.img")  # on the host's own filesystem, not the pool's
+    src_fd = os.open(src, os.O_RDONLY)
+    dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        copy_data(src_fd, dst_fd, len(content), clone=True)
+    finally:
+        os.close(src_fd)
+        os.close(dst_fd)
+    assert_same_sparse(dst, content)
+
+
+def test_extract_in_the_slow_copying_mode(tmp_path: Any) -> None:
+    """A pool on a filesystem without clones (ext4), accepted in the labelled slow mode: extract copies."""
+    from snapkeep.storage.pool import Pool
+    from tests.conftest import build_services
+
+    pool = Pool.open(make_traversable_tmp("snapkeep-slow-"), allow_slow_copy=True)
+    services = build_services(str(tmp_path / "data"), pool)
+    try:
+        assert pool.driver.slow
+        vol = services.volumes.create("slow", 1 << 30)
+        content = make_sparse(os.path.join(vol.path, "sparse.img"))
+        write(os.path.join(vol.path, "folder", "a.txt"), b"a\n")
+        snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+        write(os.path.join(vol.path, "sparse.img"), b"overwritten")
+        services.files.extract(snap.id, "sparse.img")
+        services.files.extract(snap.id, "folder", to_path="folder-copy")
+        assert_same_sparse(os.path.join(vol.path, "sparse.img"), content)
+        with open(os.path.join(vol.path, "folder-copy", "a.txt"), "rb") as f:
+            assert f.read() == b"a\n"
+    finally:
+        services.close()
+        shutil.rmtree(pool.root)
+
+
+def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None:
+    """Content, holes, modes, owners, times, xattrs, symlinks (not followed) and hard links inside the folder."""
+    vol = services.volumes.create("keeps", 1 << 30)
+    make_rich_tree(os.path.join(vol.path, "top"))
+    expected = tree_signature(os.path.join(vol.path, "top"))
+    del expected["dir/fifo"]  # special files are skipped
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    assert services.files.extract(snap.id, "top", to_path="top-copy")["skipped_special"] == 1
+    assert tree_signature(os.path.join(vol.path, "top-copy")) == expected
+    copy = os.path.join(vol.path, "top-copy")
+    assert (
+        os.stat(os.path.join(copy, "big.bin")).st_ino == os.stat(os.path.join(copy, "dir/sub/big-hardlink.bin")).st_ino
+    )
+
+
+def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault switch: removing the replaced folder fails (say, users keep filling it). The restore stands,
+    the private folder and its intent stay, and the reconciler's pass removes both."""
+    from snapkeep.services.files import clear_interrupted_extracts
+    from snapkeep.storage import filerestore
+
+    vol = services.volumes.create("unfreed", 1 << 30)
+    write(os.path.join(vol.path, "folder", "a.txt"), b"snapshot\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    write(os.path.join(vol.path, "folder", "a.txt"), b"changed\n")
+
+    def busy(_dir_fd: int, _name: bytes) -> None:
+        raise OSError(16, "busy")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(filerestore, "remove_at", busy)
+        services.files.extract(snap.id, "folder")
+    with open(os.path.join(vol.path, "folder", "a.txt"), "rb") as f:
+        assert f.read() == b"snapshot\n"
+    assert len(debris(vol.path)) == 1
+    assert len(clear_interrupted_extracts(services.pool, services.settings.run_dir)) == 1
+    assert debris(vol.path) == [] and sorted(os.listdir(vol.path)) == ["folder"]
