@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import PurePosixPath
 
 from snapkeep.catalog.db import Database
@@ -78,17 +79,21 @@ class Files:
         self._volumes = volumes
         self._snapshots = snapshots
 
-    def _snapshot_root(self, snap_id: str) -> str:
+    def _snapshot_root(self, snap_id: str) -> AbstractContextManager[str]:
         """The file tree of a volume snapshot (VM disk images are not handed out as files)."""
         self._snapshots.get(snap_id)
         source = self._snapshots.manifest(snap_id).objects[0]
         if source.type != "volume":
             raise InvalidInput(f"snapshot {snap_id} is of a {source.type}; only volume snapshots can be browsed")
-        return self._pool.snapshot_data_path(snap_id, source.datasets[0])
+        return self._pool.snapshot_tree(snap_id, source.datasets[0])
 
     def browse(self, snap_id: str, path: str = "") -> list[FileEntry]:
         """The entries of a directory in the snapshot (or the one entry a file path names)."""
-        target = resolve_beneath(self._snapshot_root(snap_id), path)
+        with self._snapshot_root(snap_id) as root:
+            return self._browse(root, path)
+
+    def _browse(self, root: str, path: str) -> list[FileEntry]:
+        target = resolve_beneath(root, path)
         if not os.path.lexists(target):
             raise NotFound(f"{path!r} does not exist in the snapshot", path=path)
         if not stat.S_ISDIR(os.lstat(target).st_mode):
@@ -104,9 +109,15 @@ class Files:
 
         Raises before anything is written, so the API refuses bad requests synchronously.
         """
+        with self._snapshot_root(snap_id) as root:
+            return self._check_extract(root, snap_id, path, to_volume, to_path)
+
+    def _check_extract(
+        self, root: str, snap_id: str, path: str, to_volume: str | None, to_path: str | None
+    ) -> tuple[str, str, str, str]:
         if not safe_parts(path):
             raise InvalidPath("name a file or folder to extract, not the whole snapshot (restore it instead)")
-        source = resolve_beneath(self._snapshot_root(snap_id), path)
+        source = resolve_beneath(root, path)
         if not os.path.lexists(source):
             raise NotFound(f"{path!r} does not exist in the snapshot", path=path)
         volume = self._volumes.get(to_volume or self._snapshots.manifest(snap_id).objects[0].id)
@@ -129,9 +140,10 @@ class Files:
     ) -> dict[str, str]:
         """Copy ``path`` from the snapshot to ``to_path`` in ``to_volume`` (default: its own place in the
         snapshot's volume), replacing what is there atomically."""
-        source, dest, volume_name, dest_rel = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
-        staged = os.path.join(os.path.dirname(dest), f".snapkeep-restore-{uuid.uuid4().hex}")
-        self._pool.copy_tree(source, staged)
+        with self._snapshot_root(snap_id) as root:
+            source, dest, volume_name, dest_rel = self._check_extract(root, snap_id, path, to_volume, to_path)
+            staged = os.path.join(os.path.dirname(dest), f".snapkeep-restore-{uuid.uuid4().hex}")
+            self._pool.copy_tree(source, staged)
         self._pool.put_in_place(staged, dest)
         with self._db.transaction() as s:
             self._audit.done(s, actor, "snapshot.extract", f"volume:{volume_name}/{dest_rel}", f"from {snap_id}:{path}")

@@ -66,6 +66,7 @@ class Restores:
                 row.description = str(source.config["description"])
                 row.size_limit = int(source.config["size_limit"])
                 row.settings = dict(source.config["settings"])
+            self._pool.set_size_limit(row.dataset, row.size_limit)  # the data came with the old limit's reserve
             self._audit.done(s, actor, "volume.restore", f"volume:{volume.name}", f"from {snap.name} ({mode})")
         return {"volume_id": volume.id, "pre_restore_snapshot_id": safety.id if safety else None}
 

@@ -80,6 +80,7 @@ class Volumes:
         dataset = f"volume-{volume_id}"
         make_data(dataset)
         try:
+            self._pool.set_size_limit(dataset, size_limit)
             with self._db.transaction() as s:
                 self.check_free_name(s, name, None)
                 row = VolumeRow(
@@ -135,6 +136,7 @@ class Volumes:
             if description is not None:
                 row.description = description
             if size_limit is not None:
+                self._pool.set_size_limit(row.dataset, size_limit)
                 row.size_limit = size_limit
             if settings is not None:
                 row.settings = {**row.settings, **settings}

@@ -10,6 +10,9 @@ Contract of every driver (the conformance tests in ``tests/integration/test_pool
 - ``set_size_limit(path, limit)`` makes writes into dataset ``path`` fail (ENOSPC/EDQUOT) past ``limit``
   bytes; works on a live dataset. A driver that cannot enforce limits says so with
   ``limits_enforced = False`` and accepts the call as a no-op.
+- ``volume_images``: volumes on this driver are XFS filesystems in image files (``storage/images.py``),
+  which the pool creates, mounts, freezes and clones itself; the methods above then see only the
+  directories of VM datasets (and of volumes made before images, which keep working as directories).
 
 They raise ``OSError`` as the kernel reports it; :class:`snapkeep.storage.pool.Pool` translates.
 """
@@ -21,13 +24,14 @@ from typing import ClassVar, Protocol
 
 import btrfsutil
 
-from snapkeep.storage import tree
+from snapkeep.storage import images, tree
 
 
 class Driver(Protocol):
     name: ClassVar[str]
     slow: ClassVar[bool]
     limits_enforced: ClassVar[bool]
+    volume_images: ClassVar[bool]
 
     def make_dataset(self, path: str) -> None: ...
     def remove_dataset(self, path: str) -> None: ...
@@ -42,6 +46,7 @@ class BtrfsDriver:
     name: ClassVar[str] = "btrfs"
     slow: ClassVar[bool] = False
     limits_enforced: ClassVar[bool] = False  # not yet: quota groups come with the hardening issue
+    volume_images: ClassVar[bool] = False
 
     def make_dataset(self, path: str) -> None:
         btrfsutil.create_subvolume(path)
@@ -65,11 +70,13 @@ class BtrfsDriver:
 
 
 class ReflinkDriver:
-    """A plain directory per dataset; copies clone every file by reflink (XFS with ``reflink=1``)."""
+    """Volumes are image files (see ``volume_images``); VM datasets are plain directories whose copies clone
+    every file by reflink (XFS with ``reflink=1``)."""
 
     name: ClassVar[str] = "xfs-reflink"
     slow: ClassVar[bool] = False
-    limits_enforced: ClassVar[bool] = False
+    limits_enforced: ClassVar[bool] = True  # on image volumes; a directory volume made before them is not
+    volume_images: ClassVar[bool] = True
 
     def make_dataset(self, path: str) -> None:
         os.mkdir(path, 0o755)
@@ -84,7 +91,9 @@ class ReflinkDriver:
         tree.clone_tree(src, dst)
 
     def set_size_limit(self, path: str, limit: int) -> None:
-        """Not enforced on a plain directory (``limits_enforced`` is False)."""
+        """Enforced on an image volume; not on a directory (a VM's, or a volume made before images)."""
+        if images.is_image(images.image_of(path)):
+            images.set_limit(path, limit)
 
 
 class CopyDriver(ReflinkDriver):
@@ -92,6 +101,8 @@ class CopyDriver(ReflinkDriver):
 
     name: ClassVar[str] = "copy (slow)"
     slow: ClassVar[bool] = True
+    limits_enforced: ClassVar[bool] = False
+    volume_images: ClassVar[bool] = False
 
     def frozen_copy(self, src: str, dst: str) -> None:
         tree.clone_tree(src, dst, tree.copy_bytes)

@@ -73,3 +73,35 @@ def extents(fd: int) -> Iterator[tuple[int, int]]:
             if flags & FIEMAP_EXTENT_LAST:
                 return
         start = last_end
+
+
+# --- filesystem freeze and the immutable flag (image volumes, storage/images.py) ---
+FIFREEZE = 0xC0045877
+FITHAW = 0xC0045878
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FS_IMMUTABLE_FL = 0x10
+
+
+def freeze(fd: int) -> None:
+    """Block every write to the filesystem ``fd`` is on (``FIFREEZE``), after flushing it."""
+    fcntl.ioctl(fd, FIFREEZE, 0)
+
+
+def thaw(fd: int) -> None:
+    """Undo :func:`freeze` (``FITHAW``); EINVAL if the filesystem was not frozen."""
+    fcntl.ioctl(fd, FITHAW, 0)
+
+
+def set_immutable(path: str, on: bool) -> None:
+    """Set or clear ``FS_IMMUTABLE_FL`` (``chattr +i``): nothing can write, rename or delete the inode."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        buf = bytearray(struct.pack("=i", 0))
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
+        flags = struct.unpack("=i", buf)[0]
+        wanted = flags | FS_IMMUTABLE_FL if on else flags & ~FS_IMMUTABLE_FL
+        if wanted != flags:
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("=i", wanted))
+    finally:
+        os.close(fd)

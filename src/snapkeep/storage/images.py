@@ -1,0 +1,236 @@
+"""Volumes on XFS pools: each one its own XFS filesystem in a sparse image file, loop-mounted where its
+files live, so that a snapshot is one freeze and one clone of one file, whatever the number of files.
+
+The image of a volume whose files are at ``<tree>`` is ``<tree>.xfs`` beside it (``image_of``). Only
+snapkeep writes in the directory holding both, so a NAS user cannot fake an image.
+
+- The live filesystem is mounted ``loop,nouuid,discard``: ``nouuid`` because every clone of an image
+  (snapshots, restores, volumes restored as new) has the same XFS UUID; ``discard`` so that deleting files
+  in the volume frees their blocks in the pool.
+- The mountpoint directory is immutable (``chattr +i``), so nothing is written into the pool through it
+  while no filesystem covers it (before start-up mounts it, during a restore's swap).
+- A frozen filesystem's image is clean once its log is quiesced: a clone of it mounts read-only with
+  ``ro,nouuid,norecovery`` (``ro`` alone refuses, as the log still asks for a replay that finds nothing).
+- The size limit is a *reserve* file (``.snapkeep/reserve`` at the volume's root, fallocated, so it holds
+  blocks of the volume's filesystem but none of the pool's, and immutable, so no user can remove it): the
+  filesystem's capacity minus the reserve is the limit. This kernel has no XFS quota support
+  (``CONFIG_XFS_QUOTA`` unset), so project quotas are not an option; a filesystem can grow but not shrink,
+  so lowering a limit needs the reserve anyway. Raising a limit past the capacity grows the image
+  (truncate, ``losetup -c``, ``xfs_growfs``).
+
+Every command goes through :func:`snapkeep.storage.loopfs.run`; they raise ``OSError`` or ``PoolError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+
+from snapkeep.errors import InvalidInput, PoolError
+from snapkeep.storage.linux import freeze, set_immutable, thaw
+from snapkeep.storage.loopfs import run
+
+SUFFIX = ".xfs"
+NOMINAL_SIZE = 1 << 40  # sparse; XFS sizes its allocation groups from it, so growing stays rare
+LOG_SIZE = "64m"  # mkfs.xfs 6.1's minimum; the only part of an empty image that takes pool space
+RESERVE_DIR = ".snapkeep"
+RESERVE = "reserve"
+GROW_STEP = 1 << 38
+
+
+def image_of(tree: str) -> str:
+    return tree + SUFFIX
+
+
+def is_image(path: str) -> bool:
+    """True if ``path`` is a regular file (never follows a symlink)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def make(image: str, size: int = NOMINAL_SIZE) -> None:
+    """A new sparse image holding an empty XFS filesystem with reflink (the root directory mode 0755)."""
+    with open(image, "xb") as f:
+        f.truncate(size)
+    run(["mkfs.xfs", "-q", "-m", "reflink=1", "-l", f"size={LOG_SIZE}", "--", image])
+
+
+def mount(image: str, mountpoint: str, *, readonly: bool = False) -> None:
+    """Loop-mount ``image`` (autoclear: the loop device goes with the unmount)."""
+    options = "loop,ro,nouuid,norecovery" if readonly else "loop,nouuid,discard"
+    run(["mount", "-t", "xfs", "-o", options, "--", image, mountpoint])
+
+
+def unmount(mountpoint: str) -> None:
+    """Unmount; if something still uses the filesystem (an open file), detach it lazily instead."""
+    try:
+        run(["umount", "--", mountpoint])
+    except PoolError:
+        run(["umount", "--lazy", "--", mountpoint])
+
+
+def move(source: str, target: str) -> None:
+    run(["mount", "--move", "--", source, target])
+
+
+def ensure_mountpoint(tree: str) -> None:
+    """The directory a volume is mounted on, immutable while nothing covers it."""
+    if not os.path.lexists(tree):
+        os.mkdir(tree, 0o755)
+    if not os.path.ismount(tree):
+        set_immutable(tree, True)
+
+
+def remove_mountpoint(tree: str) -> None:
+    if os.path.lexists(tree):
+        set_immutable(tree, False)
+        os.rmdir(tree)
+
+
+def mounts_beneath(path: str) -> list[str]:
+    """Mountpoints at or under ``path``, deepest first (from ``/proc/self/mountinfo``)."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = _unescape(line.split()[4])
+            if (target + "/").startswith(prefix):
+                found.append(target)
+    return sorted(found, key=len, reverse=True)
+
+
+def _unescape(field: str) -> str:
+    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
+
+
+def _mount_device(mountpoint: str) -> str:
+    """The ``major:minor`` of the filesystem mounted at ``mountpoint``."""
+    real = os.path.realpath(mountpoint)
+    device = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if _unescape(fields[4]) == real:
+                device = fields[2]  # the last one listed is the one on top
+    if device is None:
+        raise OSError(errno.EINVAL, "not a mountpoint", mountpoint)
+    return device
+
+
+def backing_file(mountpoint: str) -> str | None:
+    """The file behind the loop device mounted at ``mountpoint`` (None if it is no loop device)."""
+    try:
+        with open(f"/sys/dev/block/{_mount_device(mountpoint)}/loop/backing_file") as f:
+            return f.read().rstrip("\n")
+    except FileNotFoundError:
+        return None
+
+
+def mounted_from(tree: str, image: str) -> bool:
+    """True if the filesystem mounted at ``tree`` is ``image`` (and not, say, the image a cut-short
+    restore swapped out)."""
+    if not os.path.ismount(tree):
+        return False
+    backing = backing_file(tree)
+    try:
+        return backing is not None and os.path.samefile(backing, image)
+    except FileNotFoundError:
+        return False
+
+
+def _open_root(tree: str) -> int:
+    """The root directory of the volume's own filesystem; refuses a tree that is not a mountpoint, so that
+    a freeze or a reserve never lands on the pool's filesystem."""
+    fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    parent = os.stat(os.path.dirname(tree))
+    if os.fstat(fd).st_dev == parent.st_dev:
+        os.close(fd)
+        raise OSError(errno.EINVAL, "the volume's filesystem is not mounted", tree)
+    return fd
+
+
+def freeze_tree(tree: str) -> None:
+    fd = _open_root(tree)
+    try:
+        freeze(fd)
+    finally:
+        os.close(fd)
+
+
+def thaw_tree(tree: str) -> bool:
+    """Thaw; False if it was not frozen."""
+    fd = _open_root(tree)
+    try:
+        thaw(fd)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return False
+        raise
+    finally:
+        os.close(fd)
+    return True
+
+
+@contextlib.contextmanager
+def _reserve(tree: str) -> Iterator[int]:
+    """The open reserve file, its immutable flags lifted for the duration (never follows a symlink)."""
+    root = _open_root(tree)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(RESERVE_DIR, 0o700, dir_fd=root)
+        holder = os.open(RESERVE_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root)
+        try:
+            if os.fstat(holder).st_uid != 0:
+                raise PoolError(f"{tree}/{RESERVE_DIR} is not snapkeep's (not owned by root)")
+            holder_path = f"/proc/self/fd/{holder}"
+            set_immutable(holder_path, False)
+            reserve = os.open(RESERVE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=holder)
+            try:
+                set_immutable(f"/proc/self/fd/{reserve}", False)
+                yield reserve
+            finally:
+                set_immutable(f"/proc/self/fd/{reserve}", True)
+                os.close(reserve)
+                set_immutable(holder_path, True)
+        finally:
+            os.close(holder)
+    finally:
+        os.close(root)
+
+
+def set_limit(tree: str, limit: int) -> None:
+    """Make writes into the volume at ``tree`` fail with ENOSPC once it holds ``limit`` bytes."""
+    with _reserve(tree) as reserve:
+        held = os.fstat(reserve).st_blocks * 512
+        st = os.statvfs(tree)
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize - held
+        capacity = st.f_bavail * st.f_frsize + held + used
+        if limit < used:
+            raise InvalidInput(
+                f"the volume holds {used} bytes; a size limit of {limit} bytes is below that", used=used, limit=limit
+            )
+        if limit > capacity:
+            _grow(tree, limit - capacity)
+            st = os.statvfs(tree)
+            capacity = st.f_bavail * st.f_frsize + held + used
+        wanted = capacity - limit
+        if wanted < held:
+            os.ftruncate(reserve, wanted)
+        if wanted > 0:
+            os.posix_fallocate(reserve, 0, wanted)
+
+
+def _grow(tree: str, missing: int) -> None:
+    """Grow the image and its filesystem by at least ``missing`` bytes, while it is mounted."""
+    image = image_of(tree)
+    size = os.stat(image).st_size + -(-(missing + (1 << 30)) // GROW_STEP) * GROW_STEP
+    os.truncate(image, size)
+    with open(f"/sys/dev/block/{_mount_device(tree)}/uevent") as f:
+        device = next(line.split("=", 1)[1].strip() for line in f if line.startswith("DEVNAME="))
+    run(["losetup", "--set-capacity", "--", f"/dev/{device}"])
+    run(["xfs_growfs", "-d", "--", tree])
