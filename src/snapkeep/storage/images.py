@@ -11,8 +11,9 @@ snapkeep writes in the directory holding both, so a NAS user cannot fake an imag
   while no filesystem covers it (before start-up mounts it, during a restore's swap).
 - A frozen filesystem's image is clean once its log is quiesced: a clone of it mounts read-only with
   ``ro,nouuid,norecovery`` (``ro`` alone refuses, as the log still asks for a replay that finds nothing).
-- The size limit is a *reserve* file (``.snapkeep/reserve`` at the volume's root, fallocated, so it holds
-  blocks of the volume's filesystem but none of the pool's, and immutable, so no user can remove it): the
+- The size limit is a *reserve* file (``.snapkeep/reserve`` at the volume's root, root-only, allocated
+  past its end with ``fallocate(KEEP_SIZE)``: it holds blocks of the volume's filesystem but none of the
+  pool's, reads as empty, and is immutable, so no user can remove it): the
   filesystem's capacity minus the reserve is the limit. This kernel has no XFS quota support
   (``CONFIG_XFS_QUOTA`` unset), so project quotas are not an option; a filesystem can grow but not shrink,
   so lowering a limit needs the reserve anyway. Raising a limit past the capacity grows the image
@@ -30,7 +31,7 @@ import stat
 from collections.abc import Iterator
 
 from snapkeep.errors import InvalidInput, PoolError
-from snapkeep.storage.linux import freeze, set_immutable, thaw
+from snapkeep.storage.linux import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, fallocate, freeze, set_immutable, thaw
 from snapkeep.storage.loopfs import run
 
 SUFFIX = ".xfs"
@@ -176,53 +177,98 @@ def thaw_tree(tree: str) -> bool:
     return True
 
 
+BASELINE_XATTR = "trusted.snapkeep.baseline"  # on .snapkeep: what an empty filesystem counts as used
+END_XATTR = "trusted.snapkeep.reserved"  # on .snapkeep: the reserve is allocated over [0, this)
+
+
 @contextlib.contextmanager
-def _reserve(tree: str) -> Iterator[int]:
-    """The open reserve file, its immutable flags lifted for the duration (never follows a symlink)."""
+def _reserve(tree: str) -> Iterator[tuple[int, int]]:
+    """The open reserve file and its folder, immutable flags lifted for the duration; a new folder records
+    the baseline (the metadata reservations of an empty filesystem, ~0.7 %). Never follows a symlink."""
     root = _open_root(tree)
     try:
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(RESERVE_DIR, 0o700, dir_fd=root)
+            fresh = True
+        except FileExistsError:
+            fresh = False
         holder = os.open(RESERVE_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root)
         try:
             if os.fstat(holder).st_uid != 0:
                 raise PoolError(f"{tree}/{RESERVE_DIR} is not snapkeep's (not owned by root)")
-            holder_path = f"/proc/self/fd/{holder}"
-            set_immutable(holder_path, False)
-            reserve = os.open(RESERVE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=holder)
+            set_immutable(holder, False)
             try:
-                set_immutable(f"/proc/self/fd/{reserve}", False)
-                yield reserve
+                if fresh:
+                    os.setxattr(holder, BASELINE_XATTR, str(_used(tree)).encode())
+                    os.setxattr(holder, END_XATTR, b"0")
+                with _unlocked_reserve(holder) as reserve:
+                    yield reserve, holder
             finally:
-                set_immutable(f"/proc/self/fd/{reserve}", True)
-                os.close(reserve)
-                set_immutable(holder_path, True)
+                set_immutable(holder, True)
         finally:
             os.close(holder)
     finally:
         os.close(root)
 
 
+@contextlib.contextmanager
+def _unlocked_reserve(holder: int) -> Iterator[int]:
+    """The reserve open for writing (an immutable file opens read-only only: unlock it through that first)."""
+    locked = os.open(RESERVE, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=holder)
+    try:
+        set_immutable(locked, False)
+        try:
+            reserve = os.open(RESERVE, os.O_RDWR | os.O_NOFOLLOW, dir_fd=holder)
+            try:
+                if os.path.sameopenfile(reserve, locked):
+                    yield reserve
+                else:
+                    raise PoolError("the size-limit reserve changed while it was unlocked")
+            finally:
+                os.close(reserve)
+        finally:
+            set_immutable(locked, True)
+    finally:
+        os.close(locked)
+
+
+def _used(tree: str) -> int:
+    st = os.statvfs(tree)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
 def set_limit(tree: str, limit: int) -> None:
-    """Make writes into the volume at ``tree`` fail with ENOSPC once it holds ``limit`` bytes."""
-    with _reserve(tree) as reserve:
+    """Make writes into the volume at ``tree`` fail with ENOSPC once its users hold ``limit`` bytes.
+
+    Only the difference is allocated or freed (XFS reserves a whole range's blocks before it looks at what
+    is allocated, so re-allocating the reserve would fail on a full volume; freeing never needs space)."""
+    with _reserve(tree) as (reserve, holder):
+        baseline = int(os.getxattr(holder, BASELINE_XATTR))
+        end = int(os.getxattr(holder, END_XATTR))
         held = os.fstat(reserve).st_blocks * 512
-        st = os.statvfs(tree)
-        used = (st.f_blocks - st.f_bfree) * st.f_frsize - held
-        capacity = st.f_bavail * st.f_frsize + held + used
+        used = _used(tree) - held - baseline
         if limit < used:
             raise InvalidInput(
                 f"the volume holds {used} bytes; a size limit of {limit} bytes is below that", used=used, limit=limit
             )
+        capacity = _available(tree) + held + used
         if limit > capacity:
             _grow(tree, limit - capacity)
-            st = os.statvfs(tree)
-            capacity = st.f_bavail * st.f_frsize + held + used
-        wanted = capacity - limit
-        if wanted < held:
-            os.ftruncate(reserve, wanted)
-        if wanted > 0:
-            os.posix_fallocate(reserve, 0, wanted)
+            baseline = _used(tree) - held - used  # a bigger filesystem reserves more for itself
+            os.setxattr(holder, BASELINE_XATTR, str(baseline).encode())
+            capacity = _available(tree) + held + used
+        block = os.statvfs(tree).f_frsize
+        wanted = (capacity - limit) // block * block
+        if wanted < end:
+            fallocate(reserve, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, wanted, end - wanted)
+        elif wanted > end:
+            fallocate(reserve, FALLOC_FL_KEEP_SIZE, end, wanted - end)
+        os.setxattr(holder, END_XATTR, str(wanted).encode())
+
+
+def _available(tree: str) -> int:
+    st = os.statvfs(tree)
+    return st.f_bavail * st.f_frsize
 
 
 def _grow(tree: str, missing: int) -> None:

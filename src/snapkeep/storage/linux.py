@@ -22,6 +22,7 @@ _RENAME_EXCHANGE = 1 << 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 _libc.syncfs.argtypes = [ctypes.c_int]
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 
 
 def _check(result: int, *paths: str) -> None:
@@ -81,6 +82,8 @@ FITHAW = 0xC0045878
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
 FS_IMMUTABLE_FL = 0x10
+FALLOC_FL_KEEP_SIZE = 0x1
+FALLOC_FL_PUNCH_HOLE = 0x2
 
 
 def freeze(fd: int) -> None:
@@ -93,9 +96,10 @@ def thaw(fd: int) -> None:
     fcntl.ioctl(fd, FITHAW, 0)
 
 
-def set_immutable(path: str, on: bool) -> None:
-    """Set or clear ``FS_IMMUTABLE_FL`` (``chattr +i``): nothing can write, rename or delete the inode."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def set_immutable(target: str | int, on: bool) -> None:
+    """Set or clear ``FS_IMMUTABLE_FL`` (``chattr +i``) on a path (never followed) or an open descriptor:
+    nothing can then write, rename or delete the inode."""
+    fd = target if isinstance(target, int) else os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         buf = bytearray(struct.pack("=i", 0))
         fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
@@ -104,4 +108,10 @@ def set_immutable(path: str, on: bool) -> None:
         if wanted != flags:
             fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("=i", wanted))
     finally:
-        os.close(fd)
+        if not isinstance(target, int):
+            os.close(fd)
+
+
+def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    """``fallocate(2)`` with its mode flags (Python's ``posix_fallocate`` has none)."""
+    _check(_libc.fallocate(fd, mode, offset, length), f"/proc/self/fd/{fd}")
