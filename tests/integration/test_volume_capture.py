@@ -337,3 +337,41 @@ def test_restore_as_new_cut_short_leaves_nothing_under_datasets(services: Servic
     assert services.pool.list_staging() == ["clone-volume-cut-short"]
     report = services.reconcile()
     assert "clone-volume-cut-short" in report.staging_removed and services.pool.list_staging() == []
+
+
+def test_a_directory_volume_made_before_images_keeps_working(pool: Pool) -> None:
+    """XFS volumes made before images are plain directories: captured file by file as before, restored,
+    cloned and browsed; limits are not enforced on them (nothing migrates them behind the operator's back)."""
+    if not pool.driver.volume_images:
+        pytest.skip("only XFS pools had directory volumes")
+    legacy = "volume-legacy"
+    os.mkdir(pool.dataset_path(legacy), 0o755)
+    Path(pool.dataset_path(legacy), "f.txt").write_text("old layout\n")
+    assert not pool.is_image_volume(legacy)
+    assert pool.mount_volumes() == []
+    pool.set_size_limit(legacy, 1 << 20)  # accepted, not enforced
+    pool.capture("legacy-snap", [legacy])
+    pool.seal("legacy-snap", b"{}")
+    Path(pool.dataset_path(legacy), "f.txt").write_text("changed\n")
+    with pool.snapshot_tree("legacy-snap", legacy) as frozen:
+        assert Path(frozen, "f.txt").read_text() == "old layout\n"
+    pool.restore_dataset("legacy-snap", legacy, "op-legacy")
+    assert Path(pool.dataset_path(legacy), "f.txt").read_text() == "old layout\n"
+    copy = pool.clone_dataset("legacy-snap", legacy, "volume-legacy-copy")
+    assert Path(copy, "f.txt").read_text() == "old layout\n" and not pool.is_image_volume("volume-legacy-copy")
+    for dataset in (legacy, "volume-legacy-copy"):
+        pool.destroy_dataset(dataset)
+    pool.delete_snapshot("legacy-snap")
+    assert pool.list_datasets() == [] and pool.list_staging() == []
+
+
+def test_a_version_1_pool_is_upgraded_and_an_unknown_version_refused(pool: Pool) -> None:
+    import json
+
+    marker = os.path.join(pool.root, "snapkeep-pool.json")
+    Path(marker).write_text(json.dumps({"format_version": 1, "driver": pool.driver.name}))
+    Pool.open(pool.root)
+    assert json.loads(Path(marker).read_text())["format_version"] == 2
+    Path(marker).write_text(json.dumps({"format_version": 3, "driver": pool.driver.name}))
+    with pytest.raises(PoolError, match="format_version 3"):
+        Pool.open(pool.root)

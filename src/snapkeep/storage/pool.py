@@ -40,7 +40,7 @@ from snapkeep.storage.tree import clone_file
 
 DatasetKind = Literal["volume", "vm"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: XFS volumes are image files (<dataset>.xfs); a version-1 pool is upgraded on open
 POOL_FILE = "snapkeep-pool.json"
 MANIFEST = "manifest.json"
 
@@ -79,12 +79,15 @@ class Pool:
         if os.path.exists(marker):
             with open(marker) as f:
                 info = json.load(f)
-            if info.get("format_version") != FORMAT_VERSION:
+            if info.get("format_version") not in (1, FORMAT_VERSION):
                 raise PoolError(
                     f"pool at {self.root} has format_version {info.get('format_version')}; "
-                    f"this snapkeep reads version {FORMAT_VERSION} only"
+                    f"this snapkeep reads versions 1 and {FORMAT_VERSION} only"
                 )
-            return
+            if info["format_version"] == FORMAT_VERSION:
+                return
+            # version 1 is read as it is (its XFS volumes stay directories); the marker says 2 from now on,
+            # so that a snapkeep that knows no image volumes refuses the pool instead of misreading them
         write_durably(marker, json.dumps({"format_version": FORMAT_VERSION, "driver": self.driver.name}))
 
     # --- paths -------------------------------------------------------------------------------------
