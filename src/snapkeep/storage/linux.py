@@ -115,3 +115,32 @@ def set_immutable(target: str | int, on: bool) -> None:
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     """``fallocate(2)`` with its mode flags (Python's ``posix_fallocate`` has none)."""
     _check(_libc.fallocate(fd, mode, offset, length), f"/proc/self/fd/{fd}")
+
+
+FICLONERANGE = 0x4020940D
+FIEMAP_FLAG_SYNC = 0x1
+_CLONE_RANGE = struct.Struct("=qQQQ")
+
+
+def clone_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    """Make ``[offset, offset + length)`` of ``dst_fd`` share the same range of ``src_fd`` (``FICLONERANGE``)."""
+    fcntl.ioctl(dst_fd, FICLONERANGE, _CLONE_RANGE.pack(src_fd, offset, length, offset))
+
+
+def mapped_ranges(fd: int) -> Iterator[tuple[int, int, bool]]:
+    """``(start, end, shared)`` of each extent of an open file, after flushing it (``FIEMAP_FLAG_SYNC``)."""
+    start = 0
+    while True:
+        head = _FIEMAP_HEAD.pack(start, 0xFFFFFFFFFFFFFFFF - start, FIEMAP_FLAG_SYNC, 0, _EXTENTS_PER_CALL, 0)
+        buf = bytearray(head + b"\0" * (_FIEMAP_EXTENT.size * _EXTENTS_PER_CALL))
+        fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+        mapped = _FIEMAP_HEAD.unpack_from(buf)[3]
+        if mapped == 0:
+            return
+        for i in range(mapped):
+            fields = _FIEMAP_EXTENT.unpack_from(buf, _FIEMAP_HEAD.size + i * _FIEMAP_EXTENT.size)
+            logical, length, flags = fields[0], fields[2], fields[5]
+            yield logical, logical + length, bool(flags & FIEMAP_EXTENT_SHARED)
+            start = logical + length
+            if flags & FIEMAP_EXTENT_LAST:
+                return

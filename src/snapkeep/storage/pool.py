@@ -61,6 +61,7 @@ class Pool:
         self.root = root
         self.driver = driver
         self._frozen: set[str] = set()  # image volumes this process froze (see freeze)
+        self._early: dict[str, images.Ranges] = {}  # early clones (prepare_capture) and what they hold
 
     @classmethod
     def open(cls, root: str, allow_slow_copy: bool = False) -> Pool:
@@ -281,16 +282,33 @@ class Pool:
         return sorted({name.removesuffix(images.SUFFIX) for name in names})
 
     # --- snapshots ---------------------------------------------------------------------------------
+    def prepare_capture(self, snap_id: str, datasets: Sequence[str]) -> None:
+        """Before anything is held: clone each image volume's image early into ``staging/<snap_id>``, so
+        that :meth:`capture`, frozen, only catches up with what was written since (see ``images``)."""
+        data_dir = os.path.join(self.staging_dir(snap_id), "data")
+        with translated(f"preparing snapshot {snap_id}"):
+            os.makedirs(data_dir, mode=0o755, exist_ok=True)
+            for dataset in datasets:
+                if self.is_image_volume(dataset):
+                    early = os.path.join(data_dir, dataset + images.SUFFIX)
+                    clone_file(images.image_of(self.dataset_path(dataset)), early)
+                    self._early[early] = images.data_ranges(early)
+
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         """Freeze a copy of each dataset into ``staging/<snap_id>``: the step inside the quiesce window."""
         data_dir = os.path.join(self.staging_dir(snap_id), "data")
         with translated(f"capturing snapshot {snap_id}"):
-            os.makedirs(data_dir, mode=0o755)
+            os.makedirs(data_dir, mode=0o755, exist_ok=True)
             for dataset in datasets:
                 if self.is_image_volume(dataset):
+                    image = images.image_of(self.dataset_path(dataset))
+                    copy = os.path.join(data_dir, dataset + images.SUFFIX)
+                    early = self._early.pop(copy, None)
                     with self._held(dataset):
-                        image = images.image_of(self.dataset_path(dataset))
-                        clone_file(image, os.path.join(data_dir, dataset + images.SUFFIX))
+                        if early is None:
+                            clone_file(image, copy)
+                        else:
+                            images.catch_up(image, copy, early)
                 else:
                     self.driver.frozen_copy(self.dataset_path(dataset), os.path.join(data_dir, dataset))
 
@@ -305,6 +323,9 @@ class Pool:
 
     def discard(self, op_id: str) -> None:
         """Remove whatever an operation left in ``staging/<op_id>`` (idempotent)."""
+        prefix = os.path.join(self.staging_dir(op_id), "")
+        for early in [path for path in self._early if path.startswith(prefix)]:
+            del self._early[early]
         self._remove_holder(self.staging_dir(op_id), f"discarding {op_id}")
 
     def delete_snapshot(self, snap_id: str) -> None:
