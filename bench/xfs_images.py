@@ -106,8 +106,14 @@ def main() -> None:
                 clones.append(ms(lambda d=dst: clone_file(image, d)))
                 os.unlink(dst)
             print(f"clone of an image with {count} extents: {median(clones)}")
-            frag_takes = [ms(lambda r=r: svc.snapshots.take(TakeRequest(ref=frag.id, name=f"f{r}"))) for r in range(3)]
+            frag_takes, frag_windows = [], []
+            for r in range(3):
+                started = time.perf_counter()
+                snap = svc.snapshots.take(TakeRequest(ref=frag.id, name=f"f{r}"))
+                frag_takes.append((time.perf_counter() - started) * 1000)
+                frag_windows.append(snap.paused_window_ms or 0.0)
             print(f"take of that volume:         {median(frag_takes)}")
+            print(f"  frozen window:             {median(frag_windows)}")
 
             creates = [ms(lambda i=i: svc.volumes.create(f"many-{i}", 1 << 30)) for i in range(args.volumes)]
             print(f"volume create (mkfs, mount, limit): {median(creates)}")

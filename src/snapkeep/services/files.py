@@ -19,7 +19,7 @@ from snapkeep.model.types import FileEntry
 from snapkeep.services.audit import Audit
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
-from snapkeep.storage.pool import Pool
+from snapkeep.storage.pool import INTERNAL_NAMES, Pool
 
 
 def safe_parts(path: str) -> list[str]:
@@ -71,6 +71,13 @@ def _entry(path: str, name: str) -> FileEntry:
     )
 
 
+def _refuse_internal(path: str) -> None:
+    """snapkeep's own folder at a volume's root (its size-limit reserve) is not the users' data."""
+    parts = safe_parts(path)
+    if parts and parts[0] in INTERNAL_NAMES:
+        raise NotFound(f"{path!r} does not exist in the snapshot", path=path)
+
+
 class Files:
     def __init__(self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots) -> None:
         self._db = db
@@ -93,13 +100,14 @@ class Files:
             return self._browse(root, path)
 
     def _browse(self, root: str, path: str) -> list[FileEntry]:
+        _refuse_internal(path)
         target = resolve_beneath(root, path)
         if not os.path.lexists(target):
             raise NotFound(f"{path!r} does not exist in the snapshot", path=path)
         if not stat.S_ISDIR(os.lstat(target).st_mode):
             return [_entry(target, os.path.basename(target))]
         with os.scandir(target) as entries:
-            names = sorted(e.name for e in entries)
+            names = sorted(e.name for e in entries if not (target == root and e.name in INTERNAL_NAMES))
         return [_entry(os.path.join(target, name), name) for name in names]
 
     def check_extract(
@@ -117,6 +125,7 @@ class Files:
     ) -> tuple[str, str, str, str]:
         if not safe_parts(path):
             raise InvalidPath("name a file or folder to extract, not the whole snapshot (restore it instead)")
+        _refuse_internal(path)
         source = resolve_beneath(root, path)
         if not os.path.lexists(source):
             raise NotFound(f"{path!r} does not exist in the snapshot", path=path)

@@ -43,6 +43,7 @@ DatasetKind = Literal["volume", "vm"]
 FORMAT_VERSION = 2  # 2: XFS volumes are image files (<dataset>.xfs); a version-1 pool is upgraded on open
 POOL_FILE = "snapkeep-pool.json"
 MANIFEST = "manifest.json"
+INTERNAL_NAMES = frozenset({images.RESERVE_DIR})  # at a volume's root: snapkeep's, not the users' files
 
 
 @contextmanager
