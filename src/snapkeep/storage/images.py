@@ -325,7 +325,7 @@ def catch_up(live: str, early: str, early_ranges: Ranges) -> None:
                 now.append((start, end))
                 if not shared:
                     clone_range(src, dst, start, end - start)
-            for start, end in _minus(early_ranges, now):
+            for start, end in minus(early_ranges, now):
                 fallocate(dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, start, end - start)
         finally:
             os.close(dst)
@@ -333,7 +333,7 @@ def catch_up(live: str, early: str, early_ranges: Ranges) -> None:
         os.close(src)
 
 
-def _minus(a: Ranges, b: Ranges) -> Ranges:
+def minus(a: Ranges, b: Ranges) -> Ranges:
     """The parts of sorted ranges ``a`` not covered by sorted ranges ``b``."""
     out: Ranges = []
     j = 0
