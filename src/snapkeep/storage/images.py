@@ -34,7 +34,7 @@ import os
 import stat
 from collections.abc import Iterator
 
-from snapkeep.errors import InvalidInput, PoolError
+from snapkeep.errors import InvalidInput, PoolError, PoolFull
 from snapkeep.storage.linux import (
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
@@ -77,7 +77,12 @@ def make(image: str, size: int = NOMINAL_SIZE) -> None:
 def mount(image: str, mountpoint: str, *, readonly: bool = False) -> None:
     """Loop-mount ``image`` (autoclear: the loop device goes with the unmount)."""
     options = "loop,ro,nouuid,norecovery" if readonly else "loop,nouuid,discard"
-    run(["mount", "-t", "xfs", "-o", options, "--", image, mountpoint])
+    try:
+        run(["mount", "-t", "xfs", "-o", options, "--", image, mountpoint])
+    except PoolError as exc:
+        if "No space left" in exc.message:  # mounting writes (the log) into the image, so into the pool
+            raise PoolFull(f"mounting {os.path.basename(image)}: the pool is full") from exc
+        raise
 
 
 def unmount(mountpoint: str) -> None:
