@@ -406,3 +406,27 @@ def test_early_clone_caught_up_while_frozen_equals_the_volume(pool: Pool) -> Non
     assert not any(word in report for word in ("would", "bad ", "corrupt", "invalid")), report
     with pool.snapshot_tree("early", "volume-caught-up") as frozen:
         assert tree_signature(frozen) == expected
+
+
+def test_restore_whose_mount_switch_fails_leaves_the_volume_as_it_was(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mount --move`` is refused under a shared mount (systemd's default propagation): the restore fails
+    and the volume keeps its image, its mount and its data."""
+    vol = services.volumes.create(f"nomove-{tmp_path.name}", 1 << 30)
+    if not services.pool.is_image_volume(vol.dataset):
+        pytest.skip("only image volumes are switched by mount --move")
+    Path(vol.path, "f").write_text("old\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    Path(vol.path, "f").write_text("live\n")
+    from snapkeep.storage import images
+
+    def refused(source: str, target: str) -> None:
+        raise PoolError("mount --move refused (injected)")
+
+    monkeypatch.setattr(images, "move", refused)
+    with pytest.raises(PoolError, match="injected"):
+        services.restores.over_source(snap.id, pre_restore=False)
+    assert Path(vol.path, "f").read_text() == "live\n"
+    assert images.mounted_from(vol.path, images.image_of(vol.path))
+    assert services.pool.list_staging() == [] and mounts_under(os.path.join(services.pool.root, "staging")) == []

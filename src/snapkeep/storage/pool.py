@@ -410,7 +410,13 @@ class Pool:
         except BaseException:
             self.discard(op_id)  # before the exchange: only the new copy, never the live data
             raise
-        self._switch_mounts(dataset, holder, "new", "old")
+        try:
+            self._switch_mounts(dataset, holder, "new", "old")
+        except BaseException:  # e.g. mount --move refused under a shared mount: the old image goes back
+            with translated(f"putting {dataset} back as it was"):
+                exchange(staged, live)
+            self.discard(op_id)
+            raise
 
     def _switch_mounts(self, dataset: str, holder: str, incoming: str, outgoing: str) -> None:
         """Move the live mount to ``holder/outgoing`` and ``holder/incoming`` in its place."""
