@@ -76,7 +76,7 @@ def mount_fs(fstype: str, size: str) -> Mounted:
 def unmount_fs(mounted: Mounted) -> None:
     for attempt in range(20):
         try:
-            loopfs.unmount(mounted.mountpoint)
+            loopfs.run(["umount", "--recursive", "--", mounted.mountpoint])  # with the volumes mounted in it
             break
         except Exception:
             if attempt == 19:

@@ -22,7 +22,8 @@ def test_capture_is_point_in_time_and_read_back_exactly(pool: Pool) -> None:
     with open(os.path.join(path, "big.bin"), "r+b") as f:
         f.write(b"changed after the snapshot")
     os.unlink(os.path.join(path, "dir", "a.txt"))
-    assert tree_signature(pool.snapshot_data_path("s1", "d1")) == before
+    with pool.snapshot_tree("s1", "d1") as frozen:
+        assert tree_signature(frozen) == before
     assert pool.has_snapshot("s1")
     assert pool.list_staging() == []
 

@@ -25,14 +25,6 @@ from tests.conftest import Mounted, Server, build_services, make_traversable_tmp
 
 MiB = 1 << 20
 CHUNK = os.urandom(MiB)  # incompressible, should a pool compress
-XFS_PENDING = "XFS volume images land in the xfs helper's branch"
-
-
-@pytest.fixture
-def xfs_pending(request: pytest.FixtureRequest, fs: Mounted) -> None:
-    """XFS limits are the xfs helper's part: its cases run, and may fail, until that branch is merged."""
-    if fs.fstype == "xfs":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=XFS_PENDING))
 
 
 def used(path: str) -> int:
@@ -69,7 +61,6 @@ def assert_full_at(path: str, limit: int) -> None:
     assert abs(used(path) - limit) <= limit // 100, (used(path), limit)
 
 
-@pytest.mark.usefixtures("xfs_pending")
 def test_a_writer_stops_at_the_limit_and_the_rest_of_the_pool_does_not(services: Services, fs: Mounted) -> None:
     assert services.pool.limits_enforced, services.pool.limits_problem
     full = services.volumes.create("full", 40 * MiB)
@@ -82,7 +73,6 @@ def test_a_writer_stops_at_the_limit_and_the_rest_of_the_pool_does_not(services:
     assert fill(full.path, "again", MiB) is None
 
 
-@pytest.mark.usefixtures("xfs_pending")
 def test_raising_and_lowering_the_limit_of_a_live_volume(services: Services, fs: Mounted) -> None:
     vol = services.volumes.create("live", 24 * MiB)
     assert_full_at(vol.path, 24 * MiB)
@@ -97,7 +87,6 @@ def test_raising_and_lowering_the_limit_of_a_live_volume(services: Services, fs:
     assert_full_at(vol.path, 16 * MiB)
 
 
-@pytest.mark.usefixtures("xfs_pending")
 def test_restores_keep_or_set_the_limit(services: Services, fs: Mounted) -> None:
     vol = services.volumes.create("restored", 32 * MiB)
     assert fill(vol.path, "data", 8 * MiB) is None
@@ -210,7 +199,6 @@ def test_a_pool_without_limits_says_so_and_sizes_volumes_to_the_pool(copy_pool: 
         services.close()
 
 
-@pytest.mark.usefixtures("xfs_pending")
 def test_a_pool_with_limits_wants_a_size(services: Services, fs: Mounted) -> None:
     with pytest.raises(InvalidInput, match="size limit is required"):
         services.volumes.create("unsized", None)

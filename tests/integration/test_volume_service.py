@@ -227,10 +227,11 @@ def test_restore_that_fails_leaves_nothing_in_staging(services: Services) -> Non
 
     vol = services.volumes.create("restore-fails", 1 << 30)
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
-    os.rename(vol.path, vol.path + "-moved-away")
+    live = vol.path + ".xfs" if services.pool.is_image_volume(vol.dataset) else vol.path  # XFS: its image
+    os.rename(live, live + "-moved-away")
     try:
         with pytest.raises(PoolError):
             services.restores.over_source(snap.id, pre_restore=False)
         assert services.pool.list_staging() == []
     finally:
-        os.rename(vol.path + "-moved-away", vol.path)
+        os.rename(live + "-moved-away", live)

@@ -23,6 +23,9 @@ class FakePool:
         self.events = events
         self.fail = fail
 
+    def prepare_capture(self, snap_id: str, datasets: Sequence[str]) -> None:
+        """Early clones: nothing to order against the holds."""
+
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         self.events.append("capture")
         if self.fail:

@@ -1,6 +1,7 @@
 """Capture a group of datasets at one instant, holding still what must hold still, never leaving it held.
 
-The dangerous path is written once, here, in this order: flush (outside any window) → acquire each hold
+The dangerous path is written once, here, in this order: prepare (early clones) and flush (outside any
+window) → acquire each hold
 in turn (pause a volume's writers; freeze a guest's filesystems, then pause the guest) with its own time
 limit → capture every dataset → release every hold acquired, in reverse, in ``finally`` right after the
 capture, even if acquiring a later hold raised → report the consistency actually achieved and how long
@@ -56,6 +57,7 @@ def capture(
     pool: Pool, snap_id: str, datasets: Sequence[str], holds: Sequence[Hold], policy: QuiescePolicy
 ) -> CaptureReport:
     """Capture ``datasets`` into the pool's staging area for ``snap_id`` (seal it afterwards)."""
+    pool.prepare_capture(snap_id, datasets)  # what costs time per extent happens before anything is held
     if holds:
         with step("syncfs before holds"):
             syncfs(pool.root)  # most dirty data goes out before anything is held: shorter windows

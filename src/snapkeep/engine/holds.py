@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from snapkeep.durable import write_durably
 from snapkeep.errors import QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
+from snapkeep.storage.pool import Pool
 from snapkeep.timing import step
 from snapkeep.writers.pause import Process, pause_writers, resume
 
@@ -40,6 +41,50 @@ class WritersPaused:
         self._paused = []
         if os.path.exists(self._intent_file):
             os.unlink(self._intent_file)
+
+
+class VolumeFrozen:
+    """A volume with a filesystem of its own, frozen (``FIFREEZE``) for the capture: every writer of it is
+    blocked, including those snapkeep cannot see (the kernel NFS server, ksmbd, shared mappings), and
+    its image is clean. Flushed first without blocking (``syncfs``), so the frozen window is short.
+
+    Every capture of such a volume is frozen: its snapshot is a clone of its image, which a read-only
+    mount can only read when clean. Asked to quiesce, the freeze is the quiesce (label ``quiesce``);
+    otherwise its window is recorded as the ``paused`` one. The intent file is written before the freeze,
+    so that the reconciler thaws the volume if snapkeep dies before it does.
+    """
+
+    def __init__(self, pool: Pool, datasets: Sequence[str], intent_file: str, *, quiesce: bool) -> None:
+        self._pool = pool
+        self._datasets = list(datasets)
+        self._intent_file = intent_file
+        self.quiesce = quiesce
+        self.label = "quiesce" if quiesce else "paused"
+
+    def acquire(self) -> float:
+        write_durably(self._intent_file, json.dumps({"datasets": self._datasets}))
+        try:
+            self._pool.flush(self._datasets)
+            started = time.monotonic()
+            self._pool.freeze(self._datasets)
+        except BaseException:
+            os.unlink(self._intent_file)
+            raise
+        return started
+
+    def release(self) -> None:
+        """Thaw; the intent stays if the thaw failed, so that the next start-up thaws."""
+        self._pool.thaw(self._datasets)
+        os.unlink(self._intent_file)
+
+
+def thaw_recorded(pool: Pool, intent_file: str) -> int:
+    """Thaw the volumes a :class:`VolumeFrozen` intent names (start-up, after a crash); how many were frozen."""
+    with open(intent_file) as f:
+        datasets = [str(d) for d in json.load(f)["datasets"]]
+    thawed = sum(pool.thaw_one(d) for d in datasets)
+    os.unlink(intent_file)
+    return thawed
 
 
 class CannotQuiesce:

@@ -36,7 +36,7 @@ from snapkeep.services.audit import Audit
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage import filerestore
-from snapkeep.storage.pool import Pool
+from snapkeep.storage.pool import INTERNAL_NAMES, Pool
 
 log = logging.getLogger(__name__)
 
@@ -82,19 +82,20 @@ class Files:
 
     def browse(self, snap_id: str, path: PathArg = "") -> list[FileEntry]:
         """The entries of a folder in the snapshot (or the one entry a file path names)."""
-        parts = parts_of(path)
+        parts = _users_parts(path)
         source = self._source(snap_id)
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
-            return filerestore.browse(root, parts, _shown(parts))
+            entries = filerestore.browse(root, parts, _shown(parts))
+        return entries if parts else [e for e in entries if e.name not in INTERNAL_NAMES]
 
     def check_extract(
         self, snap_id: str, path: PathArg, *, to_volume: str | None = None, to_path: PathArg | None = None
     ) -> ExtractPlan:
         """Check an extract request before anything is written, so the API refuses bad ones synchronously."""
-        source_parts = parts_of(path)
+        source_parts = _users_parts(path)
         if not source_parts:
             raise InvalidPath("name a file or folder to extract, not the whole snapshot (restore it instead)")
-        dest = parts_of(to_path) if to_path is not None else source_parts
+        dest = _users_parts(to_path) if to_path is not None else source_parts
         if not dest:
             raise InvalidPath("the destination must be a path inside the volume, not its root")
         if dest[-1].startswith(filerestore.STAGING_PREFIX):
@@ -146,6 +147,15 @@ class Files:
             detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
             self._audit.done(s, actor, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
         return {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
+
+
+def _users_parts(path: PathArg) -> tuple[bytes, ...]:
+    """The components of ``path``, refusing snapkeep's own folder at a volume's root (an image volume's
+    size-limit reserve), which is neither browsed nor restored over."""
+    parts = parts_of(path)
+    if parts and os.fsdecode(parts[0]) in INTERNAL_NAMES:
+        raise InvalidPath(f"{os.fsdecode(parts[0])!r} at the volume's root is snapkeep's own", path=_shown(parts))
+    return parts
 
 
 def clear_interrupted_extracts(pool: Pool, run_dir: str) -> list[str]:

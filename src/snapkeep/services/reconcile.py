@@ -1,7 +1,7 @@
 """Start-up reconciler: settles what a crash left half-done, before the service takes requests.
 
-- writers a quiesce left stopped are resumed (their intent files name them), and guests it left frozen
-  or paused are thawed and resumed;
+- writers a quiesce left stopped are resumed (their intent files name them), volumes a capture left
+  frozen are thawed, and guests it left frozen or paused are thawed and resumed;
 - a snapshot still ``creating`` becomes ``ready`` if its manifest was sealed into the pool, else ``failed``;
 - a snapshot left ``deleting`` is deleted;
 - whatever is in the pool's staging area (half-built snapshots, half-done restores) is removed: a restore
@@ -27,6 +27,7 @@ from datetime import datetime
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
+from snapkeep.engine.holds import thaw_recorded
 from snapkeep.errors import Interrupted, NotFound, SnapkeepError, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import JobStatus, SnapshotStatus
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ReconcileReport:
     resumed_processes: int = 0
+    volumes_thawed: int = 0
     guests_released: int = 0
     snapshots_completed: list[str] = field(default_factory=list)
     snapshots_failed: list[str] = field(default_factory=list)
@@ -58,6 +60,8 @@ def reconcile(
     report = ReconcileReport()
     for intent in glob.glob(os.path.join(run_dir, "quiesce-*.json")):
         report.resumed_processes += resume_recorded(intent)
+    for intent in glob.glob(os.path.join(run_dir, "volume-freeze-*.json")):
+        report.volumes_thawed += thaw_recorded(pool, intent)
     report.guests_released += _release_guests(host, glob.glob(os.path.join(run_dir, "guest-*.json")))
 
     with db.transaction() as s:

@@ -62,7 +62,7 @@ class Restores:
         self._pool.restore_dataset(snap_id, source.datasets[0], op_id)
         settings_too = mode is RestoreMode.DATA_AND_SETTINGS
         limit = int(source.config["size_limit"]) if settings_too else volume.size_limit
-        self._pool.set_size_limit(volume.dataset, limit)
+        self._pool.set_size_limit(volume.dataset, limit)  # XFS: the restored image came with its old reserve
         with self._db.transaction() as s:
             row = repo.get_volume_row(s, volume.id)
             if settings_too:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from snapkeep.catalog import repo
 from snapkeep.engine.capture import Hold
-from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestPaused, WritersPaused
+from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestPaused, VolumeFrozen, WritersPaused
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import QuiescePolicy, SnapshotKind
 from snapkeep.model.vmspec import VMState
@@ -68,6 +68,11 @@ class VolumeSubjects:
         )
 
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        """A volume with a filesystem of its own is always frozen (that is its quiesce); any other is
+        quiesced, when asked, by pausing the writers snapkeep can see."""
+        if all(self._pool.is_image_volume(d) for d in subject.datasets):
+            intent = os.path.join(self._run_dir, f"volume-freeze-{snap_id}.json")
+            return [VolumeFrozen(self._pool, subject.datasets, intent, quiesce=quiesce)]
         if not quiesce:
             return []
         trees = [self._pool.dataset_tree(d) for d in subject.datasets]

@@ -133,7 +133,7 @@ class VMs:
         )
 
         def make_disks(dataset: str) -> None:
-            self._pool.create_dataset(dataset)
+            self._pool.create_dataset(dataset, kind="vm")
             for disk in config.disks:
                 self._pool.create_sparse_file(dataset, disk.file, disk.size)
 

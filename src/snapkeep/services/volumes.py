@@ -142,7 +142,7 @@ class Volumes:
             if description is not None:
                 row.description = description
             if size_limit is not None and size_limit != row.size_limit:
-                # below what the volume holds is allowed: its writes fail, deletes still work
+                # below what it holds: btrfs accepts (writes fail, deletes work); an XFS image volume refuses
                 self._pool.set_size_limit(row.dataset, size_limit)
                 row.size_limit = size_limit
             if settings is not None:

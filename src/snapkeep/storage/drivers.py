@@ -13,6 +13,9 @@ Contract of every driver (the conformance tests in ``tests/integration/test_pool
   the call as a no-op.
 - ``enable_limits(root)`` prepares the filesystem of the pool at ``root`` for size limits when the pool is
   opened (idempotent) and returns ``None``, or why limits are not enforced on this pool.
+- ``volume_images``: volumes on this driver are XFS filesystems in image files (``storage/images.py``),
+  which the pool creates, mounts, freezes and clones itself; the methods above then see only the
+  directories of VM datasets (and of volumes made before images, which keep working as directories).
 
 They raise ``OSError`` as the kernel reports it; :class:`snapkeep.storage.pool.Pool` translates.
 """
@@ -25,7 +28,7 @@ from typing import ClassVar, Protocol
 
 import btrfsutil
 
-from snapkeep.storage import btrfs_quota, tree
+from snapkeep.storage import btrfs_quota, images, tree
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class Driver(Protocol):
     name: ClassVar[str]
     slow: ClassVar[bool]
     limits_enforced: ClassVar[bool]
+    volume_images: ClassVar[bool]
 
     def make_dataset(self, path: str) -> None: ...
     def remove_dataset(self, path: str) -> None: ...
@@ -49,6 +53,7 @@ class BtrfsDriver:
     name: ClassVar[str] = "btrfs"
     slow: ClassVar[bool] = False
     limits_enforced: ClassVar[bool] = True
+    volume_images: ClassVar[bool] = False
 
     def make_dataset(self, path: str) -> None:
         btrfsutil.create_subvolume(path)
@@ -97,11 +102,13 @@ class BtrfsDriver:
 
 
 class ReflinkDriver:
-    """A plain directory per dataset; copies clone every file by reflink (XFS with ``reflink=1``)."""
+    """Volumes are image files (see ``volume_images``); VM datasets are plain directories whose copies clone
+    every file by reflink (XFS with ``reflink=1``)."""
 
     name: ClassVar[str] = "xfs-reflink"
     slow: ClassVar[bool] = False
-    limits_enforced: ClassVar[bool] = False
+    limits_enforced: ClassVar[bool] = True  # on image volumes; a directory volume made before them is not
+    volume_images: ClassVar[bool] = True
 
     def make_dataset(self, path: str) -> None:
         os.mkdir(path, 0o755)
@@ -116,10 +123,13 @@ class ReflinkDriver:
         tree.clone_tree(src, dst)
 
     def set_size_limit(self, path: str, limit: int) -> None:
-        """Not enforced on a plain directory (``limits_enforced`` is False)."""
+        """Enforced on an image volume; not on a directory (a VM's, or a volume made before images)."""
+        if images.is_image(images.image_of(path)):
+            images.set_limit(path, limit)
 
     def enable_limits(self, root: str) -> str | None:
-        return f"volumes in a {self.name} pool are plain directories, which have no size limit"
+        """Nothing to prepare: each image volume's limit lives in its own filesystem (a reserve file)."""
+        return None
 
 
 class CopyDriver(ReflinkDriver):
@@ -127,6 +137,11 @@ class CopyDriver(ReflinkDriver):
 
     name: ClassVar[str] = "copy (slow)"
     slow: ClassVar[bool] = True
+    limits_enforced: ClassVar[bool] = False
+    volume_images: ClassVar[bool] = False
+
+    def enable_limits(self, root: str) -> str | None:
+        return f"volumes in a {self.name} pool are plain directories, which have no size limit"
 
     def frozen_copy(self, src: str, dst: str) -> None:
         tree.clone_tree(src, dst, tree.copy_bytes)

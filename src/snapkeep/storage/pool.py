@@ -3,14 +3,19 @@
 Layout (written down in docs/format.md)::
 
     <pool>/snapkeep-pool.json          format_version and driver
-    <pool>/datasets/<dataset>          live data of one VM or volume (subvolume or directory)
-    <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id>
+    <pool>/datasets/<dataset>          live data of one VM or volume (subvolume, directory or mountpoint)
+    <pool>/datasets/<dataset>.xfs      XFS pools: a volume's own filesystem, mounted at datasets/<dataset>
+    <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id> (<ds>.xfs: its image)
     <pool>/snapshots/<id>/manifest.json  what the snapshot holds (the catalog can be rebuilt from it)
     <pool>/staging/<op>/               work in progress; whatever is here at start-up is garbage
 
 A snapshot exists in the pool only once its directory has been renamed from ``staging/`` into
 ``snapshots/``: data first, manifest second, rename last. Restores build the new dataset in
-``staging/`` and swap it in with one ``renameat2(RENAME_EXCHANGE)``.
+``staging/`` and swap it in with one ``renameat2(RENAME_EXCHANGE)``; new datasets are built in ``staging/``
+and published by one rename, so whatever a crash leaves half-made is in ``staging/``.
+
+On XFS pools a volume is its own filesystem in an image file (``storage/images.py``): a snapshot of it is
+a freeze, one clone of the image and a thaw; browsing mounts the snapshot's image read-only.
 """
 
 from __future__ import annotations
@@ -19,21 +24,27 @@ import errno
 import json
 import os
 import stat
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Literal
 
 from snapkeep.durable import fsync_dir, write_durably
 from snapkeep.errors import NotFound, PoolError, PoolFull
 from snapkeep.model.types import Space
-from snapkeep.storage import tree
+from snapkeep.storage import images, tree
 from snapkeep.storage.detect import choose_driver
 from snapkeep.storage.drivers import Driver
 from snapkeep.storage.linux import FIEMAP_EXTENT_SHARED, exchange, extents, syncfs
+from snapkeep.storage.tree import clone_file
 from snapkeep.timing import step
 
-FORMAT_VERSION = 1
+DatasetKind = Literal["volume", "vm"]
+
+FORMAT_VERSION = 2  # 2: XFS volumes are image files (<dataset>.xfs); a version-1 pool is upgraded on open
 POOL_FILE = "snapkeep-pool.json"
 MANIFEST = "manifest.json"
+INTERNAL_NAMES = frozenset({images.RESERVE_DIR})  # at a volume's root: snapkeep's, not the users' files
 
 
 @contextmanager
@@ -51,6 +62,8 @@ class Pool:
     def __init__(self, root: str, driver: Driver) -> None:
         self.root = root
         self.driver = driver
+        self._frozen: set[str] = set()  # image volumes this process froze (see freeze)
+        self._early: dict[str, images.Ranges] = {}  # early clones (prepare_capture) and what they hold
         self.limits_problem: str | None = "the pool has not been opened"
 
     @classmethod
@@ -64,6 +77,7 @@ class Pool:
         pool = cls(root, driver)
         pool._init_layout()
         pool.limits_problem = driver.enable_limits(root) if size_limits else "size limits are turned off (size_limits)"
+        pool.mount_volumes()
         return pool
 
     @property
@@ -84,12 +98,15 @@ class Pool:
         if os.path.exists(marker):
             with open(marker) as f:
                 info = json.load(f)
-            if info.get("format_version") != FORMAT_VERSION:
+            if info.get("format_version") not in (1, FORMAT_VERSION):
                 raise PoolError(
                     f"pool at {self.root} has format_version {info.get('format_version')}; "
-                    f"this snapkeep reads version {FORMAT_VERSION} only"
+                    f"this snapkeep reads versions 1 and {FORMAT_VERSION} only"
                 )
-            return
+            if info["format_version"] == FORMAT_VERSION:
+                return
+            # version 1 is read as it is (its XFS volumes stay directories); the marker says 2 from now on,
+            # so that a snapkeep that knows no image volumes refuses the pool instead of misreading them
         write_durably(marker, json.dumps({"format_version": FORMAT_VERSION, "driver": self.driver.name}))
 
     # --- paths -------------------------------------------------------------------------------------
@@ -100,33 +117,167 @@ class Pool:
         return os.path.join(self.root, "snapshots", snap_id)
 
     def snapshot_data_path(self, snap_id: str, dataset: str) -> str:
+        """The snapshot's copy of ``dataset``: a directory tree, or an image file (``<dataset>.xfs``)."""
         path = os.path.join(self.snapshot_dir(snap_id), "data", dataset)
-        if not os.path.lexists(path):
-            raise NotFound(f"snapshot {snap_id} holds no dataset {dataset} in the pool", snapshot=snap_id)
-        return path
+        if os.path.lexists(path):
+            return path
+        if images.is_image(images.image_of(path)):
+            return images.image_of(path)
+        raise NotFound(f"snapshot {snap_id} holds no dataset {dataset} in the pool", snapshot=snap_id)
 
     def dataset_tree(self, dataset: str) -> str:
         """The directory where a dataset's live files are (what NAS users see of a volume)."""
         return self.dataset_path(dataset)
 
     def snapshot_tree(self, snap_id: str, dataset: str) -> AbstractContextManager[str]:
-        """The directory holding a snapshot's read-only copy of ``dataset``, valid inside the ``with``."""
-        return nullcontext(self.snapshot_data_path(snap_id, dataset))
+        """The directory holding a snapshot's read-only copy of ``dataset``, valid inside the ``with``
+        (an image is mounted read-only for the block and unmounted after it)."""
+        path = self.snapshot_data_path(snap_id, dataset)
+        if not path.endswith(images.SUFFIX):
+            return nullcontext(path)
+        return self._mounted_read_only(path)
+
+    @contextmanager
+    def _mounted_read_only(self, image: str) -> Iterator[str]:
+        mountpoint = self.staging_dir(f"browse-{uuid.uuid4()}")
+        with translated("mounting a snapshot to read it"):
+            os.mkdir(mountpoint, 0o700)
+            try:
+                images.mount(image, mountpoint, readonly=True)
+            except BaseException:
+                os.rmdir(mountpoint)
+                raise
+        try:
+            yield mountpoint
+        finally:
+            with translated("unmounting a snapshot after reading it"):
+                images.unmount(mountpoint)
+                os.rmdir(mountpoint)
+
+    def is_image_volume(self, dataset: str) -> bool:
+        """True if ``dataset`` is a volume with a filesystem of its own (XFS pools)."""
+        return images.is_image(images.image_of(self.dataset_path(dataset)))
 
     def staging_dir(self, op_id: str) -> str:
         return os.path.join(self.root, "staging", op_id)
 
     # --- datasets ----------------------------------------------------------------------------------
-    def create_dataset(self, dataset: str) -> str:
+    def create_dataset(self, dataset: str, kind: DatasetKind = "volume") -> str:
+        """A new empty dataset; a volume on a driver with ``volume_images`` gets a filesystem of its own,
+        made in ``staging/`` and published by one rename."""
         path = self.dataset_path(dataset)
+        if kind == "volume" and self.driver.volume_images:
+            if os.path.lexists(path) or os.path.lexists(images.image_of(path)):
+                raise PoolError(f"dataset {dataset} already exists")
+            op_id = f"create-{dataset}"
+            with translated(f"creating volume {dataset}"):
+                try:
+                    os.makedirs(self.staging_dir(op_id), mode=0o755)
+                    staged = os.path.join(self.staging_dir(op_id), dataset + images.SUFFIX)
+                    images.make(staged)
+                    os.rename(staged, images.image_of(path))
+                finally:
+                    self.discard(op_id)
+            try:
+                self._mount_volume(dataset)
+            except BaseException:
+                self.destroy_dataset(dataset)
+                raise
+            return path
         with translated(f"creating dataset {dataset}"):
             self.driver.make_dataset(path)
             os.chmod(path, 0o755)
         return path
 
     def destroy_dataset(self, dataset: str) -> None:
-        with translated(f"destroying dataset {dataset}"):
-            self.driver.remove_dataset(self.dataset_path(dataset))
+        path = self.dataset_path(dataset)
+        if not self.is_image_volume(dataset):
+            with translated(f"destroying dataset {dataset}"):
+                self.driver.remove_dataset(path)
+            return
+        doomed = self.staging_dir(f"delete-{dataset}")
+        with translated(f"destroying volume {dataset}"):
+            for mountpoint in images.mounts_beneath(path):
+                images.unmount(mountpoint)
+            images.remove_mountpoint(path)
+            os.makedirs(doomed, mode=0o755, exist_ok=True)
+            os.rename(images.image_of(path), os.path.join(doomed, dataset + images.SUFFIX))
+        self.discard(f"delete-{dataset}")
+
+    def mount_volumes(self) -> list[str]:
+        """Mount every image volume not mounted (after a reboot), or mounted from another image than its
+        own (a restore cut short between its swap and its remount); the names of those it mounted."""
+        done = []
+        for dataset in self.list_datasets():
+            if self.is_image_volume(dataset) and not images.mounted_from(
+                self.dataset_path(dataset), images.image_of(self.dataset_path(dataset))
+            ):
+                self._mount_volume(dataset)
+                done.append(dataset)
+        return done
+
+    def _mount_volume(self, dataset: str) -> None:
+        path = self.dataset_path(dataset)
+        with translated(f"mounting volume {dataset}"):
+            for mountpoint in images.mounts_beneath(path):
+                images.unmount(mountpoint)
+            images.ensure_mountpoint(path)
+            images.mount(images.image_of(path), path)
+
+    # --- freezing image volumes (the capture's hold) ------------------------------------------------
+    def flush(self, datasets: Sequence[str]) -> None:
+        """Write out the dirty data of each image volume without blocking its writers (``syncfs``)."""
+        for dataset in datasets:
+            if self.is_image_volume(dataset):
+                with translated(f"flushing volume {dataset}"):
+                    syncfs(self.dataset_path(dataset))
+
+    def freeze(self, datasets: Sequence[str]) -> None:
+        """Block every write to each image volume's filesystem (``FIFREEZE``); all or none stay frozen."""
+        done: list[str] = []
+        try:
+            for dataset in datasets:
+                if self.is_image_volume(dataset):
+                    with translated(f"freezing volume {dataset}"):
+                        images.freeze_tree(self.dataset_path(dataset))
+                    done.append(dataset)
+                    self._frozen.add(dataset)
+        except BaseException:
+            self.thaw(done)
+            raise
+
+    def thaw(self, datasets: Sequence[str]) -> None:
+        """Undo :meth:`freeze`; a volume that is not frozen is fine. Tries every volume, raises the first error."""
+        first: BaseException | None = None
+        for dataset in datasets:
+            self._frozen.discard(dataset)
+            try:
+                self.thaw_one(dataset)
+            except PoolError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def thaw_one(self, dataset: str) -> int:
+        """Thaw one image volume if it is frozen: 1 if it was, 0 if not (or if it is no image volume)."""
+        path = self.dataset_path(dataset)
+        if not self.is_image_volume(dataset) or not os.path.ismount(path):
+            return 0
+        with translated(f"thawing volume {dataset}"):
+            return int(images.thaw_tree(path))
+
+    @contextmanager
+    def _held(self, dataset: str) -> Iterator[None]:
+        """Frozen for a capture: already, by a hold; else here, for the clone only."""
+        if dataset in self._frozen:
+            yield
+            return
+        self.flush([dataset])
+        self.freeze([dataset])
+        try:
+            yield
+        finally:
+            self.thaw([dataset])
 
     def create_sparse_file(self, dataset: str, name: str, size: int) -> str:
         """A new raw sparse file (a VM disk) of ``size`` bytes in ``dataset``: no data is written."""
@@ -147,17 +298,39 @@ class Pool:
             self.driver.set_size_limit(self.dataset_path(dataset), limit)
 
     def list_datasets(self) -> list[str]:
-        return sorted(os.listdir(os.path.join(self.root, "datasets")))
+        names = os.listdir(os.path.join(self.root, "datasets"))
+        return sorted({name.removesuffix(images.SUFFIX) for name in names})
 
     # --- snapshots ---------------------------------------------------------------------------------
-    @step("pool.capture")
+    def prepare_capture(self, snap_id: str, datasets: Sequence[str]) -> None:
+        """Before anything is held: clone each image volume's image early into ``staging/<snap_id>``, so
+        that :meth:`capture`, frozen, only catches up with what was written since (see ``images``)."""
+        data_dir = os.path.join(self.staging_dir(snap_id), "data")
+        with translated(f"preparing snapshot {snap_id}"):
+            os.makedirs(data_dir, mode=0o755, exist_ok=True)
+            for dataset in datasets:
+                if self.is_image_volume(dataset):
+                    early = os.path.join(data_dir, dataset + images.SUFFIX)
+                    clone_file(images.image_of(self.dataset_path(dataset)), early)
+                    self._early[early] = images.data_ranges(early)
+
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         """Freeze a copy of each dataset into ``staging/<snap_id>``: the step inside the quiesce window."""
         data_dir = os.path.join(self.staging_dir(snap_id), "data")
         with translated(f"capturing snapshot {snap_id}"):
-            os.makedirs(data_dir, mode=0o755)
+            os.makedirs(data_dir, mode=0o755, exist_ok=True)
             for dataset in datasets:
-                self.driver.frozen_copy(self.dataset_path(dataset), os.path.join(data_dir, dataset))
+                if self.is_image_volume(dataset):
+                    image = images.image_of(self.dataset_path(dataset))
+                    copy = os.path.join(data_dir, dataset + images.SUFFIX)
+                    early = self._early.pop(copy, None)
+                    with self._held(dataset):
+                        if early is None:
+                            clone_file(image, copy)
+                        else:
+                            images.catch_up(image, copy, early)
+                else:
+                    self.driver.frozen_copy(self.dataset_path(dataset), os.path.join(data_dir, dataset))
 
     @step("pool.seal")
     def seal(self, snap_id: str, manifest: bytes) -> None:
@@ -173,6 +346,9 @@ class Pool:
 
     def discard(self, op_id: str) -> None:
         """Remove whatever an operation left in ``staging/<op_id>`` (idempotent)."""
+        prefix = os.path.join(self.staging_dir(op_id), "")
+        for early in [path for path in self._early if path.startswith(prefix)]:
+            del self._early[early]
         self._remove_holder(self.staging_dir(op_id), f"discarding {op_id}")
 
     def delete_snapshot(self, snap_id: str) -> None:
@@ -186,8 +362,12 @@ class Pool:
         self._remove_holder(doomed, f"deleting snapshot {snap_id}")
 
     def _remove_holder(self, holder: str, action: str) -> None:
+        """Remove ``staging/<op>`` or a deleted snapshot: unmount whatever is mounted in it first (a browse,
+        a restore's swapped filesystems), so that removing never reaches into a mounted filesystem."""
         data_dir = os.path.join(holder, "data")
         with translated(action):
+            for mountpoint in images.mounts_beneath(holder):
+                images.unmount(mountpoint)
             if os.path.isdir(data_dir):
                 for name in os.listdir(data_dir):
                     self.driver.remove_dataset(os.path.join(data_dir, name))
@@ -219,6 +399,9 @@ class Pool:
         """Replace ``dataset`` by its copy in ``snap_id``, keeping the replaced data in ``staging/<op_id>`` so
         that :meth:`swap_back` can undo it until :meth:`discard` frees it."""
         source = self.snapshot_data_path(snap_id, dataset)
+        if source.endswith(images.SUFFIX) and self.is_image_volume(dataset):
+            self._swap_in_image(source, dataset, op_id)
+            return
         staged_dir = self.staging_dir(op_id)
         staged = os.path.join(staged_dir, "data", dataset)
         try:
@@ -230,22 +413,84 @@ class Pool:
             self.discard(op_id)  # before the exchange: only the new copy, never the live data
             raise
 
+    def _swap_in_image(self, source: str, dataset: str, op_id: str) -> None:
+        """Restore an image volume: clone the snapshot's image and mount it aside, exchange the images
+        (the commit point: a restart mounts whatever image is in place), then move the old filesystem's
+        mount aside and the new one in. Open files keep working on the old filesystem until closed; the
+        mountpoint, uncovered between the two moves, is immutable."""
+        holder = self.staging_dir(op_id)
+        staged = os.path.join(holder, "data", dataset + images.SUFFIX)
+        live = images.image_of(self.dataset_path(dataset))
+        try:
+            with translated(f"restoring {dataset}"):
+                os.makedirs(os.path.dirname(staged), mode=0o755)
+                os.mkdir(os.path.join(holder, "new"), 0o755)
+                os.mkdir(os.path.join(holder, "old"), 0o755)
+                clone_file(source, staged)
+                images.mount(staged, os.path.join(holder, "new"))
+                exchange(staged, live)
+        except BaseException:
+            self.discard(op_id)  # before the exchange: only the new copy, never the live data
+            raise
+        try:
+            self._switch_mounts(dataset, holder, "new", "old")
+        except BaseException:  # e.g. mount --move refused under a shared mount: the old image goes back
+            with translated(f"putting {dataset} back as it was"):
+                exchange(staged, live)
+            self.discard(op_id)
+            raise
+
+    def _switch_mounts(self, dataset: str, holder: str, incoming: str, outgoing: str) -> None:
+        """Move the live mount to ``holder/outgoing`` and ``holder/incoming`` in its place."""
+        path = self.dataset_path(dataset)
+        with translated(f"switching {dataset} to its restored filesystem"):
+            images.move(path, os.path.join(holder, outgoing))
+            try:
+                images.move(os.path.join(holder, incoming), path)
+            except BaseException:
+                images.move(os.path.join(holder, outgoing), path)
+                raise
+
     def swap_back(self, dataset: str, op_id: str) -> None:
         """Undo :meth:`swap_in_snapshot`: the replaced data goes back in place atomically."""
+        holder = self.staging_dir(op_id)
+        if self.is_image_volume(dataset) and os.path.isdir(os.path.join(holder, "old")):
+            with translated(f"putting {dataset} back as it was"):
+                old = os.path.join(holder, "data", dataset + images.SUFFIX)
+                exchange(old, images.image_of(self.dataset_path(dataset)))
+            self._switch_mounts(dataset, holder, "old", "new")
+            self.discard(op_id)
+            return
         with translated(f"putting {dataset} back as it was"):
-            exchange(os.path.join(self.staging_dir(op_id), "data", dataset), self.dataset_path(dataset))
+            exchange(os.path.join(holder, "data", dataset), self.dataset_path(dataset))
         self.discard(op_id)
 
     def clone_dataset(self, snap_id: str, dataset: str, new_dataset: str) -> str:
-        """A new writable dataset holding the snapshot's copy of ``dataset``."""
+        """A new writable dataset holding the snapshot's copy of ``dataset``: built in ``staging/`` and
+        published by one rename, so a crash leaves nothing half-made under ``datasets/``."""
         target = self.dataset_path(new_dataset)
-        if os.path.lexists(target):
+        if os.path.lexists(target) or os.path.lexists(images.image_of(target)):
             raise PoolError(f"dataset {new_dataset} already exists; refusing to clone over it")
+        source = self.snapshot_data_path(snap_id, dataset)
+        op_id = f"clone-{new_dataset}"
+        image = source.endswith(images.SUFFIX)
+        staged = os.path.join(self.staging_dir(op_id), "data", new_dataset + (images.SUFFIX if image else ""))
         with translated(f"cloning {dataset} from snapshot {snap_id}"):
             try:
-                self.driver.writable_copy(self.snapshot_data_path(snap_id, dataset), target)
+                os.makedirs(os.path.dirname(staged), mode=0o755)
+                if image:
+                    clone_file(source, staged)
+                    os.rename(staged, images.image_of(target))
+                else:
+                    self.driver.writable_copy(source, staged)
+                    os.rename(staged, target)
+            finally:
+                self.discard(op_id)
+        if image:
+            try:
+                self._mount_volume(new_dataset)
             except BaseException:
-                self.driver.remove_dataset(target)
+                self.destroy_dataset(new_dataset)
                 raise
         return target
 
