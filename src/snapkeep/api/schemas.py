@@ -5,27 +5,41 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from snapkeep.errors import InvalidInput
+from snapkeep.model import settings as settings_rules
+from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH
+from snapkeep.model.timespec import MAX_EXPIRY_TEXT
 from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
+from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, SIZE_PATTERN
+
+# The model's rules, mirrored so that the OpenAPI document says them; the services check them again.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+Size = Annotated[
+    Annotated[StrictInt, Field(ge=1, le=MAX_SIZE)]
+    | Annotated[StrictStr, Field(max_length=MAX_SIZE_TEXT, pattern=SIZE_PATTERN)],
+    Field(description="bytes, or a size like 512M, 10G, 1.5T (binary units, ASCII digits)"),
+]
+Settings = Annotated[dict[str, Any], Field(description=settings_rules.SCHEMA_DESCRIPTION)]
 
 
 class VolumeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    size_limit: str | int = Field(description="bytes, or a size like 10G")
-    description: str = ""
+    name: Name
+    size_limit: Size
+    description: Description = ""
 
 
 class VolumeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    description: str | None = None
-    size_limit: str | int | None = None
-    settings: dict[str, Any] | None = None
+    name: Name | None = None
+    description: Description | None = None
+    size_limit: Size | None = None
+    settings: Settings | None = None
 
 
 class VolumePublic(BaseModel):
@@ -52,15 +66,15 @@ class VolumePublic(BaseModel):
 
 class VmCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: Name
     vcpus: int = Field(default=1, ge=1, le=64)
-    memory: str | int = Field(default="256M", description="bytes, or a size like 256M")
-    disks: list[str | int] = Field(default_factory=lambda: list[str | int](["1G"]), min_length=1, max_length=16)
-    kernel: str | None = None
-    initrd: str | None = None
-    cmdline: str | None = None
+    memory: Size = "256M"
+    disks: list[Size] = Field(default_factory=lambda: list[str | int](["1G"]), min_length=1, max_length=16)
+    kernel: str | None = Field(default=None, max_length=4096, description="a file on the host (admins only)")
+    initrd: str | None = Field(default=None, max_length=4096, description="a file on the host (admins only)")
+    cmdline: str | None = Field(default=None, max_length=2048)
     nics: int = Field(default=1, ge=0, le=8)
-    description: str = ""
+    description: Description = ""
     quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
     agent_timeout: float = Field(default=10.0, gt=0, le=300)
 
@@ -122,7 +136,7 @@ class StopRequest(BaseModel):
 
 class CloneRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: Name
     preserve_macs: bool = False
 
 
@@ -132,9 +146,11 @@ class SnapshotCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     volume: str | None = None
     vm: str | None = None
-    name: str
-    description: str = ""
-    expires: str | None = Field(default=None, description="'never' (default), a duration like 7d, or a date")
+    name: Name
+    description: Description = ""
+    expires: str | None = Field(
+        default=None, max_length=MAX_EXPIRY_TEXT, description="'never' (default), a duration like 7d, or a date"
+    )
     quiesce: bool = False
     quiesce_policy: QuiescePolicy | None = Field(default=None, description="default: the subject's own setting")
     immutable: bool = False
@@ -180,7 +196,7 @@ class SnapshotPublic(BaseModel):
 class RestoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     as_new: bool = False
-    name: str | None = Field(default=None, description="name of the new volume (with as_new)")
+    name: Name | None = Field(default=None, description="name of the new volume (with as_new)")
     mode: RestoreMode = RestoreMode.DATA
     pre_restore: bool = True
     power_off: bool = Field(default=False, description="VM snapshots: power the VM off first if it runs")

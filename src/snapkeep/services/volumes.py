@@ -13,7 +13,8 @@ from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import VolumeRow
 from snapkeep.errors import NameClash
-from snapkeep.model.names import check_name
+from snapkeep.model.names import check_description, check_name
+from snapkeep.model.settings import apply_settings
 from snapkeep.model.types import Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.snapshots import Snapshots
@@ -44,7 +45,8 @@ class Volumes:
         settings: dict[str, Any] | None = None,
     ) -> Volume:
         """A new, empty volume."""
-        return self._create(name, size_limit, description, settings or {}, actor, self._pool.create_dataset)
+        settings = apply_settings({}, settings or {})
+        return self._create(name, size_limit, description, settings, actor, self._pool.create_dataset)
 
     def create_from_snapshot(
         self,
@@ -74,6 +76,7 @@ class Volumes:
         make_data: Callable[[str], object],
     ) -> Volume:
         """Data first, then the row; a crash between leaves an orphan dataset the reconciler removes."""
+        check_description(description)
         with self._db.transaction() as s:
             self.check_free_name(s, name, None)
         volume_id = str(uuid.uuid4())
@@ -127,6 +130,10 @@ class Volumes:
         settings: dict[str, Any] | None = None,
         actor: str = "system",
     ) -> Volume:
+        """Change what is given; ``settings`` is a JSON merge patch (``None`` members remove keys), checked
+        before anything is committed."""
+        if description is not None:
+            check_description(description)
         with self._db.transaction() as s:
             row = repo.resolve_volume_row(s, ref)
             if name is not None and name != row.name:
@@ -137,7 +144,7 @@ class Volumes:
             if size_limit is not None:
                 row.size_limit = size_limit
             if settings is not None:
-                row.settings = {**row.settings, **settings}
+                row.settings = apply_settings(row.settings, settings)
             s.flush()
             self._audit.done(s, actor, "volume.update", f"volume:{row.name}")
             return self.to_volume(row)

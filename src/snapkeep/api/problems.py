@@ -1,0 +1,152 @@
+"""How refusals leave the API: one error body for all of them, and an OpenAPI document that says so.
+
+Every refusal answers ``{"error": {...}}`` (``SnapkeepError.to_body``): snapkeep's own errors, invalid
+parameters, malformed bodies, unknown routes and wrong methods alike, never FastAPI's ``{"detail": ...}``.
+The body is rendered ASCII-escaped, so an error that quotes a lone surrogate can still be sent. A 405
+lists in ``Allow`` every method of the path, not only those of the first route that matched it. 401 and
+403 refusals are written to the audit log.
+
+The OpenAPI document lists, for every operation, the error statuses it can answer, by rules over what the
+operation has (a token, parameters, a body), so that no route needs its own list and none is forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+
+from snapkeep.errors import (
+    BodyTooLarge,
+    Forbidden,
+    InvalidInput,
+    MalformedBody,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    SnapkeepError,
+    Unauthorized,
+)
+
+_BY_STATUS: dict[int, type[SnapkeepError]] = {
+    400: MalformedBody,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: BodyTooLarge,
+    503: ServiceUnavailable,
+}
+
+
+def error_response(exc: SnapkeepError, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(exc.to_body(), ensure_ascii=True, default=str)
+    extra = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+    return Response(body, status_code=exc.http_status, media_type="application/json", headers=extra | (headers or {}))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SnapkeepError)
+    async def snapkeep_error(request: Request, exc: SnapkeepError) -> Response:
+        if isinstance(exc, Unauthorized | Forbidden):
+            await run_in_threadpool(_audit_refusal, request, exc)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        problems = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        return error_response(InvalidInput("the request body or parameters are invalid", problems=problems))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            error = MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}; it answers {', '.join(allowed)}",
+                allowed=allowed,
+            )
+            return error_response(error, headers={"Allow": ", ".join(allowed)})
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no such API route: {request.url.path}"))
+        cls = _BY_STATUS.get(exc.status_code, InvalidInput if exc.status_code < 500 else SnapkeepError)
+        return error_response(cls(str(exc.detail)))
+
+
+def _audit_refusal(request: Request, exc: Unauthorized | Forbidden) -> None:
+    principal = getattr(request.state, "principal", None)
+    actor = principal.name if principal is not None else "anonymous"
+    target = f"{request.method} {request.url.path}"[:256]
+    request.app.state.services.audit.refused(actor, "api.access", target, f"{exc.code}: {exc.message}")
+
+
+# --- the OpenAPI document --------------------------------------------------------------------------------
+_ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
+_MEANING = {
+    400: "The body is not strict JSON (malformed_body).",
+    401: "No token, or an unknown one (unauthorized).",
+    403: "The token's role does not allow this (forbidden).",
+    404: "No such object, or no such route (not_found and its kinds).",
+    409: "The request clashes with the current state (conflict and its kinds).",
+    413: "The body is larger than the service accepts (body_too_large).",
+    422: "Invalid parameters or body (invalid_input and its kinds).",
+    500: "An internal or pool error; nothing half-made is left (internal, pool_error).",
+    503: "The catalog cannot be reached; try again (service_unavailable).",
+    507: "The pool ran out of space; the operation was undone (pool_full).",
+}
+
+
+def error_statuses(method: str, operation: dict[str, Any]) -> set[int]:
+    """The error statuses an operation can answer, from what it has."""
+    statuses = {500, 503}
+    parameters = operation.get("parameters", [])
+    has_body = "requestBody" in operation
+    if operation.get("security"):
+        statuses |= {401, 403}
+    if parameters or has_body:
+        statuses |= {404, 422}
+    if has_body:
+        statuses |= {400, 413}
+    if method != "get":
+        statuses |= {409, 507}
+    return statuses
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Replace ``app.openapi`` by one that documents the error responses (and only the real error body)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            for item in schema.get("paths", {}).values():
+                for method, operation in item.items():
+                    responses = operation.setdefault("responses", {})
+                    for status in sorted(error_statuses(method, operation)):
+                        responses[str(status)] = {
+                            "description": _MEANING[status],
+                            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                        }
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
