@@ -2,15 +2,17 @@
 
 A body over :data:`MAX_BODY_BYTES` is refused with 413 before it is read further, so a 10 MB description
 never reaches the catalog. A JSON body must be JSON text as RFC 8259 defines it: UTF-8, no ``NaN`` or
-``Infinity``, and no lone surrogate (``"\\ud800"`` is valid JSON syntax but not Unicode: it cannot be
-stored, logged or sent back). Checking here, once, covers every string field of every route, present and
-future; the routes then parse the same bytes again, which at this size costs microseconds.
+``Infinity`` (nor a number that only a double's infinity holds), and no lone surrogate (``"\\ud800"`` is
+valid JSON syntax but not Unicode: it cannot be stored, logged or sent back). Checking here, once, covers
+every string field of every route, present and future; the routes then parse the same bytes again, which
+at this size costs microseconds.
 """
 
 from __future__ import annotations
 
 import email.message
 import json
+import math
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -26,6 +28,13 @@ def _no_constant(name: str) -> Any:
     raise MalformedBody(f"the request body is not JSON: {name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedBody(f"the request body holds a number too large for a double: {text[:40]}")
+    return value
+
+
 def is_json(content_type: str | None) -> bool:
     """Whether FastAPI will parse a body of this content type as JSON (application/json or ``+json``)."""
     if not content_type:
@@ -39,7 +48,7 @@ def is_json(content_type: str | None) -> bool:
 def check_json(body: bytes) -> None:
     """Raise :class:`MalformedBody` unless ``body`` is strict JSON text."""
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeDecodeError:
         raise MalformedBody("the request body is not UTF-8") from None

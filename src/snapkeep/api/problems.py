@@ -12,18 +12,18 @@ operation has (a token, parameters, a body), so that no route needs its own list
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 
 from snapkeep.errors import (
     BodyTooLarge,
@@ -54,12 +54,21 @@ def error_response(exc: SnapkeepError, headers: dict[str, str] | None = None) ->
     return Response(body, status_code=exc.http_status, media_type="application/json", headers=extra | (headers or {}))
 
 
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+@functools.lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    """``/api/v1/volumes/{ref}`` as a regular expression over request paths."""
+    return re.compile("/".join("[^/]+" if p.startswith("{") else re.escape(p) for p in path.split("/")))
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app answers on this request's path."""
+    """Every method the OpenAPI document gives the request's path: what ``Allow`` must list on a 405."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods or set()
+    for template, item in request.app.openapi()["paths"].items():
+        if _template(template).fullmatch(request.scope["path"]):
+            methods |= {method.upper() for method in item if method in _METHODS}
     return sorted(methods)
 
 
