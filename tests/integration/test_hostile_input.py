@@ -99,7 +99,22 @@ def test_settings_are_a_merge_patch_and_null_removes_a_key(api: httpx.Client, vo
 
 # --- defect 7: bad input gives a clear 4xx, never 500 ---------------------------------------------------
 @pytest.mark.parametrize(
-    "size", [10**30, 2**63, "99999999999999999999P", "9" * 400, True, False, 0, -5, "１G", "٥G", "7\u2009G", 1.5, "1e3"]
+    "size",
+    [
+        10**30,
+        2**63,
+        "99999999999999999999P",
+        "9" * 400,
+        True,
+        False,
+        0,
+        -5,
+        "\uff11G",
+        "\u0665G",
+        "7\u2009G",
+        1.5,
+        "1e3",
+    ],
 )
 def test_sizes_out_of_range_or_not_ascii_are_refused(api: httpx.Client, size: object) -> None:
     name = unique("size")
@@ -116,7 +131,15 @@ def test_size_update_out_of_range_is_refused(api: httpx.Client, volume: dict[str
 
 @pytest.mark.parametrize(
     "expires",
-    ["9999999d", "99999999999999y", "9999-12-31T23:59:59-14:00", "7" * 10_000 + "d", "７d", "٧d", "2030-01-٠1"],
+    [
+        "9999999d",
+        "99999999999999y",
+        "9999-12-31T23:59:59-14:00",
+        "7" * 10_000 + "d",
+        "\uff17d",
+        "\u0667d",
+        "2030-01-\u06601",
+    ],
 )
 def test_expiries_too_far_or_not_ascii_are_refused(api: httpx.Client, volume: dict[str, Any], expires: str) -> None:
     response = api.post("/api/v1/snapshots", json={"volume": volume["name"], "name": "x", "expires": expires})
@@ -215,8 +238,7 @@ def test_refused_tokens_and_roles_are_audited(server: Server, api: httpx.Client,
     refusals = [e for e in entries if e["outcome"] == "refused" and e["action"] == "api.access"]
     assert any(probe in e["target"] and e["actor"] == "anonymous" and "unauthorized" in e["detail"] for e in refusals)
     assert any(
-        e["target"] == f"DELETE /api/v1/volumes/{volume['name']}" and e["actor"].startswith("viewer-")
-        for e in refusals
+        e["target"] == f"DELETE /api/v1/volumes/{volume['name']}" and e["actor"].startswith("viewer-") for e in refusals
     )
 
 

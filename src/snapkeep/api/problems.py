@@ -65,11 +65,11 @@ def _template(path: str) -> re.Pattern[str]:
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method the OpenAPI document gives the request's path: what ``Allow`` must list on a 405."""
-    methods: set[str] = set()
-    for template, item in request.app.openapi()["paths"].items():
-        if _template(template).fullmatch(request.scope["path"]):
-            methods |= {method.upper() for method in item if method in _METHODS}
-    return sorted(methods)
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    path = request.scope["path"]
+    # As in OpenAPI's own matching, a concrete path (/snapshots/sweep) goes before a template (/snapshots/{id}).
+    matched = [paths[path]] if path in paths else [item for t, item in paths.items() if _template(t).fullmatch(path)]
+    return sorted({method.upper() for item in matched for method in item if method in _METHODS})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -82,7 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
         problems = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
-        return error_response(InvalidInput("the request body or parameters are invalid", problems=problems))
+        return error_response(InvalidInput(_summary(problems), problems=problems))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -97,6 +97,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(NotFound(f"no such API route: {request.url.path}"))
         cls = _BY_STATUS.get(exc.status_code, InvalidInput if exc.status_code < 500 else SnapkeepError)
         return error_response(cls(str(exc.detail)))
+
+
+def _summary(problems: list[dict[str, Any]]) -> str:
+    """``invalid request: body.vcpus: Input should be ...; ...``: the first few problems, for people."""
+    said = [f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {problem.get('msg')}" for problem in problems[:3]]
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "invalid request: " + "; ".join(said) + more
 
 
 def _audit_refusal(request: Request, exc: Unauthorized | Forbidden) -> None:
@@ -124,15 +131,11 @@ _MEANING = {
 
 def error_statuses(method: str, operation: dict[str, Any]) -> set[int]:
     """The error statuses an operation can answer, from what it has."""
-    statuses = {500, 503}
-    parameters = operation.get("parameters", [])
-    has_body = "requestBody" in operation
+    statuses = {400, 413, 500, 503}  # the gate reads every request's body; the catalog may be down for any
     if operation.get("security"):
         statuses |= {401, 403}
-    if parameters or has_body:
+    if operation.get("parameters") or "requestBody" in operation:
         statuses |= {404, 422}
-    if has_body:
-        statuses |= {400, 413}
     if method != "get":
         statuses |= {409, 507}
     return statuses

@@ -7,22 +7,54 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
 from snapkeep.errors import InvalidInput
 from snapkeep.model import settings as settings_rules
-from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH
-from snapkeep.model.timespec import MAX_EXPIRY_TEXT
+from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
+from snapkeep.model.timespec import DURATION_PATTERN, MAX_EXPIRY_TEXT
 from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
 from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, SIZE_PATTERN
 
-# The model's rules, mirrored so that the OpenAPI document says them; the services check them again.
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+# The model's rules, written into the OpenAPI document so that it says what the service accepts. They are
+# enforced where they live (model/ and the services, with their own error codes and messages), not here.
+Name = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_NAME_LENGTH,
+            "pattern": NAME_PATTERN,
+            "description": "letters, digits, spaces and . _ ( ) + : @ -; starts with a letter or digit, no '..'",
+        }
+    ),
+]
+Description = Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH})]
 Size = Annotated[
-    Annotated[StrictInt, Field(ge=1, le=MAX_SIZE)]
-    | Annotated[StrictStr, Field(max_length=MAX_SIZE_TEXT, pattern=SIZE_PATTERN)],
-    Field(description="bytes, or a size like 512M, 10G, 1.5T (binary units, ASCII digits)"),
+    StrictInt | StrictFloat | StrictStr,  # a float only when whole: JSON Schema's integers include 5.0
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                {"type": "string", "maxLength": MAX_SIZE_TEXT, "pattern": SIZE_PATTERN},
+            ],
+            "description": "bytes, or a size like 512M, 10G, 1.5T (binary units, ASCII digits, up to 99P)",
+        }
+    ),
+]
+Expiry = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "string", "format": "date-time", "maxLength": MAX_EXPIRY_TEXT},
+            ],
+            "description": "'never' (the default), a duration like 30m, 12h, 7d, 2w, 1y (up to 999 years), "
+            "or an ISO 8601 date-time in the future (before the year 10000)",
+        }
+    ),
 ]
 Settings = Annotated[dict[str, Any], Field(description=settings_rules.SCHEMA_DESCRIPTION)]
 
@@ -69,7 +101,7 @@ class VmCreate(BaseModel):
     name: Name
     vcpus: int = Field(default=1, ge=1, le=64)
     memory: Size = "256M"
-    disks: list[Size] = Field(default_factory=lambda: list[str | int](["1G"]), min_length=1, max_length=16)
+    disks: list[Size] = Field(default_factory=lambda: list[int | float | str](["1G"]), min_length=1, max_length=16)
     kernel: str | None = Field(default=None, max_length=4096, description="a file on the host (admins only)")
     initrd: str | None = Field(default=None, max_length=4096, description="a file on the host (admins only)")
     cmdline: str | None = Field(default=None, max_length=2048)
@@ -143,14 +175,19 @@ class CloneRequest(BaseModel):
 class SnapshotCreate(BaseModel):
     """Exactly one subject: ``volume`` (or, with the VM slice, ``vm``), by id or name."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": [subject], "properties": {subject: {"type": "string"}}} for subject in ("volume", "vm")
+            ]
+        },
+    )
     volume: str | None = None
     vm: str | None = None
     name: Name
     description: Description = ""
-    expires: str | None = Field(
-        default=None, max_length=MAX_EXPIRY_TEXT, description="'never' (default), a duration like 7d, or a date"
-    )
+    expires: Expiry | None = None
     quiesce: bool = False
     quiesce_policy: QuiescePolicy | None = Field(default=None, description="default: the subject's own setting")
     immutable: bool = False
@@ -205,7 +242,7 @@ class RestoreRequest(BaseModel):
 
 class ExtractRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str
+    path: str = Field(min_length=1, description="a file or folder in the snapshot, relative to its root")
     to_volume: str | None = None
     to_path: str | None = None
 

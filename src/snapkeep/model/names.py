@@ -10,6 +10,8 @@ from snapkeep.errors import InvalidInput, InvalidName
 MAX_NAME_LENGTH = 128
 MAX_DESCRIPTION_LENGTH = 4096  # free text shown in listings; the catalog and every manifest carry it
 _ALLOWED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+:@-]*$")
+# Every rule of check_name in one expression (no "..": a dot is never followed by another), for the API schema.
+NAME_PATTERN = r"^[A-Za-z0-9]((\.?[A-Za-z0-9 _()+:@-])*(\.?[A-Za-z0-9_()+:@-]|\.))?$"
 
 
 def check_name(name: str, what: str = "name") -> str:

@@ -12,8 +12,12 @@ from datetime import UTC, datetime, timedelta
 from snapkeep.errors import InvalidExpiry
 
 MAX_EXPIRY_TEXT = 64  # an ISO date with fractions and offset is 32 characters
-_DURATION = re.compile(r"^\s*([0-9]+)\s*(m|min|h|d|w|y)\s*$", re.ASCII)
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+# Digits per unit: every duration the grammar admits is positive and under a thousand years.
+_DIGITS = {"min": 8, "m": 8, "h": 6, "d": 5, "w": 4, "y": 3}
+DURATION_PATTERN = "^ *(" + "|".join(f"([1-9][0-9]{{0,{n - 1}}} *{unit})" for unit, n in _DIGITS.items()) + "|never) *$"
+_DURATION = re.compile(r"^\s*([0-9]+)\s*(m|min|h|d|w|y)\s*$", re.ASCII)
+_ADMITTED = re.compile(DURATION_PATTERN, re.ASCII)
 
 
 def utcnow() -> datetime:
@@ -31,10 +35,9 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise InvalidExpiry(f"not a duration: {text!r} (use e.g. 30m, 12h, 7d, 2w, 1y)", value=text)
-    try:
-        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-    except OverflowError:
-        raise InvalidExpiry(f"duration {text!r} is too long", value=text) from None
+    if not _ADMITTED.match(text):
+        raise InvalidExpiry(f"duration {text!r} is out of range: from 1 minute to 999 years", value=text)
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def parse_expiry(text: str | None, now: datetime) -> datetime | None:
@@ -46,13 +49,7 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
         return None
     _check_length(text)
     if _DURATION.match(text):
-        delta = parse_duration(text)
-        if delta.total_seconds() <= 0:
-            raise InvalidExpiry("expiry duration must be positive", value=text)
-        try:
-            return now + delta
-        except OverflowError:
-            raise InvalidExpiry(f"expiry {text!r} is too far in the future (after the year 9999)", value=text) from None
+        return now + parse_duration(text)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as exc:
