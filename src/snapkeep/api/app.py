@@ -1,4 +1,4 @@
-"""The FastAPI application: routers, the one error handler, health and audit."""
+"""The FastAPI application: the request gate, routers, the error handlers (api/problems.py), health and audit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from snapkeep.api import jobs, restores, snapshots, vms, volumes
 from snapkeep.api.deps import Svc, Viewer
 from snapkeep.api.gate import RequestGate
 from snapkeep.api.problems import install_error_handlers, install_openapi
-from snapkeep.api.schemas import AuditPublic, ErrorResponse
+from snapkeep.api.schemas import AuditPublic
 from snapkeep.services.container import Services
 
 misc = APIRouter(prefix="/api/v1", tags=["service"])
@@ -32,7 +32,6 @@ def create_app(services: Services) -> FastAPI:
         title="snapkeep",
         version=__version__,
         description="Instant snapshots and restores for KVM/libvirt hosts.",
-        responses={400: {"model": ErrorResponse}},
     )
     app.state.services = services
     app.add_middleware(RequestGate)

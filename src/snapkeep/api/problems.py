@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from typing import Any
 
@@ -25,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from snapkeep.api.schemas import ErrorResponse
 from snapkeep.errors import (
     BodyTooLarge,
     Forbidden,
@@ -35,7 +37,10 @@ from snapkeep.errors import (
     ServiceUnavailable,
     SnapkeepError,
     Unauthorized,
+    all_error_classes,
 )
+
+log = logging.getLogger(__name__)
 
 _BY_STATUS: dict[int, type[SnapkeepError]] = {
     400: MalformedBody,
@@ -98,6 +103,12 @@ def install_error_handlers(app: FastAPI) -> None:
         cls = _BY_STATUS.get(exc.status_code, InvalidInput if exc.status_code < 500 else SnapkeepError)
         return error_response(cls(str(exc.detail)))
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """A bug, not a refusal: logged with its traceback, answered as ``internal`` in the error body."""
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(SnapkeepError(f"internal error ({type(exc).__name__}); the service log has details"))
+
 
 def _summary(problems: list[dict[str, Any]]) -> str:
     """``invalid request: body.vcpus: Input should be ...; ...``: the first few problems, for people."""
@@ -115,18 +126,12 @@ def _audit_refusal(request: Request, exc: Unauthorized | Forbidden) -> None:
 
 # --- the OpenAPI document --------------------------------------------------------------------------------
 _ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
-_MEANING = {
-    400: "The body is not strict JSON (malformed_body).",
-    401: "No token, or an unknown one (unauthorized).",
-    403: "The token's role does not allow this (forbidden).",
-    404: "No such object, or no such route (not_found and its kinds).",
-    409: "The request clashes with the current state (conflict and its kinds).",
-    413: "The body is larger than the service accepts (body_too_large).",
-    422: "Invalid parameters or body (invalid_input and its kinds).",
-    500: "An internal or pool error; nothing half-made is left (internal, pool_error).",
-    503: "The catalog cannot be reached; try again (service_unavailable).",
-    507: "The pool ran out of space; the operation was undone (pool_full).",
-}
+
+
+def _meaning(status: int) -> str:
+    """What a status means, from the error classes that answer it (a new class shows up by itself)."""
+    codes = [cls.code for cls in all_error_classes() if cls.http_status == status]
+    return "Refused, with the error body; code " + ", ".join(f"`{code}`" for code in codes) + "."
 
 
 def error_statuses(method: str, operation: dict[str, Any]) -> set[int]:
@@ -152,12 +157,14 @@ def install_openapi(app: FastAPI) -> None:
                     responses = operation.setdefault("responses", {})
                     for status in sorted(error_statuses(method, operation)):
                         responses[str(status)] = {
-                            "description": _MEANING[status],
+                            "description": _meaning(status),
                             "content": {"application/json": {"schema": _ERROR_SCHEMA}},
                         }
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            schemas.pop("HTTPValidationError", None)
+            schemas.pop("HTTPValidationError", None)  # FastAPI's 422 body, which snapkeep never sends
             schemas.pop("ValidationError", None)
+            error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(error_schema.pop("$defs", {}), ErrorResponse=error_schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
