@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from typing import Any
 
@@ -242,20 +243,22 @@ def test_refused_tokens_and_roles_are_audited(server: Server, api: httpx.Client,
     )
 
 
-def test_a_failed_snapshot_does_not_keep_its_name(api: httpx.Client, volume: dict[str, Any]) -> None:
-    """A capture that fails (the volume's data moved away behind snapkeep's back) leaves a failed row; a later
-    take with the same name replaces it instead of answering name_clash forever."""
-    data = volume["path"]
-    os.rename(data, data + ".away")
+def test_a_failed_snapshot_does_not_keep_its_name(server: Server, api: httpx.Client, volume: dict[str, Any]) -> None:
+    """A capture that fails (the pool's staging folder made immutable, so nothing can be staged) leaves a failed
+    row; a later take with the same name replaces it instead of answering name_clash forever."""
+    staging = os.path.join(server.pool_dir, "staging")
+    subprocess.run(["chattr", "+i", staging], check=True)
     try:
         failed = take(api, volume["name"], "nightly").json()
         assert failed["status"] == "failed", failed
     finally:
-        os.rename(data + ".away", data)
+        subprocess.run(["chattr", "-i", staging], check=True)
     [row] = api.get("/api/v1/snapshots", params={"volume": volume["name"]}).json()
     assert row["name"] == "nightly" and row["status"] == "failed"
 
-    again = take(api, volume["name"], "nightly").json()
+    retaken = take(api, volume["name"], "nightly")
+    assert retaken.status_code == 202, retaken.text  # before the fix: 409 name_clash, forever
+    again = retaken.json()
     assert again["status"] == "succeeded", again
     [row] = api.get("/api/v1/snapshots", params={"volume": volume["name"]}).json()
     assert row["status"] == "ready" and row["id"] == again["result"]["snapshot"]["id"]
