@@ -59,15 +59,20 @@ Expiry = Annotated[
 Settings = Annotated[dict[str, Any], Field(description=settings_rules.SCHEMA_DESCRIPTION)]
 
 
-class VolumeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RequestBody(BaseModel):
+    """A request body: no unknown members, and JSON's types as the schema states them (``true`` is no
+    number, ``0`` no boolean, ``"5"`` no integer); enums read from their JSON strings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VolumeCreate(RequestBody):
     name: Name
     size_limit: Size
     description: Description = ""
 
 
-class VolumeUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VolumeUpdate(RequestBody):
     name: Name | None = None
     description: Description | None = None
     size_limit: Size | None = None
@@ -96,8 +101,7 @@ class VolumePublic(BaseModel):
         )
 
 
-class VmCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VmCreate(RequestBody):
     name: Name
     vcpus: int = Field(default=1, ge=1, le=64)
     memory: Size = "256M"
@@ -107,7 +111,7 @@ class VmCreate(BaseModel):
     cmdline: str | None = Field(default=None, max_length=2048)
     nics: int = Field(default=1, ge=0, le=8)
     description: Description = ""
-    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
+    quiesce_policy: QuiescePolicy = Field(default=QuiescePolicy.FALLBACK, strict=False)
     agent_timeout: float = Field(default=10.0, gt=0, le=300)
 
 
@@ -160,23 +164,20 @@ class VmPublic(BaseModel):
         )
 
 
-class StopRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StopRequest(RequestBody):
     force: bool = False
     timeout: float = Field(default=60.0, gt=0, le=600)
 
 
-class CloneRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CloneRequest(RequestBody):
     name: Name
     preserve_macs: bool = False
 
 
-class SnapshotCreate(BaseModel):
+class SnapshotCreate(RequestBody):
     """Exactly one subject: ``volume`` (or, with the VM slice, ``vm``), by id or name."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "oneOf": [
                 {"required": [subject], "properties": {subject: {"type": "string"}}} for subject in ("volume", "vm")
@@ -189,7 +190,9 @@ class SnapshotCreate(BaseModel):
     description: Description = ""
     expires: Expiry | None = None
     quiesce: bool = False
-    quiesce_policy: QuiescePolicy | None = Field(default=None, description="default: the subject's own setting")
+    quiesce_policy: QuiescePolicy | None = Field(
+        default=None, strict=False, description="default: the subject's own setting"
+    )
     immutable: bool = False
 
     def subject(self) -> tuple[str, str]:
@@ -230,18 +233,16 @@ class SnapshotPublic(BaseModel):
         return cls(**values, deletable_at=deletable_at)
 
 
-class RestoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RestoreRequest(RequestBody):
     as_new: bool = False
     name: Name | None = Field(default=None, description="name of the new volume (with as_new)")
-    mode: RestoreMode = RestoreMode.DATA
+    mode: RestoreMode = Field(default=RestoreMode.DATA, strict=False)
     pre_restore: bool = True
     power_off: bool = Field(default=False, description="VM snapshots: power the VM off first if it runs")
     preserve_macs: bool = Field(default=False, description="VM snapshots restored as new: keep the MACs")
 
 
-class ExtractRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ExtractRequest(RequestBody):
     path: str = Field(min_length=1, description="a file or folder in the snapshot, relative to its root")
     to_volume: str | None = None
     to_path: str | None = None
