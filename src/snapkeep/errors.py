@@ -10,7 +10,11 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     ├── InvalidInput                   invalid_input (422)
     │   ├── InvalidName                invalid_name
     │   ├── InvalidPath                invalid_path
-    │   └── InvalidExpiry              invalid_expiry
+    │   ├── InvalidExpiry              invalid_expiry
+    │   ├── InvalidSettings            invalid_settings
+    │   ├── MalformedBody              malformed_body (400)
+    │   ├── BodyTooLarge               body_too_large (413)
+    │   └── MethodNotAllowed           method_not_allowed (405)
     ├── NotFound                       not_found (404)
     │   └── VMNotFound                 vm_not_found
     ├── Conflict                       conflict (409)
@@ -90,6 +94,33 @@ class InvalidExpiry(InvalidInput):
     """An expiry or duration that cannot be read, or that is not in the future."""
 
     code = "invalid_expiry"
+
+
+class InvalidSettings(InvalidInput):
+    """Settings that are not a JSON document snapkeep can keep: too deep, too large, NaN or a non-text key."""
+
+    code = "invalid_settings"
+
+
+class MalformedBody(InvalidInput):
+    """The request body is not strict JSON (RFC 8259: UTF-8, no lone surrogates, no NaN or Infinity)."""
+
+    code = "malformed_body"
+    http_status = 400
+
+
+class BodyTooLarge(InvalidInput):
+    """The request body is larger than the service accepts; nothing was read into the catalog."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
+class MethodNotAllowed(InvalidInput):
+    """The path exists but not with this HTTP method; the ``Allow`` header lists the ones it has."""
+
+    code = "method_not_allowed"
+    http_status = 405
 
 
 class NotFound(SnapkeepError):

@@ -1,20 +1,19 @@
-"""The FastAPI application: routers, the one error handler, health and audit."""
+"""The FastAPI application: the request gate, routers, the error handlers (api/problems.py), health and audit."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Query
 
 from snapkeep import __version__
 from snapkeep.api import jobs, restores, snapshots, vms, volumes
 from snapkeep.api.deps import Svc, Viewer
-from snapkeep.api.schemas import AuditPublic, ErrorResponse
-from snapkeep.errors import InvalidInput, SnapkeepError
+from snapkeep.api.gate import RequestGate
+from snapkeep.api.problems import install_error_handlers, install_openapi
+from snapkeep.api.schemas import AuditPublic
 from snapkeep.services.container import Services
 
 misc = APIRouter(prefix="/api/v1", tags=["service"])
+MAX_LISTING = jobs.MAX_LISTING
 
 
 @misc.get("/health")
@@ -30,7 +29,7 @@ def health(svc: Svc) -> dict[str, str | bool | None]:
 
 
 @misc.get("/audit", response_model=list[AuditPublic])
-def audit(svc: Svc, _who: Viewer, limit: int = 200) -> list[AuditPublic]:
+def audit(svc: Svc, _who: Viewer, limit: int = Query(200, ge=1, le=MAX_LISTING)) -> list[AuditPublic]:
     return [AuditPublic.of(e) for e in svc.audit.entries(limit)]
 
 
@@ -39,24 +38,11 @@ def create_app(services: Services) -> FastAPI:
         title="snapkeep",
         version=__version__,
         description="Instant snapshots and restores for KVM/libvirt hosts.",
-        responses={400: {"model": ErrorResponse}},
     )
     app.state.services = services
-
-    @app.exception_handler(SnapkeepError)
-    async def snapkeep_error(_request: Request, exc: SnapkeepError) -> JSONResponse:
-        return JSONResponse(status_code=exc.http_status, content=exc.to_body())
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        error = InvalidInput("the request body or parameters are invalid", problems=jsonable(exc.errors()))
-        return JSONResponse(status_code=error.http_status, content=error.to_body())
-
+    app.add_middleware(RequestGate)
+    install_error_handlers(app)
     for router in (misc, volumes.router, vms.router, snapshots.router, restores.router, jobs.router):
         app.include_router(router)
+    install_openapi(app)
     return app
-
-
-def jsonable(errors: object) -> object:
-    """Validation problems as plain JSON (pydantic may put exceptions in ``ctx``)."""
-    return jsonable_encoder(errors, custom_encoder={Exception: str})

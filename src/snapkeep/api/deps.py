@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from snapkeep.services.container import Services
 from snapkeep.services.tokens import Principal, Role
+
+# RFC 6750/7235: "Authorization: Bearer <token>", the scheme in any case; a bare token is no credential.
+bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer <token>`")
 
 
 def services(request: Request) -> Services:
@@ -16,10 +20,14 @@ def services(request: Request) -> Services:
 
 
 def principal(
-    svc: Annotated[Services, Depends(services)], authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    token = authorization.removeprefix("Bearer ").strip() if authorization else None
-    return svc.tokens.authenticate(token)
+    """The caller; kept on the request so that a refusal further on is audited under its name."""
+    who = svc.tokens.authenticate(credentials.credentials if credentials else None)
+    request.state.principal = who
+    return who
 
 
 def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:

@@ -12,6 +12,7 @@ from snapkeep.services.jobs import JobFunction, Lane
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 MAX_WAIT = 60.0
+MAX_LISTING = 1000  # rows one listing returns at most
 
 
 def start_job(
@@ -32,7 +33,7 @@ def start_job(
 
 
 @router.get("", response_model=list[JobPublic])
-def list_jobs(svc: Svc, _who: Viewer, limit: int = 100) -> list[JobPublic]:
+def list_jobs(svc: Svc, _who: Viewer, limit: int = Query(100, ge=1, le=MAX_LISTING)) -> list[JobPublic]:
     return [JobPublic.of(j) for j in svc.jobs.list(limit)]
 
 

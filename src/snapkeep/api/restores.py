@@ -9,6 +9,7 @@ from snapkeep.api.jobs import start_job
 from snapkeep.api.schemas import JobPublic, RestoreRequest
 from snapkeep.api.snapshots import Wait
 from snapkeep.errors import InvalidInput
+from snapkeep.model.names import check_name
 from snapkeep.model.types import RestoreMode
 from snapkeep.services.container import Services
 from snapkeep.services.jobs import JobFunction, Progress
@@ -19,6 +20,8 @@ router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
 @router.post("/{snap_id}/restore", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def restore_snapshot(svc: Svc, who: Operator, snap_id: str, body: RestoreRequest, wait: float = Wait) -> JobPublic:
     """Checks everything it can before starting the job, so a refused restore changes nothing."""
+    if body.name is not None:  # the schema's rule holds for a given name, used (as_new) or not
+        check_name(body.name, "new name")
     snap = svc.snapshots.restorable(snap_id)
     params = {"snapshot": snap_id, "name": snap.name, **body.model_dump(mode="json")}
     if snap.subject_type == "vm":

@@ -6,31 +6,82 @@ import base64
 import os
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
 from snapkeep.errors import InvalidInput, InvalidPath
 from snapkeep.model import relpath
+from snapkeep.model import settings as settings_rules
+from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
+from snapkeep.model.timespec import DURATION_PATTERN, MAX_EXPIRY_TEXT
 from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
+from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, SIZE_PATTERN
+
+# The model's rules, written into the OpenAPI document so that it says what the service accepts. They are
+# enforced where they live (model/ and the services, with their own error codes and messages), not here.
+Name = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_NAME_LENGTH,
+            "pattern": NAME_PATTERN,
+            "description": "letters, digits, spaces and . _ ( ) + : @ -; starts with a letter or digit, no '..'",
+        }
+    ),
+]
+Description = Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH})]
+Size = Annotated[
+    StrictInt | StrictFloat | StrictStr,  # a float only when whole: JSON Schema's integers include 5.0
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                {"type": "string", "maxLength": MAX_SIZE_TEXT, "pattern": SIZE_PATTERN},
+            ],
+            "description": "bytes, or a size like 512M, 10G, 1.5T (binary units, ASCII digits, up to 99P)",
+        }
+    ),
+]
+Expiry = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "string", "format": "date-time", "maxLength": MAX_EXPIRY_TEXT},
+            ],
+            "description": "'never' (the default), a duration like 30m, 12h, 7d, 2w, 1y (up to 999 years), "
+            "or an ISO 8601 date-time in the future (before the year 10000)",
+        }
+    ),
+]
+Settings = Annotated[dict[str, Any], Field(description=settings_rules.SCHEMA_DESCRIPTION)]
 
 
-class VolumeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    size_limit: str | int | None = Field(
+class RequestBody(BaseModel):
+    """A request body: no unknown members, and JSON's types as the schema states them (``true`` is no
+    number, ``0`` no boolean, ``"5"`` no integer); enums read from their JSON strings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VolumeCreate(RequestBody):
+    name: Name
+    size_limit: Size | None = Field(
         default=None,
         description="bytes, or a size like 10G; required where limits are enforced, else the pool's size",
     )
-    description: str = ""
+    description: Description = ""
 
 
-class VolumeUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    description: str | None = None
-    size_limit: str | int | None = None
-    settings: dict[str, Any] | None = None
+class VolumeUpdate(RequestBody):
+    name: Name | None = None
+    description: Description | None = None
+    size_limit: Size | None = None
+    settings: Settings | None = None
 
 
 class VolumePublic(BaseModel):
@@ -57,18 +108,17 @@ class VolumePublic(BaseModel):
         )
 
 
-class VmCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
+class VmCreate(RequestBody):
+    name: Name
     vcpus: int = Field(default=1, ge=1, le=64)
-    memory: str | int = Field(default="256M", description="bytes, or a size like 256M")
-    disks: list[str | int] = Field(default_factory=lambda: list[str | int](["1G"]), min_length=1, max_length=16)
-    kernel: str | None = None
-    initrd: str | None = None
-    cmdline: str | None = None
+    memory: Size = "256M"
+    disks: list[Size] = Field(default_factory=lambda: list[int | float | str](["1G"]), min_length=1, max_length=16)
+    kernel: str | None = Field(default=None, max_length=4096, description="a file on the host (admins only)")
+    initrd: str | None = Field(default=None, max_length=4096, description="a file on the host (admins only)")
+    cmdline: str | None = Field(default=None, max_length=2048)
     nics: int = Field(default=1, ge=0, le=8)
-    description: str = ""
-    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK
+    description: Description = ""
+    quiesce_policy: QuiescePolicy = Field(default=QuiescePolicy.FALLBACK, strict=False)
     agent_timeout: float = Field(default=10.0, gt=0, le=300)
 
 
@@ -121,29 +171,35 @@ class VmPublic(BaseModel):
         )
 
 
-class StopRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StopRequest(RequestBody):
     force: bool = False
     timeout: float = Field(default=60.0, gt=0, le=600)
 
 
-class CloneRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
+class CloneRequest(RequestBody):
+    name: Name
     preserve_macs: bool = False
 
 
-class SnapshotCreate(BaseModel):
+class SnapshotCreate(RequestBody):
     """Exactly one subject: ``volume`` (or, with the VM slice, ``vm``), by id or name."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": [subject], "properties": {subject: {"type": "string"}}} for subject in ("volume", "vm")
+            ]
+        },
+    )
     volume: str | None = None
     vm: str | None = None
-    name: str
-    description: str = ""
-    expires: str | None = Field(default=None, description="'never' (default), a duration like 7d, or a date")
+    name: Name
+    description: Description = ""
+    expires: Expiry | None = None
     quiesce: bool = False
-    quiesce_policy: QuiescePolicy | None = Field(default=None, description="default: the subject's own setting")
+    quiesce_policy: QuiescePolicy | None = Field(
+        default=None, strict=False, description="default: the subject's own setting"
+    )
     immutable: bool = False
 
     def subject(self) -> tuple[str, str]:
@@ -184,11 +240,10 @@ class SnapshotPublic(BaseModel):
         return cls(**values, deletable_at=deletable_at)
 
 
-class RestoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RestoreRequest(RequestBody):
     as_new: bool = False
-    name: str | None = Field(default=None, description="name of the new volume (with as_new)")
-    mode: RestoreMode = RestoreMode.DATA
+    name: Name | None = Field(default=None, description="name of the new volume (with as_new)")
+    mode: RestoreMode = Field(default=RestoreMode.DATA, strict=False)
     pre_restore: bool = True
     power_off: bool = Field(default=False, description="VM snapshots: power the VM off first if it runs")
     preserve_macs: bool = Field(default=False, description="VM snapshots restored as new: keep the MACs")
@@ -203,10 +258,9 @@ def raw_path(text: str | None, b64: str | None, field: str) -> bytes | None:
     return relpath.from_text(text) if text is not None else None
 
 
-class ExtractRequest(BaseModel):
+class ExtractRequest(RequestBody):
     """The file or folder to copy (``path``, or ``path_b64`` for a name that is not UTF-8) and where to."""
 
-    model_config = ConfigDict(extra="forbid")
     path: str | None = Field(default=None, description="relative to the volume's root, as text")
     path_b64: str | None = Field(default=None, description="the path's bytes in base64, instead of path")
     to_volume: str | None = None

@@ -36,11 +36,11 @@ def list_snapshots(
     if volume is not None and vm is not None:
         raise InvalidInput("list the snapshots of a volume or of a VM, not both")
     subject_type, ref = ("vm", vm) if vm is not None else ("volume", volume)
-    if name is not None:
-        if ref is None:
-            raise InvalidInput("a snapshot name is unique per subject: give the volume or VM too", name=name)
-        return [public(svc, svc.snapshots.find(ref, name, subject_type))]
-    return [public(svc, s) for s in svc.snapshots.listing(ref, subject_type)]
+    if name is None:
+        return [public(svc, s) for s in svc.snapshots.listing(ref, subject_type)]
+    if ref is None:  # every subject's snapshots of that name
+        return [public(svc, s) for s in svc.snapshots.listing() if s.name == name]
+    return [public(svc, svc.snapshots.find(ref, name, subject_type))]
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)

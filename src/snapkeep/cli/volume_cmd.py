@@ -92,13 +92,18 @@ def show(ref: RefArgument, as_json: JsonOption = False) -> None:
         _show(volume)
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _setting(assignment: str) -> tuple[str, Any]:
-    """``KEY=VALUE``; VALUE is read as JSON when it is JSON (``true``, ``3``, ``[1]``), else as text."""
+    """``KEY=VALUE``; VALUE is read as JSON when it is JSON (``true``, ``3``, ``[1]``, ``null`` to remove the
+    key), else as text (so ``NaN``, which is not JSON, is the text "NaN")."""
     key, sep, value = assignment.partition("=")
     if not sep or not key:
         raise InvalidInput(f"--set wants KEY=VALUE, got {assignment!r}", value=assignment)
     try:
-        return key, json.loads(value)
+        return key, json.loads(value, parse_constant=_not_json)
     except ValueError:
         return key, value
 
@@ -114,7 +119,7 @@ def update(
         typer.Option(
             "--set",
             metavar="KEY=VALUE",
-            help="Set one setting (repeatable); VALUE is JSON if it parses as JSON, else text.",
+            help="Set one setting (repeatable); VALUE is JSON if it parses as JSON, else text; null removes it.",
         ),
     ] = None,
     as_json: JsonOption = False,

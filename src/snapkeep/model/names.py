@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from snapkeep.errors import InvalidName
+from snapkeep.errors import InvalidInput, InvalidName
 
 MAX_NAME_LENGTH = 128
+MAX_DESCRIPTION_LENGTH = 4096  # free text shown in listings; the catalog and every manifest carry it
 _ALLOWED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+:@-]*$")
+# Every rule of check_name in one expression (no "..": a dot is never followed by another), for the API schema.
+NAME_PATTERN = r"^[A-Za-z0-9]((\.?[A-Za-z0-9 _()+:@-])*(\.?[A-Za-z0-9_()+:@-]|\.))?$"
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -35,6 +38,17 @@ def check_name(name: str, what: str = "name") -> str:
             name=name,
         )
     return name
+
+
+def check_description(text: str, what: str = "description") -> str:
+    """Return ``text`` if it is free text snapkeep can store and show: bounded, valid Unicode."""
+    if len(text) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidInput(f"{what} is {len(text)} characters long; at most {MAX_DESCRIPTION_LENGTH}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid Unicode (a lone surrogate)") from None
+    return text
 
 
 def pre_restore_name(now: datetime) -> str:

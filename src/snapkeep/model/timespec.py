@@ -1,4 +1,8 @@
-"""Parsing of expiry and durations as users write them: ``7d``, ``12h``, ``2w``, ``1y``, an ISO date."""
+"""Parsing of expiry and durations as users write them: ``7d``, ``12h``, ``2w``, ``1y``, an ISO date.
+
+Only ASCII digits are read (a full-width "7d" is refused, not taken as seven days), and a duration or date too far
+out to be represented is refused as such, never overflowed.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 from snapkeep.errors import InvalidExpiry
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w|y)\s*$")
+MAX_EXPIRY_TEXT = 64  # an ISO date with fractions and offset is 32 characters
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+# Digits per unit: every duration the grammar admits is positive and under a thousand years.
+_DIGITS = {"min": 8, "m": 8, "h": 6, "d": 5, "w": 4, "y": 3}
+DURATION_PATTERN = "^ *(" + "|".join(f"([1-9][0-9]{{0,{n - 1}}} *{unit})" for unit, n in _DIGITS.items()) + "|never) *$"
+_DURATION = re.compile(r"^\s*([0-9]+)\s*(m|min|h|d|w|y)\s*$", re.ASCII)
+_ADMITTED = re.compile(DURATION_PATTERN, re.ASCII)
 
 
 def utcnow() -> datetime:
@@ -16,10 +25,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _check_length(text: str) -> None:
+    if len(text) > MAX_EXPIRY_TEXT:
+        raise InvalidExpiry(f"an expiry is at most {MAX_EXPIRY_TEXT} characters long, got {len(text)}", value=text[:24])
+
+
 def parse_duration(text: str) -> timedelta:
+    _check_length(text)
     match = _DURATION.match(text)
     if not match:
         raise InvalidExpiry(f"not a duration: {text!r} (use e.g. 30m, 12h, 7d, 2w, 1y)", value=text)
+    if not _ADMITTED.match(text):
+        raise InvalidExpiry(f"duration {text!r} is out of range: from 1 minute to 999 years", value=text)
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -30,11 +47,9 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
     """
     if text is None or text.strip().lower() == "never":
         return None
+    _check_length(text)
     if _DURATION.match(text):
-        delta = parse_duration(text)
-        if delta.total_seconds() <= 0:
-            raise InvalidExpiry("expiry duration must be positive", value=text)
-        return now + delta
+        return now + parse_duration(text)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as exc:
@@ -43,7 +58,10 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
         ) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    when = when.astimezone(UTC)
+    try:
+        when = when.astimezone(UTC)
+    except OverflowError:
+        raise InvalidExpiry(f"expiry {text!r} is too far in the future (after the year 9999)", value=text) from None
     if when <= now:
         raise InvalidExpiry(f"expiry {when.isoformat()} is in the past", value=text)
     return when

@@ -8,6 +8,7 @@ subject is (a volume, a VM) and what must hold still to capture it comes from it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from snapkeep.errors import (
     SnapshotNotReady,
 )
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
-from snapkeep.model.names import check_name, pre_restore_name
+from snapkeep.model.names import check_description, check_name, pre_restore_name
 from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotStatus
 from snapkeep.services.audit import Audit
 from snapkeep.services.subjects import Subject, SubjectKind
@@ -104,10 +105,22 @@ class Snapshots:
             return repo.snapshot_from_row(row)
 
     def check_free_name(self, subject: Subject, name: str) -> None:
+        """Refuse a name another snapshot of the subject has; a failed one's name is free (the take replaces it)."""
         check_name(name, "snapshot name")
         with self._db.transaction() as s:
-            if repo.find_snapshot_row(s, subject.type, subject.id, name) is not None:
+            row = repo.find_snapshot_row(s, subject.type, subject.id, name)
+            if row is not None and row.status != SnapshotStatus.FAILED:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name)
+
+    def _replace_failed(self, subject: Subject, name: str, actor: str) -> None:
+        """A failed take keeps its row (and reason) only until its name is wanted again; then the row goes, with
+        anything of it left in the pool, so that the name is unique among the subject's snapshots as before."""
+        with self._db.transaction() as s:
+            row = repo.find_snapshot_row(s, subject.type, subject.id, name)
+            failed = repo.snapshot_from_row(row) if row is not None and row.status == SnapshotStatus.FAILED else None
+        if failed is not None:
+            with contextlib.suppress(NotFound):  # a concurrent take replaced it first
+                self._remove(failed, actor)
 
     def manifest(self, snap_id: str) -> Manifest:
         return Manifest.from_bytes(self._pool.read_manifest(snap_id))
@@ -115,10 +128,12 @@ class Snapshots:
     # --- taking ------------------------------------------------------------------------------------
     def take(self, req: TakeRequest, actor: str = "system") -> Snapshot:
         check_name(req.name, "snapshot name")
+        check_description(req.description)
         if req.expires_at is not None and req.expires_at <= self._clock():
             raise InvalidExpiry(f"expiry {req.expires_at.isoformat()} is in the past", value=req.expires_at.isoformat())
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
+        self._replace_failed(self.subject(req.subject_type, req.ref), req.name, actor)
         with self._db.transaction() as s:
             subject = kind.resolve(s, req.ref)
             if repo.find_snapshot_row(s, subject.type, subject.id, req.name) is not None:

@@ -19,7 +19,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import VmRow
 from snapkeep.errors import InvalidPath, NameClash, PoolUnreachable, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
-from snapkeep.model.names import check_name
+from snapkeep.model.names import check_description, check_name
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig, disk_target, new_mac, new_serial
 from snapkeep.model.vmspec import VMSpec, VMState
@@ -115,6 +115,7 @@ class VMs:
         actor: str = "system",
     ) -> VM:
         """A new VM, stopped, with empty sparse raw disks."""
+        check_description(description)
         for what, path in (("kernel", kernel), ("initrd", initrd)):
             if path is not None and not os.path.isfile(path):
                 raise InvalidPath(f"the {what} {path!r} is not a file on this host", path=path)

@@ -13,7 +13,8 @@ from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import VolumeRow
 from snapkeep.errors import InvalidInput, NameClash
-from snapkeep.model.names import check_name
+from snapkeep.model.names import check_description, check_name
+from snapkeep.model.settings import apply_settings
 from snapkeep.model.types import Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.snapshots import Snapshots
@@ -49,7 +50,8 @@ class Volumes:
             if self._pool.limits_enforced:
                 raise InvalidInput("a size limit is required: this pool enforces volume size limits")
             size_limit = self._pool.size_bytes()
-        return self._create(name, size_limit, description, settings or {}, actor, self._pool.create_dataset)
+        settings = apply_settings({}, settings or {})
+        return self._create(name, size_limit, description, settings, actor, self._pool.create_dataset)
 
     def create_from_snapshot(
         self,
@@ -80,6 +82,7 @@ class Volumes:
     ) -> Volume:
         """Data and its size limit first, then the row; a crash between leaves an orphan dataset that the
         reconciler reports."""
+        check_description(description)
         with self._db.transaction() as s:
             self.check_free_name(s, name, None)
         volume_id = str(uuid.uuid4())
@@ -134,6 +137,10 @@ class Volumes:
         settings: dict[str, Any] | None = None,
         actor: str = "system",
     ) -> Volume:
+        """Change what is given; ``settings`` is a JSON merge patch (``None`` members remove keys), checked
+        before anything is committed."""
+        if description is not None:
+            check_description(description)
         with self._db.transaction() as s:
             row = repo.resolve_volume_row(s, ref)
             if name is not None and name != row.name:
@@ -141,12 +148,12 @@ class Volumes:
                 row.name = name
             if description is not None:
                 row.description = description
+            if settings is not None:  # checked before the limit changes the pool
+                row.settings = apply_settings(row.settings, settings)
             if size_limit is not None and size_limit != row.size_limit:
                 # below what it holds: btrfs accepts (writes fail, deletes work); an XFS image volume refuses
                 self._pool.set_size_limit(row.dataset, size_limit)
                 row.size_limit = size_limit
-            if settings is not None:
-                row.settings = {**row.settings, **settings}
             s.flush()
             self._audit.done(s, actor, "volume.update", f"volume:{row.name}")
             return self.to_volume(row)

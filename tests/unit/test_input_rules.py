@@ -1,0 +1,125 @@
+"""The model's input rules (sizes, expiries, settings, descriptions): what every interface gets, checked here
+without a server; tests/integration/test_hostile_input.py sends the same inputs through a real one."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from snapkeep.errors import InvalidExpiry, InvalidInput, InvalidSettings
+from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, check_description
+from snapkeep.model.settings import MAX_DEPTH, apply_settings, merge_patch
+from snapkeep.model.timespec import parse_duration, parse_expiry
+from snapkeep.model.units import MAX_SIZE, SIZE_PATTERN, parse_size
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("512", 512),
+        ("10G", 10 << 30),
+        ("10 GiB", 10 << 30),
+        ("1.5k", 1536),
+        ("2Gi", 2 << 30),
+        ("7b", 7),
+        (MAX_SIZE, MAX_SIZE),
+    ],
+)
+def test_sizes_read_exactly(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+    if isinstance(text, str):
+        assert re.fullmatch(SIZE_PATTERN, text), "the API schema's pattern accepts what the parser reads"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        True,
+        False,
+        0,
+        -1,
+        MAX_SIZE + 1,
+        10**30,
+        "99999999999999999999P",
+        "9" * 400,
+        "\uff11G",
+        "\u0665G",
+        "1\u212a",
+        "0.1",
+    ],
+)
+def test_sizes_out_of_range_not_ascii_or_boolean_are_refused(text: Any) -> None:
+    with pytest.raises(InvalidInput):
+        parse_size(text)
+    if isinstance(text, str) and not text.startswith(("9", "0")):
+        assert not re.fullmatch(SIZE_PATTERN, text)
+
+
+@pytest.mark.parametrize(
+    "text", ["9999999d", "99999999999999y", "9999-12-31T23:59:59-14:00", "7" * 10_000 + "d", "\uff17d"]
+)
+def test_expiries_that_cannot_be_represented_or_are_not_ascii_are_refused(text: str) -> None:
+    with pytest.raises(InvalidExpiry):
+        parse_expiry(text, NOW)
+
+
+def test_expiries_within_range_are_read() -> None:
+    assert parse_expiry("7d", NOW) == NOW + timedelta(days=7)
+    assert parse_expiry("9999-12-31T23:59:59+14:00", NOW) == datetime(9999, 12, 31, 9, 59, 59, tzinfo=UTC)
+    assert parse_duration("3 min") == timedelta(minutes=3)
+
+
+def test_settings_merge_like_rfc_7396() -> None:
+    # the examples of RFC 7396 section 3
+    assert merge_patch({"a": "b"}, {"a": "c"}) == {"a": "c"}
+    assert merge_patch({"a": "b"}, {"a": None}) == {}
+    assert merge_patch({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}) == {"a": {"b": "d"}}
+    assert merge_patch({"a": [{"b": "c"}]}, {"a": [1]}) == {"a": [1]}
+    assert merge_patch({"e": None}, {"a": 1}) == {"e": None, "a": 1}
+    assert merge_patch({}, {"a": {"bb": {"ccc": None}}}) == {"a": {"bb": {}}}
+    current = {"x": 1}
+    assert apply_settings(current, {"x": None, "y": [None, 2.5]}) == {"y": [None, 2.5]} and current == {"x": 1}
+
+
+def deep(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        deep(MAX_DEPTH + 1),
+        {"\ud800": 1},
+        {"k": "\udcff"},
+        {"k": float("nan")},
+        {"k": [float("inf")]},
+        {"k": 2**64},
+        {"": 1},
+        {"k" * 129: 1},
+        {"k": b"bytes"},
+        {"k": {1, 2}},
+        {"k": "x" * 70_000},
+    ],
+)
+def test_settings_that_cannot_be_stored_are_refused(patch: dict[str, Any]) -> None:
+    with pytest.raises(InvalidSettings):
+        apply_settings({}, patch)
+
+
+def test_settings_up_to_the_limits_are_kept() -> None:
+    assert apply_settings({}, deep(MAX_DEPTH)) == deep(MAX_DEPTH)
+
+
+def test_descriptions_are_bounded_unicode() -> None:
+    assert check_description("d" * MAX_DESCRIPTION_LENGTH)
+    for bad in ("d" * (MAX_DESCRIPTION_LENGTH + 1), "broken \ud800"):
+        with pytest.raises(InvalidInput):
+            check_description(bad)
