@@ -151,7 +151,7 @@ class Volumes:
             if settings is not None:  # checked before the limit changes the pool
                 row.settings = apply_settings(row.settings, settings)
             if size_limit is not None and size_limit != row.size_limit:
-                # below what it holds: btrfs accepts (writes fail, deletes work); an XFS image volume refuses
+                # refused (InvalidInput) below what the volume holds
                 self._pool.set_size_limit(row.dataset, size_limit)
                 row.size_limit = size_limit
             s.flush()

@@ -28,6 +28,7 @@ from typing import ClassVar, Protocol
 
 import btrfsutil
 
+from snapkeep.errors import InvalidInput
 from snapkeep.storage import btrfs_quota, images, tree
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,19 @@ class BtrfsDriver:
         btrfsutil.create_snapshot(src, dst, read_only=False)
 
     def set_size_limit(self, path: str, limit: int) -> None:
-        """The limit of the subvolume's quota group on referenced bytes (all it holds, shared or not)."""
+        """The limit of the subvolume's quota group on referenced bytes (all it holds, shared or not).
+
+        Refused below what the volume holds now, as on XFS pools (whose reserve cannot take blocks in use),
+        so that a limit means the same on every pool: free space first, then lower the limit."""
+        btrfsutil.sync(path)  # the counters move at commit
+        try:
+            held = btrfs_quota.qgroup_counter(path, btrfsutil.subvolume_id(path), "referenced")
+        except FileNotFoundError:  # no quota group yet: nothing counted
+            held = 0
+        if held > limit:
+            raise InvalidInput(
+                f"the volume holds {held} bytes; a size limit of {limit} bytes is below that", used=held, limit=limit
+            )
         btrfs_quota.set_referenced_limit(path, limit)
 
     def enable_limits(self, root: str) -> str | None:
