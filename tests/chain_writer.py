@@ -1,11 +1,16 @@
 """A writer for crash-consistency tests: appends numbered records round-robin across files that a
 snapshot walks far apart, and saves a document by rename after each record.
 
-    python -m tests.chain_writer VOLUME_DIR
+    python -m tests.chain_writer VOLUME_DIR [--durable]
 
 Record ``n`` goes to ``RECORD_FILES[n % len]`` only after record ``n - 1`` is written; ``doc`` is replaced
 (write a temporary file, rename it over) with ``n`` right after. A snapshot of one instant therefore holds
 records ``0..m`` with none missing, and ``doc`` holds ``m`` (or ``m - 1``: between the append and the rename).
+
+With ``--durable`` each record and each saved document is fsynced before the next step, as an application
+that needs its writes ordered across files does. A crash-consistent snapshot (btrfs: what the filesystem
+holds at one commit) keeps that order; without ``--durable`` only a frozen filesystem does, since the page
+cache writes buffered data back in no particular order (exactly as a power cut would lose it).
 """
 
 from __future__ import annotations
@@ -42,13 +47,20 @@ def gaps(volume: str) -> tuple[list[int], int, int | None]:
 
 def main() -> None:
     volume = sys.argv[1]
+    durable = "--durable" in sys.argv[2:]
     n = 0
     while True:
         with open(os.path.join(volume, RECORD_FILES[n % len(RECORD_FILES)]), "a") as f:
             f.write(f"{n}\n")
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         tmp = os.path.join(volume, "doc.tmp")
         with open(tmp, "w") as f:
             f.write(str(n))
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.rename(tmp, os.path.join(volume, "doc"))
         n += 1
 
