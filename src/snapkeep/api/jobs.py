@@ -8,15 +8,19 @@ from fastapi import APIRouter, Query
 
 from snapkeep.api.deps import Svc, Viewer
 from snapkeep.api.schemas import JobPublic
+from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobFunction
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 MAX_WAIT = 60.0
 
 
-def start_job(svc: Svc, kind: str, params: dict[str, Any], fn: JobFunction, wait: float) -> JobPublic:
-    """Submit a job and, if the caller asked to wait up to ``wait`` seconds, wait for it that long."""
-    job = svc.jobs.submit(kind, params, fn)
+def start_job(
+    svc: Svc, kind: str, params: dict[str, Any], fn: JobFunction, wait: float, claim: Claim | None = None
+) -> JobPublic:
+    """Submit a job (handing it the guards the request claimed) and, if the caller asked to wait up to
+    ``wait`` seconds, wait for it that long."""
+    job = svc.jobs.submit(kind, params, fn, claim)
     if wait > 0:
         job = svc.jobs.wait(job.id, min(wait, MAX_WAIT))
     return JobPublic.of(job)

@@ -16,6 +16,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.errors import InvalidInput, InvalidPath, NotFound
 from snapkeep.model.types import FileEntry
 from snapkeep.services.audit import Audit
+from snapkeep.services.guards import Claim, exclusive, shared
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
@@ -118,6 +119,13 @@ class Files:
             raise NotFound(f"the destination folder {os.path.dirname(dest_rel)!r} does not exist", path=dest_rel)
         return source, dest, volume.name, dest_rel
 
+    def claim_extract(self, snap_id: str, to_volume: str | None = None) -> Claim:
+        """An extract reads the snapshot (shared) and writes into the destination volume (exclusive)."""
+        snap = self._snapshots.get(snap_id)
+        volume = self._volumes.get(to_volume or snap.subject_id)
+        needs = [shared("snapshot", snap.id, snap.name), exclusive("volume", volume.id, volume.name)]
+        return self._snapshots.guards.claim("snapshot.extract", needs)
+
     def extract(
         self,
         snap_id: str,
@@ -129,6 +137,12 @@ class Files:
     ) -> dict[str, str]:
         """Copy ``path`` from the snapshot to ``to_path`` in ``to_volume`` (default: its own place in the
         snapshot's volume), replacing what is there atomically."""
+        with self.claim_extract(snap_id, to_volume):
+            return self._extract(snap_id, path, to_volume, to_path, actor)
+
+    def _extract(
+        self, snap_id: str, path: str, to_volume: str | None, to_path: str | None, actor: str
+    ) -> dict[str, str]:
         source, dest, volume_name, dest_rel = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
         staged = os.path.join(os.path.dirname(dest), f".snapkeep-restore-{uuid.uuid4().hex}")
         self._pool.copy_tree(source, staged)

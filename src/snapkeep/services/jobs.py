@@ -2,7 +2,9 @@
 
 A job's function gets a ``progress(fraction, message)`` callback and returns its result as a dict. A
 :class:`SnapkeepError` becomes the job's error body; anything else is reported as an internal error. Jobs
-left ``queued``/``running`` by a crash are failed by the reconciler at the next start.
+left ``queued``/``running`` by a crash are failed by the reconciler at the next start. A job can be handed
+the guards its request claimed (:mod:`snapkeep.services.guards`): it holds them while it runs and gives
+them back when its function returns or raises, before it is reported finished.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +23,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import JobRow
 from snapkeep.errors import SnapkeepError
 from snapkeep.model.types import Job, JobStatus
+from snapkeep.services.guards import Claim
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,8 @@ class JobRunner:
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def submit(self, kind: str, params: dict[str, Any], fn: JobFunction) -> Job:
+    def submit(self, kind: str, params: dict[str, Any], fn: JobFunction, claim: Claim | None = None) -> Job:
+        """Queue ``fn``; with ``claim``, the job takes over the guards its caller claimed."""
         job_id = str(uuid.uuid4())
         with self._db.transaction() as s:
             row = JobRow(
@@ -52,13 +57,23 @@ class JobRunner:
             job = repo.job_from_row(row)
         with self._lock:
             self._done[job_id] = threading.Event()
-        self._pool.submit(self._run, job_id, fn)
+        held: AbstractContextManager[None] = nullcontext()
+        if claim is not None:
+            claim.hand_over(job_id)
+            held = claim.held_by_job()
+        try:
+            self._pool.submit(self._run, job_id, fn, held)
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
         return job
 
-    def _run(self, job_id: str, fn: JobFunction) -> None:
+    def _run(self, job_id: str, fn: JobFunction, held: AbstractContextManager[None]) -> None:
         self._update(job_id, status=JobStatus.RUNNING, message="running")
         try:
-            result = fn(lambda fraction, message: self._update(job_id, progress=fraction, message=message))
+            with held:
+                result = fn(lambda fraction, message: self._update(job_id, progress=fraction, message=message))
         except SnapkeepError as exc:
             self._finish(job_id, JobStatus.FAILED, error=exc.to_body()["error"], message=exc.message)
         except Exception as exc:

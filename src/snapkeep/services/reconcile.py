@@ -6,6 +6,8 @@
 - a snapshot left ``deleting`` is deleted;
 - whatever is in the pool's staging area (half-built snapshots, half-done restores) is removed: a restore
   swaps its new data in with one atomic exchange, so a volume is whole either way;
+- data that restores replaced and queued in ``trash/`` is reported; the caller hands it to the background
+  freeing (:mod:`snapkeep.services.freeing`), so a large queue does not delay the start;
 - datasets no catalog row names (a create that crashed in between, or a catalog that is not this pool's)
   are reported and left alone: deleting data is never the reconciler's guess;
 - jobs left ``queued``/``running`` are failed with the reason.
@@ -41,6 +43,7 @@ class ReconcileReport:
     snapshots_failed: list[str] = field(default_factory=list)
     snapshots_deleted: list[str] = field(default_factory=list)
     staging_removed: list[str] = field(default_factory=list)
+    retired_to_free: list[str] = field(default_factory=list)
     unknown_datasets: list[str] = field(default_factory=list)
     jobs_failed: list[str] = field(default_factory=list)
 
@@ -72,6 +75,7 @@ def reconcile(
     for op in pool.list_staging():
         pool.discard(op)
         report.staging_removed.append(op)
+    report.retired_to_free = pool.list_retired()
 
     with db.transaction() as s:
         known = {row.dataset for row in repo.list_volume_rows(s)} | {row.dataset for row in repo.list_vm_rows(s)}

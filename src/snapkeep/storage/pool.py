@@ -7,6 +7,7 @@ Layout (written down in docs/format.md)::
     <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id>
     <pool>/snapshots/<id>/manifest.json  what the snapshot holds (the catalog can be rebuilt from it)
     <pool>/staging/<op>/               work in progress; whatever is here at start-up is garbage
+    <pool>/trash/<op>/                 data a restore replaced, queued to be freed in the background
 
 A snapshot exists in the pool only once its directory has been renamed from ``staging/`` into
 ``snapshots/``: data first, manifest second, rename last. Restores build the new dataset in
@@ -61,7 +62,7 @@ class Pool:
         return pool
 
     def _init_layout(self) -> None:
-        for sub in ("datasets", "snapshots", "staging"):
+        for sub in ("datasets", "snapshots", "staging", "trash"):
             os.makedirs(os.path.join(self.root, sub), mode=0o755, exist_ok=True)
         marker = os.path.join(self.root, POOL_FILE)
         if os.path.exists(marker):
@@ -206,6 +207,24 @@ class Pool:
         except BaseException:
             self.discard(op_id)  # before the exchange: only the new copy, never the live data
             raise
+
+    def retire(self, op_id: str) -> None:
+        """Queue what ``staging/<op_id>`` holds (the data a restore replaced) to be freed later, with one
+        durable rename into ``trash/``: freeing costs time per file, and the restore is done without it."""
+        with translated(f"queueing the data replaced by {op_id} to be freed"):
+            os.rename(self.staging_dir(op_id), os.path.join(self.root, "trash", op_id))
+            fsync_dir(os.path.join(self.root, "trash"))
+
+    def list_retired(self) -> list[str]:
+        return sorted(os.listdir(os.path.join(self.root, "trash")))
+
+    def free_retired(self) -> list[str]:
+        """Free everything queued in ``trash/`` (idempotent; what a crash left is freed by the next call)."""
+        freed = []
+        for op_id in self.list_retired():
+            self._remove_holder(os.path.join(self.root, "trash", op_id), f"freeing the data replaced by {op_id}")
+            freed.append(op_id)
+        return freed
 
     def swap_back(self, dataset: str, op_id: str) -> None:
         """Undo :meth:`swap_in_snapshot`: the replaced data goes back in place atomically."""
