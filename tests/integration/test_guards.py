@@ -186,10 +186,11 @@ def assert_catalog_and_pool_agree(server: Server) -> None:
 
 
 def wait_for_jobs(api: httpx.Client) -> None:
-    wait_until(
-        lambda: all(j["status"] in ("succeeded", "failed") for j in api.get("/api/v1/jobs", params={"limit": 1000}).json()),
-        "every job ends",
-    )
+    def all_ended() -> bool:
+        jobs = api.get("/api/v1/jobs", params={"limit": 1000}).json()
+        return all(job["status"] in ("succeeded", "failed") for job in jobs)
+
+    wait_until(all_ended, "every job ends")
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -210,7 +211,7 @@ def test_two_in_place_restores_at_once_run_one_at_a_time_with_distinct_pre_resto
         Path(volume["path"], "changed.txt").write_text("after the snapshot\n")
         start = threading.Barrier(2)
 
-        def restore(_i: int) -> httpx.Response:
+        def restore(_i: int, start: threading.Barrier = start) -> httpx.Response:
             with served.client() as client:
                 start.wait()
                 return client.post(f"/api/v1/snapshots/{base}/restore", params={"wait": 30}, json={})

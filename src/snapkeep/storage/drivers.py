@@ -22,6 +22,7 @@ from typing import ClassVar, Protocol
 import btrfsutil
 
 from snapkeep.storage import tree
+from snapkeep.storage.linux import destroy_subvolume
 
 
 class Driver(Protocol):
@@ -50,7 +51,7 @@ class BtrfsDriver:
         if not os.path.lexists(path):
             return
         if btrfsutil.is_subvolume(path):
-            btrfsutil.delete_subvolume(path)
+            destroy_subvolume(path)  # not btrfsutil's: that holds the interpreter lock while it frees
         else:
             tree.remove_tree(path)
 
