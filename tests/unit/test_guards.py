@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from snapkeep.catalog.db import Database, make_engine, migrate
-from snapkeep.errors import Busy, PoolFull
+from snapkeep.errors import Busy, NotFound, PoolFull
 from snapkeep.model.types import JobStatus
 from snapkeep.services.guards import Guards, Need, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Progress
@@ -171,4 +171,15 @@ def test_a_request_refused_before_its_job_starts_gives_the_claim_back() -> None:
     guards = Guards(lambda: T0)
     with pytest.raises(PoolFull), guards.claim("snapshot.take", [exclusive("volume", "v1")]):
         raise PoolFull("checked inside the claim and refused")
+    assert guards.held() == []
+
+
+def test_a_claim_whose_check_fails_with_the_guards_held_gives_them_back() -> None:
+    guards = Guards(lambda: T0)
+
+    def gone() -> None:
+        raise NotFound("volume 'docs' was deleted before the claim")
+
+    with pytest.raises(NotFound):
+        guards.claim("snapshot.take", [exclusive("volume", "v1")]).verified(gone)
     assert guards.held() == []

@@ -89,6 +89,16 @@ class Claim:
         mine = any(n.key == need.key and (need.shared or not n.shared) for n in self.needs)
         return mine or (self._parent is not None and self._parent.covers(need))
 
+    def verified(self, check: Callable[[], object]) -> Claim:
+        """This claim, once ``check`` passed with the guards held (does the subject still exist, now that
+        nothing can delete it?); given back if it raises."""
+        try:
+            check()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
     def hand_over(self, job_id: str) -> None:
         """The job ``job_id`` now holds this claim: leaving the ``with`` no longer releases it."""
         self.job_id = job_id

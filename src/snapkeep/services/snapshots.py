@@ -121,7 +121,8 @@ class Snapshots:
     # --- guards ------------------------------------------------------------------------------------
     def claim_take(self, subject: Subject) -> Claim:
         """A take holds its subject: nothing else may change, restore or delete it meanwhile."""
-        return self.guards.claim("snapshot.take", [exclusive(subject.type, subject.id, subject.name)])
+        claim = self.guards.claim("snapshot.take", [exclusive(subject.type, subject.id, subject.name)])
+        return claim.verified(lambda: self.subject(subject.type, subject.id))
 
     def claim_delete(self, snap: Snapshot) -> Claim:
         """A delete holds the snapshot: no restore or extract may be reading it."""

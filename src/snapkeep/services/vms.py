@@ -192,7 +192,7 @@ class VMs:
     # --- power ---------------------------------------------------------------------------------------
     def claim_power(self, vm: VM, operation: str) -> Claim:
         """Starting or stopping holds the VM: not while it is snapshotted, restored, cloned or deleted."""
-        return self._guards.claim(operation, [exclusive("vm", vm.id, vm.name)])
+        return self._guards.claim(operation, [exclusive("vm", vm.id, vm.name)]).verified(lambda: self.get(vm.id))
 
     def start(self, ref: str, actor: str = "system") -> VM:
         vm = self.get(ref)
