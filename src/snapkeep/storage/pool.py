@@ -210,10 +210,13 @@ class Pool:
 
     def retire(self, op_id: str) -> None:
         """Queue what ``staging/<op_id>`` holds (the data a restore replaced) to be freed later, with one
-        durable rename into ``trash/``: freeing costs time per file, and the restore is done without it."""
+        rename into ``trash/``: freeing costs time per file, and the restore is done without it.
+
+        Not flushed: a crash that loses the rename leaves the data in ``staging/``, which the start-up
+        reconciler removes, so nothing leaks either way; flushing would cost the restore a log force
+        (140-230 ms on XFS after cloning 20,000 files)."""
         with translated(f"queueing the data replaced by {op_id} to be freed"):
             os.rename(self.staging_dir(op_id), os.path.join(self.root, "trash", op_id))
-            fsync_dir(os.path.join(self.root, "trash"))
 
     def list_retired(self) -> list[str]:
         return sorted(os.listdir(os.path.join(self.root, "trash")))
