@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from snapkeep.api.deps import Svc, Viewer
 from snapkeep.api.schemas import JobPublic
+from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobFunction, Lane
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -23,10 +24,11 @@ def start_job(
     wait: float,
     lane: Lane = Lane.FOREGROUND,
     once: str | None = None,
+    claim: Claim | None = None,
 ) -> JobPublic:
     """Submit a job (see ``JobRunner.submit``) and, if the caller asked to wait up to ``wait`` seconds, wait
-    for it that long."""
-    job = svc.jobs.submit(kind, params, fn, lane, once)
+    for it that long. With ``claim``, the job takes over the guards the request claimed."""
+    job = svc.jobs.submit(kind, params, fn, lane, once, claim)
     if wait > 0:
         job = svc.jobs.wait(job.id, min(wait, MAX_WAIT))
     return JobPublic.of(job)

@@ -19,16 +19,18 @@ router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
 
 @router.post("/{snap_id}/restore", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def restore_snapshot(svc: Svc, who: Operator, snap_id: str, body: RestoreRequest, wait: float = Wait) -> JobPublic:
-    """Checks everything it can before starting the job, so a refused restore changes nothing."""
+    """Claims the snapshot (and, over the source, its subject) and checks everything it can before
+    starting the job, so a refused restore changes nothing."""
     if body.name is not None:  # the schema's rule holds for a given name, used (as_new) or not
         check_name(body.name, "new name")
-    snap = svc.snapshots.restorable(snap_id)
-    params = {"snapshot": snap_id, "name": snap.name, **body.model_dump(mode="json")}
-    if snap.subject_type == "vm":
-        kind, run = _vm_restore(svc, snap_id, body, who.name)
-    else:
-        kind, run = _volume_restore(svc, snap_id, body, who.name)
-    return start_job(svc, kind, params, run, wait)
+    with svc.snapshots.claim_restore(snap_id, body.as_new) as claim:
+        snap = svc.snapshots.restorable(snap_id)
+        params = {"snapshot": snap_id, "name": snap.name, **body.model_dump(mode="json")}
+        if snap.subject_type == "vm":
+            kind, run = _vm_restore(svc, snap_id, body, who.name)
+        else:
+            kind, run = _volume_restore(svc, snap_id, body, who.name)
+        return start_job(svc, kind, params, run, wait, claim=claim)
 
 
 def _volume_restore(svc: Services, snap_id: str, body: RestoreRequest, actor: str) -> tuple[str, JobFunction]:

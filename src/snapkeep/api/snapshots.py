@@ -1,4 +1,8 @@
-"""``/snapshots``: take, list, show, delete, unlock, restore, browse and extract."""
+"""``/snapshots``: take, list, show, delete, unlock, restore, browse and extract.
+
+Routes that start a job claim the guards of their subjects first and check inside the claim, so a busy
+subject is refused synchronously (409 ``busy``) and the job holds the guards until it ends.
+"""
 
 from __future__ import annotations
 
@@ -47,24 +51,25 @@ def list_snapshots(
 def take_snapshot(svc: Svc, who: Operator, body: SnapshotCreate, wait: float = Wait) -> JobPublic:
     subject_type, ref = body.subject()
     subject = svc.snapshots.subject(subject_type, ref)
-    svc.snapshots.check_free_name(subject, body.name)
-    expires_at = parse_expiry(body.expires, svc.clock())
-    request = TakeRequest(
-        ref=subject.id,
-        subject_type=subject.type,
-        name=body.name,
-        description=body.description,
-        expires_at=expires_at,
-        quiesce=body.quiesce,
-        quiesce_policy=body.quiesce_policy,
-        immutable=body.immutable,
-    )
+    with svc.snapshots.claim_take(subject) as claim:
+        svc.snapshots.check_free_name(subject, body.name)
+        expires_at = parse_expiry(body.expires, svc.clock())
+        request = TakeRequest(
+            ref=subject.id,
+            subject_type=subject.type,
+            name=body.name,
+            description=body.description,
+            expires_at=expires_at,
+            quiesce=body.quiesce,
+            quiesce_policy=body.quiesce_policy,
+            immutable=body.immutable,
+        )
 
-    def run(_progress: Progress) -> dict[str, object]:
-        snap = svc.snapshots.take(request, who.name)
-        return {"snapshot": public(svc, snap).model_dump(mode="json")}
+        def run(_progress: Progress) -> dict[str, object]:
+            snap = svc.snapshots.take(request, who.name)
+            return {"snapshot": public(svc, snap).model_dump(mode="json")}
 
-    return start_job(svc, "snapshot.take", {subject.type: subject.name, "name": body.name}, run, wait)
+        return start_job(svc, "snapshot.take", {subject.type: subject.name, "name": body.name}, run, wait, claim=claim)
 
 
 def _measure(svc: Services, snap_id: str) -> dict[str, object]:
@@ -84,14 +89,15 @@ def get_snapshot(svc: Svc, _who: Viewer, snap_id: str) -> SnapshotPublic:
 
 @router.delete("/{snap_id}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def delete_snapshot(svc: Svc, who: Operator, snap_id: str, wait: float = Wait) -> JobPublic:
-    snap = svc.snapshots.get(snap_id)
-    svc.snapshots.check_deletable(snap, who.name)
+    with svc.snapshots.claim_delete(svc.snapshots.get(snap_id)) as claim:
+        snap = svc.snapshots.get(snap_id)
+        svc.snapshots.check_deletable(snap, who.name)
 
-    def run(_progress: Progress) -> dict[str, object]:
-        svc.snapshots.delete(snap_id, who.name)
-        return {"deleted": snap_id}
+        def run(_progress: Progress) -> dict[str, object]:
+            svc.snapshots.delete(snap_id, who.name)
+            return {"deleted": snap_id}
 
-    return start_job(svc, "snapshot.delete", {"snapshot": snap_id, "name": snap.name}, run, wait)
+        return start_job(svc, "snapshot.delete", {"snapshot": snap_id, "name": snap.name}, run, wait, claim=claim)
 
 
 @router.post("/{snap_id}/unlock", response_model=SnapshotPublic)
@@ -136,4 +142,5 @@ def extract_files(svc: Svc, who: Operator, snap_id: str, body: ExtractRequest, w
     def run(_progress: Progress) -> dict[str, object]:
         return svc.files.extract(snap_id, source, to_volume=body.to_volume, to_path=dest, actor=who.name)
 
-    return start_job(svc, "snapshot.extract", body.model_dump(), run, wait)
+    with svc.files.claim_extract(snap_id, body.to_volume) as claim:
+        return start_job(svc, "snapshot.extract", body.model_dump(), run, wait, claim=claim)

@@ -51,7 +51,12 @@ def get_vm(svc: Svc, _who: Viewer, ref: str) -> VmPublic:
 @router.post("/{ref}/start", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def start_vm(svc: Svc, who: Operator, ref: str, wait: float = Wait) -> JobPublic:
     vm = svc.vms.get(ref)
-    return start_job(svc, "vm.start", {"vm": vm.name}, lambda _p: {"state": svc.vms.start(vm.id, who.name).state}, wait)
+
+    def run(_progress: Progress) -> dict[str, object]:
+        return {"state": svc.vms.start(vm.id, who.name).state}
+
+    with svc.vms.claim_power(vm, "vm.start") as claim:
+        return start_job(svc, "vm.start", {"vm": vm.name}, run, wait, claim=claim)
 
 
 @router.post("/{ref}/stop", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -61,7 +66,8 @@ def stop_vm(svc: Svc, who: Operator, ref: str, body: StopRequest, wait: float = 
     def run(_progress: Progress) -> dict[str, object]:
         return {"state": svc.vms.stop(vm.id, body.force, body.timeout, who.name).state}
 
-    return start_job(svc, "vm.stop", {"vm": vm.name, **body.model_dump()}, run, wait)
+    with svc.vms.claim_power(vm, "vm.stop") as claim:
+        return start_job(svc, "vm.stop", {"vm": vm.name, **body.model_dump()}, run, wait, claim=claim)
 
 
 @router.post("/{ref}/clone", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -73,16 +79,18 @@ def clone_vm(svc: Svc, who: Operator, ref: str, body: CloneRequest, wait: float 
         clone = svc.vm_restores.clone(vm.id, body.name, body.preserve_macs, who.name)
         return {"vm_id": clone.id, "vm": clone.name}
 
-    return start_job(svc, "vm.clone", {"vm": vm.name, **body.model_dump()}, run, wait)
+    with svc.vm_restores.claim_clone(vm) as claim:
+        return start_job(svc, "vm.clone", {"vm": vm.name, **body.model_dump()}, run, wait, claim=claim)
 
 
 @router.delete("/{ref}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def delete_vm(svc: Svc, who: Operator, ref: str, force: bool = False, wait: float = Wait) -> JobPublic:
     vm = svc.vms.get(ref)
-    svc.vms.check_may_delete(vm, svc.snapshots, force, who.name)
 
     def run(_progress: Progress) -> dict[str, object]:
         svc.vms.delete(vm.id, svc.snapshots, force, who.name)
         return {"vm_id": vm.id}
 
-    return start_job(svc, "vm.delete", {"vm": vm.name, "force": force}, run, wait)
+    with svc.vms.claim_delete(vm, svc.snapshots) as claim:
+        svc.vms.check_may_delete(svc.vms.get(vm.id), svc.snapshots, force, who.name)
+        return start_job(svc, "vm.delete", {"vm": vm.name, "force": force}, run, wait, claim=claim)

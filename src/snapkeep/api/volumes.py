@@ -54,11 +54,12 @@ def update_volume(svc: Svc, who: Operator, ref: str, body: VolumeUpdate) -> Volu
 @router.delete("/{ref}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def delete_volume(svc: Svc, who: Operator, ref: str, wait: float = Query(0.0, ge=0, le=MAX_WAIT)) -> JobPublic:
     volume = svc.volumes.get(ref)
-    for snap in svc.snapshots.listing(volume.id):
-        svc.snapshots.check_deletable(snap, who.name)
+    with svc.volumes.claim_delete(volume, svc.snapshots) as claim:
+        for snap in svc.snapshots.listing(volume.id):
+            svc.snapshots.check_deletable(snap, who.name)
 
-    def run(_progress: Progress) -> dict[str, object]:
-        svc.volumes.delete(volume.id, svc.snapshots, actor=who.name)
-        return {"volume_id": volume.id}
+        def run(_progress: Progress) -> dict[str, object]:
+            svc.volumes.delete(volume.id, svc.snapshots, actor=who.name)
+            return {"volume_id": volume.id}
 
-    return start_job(svc, "volume.delete", {"volume": volume.name}, run, wait)
+        return start_job(svc, "volume.delete", {"volume": volume.name}, run, wait, claim=claim)

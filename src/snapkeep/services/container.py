@@ -14,6 +14,8 @@ from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.timespec import utcnow
 from snapkeep.services.audit import Audit
 from snapkeep.services.files import Files
+from snapkeep.services.freeing import Freeing
+from snapkeep.services.guards import Guards
 from snapkeep.services.jobs import JobRunner
 from snapkeep.services.reconcile import ReconcileReport, reconcile, release_pending_guests
 from snapkeep.services.restores import Restores
@@ -42,6 +44,8 @@ class Services:
     host: Hypervisor
     vms: VMs
     vm_restores: VMRestores
+    guards: Guards
+    freeing: Freeing
 
     @classmethod
     def build(
@@ -60,11 +64,14 @@ class Services:
             VolumeSubjects(pool, settings.quiesce_timeout, settings.run_dir),
             VmSubjects(host, settings.run_dir),
         ]
-        snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=timedelta(days=settings.immutable_cooloff_days))
+        guards = Guards(clock)
+        freeing = Freeing(pool)
+        cooloff = timedelta(days=settings.immutable_cooloff_days)
+        snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards)
         volumes = Volumes(db, pool, audit, clock)
         keep = timedelta(days=settings.pre_restore_keep_days)
-        restores = Restores(db, pool, audit, volumes, snapshots, clock, pre_restore_keep=keep)
-        vms = VMs(db, pool, audit, clock, host, settings.log_dir)
+        restores = Restores(db, pool, audit, volumes, snapshots, clock, pre_restore_keep=keep, freeing=freeing)
+        vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards)
         return cls(
             settings=settings,
             db=db,
@@ -79,15 +86,20 @@ class Services:
             files=Files(db, pool, audit, volumes, snapshots, settings.run_dir),
             host=host,
             vms=vms,
-            vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep),
+            vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep, freeing=freeing),
+            guards=guards,
+            freeing=freeing,
         )
 
     def release_pending_guests(self) -> int:
         return release_pending_guests(self.host, self.settings.run_dir)
 
     def reconcile(self) -> ReconcileReport:
-        return reconcile(self.db, self.pool, self.host, self.settings.run_dir, self.clock)
+        report = reconcile(self.db, self.pool, self.host, self.settings.run_dir, self.clock)
+        self.freeing.wake()  # what a crash left queued is freed in the background
+        return report
 
     def close(self) -> None:
         self.jobs.shutdown()
+        self.freeing.close()
         self.db.engine.dispose()

@@ -33,6 +33,7 @@ from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.types import FileEntry, Volume
 from snapkeep.services.audit import Audit
+from snapkeep.services.guards import Claim, exclusive, shared
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage import filerestore
@@ -107,6 +108,13 @@ class Files:
         filerestore.check_destination(self._pool.dataset_tree(volume.dataset), dest, _shown(dest))
         return ExtractPlan(snap_id, source.datasets[0], source_parts, volume, dest)
 
+    def claim_extract(self, snap_id: str, to_volume: str | None = None) -> Claim:
+        """An extract reads the snapshot (shared) and writes into the destination volume (exclusive)."""
+        snap = self._snapshots.get(snap_id)
+        volume = self._volumes.get(to_volume or snap.subject_id)
+        needs = [shared("snapshot", snap.id, snap.name), exclusive("volume", volume.id, volume.name)]
+        return self._snapshots.guards.claim("snapshot.extract", needs)
+
     def extract(
         self,
         snap_id: str,
@@ -118,6 +126,12 @@ class Files:
     ) -> dict[str, object]:
         """Copy ``path`` from the snapshot to ``to_path`` in ``to_volume`` (default: its own place in the
         snapshot's volume), replacing what is there atomically."""
+        with self.claim_extract(snap_id, to_volume):
+            return self._extract(snap_id, path, to_volume, to_path, actor)
+
+    def _extract(
+        self, snap_id: str, path: PathArg, to_volume: str | None, to_path: PathArg | None, actor: str
+    ) -> dict[str, object]:
         plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
         op_id = uuid.uuid4().hex
         intent = os.path.join(self._run_dir, f"extract-{op_id}.json")

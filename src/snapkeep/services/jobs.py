@@ -8,6 +8,9 @@ Jobs run in one of two lanes, each its own thread pool, so that an operator's ta
 behind background work: the foreground lane (``job_workers`` threads) runs what a caller waits for; the
 background lane (one thread at the lowest CPU priority) runs measurements nobody waits for, such as the
 space of a snapshot. However many background jobs queue up, they hold no foreground worker.
+
+A job can be handed the guards its request claimed (:mod:`snapkeep.services.guards`): it holds them
+while it runs and gives them back when its function returns or raises, before it is reported finished.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -27,6 +31,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import JobRow
 from snapkeep.errors import SnapkeepError
 from snapkeep.model.types import Job, JobStatus
+from snapkeep.services.guards import Claim
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +68,32 @@ class JobRunner:
         self._submitting_once = threading.Lock()
 
     def submit(
-        self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane = Lane.FOREGROUND, once: str | None = None
+        self,
+        kind: str,
+        params: dict[str, Any],
+        fn: JobFunction,
+        lane: Lane = Lane.FOREGROUND,
+        once: str | None = None,
+        claim: Claim | None = None,
     ) -> Job:
         """Record the job ``queued`` and run ``fn`` in ``lane`` (see the module docstring).
 
         With ``once``, a job submitted with the same key that is still queued or running is returned
-        instead of a new one: asking twice to measure the same snapshot queues one measurement.
+        instead of a new one: asking twice to measure the same snapshot queues one measurement. With
+        ``claim``, the job takes over the guards its caller claimed.
         """
         if once is None:
-            return self._submit(kind, params, fn, lane, None)
+            return self._submit(kind, params, fn, lane, None, claim)
         with self._submitting_once:
             with self._lock:
                 existing = self._once.get(once)
             if existing is not None:
                 return self.get(existing)
-            return self._submit(kind, params, fn, lane, once)
+            return self._submit(kind, params, fn, lane, once, claim)
 
-    def _submit(self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane, once: str | None) -> Job:
+    def _submit(
+        self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane, once: str | None, claim: Claim | None
+    ) -> Job:
         job_id = str(uuid.uuid4())
         with self._db.transaction() as s:
             row = JobRow(
@@ -98,13 +112,23 @@ class JobRunner:
             self._done[job_id] = threading.Event()
             if once is not None:
                 self._once[once] = job_id
-        self._lanes[lane].submit(self._run, job_id, fn)
+        held: AbstractContextManager[None] = nullcontext()
+        if claim is not None:
+            claim.hand_over(job_id)
+            held = claim.held_by_job()
+        try:
+            self._lanes[lane].submit(self._run, job_id, fn, held)
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
         return job
 
-    def _run(self, job_id: str, fn: JobFunction) -> None:
+    def _run(self, job_id: str, fn: JobFunction, held: AbstractContextManager[None]) -> None:
         self._update(job_id, status=JobStatus.RUNNING, message="running")
         try:
-            result = fn(lambda fraction, message: self._update(job_id, progress=fraction, message=message))
+            with held:
+                result = fn(lambda fraction, message: self._update(job_id, progress=fraction, message=message))
         except SnapkeepError as exc:
             self._finish(job_id, JobStatus.FAILED, error=exc.to_body()["error"], message=exc.message)
         except Exception as exc:

@@ -8,6 +8,8 @@
   swaps its new data in with one atomic exchange, so a volume is whole either way;
 - the private folders that interrupted single-file extracts left inside volumes are removed (their intent
   files say where; the destination holds the old or the new, swapped in atomically);
+- data that restores replaced and queued in ``trash/`` is reported; the caller hands it to the background
+  freeing (:mod:`snapkeep.services.freeing`), so a large queue does not delay the start;
 - datasets no catalog row names (a create that crashed in between, or a catalog that is not this pool's)
   are reported and left alone: deleting data is never the reconciler's guess;
 - every volume's size limit is set again from the catalog (one ioctl each): a crash between a restore's
@@ -49,6 +51,7 @@ class ReconcileReport:
     snapshots_deleted: list[str] = field(default_factory=list)
     staging_removed: list[str] = field(default_factory=list)
     extracts_cleared: list[str] = field(default_factory=list)
+    retired_to_free: list[str] = field(default_factory=list)
     unknown_datasets: list[str] = field(default_factory=list)
     jobs_failed: list[str] = field(default_factory=list)
     limits_set: int = 0
@@ -84,6 +87,7 @@ def reconcile(
         pool.discard(op)
         report.staging_removed.append(op)
     report.extracts_cleared = clear_interrupted_extracts(pool, run_dir)
+    report.retired_to_free = pool.list_retired()
 
     with db.transaction() as s:
         known = {row.dataset for row in repo.list_volume_rows(s)} | {row.dataset for row in repo.list_vm_rows(s)}

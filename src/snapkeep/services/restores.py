@@ -12,6 +12,7 @@ from snapkeep.errors import InvalidInput, NotFound
 from snapkeep.model.names import restored_volume_name
 from snapkeep.model.types import RestoreMode, Snapshot, Volume
 from snapkeep.services.audit import Audit
+from snapkeep.services.freeing import Freeing
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
@@ -28,7 +29,9 @@ class Restores:
         clock: Callable[[], datetime],
         *,
         pre_restore_keep: timedelta,
+        freeing: Freeing,
     ) -> None:
+        self._freeing = freeing
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -44,7 +47,12 @@ class Restores:
         pre_restore: bool = True,
         actor: str = "system",
     ) -> dict[str, str | None]:
-        """Replace the volume's data (and settings, if asked) by the snapshot's, atomically."""
+        """Replace the volume's data (and settings, if asked) by the snapshot's, atomically; the replaced
+        data is queued to be freed in the background (:meth:`Pool.retire`), after this returns."""
+        with self._snapshots.claim_restore(snap_id, as_new=False):
+            return self._over_source(snap_id, mode, pre_restore, actor)
+
+    def _over_source(self, snap_id: str, mode: RestoreMode, pre_restore: bool, actor: str) -> dict[str, str | None]:
         snap = self._snapshots.restorable(snap_id)
         manifest = self._snapshots.manifest(snap_id)
         source = manifest.objects[0]
@@ -59,7 +67,9 @@ class Restores:
         if pre_restore:
             safety = self._snapshots.take_pre_restore("volume", volume.id, self._pre_restore_keep, actor)
         op_id = f"restore-{uuid.uuid4()}"
-        self._pool.restore_dataset(snap_id, source.datasets[0], op_id)
+        self._pool.swap_in_snapshot(snap_id, source.datasets[0], op_id)
+        self._pool.retire(op_id)
+        self._freeing.wake()
         settings_too = mode is RestoreMode.DATA_AND_SETTINGS
         limit = int(source.config["size_limit"]) if settings_too else volume.size_limit
         self._pool.set_size_limit(volume.dataset, limit)  # XFS: the restored image came with its old reserve
@@ -82,6 +92,10 @@ class Restores:
 
     def as_new(self, snap_id: str, name: str | None = None, actor: str = "system") -> Volume:
         """A new volume with the snapshot's data and settings (``<original>_restored`` by default)."""
+        with self._snapshots.claim_restore(snap_id, as_new=True):
+            return self._as_new(snap_id, name, actor)
+
+    def _as_new(self, snap_id: str, name: str | None, actor: str) -> Volume:
         self._snapshots.restorable(snap_id)
         source = self._snapshots.manifest(snap_id).objects[0]
         new_name = self.check_new_name(snap_id, name)

@@ -3,7 +3,9 @@
 Taking one is two-phase: the row is written ``creating`` first, the pool capture and manifest second,
 the row finalised ``ready`` last; the reconciler settles whatever a crash leaves in between. What a
 subject is (a volume, a VM) and what must hold still to capture it comes from its
-:class:`~snapkeep.services.subjects.SubjectKind`.
+:class:`~snapkeep.services.subjects.SubjectKind`. Every operation here holds its guards
+(:mod:`snapkeep.services.guards`): a take its subject, a delete the snapshot, a restore the snapshot it
+reads (shared) and, over the source, the subject it replaces.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.tables import SnapshotRow
 from snapkeep.engine.capture import CaptureReport, capture
 from snapkeep.errors import (
+    Busy,
     InvalidExpiry,
     InvalidInput,
     NameClash,
@@ -33,6 +36,7 @@ from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, 
 from snapkeep.model.names import check_description, check_name, pre_restore_name
 from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotStatus
 from snapkeep.services.audit import Audit
+from snapkeep.services.guards import Claim, Guards, exclusive, shared
 from snapkeep.services.subjects import Subject, SubjectKind
 from snapkeep.storage.pool import Pool
 
@@ -62,7 +66,9 @@ class Snapshots:
         kinds: Sequence[SubjectKind],
         *,
         cooloff: timedelta,
+        guards: Guards,
     ) -> None:
+        self.guards = guards
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -125,8 +131,52 @@ class Snapshots:
     def manifest(self, snap_id: str) -> Manifest:
         return Manifest.from_bytes(self._pool.read_manifest(snap_id))
 
+    # --- guards ------------------------------------------------------------------------------------
+    def claim_take(self, subject: Subject) -> Claim:
+        """A take holds its subject: nothing else may change, restore or delete it meanwhile."""
+        claim = self.guards.claim("snapshot.take", [exclusive(subject.type, subject.id, subject.name)])
+        return claim.verified(lambda: self.subject(subject.type, subject.id))
+
+    def claim_delete(self, snap: Snapshot) -> Claim:
+        """A delete holds the snapshot: no restore or extract may be reading it."""
+        return self.guards.claim("snapshot.delete", [exclusive("snapshot", snap.id, snap.name)])
+
+    def claim_restore(self, snap_id: str, as_new: bool) -> Claim:
+        """A restore reads the snapshot (shared: several may, none may delete it) and, over the source,
+        replaces its subject (exclusive)."""
+        snap = self.get(snap_id)
+        needs = [shared("snapshot", snap.id, snap.name)]
+        if not as_new:
+            needs.append(exclusive(snap.subject_type, snap.subject_id, snap.subject_name))
+        return self.guards.claim("snapshot.restore_as_new" if as_new else "snapshot.restore", needs)
+
+    def claim_with_snapshots(self, operation: str, subject_type: str, subject_id: str, label: str) -> Claim:
+        """A subject and every snapshot of it, exclusively, all or nothing: what deleting it needs.
+
+        No snapshot of a subject appears while its guard is held (a take holds it), so a list read again
+        after claiming can only have grown by a take that ended in between; then claim again.
+        """
+        for _ in range(3):
+            ids = self._snapshot_ids(subject_type, subject_id)
+            needs = [exclusive(subject_type, subject_id, label), *(exclusive("snapshot", i) for i in sorted(ids))]
+            claim = self.guards.claim(operation, needs)
+            if self._snapshot_ids(subject_type, subject_id) <= ids:
+                return claim
+            claim.release()
+        subject = f"{subject_type}:{subject_id}"
+        raise Busy(f"{subject_type} {label!r} keeps getting new snapshots; try again", subject=subject)
+
+    def _snapshot_ids(self, subject_type: str, subject_id: str) -> set[str]:
+        with self._db.transaction() as s:
+            return {row.id for row in repo.list_snapshot_rows(s, subject_type, subject_id)}
+
     # --- taking ------------------------------------------------------------------------------------
     def take(self, req: TakeRequest, actor: str = "system") -> Snapshot:
+        """Take a snapshot, holding the subject's guard (:class:`Busy` if another operation holds it)."""
+        with self.claim_take(self.subject(req.subject_type, req.ref)):
+            return self._take(req, actor)
+
+    def _take(self, req: TakeRequest, actor: str) -> Snapshot:
         check_name(req.name, "snapshot name")
         check_description(req.description)
         if req.expires_at is not None and req.expires_at <= self._clock():
@@ -306,9 +356,10 @@ class Snapshots:
             return repo.snapshot_from_row(row)
 
     def delete(self, snap_id: str, actor: str = "system") -> None:
-        snap = self.get(snap_id)
-        self.check_deletable(snap, actor)
-        self._remove(snap, actor)
+        with self.claim_delete(self.get(snap_id)):
+            snap = self.get(snap_id)
+            self.check_deletable(snap, actor)
+            self._remove(snap, actor)
 
     def check_settled(self, snap: Snapshot) -> None:
         """A snapshot still being taken or deleted cannot be deleted (its capture would be cut from under it)."""
@@ -327,7 +378,12 @@ class Snapshots:
             self._audit.done(s, actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
 
     def delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
-        """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked."""
+        """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked.
+        The caller holds :meth:`claim_with_snapshots` (else this claims it)."""
+        with self.claim_with_snapshots("snapshot.delete", subject_type, subject_id, subject_id):
+            return self._delete_all_of(subject_type, subject_id, actor)
+
+    def _delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
         with self._db.transaction() as s:
             snaps = [repo.snapshot_from_row(r) for r in repo.list_snapshot_rows(s, subject_type, subject_id)]
         for snap in snaps:
@@ -345,7 +401,8 @@ class Snapshots:
         deleted = []
         for snap in due:
             try:
-                self._remove(snap, actor)
+                with self.claim_delete(snap):  # busy (being restored from, say): the next sweep retries
+                    self._remove(snap, actor)
             except SnapkeepError as exc:  # one that cannot go now must not keep the others
                 log.warning("expiry sweep could not delete %s: %s", snap.id, exc.message)
                 continue

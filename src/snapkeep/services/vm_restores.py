@@ -21,6 +21,8 @@ from snapkeep.model.names import restored_vm_name
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.services.audit import Audit
+from snapkeep.services.freeing import Freeing
+from snapkeep.services.guards import Claim, exclusive
 from snapkeep.services.snapshots import Snapshots, TakeRequest
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
@@ -39,7 +41,9 @@ class VMRestores:
         clock: Callable[[], datetime],
         *,
         pre_restore_keep: timedelta,
+        freeing: Freeing,
     ) -> None:
+        self._freeing = freeing
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -59,7 +63,11 @@ class VMRestores:
         self, snap_id: str, *, power_off: bool = False, pre_restore: bool = True, actor: str = "system"
     ) -> dict[str, str | None]:
         """Replace the VM's disks and configuration by the snapshot's; refused while it runs unless
-        ``power_off``."""
+        ``power_off``. The replaced disks are freed in the background, after this returns."""
+        with self._snapshots.claim_restore(snap_id, as_new=False):
+            return self._over_source(snap_id, power_off, pre_restore, actor)
+
+    def _over_source(self, snap_id: str, power_off: bool, pre_restore: bool, actor: str) -> dict[str, str | None]:
         snap = self._snapshots.restorable(snap_id)
         source = self._source(snap_id)
         try:
@@ -89,7 +97,8 @@ class VMRestores:
             except SnapkeepError as exc:
                 log.error("restoring the definition of %s after a failed restore: %s", vm.name, exc.message)
             raise
-        self._pool.discard(op_id)
+        self._pool.retire(op_id)
+        self._freeing.wake()
         return {"vm_id": vm.id, "pre_restore_snapshot_id": safety.id if safety else None}
 
     def check_new_name(self, snap_id: str, name: str | None) -> str:
@@ -101,6 +110,10 @@ class VMRestores:
 
     def as_new(self, snap_id: str, name: str | None = None, preserve_macs: bool = False, actor: str = "system") -> VM:
         """A new, stopped VM from the snapshot: new UUID, new MACs unless ``preserve_macs``, same serials."""
+        with self._snapshots.claim_restore(snap_id, as_new=True):
+            return self._as_new(snap_id, name, preserve_macs, actor)
+
+    def _as_new(self, snap_id: str, name: str | None, preserve_macs: bool, actor: str) -> VM:
         source = self._source(snap_id)
         new_name = self.check_new_name(snap_id, name)
         config = VMConfig.model_validate(source.config["vm"])
@@ -124,9 +137,17 @@ class VMRestores:
         with self._db.transaction() as s:
             self._vms.check_free_name(s, name)
 
+    def claim_clone(self, vm: VM) -> Claim:
+        """A clone holds its source VM: it is snapshotted, and must not start, stop or change meanwhile."""
+        return self._snapshots.guards.claim("vm.clone", [exclusive("vm", vm.id, vm.name)])
+
     def clone(self, ref: str, name: str, preserve_macs: bool = False, actor: str = "system") -> VM:
         """A new VM from the current state of ``ref`` (crash-consistent; running guests paused briefly)."""
         vm = self._vms.get(ref)
+        with self.claim_clone(vm):
+            return self._clone(vm, name, preserve_macs, actor)
+
+    def _clone(self, vm: VM, name: str, preserve_macs: bool, actor: str) -> VM:
         self.check_clone_name(name)
         source = self._snapshots.take(
             TakeRequest(

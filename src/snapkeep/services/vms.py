@@ -2,7 +2,8 @@
 
 A VM is a catalog row (its configuration), a dataset in the pool (its raw sparse disk files) and a
 libvirt domain defined from both. Creating writes the dataset first, the row second, the domain last;
-deleting goes in reverse.
+deleting goes in reverse. Starting, stopping and deleting hold the VM's guard
+(:mod:`snapkeep.services.guards`), so none of them interleaves with a snapshot or restore of the VM.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig, disk_target, new_mac, new_serial
 from snapkeep.model.vmspec import VMSpec, VMState
 from snapkeep.services.audit import Audit
+from snapkeep.services.guards import Claim, Guards, exclusive
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.storage.pool import Pool
 
@@ -39,7 +41,9 @@ class VMs:
         clock: Callable[[], datetime],
         host: Hypervisor,
         log_dir: str,
+        guards: Guards,
     ) -> None:
+        self._guards = guards
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -195,23 +199,31 @@ class VMs:
             raise
 
     # --- power ---------------------------------------------------------------------------------------
+    def claim_power(self, vm: VM, operation: str) -> Claim:
+        """Starting or stopping holds the VM: not while it is snapshotted, restored, cloned or deleted."""
+        return self._guards.claim(operation, [exclusive("vm", vm.id, vm.name)]).verified(lambda: self.get(vm.id))
+
     def start(self, ref: str, actor: str = "system") -> VM:
         vm = self.get(ref)
-        if vm.state != VMState.RUNNING:
-            self.check_pool_reachable()
-            self.host.start(vm.name)
-        return self.get(vm.id)
+        with self.claim_power(vm, "vm.start"):
+            vm = self.get(vm.id)
+            if vm.state != VMState.RUNNING:
+                self.check_pool_reachable()
+                self.host.start(vm.name)
+            return self.get(vm.id)
 
     def stop(self, ref: str, force: bool = False, timeout: float = 60.0, actor: str = "system") -> VM:
         """Graceful shutdown within ``timeout`` seconds, or power off with ``force``."""
         vm = self.get(ref)
-        if vm.state == VMState.SHUTOFF:
-            return vm
-        if force:
-            self.host.power_off(vm.name)
-        else:
-            self.host.shutdown(vm.name, timeout)
-        return self.get(vm.id)
+        with self.claim_power(vm, "vm.stop"):
+            vm = self.get(vm.id)
+            if vm.state == VMState.SHUTOFF:
+                return vm
+            if force:
+                self.host.power_off(vm.name)
+            else:
+                self.host.shutdown(vm.name, timeout)
+            return self.get(vm.id)
 
     def check_may_overwrite(self, vm: VM, power_off: bool) -> None:
         """A VM must be off to be overwritten, unless the caller lets snapkeep switch it off."""
@@ -232,9 +244,18 @@ class VMs:
         for snap in snapshots.listing(vm.id, "vm"):
             snapshots.check_deletable(snap, actor)
 
+    def claim_delete(self, vm: VM, snapshots: Snapshots) -> Claim:
+        """Deleting holds the VM and every snapshot of it (they go with it)."""
+        return snapshots.claim_with_snapshots("vm.delete", "vm", vm.id, vm.name)
+
     def delete(self, ref: str, snapshots: Snapshots, force: bool = False, actor: str = "system") -> None:
         """Delete the VM with its own snapshots (refused, changing nothing, while one is locked)."""
         vm = self.get(ref)
+        with self.claim_delete(vm, snapshots):
+            self._delete(vm.id, snapshots, force, actor)
+
+    def _delete(self, vm_id: str, snapshots: Snapshots, force: bool, actor: str) -> None:
+        vm = self.get(vm_id)
         self.check_may_delete(vm, snapshots, force, actor)
         if vm.state not in (VMState.SHUTOFF, VMState.OTHER):
             self.host.power_off(vm.name)

@@ -1,4 +1,5 @@
-"""NAS volumes: create, look up, update and delete (deleting also deletes the volume's snapshots)."""
+"""NAS volumes: create, look up, update and delete (deleting also deletes the volume's snapshots, holding
+the guards of the volume and of each of them: :mod:`snapkeep.services.guards`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from snapkeep.model.names import check_description, check_name
 from snapkeep.model.settings import apply_settings
 from snapkeep.model.types import Volume
 from snapkeep.services.audit import Audit
+from snapkeep.services.guards import Claim
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.storage.pool import Pool
 
@@ -110,9 +112,18 @@ class Volumes:
             self._pool.destroy_dataset(dataset)
             raise
 
+    def claim_delete(self, volume: Volume, snapshots: Snapshots) -> Claim:
+        """Deleting holds the volume and every snapshot of it (they go with it)."""
+        return snapshots.claim_with_snapshots("volume.delete", "volume", volume.id, volume.name)
+
     def delete(self, ref: str, snapshots: Snapshots, actor: str = "system") -> None:
         """Delete the volume with its own snapshots; refused, changing nothing, while one is locked."""
         volume = self.get(ref)
+        with self.claim_delete(volume, snapshots):
+            self._delete(volume.id, snapshots, actor)
+
+    def _delete(self, volume_id: str, snapshots: Snapshots, actor: str) -> None:
+        volume = self.get(volume_id)
         snapshots.delete_all_of("volume", volume.id, actor)
         with self._db.transaction() as s:
             s.delete(repo.get_volume_row(s, volume.id))

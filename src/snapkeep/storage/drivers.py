@@ -30,6 +30,7 @@ import btrfsutil
 
 from snapkeep.errors import InvalidInput
 from snapkeep.storage import btrfs_quota, images, tree
+from snapkeep.storage.linux import destroy_subvolume
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class BtrfsDriver:
         if not os.path.lexists(path):
             return
         if btrfsutil.is_subvolume(path):
-            btrfsutil.delete_subvolume(path)
+            destroy_subvolume(path)  # not btrfsutil's: that holds the interpreter lock while it frees
         else:
             tree.remove_tree(path)
 

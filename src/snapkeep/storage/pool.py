@@ -8,6 +8,7 @@ Layout (written down in docs/format.md)::
     <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id> (<ds>.xfs: its image)
     <pool>/snapshots/<id>/manifest.json  what the snapshot holds (the catalog can be rebuilt from it)
     <pool>/staging/<op>/               work in progress; whatever is here at start-up is garbage
+    <pool>/trash/<op>/                 data a restore replaced, queued to be freed in the background
 
 A snapshot exists in the pool only once its directory has been renamed from ``staging/`` into
 ``snapshots/``: data first, manifest second, rename last. Restores build the new dataset in
@@ -92,7 +93,7 @@ class Pool:
             self.limits_problem = self.driver.enable_limits(self.root)
 
     def _init_layout(self) -> None:
-        for sub in ("datasets", "snapshots", "staging"):
+        for sub in ("datasets", "snapshots", "staging", "trash"):
             os.makedirs(os.path.join(self.root, sub), mode=0o755, exist_ok=True)
         marker = os.path.join(self.root, POOL_FILE)
         if os.path.exists(marker):
@@ -450,6 +451,27 @@ class Pool:
             except BaseException:
                 images.move(os.path.join(holder, outgoing), path)
                 raise
+
+    def retire(self, op_id: str) -> None:
+        """Queue what ``staging/<op_id>`` holds (the data a restore replaced) to be freed later, with one
+        rename into ``trash/``: freeing costs time per file, and the restore is done without it.
+
+        Not flushed: a crash that loses the rename leaves the data in ``staging/``, which the start-up
+        reconciler removes, so nothing leaks either way; flushing would cost the restore a log force
+        (140-230 ms on XFS after cloning 20,000 files)."""
+        with translated(f"queueing the data replaced by {op_id} to be freed"):
+            os.rename(self.staging_dir(op_id), os.path.join(self.root, "trash", op_id))
+
+    def list_retired(self) -> list[str]:
+        return sorted(os.listdir(os.path.join(self.root, "trash")))
+
+    def free_retired(self) -> list[str]:
+        """Free everything queued in ``trash/`` (idempotent; what a crash left is freed by the next call)."""
+        freed = []
+        for op_id in self.list_retired():
+            self._remove_holder(os.path.join(self.root, "trash", op_id), f"freeing the data replaced by {op_id}")
+            freed.append(op_id)
+        return freed
 
     def swap_back(self, dataset: str, op_id: str) -> None:
         """Undo :meth:`swap_in_snapshot`: the replaced data goes back in place atomically."""
