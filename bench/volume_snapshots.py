@@ -363,9 +363,14 @@ def api_take_op(rig: Rig, subject: Subject, notes: list[str]) -> Op:
 def bare_ops(rig: Rig, subject: Subject) -> list[Op]:
     """What an operator would run by hand on the same data: btrfs snapshots, reflink copies, deletions."""
     src = subject.volume.path
+    # A reflink copy cannot leave its filesystem: an XFS image volume's files are copied within the volume
+    # (into a scratch folder beside them), which is what an operator could do by hand.
+    own_fs = rig.pool.is_image_volume(subject.volume.dataset)
+    scratch = os.path.join(src, ".bench-scratch") if own_fs else rig.scratch
 
     def target() -> str:
-        return os.path.join(rig.scratch, unique("bare"))
+        os.makedirs(scratch, exist_ok=True)  # again after a restore replaced the volume's filesystem
+        return os.path.join(scratch, unique("bare"))
 
     def cli_snapshot(dst: str) -> str:
         run_quiet(["btrfs", "subvolume", "snapshot", "-r", src, dst])
@@ -376,7 +381,12 @@ def bare_ops(rig: Rig, subject: Subject) -> list[Op]:
         return dst
 
     def reflink_copy(dst: str) -> str:
-        run_quiet(["cp", "-a", "--reflink=always", src, dst])
+        if not own_fs:
+            run_quiet(["cp", "-a", "--reflink=always", src, dst])
+            return dst
+        os.mkdir(dst)
+        entries = [os.path.join(src, n) for n in sorted(os.listdir(src)) if n not in (".snapkeep", ".bench-scratch")]
+        run_quiet(["cp", "-a", "--reflink=always", *entries, dst])
         return dst
 
     def drop_subvolume(dst: str, _ms: float) -> SideMetrics:

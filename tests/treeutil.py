@@ -6,6 +6,8 @@ import hashlib
 import os
 import stat
 
+from snapkeep.storage.pool import INTERNAL_NAMES
+
 
 def make_rich_tree(root: str) -> None:
     """Content, a sparse file with holes, modes, owners, times, xattrs, symlinks, hard links, a FIFO."""
@@ -34,9 +36,18 @@ def _allocated_blocks(path: str) -> int:
     return os.lstat(path).st_blocks
 
 
-def tree_signature(root: str) -> dict[str, tuple[object, ...]]:
+def users_entries(volume: str) -> list[str]:
+    """The names at a volume's root that are its users' (an XFS image volume also has snapkeep's
+    ``.snapkeep``, its size-limit reserve), sorted."""
+    return sorted(name for name in os.listdir(volume) if name not in INTERNAL_NAMES)
+
+
+def tree_signature(root: str, read_limit: int | None = None) -> dict[str, tuple[object, ...]]:
     """Everything about every entry: type, mode, owner, mtime, xattrs, content hash, link target,
-    allocated blocks of sparse files (holes), and which entries are hard links of each other."""
+    allocated blocks of sparse files (holes), and which entries are hard links of each other.
+
+    Files larger than ``read_limit`` (a volume image of a snapshot: 1 TiB, sparse) are described by size,
+    allocation and mtime instead of a content hash."""
     signature: dict[str, tuple[object, ...]] = {}
     inode_names: dict[int, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -50,7 +61,9 @@ def tree_signature(root: str) -> dict[str, tuple[object, ...]]:
                 )
             )
             content: object = None
-            if stat.S_ISREG(st.st_mode):
+            if stat.S_ISREG(st.st_mode) and read_limit is not None and st.st_size > read_limit:
+                content = ("not read", st.st_size, st.st_blocks)
+            elif stat.S_ISREG(st.st_mode):
                 with open(path, "rb") as f:
                     content = hashlib.sha256(f.read()).hexdigest()
                 content = (content, st.st_size, _allocated_blocks(path) < st.st_size // 512)

@@ -17,7 +17,7 @@ from snapkeep.model.types import SnapshotStatus
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.storage.pool import Pool
 from tests.conftest import Mounted, Server, build_services, make_traversable_tmp, start_server, stop_server
-from tests.treeutil import tree_signature
+from tests.treeutil import tree_signature, users_entries
 
 
 def fill_up(directory: str) -> None:
@@ -188,8 +188,8 @@ def test_sigkill_during_extract_then_restart(fs: Mounted) -> None:
         server = start_server(data_dir, pool_dir)
         with server.client() as api:
             assert api.get("/api/v1/health").status_code == 200
-        leftovers = [os.path.join(d, n) for d, dirs, _ in os.walk(vol["path"]) for n in dirs if "snapkeep" in n]
-        assert leftovers == [] and sorted(os.listdir(vol["path"])) == ["big"]
+        leftovers = [os.path.join(d, n) for d, dirs, _ in os.walk(vol["path"]) for n in dirs if "snapkeep-restore" in n]
+        assert leftovers == [] and users_entries(vol["path"]) == ["big"]
         assert glob.glob(os.path.join(data_dir, "run", "extract-*.json")) == []
         assert tree_signature(big) in (original, changed)
     finally:

@@ -19,6 +19,7 @@ from snapkeep.storage.pool import Pool
 from tests.conftest import Mounted, make_traversable_tmp, start_server, stop_server
 from tests.integration.test_faults import many_files
 from tests.integration.test_guards import wait_until
+from tests.treeutil import users_entries
 
 MiB = 1 << 20
 
@@ -43,7 +44,7 @@ def test_restore_over_source_returns_before_the_replaced_data_is_freed(
     monkeypatch.setattr(services.pool, "free_retired", held_at_the_door)
     try:
         services.restores.over_source(snap.id, pre_restore=False)
-        assert sorted(os.listdir(volume.path)) == ["kept.txt"]
+        assert users_entries(volume.path) == ["kept.txt"]
         assert at_door.wait(10), "the restore wakes the freeing worker"
         [queued] = services.pool.list_retired()
         replaced = Path(services.pool.root, "trash", queued, "data", f"volume-{volume.id}", "replaced.txt")
@@ -75,6 +76,7 @@ def test_replaced_data_queued_when_the_service_is_killed_is_freed_after_the_rest
             with open(os.path.join(volume["path"], "big.bin"), "wb") as f:
                 for _ in range(160):
                     f.write(os.urandom(MiB))
+                os.fsync(f.fileno())  # into the pool (an XFS volume's image) before the pool's space is read
             with_big = free_bytes(pool_dir)
             restore = f"/api/v1/snapshots/{snap['result']['snapshot']['id']}/restore"
             assert api.post(restore, json={"pre_restore": False}).status_code == 202

@@ -151,7 +151,7 @@ def test_a_job_holds_the_claim_of_its_request_until_it_ends(tmp_path: Path, outc
 
     try:
         with guards.claim("snapshot.restore", [exclusive("volume", "v1")]) as claim:
-            job = runner.submit("snapshot.restore", {}, work, claim)
+            job = runner.submit("snapshot.restore", {}, work, claim=claim)
         assert inside.wait(10)
         with pytest.raises(Busy) as refused:
             guards.claim("snapshot.take", [exclusive("volume", "v1")])

@@ -48,6 +48,9 @@ class FakeHost:
     def exists(self, name: str) -> bool:
         return name in self.domains
 
+    def unreachable_reason(self, path: str) -> str | None:
+        return None  # a fake QEMU reaches every pool
+
     def spec(self, name: str) -> VMSpec:
         return self.domains[name][0]
 

@@ -34,6 +34,8 @@ from snapkeep.storage.linux import destroy_subvolume
 
 log = logging.getLogger(__name__)
 
+EMPTY_SUBVOLUME_BYTES = 16 * 1024  # what a new subvolume's own metadata counts: none of it is the users'
+
 
 class Driver(Protocol):
     name: ClassVar[str]
@@ -84,7 +86,7 @@ class BtrfsDriver:
             held = btrfs_quota.qgroup_counter(path, btrfsutil.subvolume_id(path), "referenced")
         except FileNotFoundError:  # no quota group yet: nothing counted
             held = 0
-        if held > limit:
+        if held > max(limit, EMPTY_SUBVOLUME_BYTES):
             raise InvalidInput(
                 f"the volume holds {held} bytes; a size limit of {limit} bytes is below that", used=held, limit=limit
             )

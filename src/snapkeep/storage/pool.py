@@ -315,6 +315,7 @@ class Pool:
                     clone_file(images.image_of(self.dataset_path(dataset)), early)
                     self._early[early] = images.data_ranges(early)
 
+    @step("pool.capture")
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         """Freeze a copy of each dataset into ``staging/<snap_id>``: the step inside the quiesce window."""
         data_dir = os.path.join(self.staging_dir(snap_id), "data")
