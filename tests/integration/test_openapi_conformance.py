@@ -66,5 +66,8 @@ def test_the_service_answers_as_its_openapi_document_says(fuzzed_server: Server,
         "--report", "junit", "--report-dir", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-5_000:]
+    if done.returncode != 0:
+        log = Path(fuzzed_server.data_dir, "serve.log").read_text(errors="replace")
+        errors = [line for line in log.splitlines() if "Traceback" in line or "Error" in line]
+        pytest.fail(done.stdout[-20_000:] + done.stderr[-5_000:] + "\nservice log:\n" + "\n".join(errors[-40:]))
     print(done.stdout[-4000:])  # the counts, shown with -s

@@ -13,7 +13,7 @@ from snapkeep.errors import InvalidExpiry, InvalidInput, InvalidSettings
 from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, check_description
 from snapkeep.model.settings import MAX_DEPTH, apply_settings, merge_patch
 from snapkeep.model.timespec import parse_duration, parse_expiry
-from snapkeep.model.units import MAX_SIZE, SIZE_PATTERN, parse_size
+from snapkeep.model.units import MAX_SIZE, SIZE_PATTERN, check_volume_size, parse_size
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -123,3 +123,11 @@ def test_descriptions_are_bounded_unicode() -> None:
     for bad in ("d" * (MAX_DESCRIPTION_LENGTH + 1), "broken \ud800"):
         with pytest.raises(InvalidInput):
             check_description(bad)
+
+
+def test_a_volume_size_limit_is_at_least_one_mebibyte() -> None:
+    """Below that a filesystem's own metadata would not fit: btrfs then refuses even to change the limit."""
+    for too_small in (1, 392, (1 << 20) - 1):
+        with pytest.raises(InvalidInput, match="at least 1M"):
+            check_volume_size(too_small)
+    check_volume_size(1 << 20)

@@ -16,7 +16,7 @@ from snapkeep.model import settings as settings_rules
 from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
 from snapkeep.model.timespec import DURATION_PATTERN, MAX_EXPIRY_TEXT
 from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
-from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, SIZE_PATTERN
+from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, MIN_VOLUME_SIZE, SIZE_PATTERN
 
 # The model's rules, written into the OpenAPI document so that it says what the service accepts. They are
 # enforced where they live (model/ and the services, with their own error codes and messages), not here.
@@ -33,17 +33,25 @@ Name = Annotated[
     ),
 ]
 Description = Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH})]
-Size = Annotated[
-    StrictInt | StrictFloat | StrictStr,  # a float only when whole: JSON Schema's integers include 5.0
-    WithJsonSchema(
+
+
+def _size(minimum: int, description: str) -> object:
+    return WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                {"type": "integer", "minimum": minimum, "maximum": MAX_SIZE},
                 {"type": "string", "maxLength": MAX_SIZE_TEXT, "pattern": SIZE_PATTERN},
             ],
-            "description": "bytes, or a size like 512M, 10G, 1.5T (binary units, ASCII digits, up to 99P)",
+            "description": description,
         }
-    ),
+    )
+
+
+SIZE_TEXT = "bytes, or a size like 512M, 10G, 1.5T (binary units, ASCII digits, up to 99P)"
+# a float only when whole: JSON Schema's integers include 5.0
+Size = Annotated[StrictInt | StrictFloat | StrictStr, _size(1, SIZE_TEXT)]
+VolumeSize = Annotated[
+    StrictInt | StrictFloat | StrictStr, _size(MIN_VOLUME_SIZE, f"{SIZE_TEXT}; at least 1M for a volume")
 ]
 Expiry = Annotated[
     str,
@@ -70,7 +78,7 @@ class RequestBody(BaseModel):
 
 class VolumeCreate(RequestBody):
     name: Name
-    size_limit: Size | None = Field(
+    size_limit: VolumeSize | None = Field(
         default=None,
         description="bytes, or a size like 10G; required where limits are enforced, else the pool's size",
     )
@@ -80,7 +88,7 @@ class VolumeCreate(RequestBody):
 class VolumeUpdate(RequestBody):
     name: Name | None = None
     description: Description | None = None
-    size_limit: Size | None = None
+    size_limit: VolumeSize | None = None
     settings: Settings | None = None
 
 

@@ -17,6 +17,7 @@ from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.settings import apply_settings
 from snapkeep.model.types import Volume
+from snapkeep.model.units import check_volume_size
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim
 from snapkeep.services.snapshots import Snapshots
@@ -52,6 +53,7 @@ class Volumes:
             if self._pool.limits_enforced:
                 raise InvalidInput("a size limit is required: this pool enforces volume size limits")
             size_limit = self._pool.size_bytes()
+        check_volume_size(size_limit)
         settings = apply_settings({}, settings or {})
         return self._create(name, size_limit, description, settings, actor, self._pool.create_dataset)
 
@@ -162,6 +164,7 @@ class Volumes:
             if settings is not None:  # checked before the limit changes the pool
                 row.settings = apply_settings(row.settings, settings)
             if size_limit is not None and size_limit != row.size_limit:
+                check_volume_size(size_limit)
                 # refused (InvalidInput) below what the volume holds
                 self._pool.set_size_limit(row.dataset, size_limit)
                 row.size_limit = size_limit

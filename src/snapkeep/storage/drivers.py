@@ -22,6 +22,7 @@ They raise ``OSError`` as the kernel reports it; :class:`snapkeep.storage.pool.P
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from typing import ClassVar, Protocol
@@ -33,8 +34,6 @@ from snapkeep.storage import btrfs_quota, images, tree
 from snapkeep.storage.linux import destroy_subvolume
 
 log = logging.getLogger(__name__)
-
-EMPTY_SUBVOLUME_BYTES = 16 * 1024  # what a new subvolume's own metadata counts: none of it is the users'
 
 
 class Driver(Protocol):
@@ -81,12 +80,16 @@ class BtrfsDriver:
 
         Refused below what the volume holds now, as on XFS pools (whose reserve cannot take blocks in use),
         so that a limit means the same on every pool: free space first, then lower the limit."""
-        btrfsutil.sync(path)  # the counters move at commit
+        try:
+            btrfsutil.sync(path)  # the counters move at commit
+        except btrfsutil.BtrfsUtilError as exc:
+            if exc.errno not in (errno.EDQUOT, errno.ENOSPC):  # a volume at its limit: counted as last committed
+                raise
         try:
             held = btrfs_quota.qgroup_counter(path, btrfsutil.subvolume_id(path), "referenced")
         except FileNotFoundError:  # no quota group yet: nothing counted
             held = 0
-        if held > max(limit, EMPTY_SUBVOLUME_BYTES):
+        if held > limit:
             raise InvalidInput(
                 f"the volume holds {held} bytes; a size limit of {limit} bytes is below that", used=held, limit=limit
             )
