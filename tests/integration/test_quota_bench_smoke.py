@@ -4,30 +4,16 @@ and in a writable snapshot of it (a restore); simple quotas charge the first twi
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import require
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.test_bench_smoke import run_smoke
 
 
 def test_quota_benchmark_smoke(tmp_path: Path) -> None:
     require(os.geteuid() == 0, "the benchmark mounts loop filesystems")
-    out = tmp_path / "quotas.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.btrfs_quotas", "--smoke", "--out", str(out)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    results = {r["mode"]: r for r in json.loads(out.read_text())["results"]}
+    results = {r["mode"]: r for r in run_smoke("bench.btrfs_quotas", tmp_path / "quotas.json")["results"]}
     assert set(results) == {"none", "full", "simple"}
     data = results["full"]["volume_data_bytes"]
     full, simple = results["full"], results["simple"]
