@@ -1,17 +1,16 @@
-"""``snapkeep serve``: open the pool, build the services, settle crashes, then serve and sweep."""
+"""``snapkeep serve``: open the pool, build the services, settle crashes, then serve beside the scheduler."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 
 import uvicorn
 
 from snapkeep.api.app import create_app
 from snapkeep.config import Settings
 from snapkeep.errors import PoolUnreachable, UnsupportedFilesystem
+from snapkeep.scheduler import Scheduler, standard_tasks
 from snapkeep.services.container import Services
 from snapkeep.storage.detect import filesystem_magic
 from snapkeep.storage.loopfs import ensure_loop_pool
@@ -42,28 +41,6 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
     return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits)
 
 
-GUEST_RETRY_SECONDS = 2.0
-
-
-def _sweep_forever(services: Services, stop: threading.Event) -> None:
-    """Every few seconds retry thaws that did not get through; every ``sweep_interval`` delete expired
-    snapshots. A guest must not stay frozen for a minute because its agent was briefly slow."""
-    next_sweep = time.monotonic() + services.settings.sweep_interval
-    while not stop.wait(GUEST_RETRY_SECONDS):
-        try:
-            released = services.release_pending_guests()
-            if released:
-                log.info("thawed %d guest(s) whose agent had not answered in time", released)
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + services.settings.sweep_interval
-                services.pool.refresh_limits()
-                deleted = services.snapshots.sweep_expired()
-                if deleted:
-                    log.info("expiry sweep deleted %d snapshot(s)", len(deleted))
-        except Exception:
-            log.exception("periodic work failed; will try again")
-
-
 def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pool = open_pool(settings, create_loop_pool)
@@ -77,12 +54,10 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
         services.vms.check_pool_reachable()
     except PoolUnreachable as exc:
         log.warning("VMs cannot be created or started until this is fixed: %s", exc.message)
-    stop = threading.Event()
-    sweeper = threading.Thread(target=_sweep_forever, args=(services, stop), name="snapkeep-sweep", daemon=True)
-    sweeper.start()
+    stop_scheduler = Scheduler(standard_tasks(services), services.clock).start()
     host, port = settings.host_port
     try:
         uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
     finally:
-        stop.set()
+        stop_scheduler()
         services.close()

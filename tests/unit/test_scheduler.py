@@ -1,0 +1,80 @@
+"""The scheduler's loop on a clock the test moves: tasks run when due, not before, and one failing task
+never keeps the others from running."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from snapkeep.scheduler import Scheduler, Task
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def counter(runs: list[str], name: str) -> Task:
+    def run() -> str:
+        runs.append(name)
+        return f"{name} ran"
+
+    return Task(name, timedelta(seconds=10), run)
+
+
+def test_tasks_run_when_due_and_not_before() -> None:
+    clock, runs = Clock(), []
+    late = Task("late", timedelta(minutes=1), lambda: runs.append("late") and None, first_after=timedelta(minutes=1))
+    scheduler = Scheduler([counter(runs, "often"), late], clock)
+    assert scheduler.run_due() == ["often"]
+    clock.advance(seconds=9)
+    assert scheduler.run_due() == []
+    clock.advance(seconds=1)
+    assert scheduler.run_due() == ["often"]
+    clock.advance(seconds=50)
+    assert scheduler.run_due() == ["often", "late"]
+    assert runs == ["often", "often", "often", "late"]
+    assert scheduler.next_due("late") == clock.now + timedelta(minutes=1)
+
+
+def test_a_failing_task_is_retried_at_its_next_turn_and_does_not_stop_the_others() -> None:
+    clock, runs = Clock(), []
+
+    def broken() -> str | None:
+        runs.append("broken")
+        raise RuntimeError("the agent did not answer")
+
+    scheduler = Scheduler([Task("broken", timedelta(seconds=10), broken), counter(runs, "after")], clock)
+    assert scheduler.run_due() == ["broken", "after"]
+    clock.advance(seconds=10)
+    assert scheduler.run_due() == ["broken", "after"]
+    assert runs == ["broken", "after", "broken", "after"]
+
+
+def test_a_slow_run_does_not_push_the_next_one_back() -> None:
+    clock = Clock()
+
+    def slow() -> None:
+        clock.advance(seconds=7)
+
+    scheduler = Scheduler([Task("slow", timedelta(seconds=10), slow)], clock)
+    start = clock.now
+    scheduler.run_due()
+    assert scheduler.next_due("slow") == start + timedelta(seconds=10)
+
+
+def test_task_names_are_unique() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        Scheduler([counter([], "a"), counter([], "a")], Clock())
+
+
+def test_the_loop_looks_as_often_as_its_most_frequent_task() -> None:
+    tasks = [counter([], "ten"), Task("two", timedelta(seconds=2), lambda: None)]
+    assert Scheduler(tasks, Clock()).tick_seconds() == 2.0
