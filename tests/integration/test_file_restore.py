@@ -526,5 +526,5 @@ def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(
     with open(os.path.join(vol.path, "folder", "a.txt"), "rb") as f:
         assert f.read() == b"snapshot\n"
     assert len(debris(vol.path)) == 1
-    assert len(clear_interrupted_extracts(services.pool, services.settings.run_dir)) == 1
+    assert len(clear_interrupted_extracts(services.pool, services.intents)) == 1
     assert debris(vol.path) == [] and users_entries(vol.path) == ["folder"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from snapkeep.engine.holds import WritersPaused
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
-from snapkeep.writers.pause import pause_writers
 from tests.writer import torn_records
 
 
@@ -81,14 +81,14 @@ def test_reconciler_resumes_writers_a_crash_left_stopped(
 ) -> None:
     volume_id, _log, proc = writer
     volume = services.volumes.get(volume_id)
-    intent = os.path.join(services.settings.run_dir, "quiesce-crashed.json")
-    paused = pause_writers([volume.path], timeout=5, intent_file=intent)
-    assert [p.pid for p in paused] == [proc.pid] and is_stopped(proc.pid)
+    WritersPaused([volume.path], 5, services.intents, "crashed").acquire()  # never released: a crash
+    assert is_stopped(proc.pid)
+    assert os.listdir(services.settings.run_dir) == ["quiesce-crashed.json"]
     report = services.reconcile()
     assert report.resumed_processes == 1
     time.sleep(0.05)
     assert not is_stopped(proc.pid)
-    assert not os.path.exists(intent)
+    assert os.listdir(services.settings.run_dir) == []
 
 
 @pytest.fixture

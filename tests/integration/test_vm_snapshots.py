@@ -172,21 +172,19 @@ def test_quiesced_snapshot_of_running_guest_restores_as_new_and_boots(
 
 def test_reconciler_thaws_and_resumes_a_guest_left_frozen_and_paused(vm_services: Services, running: VM) -> None:
     """What a SIGKILL between freeze and thaw leaves: intent files, a frozen and paused guest."""
-    from snapkeep.engine.holds import write_guest_intent
+    from snapkeep.engine.holds import GuestFrozen, GuestPaused
 
     svc = vm_services
     run_dir = svc.settings.run_dir
-    write_guest_intent(os.path.join(run_dir, "guest-freeze-crashed.json"), running.name)
-    svc.host.freeze(running.name, 5.0)
-    write_guest_intent(os.path.join(run_dir, "guest-pause-crashed.json"), running.name)
-    svc.host.pause(running.name)
+    GuestFrozen(svc.host, running.name, 5.0, svc.intents, "crashed").acquire()  # never released: a crash
+    GuestPaused(svc.host, running.name, svc.intents, "crashed").acquire()
     assert svc.vms.get(running.id).state == VMState.PAUSED
 
     report = svc.reconcile()
     assert report.guests_released == 2
     assert svc.vms.get(running.id).state == VMState.RUNNING
     assert not svc.host.frozen(running.name, 5.0)
-    assert [f for f in os.listdir(run_dir) if f.startswith("guest-")] == []
+    assert [f for f in os.listdir(run_dir) if "guest-" in f] == []
 
 
 def test_restore_over_running_vm_needs_power_off_and_clashes_are_refused(vm_services: Services, running: VM) -> None:
@@ -311,9 +309,9 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
     assert svc.vms.get(running.id).state == VMState.RUNNING
 
     wait_for_agent(svc, running)
-    svc.release_pending_guests()  # what the service's periodic loop does every few seconds
+    svc.release_pending()  # what the service's periodic loop does every few seconds
     assert not svc.host.frozen(running.name, 5.0), "the guest stayed frozen after the agent came back"
-    assert [f for f in os.listdir(svc.settings.run_dir) if f.startswith("guest-")] == []
+    assert [f for f in os.listdir(svc.settings.run_dir) if "guest-" in f] == []
 
     svc.host.guest_exec(running.name, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
     time.sleep(0.3)
@@ -323,10 +321,10 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
     assert not snap.quiesced and snap.quiesce_note and "not quiesced" in snap.quiesce_note
     assert snap.paused_window_ms is not None
     wait_for_agent(svc, running)
-    svc.release_pending_guests()
+    svc.release_pending()
     assert not svc.host.frozen(running.name, 5.0)
     assert svc.vms.get(running.id).state == VMState.RUNNING
-    assert [f for f in os.listdir(svc.settings.run_dir) if f.startswith("guest-")] == []
+    assert [f for f in os.listdir(svc.settings.run_dir) if "guest-" in f] == []
 
 
 @pytest.fixture(params=["btrfs", "xfs"])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 
-from snapkeep.durable import write_durably
+from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.storage.pool import Pool
@@ -25,22 +23,33 @@ class WritersPaused:
     label = "quiesce"
     quiesce = True
 
-    def __init__(self, trees: Sequence[str], timeout: float, intent_file: str) -> None:
+    def __init__(self, trees: Sequence[str], timeout: float, intents: Intents, op_id: str) -> None:
         self._trees = list(trees)
         self._timeout = timeout
-        self._intent_file = intent_file
+        self._intents = intents
+        self._op_id = op_id
+        self._intent: Intent | None = None
         self._paused: list[Process] = []
 
     def acquire(self) -> float:
         started = time.monotonic()
-        self._paused = pause_writers(self._trees, self._timeout, self._intent_file)
+        intent = self._intent = self._intents.make(IntentKind.WRITERS_PAUSED, self._op_id, [])
+
+        def record(paused: list[Process]) -> None:
+            self._intents.update(intent, [[p.pid, p.start_time] for p in paused])
+
+        try:
+            self._paused = pause_writers(self._trees, self._timeout, record)
+        except BaseException:
+            self._intents.release(intent)
+            raise
         return started
 
     def release(self) -> None:
         resume(self._paused)
         self._paused = []
-        if os.path.exists(self._intent_file):
-            os.unlink(self._intent_file)
+        if self._intent is not None:
+            self._intents.release(self._intent)
 
 
 class VolumeFrozen:
@@ -51,40 +60,39 @@ class VolumeFrozen:
     Every capture of such a volume is frozen: its snapshot is a clone of its image, which a read-only
     mount can only read when clean. Asked to quiesce, the freeze is the quiesce (label ``quiesce``);
     otherwise its window is recorded as the ``paused`` one. The intent file is written before the freeze,
-    so that the reconciler thaws the volume if snapkeep dies before it does.
+    so that the reconciler thaws the volume if snapkeep dies before it does; a thaw that fails leaves it
+    pending, for the scheduler to retry.
     """
 
-    def __init__(self, pool: Pool, datasets: Sequence[str], intent_file: str, *, quiesce: bool) -> None:
+    def __init__(self, pool: Pool, datasets: Sequence[str], intents: Intents, op_id: str, *, quiesce: bool) -> None:
         self._pool = pool
         self._datasets = list(datasets)
-        self._intent_file = intent_file
+        self._intents = intents
+        self._op_id = op_id
+        self._intent: Intent | None = None
         self.quiesce = quiesce
         self.label = "quiesce" if quiesce else "paused"
 
     def acquire(self) -> float:
-        write_durably(self._intent_file, json.dumps({"datasets": self._datasets}))
+        intent = self._intent = self._intents.make(IntentKind.VOLUME_FROZEN, self._op_id, {"datasets": self._datasets})
         try:
             self._pool.flush(self._datasets)
             started = time.monotonic()
             self._pool.freeze(self._datasets)
         except BaseException:
-            os.unlink(self._intent_file)
+            self._intents.release(intent)
             raise
         return started
 
     def release(self) -> None:
-        """Thaw; the intent stays if the thaw failed, so that the next start-up thaws."""
-        self._pool.thaw(self._datasets)
-        os.unlink(self._intent_file)
-
-
-def thaw_recorded(pool: Pool, intent_file: str) -> int:
-    """Thaw the volumes a :class:`VolumeFrozen` intent names (start-up, after a crash); how many were frozen."""
-    with open(intent_file) as f:
-        datasets = [str(d) for d in json.load(f)["datasets"]]
-    thawed = sum(pool.thaw_one(d) for d in datasets)
-    os.unlink(intent_file)
-    return thawed
+        """Thaw; if that fails the intent is left pending, so that the scheduler retries the thaw."""
+        assert self._intent is not None, "released before acquired"
+        try:
+            self._pool.thaw(self._datasets)
+        except BaseException:
+            self._intents.mark_pending(self._intent)
+            raise
+        self._intents.release(self._intent)
 
 
 class CannotQuiesce:
@@ -113,15 +121,17 @@ class GuestFrozen:
     label = "quiesce"
     quiesce = True
 
-    def __init__(self, host: Hypervisor, domain: str, timeout: float, intent_file: str) -> None:
+    def __init__(self, host: Hypervisor, domain: str, timeout: float, intents: Intents, op_id: str) -> None:
         self._host = host
         self._domain = domain
         self._timeout = timeout
-        self._intent_file = intent_file
+        self._intents = intents
+        self._op_id = op_id
+        self._intent: Intent | None = None
 
     def acquire(self) -> float:
         with step("intent: freeze"):
-            write_guest_intent(self._intent_file, self._domain)
+            self._intent = self._intents.make(IntentKind.GUEST_FROZEN, self._op_id, {"domain": self._domain})
         started = time.monotonic()
         try:
             with step("agent freeze"):
@@ -138,17 +148,17 @@ class GuestFrozen:
         """Thaw even after a failed or timed-out freeze: a slow agent may still freeze later.
 
         When the thaw itself cannot get through, the intent is kept as *pending*: the service retries it
-        (see ``services/reconcile.release_pending_guests``) until the agent answers.
+        (see :mod:`snapkeep.engine.recovery`) until the agent answers.
         """
+        assert self._intent is not None, "released before acquired"
         try:
             with step("agent thaw"):
                 self._host.thaw(self._domain, self._timeout)
         except SnapkeepError as exc:
             log.warning("thawing %s failed, will retry: %s", self._domain, exc.message)
-            keep_pending(self._intent_file)
+            self._intents.mark_pending(self._intent)
             return
-        if os.path.exists(self._intent_file):
-            os.unlink(self._intent_file)
+        self._intents.release(self._intent)
 
 
 class GuestPaused:
@@ -157,37 +167,32 @@ class GuestPaused:
     label = "paused"
     quiesce = False
 
-    def __init__(self, host: Hypervisor, domain: str, intent_file: str) -> None:
+    def __init__(self, host: Hypervisor, domain: str, intents: Intents, op_id: str) -> None:
         self._host = host
         self._domain = domain
-        self._intent_file = intent_file
+        self._intents = intents
+        self._op_id = op_id
+        self._intent: Intent | None = None
 
     def acquire(self) -> float:
         with step("intent: pause"):
-            write_guest_intent(self._intent_file, self._domain)
+            self._intent = self._intents.make(IntentKind.GUEST_PAUSED, self._op_id, {"domain": self._domain})
         started = time.monotonic()
-        with step("pause"):
-            self._host.pause(self._domain)
+        try:
+            with step("pause"):
+                self._host.pause(self._domain)
+        except BaseException:
+            self._intents.mark_pending(self._intent)  # a pause that failed half-way: the scheduler resumes it
+            raise
         return started
 
     def release(self) -> None:
         """Resume; if that fails the intent stays as *pending*, so the service retries the resume."""
+        assert self._intent is not None, "released before acquired"
         try:
             with step("resume"):
                 self._host.resume(self._domain)
         except SnapkeepError:
-            keep_pending(self._intent_file)
+            self._intents.mark_pending(self._intent)
             raise
-        if os.path.exists(self._intent_file):
-            os.unlink(self._intent_file)
-
-
-def keep_pending(intent_file: str) -> None:
-    """Turn an intent into a pending one (``guest-pending-…``), which the service retries every few seconds."""
-    directory, name = os.path.split(intent_file)
-    os.replace(intent_file, os.path.join(directory, name.replace("guest-", "guest-pending-", 1)))
-
-
-def write_guest_intent(path: str, domain: str) -> None:
-    """Record durably that ``domain`` may be left frozen or paused, for the reconciler."""
-    write_durably(path, json.dumps({"domain": domain}))
+        self._intents.release(self._intent)

@@ -7,16 +7,18 @@ from datetime import timedelta
 from snapkeep.scheduler.loop import Task
 from snapkeep.services.container import Services
 
-# A guest must not stay frozen for a minute because its agent was briefly slow.
-GUEST_RETRY = timedelta(seconds=2)
+# A guest or volume must not stay frozen for a minute because its agent or a thaw was briefly slow.
+RELEASE_RETRY = timedelta(seconds=2)
 
 
 def standard_tasks(services: Services) -> list[Task]:
     sweep_every = timedelta(seconds=services.settings.sweep_interval)
 
-    def release_guests() -> str | None:
-        released = services.release_pending_guests()
-        return f"thawed or resumed {released} guest(s) whose agent had not answered in time" if released else None
+    def release_pending() -> str | None:
+        done = services.release_pending()
+        if not done.volumes_thawed and not done.guests_released:
+            return None
+        return f"thawed {done.volumes_thawed} volume(s), thawed or resumed {done.guests_released} guest(s)"
 
     def refresh_limits() -> str | None:
         services.pool.refresh_limits()
@@ -27,7 +29,7 @@ def standard_tasks(services: Services) -> list[Task]:
         return f"deleted {len(deleted)} expired snapshot(s)" if deleted else None
 
     return [
-        Task("release pending guests", GUEST_RETRY, release_guests),
+        Task("release pending holds", RELEASE_RETRY, release_pending),
         Task("refresh size limits", sweep_every, refresh_limits, first_after=sweep_every),
         Task("expiry sweep", sweep_every, sweep, first_after=sweep_every),
     ]

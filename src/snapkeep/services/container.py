@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from snapkeep.catalog.db import Database, make_engine, migrate
 from snapkeep.config import Settings
+from snapkeep.engine.intents import Intents
+from snapkeep.engine.recovery import Released, release_recorded
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.timespec import utcnow
@@ -17,7 +19,7 @@ from snapkeep.services.files import Files
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards
 from snapkeep.services.jobs import JobRunner
-from snapkeep.services.reconcile import ReconcileReport, reconcile, release_pending_guests
+from snapkeep.services.reconcile import ReconcileReport, reconcile
 from snapkeep.services.restores import Restores
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind, VmSubjects, VolumeSubjects
@@ -46,6 +48,7 @@ class Services:
     vm_restores: VMRestores
     guards: Guards
     freeing: Freeing
+    intents: Intents
 
     @classmethod
     def build(
@@ -60,9 +63,10 @@ class Services:
         migrate(engine)
         db = Database(engine)
         audit = Audit(db, clock)
+        intents = Intents(settings.run_dir)
         kinds: list[SubjectKind] = [
-            VolumeSubjects(pool, settings.quiesce_timeout, settings.run_dir),
-            VmSubjects(host, settings.run_dir),
+            VolumeSubjects(pool, settings.quiesce_timeout, intents),
+            VmSubjects(host, intents),
         ]
         guards = Guards(clock)
         freeing = Freeing(pool)
@@ -83,19 +87,21 @@ class Services:
             volumes=volumes,
             snapshots=snapshots,
             restores=restores,
-            files=Files(db, pool, audit, volumes, snapshots, settings.run_dir),
+            files=Files(db, pool, audit, volumes, snapshots, intents),
             host=host,
             vms=vms,
             vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep, freeing=freeing),
             guards=guards,
             freeing=freeing,
+            intents=intents,
         )
 
-    def release_pending_guests(self) -> int:
-        return release_pending_guests(self.host, self.settings.run_dir)
+    def release_pending(self) -> Released:
+        """Retry the releases (thaws, resumes) a capture could not get through; the scheduler calls it."""
+        return release_recorded(self.intents, self.pool, self.host, pending_only=True)
 
     def reconcile(self) -> ReconcileReport:
-        report = reconcile(self.db, self.pool, self.host, self.settings.run_dir, self.clock)
+        report = reconcile(self.db, self.pool, self.host, self.intents, self.clock)
         self.freeing.wake()  # what a crash left queued is freed in the background
         return report
 

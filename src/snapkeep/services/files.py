@@ -19,15 +19,13 @@ the reconciler at start-up) removes what the extract left, without walking the v
 from __future__ import annotations
 
 import base64
-import glob
-import json
 import logging
 import os
 import uuid
 from dataclasses import dataclass
 
 from snapkeep.catalog.db import Database
-from snapkeep.durable import write_durably
+from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError
 from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
@@ -64,14 +62,14 @@ class ExtractPlan:
 
 class Files:
     def __init__(
-        self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots, run_dir: str
+        self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots, intents: Intents
     ) -> None:
         self._db = db
         self._pool = pool
         self._audit = audit
         self._volumes = volumes
         self._snapshots = snapshots
-        self._run_dir = run_dir
+        self._intents = intents
 
     def _source(self, snap_id: str) -> ManifestObject:
         """The volume a snapshot holds, if it is ready (VM disk images are not handed out as files)."""
@@ -134,10 +132,9 @@ class Files:
     ) -> dict[str, object]:
         plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
         op_id = uuid.uuid4().hex
-        intent = os.path.join(self._run_dir, f"extract-{op_id}.json")
         parent = b"/".join(plan.dest[:-1])
         record = {"op": op_id, "dataset": plan.volume.dataset, "parent_b64": base64.b64encode(parent).decode()}
-        write_durably(intent, json.dumps(record))
+        intent = self._intents.make(IntentKind.EXTRACT, op_id, record)
         try:
             with self._pool.snapshot_tree(snap_id, plan.dataset) as root:
                 report = filerestore.extract(
@@ -150,12 +147,12 @@ class Files:
                     shown=(_shown(plan.source), _shown(plan.dest)),
                 )
         except BaseException:
-            _clear_intent(self._pool, intent)  # normally nothing is left; else the reconciler retries
+            _clear_intent(self._pool, self._intents, intent)  # normally nothing is left; else the reconciler retries
             raise
         if report.freed:
-            os.unlink(intent)
+            self._intents.release(intent)
         else:
-            _clear_intent(self._pool, intent)
+            _clear_intent(self._pool, self._intents, intent)
         shown = _shown(plan.dest)
         with self._db.transaction() as s:
             detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
@@ -172,26 +169,21 @@ def _users_parts(path: PathArg) -> tuple[bytes, ...]:
     return parts
 
 
-def clear_interrupted_extracts(pool: Pool, run_dir: str) -> list[str]:
+def clear_interrupted_extracts(pool: Pool, intents: Intents) -> list[str]:
     """Remove the private folders that extracts interrupted by a crash left in volumes (start-up)."""
-    cleared = []
-    for intent in sorted(glob.glob(os.path.join(run_dir, "extract-*.json"))):
-        if _clear_intent(pool, intent):
-            cleared.append(os.path.basename(intent))
-    return cleared
+    return [intent.op_id for intent in intents.listing(IntentKind.EXTRACT) if _clear_intent(pool, intents, intent)]
 
 
-def _clear_intent(pool: Pool, intent: str) -> bool:
+def _clear_intent(pool: Pool, intents: Intents, intent: Intent) -> bool:
     """Remove what the extract of ``intent`` left, then the intent; False (intent kept for the next start)
     if that failed."""
     try:
-        with open(intent) as f:
-            record = json.load(f)
+        record = intent.read()
         parent = tuple(p for p in base64.b64decode(record["parent_b64"]).split(b"/") if p)
         if record["dataset"] in pool.list_datasets():
             filerestore.discard_staging(pool.dataset_tree(record["dataset"]), parent, record["op"])
     except (SnapkeepError, OSError, ValueError, KeyError) as exc:
-        log.warning("could not remove what the extract of %s left: %s", intent, exc)
+        log.warning("could not remove what the extract of %s left: %s", intent.op_id, exc)
         return False
-    os.unlink(intent)
+    intents.release(intent)
     return True

@@ -19,24 +19,20 @@
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.engine.holds import thaw_recorded
-from snapkeep.errors import Interrupted, NotFound, SnapkeepError, VMStateConflict
+from snapkeep.engine.intents import Intents
+from snapkeep.engine.recovery import release_recorded
+from snapkeep.errors import Interrupted, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import JobStatus, SnapshotStatus
-from snapkeep.model.vmspec import VMState
 from snapkeep.services.files import clear_interrupted_extracts
 from snapkeep.storage.pool import Pool
-from snapkeep.writers.pause import resume_recorded
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +54,13 @@ class ReconcileReport:
 
 
 def reconcile(
-    db: Database, pool: Pool, host: Hypervisor, run_dir: str, clock: Callable[[], datetime]
+    db: Database, pool: Pool, host: Hypervisor, intents: Intents, clock: Callable[[], datetime]
 ) -> ReconcileReport:
     report = ReconcileReport()
-    for intent in glob.glob(os.path.join(run_dir, "quiesce-*.json")):
-        report.resumed_processes += resume_recorded(intent)
-    for intent in glob.glob(os.path.join(run_dir, "volume-freeze-*.json")):
-        report.volumes_thawed += thaw_recorded(pool, intent)
-    report.guests_released += _release_guests(host, glob.glob(os.path.join(run_dir, "guest-*.json")))
+    released = release_recorded(intents, pool, host)
+    report.resumed_processes = released.processes_resumed
+    report.volumes_thawed = released.volumes_thawed
+    report.guests_released = released.guests_released
 
     with db.transaction() as s:
         for row in repo.snapshot_rows_in_status(s, SnapshotStatus.CREATING):
@@ -86,7 +81,7 @@ def reconcile(
     for op in pool.list_staging():
         pool.discard(op)
         report.staging_removed.append(op)
-    report.extracts_cleared = clear_interrupted_extracts(pool, run_dir)
+    report.extracts_cleared = clear_interrupted_extracts(pool, intents)
     report.retired_to_free = pool.list_retired()
 
     with db.transaction() as s:
@@ -121,42 +116,3 @@ def _set_size_limits(db: Database, pool: Pool) -> int:
         except SnapkeepError as exc:
             log.warning("could not set the size limit of volume %s: %s", name, exc.message)
     return done
-
-
-def release_pending_guests(host: Hypervisor, run_dir: str) -> int:
-    """Retry the thaws a capture could not get through (a slow or restarting agent); run periodically."""
-    return _release_guests(host, glob.glob(os.path.join(run_dir, "guest-pending-*.json")))
-
-
-def _release_guests(host: Hypervisor, intents: list[str]) -> int:
-    """Resumes before thaws: a paused guest's agent cannot thaw it."""
-    ordered = sorted(intents, key=lambda path: ("freeze-" in os.path.basename(path), path))
-    return sum(_release_guest(host, intent) for intent in ordered)
-
-
-def _release_guest(host: Hypervisor, intent: str) -> int:
-    """Resume (a pause intent) or thaw (a freeze intent) the guest an intent file names.
-
-    A guest that is gone or off holds nothing. When it cannot be done yet (agent not answering), the
-    intent becomes *pending* and the service's periodic loop retries it.
-    """
-    with open(intent) as f:
-        domain = str(json.load(f)["domain"])
-    name = os.path.basename(intent)
-    try:
-        state = host.state(domain)
-        if "pause-" in name and state is VMState.PAUSED:
-            host.resume(domain)
-        elif "freeze-" in name and state is VMState.RUNNING:
-            host.thaw(domain, 10)
-        elif "freeze-" in name and state is VMState.PAUSED:
-            raise VMStateConflict(f"{domain} is paused; its agent can thaw it only once it runs", vm=domain)
-    except NotFound:
-        pass  # the domain is gone: nothing is held
-    except SnapkeepError as exc:
-        log.warning("could not release guest %s yet: %s", domain, exc.message)
-        if not name.startswith("guest-pending-"):
-            os.replace(intent, os.path.join(os.path.dirname(intent), name.replace("guest-", "guest-pending-", 1)))
-        return 0
-    os.unlink(intent)
-    return 1

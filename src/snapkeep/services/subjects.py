@@ -3,7 +3,6 @@ hold still while it is captured. Volumes now; VMs, tenants and the system plug i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 from snapkeep.catalog import repo
 from snapkeep.engine.capture import Hold
 from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestPaused, VolumeFrozen, WritersPaused
+from snapkeep.engine.intents import Intents
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.types import QuiescePolicy, SnapshotKind
 from snapkeep.model.vmspec import VMState
@@ -47,10 +47,10 @@ class VolumeSubjects:
     type = "volume"
     snapshot_kind = SnapshotKind.VOLUME
 
-    def __init__(self, pool: Pool, quiesce_timeout: float, run_dir: str) -> None:
+    def __init__(self, pool: Pool, quiesce_timeout: float, intents: Intents) -> None:
         self._pool = pool
         self._timeout = quiesce_timeout
-        self._run_dir = run_dir
+        self._intents = intents
 
     def resolve(self, s: Session, ref: str) -> Subject:
         row = repo.resolve_volume_row(s, ref)
@@ -71,8 +71,7 @@ class VolumeSubjects:
         """A volume with a filesystem of its own is always frozen (that is its quiesce); any other is
         quiesced, when asked, by pausing the writers snapkeep can see."""
         if all(self._pool.is_image_volume(d) for d in subject.datasets):
-            intent = os.path.join(self._run_dir, f"volume-freeze-{snap_id}.json")
-            return [VolumeFrozen(self._pool, subject.datasets, intent, quiesce=quiesce)]
+            return [VolumeFrozen(self._pool, subject.datasets, self._intents, snap_id, quiesce=quiesce)]
         if not quiesce:
             return []
         trees = [self._pool.dataset_tree(d) for d in subject.datasets]
@@ -80,8 +79,7 @@ class VolumeSubjects:
             export = kernel_served(tree)
             if export is not None:
                 return [CannotQuiesce(f"the volume is served by the kernel NFS server (export {export})")]
-        intent = os.path.join(self._run_dir, f"quiesce-{snap_id}.json")
-        return [WritersPaused(trees, self._timeout, intent)]
+        return [WritersPaused(trees, self._timeout, self._intents, snap_id)]
 
 
 class VmSubjects:
@@ -91,9 +89,9 @@ class VmSubjects:
     type = "vm"
     snapshot_kind = SnapshotKind.VM
 
-    def __init__(self, host: Hypervisor, run_dir: str) -> None:
+    def __init__(self, host: Hypervisor, intents: Intents) -> None:
         self._host = host
-        self._run_dir = run_dir
+        self._intents = intents
 
     def resolve(self, s: Session, ref: str) -> Subject:
         row = repo.resolve_vm_row(s, ref)
@@ -125,7 +123,7 @@ class VmSubjects:
         if quiesce and not subject.config["vm"].get("guest_agent", True):
             holds.append(CannotQuiesce("the VM has no guest-agent channel"))
         elif quiesce:
-            intent = os.path.join(self._run_dir, f"guest-freeze-{snap_id}.json")
-            holds.append(GuestFrozen(self._host, subject.name, float(subject.config["agent_timeout"]), intent))
-        holds.append(GuestPaused(self._host, subject.name, os.path.join(self._run_dir, f"guest-pause-{snap_id}.json")))
+            timeout = float(subject.config["agent_timeout"])
+            holds.append(GuestFrozen(self._host, subject.name, timeout, self._intents, snap_id))
+        holds.append(GuestPaused(self._host, subject.name, self._intents, snap_id))
         return holds

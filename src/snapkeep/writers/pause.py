@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from snapkeep.durable import write_durably
 from snapkeep.errors import QuiesceFailed
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
@@ -86,8 +84,9 @@ def _stopped_already(pid: int) -> bool:
         return True
 
 
-def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> list[Process]:
-    """Stop every writer of ``trees`` and return them; they are recorded in ``intent_file`` first.
+def pause_writers(trees: Sequence[str], timeout: float, record: Callable[[list[Process]], None]) -> list[Process]:
+    """Stop every writer of ``trees`` and return them; each is handed to ``record`` (with all before it)
+    before it is stopped, so that a crash leaves no stopped process unrecorded.
 
     Rescans until no unstopped writer is left, so a process that opened a file during the first scan
     is caught too. Raises :class:`QuiesceFailed` (after resuming whatever it stopped) when a writer
@@ -107,7 +106,7 @@ def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> lis
                 if proc is None:
                     continue
                 paused.append(proc)
-                _record(intent_file, paused)
+                record(paused)
                 try:
                     os.kill(pid, signal.SIGSTOP)
                 except ProcessLookupError:
@@ -122,8 +121,6 @@ def pause_writers(trees: Sequence[str], timeout: float, intent_file: str) -> lis
         raise QuiesceFailed(f"writers of the volume kept appearing after {_MAX_ROUNDS} rounds")
     except BaseException:
         resume(paused)
-        if os.path.exists(intent_file):
-            os.unlink(intent_file)
         raise
 
 
@@ -133,24 +130,6 @@ def resume(processes: list[Process]) -> None:
         if _alive(proc):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGCONT)
-
-
-def _record(intent_file: str, paused: list[Process]) -> None:
-    write_durably(intent_file, json.dumps([[p.pid, p.start_time] for p in paused]))
-
-
-def resume_recorded(intent_file: str) -> int:
-    """Resume what a crashed snapkeep left stopped (read from its intent file); returns how many."""
-    try:
-        with open(intent_file) as f:
-            paused = [Process(pid, start) for pid, start in json.load(f)]
-    except FileNotFoundError:
-        return 0
-    except ValueError:
-        paused = []
-    resume(paused)
-    os.unlink(intent_file)
-    return len(paused)
 
 
 NFS_EXPORT_TABLES = ("/proc/fs/nfsd/exports", "/var/lib/nfs/etab")

@@ -1,0 +1,104 @@
+"""Intent files: a durable note, written before snapkeep holds something still or half-builds something,
+removed once it is released. After a crash, the next start reads them to release what the dead process
+held (thaw a volume or a guest, resume writers, remove an extract's private folder).
+
+One home for the protocol — make, update, list, mark pending, release — so that every hold and every
+recovery names its files the same way: ``<data dir>/run/<kind>-<op id>.json``. An intent whose release
+failed while the service runs (a guest agent that did not answer) is marked *pending*
+(``pending-<kind>-<op id>.json``): the scheduler retries those, never the intents of captures in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from snapkeep.durable import write_durably
+
+PENDING = "pending-"
+SUFFIX = ".json"
+
+
+class IntentKind(StrEnum):
+    WRITERS_PAUSED = "quiesce"  # processes stopped by a quiesce: [[pid, start time], ...]
+    VOLUME_FROZEN = "volume-freeze"  # image volumes frozen: {"datasets": [...]}
+    GUEST_FROZEN = "guest-freeze"  # a guest frozen by its agent: {"domain": name}
+    GUEST_PAUSED = "guest-pause"  # a guest's vCPUs paused: {"domain": name}
+    EXTRACT = "extract"  # an extract's private folder: {"op", "dataset", "parent_b64"}
+
+
+@dataclass(frozen=True)
+class Intent:
+    kind: IntentKind
+    op_id: str
+    path: str
+    pending: bool = False
+
+    def read(self) -> Any:
+        """The record; ``ValueError`` if the file is not JSON (a crash cannot cause that: it is written
+        atomically), ``FileNotFoundError`` if it was released meanwhile."""
+        with open(self.path) as f:
+            return json.load(f)
+
+
+class Intents:
+    """The intent files of one service, in its run directory (root only)."""
+
+    def __init__(self, run_dir: str) -> None:
+        self._dir = run_dir
+        os.makedirs(run_dir, mode=0o700, exist_ok=True)
+        self._adopt_old_pending_names()
+
+    def make(self, kind: IntentKind, op_id: str, record: Any) -> Intent:
+        """Write the intent durably; call before holding anything."""
+        intent = Intent(kind, op_id, os.path.join(self._dir, f"{kind}-{op_id}{SUFFIX}"))
+        self.update(intent, record)
+        return intent
+
+    def update(self, intent: Intent, record: Any) -> None:
+        """Replace the record atomically (a hold that grows, such as writers paused one by one)."""
+        write_durably(intent.path, json.dumps(record))
+
+    def release(self, intent: Intent) -> None:
+        """Forget the intent: what it names is released. One already gone is fine."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(intent.path)
+
+    def mark_pending(self, intent: Intent) -> Intent:
+        """Leave the intent for the scheduler to retry (its release failed while the service runs)."""
+        if intent.pending:
+            return intent
+        path = os.path.join(self._dir, PENDING + os.path.basename(intent.path))
+        pending = Intent(intent.kind, intent.op_id, path, pending=True)
+        os.replace(intent.path, pending.path)
+        return pending
+
+    def listing(self, *kinds: IntentKind, pending_only: bool = False) -> list[Intent]:
+        """The intents of ``kinds`` (pending ones included unless ``pending_only``), sorted by file name."""
+        found = []
+        for name in sorted(os.listdir(self._dir)):
+            intent = self._parse(name)
+            if intent is not None and intent.kind in kinds and (intent.pending or not pending_only):
+                found.append(intent)
+        return found
+
+    def _parse(self, name: str) -> Intent | None:
+        if not name.endswith(SUFFIX):
+            return None  # a temporary file of write_durably, or something not ours
+        pending = name.startswith(PENDING)
+        stem = name.removeprefix(PENDING).removesuffix(SUFFIX)
+        for kind in IntentKind:
+            if stem.startswith(f"{kind}-"):
+                return Intent(kind, stem.removeprefix(f"{kind}-"), os.path.join(self._dir, name), pending)
+        return None
+
+    def _adopt_old_pending_names(self) -> None:
+        """Builds of 0.1.0 named pending guest intents ``guest-pending-<freeze|pause>-<op>.json``."""
+        for name in os.listdir(self._dir):
+            if name.startswith("guest-pending-") and name.endswith(SUFFIX):
+                new = PENDING + "guest-" + name.removeprefix("guest-pending-")
+                os.replace(os.path.join(self._dir, name), os.path.join(self._dir, new))
