@@ -20,6 +20,7 @@ def test_isolated_own_bridge_gateway_first_and_dhcp_over_the_rest() -> None:
     assert net.find("forward") is None  # no uplink: libvirt's isolated mode
     bridge = net.find("bridge")
     assert bridge is not None and bridge.get("name") == SPEC.bridge
+    assert bridge.get("stp") == "off"  # no listening/learning delay before a guest's first DHCP request
     (ip,) = net.findall("ip")
     assert (ip.get("address"), ip.get("prefix")) == ("10.42.0.1", "24")
     (dhcp_range,) = ip.findall("dhcp/range")
