@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.errors import InvalidNetwork, NetworkInUse, NetworkOverlap, SnapkeepError, VMNotFound
+from snapkeep.errors import HypervisorError, InvalidNetwork, NetworkInUse, NetworkOverlap, SnapkeepError, VMNotFound
 from snapkeep.hypervisor.host_routes import clashing_routes, host_routes
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.network import NetworkDef, NetworkSpec, network_spec
@@ -229,13 +229,19 @@ def test_a_vm_nic_on_the_network_is_plugged_into_its_bridge_and_holds_the_networ
     definition = NetworkDef("lan", free_ranges())
     spec = network_spec(network_id, definition)
     created.networks.append(spec.name)
-    host.ensure_network(spec)
     # A diskless guest that sits in its firmware: enough for libvirt to plug its NIC in.
     nic = NicConfig(mac=new_mac(), network_id=network_id)
     config = VMConfig(vcpus=1, memory_mib=32, disks=(), nics=(nic,), guest_agent=False)
     vm = config.to_spec(f"snapkeep-test-net-{secrets.token_hex(3)}", str(uuid.uuid4()), "/nonexistent", None)
     created.domains.append(vm.name)
     host.define(vm)
+    with pytest.raises(HypervisorError, match="network that is not running"):
+        host.start(vm.name)  # its network is not realised yet
+    host.ensure_network(spec)
+    sh("virsh", "net-destroy", spec.name)
+    with pytest.raises(HypervisorError, match="network that is not running"):
+        host.start(vm.name)  # stopped (by hand)
+    host.ensure_network(spec)
     host.start(vm.name)
     assert host.state(vm.name) == VMState.RUNNING
     ports = json.loads(sh("ip", "-j", "link", "show", "master", spec.bridge).stdout)

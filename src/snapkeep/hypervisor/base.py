@@ -73,7 +73,9 @@ class Hypervisor(Protocol):
         ...
 
     def start(self, name: str) -> None:
-        """Power on. Idempotent: a running or paused domain is left as it is."""
+        """Power on. Idempotent: a running or paused domain is left as it is.
+
+        The networks its NICs name must run first (``ensure_network``); else ``HypervisorError``."""
         ...
 
     def shutdown(self, name: str, timeout: float) -> None:

@@ -101,6 +101,10 @@ def translate(exc: libvirt.libvirtError, name: str | None, *, freezing: bool = F
         if freezing and not any(m in message for m in ("not connected", "not configured", "due to an error")):
             return FreezeTimeout(f"guest agent of {name!r} did not confirm the freeze in time: {message}", **details)
         return AgentUnavailable(f"guest agent of {name!r} is unavailable: {message}", **details)
+    if code == libvirt.VIR_ERR_NO_NETWORK or (code == libvirt.VIR_ERR_OPERATION_INVALID and "network '" in message):
+        return HypervisorError(
+            f"VM {name!r} uses a network that is not running (ensure it first): {message}", **details
+        )
     if "frozen state" in message:  # qemu-ga refuses a second freeze (and most commands) until thawed
         return VMStateConflict(f"VM {name!r} has its filesystems frozen already: thaw first", **details)
     if code == libvirt.VIR_ERR_OPERATION_INVALID:
@@ -152,6 +156,7 @@ class LibvirtHost:
         self.uri = uri
         self._conn: Any = None
         self._lock = threading.Lock()
+        self._network_lock = threading.Lock()  # two VMs starting at once ensure their shared network once
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -392,6 +397,38 @@ class LibvirtHost:
             return None
         return unreachable_reason(path)
 
+    def guest_exec(self, name: str, argv: list[str], timeout: float) -> int:
+        """Start ``argv`` inside the guest through its agent without waiting for it; returns its guest pid."""
+        reply = self.agent_command(name, "guest-exec", timeout, {"path": argv[0], "arg": argv[1:]})
+        return int(reply["pid"])
+
+    def read_guest_file(self, name: str, path: str, timeout: float, limit: int = 1 << 20, tail: bool = False) -> bytes:
+        """Up to ``limit`` bytes of a file inside the running guest (its last ones if ``tail``), via the agent."""
+        handle = self.agent_command(name, "guest-file-open", timeout, {"path": path, "mode": "r"})
+        chunks: list[bytes] = []
+        try:
+            if tail:
+                end = self.agent_command(
+                    name, "guest-file-seek", timeout, {"handle": handle, "offset": 0, "whence": "end"}
+                )
+                start = max(0, int(end["position"]) - limit)
+                self.agent_command(
+                    name, "guest-file-seek", timeout, {"handle": handle, "offset": start, "whence": "set"}
+                )
+            size = 0
+            while size < limit:
+                part = self.agent_command(
+                    name, "guest-file-read", timeout, {"handle": handle, "count": min(limit - size, 48 * 1024)}
+                )
+                data = base64.b64decode(part.get("buf-b64", ""))
+                chunks.append(data)
+                size += len(data)
+                if part.get("eof") or not data:
+                    break
+        finally:
+            self.agent_command(name, "guest-file-close", timeout, {"handle": handle})
+        return b"".join(chunks)
+
     # -- networks -----------------------------------------------------------------------------------------
 
     def _network(self, name: str) -> Any | None:
@@ -407,6 +444,10 @@ class LibvirtHost:
 
     def ensure_network(self, spec: NetworkSpec) -> None:
         xml = network_xml(spec)  # refuses a spec snapkeep never defines before anything changes
+        with self._network_lock:
+            self._ensure_network(spec, xml)
+
+    def _ensure_network(self, spec: NetworkSpec, xml: str) -> None:
         net = self._network(spec.name)
         if net is not None:
             with _calling_network(spec.name):
@@ -431,11 +472,12 @@ class LibvirtHost:
             raise
 
     def remove_network(self, name: str) -> None:
-        net = self._network(name)
-        if net is None:
-            return
-        self._refuse_in_use(net, name, "removed")
-        self._drop_network(net, name)
+        with self._network_lock:
+            net = self._network(name)
+            if net is None:
+                return
+            self._refuse_in_use(net, name, "removed")
+            self._drop_network(net, name)
 
     def _start_network(self, net: Any, spec: NetworkSpec, routes_checked: bool = False) -> None:
         """Start (after the route check) and leave autostart off: a network starts when a VM using it does."""
@@ -491,35 +533,3 @@ class LibvirtHost:
                         return
                     if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or still():
                         raise
-
-    def guest_exec(self, name: str, argv: list[str], timeout: float) -> int:
-        """Start ``argv`` inside the guest through its agent without waiting for it; returns its guest pid."""
-        reply = self.agent_command(name, "guest-exec", timeout, {"path": argv[0], "arg": argv[1:]})
-        return int(reply["pid"])
-
-    def read_guest_file(self, name: str, path: str, timeout: float, limit: int = 1 << 20, tail: bool = False) -> bytes:
-        """Up to ``limit`` bytes of a file inside the running guest (its last ones if ``tail``), via the agent."""
-        handle = self.agent_command(name, "guest-file-open", timeout, {"path": path, "mode": "r"})
-        chunks: list[bytes] = []
-        try:
-            if tail:
-                end = self.agent_command(
-                    name, "guest-file-seek", timeout, {"handle": handle, "offset": 0, "whence": "end"}
-                )
-                start = max(0, int(end["position"]) - limit)
-                self.agent_command(
-                    name, "guest-file-seek", timeout, {"handle": handle, "offset": start, "whence": "set"}
-                )
-            size = 0
-            while size < limit:
-                part = self.agent_command(
-                    name, "guest-file-read", timeout, {"handle": handle, "count": min(limit - size, 48 * 1024)}
-                )
-                data = base64.b64decode(part.get("buf-b64", ""))
-                chunks.append(data)
-                size += len(data)
-                if part.get("eof") or not data:
-                    break
-        finally:
-            self.agent_command(name, "guest-file-close", timeout, {"handle": handle})
-        return b"".join(chunks)
