@@ -11,6 +11,8 @@ from snapkeep.hypervisor.host_routes import clashing_routes, parse_routes
 ROUTES = json.dumps(
     [
         {"dst": "default", "gateway": "192.168.1.1", "dev": "eth0", "flags": []},
+        {"dst": "0.0.0.0/1", "gateway": "10.9.0.1", "dev": "tun0", "flags": []},  # a VPN's catch-all halves
+        {"dst": "128.0.0.0/1", "gateway": "10.9.0.1", "dev": "tun0", "flags": []},
         {"dst": "192.168.1.0/24", "dev": "eth0", "protocol": "kernel", "scope": "link", "flags": []},
         {"dst": "10.8.0.0/16", "gateway": "10.9.0.1", "dev": "tun0", "flags": []},
         {"type": "blackhole", "dst": "172.31.0.0/16", "flags": []},
@@ -35,7 +37,7 @@ def test_vpn_and_blackhole_routes_clash_too() -> None:
     assert clashes("172.31.9.0/24") == ["blackhole 172.31.0.0/16"]
 
 
-def test_the_default_route_and_unrelated_ranges_do_not_clash() -> None:
+def test_default_and_catch_all_routes_and_unrelated_ranges_do_not_clash() -> None:
     assert clashes("10.50.0.0/24") == []
     assert clashes("192.168.2.0/24") == []
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from snapkeep.errors import HypervisorError
 
 _SKIPPED_TYPES = {"broadcast", "multicast", "anycast"}  # each comes with the unicast or local route it belongs to
+# Catch-all routes cover every address, like the default route: a VPN's 0.0.0.0/1 and 128.0.0.0/1 halves.
+# Nothing shorter than the largest private range (/8) names addresses a network could take away.
+_CATCH_ALL_PREFIX = 8
 
 
 @dataclass(frozen=True)
@@ -40,14 +43,14 @@ def _run(argv: list[str]) -> str:
 
 
 def parse_routes(text: str) -> list[Route]:
-    """Routes from ``ip -4 -j route`` output, without default routes and the broadcast kind."""
+    """Routes from ``ip -4 -j route`` output, without default and catch-all routes and the broadcast kind."""
     routes = []
     for entry in json.loads(text or "[]"):
         dst, kind = entry.get("dst", ""), entry.get("type", "unicast")
         if dst == "default" or kind in _SKIPPED_TYPES:
             continue
         net = ipaddress.IPv4Network(dst, strict=False)
-        if net.prefixlen:
+        if net.prefixlen >= _CATCH_ALL_PREFIX:
             routes.append(Route(net, entry.get("dev", ""), kind))
     return routes
 
