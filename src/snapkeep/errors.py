@@ -12,6 +12,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── InvalidPath                invalid_path
     │   ├── InvalidExpiry              invalid_expiry
     │   ├── InvalidSettings            invalid_settings
+    │   ├── InvalidNetwork             invalid_network
     │   ├── MalformedBody              malformed_body (400)
     │   ├── BodyTooLarge               body_too_large (413)
     │   └── MethodNotAllowed           method_not_allowed (405)
@@ -23,6 +24,8 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── SnapshotNotReady           snapshot_not_ready
     │   ├── Busy                       busy (retryable)
     │   ├── VMStateConflict            vm_state_conflict
+    │   ├── NetworkOverlap             network_overlap
+    │   ├── NetworkInUse               network_in_use
     │   └── PoolUnreachable            pool_unreachable
     ├── Unauthorized                   unauthorized (401)
     ├── Forbidden                      forbidden (403)
@@ -100,6 +103,12 @@ class InvalidSettings(InvalidInput):
     """Settings that are not a JSON document snapkeep can keep: too deep, too large, NaN or a non-text key."""
 
     code = "invalid_settings"
+
+
+class InvalidNetwork(InvalidInput):
+    """A network definition that cannot be realised: not a private IPv4 network address, or too small a prefix."""
+
+    code = "invalid_network"
 
 
 class MalformedBody(InvalidInput):
@@ -235,6 +244,18 @@ class VMStateConflict(Conflict):
     """The VM's power state does not allow this (it must be running, paused or off first)."""
 
     code = "vm_state_conflict"
+
+
+class NetworkOverlap(Conflict):
+    """The network's addresses overlap another network's, or a route of the host; the other is named."""
+
+    code = "network_overlap"
+
+
+class NetworkInUse(Conflict):
+    """Running VMs are attached to the network: stop them before the network is changed or removed."""
+
+    code = "network_in_use"
 
 
 class PoolUnreachable(Conflict):

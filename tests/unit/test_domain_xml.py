@@ -6,9 +6,12 @@ import dataclasses
 import xml.etree.ElementTree as ET
 
 import pytest
+from pydantic import ValidationError
 
 from snapkeep.errors import InvalidInput
 from snapkeep.hypervisor.domain_xml import AGENT_CHANNEL, domain_xml, spec_from_xml
+from snapkeep.model.network import libvirt_network_name
+from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig
 from snapkeep.model.vmspec import BootSpec, DiskSpec, NicSpec, VMSpec
 
 SPEC = VMSpec(
@@ -141,3 +144,28 @@ def test_adopting_refuses_disks_snapkeep_cannot_keep() -> None:
     qcow2 = ADOPTED.replace("type='raw'", "type='qcow2'")
     with pytest.raises(InvalidInput, match="raw"):
         spec_from_xml(qcow2)
+
+
+def test_a_nic_on_a_snapkeep_network_is_attached_to_the_libvirt_network_derived_from_its_id() -> None:
+    network_id = "0b6d2f0e-8a3c-4f43-9d5c-3f1a2b3c4d5e"
+    config = VMConfig(
+        vcpus=1,
+        memory_mib=64,
+        disks=(DiskConfig(file="disk0.raw", size=1 << 20, serial="s0", target="vda"),),
+        nics=(NicConfig(mac="52:54:00:aa:bb:01"), NicConfig(mac="52:54:00:aa:bb:02", network_id=network_id)),
+    )
+    spec = config.to_spec("web", SPEC.uuid, "/pool/vms/web", None)
+    user, network = parse(spec).findall("devices/interface")
+    assert user.get("type") == "user" and user.find("source") is None  # today's kind, unchanged
+    assert network.get("type") == "network"
+    assert network.find("source").get("network") == libvirt_network_name(network_id)  # type: ignore[union-attr]
+    assert network.find("mac").get("address") == "52:54:00:aa:bb:02"  # type: ignore[union-attr]
+    assert network.find("model").get("type") == "virtio"  # type: ignore[union-attr]
+    assert config.with_new_macs().nics[1].network_id == network_id  # a clone stays on the network
+
+
+def test_a_nic_names_one_network_only() -> None:
+    with pytest.raises(ValidationError, match="either"):
+        NicConfig(mac="52:54:00:aa:bb:02", network="operators-lan", network_id="0b6d2f0e")
+    with pytest.raises(ValidationError):
+        NicConfig(mac="52:54:00:aa:bb:02", network_id="")

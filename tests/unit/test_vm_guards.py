@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from snapkeep.api.app import create_app
 from snapkeep.config import Settings
+from snapkeep.model.network import NetworkSpec
 from snapkeep.model.vmspec import VMSpec, VMState
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
@@ -26,6 +27,7 @@ class FakeHost:
 
     def __init__(self) -> None:
         self.domains: dict[str, tuple[VMSpec, VMState]] = {}
+        self.networks: dict[str, NetworkSpec] = {}
         self.events: list[str] = []
         self.hold: str | None = None
         self.holding, self.go = threading.Event(), threading.Event()
@@ -93,6 +95,17 @@ class FakeHost:
 
     def frozen(self, name: str, timeout: float) -> bool:
         return False
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        self._call("ensure_network", spec.name)
+        self.networks[spec.name] = spec
+
+    def remove_network(self, name: str) -> None:
+        self._call("remove_network", name)
+        self.networks.pop(name, None)
+
+    def network_exists(self, name: str) -> bool:
+        return name in self.networks
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ Errors (all :mod:`snapkeep.errors`; nothing from libvirt crosses this boundary):
 - ``ShutdownTimeout``: a graceful shutdown did not finish in time; the guest is still running.
 - ``HypervisorUnavailable``: libvirtd cannot be reached. Retryable.
 - ``HypervisorError``: anything else libvirt refused, with its message and error code in ``details``.
+- Networks: ``InvalidNetwork`` for a spec snapkeep never defines, ``NetworkOverlap`` when the host already
+  routes some of its addresses, ``NetworkInUse`` when running VMs are plugged into it.
 
 Timeouts are in seconds and bound the call: libvirt counts whole seconds, so a timeout is rounded up to
 the next whole second (at least 1 s), and an agent call may take up to twice that (libvirt first
@@ -26,11 +28,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from snapkeep.model.network import NetworkSpec
 from snapkeep.model.vmspec import VMSpec, VMState
 
 
 class Hypervisor(Protocol):
-    """Power, definition and guest-agent operations on the VMs of one host."""
+    """Power, definition and guest-agent operations on the VMs of one host, and the networks they use."""
 
     def define(self, spec: VMSpec) -> None:
         """Define the domain, or redefine it if one with this name and UUID exists (idempotent).
@@ -70,7 +73,9 @@ class Hypervisor(Protocol):
         ...
 
     def start(self, name: str) -> None:
-        """Power on. Idempotent: a running or paused domain is left as it is."""
+        """Power on. Idempotent: a running or paused domain is left as it is.
+
+        The networks its NICs name must run first (``ensure_network``); else ``HypervisorError``."""
         ...
 
     def shutdown(self, name: str, timeout: float) -> None:
@@ -131,4 +136,24 @@ class Hypervisor(Protocol):
         """Why the hypervisor's QEMU processes could not open disk files under the directory ``path`` (the
         user they run as cannot enter it or a directory above it), with how to fix it; ``None`` when they
         can, or when they run as root or on another host. Needs no running hypervisor; never raises."""
+        ...
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        """Make the isolated network ``spec`` exist and run, with autostart off (idempotent).
+
+        ``spec`` comes from ``model.network.network_spec(network_id, definition)``; its name is the one the
+        VMs' NICs name. An existing network with the same definition is kept (started if it was not); a
+        different one (another range, DHCP changed, or an uplink added by hand) is redefined, unless
+        running VMs use it: ``NetworkInUse``. Before a network starts, a range that the host already routes
+        (its LAN, a VPN, another network) raises ``NetworkOverlap``, and nothing is left defined.
+        """
+        ...
+
+    def remove_network(self, name: str) -> None:
+        """Stop and undefine the network ``name``. Idempotent: an unknown name is not an error.
+        ``NetworkInUse`` while running VMs use it (stop them first); stopped VMs that name it stay defined."""
+        ...
+
+    def network_exists(self, name: str) -> bool:
+        """Whether a network of that (libvirt) name is defined or running."""
         ...

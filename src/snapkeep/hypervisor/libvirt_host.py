@@ -9,11 +9,15 @@ timeout (``agentSetResponseTimeout``, set before each call because libvirt's def
 and the commands libvirt has no API for (ping, freeze status, file reads) go through
 ``libvirt_qemu.qemuAgentCommand`` with an explicit timeout. libvirt logs a harmless
 "custom-ga-command" taint for the latter in the domain's log.
+
+Networks are isolated libvirt networks (``network_xml``); before one starts, the host's routes are checked
+for a clash (``host_routes``) on a local connection, since libvirt itself catches only exact duplicates.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import math
 import os
@@ -32,16 +36,23 @@ from snapkeep.errors import (
     HypervisorError,
     HypervisorUnavailable,
     NameClash,
+    NetworkInUse,
+    NetworkOverlap,
+    NotFound,
     ShutdownTimeout,
     SnapkeepError,
     VMNotFound,
     VMStateConflict,
 )
 from snapkeep.hypervisor.domain_xml import domain_xml, spec_from_xml
+from snapkeep.hypervisor.host_routes import clashing_routes, host_routes
+from snapkeep.hypervisor.network_xml import network_xml, spec_from_network_xml
 from snapkeep.hypervisor.qemu_access import unreachable_reason
+from snapkeep.model.network import NetworkSpec
 from snapkeep.model.vmspec import DiskSpec, VMSpec, VMState
 
 DEFAULT_URI = "qemu:///system"
+LOCAL_URIS = ("qemu:///system", "qemu+unix:///system")  # the host this process runs on
 _POLL = 0.05  # seconds between state checks while waiting for a power-off
 
 
@@ -74,6 +85,10 @@ def _seconds(timeout: float) -> int:
     return max(1, math.ceil(timeout))
 
 
+def _unreachable(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() in _UNREACHABLE or exc.get_error_domain() == libvirt.VIR_FROM_RPC
+
+
 def translate(exc: libvirt.libvirtError, name: str | None, *, freezing: bool = False) -> SnapkeepError:
     """The snapkeep error for a libvirt error, by its code (STYLE.md 7)."""
     code = exc.get_error_code()
@@ -86,15 +101,32 @@ def translate(exc: libvirt.libvirtError, name: str | None, *, freezing: bool = F
         if freezing and not any(m in message for m in ("not connected", "not configured", "due to an error")):
             return FreezeTimeout(f"guest agent of {name!r} did not confirm the freeze in time: {message}", **details)
         return AgentUnavailable(f"guest agent of {name!r} is unavailable: {message}", **details)
+    if code == libvirt.VIR_ERR_NO_NETWORK or (code == libvirt.VIR_ERR_OPERATION_INVALID and "network '" in message):
+        return HypervisorError(
+            f"VM {name!r} uses a network that is not running (ensure it first): {message}", **details
+        )
     if "frozen state" in message:  # qemu-ga refuses a second freeze (and most commands) until thawed
         return VMStateConflict(f"VM {name!r} has its filesystems frozen already: thaw first", **details)
     if code == libvirt.VIR_ERR_OPERATION_INVALID:
         return VMStateConflict(f"VM {name!r}: {message}", **details)
-    if code in _UNREACHABLE or exc.get_error_domain() == libvirt.VIR_FROM_RPC:
+    if _unreachable(exc):
         return HypervisorUnavailable(f"libvirt connection failed: {message}", **details)
     if "already exists" in message or code == libvirt.VIR_ERR_DOM_EXIST:
         return NameClash(f"another domain clashes with VM {name!r}: {message}", **details)
     return HypervisorError(f"libvirt failed on VM {name!r}: {message}", **details)
+
+
+def translate_network(exc: libvirt.libvirtError, name: str) -> SnapkeepError:
+    """The snapkeep error for a libvirt error on the network ``name``."""
+    message = exc.get_error_message() or str(exc)
+    details: dict[str, Any] = {"libvirt_code": exc.get_error_code(), "network": name}
+    if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+        return NotFound(f"no libvirt network named {name!r}", **details)
+    if _unreachable(exc):
+        return HypervisorUnavailable(f"libvirt connection failed: {message}", **details)
+    if "already in use by interface" in message:  # libvirt's own check: a route with exactly this range
+        return NetworkOverlap(f"network {name!r} clashes with a route of the host: {message}", **details)
+    return HypervisorError(f"libvirt failed on network {name!r}: {message}", **details)
 
 
 @contextmanager
@@ -103,6 +135,14 @@ def _calling(name: str | None, *, freezing: bool = False) -> Iterator[None]:
         yield
     except libvirt.libvirtError as exc:
         raise translate(exc, name, freezing=freezing) from exc
+
+
+@contextmanager
+def _calling_network(name: str) -> Iterator[None]:
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise translate_network(exc, name) from exc
 
 
 class LibvirtHost:
@@ -116,6 +156,7 @@ class LibvirtHost:
         self.uri = uri
         self._conn: Any = None
         self._lock = threading.Lock()
+        self._network_lock = threading.Lock()  # two VMs starting at once ensure their shared network once
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -352,7 +393,7 @@ class LibvirtHost:
     def unreachable_reason(self, path: str) -> str | None:
         """See ``Hypervisor``: checked as the user qemu.conf names, for the local system instance only
         (``qemu:///session`` runs QEMU as the caller; a remote host has its own users and paths)."""
-        if self.uri not in ("qemu:///system", "qemu+unix:///system"):
+        if self.uri not in LOCAL_URIS:
             return None
         return unreachable_reason(path)
 
@@ -387,3 +428,108 @@ class LibvirtHost:
         finally:
             self.agent_command(name, "guest-file-close", timeout, {"handle": handle})
         return b"".join(chunks)
+
+    # -- networks -----------------------------------------------------------------------------------------
+
+    def _network(self, name: str) -> Any | None:
+        conn = self._connection()
+        try:
+            with _calling_network(name):
+                return conn.networkLookupByName(name)
+        except NotFound:
+            return None
+
+    def network_exists(self, name: str) -> bool:
+        return self._network(name) is not None
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        xml = network_xml(spec)  # refuses a spec snapkeep never defines before anything changes
+        with self._network_lock:
+            self._ensure_network(spec, xml)
+
+    def _ensure_network(self, spec: NetworkSpec, xml: str) -> None:
+        net = self._network(spec.name)
+        if net is not None:
+            with _calling_network(spec.name):
+                persistent = net.isPersistent()
+                current = spec_from_network_xml(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)) if persistent else None
+            if current == spec:
+                self._start_network(net, spec)
+                return
+            self._refuse_in_use(net, spec.name, "redefined")
+            self._check_routes(spec)
+            self._drop_network(net, spec.name)
+        else:
+            self._check_routes(spec)
+        conn = self._connection()
+        with _calling_network(spec.name):
+            net = conn.networkDefineXML(xml)
+        try:
+            self._start_network(net, spec, routes_checked=True)
+        except BaseException:
+            with suppress(SnapkeepError):
+                self._drop_network(net, spec.name)  # a definition that cannot start is not left behind
+            raise
+
+    def remove_network(self, name: str) -> None:
+        with self._network_lock:
+            net = self._network(name)
+            if net is None:
+                return
+            self._refuse_in_use(net, name, "removed")
+            self._drop_network(net, name)
+
+    def _start_network(self, net: Any, spec: NetworkSpec, routes_checked: bool = False) -> None:
+        """Start (after the route check) and leave autostart off: a network starts when a VM using it does."""
+        with _calling_network(spec.name):
+            if net.autostart():
+                net.setAutostart(False)
+            if net.isActive():
+                return
+        if not routes_checked:
+            self._check_routes(spec)
+        with _calling_network(spec.name):
+            try:
+                net.create()
+            except libvirt.libvirtError as exc:  # started by someone else meanwhile: fine
+                if not (exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and net.isActive()):
+                    raise
+
+    def _check_routes(self, spec: NetworkSpec) -> None:
+        """Refuse a network whose range a route of this host already uses (local connections only)."""
+        if self.uri not in LOCAL_URIS:
+            return
+        network = ipaddress.IPv4Interface(f"{spec.address}/{spec.prefix}").network
+        clashes = clashing_routes(network, spec.bridge, host_routes())
+        if clashes:
+            raise NetworkOverlap(
+                f"network {network} clashes with the host's route {clashes[0]}: its bridge would take those "
+                "addresses away from the host",
+                network=spec.name,
+                cidr=str(network),
+                routes=[str(r) for r in clashes],
+            )
+
+    def _refuse_in_use(self, net: Any, name: str, what: str) -> None:
+        """``NetworkInUse`` while running domains are plugged into the network (libvirt's ports say so)."""
+        with _calling_network(name):
+            ports = net.listAllPorts(0) if net.isActive() else []
+        if ports:
+            raise NetworkInUse(
+                f"network {name!r} cannot be {what}: {len(ports)} running VM interface(s) use it; stop them first",
+                network=name,
+                ports=len(ports),
+            )
+
+    def _drop_network(self, net: Any, name: str) -> None:
+        """Destroy and undefine, tolerating a network that stopped or vanished meanwhile."""
+        with _calling_network(name):
+            for step, still in ((net.destroy, net.isActive), (net.undefine, net.isPersistent)):
+                try:
+                    if still():
+                        step()
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                        return
+                    if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or still():
+                        raise

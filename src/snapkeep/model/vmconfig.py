@@ -10,8 +10,9 @@ import os
 import secrets
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.vmspec import BootSpec, DiskSpec, NicSpec, VMSpec
 
 
@@ -24,9 +25,24 @@ class DiskConfig(BaseModel):
 
 
 class NicConfig(BaseModel):
+    """A NIC on QEMU's user-mode network, on a libvirt network of the operator's (``network``), or on a
+    snapkeep network (``network_id``: attached to the libvirt network the hypervisor realises for it)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     mac: str
     network: str = "user"
+    network_id: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_network(self) -> NicConfig:
+        if self.network_id is not None and self.network != "user":
+            raise ValueError("a NIC is on either a snapkeep network (network_id) or a libvirt network (network)")
+        return self
+
+    @property
+    def libvirt_network(self) -> str:
+        """What the NIC is attached to in the domain: "user", or a libvirt network name."""
+        return libvirt_network_name(self.network_id) if self.network_id is not None else self.network
 
 
 class VMConfig(BaseModel):
@@ -54,7 +70,7 @@ class VMConfig(BaseModel):
                 DiskSpec(file=os.path.join(dataset_path, d.file), size=d.size, serial=d.serial, target=d.target)
                 for d in self.disks
             ),
-            nics=tuple(NicSpec(mac=n.mac, network=n.network) for n in self.nics),
+            nics=tuple(NicSpec(mac=n.mac, network=n.libvirt_network) for n in self.nics),
             serial_log=serial_log,
             kvm=self.kvm,
             guest_agent=self.guest_agent,
