@@ -67,6 +67,13 @@ def _convert(row: Any, cls: type[T], enums: dict[str, type[StrEnum]]) -> T:
     return cls(**values)
 
 
+def _no_owner(tenant_id: str | None) -> NotFound:
+    """An owner outside the scope: a tenant as good as missing, or the system itself."""
+    if tenant_id is None:
+        return NotFound("the system is outside this scope", tenant=None)
+    return NotFound(f"no tenant with id {tenant_id}", tenant=tenant_id)
+
+
 class _Store(Generic[T]):
     """Reads and writes of one table whose rows are ``record`` dataclasses field for field."""
 
@@ -98,8 +105,14 @@ class _Store(Generic[T]):
     def get(self, row_id: Any) -> T:
         return self._to(self._row(row_id))
 
-    def _insert(self, obj: T) -> T:
-        row = self.row(**{f.name: getattr(obj, f.name) for f in fields(obj)})  # type: ignore[arg-type]
+    def _check_placement(self, values: dict[str, Any]) -> None:
+        """Refuse (:class:`NotFound`) values that would put a row outside the scope (an owner, a parent)."""
+
+    def insert(self, obj: T) -> T:
+        """Add ``obj`` and return it as stored."""
+        values = {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
+        self._check_placement(values)
+        row = self.row(**values)
         self._s.add(row)
         self._s.flush()
         return self._to(row)
@@ -111,6 +124,7 @@ class _Store(Generic[T]):
         unknown = set(changes) - known
         if unknown:
             raise TypeError(f"{self.record.__name__} has no field(s) {sorted(unknown)} to update")
+        self._check_placement(changes)
         for key, value in changes.items():
             setattr(row, key, value)
         self._s.flush()
@@ -130,12 +144,9 @@ class _Owned(_Store[T]):
     def _select(self) -> Any:
         return self._scope.where(select(self.row), self.row.owner_tenant_id)
 
-    def insert(self, obj: T) -> T:
-        """Add ``obj``; refused (:class:`NotFound` for its owner) when the owner is outside the scope."""
-        owner = getattr(obj, "owner_tenant_id")  # noqa: B009 - every owned record has one
-        if not self._scope.allows(owner):
-            raise NotFound(f"no tenant with id {owner}", tenant=owner)
-        return self._insert(obj)
+    def _check_placement(self, values: dict[str, Any]) -> None:
+        if "owner_tenant_id" in values and not self._scope.allows(values["owner_tenant_id"]):
+            raise _no_owner(values["owner_tenant_id"])
 
 
 class _Named(_Owned[T]):
@@ -263,9 +274,6 @@ class TokenStore(_Store[Token]):
         row = self._s.scalar(select(TokenRow).where(TokenRow.token_hash == token_hash))
         return None if row is None else self._to(row)
 
-    def insert(self, token: Token) -> Token:
-        return self._insert(token)
-
 
 class TenantStore(_Store[Tenant]):
     """Tenants a scope sees: its own tenant and those beneath it (the system sees all)."""
@@ -293,13 +301,14 @@ class TenantStore(_Store[Tenant]):
         self._row(tenant_id)
         return subtree(self._s, tenant_id)
 
-    def insert(self, tenant: Tenant) -> Tenant:
-        """Add a tenant under a parent the scope sees (under the system only in the system's scope)."""
-        if tenant.parent_id is not None:
-            self._row(tenant.parent_id)
+    def _check_placement(self, values: dict[str, Any]) -> None:
+        """A tenant goes under a parent the scope sees (under the system only in the system's scope)."""
+        if "parent_id" not in values:
+            return
+        if values["parent_id"] is not None:
+            self._row(values["parent_id"])
         elif self._scope.tenant_id is not None:
-            raise NotFound("the system is outside this scope", tenant=None)
-        return self._insert(tenant)
+            raise _no_owner(None)
 
 
 class Unit:
