@@ -28,11 +28,12 @@ import pytest
 from snapkeep.catalog.db import Database, make_engine
 from snapkeep.config import Settings
 from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError, SnapshotNotReady
+from snapkeep.model.principal import Role
 from snapkeep.model.timespec import utcnow
 from snapkeep.model.types import SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
-from snapkeep.services.tokens import Role, Tokens
+from snapkeep.services.tokens import Tokens
 from snapkeep.storage import beneath
 from tests.conftest import Mounted, Server, make_traversable_tmp
 from tests.treeutil import make_rich_tree, tree_signature, users_entries
@@ -381,13 +382,11 @@ def test_overlong_paths_and_snapshots_not_ready_are_clear_refusals(api: httpx.Cl
 
 
 def test_snapshot_not_ready_in_the_service(services: Services) -> None:
-    from snapkeep.catalog import repo
-
     vol = services.volumes.create("not-ready", 1 << 30)
     write(os.path.join(vol.path, "f.txt"), b"f\n")
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
-    with services.db.transaction() as s:
-        repo.get_snapshot_row(s, snap.id).status = SnapshotStatus.FAILED
+    with services.db.unit() as uow:
+        uow.snapshots.update(snap.id, status=SnapshotStatus.FAILED)
     with pytest.raises(SnapshotNotReady):
         services.files.browse(snap.id)
     with pytest.raises(SnapshotNotReady):

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from snapkeep.catalog.db import Database, make_engine
+from snapkeep.model.principal import Role
 from snapkeep.model.timespec import utcnow
-from snapkeep.services.tokens import Role, Tokens
+from snapkeep.services.tokens import Tokens
 from tests.conftest import Server
 
 

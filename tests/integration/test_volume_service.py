@@ -209,13 +209,12 @@ def test_symlinked_directories_are_not_followed(services: Services) -> None:
 
 
 def test_snapshot_being_taken_cannot_be_deleted(services: Services) -> None:
-    from snapkeep.catalog import repo
     from snapkeep.errors import SnapshotNotReady
 
     vol = services.volumes.create("creating", 1 << 30)
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
-    with services.db.transaction() as s:
-        repo.get_snapshot_row(s, snap.id).status = SnapshotStatus.CREATING
+    with services.db.unit() as uow:
+        uow.snapshots.update(snap.id, status=SnapshotStatus.CREATING)
     with pytest.raises(SnapshotNotReady):
         services.snapshots.delete(snap.id)
     assert snap.id in services.pool.list_snapshots()

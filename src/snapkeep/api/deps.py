@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from snapkeep.model.principal import Principal, Role
 from snapkeep.services.container import Services
-from snapkeep.services.tokens import Principal, Role
 
 # RFC 6750/7235: "Authorization: Bearer <token>", the scheme in any case; a bare token is no credential.
 bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer <token>`")

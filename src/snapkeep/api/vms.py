@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query, status
 from snapkeep.api.deps import Operator, Svc, Viewer
 from snapkeep.api.jobs import MAX_WAIT, start_job
 from snapkeep.api.schemas import CloneRequest, JobPublic, StopRequest, VmCreate, VmPublic
+from snapkeep.model.principal import Role
 from snapkeep.model.units import parse_size
 from snapkeep.services.jobs import Progress
-from snapkeep.services.tokens import Role
 
 router = APIRouter(prefix="/api/v1/vms", tags=["vms"])
 Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")

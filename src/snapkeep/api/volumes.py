@@ -7,11 +7,11 @@ from fastapi import APIRouter, Query, status
 from snapkeep.api.deps import Operator, Svc, Viewer
 from snapkeep.api.jobs import MAX_WAIT, start_job
 from snapkeep.api.schemas import JobPublic, VolumeCreate, VolumePublic, VolumeUpdate
+from snapkeep.model.principal import Principal
 from snapkeep.model.types import Volume
 from snapkeep.model.units import parse_size
 from snapkeep.services.container import Services
 from snapkeep.services.jobs import Progress
-from snapkeep.services.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/volumes", tags=["volumes"])
 

@@ -11,9 +11,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
+from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Conflict, ServiceUnavailable
+from snapkeep.model.principal import Principal
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -45,18 +47,19 @@ def migrate(engine: Engine) -> None:
 
 
 class Database:
-    """Hands out sessions; the service layer owns the transaction (``with db.transaction() as s``)."""
+    """Hands out units of work; the service layer owns the transaction (``with db.unit() as uow``)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on any error; translates driver errors."""
+    def unit(self, scope: Principal | None = None) -> Iterator[Unit]:
+        """One unit of work (:mod:`snapkeep.catalog.stores`) seen through ``scope`` (None: the system);
+        commits on success, rolls back on any error; translates driver errors."""
         session = self._sessions()
         try:
-            yield session
+            yield Unit(session, scope.tenant_id if scope is not None else None)
             session.commit()
         except IntegrityError as exc:
             session.rollback()

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from snapkeep.model.principal import Role
+
 
 class SnapshotKind(StrEnum):
     SYSTEM = "system"
@@ -43,6 +45,41 @@ class RestoreMode(StrEnum):
 
 
 @dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    parent_id: str | None  # None: directly under the system
+    description: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token as the catalog keeps it: only the hash of its secret."""
+
+    id: str
+    name: str
+    token_hash: str
+    role: Role
+    tenant_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VolumeRecord:
+    """A volume as the catalog keeps it; :class:`Volume` adds where its data lies."""
+
+    id: str
+    name: str
+    description: str
+    size_limit: int
+    owner_tenant_id: str | None
+    dataset: str
+    settings: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Volume:
     id: str
     name: str
@@ -53,6 +90,23 @@ class Volume:
     path: str
     created_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VmRecord:
+    """A VM as the catalog keeps it (``spec`` is its :class:`~snapkeep.model.vmconfig.VMConfig` as a dict);
+    :class:`VM` adds where its disks lie and what libvirt says of it."""
+
+    id: str
+    name: str
+    description: str
+    owner_tenant_id: str | None
+    dataset: str
+    domain_uuid: str
+    spec: dict[str, Any]
+    quiesce_policy: QuiescePolicy
+    agent_timeout: float
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -116,6 +170,7 @@ class Job:
     error: dict[str, Any] | None
     created_at: datetime
     finished_at: datetime | None
+    owner_tenant_id: str | None = None
 
 
 @dataclass(frozen=True)

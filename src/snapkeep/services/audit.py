@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
 from snapkeep.model.types import AuditEntry
 
 
@@ -17,15 +15,15 @@ class Audit:
         self._db = db
         self._clock = clock
 
-    def done(self, s: Session, actor: str, action: str, target: str, detail: str = "") -> None:
-        """Record a change inside the transaction that makes it: both land or neither."""
-        repo.add_audit(s, self._clock(), actor, action, target, "done", detail)
+    def done(self, uow: Unit, actor: str, action: str, target: str, detail: str = "") -> None:
+        """Record a change inside the unit of work that makes it: both land or neither."""
+        uow.audit.append(self._clock(), actor, action, target, "done", detail)
 
     def refused(self, actor: str, action: str, target: str, detail: str) -> None:
-        """Record a refusal in its own transaction: the refused one is rolled back."""
-        with self._db.transaction() as s:
-            repo.add_audit(s, self._clock(), actor, action, target, "refused", detail)
+        """Record a refusal in its own unit of work: the refused one is rolled back."""
+        with self._db.unit() as uow:
+            uow.audit.append(self._clock(), actor, action, target, "refused", detail)
 
     def entries(self, limit: int = 200) -> list[AuditEntry]:
-        with self._db.transaction() as s:
-            return repo.list_audit(s, limit)
+        with self._db.unit() as uow:
+            return uow.audit.list(limit)

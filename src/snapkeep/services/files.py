@@ -154,9 +154,9 @@ class Files:
         else:
             _clear_intent(self._pool, self._intents, intent)
         shown = _shown(plan.dest)
-        with self._db.transaction() as s:
+        with self._db.unit() as uow:
             detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
-            self._audit.done(s, actor, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
+            self._audit.done(uow, actor, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
         return {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
 
 

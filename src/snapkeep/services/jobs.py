@@ -26,9 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.tables import JobRow
 from snapkeep.errors import SnapkeepError
 from snapkeep.model.types import Job, JobStatus
 from snapkeep.services.guards import Claim
@@ -95,19 +93,21 @@ class JobRunner:
         self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane, once: str | None, claim: Claim | None
     ) -> Job:
         job_id = str(uuid.uuid4())
-        with self._db.transaction() as s:
-            row = JobRow(
-                id=job_id,
-                kind=kind,
-                status=JobStatus.QUEUED,
-                progress=0.0,
-                message="queued",
-                params=params,
-                created_at=self._clock(),
+        with self._db.unit() as uow:
+            job = uow.jobs.insert(
+                Job(
+                    id=job_id,
+                    kind=kind,
+                    status=JobStatus.QUEUED,
+                    progress=0.0,
+                    message="queued",
+                    params=params,
+                    result=None,
+                    error=None,
+                    created_at=self._clock(),
+                    finished_at=None,
+                )
             )
-            s.add(row)
-            s.flush()
-            job = repo.job_from_row(row)
         with self._lock:
             self._done[job_id] = threading.Event()
             if once is not None:
@@ -138,10 +138,8 @@ class JobRunner:
             self._finish(job_id, JobStatus.SUCCEEDED, result=result, message="done")
 
     def _update(self, job_id: str, **values: Any) -> None:
-        with self._db.transaction() as s:
-            row = repo.get_job_row(s, job_id)
-            for key, value in values.items():
-                setattr(row, key, value)
+        with self._db.unit() as uow:
+            uow.jobs.update(job_id, **values)
 
     def _finish(self, job_id: str, status: JobStatus, message: str, **values: Any) -> None:
         progress = 1.0 if status is JobStatus.SUCCEEDED else None
@@ -154,12 +152,12 @@ class JobRunner:
             event.set()
 
     def get(self, job_id: str) -> Job:
-        with self._db.transaction() as s:
-            return repo.job_from_row(repo.get_job_row(s, job_id))
+        with self._db.unit() as uow:
+            return uow.jobs.get(job_id)
 
     def list(self, limit: int = 100) -> list[Job]:
-        with self._db.transaction() as s:
-            return [repo.job_from_row(row) for row in repo.list_job_rows(s, limit)]
+        with self._db.unit() as uow:
+            return uow.jobs.list(limit)
 
     def wait(self, job_id: str, timeout: float) -> Job:
         """The job once finished, or as it is after ``timeout`` seconds."""

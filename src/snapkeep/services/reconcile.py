@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.engine.intents import Intents
 from snapkeep.engine.recovery import release_recorded
@@ -62,21 +61,27 @@ def reconcile(
     report.volumes_thawed = released.volumes_thawed
     report.guests_released = released.guests_released
 
-    with db.transaction() as s:
-        for row in repo.snapshot_rows_in_status(s, SnapshotStatus.CREATING):
-            if pool.has_snapshot(row.id):
-                row.status = SnapshotStatus.READY
-                row.quiesced = False
-                row.quiesce_note = "service restarted during capture; quiesce not confirmed"
-                report.snapshots_completed.append(row.id)
+    with db.unit() as uow:
+        for snap in uow.snapshots.in_status(SnapshotStatus.CREATING):
+            if pool.has_snapshot(snap.id):
+                uow.snapshots.update(
+                    snap.id,
+                    status=SnapshotStatus.READY,
+                    quiesced=False,
+                    quiesce_note="service restarted during capture; quiesce not confirmed",
+                )
+                report.snapshots_completed.append(snap.id)
             else:
-                row.status = SnapshotStatus.FAILED
-                row.status_reason = "interrupted: the service stopped while taking this snapshot"
-                report.snapshots_failed.append(row.id)
-        for row in repo.snapshot_rows_in_status(s, SnapshotStatus.DELETING):
-            pool.delete_snapshot(row.id)
-            s.delete(row)
-            report.snapshots_deleted.append(row.id)
+                uow.snapshots.update(
+                    snap.id,
+                    status=SnapshotStatus.FAILED,
+                    status_reason="interrupted: the service stopped while taking this snapshot",
+                )
+                report.snapshots_failed.append(snap.id)
+        for snap in uow.snapshots.in_status(SnapshotStatus.DELETING):
+            pool.delete_snapshot(snap.id)
+            uow.snapshots.delete(snap.id)
+            report.snapshots_deleted.append(snap.id)
 
     for op in pool.list_staging():
         pool.discard(op)
@@ -84,8 +89,8 @@ def reconcile(
     report.extracts_cleared = clear_interrupted_extracts(pool, intents)
     report.retired_to_free = pool.list_retired()
 
-    with db.transaction() as s:
-        known = {row.dataset for row in repo.list_volume_rows(s)} | {row.dataset for row in repo.list_vm_rows(s)}
+    with db.unit() as uow:
+        known = {volume.dataset for volume in uow.volumes.list()} | {vm.dataset for vm in uow.vms.list()}
     for dataset in pool.list_datasets():
         if dataset not in known:
             log.warning("dataset %s has no catalog entry; left in place (never deleted automatically)", dataset)
@@ -93,12 +98,11 @@ def reconcile(
 
     report.limits_set = _set_size_limits(db, pool)
 
-    with db.transaction() as s:
-        for job in repo.job_rows_in_status(s, JobStatus.QUEUED, JobStatus.RUNNING):
-            job.status = JobStatus.FAILED
-            job.message = "interrupted: the service stopped while this job ran"
-            job.error = Interrupted(job.message).to_body()["error"]
-            job.finished_at = clock()
+    with db.unit() as uow:
+        for job in uow.jobs.in_status(JobStatus.QUEUED, JobStatus.RUNNING):
+            message = "interrupted: the service stopped while this job ran"
+            error = Interrupted(message).to_body()["error"]
+            uow.jobs.update(job.id, status=JobStatus.FAILED, message=message, error=error, finished_at=clock())
             report.jobs_failed.append(job.id)
     return report
 
@@ -106,8 +110,8 @@ def reconcile(
 def _set_size_limits(db: Database, pool: Pool) -> int:
     if not pool.limits_enforced:
         return 0
-    with db.transaction() as s:
-        limits = [(row.name, row.dataset, row.size_limit) for row in repo.list_volume_rows(s)]
+    with db.unit() as uow:
+        limits = [(volume.name, volume.dataset, volume.size_limit) for volume in uow.volumes.list()]
     done = 0
     for name, dataset, limit in limits:
         try:

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.errors import InvalidInput, NotFound
 from snapkeep.model.names import restored_volume_name
@@ -73,21 +72,23 @@ class Restores:
         settings_too = mode is RestoreMode.DATA_AND_SETTINGS
         limit = int(source.config["size_limit"]) if settings_too else volume.size_limit
         self._pool.set_size_limit(volume.dataset, limit)  # XFS: the restored image came with its old reserve
-        with self._db.transaction() as s:
-            row = repo.get_volume_row(s, volume.id)
+        with self._db.unit() as uow:
             if settings_too:
-                row.description = str(source.config["description"])
-                row.size_limit = int(source.config["size_limit"])
-                row.settings = dict(source.config["settings"])
-            self._audit.done(s, actor, "volume.restore", f"volume:{volume.name}", f"from {snap.name} ({mode})")
+                uow.volumes.update(
+                    volume.id,
+                    description=str(source.config["description"]),
+                    size_limit=int(source.config["size_limit"]),
+                    settings=dict(source.config["settings"]),
+                )
+            self._audit.done(uow, actor, "volume.restore", f"volume:{volume.name}", f"from {snap.name} ({mode})")
         return {"volume_id": volume.id, "pre_restore_snapshot_id": safety.id if safety else None}
 
     def check_new_name(self, snap_id: str, name: str | None) -> str:
         """The name a restore as new would use, refused (before any work) if invalid or taken."""
         source = self._snapshots.manifest(snap_id).objects[0]
         new_name = name or restored_volume_name(source.name)
-        with self._db.transaction() as s:
-            self._volumes.check_free_name(s, new_name, source.owner_tenant_id)
+        with self._db.unit() as uow:
+            self._volumes.check_free_name(uow, new_name, source.owner_tenant_id)
         return new_name
 
     def as_new(self, snap_id: str, name: str | None = None, actor: str = "system") -> Volume:

@@ -17,9 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.tables import SnapshotRow
 from snapkeep.engine.capture import CaptureReport, capture
 from snapkeep.errors import (
     Busy,
@@ -83,50 +81,47 @@ class Snapshots:
             raise InvalidInput(f"snapshots of {subject_type!r} are not supported", subject_type=subject_type) from None
 
     def subject(self, subject_type: str, ref: str) -> Subject:
-        with self._db.transaction() as s:
-            return self.kind(subject_type).resolve(s, ref)
+        with self._db.unit() as uow:
+            return self.kind(subject_type).resolve(uow, ref)
 
     # --- reading -----------------------------------------------------------------------------------
     def get(self, snap_id: str) -> Snapshot:
-        with self._db.transaction() as s:
-            return repo.snapshot_from_row(repo.get_snapshot_row(s, snap_id))
+        with self._db.unit() as uow:
+            return uow.snapshots.get(snap_id)
 
     def listing(self, ref: str | None = None, subject_type: str = "volume") -> list[Snapshot]:
         """Snapshots of one subject (by id or name), or all of them."""
-        with self._db.transaction() as s:
+        with self._db.unit() as uow:
             if ref is None:
-                rows = repo.list_snapshot_rows(s)
-            else:
-                subject = self.kind(subject_type).resolve(s, ref)
-                rows = repo.list_snapshot_rows(s, subject.type, subject.id)
-            return [repo.snapshot_from_row(row) for row in rows]
+                return uow.snapshots.list()
+            subject = self.kind(subject_type).resolve(uow, ref)
+            return uow.snapshots.list(subject.type, subject.id)
 
     def find(self, ref: str, name: str, subject_type: str = "volume") -> Snapshot:
         """A snapshot by its name together with its subject."""
-        with self._db.transaction() as s:
-            subject = self.kind(subject_type).resolve(s, ref)
-            row = repo.find_snapshot_row(s, subject.type, subject.id, name)
-            if row is None:
-                raise NotFound(f"{subject.type} {subject.name!r} has no snapshot named {name!r}", name=name)
-            return repo.snapshot_from_row(row)
+        with self._db.unit() as uow:
+            subject = self.kind(subject_type).resolve(uow, ref)
+            snap = uow.snapshots.find(subject.type, subject.id, name)
+        if snap is None:
+            raise NotFound(f"{subject.type} {subject.name!r} has no snapshot named {name!r}", name=name)
+        return snap
 
     def check_free_name(self, subject: Subject, name: str) -> None:
         """Refuse a name another snapshot of the subject has; a failed one's name is free (the take replaces it)."""
         check_name(name, "snapshot name")
-        with self._db.transaction() as s:
-            row = repo.find_snapshot_row(s, subject.type, subject.id, name)
-            if row is not None and row.status != SnapshotStatus.FAILED:
-                raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name)
+        with self._db.unit() as uow:
+            snap = uow.snapshots.find(subject.type, subject.id, name)
+        if snap is not None and snap.status != SnapshotStatus.FAILED:
+            raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name)
 
     def _replace_failed(self, subject: Subject, name: str, actor: str) -> None:
         """A failed take keeps its row (and reason) only until its name is wanted again; then the row goes, with
         anything of it left in the pool, so that the name is unique among the subject's snapshots as before."""
-        with self._db.transaction() as s:
-            row = repo.find_snapshot_row(s, subject.type, subject.id, name)
-            failed = repo.snapshot_from_row(row) if row is not None and row.status == SnapshotStatus.FAILED else None
-        if failed is not None:
+        with self._db.unit() as uow:
+            snap = uow.snapshots.find(subject.type, subject.id, name)
+        if snap is not None and snap.status == SnapshotStatus.FAILED:
             with contextlib.suppress(NotFound):  # a concurrent take replaced it first
-                self._remove(failed, actor)
+                self._remove(snap, actor)
 
     def manifest(self, snap_id: str) -> Manifest:
         return Manifest.from_bytes(self._pool.read_manifest(snap_id))
@@ -167,8 +162,8 @@ class Snapshots:
         raise Busy(f"{subject_type} {label!r} keeps getting new snapshots; try again", subject=subject)
 
     def _snapshot_ids(self, subject_type: str, subject_id: str) -> set[str]:
-        with self._db.transaction() as s:
-            return {row.id for row in repo.list_snapshot_rows(s, subject_type, subject_id)}
+        with self._db.unit() as uow:
+            return {snap.id for snap in uow.snapshots.list(subject_type, subject_id)}
 
     # --- taking ------------------------------------------------------------------------------------
     def take(self, req: TakeRequest, actor: str = "system") -> Snapshot:
@@ -184,31 +179,37 @@ class Snapshots:
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
         self._replace_failed(self.subject(req.subject_type, req.ref), req.name, actor)
-        with self._db.transaction() as s:
-            subject = kind.resolve(s, req.ref)
-            if repo.find_snapshot_row(s, subject.type, subject.id, req.name) is not None:
+        with self._db.unit() as uow:
+            subject = kind.resolve(uow, req.ref)
+            if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
-            row = SnapshotRow(
-                id=snap_id,
-                kind=kind.snapshot_kind,
-                subject_type=subject.type,
-                subject_id=subject.id,
-                subject_name=subject.name,
-                owner_tenant_id=subject.owner_tenant_id,
-                name=req.name,
-                description=req.description,
-                created_at=self._clock(),
-                expires_at=req.expires_at,
-                origin=req.origin,
-                quiesce_requested=req.quiesce,
-                quiesced=False,
-                immutable=req.immutable,
-                private=False,
-                status=SnapshotStatus.CREATING,
-            )
-            s.add(row)
-            s.flush()
-            created_at = repo.as_utc(row.created_at)
+            created_at = uow.snapshots.insert(
+                Snapshot(
+                    id=snap_id,
+                    kind=kind.snapshot_kind,
+                    subject_type=subject.type,
+                    subject_id=subject.id,
+                    subject_name=subject.name,
+                    owner_tenant_id=subject.owner_tenant_id,
+                    name=req.name,
+                    description=req.description,
+                    created_at=self._clock(),
+                    expires_at=req.expires_at,
+                    origin=req.origin,
+                    quiesce_requested=req.quiesce,
+                    quiesced=False,
+                    quiesce_note=None,
+                    quiesce_window_ms=None,
+                    paused_window_ms=None,
+                    immutable=req.immutable,
+                    unlocked_at=None,
+                    private=False,
+                    status=SnapshotStatus.CREATING,
+                    status_reason=None,
+                    exclusive_bytes=None,
+                    shared_bytes=None,
+                )
+            ).created_at
         try:
             holds = kind.holds(subject, req.quiesce, snap_id)
             policy = req.quiesce_policy or subject.quiesce_policy
@@ -217,8 +218,8 @@ class Snapshots:
             self._pool.seal(snap_id, manifest.to_bytes())
         except QuiesceFailed:
             self._pool.discard(snap_id)
-            with self._db.transaction() as s:
-                s.delete(repo.get_snapshot_row(s, snap_id))
+            with self._db.unit() as uow:
+                uow.snapshots.delete(snap_id)
             raise
         except SnapkeepError as exc:
             self._pool.discard(snap_id)
@@ -228,15 +229,17 @@ class Snapshots:
             self._pool.discard(snap_id)
             self._mark_failed(snap_id, f"interrupted: {exc!r}")
             raise
-        with self._db.transaction() as s:
-            row = repo.get_snapshot_row(s, snap_id)
-            row.status = SnapshotStatus.READY
-            row.quiesced = report.quiesced
-            row.quiesce_note = report.note
-            row.quiesce_window_ms = report.windows_ms.get("quiesce")
-            row.paused_window_ms = report.windows_ms.get("paused")
-            self._audit.done(s, actor, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
-            return repo.snapshot_from_row(row)
+        with self._db.unit() as uow:
+            snap = uow.snapshots.update(
+                snap_id,
+                status=SnapshotStatus.READY,
+                quiesced=report.quiesced,
+                quiesce_note=report.note,
+                quiesce_window_ms=report.windows_ms.get("quiesce"),
+                paused_window_ms=report.windows_ms.get("paused"),
+            )
+            self._audit.done(uow, actor, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
+            return snap
 
     def take_pre_restore(self, subject_type: str, ref: str, keep: timedelta, actor: str) -> Snapshot:
         """The safety snapshot before an in-place restore (SPEC: ``pre-restore_<YYYYMMDD>_<HHMMSS>``)."""
@@ -300,10 +303,8 @@ class Snapshots:
         )
 
     def _mark_failed(self, snap_id: str, reason: str) -> None:
-        with self._db.transaction() as s:
-            row = repo.get_snapshot_row(s, snap_id)
-            row.status = SnapshotStatus.FAILED
-            row.status_reason = reason
+        with self._db.unit() as uow:
+            uow.snapshots.update(snap_id, status=SnapshotStatus.FAILED, status_reason=reason)
 
     def measure_space(self, snap_id: str) -> Snapshot:
         """Fill in exclusive/shared bytes: a walk over the snapshot's files, so run it as a background job.
@@ -318,11 +319,8 @@ class Snapshots:
         if snap.status not in (SnapshotStatus.READY, SnapshotStatus.HELD) or not self._pool.has_snapshot(snap_id):
             return snap
         space = self._pool.space(snap_id)
-        with self._db.transaction() as s:
-            row = repo.get_snapshot_row(s, snap_id)
-            row.exclusive_bytes = space.exclusive_bytes
-            row.shared_bytes = space.shared_bytes
-            return repo.snapshot_from_row(row)
+        with self._db.unit() as uow:
+            return uow.snapshots.update(snap_id, exclusive_bytes=space.exclusive_bytes, shared_bytes=space.shared_bytes)
 
     # --- locks and deletion ------------------------------------------------------------------------
     def deletable_at(self, snap: Snapshot) -> datetime | None:
@@ -348,12 +346,13 @@ class Snapshots:
 
     def unlock(self, snap_id: str, actor: str = "system") -> Snapshot:
         """Start the cooling-off period of an immutable snapshot (idempotent)."""
-        with self._db.transaction() as s:
-            row = repo.get_snapshot_row(s, snap_id)
-            if row.immutable and row.unlocked_at is None:
-                row.unlocked_at = self._clock()
-                self._audit.done(s, actor, "snapshot.unlock", f"{row.subject_type}:{row.subject_name}/{row.name}")
-            return repo.snapshot_from_row(row)
+        with self._db.unit() as uow:
+            snap = uow.snapshots.get(snap_id)
+            if not snap.immutable or snap.unlocked_at is not None:
+                return snap
+            snap = uow.snapshots.update(snap_id, unlocked_at=self._clock())
+            self._audit.done(uow, actor, "snapshot.unlock", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
+            return snap
 
     def delete(self, snap_id: str, actor: str = "system") -> None:
         with self.claim_delete(self.get(snap_id)):
@@ -369,13 +368,13 @@ class Snapshots:
             )
 
     def _remove(self, snap: Snapshot, actor: str) -> None:
-        with self._db.transaction() as s:
-            repo.get_snapshot_row(s, snap.id).status = SnapshotStatus.DELETING
+        with self._db.unit() as uow:
+            uow.snapshots.update(snap.id, status=SnapshotStatus.DELETING)
         self._pool.delete_snapshot(snap.id)
         self._pool.discard(snap.id)
-        with self._db.transaction() as s:
-            s.delete(repo.get_snapshot_row(s, snap.id))
-            self._audit.done(s, actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
+        with self._db.unit() as uow:
+            uow.snapshots.delete(snap.id)
+            self._audit.done(uow, actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
 
     def delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
         """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked.
@@ -384,8 +383,8 @@ class Snapshots:
             return self._delete_all_of(subject_type, subject_id, actor)
 
     def _delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
-        with self._db.transaction() as s:
-            snaps = [repo.snapshot_from_row(r) for r in repo.list_snapshot_rows(s, subject_type, subject_id)]
+        with self._db.unit() as uow:
+            snaps = uow.snapshots.list(subject_type, subject_id)
         for snap in snaps:
             self.check_deletable(snap, actor)
         for snap in snaps:
@@ -395,9 +394,9 @@ class Snapshots:
     def sweep_expired(self, actor: str = "expiry-sweep") -> list[str]:
         """Delete every snapshot whose expiry has passed (an immutable lock ends at expiry too)."""
         now = self._clock()
-        with self._db.transaction() as s:
-            rows = repo.snapshot_rows_in_status(s, SnapshotStatus.READY, SnapshotStatus.HELD)
-            due = [repo.snapshot_from_row(r) for r in rows if r.expires_at and repo.as_utc(r.expires_at) <= now]
+        with self._db.unit() as uow:
+            kept = uow.snapshots.in_status(SnapshotStatus.READY, SnapshotStatus.HELD)
+        due = [snap for snap in kept if snap.expires_at and snap.expires_at <= now]
         deleted = []
         for snap in due:
             try:

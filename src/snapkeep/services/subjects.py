@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
-from snapkeep.catalog import repo
+from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold
 from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestPaused, VolumeFrozen, WritersPaused
 from snapkeep.engine.intents import Intents
@@ -34,8 +32,8 @@ class SubjectKind(Protocol):
     type: str
     snapshot_kind: SnapshotKind
 
-    def resolve(self, s: Session, ref: str) -> Subject:
-        """The subject by id or name; :class:`NotFound` if there is none."""
+    def resolve(self, uow: Unit, ref: str) -> Subject:
+        """The subject by id or name; :class:`NotFound` if there is none (or the unit's scope hides it)."""
         ...
 
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
@@ -52,18 +50,18 @@ class VolumeSubjects:
         self._timeout = quiesce_timeout
         self._intents = intents
 
-    def resolve(self, s: Session, ref: str) -> Subject:
-        row = repo.resolve_volume_row(s, ref)
+    def resolve(self, uow: Unit, ref: str) -> Subject:
+        volume = uow.volumes.resolve(ref)
         return Subject(
             type=self.type,
-            id=row.id,
-            name=row.name,
-            owner_tenant_id=row.owner_tenant_id,
-            datasets=(row.dataset,),
+            id=volume.id,
+            name=volume.name,
+            owner_tenant_id=volume.owner_tenant_id,
+            datasets=(volume.dataset,),
             config={
-                "description": row.description,
-                "size_limit": row.size_limit,
-                "settings": dict(row.settings),
+                "description": volume.description,
+                "size_limit": volume.size_limit,
+                "settings": dict(volume.settings),
             },
         )
 
@@ -93,22 +91,22 @@ class VmSubjects:
         self._host = host
         self._intents = intents
 
-    def resolve(self, s: Session, ref: str) -> Subject:
-        row = repo.resolve_vm_row(s, ref)
+    def resolve(self, uow: Unit, ref: str) -> Subject:
+        vm = uow.vms.resolve(ref)
         return Subject(
             type=self.type,
-            id=row.id,
-            name=row.name,
-            owner_tenant_id=row.owner_tenant_id,
-            datasets=(row.dataset,),
+            id=vm.id,
+            name=vm.name,
+            owner_tenant_id=vm.owner_tenant_id,
+            datasets=(vm.dataset,),
             config={
-                "description": row.description,
-                "domain_uuid": row.domain_uuid,
-                "vm": dict(row.spec),
-                "quiesce_policy": row.quiesce_policy,
-                "agent_timeout": row.agent_timeout,
+                "description": vm.description,
+                "domain_uuid": vm.domain_uuid,
+                "vm": dict(vm.spec),
+                "quiesce_policy": str(vm.quiesce_policy),
+                "agent_timeout": vm.agent_timeout,
             },
-            quiesce_policy=QuiescePolicy(row.quiesce_policy),
+            quiesce_policy=vm.quiesce_policy,
         )
 
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:

@@ -7,37 +7,12 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.tables import TokenRow
-from snapkeep.errors import Forbidden, Unauthorized
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    VIEWER = "viewer"
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: Role
-    tenant_id: str | None
-
-    @property
-    def is_system_admin(self) -> bool:
-        """An admin of the whole system (not of one tenant): the only caller shown host paths."""
-        return self.role is Role.ADMIN and self.tenant_id is None
-
-    def require(self, role: Role) -> None:
-        order = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
-        if order.index(self.role) < order.index(role):
-            raise Forbidden(f"token {self.name!r} has role {self.role}; this needs {role}")
+from snapkeep.errors import Unauthorized
+from snapkeep.model.principal import Principal, Role
+from snapkeep.model.types import Token
 
 
 def _hash(token: str) -> str:
@@ -52,9 +27,9 @@ class Tokens:
     def create(self, name: str, role: Role, tenant_id: str | None = None) -> str:
         """Create a token and return its secret (shown once; only its hash is stored)."""
         secret = "sk_" + secrets.token_urlsafe(32)
-        with self._db.transaction() as s:
-            s.add(
-                TokenRow(
+        with self._db.unit() as uow:
+            uow.tokens.insert(
+                Token(
                     id=str(uuid.uuid4()),
                     name=name,
                     token_hash=_hash(secret),
@@ -69,8 +44,8 @@ class Tokens:
         """At first start write an admin token to ``path`` (mode 0600); later starts keep it, unless the
         catalog does not know it (a new catalog): then a new one replaces it, so the admin is never locked out."""
         if os.path.exists(path):
-            with open(path) as f, self._db.transaction() as s:
-                if repo.find_token_row(s, _hash(f.read().strip())) is not None:
+            with open(path) as f, self._db.unit() as uow:
+                if uow.tokens.find_by_hash(_hash(f.read().strip())) is not None:
                     return
         secret = self.create(f"admin-{uuid.uuid4().hex[:8]}", Role.ADMIN)
         tmp = path + ".tmp"
@@ -82,8 +57,8 @@ class Tokens:
     def authenticate(self, secret: str | None) -> Principal:
         if not secret:
             raise Unauthorized("missing API token (Authorization: Bearer <token>)")
-        with self._db.transaction() as s:
-            row = repo.find_token_row(s, _hash(secret))
-            if row is None:
-                raise Unauthorized("unknown API token")
-            return Principal(name=row.name, role=Role(row.role), tenant_id=row.tenant_id)
+        with self._db.unit() as uow:
+            token = uow.tokens.find_by_hash(_hash(secret))
+        if token is None:
+            raise Unauthorized("unknown API token")
+        return Principal(name=token.name, role=token.role, tenant_id=token.tenant_id)

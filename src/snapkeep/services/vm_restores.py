@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
 from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
 from snapkeep.model.manifest import ManifestObject
@@ -79,16 +78,15 @@ class VMRestores:
         self._vms.require_off(vm, power_off)
         safety = self._snapshots.take_pre_restore("vm", vm.id, self._pre_restore_keep, actor) if pre_restore else None
         op_id = f"restore-{uuid.uuid4()}"
-        with self._db.transaction() as s:
-            previous = self._vms.spec(repo.get_vm_row(s, vm.id))
+        previous = self._vms.spec(self._vms.record(vm.id))
         self._pool.swap_in_snapshot(snap_id, source.datasets[0], op_id)
         try:
-            with self._db.transaction() as s:
-                row = repo.get_vm_row(s, vm.id)
-                row.spec = dict(source.config["vm"])
-                row.description = str(source.config["description"])
-                self._vms.host.define(self._vms.spec(row))
-                self._audit.done(s, actor, "vm.restore", f"vm:{vm.name}", f"from {snap.name}")
+            with self._db.unit() as uow:
+                record = uow.vms.update(
+                    vm.id, spec=dict(source.config["vm"]), description=str(source.config["description"])
+                )
+                self._vms.host.define(self._vms.spec(record))
+                self._audit.done(uow, actor, "vm.restore", f"vm:{vm.name}", f"from {snap.name}")
         except BaseException:
             # disks and configuration go back together: the old disks in place, the old domain defined
             self._pool.swap_back(source.datasets[0], op_id)
@@ -104,8 +102,8 @@ class VMRestores:
     def check_new_name(self, snap_id: str, name: str | None) -> str:
         """The name a restore as new would use, refused (before any work) if invalid or taken."""
         new_name = name or restored_vm_name(self._snapshots.get(snap_id).name)
-        with self._db.transaction() as s:
-            self._vms.check_free_name(s, new_name)
+        with self._db.unit() as uow:
+            self._vms.check_free_name(uow, new_name)
         return new_name
 
     def as_new(self, snap_id: str, name: str | None = None, preserve_macs: bool = False, actor: str = "system") -> VM:
@@ -134,8 +132,8 @@ class VMRestores:
         )
 
     def check_clone_name(self, name: str) -> None:
-        with self._db.transaction() as s:
-            self._vms.check_free_name(s, name)
+        with self._db.unit() as uow:
+            self._vms.check_free_name(uow, name)
 
     def claim_clone(self, vm: VM) -> Claim:
         """A clone holds its source VM: it is snapshotted, and must not start, stop or change meanwhile."""

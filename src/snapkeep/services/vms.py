@@ -13,15 +13,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.tables import VmRow
+from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidPath, NameClash, PoolUnreachable, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_description, check_name
-from snapkeep.model.types import VM, QuiescePolicy
+from snapkeep.model.types import VM, QuiescePolicy, VmRecord
 from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig, disk_target, new_mac, new_serial
 from snapkeep.model.vmspec import VMSpec, VMState
 from snapkeep.services.audit import Audit
@@ -52,43 +49,50 @@ class VMs:
         self._log_dir = log_dir
 
     # --- looking up ----------------------------------------------------------------------------------
-    def spec(self, row: VmRow) -> VMSpec:
+    def spec(self, record: VmRecord) -> VMSpec:
         """The libvirt description of the VM as the catalog has it."""
-        config = VMConfig.model_validate(row.spec)
-        serial_log = os.path.join(self._log_dir, f"{row.name}.log")
-        return config.to_spec(row.name, row.domain_uuid, self._pool.dataset_path(row.dataset), serial_log)
+        config = VMConfig.model_validate(record.spec)
+        serial_log = os.path.join(self._log_dir, f"{record.name}.log")
+        return config.to_spec(record.name, record.domain_uuid, self._pool.dataset_path(record.dataset), serial_log)
 
-    def to_vm(self, row: VmRow, probe_agent: bool = False) -> VM:
-        state = self.host.state(row.name) if self.host.exists(row.name) else VMState.OTHER
+    def to_vm(self, record: VmRecord, probe_agent: bool = False) -> VM:
+        state = self.host.state(record.name) if self.host.exists(record.name) else VMState.OTHER
         answers = None
         if probe_agent:
-            answers = state is VMState.RUNNING and self.host.agent_ping(row.name, AGENT_PROBE_SECONDS)
+            answers = state is VMState.RUNNING and self.host.agent_ping(record.name, AGENT_PROBE_SECONDS)
         return VM(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            dataset=row.dataset,
-            path=self._pool.dataset_path(row.dataset),
-            domain_uuid=row.domain_uuid,
-            config=dict(row.spec),
-            quiesce_policy=QuiescePolicy(row.quiesce_policy),
-            agent_timeout=row.agent_timeout,
-            created_at=repo.as_utc(row.created_at),
+            id=record.id,
+            name=record.name,
+            description=record.description,
+            dataset=record.dataset,
+            path=self._pool.dataset_path(record.dataset),
+            domain_uuid=record.domain_uuid,
+            config=record.spec,
+            quiesce_policy=record.quiesce_policy,
+            agent_timeout=record.agent_timeout,
+            created_at=record.created_at,
             state=str(state),
             agent_answers=answers,
         )
 
+    def record(self, vm_id: str) -> VmRecord:
+        """The VM as the catalog has it, by id."""
+        with self._db.unit() as uow:
+            return uow.vms.get(vm_id)
+
     def get(self, ref: str, probe_agent: bool = False) -> VM:
-        with self._db.transaction() as s:
-            return self.to_vm(repo.resolve_vm_row(s, ref), probe_agent)
+        with self._db.unit() as uow:
+            record = uow.vms.resolve(ref)
+        return self.to_vm(record, probe_agent)
 
     def listing(self) -> list[VM]:
-        with self._db.transaction() as s:
-            return [self.to_vm(row) for row in repo.list_vm_rows(s)]
+        with self._db.unit() as uow:
+            records = uow.vms.list()
+        return [self.to_vm(record) for record in records]
 
-    def check_free_name(self, s: Session, name: str) -> None:
+    def check_free_name(self, uow: Unit, name: str) -> None:
         check_name(name, "VM name")
-        if repo.find_vm_row(s, name, None) is not None:
+        if uow.vms.find(name, None) is not None:
             raise NameClash(f"a VM named {name!r} already exists", name=name)
         if self.host.exists(name):
             raise NameClash(f"libvirt already has a domain named {name!r} that snapkeep does not manage", name=name)
@@ -165,33 +169,33 @@ class VMs:
     ) -> VM:
         """Dataset first (``make_data``), then the row, then the libvirt domain; undone on failure."""
         self.check_pool_reachable()
-        with self._db.transaction() as s:
-            self.check_free_name(s, name)
+        with self._db.unit() as uow:
+            self.check_free_name(uow, name)
         vm_id = str(uuid.uuid4())
         dataset = f"vm-{vm_id}"
         make_data(dataset)
         defined = False
         try:
-            with self._db.transaction() as s:
-                self.check_free_name(s, name)
-                row = VmRow(
-                    id=vm_id,
-                    name=name,
-                    description=description,
-                    dataset=dataset,
-                    domain_uuid=str(uuid.uuid4()),
-                    spec=config.as_dict(),
-                    quiesce_policy=quiesce_policy,
-                    agent_timeout=agent_timeout,
-                    owner_tenant_id=None,
-                    created_at=self._clock(),
+            with self._db.unit() as uow:
+                self.check_free_name(uow, name)
+                record = uow.vms.insert(
+                    VmRecord(
+                        id=vm_id,
+                        name=name,
+                        description=description,
+                        owner_tenant_id=None,
+                        dataset=dataset,
+                        domain_uuid=str(uuid.uuid4()),
+                        spec=config.as_dict(),
+                        quiesce_policy=quiesce_policy,
+                        agent_timeout=agent_timeout,
+                        created_at=self._clock(),
+                    )
                 )
-                s.add(row)
-                s.flush()
-                self.host.define(self.spec(row))
+                self.host.define(self.spec(record))
                 defined = True
-                self._audit.done(s, actor, "vm.create", f"vm:{name}")
-                return self.to_vm(row)
+                self._audit.done(uow, actor, "vm.create", f"vm:{name}")
+                return self.to_vm(record)
         except BaseException:
             if defined:  # only the domain this call defined: never another VM's of the same name
                 self.host.undefine(name)
@@ -261,7 +265,7 @@ class VMs:
             self.host.power_off(vm.name)
         snapshots.delete_all_of("vm", vm.id, actor)
         self.host.undefine(vm.name)
-        with self._db.transaction() as s:
-            s.delete(repo.get_vm_row(s, vm.id))
-            self._audit.done(s, actor, "vm.delete", f"vm:{vm.name}")
+        with self._db.unit() as uow:
+            uow.vms.delete(vm.id)
+            self._audit.done(uow, actor, "vm.delete", f"vm:{vm.name}")
         self._pool.destroy_dataset(vm.dataset)

@@ -8,15 +8,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from snapkeep.catalog import repo
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.tables import VolumeRow
+from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.settings import apply_settings
-from snapkeep.model.types import Volume
+from snapkeep.model.types import Volume, VolumeRecord
 from snapkeep.model.units import check_volume_size
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim
@@ -31,12 +28,22 @@ class Volumes:
         self._audit = audit
         self._clock = clock
 
-    def to_volume(self, row: VolumeRow) -> Volume:
-        return repo.volume_from_row(row, self._pool.dataset_tree(row.dataset))
+    def to_volume(self, record: VolumeRecord) -> Volume:
+        return Volume(
+            id=record.id,
+            name=record.name,
+            description=record.description,
+            size_limit=record.size_limit,
+            owner_tenant_id=record.owner_tenant_id,
+            dataset=record.dataset,
+            path=self._pool.dataset_tree(record.dataset),
+            created_at=record.created_at,
+            settings=record.settings,
+        )
 
-    def check_free_name(self, s: Session, name: str, owner_tenant_id: str | None) -> None:
+    def check_free_name(self, uow: Unit, name: str, owner_tenant_id: str | None) -> None:
         check_name(name, "volume name")
-        if repo.find_volume_row(s, name, owner_tenant_id) is not None:
+        if uow.volumes.find(name, owner_tenant_id) is not None:
             raise NameClash(f"a volume named {name!r} already exists", name=name)
 
     def create(
@@ -87,29 +94,29 @@ class Volumes:
         """Data and its size limit first, then the row; a crash between leaves an orphan dataset that the
         reconciler reports."""
         check_description(description)
-        with self._db.transaction() as s:
-            self.check_free_name(s, name, None)
+        with self._db.unit() as uow:
+            self.check_free_name(uow, name, None)
         volume_id = str(uuid.uuid4())
         dataset = f"volume-{volume_id}"
         make_data(dataset)
         try:
             self._pool.set_size_limit(dataset, size_limit)
-            with self._db.transaction() as s:
-                self.check_free_name(s, name, None)
-                row = VolumeRow(
-                    id=volume_id,
-                    name=name,
-                    description=description,
-                    size_limit=size_limit,
-                    owner_tenant_id=None,
-                    dataset=dataset,
-                    settings=settings,
-                    created_at=self._clock(),
+            with self._db.unit() as uow:
+                self.check_free_name(uow, name, None)
+                record = uow.volumes.insert(
+                    VolumeRecord(
+                        id=volume_id,
+                        name=name,
+                        description=description,
+                        size_limit=size_limit,
+                        owner_tenant_id=None,
+                        dataset=dataset,
+                        settings=settings,
+                        created_at=self._clock(),
+                    )
                 )
-                s.add(row)
-                s.flush()
-                self._audit.done(s, actor, "volume.create", f"volume:{name}")
-                return self.to_volume(row)
+                self._audit.done(uow, actor, "volume.create", f"volume:{name}")
+                return self.to_volume(record)
         except BaseException:
             self._pool.destroy_dataset(dataset)
             raise
@@ -127,18 +134,18 @@ class Volumes:
     def _delete(self, volume_id: str, snapshots: Snapshots, actor: str) -> None:
         volume = self.get(volume_id)
         snapshots.delete_all_of("volume", volume.id, actor)
-        with self._db.transaction() as s:
-            s.delete(repo.get_volume_row(s, volume.id))
-            self._audit.done(s, actor, "volume.delete", f"volume:{volume.name}")
+        with self._db.unit() as uow:
+            uow.volumes.delete(volume.id)
+            self._audit.done(uow, actor, "volume.delete", f"volume:{volume.name}")
         self._pool.destroy_dataset(volume.dataset)
 
     def get(self, ref: str) -> Volume:
-        with self._db.transaction() as s:
-            return self.to_volume(repo.resolve_volume_row(s, ref))
+        with self._db.unit() as uow:
+            return self.to_volume(uow.volumes.resolve(ref))
 
     def list(self) -> list[Volume]:
-        with self._db.transaction() as s:
-            return [self.to_volume(row) for row in repo.list_volume_rows(s)]
+        with self._db.unit() as uow:
+            return [self.to_volume(record) for record in uow.volumes.list()]
 
     def update(
         self,
@@ -154,20 +161,21 @@ class Volumes:
         before anything is committed."""
         if description is not None:
             check_description(description)
-        with self._db.transaction() as s:
-            row = repo.resolve_volume_row(s, ref)
-            if name is not None and name != row.name:
-                self.check_free_name(s, name, row.owner_tenant_id)
-                row.name = name
+        with self._db.unit() as uow:
+            volume = uow.volumes.resolve(ref)
+            changes: dict[str, Any] = {}
+            if name is not None and name != volume.name:
+                self.check_free_name(uow, name, volume.owner_tenant_id)
+                changes["name"] = name
             if description is not None:
-                row.description = description
+                changes["description"] = description
             if settings is not None:  # checked before the limit changes the pool
-                row.settings = apply_settings(row.settings, settings)
-            if size_limit is not None and size_limit != row.size_limit:
+                changes["settings"] = apply_settings(volume.settings, settings)
+            if size_limit is not None and size_limit != volume.size_limit:
                 check_volume_size(size_limit)
                 # refused (InvalidInput) below what the volume holds
-                self._pool.set_size_limit(row.dataset, size_limit)
-                row.size_limit = size_limit
-            s.flush()
-            self._audit.done(s, actor, "volume.update", f"volume:{row.name}")
-            return self.to_volume(row)
+                self._pool.set_size_limit(volume.dataset, size_limit)
+                changes["size_limit"] = size_limit
+            volume = uow.volumes.update(volume.id, **changes)
+            self._audit.done(uow, actor, "volume.update", f"volume:{volume.name}")
+            return self.to_volume(volume)
