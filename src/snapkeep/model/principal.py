@@ -35,3 +35,7 @@ class Principal:
     def require(self, role: Role) -> None:
         if _ORDER.index(self.role) < _ORDER.index(role):
             raise Forbidden(f"token {self.name!r} has role {self.role}; this needs {role}")
+
+
+# snapkeep itself, acting on its own: the scheduler, the reconciler, the expiry sweep.
+SYSTEM = Principal("system", Role.ADMIN, None)

@@ -17,6 +17,16 @@ class SnapshotKind(StrEnum):
     VOLUME = "volume"
 
 
+class SubjectType(StrEnum):
+    """What a snapshot (or a manifest object) is of; each has its module in ``services/subjects``."""
+
+    SYSTEM = "system"
+    TENANT = "tenant"
+    VM = "vm"
+    VOLUME = "volume"
+    NETWORK = "network"
+
+
 class SnapshotStatus(StrEnum):
     CREATING = "creating"
     READY = "ready"
