@@ -41,6 +41,7 @@ def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
 
 
 Svc = Annotated[Services, Depends(services)]
-Viewer = Annotated[Principal, Depends(principal)]
+Caller = Annotated[Principal, Depends(principal)]  # any authenticated caller; the services decide what it may do
+Viewer = Caller
 Operator = Annotated[Principal, Depends(operator)]
 Admin = Annotated[Principal, Depends(admin)]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from snapkeep.api.deps import Svc, Viewer
 from snapkeep.api.schemas import JobPublic
+from snapkeep.model.types import Job
 from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobFunction, Lane
 
@@ -28,7 +29,11 @@ def start_job(
 ) -> JobPublic:
     """Submit a job (see ``JobRunner.submit``) and, if the caller asked to wait up to ``wait`` seconds, wait
     for it that long. With ``claim``, the job takes over the guards the request claimed."""
-    job = svc.jobs.submit(kind, params, fn, lane, once, claim)
+    return job_response(svc, svc.jobs.submit(kind, params, fn, lane, once, claim), wait)
+
+
+def job_response(svc: Svc, job: Job, wait: float) -> JobPublic:
+    """A job a service submitted, as the answer: after waiting up to ``wait`` seconds for it to end."""
     if wait > 0:
         job = svc.jobs.wait(job.id, min(wait, MAX_WAIT))
     return JobPublic.of(job)
