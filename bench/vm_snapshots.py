@@ -107,10 +107,12 @@ from bench.volume_snapshots import (
 )
 from snapkeep.errors import SnapkeepError
 from snapkeep.hypervisor.daemons import StartedDaemons, ensure_libvirtd, libvirtd_answers, stop_daemons
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
 from snapkeep.testguest import GuestImage, build_test_guest
@@ -250,7 +252,7 @@ def restore_new_op(rig: Rig, guest: Guest) -> Op:
     return Op(
         RESTORE_NEW,
         "snapkeep",
-        lambda name: svc.vm_restores.as_new(guest.reference_id, name),
+        lambda name: svc.restores.as_new(guest.reference_id, RestoreOptions(as_new=True, name=name), SYSTEM),
         lambda: rig.new_vm_name("new"),
         drop,
         abandon,
@@ -262,7 +264,7 @@ def restore_over_op(rig: Rig, guest: Guest) -> Op:
     return Op(
         RESTORE_OVER,
         "snapkeep",
-        lambda _: rig.svc.vm_restores.over_source(guest.reference_id, pre_restore=False),
+        lambda _: rig.svc.restores.over_source(guest.reference_id, RestoreOptions(pre_restore=False), SYSTEM),
     )
 
 

@@ -70,9 +70,11 @@ from bench.model import (
     failures,
 )
 from bench.report import load_json, machine_info, make_console, print_results, write_json
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import Volume
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
 from snapkeep.timing import recording
@@ -270,17 +272,19 @@ def restore_ops(rig: Rig, subject: Subject) -> list[Op]:
         return None
 
     return [
-        Op(RESTORE_OVER, "snapkeep", lambda _: svc.restores.over_source(ref, pre_restore=False)),
+        Op(
+            RESTORE_OVER, "snapkeep", lambda _: svc.restores.over_source(ref, RestoreOptions(pre_restore=False), SYSTEM)
+        ),
         Op(
             RESTORE_OVER_PRE,
             "snapkeep",
-            lambda _: svc.restores.over_source(ref, pre_restore=True),
+            lambda _: svc.restores.over_source(ref, RestoreOptions(pre_restore=True), SYSTEM),
             cleanup=drop_safety,
         ),
         Op(
             RESTORE_NEW,
             "snapkeep",
-            lambda name: svc.restores.as_new(ref, name),
+            lambda name: svc.restores.as_new(ref, RestoreOptions(as_new=True, name=name), SYSTEM),
             lambda: unique("rn"),
             drop_volume,
         ),

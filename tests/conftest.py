@@ -23,8 +23,11 @@ import httpx
 import pytest
 
 from snapkeep.config import Settings
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.timespec import utcnow
+from snapkeep.model.types import VM, Volume
 from snapkeep.services.container import Services
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage import loopfs
 from snapkeep.storage.pool import Pool
 
@@ -121,6 +124,18 @@ class TestClock:
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta
+
+
+def volume_restored_as_new(svc: Services, snap_id: str, name: str | None = None) -> Volume:
+    """Restore a volume snapshot as a new volume, as the system, and return that volume."""
+    made = svc.restores.as_new(snap_id, RestoreOptions(as_new=True, name=name), SYSTEM)
+    return svc.volumes.get(str(made["volume_id"]))
+
+
+def vm_restored_as_new(svc: Services, snap_id: str, name: str | None = None, preserve_macs: bool = False) -> VM:
+    """Restore a VM snapshot as a new VM, as the system, and return that VM."""
+    made = svc.restores.as_new(snap_id, RestoreOptions(as_new=True, name=name, preserve_macs=preserve_macs), SYSTEM)
+    return svc.vms.get(str(made["vm_id"]))
 
 
 def build_services(data_dir: str, pool: Pool, clock: Callable[[], datetime] = utcnow) -> Services:

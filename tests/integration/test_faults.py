@@ -13,8 +13,10 @@ from collections.abc import Callable
 import pytest
 
 from snapkeep.errors import PoolFull
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import SnapshotStatus
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
 from tests.conftest import Mounted, Server, build_services, make_traversable_tmp, start_server, stop_server
 from tests.treeutil import tree_signature, users_entries
@@ -65,7 +67,7 @@ def test_full_pool_during_snapshot_and_restore(small_fs: Mounted, tmp_path: obje
             os.sync()
             state = tree_signature(vol.path)
             try:
-                services.restores.over_source(good.id, pre_restore=False)
+                services.restores.over_source(good.id, RestoreOptions(pre_restore=False), SYSTEM)
             except PoolFull:
                 assert tree_signature(vol.path) == state, "a failed restore changed the volume"
                 break

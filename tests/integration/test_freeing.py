@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from snapkeep.model.principal import SYSTEM
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
 from tests.conftest import Mounted, make_traversable_tmp, start_server, stop_server
@@ -43,7 +45,7 @@ def test_restore_over_source_returns_before_the_replaced_data_is_freed(
 
     monkeypatch.setattr(services.pool, "free_retired", held_at_the_door)
     try:
-        services.restores.over_source(snap.id, pre_restore=False)
+        services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
         assert users_entries(volume.path) == ["kept.txt"]
         assert at_door.wait(10), "the restore wakes the freeing worker"
         [queued] = services.pool.list_retired()

@@ -21,7 +21,9 @@ import httpx
 import pytest
 
 from snapkeep.config import Settings
+from snapkeep.model.principal import SYSTEM
 from snapkeep.services.container import Services
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
 from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server
 from tests.integration.test_faults import many_files
@@ -241,8 +243,8 @@ def test_pre_restore_names_stay_unique_when_restores_follow_within_one_second(fs
 
         volume = services.volumes.create("same-second", 1 << 30)
         snap = services.snapshots.take(TakeRequest(ref=volume.id, name="base"))
-        first = services.restores.over_source(snap.id)
-        second = services.restores.over_source(snap.id)
+        first = services.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
+        second = services.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
         names = {services.snapshots.get(str(r["pre_restore_snapshot_id"])).name for r in (first, second)}
         assert names == {"pre-restore_20261130_080000", "pre-restore_20261130_080000_2"}
     finally:

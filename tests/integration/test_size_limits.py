@@ -16,12 +16,22 @@ import httpx
 import pytest
 
 from snapkeep.errors import InvalidInput
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import RestoreMode
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage import btrfs_quota
 from snapkeep.storage.pool import Pool
-from tests.conftest import Mounted, Server, build_services, make_traversable_tmp, start_server, stop_server
+from tests.conftest import (
+    Mounted,
+    Server,
+    build_services,
+    make_traversable_tmp,
+    start_server,
+    stop_server,
+    volume_restored_as_new,
+)
 
 MiB = 1 << 20
 CHUNK = os.urandom(MiB)  # incompressible, should a pool compress
@@ -98,15 +108,17 @@ def test_restores_keep_or_set_the_limit(services: Services, fs: Mounted) -> None
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="at-32m"))
     services.volumes.update(vol.id, size_limit=48 * MiB)
 
-    services.restores.over_source(snap.id, RestoreMode.DATA, pre_restore=False)
+    services.restores.over_source(snap.id, RestoreOptions(mode=RestoreMode.DATA, pre_restore=False), SYSTEM)
     assert services.volumes.get(vol.id).size_limit == 48 * MiB  # data only: the volume's limit stays
     assert_full_at(vol.path, 48 * MiB)
 
-    services.restores.over_source(snap.id, RestoreMode.DATA_AND_SETTINGS, pre_restore=False)
+    services.restores.over_source(
+        snap.id, RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS, pre_restore=False), SYSTEM
+    )
     assert services.volumes.get(vol.id).size_limit == 32 * MiB  # and settings: the snapshot's limit
     assert_full_at(vol.path, 32 * MiB)
 
-    copy = services.restores.as_new(snap.id, "restored-copy")
+    copy = volume_restored_as_new(services, snap.id, "restored-copy")
     assert copy.size_limit == 32 * MiB  # as new: the snapshot's limit, counting the data it starts with
     assert used(copy.path) == 8 * MiB
     assert_full_at(copy.path, 32 * MiB)
@@ -125,9 +137,11 @@ def test_restores_set_the_limit_rather_than_inherit_the_snapshots(services: Serv
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
     frozen = services.pool.snapshot_data_path(snap.id, vol.dataset)
     btrfs_quota.set_referenced_limit(frozen, 2 << 40)  # what the copies would inherit
-    services.restores.over_source(snap.id, RestoreMode.DATA_AND_SETTINGS, pre_restore=False)
+    services.restores.over_source(
+        snap.id, RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS, pre_restore=False), SYSTEM
+    )
     assert limit_in_kernel(services.pool, vol.dataset) == 32 * MiB
-    copy = services.restores.as_new(snap.id, "inherits-copy")
+    copy = volume_restored_as_new(services, snap.id, "inherits-copy")
     assert limit_in_kernel(services.pool, copy.dataset) == 32 * MiB
 
 

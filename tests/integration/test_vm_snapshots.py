@@ -21,10 +21,12 @@ import pytest
 
 from snapkeep.config import Settings
 from snapkeep.errors import Conflict, HypervisorError, NameClash, QuiesceFailed, SnapkeepError
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
 from snapkeep.testguest import (
     GuestImage,
@@ -36,7 +38,7 @@ from snapkeep.testguest import (
     read_counter,
     read_mirror,
 )
-from tests.conftest import Mounted, make_traversable_tmp, mount_fs, unmount_fs
+from tests.conftest import Mounted, make_traversable_tmp, mount_fs, unmount_fs, vm_restored_as_new
 
 BOOT_TIMEOUT = 90.0
 
@@ -150,7 +152,7 @@ def test_quiesced_snapshot_of_running_guest_restores_as_new_and_boots(
     assert svc.vms.get(running.id).state == VMState.RUNNING
     assert not svc.host.frozen(running.name, 5.0), "the guest was left frozen"
 
-    copy = svc.vm_restores.as_new(snap.id)
+    copy = vm_restored_as_new(svc, snap.id)
     assert copy.name == "quiet restored" and copy.state == VMState.SHUTOFF
     assert copy.domain_uuid != running.domain_uuid
     assert [n["mac"] for n in copy.config["nics"]] != [n["mac"] for n in running.config["nics"]]
@@ -193,9 +195,9 @@ def test_restore_over_running_vm_needs_power_off_and_clashes_are_refused(vm_serv
     assert not snap.quiesced and snap.paused_window_ms is not None
     before = svc.snapshots.listing(running.id, "vm")
     with pytest.raises(Conflict, match="running"):
-        svc.vm_restores.over_source(snap.id)
+        svc.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
     with pytest.raises(NameClash):
-        svc.vm_restores.as_new(snap.id, name=running.name)
+        vm_restored_as_new(svc, snap.id, name=running.name)
     assert svc.vms.get(running.id).state == VMState.RUNNING
     assert svc.snapshots.listing(running.id, "vm") == before
     assert {vm.name for vm in svc.vms.listing()} >= {running.name}
@@ -215,12 +217,12 @@ def test_restore_to_any_snapshot_and_undo_byte_for_byte(vm_services: Services, i
         snaps.append(svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name=f"gen{i}")))
     current = (digest(disk_path(vm, 0)), digest(disk_path(vm, 1)))
 
-    first = svc.vm_restores.over_source(snaps[0].id)
+    first = svc.restores.over_source(snaps[0].id, RestoreOptions(), SYSTEM)
     assert (digest(disk_path(vm, 0)), digest(disk_path(vm, 1))) == digests[0]
-    svc.vm_restores.over_source(snaps[3].id, pre_restore=False)
+    svc.restores.over_source(snaps[3].id, RestoreOptions(pre_restore=False), SYSTEM)
     assert (digest(disk_path(vm, 0)), digest(disk_path(vm, 1))) == digests[3]
     assert first["pre_restore_snapshot_id"] is not None
-    svc.vm_restores.over_source(str(first["pre_restore_snapshot_id"]), pre_restore=False)
+    svc.restores.over_source(str(first["pre_restore_snapshot_id"]), RestoreOptions(pre_restore=False), SYSTEM)
     assert (digest(disk_path(vm, 0)), digest(disk_path(vm, 1))) == current
     safety = svc.snapshots.get(str(first["pre_restore_snapshot_id"]))
     assert safety.name.startswith("pre-restore_") and safety.expires_at is not None
@@ -232,7 +234,7 @@ def test_clone_and_delete(vm_services: Services, image: GuestImage) -> None:
     vm = make_vm(svc, image, "original")
     with open(disk_path(vm), "r+b") as f:
         f.write(b"cloned bytes")
-    clone = svc.vm_restores.clone(vm.id, "original-clone", preserve_macs=True)
+    clone = svc.clones.clone(vm.id, "original-clone", True, SYSTEM)
     assert digest(disk_path(clone)) == digest(disk_path(vm))
     assert [n["mac"] for n in clone.config["nics"]] == [n["mac"] for n in vm.config["nics"]]
     assert svc.snapshots.listing(vm.id, "vm") == []  # the clone's source snapshot is gone
@@ -399,7 +401,7 @@ def test_vm_restore_whose_define_fails_puts_disks_and_configuration_back(image: 
         before = digest(disk_path(vm))
         host.fail = True
         with pytest.raises(HypervisorError):
-            svc.vm_restores.over_source(snap.id, pre_restore=False)
+            svc.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
         assert digest(disk_path(vm)) == before, "the disks were left from the snapshot"
         assert svc.vms.get(vm.id).config == vm.config
         assert svc.pool.list_staging() == []

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from snapkeep.errors import InvalidInput, PoolError
+from snapkeep.model.principal import SYSTEM
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
 from tests.chain_writer import gaps, make_filler
-from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server
+from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server, volume_restored_as_new
 from tests.writer import torn_records
 
 SWAPPER = (
@@ -241,11 +243,11 @@ def test_size_limit_holds_and_changes_on_a_live_volume(services: Services, tmp_p
 
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="at-32m"))
     services.volumes.update(vol.id, size_limit=48 << 20)
-    services.restores.over_source(snap.id, pre_restore=False)
+    services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
     fill(vol.path, "d")
     assert abs(_content(vol.path) - (48 << 20)) <= (48 << 20) // 100, "the restore did not keep the limit"
 
-    copy = services.restores.as_new(snap.id, f"limited-copy-{tmp_path.name}")
+    copy = volume_restored_as_new(services, snap.id, f"limited-copy-{tmp_path.name}")
     assert copy.size_limit == 32 << 20
     try:
         written = fill(copy.path, "e")
@@ -284,7 +286,7 @@ def test_browse_restore_with_a_file_open_restore_as_new_and_delete(services: Ser
     try:
         holder.write("before\n")
         holder.flush()
-        services.restores.over_source(snap.id, pre_restore=False)
+        services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
         assert Path(vol.path, "kept.txt").read_text() == "at snapshot time\n"
         assert not os.path.exists(os.path.join(vol.path, "open.log"))
         holder.write("still writable after the restore\n")
@@ -294,7 +296,7 @@ def test_browse_restore_with_a_file_open_restore_as_new_and_delete(services: Ser
     assert services.pool.list_staging() == []
     assert mounts_under(os.path.join(root, "staging")) == []
 
-    copy = services.restores.as_new(snap.id, f"life-copy-{tmp_path.name}")
+    copy = volume_restored_as_new(services, snap.id, f"life-copy-{tmp_path.name}")
     assert Path(copy.path, "kept.txt").read_text() == "at snapshot time\n"
     Path(copy.path, "only-in-copy").write_text("x")
     assert not os.path.exists(os.path.join(vol.path, "only-in-copy"))
@@ -427,7 +429,7 @@ def test_restore_whose_mount_switch_fails_leaves_the_volume_as_it_was(
 
     monkeypatch.setattr(images, "move", refused)
     with pytest.raises(PoolError, match="injected"):
-        services.restores.over_source(snap.id, pre_restore=False)
+        services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
     assert Path(vol.path, "f").read_text() == "live\n"
     assert images.mounted_from(vol.path, images.image_of(vol.path))
     assert services.pool.list_staging() == [] and mounts_under(os.path.join(services.pool.root, "staging")) == []

@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 
 from snapkeep.errors import InvalidExpiry, InvalidName, InvalidPath, NameClash, NotFound, SnapshotLocked
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import RestoreMode, SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
-from tests.conftest import TestClock
+from snapkeep.services.subjects import RestoreOptions
+from tests.conftest import TestClock, volume_restored_as_new
 from tests.treeutil import make_rich_tree, tree_signature
 
 
@@ -37,30 +39,32 @@ def test_take_restore_over_source_undo_and_as_new(services: Services) -> None:
 
     write(os.path.join(vol.path, "dir", "a.txt"), "ruined by the upgrade")
     after_change = tree_signature(vol.path)
-    result = services.restores.over_source(snap.id)
+    result = services.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
     assert tree_signature(vol.path) == expected
 
     safety_id = result["pre_restore_snapshot_id"]
     assert safety_id is not None
     safety = services.snapshots.get(safety_id)
     assert safety.name.startswith("pre-restore_") and safety.expires_at is not None
-    services.restores.over_source(safety_id, pre_restore=False)
+    services.restores.over_source(safety_id, RestoreOptions(pre_restore=False), SYSTEM)
     assert tree_signature(vol.path) == after_change
 
-    copy = services.restores.as_new(snap.id)
+    copy = volume_restored_as_new(services, snap.id)
     assert copy.name == "docs_restored"
     assert tree_signature(copy.path) == expected
     with pytest.raises(NameClash):
-        services.restores.as_new(snap.id)
+        volume_restored_as_new(services, snap.id)
 
 
 def test_restore_data_and_settings(services: Services) -> None:
     vol = services.volumes.create("settings-vol", 1 << 30, "old description")
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
     services.volumes.update(vol.id, description="new description", size_limit=2 << 30)
-    services.restores.over_source(snap.id, RestoreMode.DATA, pre_restore=False)
+    services.restores.over_source(snap.id, RestoreOptions(mode=RestoreMode.DATA, pre_restore=False), SYSTEM)
     assert services.volumes.get(vol.id).description == "new description"
-    services.restores.over_source(snap.id, RestoreMode.DATA_AND_SETTINGS, pre_restore=False)
+    services.restores.over_source(
+        snap.id, RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS, pre_restore=False), SYSTEM
+    )
     restored = services.volumes.get(vol.id)
     assert (restored.description, restored.size_limit) == ("old description", 1 << 30)
 
@@ -230,7 +234,7 @@ def test_restore_that_fails_leaves_nothing_in_staging(services: Services) -> Non
     os.rename(live, live + "-moved-away")
     try:
         with pytest.raises(PoolError):
-            services.restores.over_source(snap.id, pre_restore=False)
+            services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
         assert services.pool.list_staging() == []
     finally:
         os.rename(live + "-moved-away", live)

@@ -73,13 +73,13 @@ def stop_vm(svc: Svc, who: Operator, ref: str, body: StopRequest, wait: float = 
 @router.post("/{ref}/clone", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def clone_vm(svc: Svc, who: Operator, ref: str, body: CloneRequest, wait: float = Wait) -> JobPublic:
     vm = svc.vms.get(ref)
-    svc.vm_restores.check_clone_name(body.name)
+    svc.clones.check_clone_name(body.name)
 
     def run(_progress: Progress) -> dict[str, object]:
-        clone = svc.vm_restores.clone(vm.id, body.name, body.preserve_macs, who.name)
+        clone = svc.clones.clone(vm.id, body.name, body.preserve_macs, who)
         return {"vm_id": clone.id, "vm": clone.name}
 
-    with svc.vm_restores.claim_clone(vm) as claim:
+    with svc.clones.claim_clone(vm) as claim:
         return start_job(svc, "vm.clone", {"vm": vm.name, **body.model_dump()}, run, wait, claim=claim)
 
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from snapkeep.errors import NotFound
+
 MANIFEST_VERSION = 1
 
 
@@ -59,6 +61,14 @@ class Manifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(indent=2).encode()
+
+    def object_of(self, object_type: str, object_id: str) -> ManifestObject:
+        """The captured object ``object_type``/``object_id`` (a snapshot's subject, or one member of a
+        system snapshot); :class:`NotFound` if the snapshot does not hold it."""
+        for obj in self.objects:
+            if obj.type == object_type and obj.id == object_id:
+                return obj
+        raise NotFound(f"snapshot {self.snapshot.name!r} holds no {object_type} {object_id}", id=object_id)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:

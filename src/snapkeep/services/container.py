@@ -15,6 +15,7 @@ from snapkeep.hypervisor import Hypervisor
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.timespec import utcnow
 from snapkeep.services.audit import Audit
+from snapkeep.services.clones import Clones
 from snapkeep.services.files import Files
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards
@@ -22,9 +23,10 @@ from snapkeep.services.jobs import JobRunner
 from snapkeep.services.reconcile import ReconcileReport, reconcile
 from snapkeep.services.restores import Restores
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.subjects import SubjectKind, VmSubjects, VolumeSubjects
+from snapkeep.services.subjects import SubjectKind
+from snapkeep.services.subjects.vm import VmKind
+from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.tokens import Tokens
-from snapkeep.services.vm_restores import VMRestores
 from snapkeep.services.vms import VMs
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
@@ -45,7 +47,7 @@ class Services:
     files: Files
     host: Hypervisor
     vms: VMs
-    vm_restores: VMRestores
+    clones: Clones
     guards: Guards
     freeing: Freeing
     intents: Intents
@@ -64,25 +66,26 @@ class Services:
         db = Database(engine)
         audit = Audit(db, clock)
         intents = Intents(settings.run_dir)
-        kinds: list[SubjectKind] = [
-            VolumeSubjects(pool, settings.quiesce_timeout, intents),
-            VmSubjects(host, intents),
-        ]
         guards = Guards(clock)
         freeing = Freeing(pool)
+        jobs = JobRunner(db, clock, settings.job_workers)
+        volumes = Volumes(db, pool, audit, clock)
+        vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards)
+        kinds: list[SubjectKind] = [
+            VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout),
+            VmKind(host, pool, db, audit, vms, freeing, intents),
+        ]
         cooloff = timedelta(days=settings.immutable_cooloff_days)
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards)
-        volumes = Volumes(db, pool, audit, clock)
         keep = timedelta(days=settings.pre_restore_keep_days)
-        restores = Restores(db, pool, audit, volumes, snapshots, clock, pre_restore_keep=keep, freeing=freeing)
-        vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards)
+        restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, pre_restore_keep=keep)
         return cls(
             settings=settings,
             db=db,
             pool=pool,
             clock=clock,
             audit=audit,
-            jobs=JobRunner(db, clock, settings.job_workers),
+            jobs=jobs,
             tokens=Tokens(db, clock),
             volumes=volumes,
             snapshots=snapshots,
@@ -90,7 +93,7 @@ class Services:
             files=Files(db, pool, audit, volumes, snapshots, intents),
             host=host,
             vms=vms,
-            vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep, freeing=freeing),
+            clones=Clones(db, vms, snapshots, restores, clock),
             guards=guards,
             freeing=freeing,
             intents=intents,

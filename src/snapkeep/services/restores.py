@@ -1,114 +1,99 @@
-"""Restoring volumes from their snapshots: over the source (after a pre-restore safety snapshot) or as new."""
+"""Restoring any subject from its snapshots: over the source (after a pre-restore safety snapshot) or as new.
+
+The rules common to every kind live here — the caller's role, the guards (the snapshot shared, the
+subject over which it is restored exclusive), a restorable snapshot, everything checked before anything
+changes, the pre-restore snapshot, the job — and the kind (:mod:`snapkeep.services.subjects`) does what
+differs. The object restored is the one the snapshot was taken of, found in its manifest by type and id.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import timedelta
 
-from snapkeep.catalog.db import Database
-from snapkeep.errors import InvalidInput, NotFound
-from snapkeep.model.names import restored_volume_name
-from snapkeep.model.types import RestoreMode, Snapshot, Volume
-from snapkeep.services.audit import Audit
-from snapkeep.services.freeing import Freeing
+from snapkeep.errors import InvalidInput
+from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.names import check_name
+from snapkeep.model.principal import Principal, Role
+from snapkeep.model.types import Job, Snapshot
+from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.volumes import Volumes
-from snapkeep.storage.pool import Pool
+from snapkeep.services.subjects import RestoreOptions, SubjectKind
 
 
 class Restores:
     def __init__(
         self,
-        db: Database,
-        pool: Pool,
-        audit: Audit,
-        volumes: Volumes,
         snapshots: Snapshots,
-        clock: Callable[[], datetime],
+        kinds: Mapping[str, SubjectKind],
+        jobs: JobRunner,
         *,
         pre_restore_keep: timedelta,
-        freeing: Freeing,
     ) -> None:
-        self._freeing = freeing
-        self._db = db
-        self._pool = pool
-        self._audit = audit
-        self._volumes = volumes
         self._snapshots = snapshots
-        self._clock = clock
+        self._kinds = kinds
+        self._jobs = jobs
         self._pre_restore_keep = pre_restore_keep
 
-    def over_source(
-        self,
-        snap_id: str,
-        mode: RestoreMode = RestoreMode.DATA,
-        pre_restore: bool = True,
-        actor: str = "system",
-    ) -> dict[str, str | None]:
-        """Replace the volume's data (and settings, if asked) by the snapshot's, atomically; the replaced
-        data is queued to be freed in the background (:meth:`Pool.retire`), after this returns."""
+    def submit(self, snap_id: str, options: RestoreOptions, who: Principal) -> Job:
+        """Check everything, then restore in a job that holds the guards claimed here (so a refused or busy
+        restore answers at once and changes nothing)."""
+        who.require(Role.OPERATOR)
+        if options.name is not None:  # a given name must be valid, whether used (as new) or not
+            check_name(options.name, "new name")
+        with self._snapshots.claim_restore(snap_id, options.as_new) as claim:
+            snap, kind, source = self._plan(snap_id, options)
+            if options.as_new:
+                kind.new_name(snap, source, options, who)
+            else:
+                kind.check_over(source, options, who)
+            params = {"snapshot": snap_id, "snapshot_name": snap.name, **_shown(options)}
+
+            def run(progress: Progress) -> dict[str, object]:
+                if options.as_new:
+                    return self.as_new(snap_id, options, who)
+                progress(0.1, "taking the pre-restore snapshot" if options.pre_restore else "restoring")
+                return self.over_source(snap_id, options, who)
+
+            operation = "snapshot.restore_as_new" if options.as_new else "snapshot.restore"
+            return self._jobs.submit(operation, params, run, claim=claim)
+
+    def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
+        """Put the snapshot's state in place of its subject's, after a pre-restore snapshot unless the
+        options say not to; answers with the subject's id and the pre-restore snapshot's."""
+        who.require(Role.OPERATOR)
+        if options.as_new:
+            raise InvalidInput("over_source restores over the source; use as_new for a new copy")
         with self._snapshots.claim_restore(snap_id, as_new=False):
-            return self._over_source(snap_id, mode, pre_restore, actor)
+            snap, kind, source = self._plan(snap_id, options)
+            kind.check_over(source, options, who)
+            safety = self._pre_restore(kind, source, who) if options.pre_restore else None
+            subject_id = kind.restore_over(snap, source, options, who)
+            return {f"{kind.type}_id": subject_id, "pre_restore_snapshot_id": safety.id if safety else None}
 
-    def _over_source(self, snap_id: str, mode: RestoreMode, pre_restore: bool, actor: str) -> dict[str, str | None]:
-        snap = self._snapshots.restorable(snap_id)
-        manifest = self._snapshots.manifest(snap_id)
-        source = manifest.objects[0]
-        try:
-            volume = self._volumes.get(source.id)
-        except NotFound as exc:
-            raise NotFound(
-                f"volume {source.name!r} no longer exists; restore the snapshot as a new volume instead",
-                volume=source.name,
-            ) from exc
-        safety: Snapshot | None = None
-        if pre_restore:
-            safety = self._snapshots.take_pre_restore("volume", volume.id, self._pre_restore_keep, actor)
-        op_id = f"restore-{uuid.uuid4()}"
-        self._pool.swap_in_snapshot(snap_id, source.datasets[0], op_id)
-        self._pool.retire(op_id)
-        self._freeing.wake()
-        settings_too = mode is RestoreMode.DATA_AND_SETTINGS
-        limit = int(source.config["size_limit"]) if settings_too else volume.size_limit
-        self._pool.set_size_limit(volume.dataset, limit)  # XFS: the restored image came with its old reserve
-        with self._db.unit() as uow:
-            if settings_too:
-                uow.volumes.update(
-                    volume.id,
-                    description=str(source.config["description"]),
-                    size_limit=int(source.config["size_limit"]),
-                    settings=dict(source.config["settings"]),
-                )
-            self._audit.done(uow, actor, "volume.restore", f"volume:{volume.name}", f"from {snap.name} ({mode})")
-        return {"volume_id": volume.id, "pre_restore_snapshot_id": safety.id if safety else None}
-
-    def check_new_name(self, snap_id: str, name: str | None) -> str:
-        """The name a restore as new would use, refused (before any work) if invalid or taken."""
-        source = self._snapshots.manifest(snap_id).objects[0]
-        new_name = name or restored_volume_name(source.name)
-        with self._db.unit() as uow:
-            self._volumes.check_free_name(uow, new_name, source.owner_tenant_id)
-        return new_name
-
-    def as_new(self, snap_id: str, name: str | None = None, actor: str = "system") -> Volume:
-        """A new volume with the snapshot's data and settings (``<original>_restored`` by default)."""
+    def as_new(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
+        """A new object from the snapshot (the kind's default name unless one is given)."""
+        who.require(Role.OPERATOR)
         with self._snapshots.claim_restore(snap_id, as_new=True):
-            return self._as_new(snap_id, name, actor)
+            snap, kind, source = self._plan(snap_id, options)
+            name = kind.new_name(snap, source, options, who)
+            new_id, new_name = kind.restore_as_new(snap, source, name, options, who)
+            return {f"{kind.type}_id": new_id, kind.type.value: new_name}
 
-    def _as_new(self, snap_id: str, name: str | None, actor: str) -> Volume:
-        self._snapshots.restorable(snap_id)
-        source = self._snapshots.manifest(snap_id).objects[0]
-        new_name = self.check_new_name(snap_id, name)
-        size_limit = int(source.config["size_limit"])
-        if size_limit <= 0:
-            raise InvalidInput("snapshot holds an invalid size limit")
-        return self._volumes.create_from_snapshot(
-            new_name,
-            snap_id,
-            source.datasets[0],
-            size_limit=size_limit,
-            description=str(source.config["description"]),
-            settings=dict(source.config["settings"]),
-            actor=actor,
-        )
+    def _plan(self, snap_id: str, options: RestoreOptions) -> tuple[Snapshot, SubjectKind, ManifestObject]:
+        snap = self._snapshots.restorable(snap_id)
+        kind = self._kinds.get(snap.subject_type)
+        if kind is None:
+            raise InvalidInput(f"snapshots of a {snap.subject_type} cannot be restored yet", snapshot=snap_id)
+        kind.check_options(options)
+        source = self._snapshots.manifest(snap_id).object_of(snap.subject_type, snap.subject_id)
+        return snap, kind, source
+
+    def _pre_restore(self, kind: SubjectKind, source: ManifestObject, who: Principal) -> Snapshot:
+        return self._snapshots.take_pre_restore(kind.type, source.id, self._pre_restore_keep, who.name)
+
+
+def _shown(options: RestoreOptions) -> dict[str, object]:
+    """The options as the job's parameters show them (JSON values)."""
+    return {key: str(value) if key == "mode" else value for key, value in asdict(options).items()}

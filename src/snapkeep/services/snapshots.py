@@ -30,7 +30,7 @@ from snapkeep.errors import (
     SnapshotLocked,
     SnapshotNotReady,
 )
-from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
+from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestSnapshot
 from snapkeep.model.names import check_description, check_name, pre_restore_name
 from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotStatus
 from snapkeep.services.audit import Audit
@@ -71,7 +71,7 @@ class Snapshots:
         self._pool = pool
         self._audit = audit
         self._clock = clock
-        self._kinds = {kind.type: kind for kind in kinds}
+        self._kinds: dict[str, SubjectKind] = {kind.type.value: kind for kind in kinds}
         self._cooloff = cooloff
 
     def kind(self, subject_type: str) -> SubjectKind:
@@ -290,16 +290,7 @@ class Snapshots:
                 immutable=req.immutable,
                 private=False,
             ),
-            objects=[
-                ManifestObject(
-                    type=subject.type,
-                    id=subject.id,
-                    name=subject.name,
-                    owner_tenant_id=subject.owner_tenant_id,
-                    config=subject.config,
-                    datasets=list(subject.datasets),
-                )
-            ],
+            objects=kind.manifest_objects(subject),
         )
 
     def _mark_failed(self, snap_id: str, reason: str) -> None:

@@ -1,0 +1,92 @@
+"""What every kind of subject says about itself: how to find one, what must hold still to capture it, what
+a snapshot records of it, and how to restore it over itself or as a new one.
+
+The snapshot and restore services hold the rules common to every kind (names, guards, the pre-restore
+snapshot, checking before changing); a kind holds only what differs. A new level of snapshot is a new module
+in this package, registered in :mod:`snapkeep.services.container`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from snapkeep.catalog.stores import Unit
+from snapkeep.engine.capture import Hold
+from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.principal import Principal
+from snapkeep.model.types import QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
+
+
+@dataclass(frozen=True)
+class Subject:
+    type: SubjectType
+    id: str
+    name: str
+    owner_tenant_id: str | None
+    datasets: tuple[str, ...]
+    config: dict[str, Any]
+    quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK  # when the request does not say
+
+    def manifest_object(self) -> ManifestObject:
+        """The subject as a snapshot's manifest records it."""
+        return ManifestObject(
+            type=self.type.value,
+            id=self.id,
+            name=self.name,
+            owner_tenant_id=self.owner_tenant_id,
+            config=self.config,
+            datasets=list(self.datasets),
+        )
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How to restore; each kind refuses the options that do not apply to it."""
+
+    as_new: bool = False
+    name: str | None = None  # as new: the new object's name (default: the kind's rule)
+    mode: RestoreMode = RestoreMode.DATA  # volumes over the source: data only, or data and settings
+    pre_restore: bool = True  # over the source: take a safety snapshot first
+    power_off: bool = False  # VMs over the source: stop a running VM instead of refusing
+    preserve_macs: bool = False  # VMs as new: keep the MAC addresses
+
+
+class SubjectKind(Protocol):
+    type: SubjectType
+    snapshot_kind: SnapshotKind
+
+    def resolve(self, uow: Unit, ref: str) -> Subject:
+        """The subject by id or name; :class:`NotFound` if there is none (or the unit's scope hides it)."""
+        ...
+
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        """What must hold still, in acquisition order, to capture ``subject`` (quiesced if asked)."""
+        ...
+
+    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
+        """What a snapshot of ``subject`` records: the subject first, then any member it holds."""
+        ...
+
+    def check_options(self, options: RestoreOptions) -> None:
+        """Refuse (:class:`InvalidInput`) options that mean nothing for this kind."""
+        ...
+
+    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        """Everything a restore over the source can check before changing anything (it still exists, it
+        is off…); raises the error the caller should see."""
+        ...
+
+    def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        """Put the snapshot's data (and configuration) in place of the source's; the source's id."""
+        ...
+
+    def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        """The name a restore as new will use (the given one or the kind's default), refused if taken."""
+        ...
+
+    def restore_as_new(
+        self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
+    ) -> tuple[str, str]:
+        """A new object from the snapshot; its id and name."""
+        ...

@@ -1,0 +1,158 @@
+"""VMs as subjects: their disks captured at one instant (a running guest frozen through its agent when asked,
+and paused for the capture); restored over the VM (disks and configuration, the VM off) or as a new VM.
+
+Restoring over a VM swaps its dataset for the snapshot's in one atomic exchange and redefines its domain
+from the snapshot's configuration, keeping its name and libvirt UUID. A new VM gets a new UUID and new MACs
+(unless asked to keep them), and keeps the disk serials, so guests that name disks by serial find them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
+from snapkeep.engine.capture import Hold
+from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestPaused
+from snapkeep.engine.intents import Intents
+from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
+from snapkeep.hypervisor import Hypervisor
+from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.names import restored_vm_name
+from snapkeep.model.principal import Principal
+from snapkeep.model.types import VM, QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
+from snapkeep.model.vmconfig import VMConfig
+from snapkeep.model.vmspec import VMState
+from snapkeep.services.audit import Audit
+from snapkeep.services.freeing import Freeing
+from snapkeep.services.subjects.base import RestoreOptions, Subject
+from snapkeep.services.vms import VMs
+from snapkeep.storage.pool import Pool
+
+log = logging.getLogger(__name__)
+
+
+class VmKind:
+    type = SubjectType.VM
+    snapshot_kind = SnapshotKind.VM
+
+    def __init__(
+        self, host: Hypervisor, pool: Pool, db: Database, audit: Audit, vms: VMs, freeing: Freeing, intents: Intents
+    ) -> None:
+        self._host = host
+        self._pool = pool
+        self._db = db
+        self._audit = audit
+        self._vms = vms
+        self._freeing = freeing
+        self._intents = intents
+
+    # --- capture -------------------------------------------------------------------------------------
+    def resolve(self, uow: Unit, ref: str) -> Subject:
+        vm = uow.vms.resolve(ref)
+        return Subject(
+            type=self.type,
+            id=vm.id,
+            name=vm.name,
+            owner_tenant_id=vm.owner_tenant_id,
+            datasets=(vm.dataset,),
+            config={
+                "description": vm.description,
+                "domain_uuid": vm.domain_uuid,
+                "vm": dict(vm.spec),
+                "quiesce_policy": str(vm.quiesce_policy),
+                "agent_timeout": vm.agent_timeout,
+            },
+            quiesce_policy=vm.quiesce_policy,
+        )
+
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        """Running: freeze (if asked), then pause. Off: nothing to hold, the disks are at rest. Paused by
+        someone else: not resumed by snapkeep, and a quiesce cannot happen (its agent is paused too)."""
+        state = self._host.state(subject.name) if self._host.exists(subject.name) else VMState.SHUTOFF
+        if state is VMState.SHUTOFF:
+            return []
+        if state is not VMState.RUNNING:
+            return [CannotQuiesce(f"the VM is {state}; its guest agent cannot freeze it")] if quiesce else []
+        holds: list[Hold] = []
+        if quiesce and not subject.config["vm"].get("guest_agent", True):
+            holds.append(CannotQuiesce("the VM has no guest-agent channel"))
+        elif quiesce:
+            timeout = float(subject.config["agent_timeout"])
+            holds.append(GuestFrozen(self._host, subject.name, timeout, self._intents, snap_id))
+        holds.append(GuestPaused(self._host, subject.name, self._intents, snap_id))
+        return holds
+
+    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
+        return [subject.manifest_object()]
+
+    # --- restore -------------------------------------------------------------------------------------
+    def check_options(self, options: RestoreOptions) -> None:
+        if options.mode is not RestoreMode.DATA:
+            raise InvalidInput("a VM restore always replaces its disks and configuration; mode is for volumes")
+
+    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        self._vms.check_may_overwrite(self._current(source), options.power_off)
+
+    def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        """Disks and configuration replaced together (or, on failure, both put back); the replaced disks
+        are freed in the background, after the restore answers."""
+        vm = self._current(source)
+        self._vms.require_off(vm, options.power_off)
+        op_id = f"restore-{uuid.uuid4()}"
+        previous = self._vms.spec(self._vms.record(vm.id))
+        self._pool.swap_in_snapshot(snap.id, source.datasets[0], op_id)
+        try:
+            with self._db.unit() as uow:
+                record = uow.vms.update(
+                    vm.id, spec=dict(source.config["vm"]), description=str(source.config["description"])
+                )
+                self._host.define(self._vms.spec(record))
+                self._audit.done(uow, who.name, "vm.restore", f"vm:{vm.name}", f"from {snap.name}")
+        except BaseException:
+            self._pool.swap_back(source.datasets[0], op_id)
+            try:
+                self._host.define(previous)
+            except SnapkeepError as exc:
+                log.error("restoring the definition of %s after a failed restore: %s", vm.name, exc.message)
+            raise
+        self._pool.retire(op_id)
+        self._freeing.wake()
+        return vm.id
+
+    def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        name = options.name or restored_vm_name(snap.name)
+        with self._db.unit() as uow:
+            self._vms.check_free_name(uow, name)
+        return name
+
+    def restore_as_new(
+        self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
+    ) -> tuple[str, str]:
+        """A new, stopped VM: new UUID, new MACs unless ``preserve_macs``, the same disk serials."""
+        config = VMConfig.model_validate(source.config["vm"])
+        if not options.preserve_macs:
+            config = config.with_new_macs()
+
+        def clone(dataset: str) -> None:
+            self._pool.clone_dataset(snap.id, source.datasets[0], dataset)
+
+        vm = self._vms.create_with(
+            name,
+            config,
+            clone,
+            description=str(source.config["description"]),
+            quiesce_policy=QuiescePolicy(str(source.config["quiesce_policy"])),
+            agent_timeout=float(source.config["agent_timeout"]),
+            actor=who.name,
+        )
+        return vm.id, vm.name
+
+    def _current(self, source: ManifestObject) -> VM:
+        try:
+            return self._vms.get(source.id)
+        except NotFound as exc:
+            raise NotFound(
+                f"VM {source.name!r} no longer exists; restore the snapshot as a new VM", vm=source.name
+            ) from exc

@@ -1,0 +1,144 @@
+"""Volumes as subjects: one dataset, captured frozen (image volumes) or with its writers paused when asked;
+restored over the source (data, or data and settings) or as a new volume."""
+
+from __future__ import annotations
+
+import uuid
+
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
+from snapkeep.engine.capture import Hold
+from snapkeep.engine.holds import CannotQuiesce, VolumeFrozen, WritersPaused
+from snapkeep.engine.intents import Intents
+from snapkeep.errors import InvalidInput, NotFound
+from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.names import restored_volume_name
+from snapkeep.model.principal import Principal
+from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume
+from snapkeep.services.audit import Audit
+from snapkeep.services.freeing import Freeing
+from snapkeep.services.subjects.base import RestoreOptions, Subject
+from snapkeep.services.volumes import Volumes
+from snapkeep.storage.pool import Pool
+from snapkeep.writers.pause import kernel_served
+
+
+class VolumeKind:
+    type = SubjectType.VOLUME
+    snapshot_kind = SnapshotKind.VOLUME
+
+    def __init__(
+        self,
+        pool: Pool,
+        db: Database,
+        audit: Audit,
+        volumes: Volumes,
+        freeing: Freeing,
+        intents: Intents,
+        *,
+        quiesce_timeout: float,
+    ) -> None:
+        self._pool = pool
+        self._db = db
+        self._audit = audit
+        self._volumes = volumes
+        self._freeing = freeing
+        self._intents = intents
+        self._timeout = quiesce_timeout
+
+    # --- capture -------------------------------------------------------------------------------------
+    def resolve(self, uow: Unit, ref: str) -> Subject:
+        volume = uow.volumes.resolve(ref)
+        return Subject(
+            type=self.type,
+            id=volume.id,
+            name=volume.name,
+            owner_tenant_id=volume.owner_tenant_id,
+            datasets=(volume.dataset,),
+            config={
+                "description": volume.description,
+                "size_limit": volume.size_limit,
+                "settings": dict(volume.settings),
+            },
+        )
+
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        """A volume with a filesystem of its own is always frozen (that is its quiesce); any other is
+        quiesced, when asked, by pausing the writers snapkeep can see."""
+        if all(self._pool.is_image_volume(d) for d in subject.datasets):
+            return [VolumeFrozen(self._pool, subject.datasets, self._intents, snap_id, quiesce=quiesce)]
+        if not quiesce:
+            return []
+        trees = [self._pool.dataset_tree(d) for d in subject.datasets]
+        for tree in trees:
+            export = kernel_served(tree)
+            if export is not None:
+                return [CannotQuiesce(f"the volume is served by the kernel NFS server (export {export})")]
+        return [WritersPaused(trees, self._timeout, self._intents, snap_id)]
+
+    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
+        return [subject.manifest_object()]
+
+    # --- restore -------------------------------------------------------------------------------------
+    def check_options(self, options: RestoreOptions) -> None:
+        if options.power_off or options.preserve_macs:
+            raise InvalidInput("power_off and preserve_macs apply to VM snapshots only")
+
+    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        self._current(source)
+
+    def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        """Swap the snapshot's data in atomically; the replaced data is queued to be freed in the
+        background (:meth:`Pool.retire`), after the restore answers. Settings too, if asked."""
+        volume = self._current(source)
+        op_id = f"restore-{uuid.uuid4()}"
+        self._pool.swap_in_snapshot(snap.id, source.datasets[0], op_id)
+        self._pool.retire(op_id)
+        self._freeing.wake()
+        settings_too = options.mode is RestoreMode.DATA_AND_SETTINGS
+        limit = int(source.config["size_limit"]) if settings_too else volume.size_limit
+        self._pool.set_size_limit(volume.dataset, limit)  # XFS: the restored image came with its old reserve
+        with self._db.unit() as uow:
+            if settings_too:
+                uow.volumes.update(
+                    volume.id,
+                    description=str(source.config["description"]),
+                    size_limit=int(source.config["size_limit"]),
+                    settings=dict(source.config["settings"]),
+                )
+            detail = f"from {snap.name} ({options.mode})"
+            self._audit.done(uow, who.name, "volume.restore", f"volume:{volume.name}", detail)
+        return volume.id
+
+    def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        name = options.name or restored_volume_name(source.name)
+        with self._db.unit() as uow:
+            self._volumes.check_free_name(uow, name, source.owner_tenant_id)
+        return name
+
+    def restore_as_new(
+        self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
+    ) -> tuple[str, str]:
+        """A new volume with the snapshot's data, description, size limit and settings."""
+        size_limit = int(source.config["size_limit"])
+        if size_limit <= 0:
+            raise InvalidInput("snapshot holds an invalid size limit")
+        volume = self._volumes.create_from_snapshot(
+            name,
+            snap.id,
+            source.datasets[0],
+            size_limit=size_limit,
+            description=str(source.config["description"]),
+            settings=dict(source.config["settings"]),
+            actor=who.name,
+        )
+        return volume.id, volume.name
+
+    def _current(self, source: ManifestObject) -> Volume:
+        try:
+            return self._volumes.get(source.id)
+        except NotFound as exc:
+            raise NotFound(
+                f"volume {source.name!r} no longer exists; restore the snapshot as a new volume instead",
+                volume=source.name,
+            ) from exc
