@@ -7,8 +7,17 @@ from datetime import timedelta
 
 import pytest
 
-from snapkeep.errors import InvalidExpiry, InvalidName, InvalidPath, NameClash, NotFound, SnapshotLocked
-from snapkeep.model.principal import SYSTEM
+from snapkeep.errors import (
+    Forbidden,
+    InvalidExpiry,
+    InvalidInput,
+    InvalidName,
+    InvalidPath,
+    NameClash,
+    NotFound,
+    SnapshotLocked,
+)
+from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import RestoreMode, SnapshotStatus
 from snapkeep.services.container import Services
@@ -238,3 +247,30 @@ def test_restore_that_fails_leaves_nothing_in_staging(services: Services) -> Non
         assert services.pool.list_staging() == []
     finally:
         os.rename(live + "-moved-away", live)
+
+
+def test_a_restore_refused_by_its_rules_changes_nothing(services: Services) -> None:
+    """The restore service holds the rules for every caller (API, CLI, scheduler alike): a viewer, an option
+    that means nothing for a volume and a clashing new name are refused before any job, safety snapshot or
+    change."""
+    vol = services.volumes.create("rules", 1 << 30)
+    write(os.path.join(vol.path, "f.txt"), "before")
+    snap = services.snapshots.take(TakeRequest(ref="rules", name="s"))
+    write(os.path.join(vol.path, "f.txt"), "after")
+    state, jobs_before = tree_signature(vol.path), services.jobs.list(1000)
+    viewer = Principal("viewer", Role.VIEWER, None)
+    for refused in (
+        lambda: services.restores.submit(snap.id, RestoreOptions(), viewer),
+        lambda: services.restores.over_source(snap.id, RestoreOptions(), viewer),
+        lambda: services.restores.as_new(snap.id, RestoreOptions(as_new=True), viewer),
+    ):
+        with pytest.raises(Forbidden):
+            refused()
+    with pytest.raises(InvalidInput, match="VM snapshots only"):
+        services.restores.submit(snap.id, RestoreOptions(power_off=True), SYSTEM)
+    with pytest.raises(NameClash):
+        services.restores.submit(snap.id, RestoreOptions(as_new=True, name="rules"), SYSTEM)
+    assert tree_signature(vol.path) == state
+    assert [s.name for s in services.snapshots.listing("rules")] == ["s"]  # no pre-restore snapshot
+    assert services.jobs.list(1000) == jobs_before
+    assert [v.name for v in services.volumes.list()] == ["rules"]
