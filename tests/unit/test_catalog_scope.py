@@ -268,3 +268,15 @@ def test_a_viewer_and_an_admin_of_a_tenant_have_the_same_scope(catalog: Catalog)
     for role in Role:
         with catalog.unit("b", role) as uow:
             assert {v.owner_tenant_id for v in uow.volumes.list()} == {"t-b"}
+
+
+def test_an_update_writes_only_the_fields_it_names(catalog: Catalog) -> None:
+    """Two units changing different fields of one row at once both land (no stale copy is written back)."""
+    with catalog.unit() as first:
+        seen = first.snapshots.get("snap-a")
+        with catalog.unit() as second:
+            second.snapshots.update("snap-a", exclusive_bytes=5, shared_bytes=7)
+        first.snapshots.update(seen.id, unlocked_at=T0)
+    with catalog.unit() as uow:
+        snap = uow.snapshots.get("snap-a")
+    assert (snap.exclusive_bytes, snap.shared_bytes, snap.unlocked_at) == (5, 7, T0)

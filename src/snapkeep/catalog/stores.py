@@ -5,7 +5,7 @@ Every store writes in one style: ``insert(obj)``, ``update(id, **changes)``, ``d
 names the columns it changes rather than saving a whole changed copy (``save(replace(obj, ...))``): it
 writes only those columns, so two units changing different fields of one row at the same time (a job's
 progress and its end; a snapshot's measured space and its unlock) never write back each other's stale
-values, and a write needs no read first. Unknown column names are a programming error (``TypeError``).
+values, and a caller need not read before it writes. Unknown names are a programming error (``TypeError``).
 
 Every read and write of owned objects (volumes, VMs, snapshots, jobs) goes through the unit's
 :class:`~snapkeep.catalog.scope.Scope`: an object outside it is :class:`NotFound`, exactly as a missing
