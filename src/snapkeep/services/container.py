@@ -19,10 +19,14 @@ from snapkeep.services.files import Files
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards
 from snapkeep.services.jobs import JobRunner
+from snapkeep.services.networks import Networks
 from snapkeep.services.reconcile import ReconcileReport, reconcile
 from snapkeep.services.restores import Restores
+from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind, VmSubjects, VolumeSubjects
+from snapkeep.services.tags import Tags
+from snapkeep.services.tenants import Tenants
 from snapkeep.services.tokens import Tokens
 from snapkeep.services.vm_restores import VMRestores
 from snapkeep.services.vms import VMs
@@ -49,6 +53,10 @@ class Services:
     guards: Guards
     freeing: Freeing
     intents: Intents
+    networks: Networks
+    tenants: Tenants
+    settings_docs: SettingDocs
+    tags: Tags
 
     @classmethod
     def build(
@@ -76,13 +84,16 @@ class Services:
         keep = timedelta(days=settings.pre_restore_keep_days)
         restores = Restores(db, pool, audit, volumes, snapshots, clock, pre_restore_keep=keep, freeing=freeing)
         vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards)
+        jobs = JobRunner(db, clock, settings.job_workers)
+        networks = Networks(db, host, audit, clock)
+        tenants = Tenants(db, audit, clock, guards, jobs, vms, volumes, snapshots, networks)
         return cls(
             settings=settings,
             db=db,
             pool=pool,
             clock=clock,
             audit=audit,
-            jobs=JobRunner(db, clock, settings.job_workers),
+            jobs=jobs,
             tokens=Tokens(db, clock),
             volumes=volumes,
             snapshots=snapshots,
@@ -94,6 +105,10 @@ class Services:
             guards=guards,
             freeing=freeing,
             intents=intents,
+            networks=networks,
+            tenants=tenants,
+            settings_docs=SettingDocs(db, audit),
+            tags=Tags(db, audit),
         )
 
     def release_pending(self) -> Released:
