@@ -24,7 +24,7 @@ from snapkeep.errors import (
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
-from snapkeep.services.tags import TagKind
+from snapkeep.model.tags import TagKind
 
 MiB = 1 << 20
 

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from enum import StrEnum
 
 from snapkeep.errors import InvalidTag
+
+
+class TagKind(StrEnum):
+    """What can carry tags."""
+
+    VM = "vm"
+    VOLUME = "volume"
+    TENANT = "tenant"
+
 
 MAX_TAG_LENGTH = 64
 MAX_TAGS = 32  # per object

@@ -6,19 +6,11 @@ The object is found through its own store, so the caller's scope applies (a hidd
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.model.principal import Principal, Role
-from snapkeep.model.tags import check_tag, check_tags
+from snapkeep.model.tags import TagKind, check_tag, check_tags
 from snapkeep.services.audit import Audit
-
-
-class TagKind(StrEnum):
-    VM = "vm"
-    VOLUME = "volume"
-    TENANT = "tenant"
 
 
 def object_id(uow: Unit, kind: TagKind, ref: str) -> tuple[str, str]:

@@ -29,7 +29,8 @@ from snapkeep.services.guards import Claim, Guards, Need, exclusive
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.networks import Networks
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.tags import TagKind, add_tags
+from snapkeep.model.tags import TagKind
+from snapkeep.services.tags import add_tags
 from snapkeep.services.vms import VMs
 from snapkeep.services.volumes import Volumes
 

@@ -27,7 +27,8 @@ from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive
 from snapkeep.services.networks import network_nics, realise_nics
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.tags import TagKind, add_tags
+from snapkeep.model.tags import TagKind
+from snapkeep.services.tags import add_tags
 from snapkeep.storage.pool import Pool
 
 AGENT_PROBE_SECONDS = 2.0

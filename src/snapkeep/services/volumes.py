@@ -20,7 +20,8 @@ from snapkeep.model.units import check_volume_size
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.tags import TagKind, add_tags
+from snapkeep.model.tags import TagKind
+from snapkeep.services.tags import add_tags
 from snapkeep.storage.pool import Pool
 
 
