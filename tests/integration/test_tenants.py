@@ -22,9 +22,9 @@ from snapkeep.errors import (
     SnapshotLocked,
 )
 from snapkeep.model.principal import SYSTEM, Principal, Role
+from snapkeep.model.tags import TagKind
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
-from snapkeep.model.tags import TagKind
 
 MiB = 1 << 20
 

@@ -6,8 +6,7 @@ from fastapi import APIRouter, Path
 
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.schemas import TagsPublic
-from snapkeep.model.tags import TAG_PATTERN
-from snapkeep.model.tags import TagKind
+from snapkeep.model.tags import TAG_PATTERN, TagKind
 
 router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 TagPath = Path(pattern=TAG_PATTERN, description="the tag")

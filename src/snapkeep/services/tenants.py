@@ -21,7 +21,7 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Busy, NameClash, TenantOnline
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.principal import Principal, Role
-from snapkeep.model.tags import check_tags
+from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import Job, Network, Snapshot, Tenant, VmRecord, VolumeRecord
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.audit import Audit
@@ -29,7 +29,6 @@ from snapkeep.services.guards import Claim, Guards, Need, exclusive
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.networks import Networks
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.model.tags import TagKind
 from snapkeep.services.tags import add_tags
 from snapkeep.services.vms import VMs
 from snapkeep.services.volumes import Volumes

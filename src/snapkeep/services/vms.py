@@ -19,7 +19,7 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidPath, NameClash, PoolUnreachable, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_description, check_name
-from snapkeep.model.tags import check_tags
+from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import VM, QuiescePolicy, VmRecord
 from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig, disk_target, new_mac, new_serial
 from snapkeep.model.vmspec import VMSpec, VMState
@@ -27,7 +27,6 @@ from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive
 from snapkeep.services.networks import network_nics, realise_nics
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.model.tags import TagKind
 from snapkeep.services.tags import add_tags
 from snapkeep.storage.pool import Pool
 

@@ -14,13 +14,12 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.settings import apply_settings
-from snapkeep.model.tags import check_tags
+from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import Volume, VolumeRecord
 from snapkeep.model.units import check_volume_size
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.model.tags import TagKind
 from snapkeep.services.tags import add_tags
 from snapkeep.storage.pool import Pool
 
