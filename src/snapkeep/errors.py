@@ -114,8 +114,7 @@ class InvalidNetwork(InvalidInput):
 
 
 class InvalidTag(InvalidInput):
-    """A tag that breaks the tag rules (1-64 letters, digits and . _ : = -, starting with a letter or digit),
-    or one tag too many on an object."""
+    """A tag that is not 1-64 letters, digits and . _ : = - (starting with a letter or digit), or one too many."""
 
     code = "invalid_tag"
 
@@ -262,8 +261,7 @@ class NetworkOverlap(Conflict):
 
 
 class NetworkInUse(Conflict):
-    """VMs use the network: running ones while it is changed on the host; any VM whose NIC names it while it
-    is deleted (stop, or delete, them first)."""
+    """VMs use the network: running ones block a change on the host, any VM on it blocks deleting it."""
 
     code = "network_in_use"
 
