@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
@@ -212,15 +213,13 @@ class Tenants:
         with self._claim(who, ref, operation, lambda s: [exclusive("vm", v.id, v.name) for v in s.vms]) as claim:
             plan = self.subtree(who, ref)
 
-            def run(progress: Progress) -> dict[str, object]:
+            def run(progress: Progress) -> dict[str, Any]:
                 return self._power(who, plan, on, force, timeout, progress)
 
             params = {"tenant": plan.root.name, "force": force} if not on else {"tenant": plan.root.name}
             return self._jobs.submit(operation, params, run, claim=claim)
 
-    def power(
-        self, who: Principal, ref: str, on: bool, force: bool = False, timeout: float = 60.0
-    ) -> dict[str, object]:
+    def power(self, who: Principal, ref: str, on: bool, force: bool = False, timeout: float = 60.0) -> dict[str, Any]:
         """:meth:`submit_power`, in the caller's thread."""
         who.require(Role.OPERATOR)
         operation = "tenant.start" if on else "tenant.stop"
@@ -229,7 +228,7 @@ class Tenants:
 
     def _power(
         self, who: Principal, plan: Subtree, on: bool, force: bool, timeout: float, progress: Progress
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         changed = []
         for i, record in enumerate(plan.vms):
             vm = self._vms.get(record.id)
@@ -269,12 +268,12 @@ class Tenants:
                 who.require(Role.ADMIN)
             self.check_may_delete(who, plan, force)
 
-            def run(progress: Progress) -> dict[str, object]:
+            def run(progress: Progress) -> dict[str, Any]:
                 return self._delete(who, plan, progress)
 
             return self._jobs.submit("tenant.delete", {"tenant": plan.root.name, "force": force}, run, claim=claim)
 
-    def delete(self, who: Principal, ref: str, force: bool = False) -> dict[str, object]:
+    def delete(self, who: Principal, ref: str, force: bool = False) -> dict[str, Any]:
         """:meth:`submit_delete`, in the caller's thread."""
         who.require(Role.OPERATOR)
         with self._claim(who, ref, "tenant.delete", Subtree.needs):
@@ -284,7 +283,7 @@ class Tenants:
             self.check_may_delete(who, plan, force)
             return self._delete(who, plan, lambda _f, _m: None)
 
-    def _delete(self, who: Principal, plan: Subtree, progress: Progress) -> dict[str, object]:
+    def _delete(self, who: Principal, plan: Subtree, progress: Progress) -> dict[str, Any]:
         steps = len(plan.vms) + len(plan.volumes) + 1
         for i, vm in enumerate(plan.vms):
             progress(i / steps, f"VM {vm.name}")
