@@ -94,3 +94,18 @@ def test_tags_and_networks(cli: Cli) -> None:
     assert name in cli.ok("network", "show", net["id"])
     assert "deleted" in cli.ok("network", "delete", net["id"], "--yes")
     cli.refused("network", "show", net["id"], code="not_found", exit_code=3)
+
+
+def test_moving_an_object_between_owners_is_refused(cli: Cli, server: Server) -> None:
+    top = unique("acme")
+    cli.json("tenant", "create", top)
+    vol = cli.json("volume", "create", unique("v"), "--size", "64M", "--tenant", top)
+    with server.client() as api:
+        for path, body in (
+            (f"/api/v1/volumes/{vol['id']}", {"tenant": None}),
+            (f"/api/v1/tenants/{top}", {"parent": None}),
+        ):
+            before = api.get(path).json()
+            answer = api.patch(path, json=body)
+            assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_input", answer.text
+            assert api.get(path).json() == before

@@ -111,6 +111,14 @@ def test_roles_and_tenant_scoped_callers(services: Services) -> None:
             services.tenants.create(acme_admin, "sneaky", parent=ref)
     with pytest.raises(NotFound):
         services.settings_docs.get(acme_admin)  # the system's settings are outside its scope
+    before = state(services)
+    with pytest.raises(Forbidden):
+        services.tenants.delete(acme_admin, "acme")  # its own tenant: its whole scope
+    with pytest.raises(Forbidden):
+        services.tenants.delete(operator, "globex")  # under the system: admins of the system only
+    assert state(services) == before
+    services.tenants.delete(acme_admin, "acme/team")
+    assert [v.path for v in services.tenants.tree(acme_admin)] == ["acme", "acme/dev", "acme/web"]
 
 
 def test_delete_removes_exactly_the_subtree(services: Services) -> None:

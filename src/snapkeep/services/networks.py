@@ -147,7 +147,8 @@ class Networks:
             if description is not None:
                 changes["description"] = description
             updated = uow.networks.update(network.id, **changes)
-            if definition(updated) != definition(network) and self.realised(network):
+            host_side = (updated.cidr, updated.dhcp) != (network.cidr, network.dhcp)  # the name is not on the host
+            if host_side and self.realised(network):
                 self._host.ensure_network(network_spec(network.id, candidate))
             self._audit.done(uow, who.name, "network.update", f"network:{updated.name}")
             return updated

@@ -19,7 +19,7 @@ from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.errors import Busy, NameClash, TenantOnline
+from snapkeep.errors import Busy, Forbidden, NameClash, TenantOnline
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.tags import TagKind, check_tags
@@ -247,7 +247,12 @@ class Tenants:
     # --- deleting -------------------------------------------------------------------------------------
     def check_may_delete(self, who: Principal, plan: Subtree, force: bool) -> None:
         """Refuse (changing nothing) while a VM of the subtree runs, unless ``force``, or while one of its
-        snapshots is immutable and locked (or still being taken)."""
+        snapshots is immutable and locked (or still being taken). A tenant at the top (under the system) is
+        deleted by an admin of the system only; a caller never deletes its own tenant (its whole scope)."""
+        if plan.root.parent_id is None:
+            who.require(Role.ADMIN)
+        if plan.root.id == who.tenant_id:
+            raise Forbidden(f"token {who.name!r} belongs to tenant {plan.root.name!r} and cannot delete it")
         running = [r.name for r in plan.vms if self._vms.get(r.id).state not in _OFF]
         if running and not force:
             raise TenantOnline(
@@ -264,8 +269,6 @@ class Tenants:
         who.require(Role.OPERATOR)
         with self._claim(who, ref, "tenant.delete", Subtree.needs) as claim:
             plan = self.subtree(who, ref)
-            if plan.root.parent_id is None:
-                who.require(Role.ADMIN)
             self.check_may_delete(who, plan, force)
 
             def run(progress: Progress) -> dict[str, Any]:
@@ -278,8 +281,6 @@ class Tenants:
         who.require(Role.OPERATOR)
         with self._claim(who, ref, "tenant.delete", Subtree.needs):
             plan = self.subtree(who, ref)
-            if plan.root.parent_id is None:
-                who.require(Role.ADMIN)
             self.check_may_delete(who, plan, force)
             return self._delete(who, plan, lambda _f, _m: None)
 
