@@ -13,6 +13,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── InvalidExpiry              invalid_expiry
     │   ├── InvalidSettings            invalid_settings
     │   ├── InvalidNetwork             invalid_network
+    │   ├── InvalidTag                 invalid_tag
     │   ├── MalformedBody              malformed_body (400)
     │   ├── BodyTooLarge               body_too_large (413)
     │   └── MethodNotAllowed           method_not_allowed (405)
@@ -26,6 +27,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── VMStateConflict            vm_state_conflict
     │   ├── NetworkOverlap             network_overlap
     │   ├── NetworkInUse               network_in_use
+    │   ├── TenantOnline               tenant_online
     │   └── PoolUnreachable            pool_unreachable
     ├── Unauthorized                   unauthorized (401)
     ├── Forbidden                      forbidden (403)
@@ -109,6 +111,12 @@ class InvalidNetwork(InvalidInput):
     """A network definition that cannot be realised: not a private IPv4 network address, or too small a prefix."""
 
     code = "invalid_network"
+
+
+class InvalidTag(InvalidInput):
+    """A tag that is not 1-64 letters, digits and . _ : = - (starting with a letter or digit), or one too many."""
+
+    code = "invalid_tag"
 
 
 class MalformedBody(InvalidInput):
@@ -253,9 +261,15 @@ class NetworkOverlap(Conflict):
 
 
 class NetworkInUse(Conflict):
-    """Running VMs are attached to the network: stop them before the network is changed or removed."""
+    """VMs use the network: running ones block a change on the host, any VM on it blocks deleting it."""
 
     code = "network_in_use"
+
+
+class TenantOnline(Conflict):
+    """A VM of the tenant (or of a tenant beneath it) runs: power the tenant off first, or force."""
+
+    code = "tenant_online"
 
 
 class PoolUnreachable(Conflict):

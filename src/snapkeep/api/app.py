@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Query
 
 from snapkeep import __version__
-from snapkeep.api import jobs, restores, snapshots, vms, volumes
+from snapkeep.api import jobs, networks, restores, snapshots, tags, tenants, vms, volumes
+from snapkeep.api import settings as settings_api
 from snapkeep.api.deps import Svc, Viewer
 from snapkeep.api.gate import RequestGate
 from snapkeep.api.problems import install_error_handlers, install_openapi
@@ -43,6 +44,8 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(RequestGate)
     install_error_handlers(app)
     for router in (misc, volumes.router, vms.router, snapshots.router, restores.router, jobs.router):
+        app.include_router(router)
+    for router in (tenants.router, networks.router, settings_api.router, tags.router):
         app.include_router(router)
     install_openapi(app)
     return app

@@ -14,9 +14,21 @@ from snapkeep.errors import InvalidInput, InvalidPath
 from snapkeep.model import relpath
 from snapkeep.model import settings as settings_rules
 from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
+from snapkeep.model.tags import MAX_TAGS, TAG_PATTERN
 from snapkeep.model.timespec import DURATION_PATTERN, MAX_EXPIRY_TEXT
-from snapkeep.model.types import VM, AuditEntry, FileEntry, Job, QuiescePolicy, RestoreMode, Snapshot, Volume
+from snapkeep.model.types import (
+    VM,
+    AuditEntry,
+    FileEntry,
+    Job,
+    Network,
+    QuiescePolicy,
+    RestoreMode,
+    Snapshot,
+    Volume,
+)
 from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, MIN_VOLUME_SIZE, SIZE_PATTERN
+from snapkeep.services.tenants import TenantView
 
 # The model's rules, written into the OpenAPI document so that it says what the service accepts. They are
 # enforced where they live (model/ and the services, with their own error codes and messages), not here.
@@ -67,6 +79,16 @@ Expiry = Annotated[
     ),
 ]
 Settings = Annotated[dict[str, Any], Field(description=settings_rules.SCHEMA_DESCRIPTION)]
+Tag = Annotated[str, WithJsonSchema({"type": "string", "pattern": TAG_PATTERN, "description": "a tag"})]
+Tags = Annotated[list[Tag], Field(default_factory=list, max_length=MAX_TAGS, description="tags to give it")]
+TenantRef = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=4096,
+        description="the owner: a tenant's id, path of names (acme/dev) or unique name; default the caller's own",
+    ),
+]
 
 
 class RequestBody(BaseModel):
@@ -83,6 +105,8 @@ class VolumeCreate(RequestBody):
         description="bytes, or a size like 10G; required where limits are enforced, else the pool's size",
     )
     description: Description = ""
+    tenant: TenantRef
+    tags: Tags
 
 
 class VolumeUpdate(RequestBody):
@@ -101,6 +125,8 @@ class VolumePublic(BaseModel):
     path: str | None = Field(description="where its files are on the host; shown to system admins only, else null")
     created_at: datetime
     settings: dict[str, Any]
+    tenant_id: str | None = Field(default=None, description="the owner; null: the system")
+    tags: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, v: Volume, limits_enforced: bool, host_paths: bool) -> VolumePublic:
@@ -113,6 +139,8 @@ class VolumePublic(BaseModel):
             path=v.path if host_paths else None,
             created_at=v.created_at,
             settings=v.settings,
+            tenant_id=v.owner_tenant_id,
+            tags=list(v.tags),
         )
 
 
@@ -128,6 +156,13 @@ class VmCreate(RequestBody):
     description: Description = ""
     quiesce_policy: QuiescePolicy = Field(default=QuiescePolicy.FALLBACK, strict=False)
     agent_timeout: float = Field(default=10.0, gt=0, le=300)
+    tenant: TenantRef
+    networks: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="one NIC on each of these networks (id, or name within the VM's owner) instead of nics",
+    )
+    tags: Tags
 
 
 class DiskPublic(BaseModel):
@@ -155,6 +190,9 @@ class VmPublic(BaseModel):
     agent_timeout: float
     domain_uuid: str
     created_at: datetime
+    tenant_id: str | None = Field(default=None, description="the owner; null: the system")
+    networks: list[str | None] = Field(default_factory=list, description="each NIC's network id (null: none)")
+    tags: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, vm: VM) -> VmPublic:
@@ -176,6 +214,9 @@ class VmPublic(BaseModel):
             agent_timeout=vm.agent_timeout,
             domain_uuid=vm.domain_uuid,
             created_at=vm.created_at,
+            tenant_id=vm.owner_tenant_id,
+            networks=[n.get("network_id") for n in c["nics"]],
+            tags=list(vm.tags),
         )
 
 
@@ -354,6 +395,93 @@ class AuditPublic(BaseModel):
     @classmethod
     def of(cls, e: AuditEntry) -> AuditPublic:
         return cls(**asdict(e))
+
+
+class TenantCreate(RequestBody):
+    name: Name
+    description: Description = ""
+    parent: TenantRef
+    tags: Tags
+
+
+class TenantUpdate(RequestBody):
+    """Name and description; moving a tenant to another parent is not offered."""
+
+    name: Name | None = None
+    description: Description | None = None
+
+
+class TenantPublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    parent_id: str | None = Field(description="null: directly under the system")
+    path: str = Field(description="names from the top the caller sees, e.g. acme/dev")
+    depth: int
+    online: bool = Field(description="whether any VM of its subtree runs")
+    tags: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: TenantView) -> TenantPublic:
+        t = view.tenant
+        return cls(
+            id=t.id,
+            name=t.name,
+            description=t.description,
+            parent_id=t.parent_id,
+            path=view.path,
+            depth=view.depth,
+            online=view.online,
+            tags=list(view.tags),
+            created_at=t.created_at,
+        )
+
+
+class TenantStopRequest(RequestBody):
+    force: bool = Field(default=False, description="power off at once instead of a graceful shutdown")
+    timeout: float = Field(default=60.0, gt=0, le=600, description="seconds each VM may take to shut down")
+
+
+class NetworkCreate(RequestBody):
+    name: Name
+    cidr: str = Field(max_length=64, description="a private IPv4 network address, e.g. 10.0.0.0/24")
+    dhcp: bool = True
+    description: Description = ""
+    tenant: TenantRef
+
+
+class NetworkUpdate(RequestBody):
+    name: Name | None = None
+    cidr: str | None = Field(default=None, max_length=64)
+    dhcp: bool | None = None
+    description: Description | None = None
+
+
+class NetworkPublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    tenant_id: str | None = Field(description="the owner; null: the system")
+    cidr: str
+    dhcp: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, n: Network) -> NetworkPublic:
+        return cls(
+            id=n.id,
+            name=n.name,
+            description=n.description,
+            tenant_id=n.owner_tenant_id,
+            cidr=n.cidr,
+            dhcp=n.dhcp,
+            created_at=n.created_at,
+        )
+
+
+class TagsPublic(BaseModel):
+    tags: list[str]
 
 
 class ErrorBody(BaseModel):

@@ -16,8 +16,10 @@ Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job be
 
 
 @router.get("", response_model=list[VmPublic])
-def list_vms(svc: Svc, _who: Viewer) -> list[VmPublic]:
-    return [VmPublic.of(vm) for vm in svc.vms.listing()]
+def list_vms(
+    svc: Svc, _who: Viewer, tenant: str | None = Query(None, max_length=4096, description="owned by this tenant")
+) -> list[VmPublic]:
+    return [VmPublic.of(vm) for vm in svc.vms.listing(tenant)]
 
 
 @router.post("", response_model=VmPublic, status_code=status.HTTP_201_CREATED)
@@ -38,6 +40,9 @@ def create_vm(svc: Svc, who: Operator, body: VmCreate) -> VmPublic:
         quiesce_policy=body.quiesce_policy,
         agent_timeout=body.agent_timeout,
         actor=who.name,
+        tenant=body.tenant,
+        networks=body.networks,
+        tags=body.tags,
     )
     return VmPublic.of(vm)
 
@@ -73,7 +78,7 @@ def stop_vm(svc: Svc, who: Operator, ref: str, body: StopRequest, wait: float = 
 @router.post("/{ref}/clone", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def clone_vm(svc: Svc, who: Operator, ref: str, body: CloneRequest, wait: float = Wait) -> JobPublic:
     vm = svc.vms.get(ref)
-    svc.clones.check_clone_name(body.name)
+    svc.clones.check_clone_name(vm, body.name)
 
     def run(_progress: Progress) -> dict[str, object]:
         clone = svc.clones.clone(vm.id, body.name, body.preserve_macs, who)

@@ -21,14 +21,16 @@ def public(svc: Services, volume: Volume, who: Principal) -> VolumePublic:
 
 
 @router.get("", response_model=list[VolumePublic])
-def list_volumes(svc: Svc, who: Viewer) -> list[VolumePublic]:
-    return [public(svc, v, who) for v in svc.volumes.list()]
+def list_volumes(
+    svc: Svc, who: Viewer, tenant: str | None = Query(None, max_length=4096, description="owned by this tenant")
+) -> list[VolumePublic]:
+    return [public(svc, v, who) for v in svc.volumes.list(tenant)]
 
 
 @router.post("", response_model=VolumePublic, status_code=status.HTTP_201_CREATED)
 def create_volume(svc: Svc, who: Operator, body: VolumeCreate) -> VolumePublic:
     size = parse_size(body.size_limit) if body.size_limit is not None else None
-    volume = svc.volumes.create(body.name, size, body.description, actor=who.name)
+    volume = svc.volumes.create(body.name, size, body.description, actor=who.name, tenant=body.tenant, tags=body.tags)
     return public(svc, volume, who)
 
 

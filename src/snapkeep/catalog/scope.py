@@ -43,6 +43,10 @@ class Scope:
             self._tenants = subtree(self._session, self.tenant_id)
         return self._tenants
 
+    def refresh(self) -> None:
+        """Read the subtree again on next use (a tenant was added beneath it in this unit)."""
+        self._tenants = None
+
     def allows(self, owner_tenant_id: str | None) -> bool:
         visible = self.tenants()
         return visible is None or owner_tenant_id in visible

@@ -28,13 +28,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope, subtree
-from snapkeep.catalog.tables import AuditRow, JobRow, SnapshotRow, TenantRow, TokenRow, VmRow, VolumeRow
+from snapkeep.catalog.tables import (
+    AuditRow,
+    JobRow,
+    NetworkRow,
+    SettingRow,
+    SnapshotRow,
+    TagRow,
+    TenantRow,
+    TokenRow,
+    VmRow,
+    VolumeRow,
+)
 from snapkeep.errors import NotFound
 from snapkeep.model.principal import Role
 from snapkeep.model.types import (
     AuditEntry,
     Job,
     JobStatus,
+    Network,
     QuiescePolicy,
     Snapshot,
     SnapshotKind,
@@ -80,6 +92,7 @@ class _Store(Generic[T]):
     row: ClassVar[type[Any]]
     record: ClassVar[type[Any]]
     enums: ClassVar[dict[str, type[StrEnum]]] = {}
+    tagged_as: ClassVar[str | None] = None  # the rows' object_type in the tags table, if they can be tagged
 
     def __init__(self, session: Session, scope: Scope) -> None:
         self._s = session
@@ -131,7 +144,10 @@ class _Store(Generic[T]):
         return self._to(row)
 
     def delete(self, row_id: Any) -> None:
+        """Delete the row (and its tags, which name it without a foreign key)."""
         self._s.delete(self._row(row_id))
+        if self.tagged_as is not None:
+            TagStore(self._s).remove(self.tagged_as, row_id)
         self._s.flush()
 
 
@@ -184,13 +200,26 @@ class VolumeStore(_Named[VolumeRecord]):
     row = VolumeRow
     record = VolumeRecord
     what = "volume"
+    tagged_as = "volume"
 
 
 class VmStore(_Named[VmRecord]):
     row = VmRow
     record = VmRecord
     what = "VM"
+    tagged_as = "vm"
     enums: ClassVar[dict[str, type[StrEnum]]] = {"quiesce_policy": QuiescePolicy}
+
+
+class NetworkStore(_Named[Network]):
+    row = NetworkRow
+    record = Network
+    what = "network"
+
+    def every(self) -> builtins.list[Network]:
+        """Every network on the host, whoever owns it, outside any scope: they all share the host's
+        address space (for the overlap check only; never shown to the caller)."""
+        return [self._to(row) for row in self._s.scalars(select(NetworkRow))]
 
 
 class SnapshotStore(_Owned[Snapshot]):
@@ -280,6 +309,7 @@ class TenantStore(_Store[Tenant]):
 
     row = TenantRow
     record = Tenant
+    tagged_as = "tenant"
 
     def _visible(self, row: Any) -> bool:
         return self._scope.allows(row.id)
@@ -296,10 +326,61 @@ class TenantStore(_Store[Tenant]):
         query = self._scope.where(query, TenantRow.id).order_by(TenantRow.name)
         return [self._to(row) for row in self._s.scalars(query)]
 
+    def visible(self) -> list[Tenant]:
+        """Every tenant the scope sees, by name."""
+        query = self._scope.where(select(TenantRow), TenantRow.id).order_by(TenantRow.name)
+        return [self._to(row) for row in self._s.scalars(query)]
+
+    def find(self, name: str, parent_id: str | None) -> Tenant | None:
+        """The tenant named ``name`` directly under ``parent_id`` (None: under the system), if visible."""
+        parent = TenantRow.parent_id
+        query = select(TenantRow).where(
+            TenantRow.name == name, parent.is_(None) if parent_id is None else parent == parent_id
+        )
+        row = self._s.scalar(self._scope.where(query, TenantRow.id))
+        return None if row is None else self._to(row)
+
+    def resolve(self, ref: str) -> Tenant:
+        """The tenant with id ``ref``; else the one at the path of names ``ref`` (``acme/dev``) from the top
+        of the scope (the system's tenants, or the scope's own tenant); else the one visible tenant named
+        ``ref``. Ambiguous or unknown: :class:`NotFound`."""
+        row = self._s.get(TenantRow, ref)
+        if row is not None and self._visible(row):
+            return self._to(row)
+        by_path = self._by_path(ref.split("/"))
+        if by_path is not None:
+            return by_path
+        named = [t for t in self.visible() if t.name == ref]
+        if len(named) == 1:
+            return named[0]
+        why = f"{len(named)} tenants are named {ref!r}: give its id or path" if named else f"no tenant {ref!r}"
+        raise NotFound(why, tenant=ref)
+
+    def _by_path(self, names: builtins.list[str]) -> Tenant | None:
+        top = self._scope.tenant_id
+        if top is None:
+            found = self.find(names[0], None)
+        else:
+            own = self.get(top)
+            found = own if own.name == names[0] else None
+        for name in names[1:]:
+            found = None if found is None else self.find(name, found.id)
+        return found
+
+    def owner(self, ref: str | None) -> str | None:
+        """The owner id an object created "in tenant ``ref``" gets: that tenant's id; without ``ref`` the
+        scope's own (the system: None, or the caller's tenant)."""
+        return self._scope.tenant_id if ref is None else self.resolve(ref).id
+
     def subtree_ids(self, tenant_id: str) -> frozenset[str]:
         """``tenant_id`` and the ids of every tenant beneath it."""
         self._row(tenant_id)
         return subtree(self._s, tenant_id)
+
+    def insert(self, obj: Tenant) -> Tenant:
+        tenant = super().insert(obj)
+        self._scope.refresh()  # the new tenant is in the subtree of its parent
+        return tenant
 
     def _check_placement(self, values: dict[str, Any]) -> None:
         """A tenant goes under a parent the scope sees (under the system only in the system's scope)."""
@@ -309,6 +390,74 @@ class TenantStore(_Store[Tenant]):
             self._row(values["parent_id"])
         elif self._scope.tenant_id is not None:
             raise _no_owner(None)
+
+
+class TagStore:
+    """Tags on objects (``object_type`` is ``vm``, ``volume`` or ``tenant``). The object is resolved through
+    its own store (and scope) first; tags are reached only through it."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def of(self, object_type: str, object_id: str) -> tuple[str, ...]:
+        query = select(TagRow.tag).where(TagRow.object_type == object_type, TagRow.object_id == object_id)
+        return tuple(sorted(self._s.scalars(query)))
+
+    def of_all(self, object_type: str) -> dict[str, tuple[str, ...]]:
+        """Every object of a kind that has tags, with them (for listings: one query, not one per row)."""
+        found: dict[str, builtins.list[str]] = {}
+        for object_id, tag in self._s.execute(
+            select(TagRow.object_id, TagRow.tag).where(TagRow.object_type == object_type)
+        ):
+            found.setdefault(object_id, []).append(tag)
+        return {object_id: tuple(sorted(tags)) for object_id, tags in found.items()}
+
+    def add(self, object_type: str, object_id: str, tag: str) -> None:
+        """Idempotent."""
+        if tag not in self.of(object_type, object_id):
+            self._s.add(TagRow(object_type=object_type, object_id=object_id, tag=tag))
+            self._s.flush()
+
+    def remove(self, object_type: str, object_id: str, tag: str | None = None) -> None:
+        """One tag (idempotent), or every tag of the object when ``tag`` is None."""
+        query = select(TagRow).where(TagRow.object_type == object_type, TagRow.object_id == object_id)
+        if tag is not None:
+            query = query.where(TagRow.tag == tag)
+        for row in self._s.scalars(query):
+            self._s.delete(row)
+        self._s.flush()
+
+
+class SettingStore:
+    """The settings document of the system (owner None) or of a tenant, one row per top-level key. An
+    owner outside the scope is :class:`NotFound` (a tenant never sees the system's settings)."""
+
+    def __init__(self, session: Session, scope: Scope) -> None:
+        self._s = session
+        self._scope = scope
+
+    def _rows(self, owner_tenant_id: str | None) -> builtins.list[SettingRow]:
+        if not self._scope.allows(owner_tenant_id):
+            raise _no_owner(owner_tenant_id)
+        owner = SettingRow.owner_tenant_id
+        query = select(SettingRow).where(owner.is_(None) if owner_tenant_id is None else owner == owner_tenant_id)
+        return list(self._s.scalars(query))
+
+    def document(self, owner_tenant_id: str | None) -> dict[str, Any]:
+        return {row.key: row.value for row in sorted(self._rows(owner_tenant_id), key=lambda r: r.key)}
+
+    def replace(self, owner_tenant_id: str | None, document: dict[str, Any]) -> None:
+        """Make the owner's document ``document``: changed keys rewritten, missing ones removed."""
+        rows = {row.key: row for row in self._rows(owner_tenant_id)}
+        for key, row in rows.items():
+            if key not in document:
+                self._s.delete(row)
+            elif row.value != document[key]:
+                row.value = document[key]
+        for key, value in document.items():
+            if key not in rows:
+                self._s.add(SettingRow(owner_tenant_id=owner_tenant_id, key=key, value=value))
+        self._s.flush()
 
 
 class Unit:
@@ -323,3 +472,6 @@ class Unit:
         self.audit = AuditStore(session)
         self.tokens = TokenStore(session, scope)
         self.tenants = TenantStore(session, scope)
+        self.networks = NetworkStore(session, scope)
+        self.tags = TagStore(session)
+        self.settings = SettingStore(session, scope)

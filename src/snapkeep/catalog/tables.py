@@ -52,6 +52,38 @@ class SettingRow(Base):
     value: Mapped[dict[str, Any]]
 
 
+class NetworkRow(Base):
+    """A virtual network definition (``model.network.NetworkDef``), owned like volumes and VMs."""
+
+    __tablename__ = "networks"
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    cidr: Mapped[str] = mapped_column(String(64))
+    dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class TagRow(Base):
+    """One tag on one object (``object_type`` + ``object_id``: a VM, a volume or a tenant).
+
+    A table rather than a JSON column on each object: "every object tagged X" (partial system snapshots)
+    is one indexed query across kinds, the same SQL on SQLite and PostgreSQL, and the objects' own rows
+    and records stay as they are.
+    """
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("object_type", "object_id", "tag"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[str] = mapped_column(String(36), index=True)
+    tag: Mapped[str] = mapped_column(String(64), index=True)
+
+
 class VolumeRow(Base):
     __tablename__ = "volumes"
     __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)

@@ -92,7 +92,7 @@ class ApiClient:
             ) from exc
         if not response.is_success:
             raise _error_from_response(response)
-        return response.json()
+        return response.json() if response.content else None  # 204: nothing to say
 
     def get(self, *parts: str, **params: Any) -> Any:
         return self.request("GET", *parts, params=params)

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from snapkeep import __version__
-from snapkeep.cli import job_cmd, serve_cmd, snapshot_cmd, vm_cmd, volume_cmd
+from snapkeep.cli import (
+    job_cmd,
+    network_cmd,
+    serve_cmd,
+    settings_cmd,
+    snapshot_cmd,
+    tag_cmd,
+    tenant_cmd,
+    vm_cmd,
+    volume_cmd,
+)
 from snapkeep.errors import SnapkeepError
 
 app = typer.Typer(
@@ -39,6 +49,10 @@ app.add_typer(volume_cmd.app, name="volume")
 app.add_typer(vm_cmd.app, name="vm")
 app.add_typer(snapshot_cmd.app, name="snapshot")
 app.add_typer(job_cmd.app, name="job")
+app.add_typer(tenant_cmd.app, name="tenant")
+app.add_typer(network_cmd.app, name="network")
+app.add_typer(settings_cmd.app, name="settings")
+app.add_typer(tag_cmd.app, name="tag")
 
 
 def main() -> None:

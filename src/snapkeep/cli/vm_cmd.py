@@ -50,6 +50,14 @@ def create(
     agent_timeout: Annotated[
         float, typer.Option(metavar="SECONDS", help="How long a guest agent freeze may take.")
     ] = 10.0,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="The owning tenant (id, name or path).")] = None,
+    nic_networks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nic", metavar="NETWORK", help="A NIC on this network of the VM's owner (repeatable; replaces --nics)."
+        ),
+    ] = None,
+    tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag to give it (repeatable).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a VM, stopped, with empty sparse raw disks."""
@@ -64,6 +72,9 @@ def create(
         "description": description,
         "quiesce_policy": quiesce_policy.value,
         "agent_timeout": agent_timeout,
+        "tenant": tenant,
+        "networks": nic_networks or [],
+        "tags": tags or [],
     }
     if disks:
         body["disks"] = disks
@@ -80,15 +91,30 @@ def _disks(vm: JsonObject) -> str:
 
 
 @app.command("list")
-def list_vms(as_json: JsonOption = False) -> None:
+def list_vms(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only those this tenant owns itself.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """All VMs, by name, with their state from libvirt."""
-    vms: list[JsonObject] = connect().get("vms")
+    vms: list[JsonObject] = connect().get("vms", tenant=tenant)
     if as_json:
         render.print_json(vms)
         return
     render.table(
-        ["ID", "NAME", "STATE", "VCPUS", "MEMORY", "DISKS"],
-        ([v["id"], v["name"], v["state"], str(v["vcpus"]), render.size(v["memory_mib"] << 20), _disks(v)] for v in vms),
+        ["ID", "NAME", "STATE", "VCPUS", "MEMORY", "DISKS", "OWNER", "TAGS"],
+        (
+            [
+                v["id"],
+                v["name"],
+                v["state"],
+                str(v["vcpus"]),
+                render.size(v["memory_mib"] << 20),
+                _disks(v),
+                v["tenant_id"] or "-",
+                ",".join(v["tags"]),
+            ]
+            for v in vms
+        ),
     )
 
 
@@ -118,6 +144,9 @@ def _show(vm: JsonObject) -> None:
                 for d in vm["disks"]
             ),
             ("macs", ", ".join(vm["macs"]) or "-"),
+            ("networks", ", ".join(n or "user" for n in vm["networks"]) or "-"),
+            ("owner", vm["tenant_id"] or "- (the system)"),
+            ("tags", ", ".join(vm["tags"]) or "-"),
             ("quiesce policy", vm["quiesce_policy"]),
             ("agent timeout", f"{vm['agent_timeout']:g} s"),
             ("libvirt uuid", vm["domain_uuid"]),

@@ -30,10 +30,12 @@ def create(
         ),
     ] = None,
     description: Annotated[str, typer.Option(help="Free text shown in listings.")] = "",
+    tenant: Annotated[str | None, typer.Option("--tenant", help="The owning tenant (id, name or path).")] = None,
+    tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag to give it (repeatable).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create an empty volume."""
-    body: JsonObject = {"name": name, "description": description}
+    body: JsonObject = {"name": name, "description": description, "tenant": tenant, "tags": tags or []}
     if size is not None:
         body["size_limit"] = size
     volume: JsonObject = connect().post("volumes", body=body)
@@ -46,20 +48,25 @@ def create(
 
 
 @app.command("list")
-def list_volumes(as_json: JsonOption = False) -> None:
+def list_volumes(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only those this tenant owns itself.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """All volumes, by name."""
-    volumes: list[JsonObject] = connect().get("volumes")
+    volumes: list[JsonObject] = connect().get("volumes", tenant=tenant)
     if as_json:
         render.print_json(volumes)
         return
     render.table(
-        ["ID", "NAME", "SIZE LIMIT", "CREATED", "DESCRIPTION"],
+        ["ID", "NAME", "SIZE LIMIT", "CREATED", "OWNER", "TAGS", "DESCRIPTION"],
         (
             [
                 v["id"],
                 v["name"],
                 render.size(v["size_limit"]),
                 render.local_time(v["created_at"]),
+                v["tenant_id"] or "-",
+                ",".join(v["tags"]),
                 v["description"],
             ]
             for v in volumes
@@ -78,6 +85,8 @@ def _show(volume: JsonObject) -> None:
             ("path", volume["path"] or "- (shown to system admins only)"),
             ("created", render.local_time(volume["created_at"])),
             ("settings", render.compact(volume["settings"])),
+            ("owner", volume["tenant_id"] or "- (the system)"),
+            ("tags", ", ".join(volume["tags"]) or "-"),
         ]
     )
 

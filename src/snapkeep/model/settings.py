@@ -89,3 +89,15 @@ def apply_settings(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, 
     if size > MAX_BYTES:
         raise InvalidSettings(f"settings would be {size} bytes as JSON; at most {MAX_BYTES}", size=size)
     return result
+
+
+# Tenant settings snapkeep itself reads, with their types and the values a tenant has until it sets them.
+TENANT_DEFAULTS: dict[str, Any] = {"expose_snapshots": True}  # its parent's system snapshots show to it
+
+
+def check_known(document: dict[str, Any]) -> None:
+    """:class:`InvalidSettings` if a key snapkeep reads holds a value of the wrong type."""
+    for key, default in TENANT_DEFAULTS.items():
+        if key in document and type(document[key]) is not type(default):
+            wanted = type(default).__name__
+            raise InvalidSettings(f"settings: {key} must be a {wanted}, not {document[key]!r}", at=key)

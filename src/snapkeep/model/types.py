@@ -64,6 +64,19 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class Network:
+    """A virtual network as the catalog keeps it (``model.network.NetworkDef`` gives its rules)."""
+
+    id: str
+    name: str
+    description: str
+    owner_tenant_id: str | None
+    cidr: str
+    dhcp: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Token:
     """An API token as the catalog keeps it: only the hash of its secret."""
 
@@ -100,6 +113,7 @@ class Volume:
     path: str
     created_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,8 @@ class VM:
     created_at: datetime
     state: str  # from libvirt at the time of the call
     agent_answers: bool | None = None  # asked only when showing one VM
+    owner_tenant_id: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

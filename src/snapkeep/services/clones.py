@@ -30,9 +30,10 @@ class Clones:
         self._restores = restores
         self._clock = clock
 
-    def check_clone_name(self, name: str) -> None:
+    def check_clone_name(self, vm: VM, name: str) -> None:
+        """A clone belongs where its source does; its name must be free there."""
         with self._db.unit() as uow:
-            self._vms.check_free_name(uow, name)
+            self._vms.check_free_name(uow, name, vm.owner_tenant_id)
 
     def claim_clone(self, vm: VM) -> Claim:
         """A clone holds its source VM: it is snapshotted, and must not start, stop or change meanwhile."""
@@ -42,7 +43,7 @@ class Clones:
         """A new, stopped VM from the current state of ``ref``: new UUID, new MACs unless ``preserve_macs``."""
         vm = self._vms.get(ref)
         with self.claim_clone(vm):
-            self.check_clone_name(name)
+            self.check_clone_name(vm, name)
             source = self._snapshots.take(
                 TakeRequest(
                     ref=vm.id,

@@ -20,12 +20,16 @@ from snapkeep.services.files import Files
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards
 from snapkeep.services.jobs import JobRunner
+from snapkeep.services.networks import Networks
 from snapkeep.services.reconcile import ReconcileReport, reconcile
 from snapkeep.services.restores import Restores
+from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
+from snapkeep.services.tags import Tags
+from snapkeep.services.tenants import Tenants
 from snapkeep.services.tokens import Tokens
 from snapkeep.services.vms import VMs
 from snapkeep.services.volumes import Volumes
@@ -51,6 +55,10 @@ class Services:
     guards: Guards
     freeing: Freeing
     intents: Intents
+    networks: Networks
+    tenants: Tenants
+    settings_docs: SettingDocs
+    tags: Tags
 
     @classmethod
     def build(
@@ -79,6 +87,8 @@ class Services:
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards)
         keep = timedelta(days=settings.pre_restore_keep_days)
         restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, pre_restore_keep=keep)
+        networks = Networks(db, host, audit, clock)
+        tenants = Tenants(db, audit, clock, guards, jobs, vms, volumes, snapshots, networks)
         return cls(
             settings=settings,
             db=db,
@@ -97,6 +107,10 @@ class Services:
             guards=guards,
             freeing=freeing,
             intents=intents,
+            networks=networks,
+            tenants=tenants,
+            settings_docs=SettingDocs(db, audit),
+            tags=Tags(db, audit),
         )
 
     def release_pending(self) -> Released:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from snapkeep.catalog.db import Database
@@ -18,12 +19,15 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidPath, NameClash, PoolUnreachable, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import VM, QuiescePolicy, VmRecord
 from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig, disk_target, new_mac, new_serial
 from snapkeep.model.vmspec import VMSpec, VMState
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive
+from snapkeep.services.networks import network_nics, realise_nics
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.tags import add_tags
 from snapkeep.storage.pool import Pool
 
 AGENT_PROBE_SECONDS = 2.0
@@ -73,6 +77,7 @@ class VMs:
             created_at=record.created_at,
             state=str(state),
             agent_answers=answers,
+            owner_tenant_id=record.owner_tenant_id,
         )
 
     def record(self, vm_id: str) -> VmRecord:
@@ -83,16 +88,23 @@ class VMs:
     def get(self, ref: str, probe_agent: bool = False) -> VM:
         with self._db.unit() as uow:
             record = uow.vms.resolve(ref)
-        return self.to_vm(record, probe_agent)
+            tags = uow.tags.of(TagKind.VM, record.id)
+        return replace(self.to_vm(record, probe_agent), tags=tags)
 
-    def listing(self) -> list[VM]:
+    def listing(self, tenant: str | None = None) -> list[VM]:
+        """Every VM the caller sees; with ``tenant``, those that tenant owns itself."""
         with self._db.unit() as uow:
             records = uow.vms.list()
-        return [self.to_vm(record) for record in records]
+            if tenant is not None:
+                owner = uow.tenants.resolve(tenant).id
+                records = [r for r in records if r.owner_tenant_id == owner]
+            tags = uow.tags.of_all(TagKind.VM)
+        return [replace(self.to_vm(record), tags=tags.get(record.id, ())) for record in records]
 
-    def check_free_name(self, uow: Unit, name: str) -> None:
+    def check_free_name(self, uow: Unit, name: str, owner_tenant_id: str | None = None) -> None:
+        """Names are unique per owner; and, while a VM's libvirt domain carries its name, on the host."""
         check_name(name, "VM name")
-        if uow.vms.find(name, None) is not None:
+        if uow.vms.find(name, owner_tenant_id) is not None:
             raise NameClash(f"a VM named {name!r} already exists", name=name)
         if self.host.exists(name):
             raise NameClash(f"libvirt already has a domain named {name!r} that snapkeep does not manage", name=name)
@@ -121,9 +133,16 @@ class VMs:
         agent_timeout: float = 10.0,
         guest_agent: bool = True,
         actor: str = "system",
+        tenant: str | None = None,
+        networks: Sequence[str] = (),
+        tags: Sequence[str] = (),
     ) -> VM:
-        """A new VM, stopped, with empty sparse raw disks."""
+        """A new VM, stopped, with empty sparse raw disks, owned by ``tenant`` (else the caller's own owner).
+        With ``networks`` (ids, or names within the owner), its NICs are one on each of them, not ``nics``."""
         check_description(description)
+        with self._db.unit() as uow:
+            owner = uow.tenants.owner(tenant)
+            nic_configs = network_nics(uow, owner, networks) if networks else None
         for what, path in (("kernel", kernel), ("initrd", initrd)):
             if path is not None and not os.path.isfile(path):
                 raise InvalidPath(f"the {what} {path!r} is not a file on this host", path=path)
@@ -137,7 +156,7 @@ class VMs:
                 DiskConfig(file=f"disk{i}.raw", size=size, serial=new_serial(), target=disk_target(i))
                 for i, size in enumerate(disk_sizes)
             ),
-            nics=tuple(NicConfig(mac=new_mac()) for _ in range(nics)),
+            nics=nic_configs if nic_configs is not None else tuple(NicConfig(mac=new_mac()) for _ in range(nics)),
             guest_agent=guest_agent,
         )
 
@@ -154,6 +173,8 @@ class VMs:
             quiesce_policy=quiesce_policy,
             agent_timeout=agent_timeout,
             actor=actor,
+            owner_tenant_id=owner,
+            tags=tags,
         )
 
     def create_with(
@@ -166,24 +187,27 @@ class VMs:
         quiesce_policy: QuiescePolicy,
         agent_timeout: float,
         actor: str,
+        owner_tenant_id: str | None = None,
+        tags: Sequence[str] = (),
     ) -> VM:
         """Dataset first (``make_data``), then the row, then the libvirt domain; undone on failure."""
+        check_tags(tags)
         self.check_pool_reachable()
         with self._db.unit() as uow:
-            self.check_free_name(uow, name)
+            self.check_free_name(uow, name, owner_tenant_id)
         vm_id = str(uuid.uuid4())
         dataset = f"vm-{vm_id}"
         make_data(dataset)
         defined = False
         try:
             with self._db.unit() as uow:
-                self.check_free_name(uow, name)
+                self.check_free_name(uow, name, owner_tenant_id)
                 record = uow.vms.insert(
                     VmRecord(
                         id=vm_id,
                         name=name,
                         description=description,
-                        owner_tenant_id=None,
+                        owner_tenant_id=owner_tenant_id,
                         dataset=dataset,
                         domain_uuid=str(uuid.uuid4()),
                         spec=config.as_dict(),
@@ -194,8 +218,9 @@ class VMs:
                 )
                 self.host.define(self.spec(record))
                 defined = True
+                shown = add_tags(uow, TagKind.VM, record.id, tuple(tags))
                 self._audit.done(uow, actor, "vm.create", f"vm:{name}")
-                return self.to_vm(record)
+                return replace(self.to_vm(record), tags=shown)
         except BaseException:
             if defined:  # only the domain this call defined: never another VM's of the same name
                 self.host.undefine(name)
@@ -213,6 +238,7 @@ class VMs:
             vm = self.get(vm.id)
             if vm.state != VMState.RUNNING:
                 self.check_pool_reachable()
+                realise_nics(self._db, self.host, vm.config)
                 self.host.start(vm.name)
             return self.get(vm.id)
 

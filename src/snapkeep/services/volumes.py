@@ -4,7 +4,8 @@ the guards of the volume and of each of them: :mod:`snapkeep.services.guards`)."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,11 +14,13 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.settings import apply_settings
+from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import Volume, VolumeRecord
 from snapkeep.model.units import check_volume_size
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.tags import add_tags
 from snapkeep.storage.pool import Pool
 
 
@@ -53,6 +56,8 @@ class Volumes:
         description: str = "",
         actor: str = "system",
         settings: dict[str, Any] | None = None,
+        tenant: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Volume:
         """A new, empty volume. Without a size limit it gets the pool's size, where limits are not enforced;
         where they are, a size must be chosen (a default would be a limit nobody decided on)."""
@@ -62,7 +67,9 @@ class Volumes:
             size_limit = self._pool.size_bytes()
         check_volume_size(size_limit)
         settings = apply_settings({}, settings or {})
-        return self._create(name, size_limit, description, settings, actor, self._pool.create_dataset)
+        return self._create(
+            name, size_limit, description, settings, actor, self._pool.create_dataset, tenant=tenant, tags=tags
+        )
 
     def create_from_snapshot(
         self,
@@ -74,13 +81,15 @@ class Volumes:
         description: str,
         settings: dict[str, Any],
         actor: str,
+        tenant: str | None,
     ) -> Volume:
-        """A new volume whose data is a writable clone of ``source_dataset`` in snapshot ``snap_id``."""
+        """A new volume of ``tenant`` (None: the system) whose data is a writable clone of ``source_dataset``
+        in snapshot ``snap_id``."""
 
         def clone(dataset: str) -> None:
             self._pool.clone_dataset(snap_id, source_dataset, dataset)
 
-        return self._create(name, size_limit, description, settings, actor, clone)
+        return self._create(name, size_limit, description, settings, actor, clone, tenant=tenant)
 
     def _create(
         self,
@@ -90,33 +99,39 @@ class Volumes:
         settings: dict[str, Any],
         actor: str,
         make_data: Callable[[str], object],
+        *,
+        tenant: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Volume:
         """Data and its size limit first, then the row; a crash between leaves an orphan dataset that the
-        reconciler reports."""
+        reconciler reports. Owned by ``tenant`` (else by the caller's own owner)."""
         check_description(description)
+        check_tags(tags)
         with self._db.unit() as uow:
-            self.check_free_name(uow, name, None)
+            owner = uow.tenants.owner(tenant)
+            self.check_free_name(uow, name, owner)
         volume_id = str(uuid.uuid4())
         dataset = f"volume-{volume_id}"
         make_data(dataset)
         try:
             self._pool.set_size_limit(dataset, size_limit)
             with self._db.unit() as uow:
-                self.check_free_name(uow, name, None)
+                self.check_free_name(uow, name, owner)
                 record = uow.volumes.insert(
                     VolumeRecord(
                         id=volume_id,
                         name=name,
                         description=description,
                         size_limit=size_limit,
-                        owner_tenant_id=None,
+                        owner_tenant_id=owner,
                         dataset=dataset,
                         settings=settings,
                         created_at=self._clock(),
                     )
                 )
+                shown = add_tags(uow, TagKind.VOLUME, record.id, tuple(tags))
                 self._audit.done(uow, actor, "volume.create", f"volume:{name}")
-                return self.to_volume(record)
+                return replace(self.to_volume(record), tags=shown)
         except BaseException:
             self._pool.destroy_dataset(dataset)
             raise
@@ -141,11 +156,18 @@ class Volumes:
 
     def get(self, ref: str) -> Volume:
         with self._db.unit() as uow:
-            return self.to_volume(uow.volumes.resolve(ref))
+            record = uow.volumes.resolve(ref)
+            return replace(self.to_volume(record), tags=uow.tags.of(TagKind.VOLUME, record.id))
 
-    def list(self) -> list[Volume]:
+    def list(self, tenant: str | None = None) -> list[Volume]:
+        """Every volume the caller sees; with ``tenant``, those that tenant owns itself."""
         with self._db.unit() as uow:
-            return [self.to_volume(record) for record in uow.volumes.list()]
+            records = uow.volumes.list()
+            if tenant is not None:
+                owner = uow.tenants.resolve(tenant).id
+                records = [r for r in records if r.owner_tenant_id == owner]
+            tags = uow.tags.of_all(TagKind.VOLUME)
+            return [replace(self.to_volume(r), tags=tags.get(r.id, ())) for r in records]
 
     def update(
         self,

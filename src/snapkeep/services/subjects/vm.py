@@ -124,7 +124,7 @@ class VmKind:
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         name = options.name or restored_vm_name(snap.name)
         with self._db.unit() as uow:
-            self._vms.check_free_name(uow, name)
+            self._vms.check_free_name(uow, name, source.owner_tenant_id)
         return name
 
     def restore_as_new(
@@ -146,6 +146,7 @@ class VmKind:
             quiesce_policy=QuiescePolicy(str(source.config["quiesce_policy"])),
             agent_timeout=float(source.config["agent_timeout"]),
             actor=who.name,
+            owner_tenant_id=source.owner_tenant_id,  # the copy belongs where the original did
         )
         return vm.id, vm.name
 

@@ -131,6 +131,7 @@ class VolumeKind:
             description=str(source.config["description"]),
             settings=dict(source.config["settings"]),
             actor=who.name,
+            tenant=source.owner_tenant_id,  # the copy belongs where the original did
         )
         return volume.id, volume.name
 

@@ -1,0 +1,55 @@
+"""System and tenant settings: one key/value document per owner, changed by JSON merge patches.
+
+A change is checked like a volume's settings (``model.settings``: JSON values only, bounded depth and
+size) and the keys snapkeep reads itself must have their type (``expose_snapshots`` a boolean). A tenant's
+document reads with the defaults of those keys filled in, so ``expose_snapshots`` is always there.
+The system's document is the system's own: a tenant caller cannot see it (``NotFound``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
+from snapkeep.model.principal import Principal, Role
+from snapkeep.model.settings import TENANT_DEFAULTS, apply_settings, check_known
+from snapkeep.services.audit import Audit
+
+
+class SettingDocs:
+    def __init__(self, db: Database, audit: Audit) -> None:
+        self._db = db
+        self._audit = audit
+
+    @staticmethod
+    def _owner(uow: Unit, tenant: str | None) -> str | None:
+        return None if tenant is None else uow.tenants.resolve(tenant).id
+
+    @staticmethod
+    def _shown(owner: str | None, stored: dict[str, Any]) -> dict[str, Any]:
+        return stored if owner is None else TENANT_DEFAULTS | stored
+
+    def get(self, who: Principal, tenant: str | None = None) -> dict[str, Any]:
+        """The system's document (``tenant`` None) or the tenant's, with the tenant defaults filled in."""
+        with self._db.unit(who) as uow:
+            owner = self._owner(uow, tenant)
+            return self._shown(owner, uow.settings.document(owner))
+
+    def patch(self, who: Principal, patch: dict[str, Any], tenant: str | None = None) -> dict[str, Any]:
+        """Apply a merge patch (``None`` removes a key); checked before anything is written. Changing the
+        system's settings needs an admin of the system; a tenant's, an operator that sees it."""
+        who.require(Role.ADMIN if tenant is None else Role.OPERATOR)
+        with self._db.unit(who) as uow:
+            owner = self._owner(uow, tenant)
+            document = apply_settings(uow.settings.document(owner), patch)
+            check_known(document)
+            uow.settings.replace(owner, document)
+            target = "system" if owner is None else f"tenant:{owner}"
+            self._audit.done(uow, who.name, "settings.update", target, ",".join(sorted(patch)))
+            return self._shown(owner, document)
+
+    def tenant_value(self, tenant_id: str, key: str) -> Any:
+        """A setting snapkeep reads for a tenant (its default if unset), e.g. ``expose_snapshots``."""
+        with self._db.unit() as uow:
+            return self._shown(tenant_id, uow.settings.document(tenant_id)).get(key)

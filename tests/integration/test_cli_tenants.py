@@ -1,0 +1,111 @@
+"""``snapkeep tenant|network|settings|tag`` and ``--tenant``/``--tag`` on volumes, run as real subprocesses
+against a real running service (the session's ``server``); every tenant a test makes is deleted after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import Server
+from tests.integration.test_cli import Cli, unique
+
+
+@pytest.fixture
+def cli(server: Server) -> Iterator[Cli]:
+    with server.client() as api:
+        before = {t["id"] for t in api.get("/api/v1/tenants").json() if t["depth"] == 0}
+        before_networks = {n["id"] for n in api.get("/api/v1/networks").json()}
+        yield Cli(server.cli_env())
+        for network in api.get("/api/v1/networks").json():
+            if network["id"] not in before_networks:
+                api.delete(f"/api/v1/networks/{network['id']}")
+        for tenant in api.get("/api/v1/tenants").json():
+            if tenant["depth"] == 0 and tenant["id"] not in before:
+                answer = api.delete(f"/api/v1/tenants/{tenant['id']}", params={"wait": 30, "force": True})
+                assert answer.status_code == 202 and answer.json()["status"] == "succeeded", answer.text
+
+
+def test_tenant_tree_show_update_and_delete(cli: Cli) -> None:
+    top, child = unique("acme"), unique("dev")
+    made = cli.json("tenant", "create", top, "--description", "a customer", "--tag", "prod", "--tag", "eu")
+    assert made["path"] == top and made["tags"] == ["eu", "prod"] and made["parent_id"] is None
+    sub = cli.json("tenant", "create", child, "--parent", top)
+    assert sub["path"] == f"{top}/{child}" and sub["parent_id"] == made["id"] and sub["depth"] == 1
+
+    listed = [t["path"] for t in cli.json("tenant", "list")]
+    assert listed.index(top) + 1 == listed.index(f"{top}/{child}")
+    table = cli.ok("tenant", "list")
+    assert f"{made['id']}  {top}" in table and f"  {child}" in table  # the child indented beneath its parent
+
+    assert cli.json("tenant", "show", f"{top}/{child}")["id"] == sub["id"]
+    assert cli.json("tenant", "show", sub["id"])["online"] is False
+    renamed = cli.json("tenant", "update", f"{top}/{child}", "--name", "staging", "--description", "was dev")
+    assert renamed["path"] == f"{top}/staging" and renamed["description"] == "was dev"
+    cli.refused("tenant", "create", "staging", "--parent", top, code="name_clash", exit_code=4)
+    cli.refused("tenant", "update", top, code="invalid_input", exit_code=2)
+    cli.refused("tenant", "show", f"{top}/nope", code="not_found", exit_code=3)
+
+    vol = cli.json("volume", "create", unique("v"), "--size", "64M", "--tenant", f"{top}/staging", "--tag", "gold")
+    assert vol["tenant_id"] == sub["id"] and vol["tags"] == ["gold"]
+    assert [v["id"] for v in cli.json("volume", "list", "--tenant", f"{top}/staging")] == [vol["id"]]
+    assert vol["id"] not in [v["id"] for v in cli.json("volume", "list", "--tenant", top)]
+
+    done = cli.ok("tenant", "delete", top, "--yes")
+    assert f"tenant {top!r} deleted (2 tenant(s), 0 VM(s), 1 volume(s)" in done
+    assert top not in [t["path"] for t in cli.json("tenant", "list")]
+    assert vol["id"] not in [v["id"] for v in cli.json("volume", "list")]
+
+
+def test_settings_get_set_unset(cli: Cli) -> None:
+    top = unique("acme")
+    cli.json("tenant", "create", top)
+    assert cli.json("settings", "get", "--tenant", top) == {"expose_snapshots": True}
+    after = cli.json("settings", "set", "expose_snapshots=false", "quota=50", "contact=ops team", "--tenant", top)
+    assert after == {"expose_snapshots": False, "quota": 50, "contact": "ops team"}
+    assert cli.json("settings", "get", "quota", "--tenant", top) == {"quota": 50}
+    assert "contact" in cli.ok("settings", "get", "--tenant", top)
+    after = cli.json("settings", "unset", "expose_snapshots", "quota", "--tenant", top)
+    assert after == {"expose_snapshots": True, "contact": "ops team"}
+    cli.refused("settings", "set", "expose_snapshots=maybe", "--tenant", top, code="invalid_settings", exit_code=2)
+    cli.refused("settings", "set", "novalue", "--tenant", top, code="invalid_input", exit_code=2)
+
+    key = unique("k")
+    assert cli.json("settings", "set", f"{key}=1")[key] == 1  # the system's document
+    assert key not in cli.json("settings", "unset", key)
+
+
+def test_tags_and_networks(cli: Cli) -> None:
+    top = unique("acme")
+    cli.json("tenant", "create", top)
+    assert "prod" in cli.ok("tag", "add", "tenant", top, "prod")
+    assert cli.json("tenant", "show", top)["tags"] == ["prod"]
+    assert "no tags" in cli.ok("tag", "remove", "tenant", top, "prod")
+    cli.refused("tag", "add", "tenant", top, "bad,tag", code="invalid_input", exit_code=2)
+    cli.refused("tag", "add", "volume", unique("missing"), "x", code="not_found", exit_code=3)
+
+    name = unique("lan")
+    net = cli.json("network", "create", name, "--cidr", "10.231.7.0/24", "--tenant", top, "--no-dhcp")
+    assert net["cidr"] == "10.231.7.0/24" and net["dhcp"] is False and net["tenant_id"] is not None
+    assert [n["id"] for n in cli.json("network", "list", "--tenant", top)] == [net["id"]]
+    cli.refused("network", "create", unique("wide"), "--cidr", "10.231.0.0/16", code="network_overlap", exit_code=4)
+    cli.refused("network", "create", unique("pub"), "--cidr", "8.8.8.0/24", code="invalid_network", exit_code=2)
+    assert cli.json("network", "update", net["id"], "--dhcp")["dhcp"] is True
+    assert name in cli.ok("network", "show", net["id"])
+    assert "deleted" in cli.ok("network", "delete", net["id"], "--yes")
+    cli.refused("network", "show", net["id"], code="not_found", exit_code=3)
+
+
+def test_moving_an_object_between_owners_is_refused(cli: Cli, server: Server) -> None:
+    top = unique("acme")
+    cli.json("tenant", "create", top)
+    vol = cli.json("volume", "create", unique("v"), "--size", "64M", "--tenant", top)
+    with server.client() as api:
+        for path, body in (
+            (f"/api/v1/volumes/{vol['id']}", {"tenant": None}),
+            (f"/api/v1/tenants/{top}", {"parent": None}),
+        ):
+            before = api.get(path).json()
+            answer = api.patch(path, json=body)
+            assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_input", answer.text
+            assert api.get(path).json() == before
