@@ -25,6 +25,7 @@ from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
 
 MiB = 1 << 20
 
@@ -238,3 +239,16 @@ def test_networks_overlap_names_and_owners(services: Services) -> None:
     assert [n.owner_tenant_id for n in services.networks.list(globex_op)] == [globex_op.tenant_id]
     with pytest.raises(NotFound):
         services.networks.get(globex_op, a.id)
+
+
+def test_a_restore_as_new_and_its_name_stay_with_the_owner_of_the_source(services: Services) -> None:
+    """Names are unique per owner: the copy of a tenant's volume is that tenant's, named by its rules there."""
+    services.tenants.create(SYSTEM, "owner")
+    vol = services.volumes.create("data", 8 * MiB, tenant="owner")
+    services.volumes.create("data_restored", 8 * MiB)  # the system's: no clash with the tenant's copy
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s1"))
+    made = services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
+    copy = services.volumes.get(str(made["volume_id"]))
+    assert (copy.name, copy.owner_tenant_id) == ("data_restored", vol.owner_tenant_id)
+    with pytest.raises(NameClash):
+        services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
