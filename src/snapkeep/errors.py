@@ -147,6 +147,17 @@ class NotFound(SnapkeepError):
     http_status = 404
     exit_code = 3
 
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        # The object exists but the caller's scope hides it: answered exactly like a missing one, and
+        # audited as a refusal (never shown in the body).
+        self.outside_scope = False
+
+    def hiding(self) -> NotFound:
+        """This error, marked as hiding an object outside the caller's scope."""
+        self.outside_scope = True
+        return self
+
 
 class Conflict(SnapkeepError):
     """The request clashes with the current state."""

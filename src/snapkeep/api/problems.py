@@ -4,7 +4,7 @@ Every refusal answers ``{"error": {...}}`` (``SnapkeepError.to_body``): snapkeep
 parameters, malformed bodies, unknown routes and wrong methods alike, never FastAPI's ``{"detail": ...}``.
 The body is rendered ASCII-escaped, so an error that quotes a lone surrogate can still be sent. A 405
 lists in ``Allow`` every method of the path, not only those of the first route that matched it. 401 and
-403 refusals are written to the audit log.
+403 refusals are written to the audit log, and so are 404s that hide an object outside the caller's scope.
 
 The OpenAPI document lists, for every operation, the error statuses it can answer, by rules over what the
 operation has (a token, parameters, a body), so that no route needs its own list and none is forgotten.
@@ -80,7 +80,7 @@ def allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SnapkeepError)
     async def snapkeep_error(request: Request, exc: SnapkeepError) -> Response:
-        if isinstance(exc, Unauthorized | Forbidden):
+        if isinstance(exc, Unauthorized | Forbidden) or (isinstance(exc, NotFound) and exc.outside_scope):
             await run_in_threadpool(_audit_refusal, request, exc)
         return error_response(exc)
 
@@ -117,7 +117,8 @@ def _summary(problems: list[dict[str, Any]]) -> str:
     return "invalid request: " + "; ".join(said) + more
 
 
-def _audit_refusal(request: Request, exc: Unauthorized | Forbidden) -> None:
+def _audit_refusal(request: Request, exc: SnapkeepError) -> None:
+    """401, 403, and 404 for an object the caller's scope hides (its body the same as for a missing one)."""
     principal = getattr(request.state, "principal", None)
     actor = principal.name if principal is not None else "anonymous"
     target = f"{request.method} {request.url.path}"[:256]

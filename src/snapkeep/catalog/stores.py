@@ -82,8 +82,8 @@ def _convert(row: Any, cls: type[T], enums: dict[str, type[StrEnum]]) -> T:
 def _no_owner(tenant_id: str | None) -> NotFound:
     """An owner outside the scope: a tenant as good as missing, or the system itself."""
     if tenant_id is None:
-        return NotFound("the system is outside this scope", tenant=None)
-    return NotFound(f"no tenant with id {tenant_id}", tenant=tenant_id)
+        return NotFound("the system is outside this scope", tenant=None).hiding()
+    return NotFound(f"no tenant with id {tenant_id}", tenant=tenant_id).hiding()
 
 
 class _Store(Generic[T]):
@@ -107,8 +107,10 @@ class _Store(Generic[T]):
 
     def _row(self, row_id: Any) -> Any:
         row = self._s.get(self.row, row_id)
-        if row is None or not self._visible(row):
+        if row is None:
             raise self._missing(row_id)
+        if not self._visible(row):
+            raise self._missing(row_id).hiding()
         return row
 
     def _missing(self, row_id: Any) -> NotFound:
@@ -189,7 +191,8 @@ class _Named(_Owned[T]):
             return self._to(row)
         found = self.find(ref, self._scope.tenant_id)
         if found is None:
-            raise NotFound(f"no {self.what} named or with id {ref!r}", ref=ref)
+            missing = NotFound(f"no {self.what} named or with id {ref!r}", ref=ref)
+            raise missing if row is None else missing.hiding()
         return found
 
     def list(self) -> list[T]:
@@ -354,7 +357,8 @@ class TenantStore(_Store[Tenant]):
         if len(named) == 1:
             return named[0]
         why = f"{len(named)} tenants are named {ref!r}: give its id or path" if named else f"no tenant {ref!r}"
-        raise NotFound(why, tenant=ref)
+        missing = NotFound(why, tenant=ref)
+        raise missing if row is None else missing.hiding()
 
     def _by_path(self, names: builtins.list[str]) -> Tenant | None:
         top = self._scope.tenant_id
