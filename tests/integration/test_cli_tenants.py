@@ -109,3 +109,28 @@ def test_moving_an_object_between_owners_is_refused(cli: Cli, server: Server) ->
             answer = api.patch(path, json=body)
             assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_input", answer.text
             assert api.get(path).json() == before
+
+
+def test_tokens_create_list_revoke_and_a_tenant_token_sees_its_subtree_only(cli: Cli) -> None:
+    top, other = unique("acme"), unique("globex")
+    cli.json("tenant", "create", top)
+    cli.json("tenant", "create", "dev", "--parent", top)
+    cli.json("tenant", "create", other)
+    name = unique("acme-ops")
+    made = cli.json("token", "create", name, "--role", "operator", "--tenant", top)
+    assert made["role"] == "operator" and made["secret"].startswith("sk_")
+    shown = cli.run("token", "create", unique("plain"), "--tenant", top)
+    assert shown.returncode == 0 and shown.stdout.strip().startswith("sk_") and "shown this once" in shown.stderr
+    assert made["secret"] not in cli.ok("token", "list")
+
+    scoped = Cli({**cli.env, "SNAPKEEP_TOKEN": made["secret"]})
+    assert [t["path"] for t in scoped.json("tenant", "list")] == [top, f"{top}/dev"]
+    scoped.refused("tenant", "show", other, code="not_found", exit_code=3)
+    scoped.refused("settings", "get", code="not_found", exit_code=3)
+    scoped.refused("token", "create", unique("up"), "--role", "admin", code="forbidden", exit_code=5)
+    child = scoped.json("tenant", "create", "team")  # beneath its own tenant
+    assert child["path"] == f"{top}/team"
+    assert name in [t["name"] for t in scoped.json("token", "list")]
+
+    assert "revoked" in cli.ok("token", "revoke", name)
+    scoped.refused("tenant", "list", code="unauthorized", exit_code=5)

@@ -20,6 +20,7 @@ from snapkeep.errors import (
     NetworkOverlap,
     NotFound,
     SnapshotLocked,
+    Unauthorized,
 )
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind
@@ -42,6 +43,7 @@ def state(svc: Services) -> dict[str, Any]:
             "snapshots": uow.snapshots.list(),
             "settings": {t.id: uow.settings.document(t.id) for t in tenants} | {None: uow.settings.document(None)},
             "tags": {kind: uow.tags.of_all(kind) for kind in TagKind},
+            "tokens": uow.tokens.list(),
             "datasets": sorted(svc.pool.list_datasets()),
             "pool_snapshots": sorted(svc.pool.list_snapshots()),
         }
@@ -127,6 +129,8 @@ def test_delete_removes_exactly_the_subtree(services: Services) -> None:
     net = services.networks.create(SYSTEM, "lan", "10.77.1.0/24", tenant="acme/dev")
     services.settings_docs.patch(SYSTEM, {"expose_snapshots": False}, tenant="acme/dev")
     services.tags.add(SYSTEM, TagKind.VOLUME, t["vols"]["dev"].id, "gold")
+    _token, secret = services.tokens.issue(SYSTEM, "dev-ops", Role.OPERATOR, tenant="acme/dev")
+    services.tokens.issue(SYSTEM, "globex-ops", Role.OPERATOR, tenant="globex")
     before = state(services)
 
     result = services.tenants.delete(SYSTEM, "acme")
@@ -144,6 +148,9 @@ def test_delete_removes_exactly_the_subtree(services: Services) -> None:
     assert after["pool_snapshots"] == [s for s in before["pool_snapshots"] if s not in gone_snaps]
     assert after["tags"] == {TagKind.VM: {}, TagKind.VOLUME: {}, TagKind.TENANT: {}}
     assert set(after["settings"]) == {None, t["globex"].tenant.id}
+    assert after["tokens"] == [x for x in before["tokens"] if x.name != "dev-ops"]
+    with pytest.raises(Unauthorized):
+        services.tokens.authenticate(secret)
     with pytest.raises(NotFound):
         services.tenants.get(SYSTEM, "acme")
 
@@ -252,3 +259,35 @@ def test_a_restore_as_new_and_its_name_stay_with_the_owner_of_the_source(service
     assert (copy.name, copy.owner_tenant_id) == ("data_restored", vol.owner_tenant_id)
     with pytest.raises(NameClash):
         services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
+
+
+def test_tokens_never_get_more_than_their_creator(services: Services) -> None:
+    tree(services)
+    acme_id = services.tenants.get(SYSTEM, "acme").tenant.id
+    token, secret = services.tokens.issue(SYSTEM, "acme-ops", Role.OPERATOR, tenant="acme")
+    assert (token.role, token.tenant_id) == (Role.OPERATOR, acme_id) and secret.startswith("sk_")
+    acme_ops = services.tokens.authenticate(secret)
+    assert acme_ops == Principal("acme-ops", Role.OPERATOR, acme_id)
+
+    before = state(services)
+    with pytest.raises(Forbidden):
+        services.tokens.issue(acme_ops, "escalate", Role.ADMIN)  # more than its creator's role
+    with pytest.raises(NotFound):
+        services.tokens.issue(acme_ops, "sideways", Role.VIEWER, tenant="globex")  # outside its scope
+    with pytest.raises(Forbidden):
+        services.tokens.issue(Principal("v", Role.VIEWER, None), "v2", Role.VIEWER)
+    with pytest.raises(NameClash):
+        services.tokens.issue(SYSTEM, "acme-ops", Role.VIEWER)
+    assert state(services) == before
+
+    _dev_token, dev_secret = services.tokens.issue(acme_ops, "dev-ops", Role.OPERATOR, tenant="acme/dev")
+    listed = {t.name for t in services.tokens.listing(acme_ops)}
+    assert listed == {"acme-ops", "dev-ops"}  # the system's admin token is not in its scope
+    assert {t.name for t in services.tokens.listing(SYSTEM)} >= listed
+    dev_ops = services.tokens.authenticate(dev_secret)
+    assert {t.name for t in services.tokens.listing(dev_ops)} == {"dev-ops"}
+    with pytest.raises(NotFound):
+        services.tokens.revoke(dev_ops, "acme-ops")  # above its scope
+    services.tokens.revoke(acme_ops, "dev-ops")
+    with pytest.raises(Unauthorized):
+        services.tokens.authenticate(dev_secret)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from snapkeep.errors import NetworkInUse, SnapkeepError, TenantOnline
+from snapkeep.errors import NameClash, NetworkInUse, NotFound, SnapkeepError, TenantOnline
 from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM
@@ -73,6 +73,14 @@ def test_tenant_power_and_delete_reach_exactly_its_subtree(
         child_vm = make_vm(svc, image, f"tnt-{tag}-b", "acme/dev", [])
         system_vm = make_vm(svc, image, f"tnt-{tag}-s", None, [])
         assert parent_vm.owner_tenant_id == parent.id and child_vm.owner_tenant_id == child.id
+        before = state(svc)
+        with pytest.raises(NameClash, match="VM names are unique on the host"):  # its libvirt domain's name
+            make_vm(svc, image, parent_vm.name, "acme/dev", [])
+        if network is not None:
+            assert parent_vm.config["nics"][0]["network_id"] == network.id
+            with pytest.raises(NotFound):  # a NIC only on a network of the VM's own owner
+                make_vm(svc, image, f"tnt-{tag}-x", "acme/dev", [network.id])
+        assert state(svc) == before
         svc.vms.start(system_vm.id)
 
         started = svc.tenants.power(SYSTEM, "acme", on=True)

@@ -14,6 +14,7 @@ from snapkeep.errors import InvalidInput, InvalidPath
 from snapkeep.model import relpath
 from snapkeep.model import settings as settings_rules
 from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
+from snapkeep.model.principal import Role
 from snapkeep.model.tags import MAX_TAGS, TAG_PATTERN
 from snapkeep.model.timespec import DURATION_PATTERN, MAX_EXPIRY_TEXT
 from snapkeep.model.types import (
@@ -25,6 +26,7 @@ from snapkeep.model.types import (
     QuiescePolicy,
     RestoreMode,
     Snapshot,
+    Token,
     Volume,
 )
 from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, MIN_VOLUME_SIZE, SIZE_PATTERN
@@ -482,6 +484,28 @@ class NetworkPublic(BaseModel):
 
 class TagsPublic(BaseModel):
     tags: list[str]
+
+
+class TokenCreate(RequestBody):
+    name: Name
+    role: Role = Field(strict=False, description="at most the caller's own role")
+    tenant: TenantRef
+
+
+class TokenPublic(BaseModel):
+    id: str
+    name: str
+    role: str
+    tenant_id: str | None = Field(description="its scope; null: the system")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, t: Token) -> TokenPublic:
+        return cls(id=t.id, name=t.name, role=t.role, tenant_id=t.tenant_id, created_at=t.created_at)
+
+
+class TokenCreated(TokenPublic):
+    secret: str = Field(description="the token itself: shown this once, only its hash is kept")
 
 
 class ErrorBody(BaseModel):

@@ -306,6 +306,30 @@ class TokenStore(_Store[Token]):
         row = self._s.scalar(select(TokenRow).where(TokenRow.token_hash == token_hash))
         return None if row is None else self._to(row)
 
+    def find_by_name(self, name: str) -> Token | None:
+        """Any token of that name (names are unique across scopes), visible or not: for the name check."""
+        row = self._s.scalar(select(TokenRow).where(TokenRow.name == name))
+        return None if row is None else self._to(row)
+
+    def _visible(self, row: Any) -> bool:
+        """A scope sees the tokens of its own subtree (by the hash, above, every token is found)."""
+        return self._scope.allows(row.tenant_id)
+
+    def _check_placement(self, values: dict[str, Any]) -> None:
+        if "tenant_id" in values and not self._scope.allows(values["tenant_id"]):
+            raise _no_owner(values["tenant_id"])
+
+    def resolve(self, ref: str) -> Token:
+        """The visible token with id or name ``ref``."""
+        row = self._s.get(TokenRow, ref) or self._s.scalar(select(TokenRow).where(TokenRow.name == ref))
+        if row is None or not self._visible(row):
+            raise NotFound(f"no token named or with id {ref!r}", token=ref)
+        return self._to(row)
+
+    def list(self) -> builtins.list[Token]:
+        query = self._scope.where(select(TokenRow), TokenRow.tenant_id).order_by(TokenRow.name)
+        return [self._to(row) for row in self._s.scalars(query)]
+
 
 class TenantStore(_Store[Tenant]):
     """Tenants a scope sees: its own tenant and those beneath it (the system sees all)."""

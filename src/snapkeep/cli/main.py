@@ -15,6 +15,7 @@ from snapkeep.cli import (
     snapshot_cmd,
     tag_cmd,
     tenant_cmd,
+    token_cmd,
     vm_cmd,
     volume_cmd,
 )
@@ -53,6 +54,7 @@ app.add_typer(tenant_cmd.app, name="tenant")
 app.add_typer(network_cmd.app, name="network")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(tag_cmd.app, name="tag")
+app.add_typer(token_cmd.app, name="token")
 
 
 def main() -> None:

@@ -5,8 +5,9 @@ beneath it, with all they own. It is *online* while any VM of its subtree runs. 
 off starts or stops every VM of its subtree through the VM service (the VMs' guards apply), as one job
 that holds all of their guards from the request on. Deleting one removes its whole subtree: every check
 is made first (nothing running unless forced, no locked snapshot), with the guards of every object held,
-so that a refused delete changes nothing; then VMs, volumes, the remaining snapshots, networks, settings
-and the tenants themselves, deepest first. Moving a tenant to another parent is not offered.
+so that a refused delete changes nothing; then VMs, volumes, the remaining snapshots, networks, the
+subtree's API tokens, settings and the tenants themselves, deepest first. Moving a tenant to another
+parent is not offered.
 """
 
 from __future__ import annotations
@@ -300,6 +301,10 @@ class Tenants:
         with self._db.unit(who) as uow:
             for network in plan.networks:
                 self._networks.remove(uow, who, network)
+            subtree_ids = {t.id for t in plan.tenants}
+            for token in uow.tokens.list():  # its tokens stop working with it
+                if token.tenant_id in subtree_ids:
+                    uow.tokens.delete(token.id)
             for tenant in plan.tenants:
                 uow.settings.replace(tenant.id, {})
                 uow.tenants.delete(tenant.id)

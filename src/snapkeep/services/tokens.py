@@ -1,4 +1,9 @@
-"""API tokens: role (admin, operator, viewer) and scope (the system, or one tenant)."""
+"""API tokens: role (admin, operator, viewer) and scope (the system, or one tenant).
+
+The secret is shown once, when the token is made; the catalog keeps only its SHA-256. A caller makes
+tokens for its own scope or a tenant beneath it, with at most its own role (a token never gets more than
+its creator has), and sees and revokes only the tokens of its own subtree, of at most its own role.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from snapkeep.catalog.db import Database
-from snapkeep.errors import Unauthorized
+from snapkeep.errors import Forbidden, NameClash, Unauthorized
+from snapkeep.model.names import check_name
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Token
 
@@ -39,6 +45,43 @@ class Tokens:
                 )
             )
         return secret
+
+    def _within(self, who: Principal, role: Role, what: str) -> None:
+        try:
+            who.require(role)
+        except Forbidden:
+            raise Forbidden(
+                f"token {who.name!r} has role {who.role}: it cannot {what} a token of role {role}"
+            ) from None
+
+    def issue(self, who: Principal, name: str, role: Role, tenant: str | None = None) -> tuple[Token, str]:
+        """A new token for ``tenant`` (else the caller's own scope) and its secret, shown this once."""
+        who.require(Role.OPERATOR)
+        self._within(who, role, "make")
+        check_name(name, "token name")
+        with self._db.unit(who) as uow:
+            tenant_id = uow.tenants.owner(tenant)
+            if uow.tokens.find_by_name(name) is not None:
+                raise NameClash(f"a token named {name!r} already exists", name=name)
+        secret = self.create(name, role, tenant_id)
+        with self._db.unit(who) as uow:
+            token = uow.tokens.find_by_hash(_hash(secret))
+            assert token is not None
+            uow.audit.append(self._clock(), who.name, "token.create", f"token:{name}", "done", f"role:{role}")
+            return token, secret
+
+    def listing(self, who: Principal) -> list[Token]:
+        with self._db.unit(who) as uow:
+            return uow.tokens.list()
+
+    def revoke(self, who: Principal, ref: str) -> None:
+        """Delete a token of the caller's subtree, of at most the caller's role; its secret stops working."""
+        who.require(Role.OPERATOR)
+        with self._db.unit(who) as uow:
+            token = uow.tokens.resolve(ref)
+            self._within(who, token.role, "revoke")
+            uow.tokens.delete(token.id)
+            uow.audit.append(self._clock(), who.name, "token.revoke", f"token:{token.name}", "done", "")
 
     def ensure_admin_file(self, path: str) -> None:
         """At first start write an admin token to ``path`` (mode 0600); later starts keep it, unless the

@@ -107,7 +107,11 @@ class VMs:
         if uow.vms.find(name, owner_tenant_id) is not None:
             raise NameClash(f"a VM named {name!r} already exists", name=name)
         if self.host.exists(name):
-            raise NameClash(f"libvirt already has a domain named {name!r} that snapkeep does not manage", name=name)
+            raise NameClash(
+                f"libvirt already has a domain named {name!r} (one snapkeep does not manage, or another owner's "
+                "VM: a VM's domain carries its name, so VM names are unique on the host)",
+                name=name,
+            )
 
     def check_pool_reachable(self) -> None:
         """Refuse (``PoolUnreachable``, saying how to fix it) when QEMU could not open disks in the pool."""

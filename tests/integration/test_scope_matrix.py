@@ -1,0 +1,324 @@
+"""Scoped access on every route (SPEC §5), generated from the running service's own route table.
+
+Five callers — an admin of the system, an operator and a viewer of tenant A, an operator of A's sibling B
+and an operator of A's child — against objects owned by A. A scope sees its own subtree only: B and the
+child are answered 404 for anything of A, as if it did not exist; A's viewer may read and is refused
+(403) every change; an admin-only operation is refused to everyone else. Each refused request is checked
+to have changed nothing (catalog through the API, and the pool on disk) and to be in the audit log.
+Requests that are allowed are sent when they read or change nothing that later cases need (the table says
+which); the others' positive paths are the subject of the other integration tests.
+
+``ROUTES`` must name every operation of the OpenAPI document: a new route fails this test until it says who
+may call it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+
+pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # scope does not depend on the driver
+
+VIEWER, OPERATOR, ADMIN = 0, 1, 2
+ROLE_NAMES = {VIEWER: "viewer", OPERATOR: "operator", ADMIN: "admin"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    role: int
+    tenant: str | None  # a key of World.tenants; None: the system
+
+
+CALLERS = [
+    Caller("system-admin", ADMIN, None),
+    Caller("a-operator", OPERATOR, "a"),
+    Caller("a-viewer", VIEWER, "a"),
+    Caller("b-operator", OPERATOR, "b"),
+    Caller("child-operator", OPERATOR, "child"),
+]
+
+
+@dataclass
+class World:
+    server: Server
+    admin: httpx.Client
+    tenants: dict[str, dict[str, Any]]  # a, b, child
+    objects: dict[str, str]  # what of A the paths name: volume, vm, snapshot, job, network, token, tenant
+    clients: dict[str, httpx.Client]
+    token_names: dict[str, str]
+
+    def sees(self, caller: Caller, owner: str | None) -> bool:
+        """Whether ``caller``'s scope holds something owned by ``owner`` (a tenant key; None: the system)."""
+        if caller.tenant is None:
+            return True
+        return owner is not None and (owner == caller.tenant or (caller.tenant, owner) == ("a", "child"))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+Body = Callable[[World], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who may call one operation on an object of A (``owner`` "a") or of the system (``owner`` None)."""
+
+    needs: int
+    owner: str | None = "a"
+    body: Body = lambda _w: None
+    params: dict[str, Any] | None = None
+    run_when_allowed: bool = False  # safe to send for real when the caller may: it breaks nothing later
+
+
+def a_path(w: World) -> str:
+    return str(w.tenants["a"]["path"])
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    # service
+    ("get", "/api/v1/audit"): Route(VIEWER, owner=None, run_when_allowed=True),
+    # volumes
+    ("get", "/api/v1/volumes"): Route(VIEWER, run_when_allowed=True),
+    ("post", "/api/v1/volumes"): Route(
+        OPERATOR, body=lambda w: {"name": unique("mx"), "size_limit": "16M", "tenant": a_path(w)}
+    ),
+    ("get", "/api/v1/volumes/{ref}"): Route(VIEWER, run_when_allowed=True),
+    ("patch", "/api/v1/volumes/{ref}"): Route(
+        OPERATOR, body=lambda _w: {"description": "changed by the matrix"}, run_when_allowed=True
+    ),
+    ("delete", "/api/v1/volumes/{ref}"): Route(OPERATOR),
+    # VMs
+    ("get", "/api/v1/vms"): Route(VIEWER, run_when_allowed=True),
+    ("post", "/api/v1/vms"): Route(
+        OPERATOR, body=lambda w: {"name": unique("mx"), "disks": ["8M"], "nics": 0, "tenant": a_path(w)}
+    ),
+    ("get", "/api/v1/vms/{ref}"): Route(VIEWER, run_when_allowed=True),
+    ("post", "/api/v1/vms/{ref}/start"): Route(OPERATOR),
+    ("post", "/api/v1/vms/{ref}/stop"): Route(OPERATOR, body=lambda _w: {"force": True}),
+    ("post", "/api/v1/vms/{ref}/clone"): Route(OPERATOR, body=lambda _w: {"name": unique("mx")}),
+    ("delete", "/api/v1/vms/{ref}"): Route(OPERATOR),
+    # snapshots
+    ("get", "/api/v1/snapshots"): Route(VIEWER, run_when_allowed=True),
+    ("post", "/api/v1/snapshots"): Route(
+        OPERATOR, body=lambda w: {"volume": w.objects["volume"], "name": unique("mx")}, run_when_allowed=True
+    ),
+    ("post", "/api/v1/snapshots/sweep"): Route(ADMIN, owner=None),
+    ("get", "/api/v1/snapshots/{snap_id}"): Route(VIEWER, run_when_allowed=True),
+    ("delete", "/api/v1/snapshots/{snap_id}"): Route(OPERATOR),
+    ("post", "/api/v1/snapshots/{snap_id}/unlock"): Route(ADMIN),
+    ("post", "/api/v1/snapshots/{snap_id}/space"): Route(OPERATOR, run_when_allowed=True),
+    ("get", "/api/v1/snapshots/{snap_id}/files"): Route(VIEWER, run_when_allowed=True),
+    ("post", "/api/v1/snapshots/{snap_id}/extract"): Route(OPERATOR, body=lambda _w: {"path": "f.txt"}),
+    ("post", "/api/v1/snapshots/{snap_id}/restore"): Route(OPERATOR, body=lambda _w: {"pre_restore": False}),
+    # jobs
+    ("get", "/api/v1/jobs"): Route(VIEWER, run_when_allowed=True),
+    ("get", "/api/v1/jobs/{job_id}"): Route(VIEWER, run_when_allowed=True),
+    # tenants
+    ("get", "/api/v1/tenants"): Route(VIEWER, run_when_allowed=True),
+    ("post", "/api/v1/tenants"): Route(OPERATOR, body=lambda w: {"name": unique("mx"), "parent": a_path(w)}),
+    ("get", "/api/v1/tenants/{ref}"): Route(VIEWER, run_when_allowed=True),
+    ("patch", "/api/v1/tenants/{ref}"): Route(
+        OPERATOR, body=lambda _w: {"description": "changed by the matrix"}, run_when_allowed=True
+    ),
+    ("post", "/api/v1/tenants/{ref}/start"): Route(OPERATOR),
+    ("post", "/api/v1/tenants/{ref}/stop"): Route(OPERATOR, body=lambda _w: {"force": True}),
+    ("delete", "/api/v1/tenants/{ref}"): Route(OPERATOR),
+    ("get", "/api/v1/tenants/{ref}/settings"): Route(VIEWER, run_when_allowed=True),
+    ("patch", "/api/v1/tenants/{ref}/settings"): Route(OPERATOR, body=lambda _w: {"matrix": 1}, run_when_allowed=True),
+    # the system's settings
+    ("get", "/api/v1/settings"): Route(VIEWER, owner=None, run_when_allowed=True),
+    ("patch", "/api/v1/settings"): Route(ADMIN, owner=None, body=lambda _w: {"matrix": 1}),
+    # networks
+    ("get", "/api/v1/networks"): Route(VIEWER, run_when_allowed=True),
+    ("post", "/api/v1/networks"): Route(
+        OPERATOR, body=lambda w: {"name": unique("mx"), "cidr": "10.213.7.0/24", "tenant": a_path(w)}
+    ),
+    ("get", "/api/v1/networks/{ref}"): Route(VIEWER, run_when_allowed=True),
+    ("patch", "/api/v1/networks/{ref}"): Route(
+        OPERATOR, body=lambda _w: {"description": "changed by the matrix"}, run_when_allowed=True
+    ),
+    ("delete", "/api/v1/networks/{ref}"): Route(OPERATOR),
+    # tags (of A's volume)
+    ("get", "/api/v1/tags/{kind}/{ref}"): Route(VIEWER, run_when_allowed=True),
+    ("put", "/api/v1/tags/{kind}/{ref}/{tag}"): Route(OPERATOR, run_when_allowed=True),
+    ("delete", "/api/v1/tags/{kind}/{ref}/{tag}"): Route(OPERATOR, run_when_allowed=True),
+    # tokens (of A)
+    ("get", "/api/v1/tokens"): Route(ADMIN),
+    ("post", "/api/v1/tokens"): Route(
+        ADMIN, body=lambda w: {"name": unique("mx"), "role": "viewer", "tenant": a_path(w)}
+    ),
+    ("delete", "/api/v1/tokens/{ref}"): Route(ADMIN),
+}
+LISTINGS = {  # a listing is never refused: it shows the caller's scope only
+    "/api/v1/volumes": "volume",
+    "/api/v1/vms": "vm",
+    "/api/v1/snapshots": "snapshot",
+    "/api/v1/jobs": "job",
+    "/api/v1/tenants": "tenant",
+    "/api/v1/networks": "network",
+}
+PARAMS = {  # path parameter -> the object of A it names
+    ("/api/v1/volumes", "ref"): "volume",
+    ("/api/v1/vms", "ref"): "vm",
+    ("/api/v1/snapshots", "snap_id"): "snapshot",
+    ("/api/v1/jobs", "job_id"): "job",
+    ("/api/v1/tenants", "ref"): "tenant",
+    ("/api/v1/networks", "ref"): "network",
+    ("/api/v1/tokens", "ref"): "token",
+}
+
+
+def concrete(w: World, template: str) -> str:
+    if template.startswith("/api/v1/tags/"):
+        return template.format(kind="volume", ref=w.objects["volume"], tag="matrix")
+    prefix = template.split("/{")[0]
+    names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
+    return template.format(**{name: w.objects[PARAMS[(prefix, name)]] for name in names})
+
+
+def snapshot_of_state(w: World) -> dict[str, Any]:
+    """Everything a refused request must leave as it was: the catalog as the admin sees it, and the pool."""
+    api = w.admin
+    state: dict[str, Any] = {
+        path: api.get(path).json()
+        for path in ("/api/v1/volumes", "/api/v1/vms", "/api/v1/snapshots", "/api/v1/tenants", "/api/v1/networks")
+    }
+    state["tokens"] = sorted(t["id"] for t in api.get("/api/v1/tokens").json())
+    state["settings"] = api.get("/api/v1/settings").json()
+    state["a-settings"] = api.get(f"/api/v1/tenants/{w.objects['tenant']}/settings").json()
+    state["jobs"] = sorted(j["id"] for j in api.get("/api/v1/jobs", params={"limit": 1000}).json())
+    state["tags"] = api.get(f"/api/v1/tags/volume/{w.objects['volume']}").json()
+    pool = w.server.pool_dir
+    state["pool"] = {d: sorted(os.listdir(os.path.join(pool, d))) for d in ("datasets", "snapshots")}
+    return state
+
+
+def refusals(w: World, caller: Caller) -> int:
+    """How many refusals of ``caller`` the audit log holds (its newest 1,000 entries)."""
+    entries = w.admin.get("/api/v1/audit", params={"limit": 1000}).json()
+    return sum(1 for e in entries if e["actor"] == w.token_names[caller.name] and e["outcome"] == "refused")
+
+
+@pytest.fixture(scope="module")
+def world(server: Server, libvirtd: None) -> Iterator[World]:
+    admin = server.client()
+
+    def ok(response: httpx.Response) -> Any:
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    a = ok(admin.post("/api/v1/tenants", json={"name": unique("mx-a")}))
+    b = ok(admin.post("/api/v1/tenants", json={"name": unique("mx-b")}))
+    child = ok(admin.post("/api/v1/tenants", json={"name": "child", "parent": a["id"]}))
+    volume = ok(admin.post("/api/v1/volumes", json={"name": "data", "size_limit": "32M", "tenant": a["id"]}))
+    with open(os.path.join(volume["path"], "f.txt"), "w") as f:
+        f.write("tenant a's file\n")
+    taken = ok(admin.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": volume["id"], "name": "s1"}))
+    vm = ok(admin.post("/api/v1/vms", json={"name": "vm", "disks": ["8M"], "nics": 0, "tenant": a["id"]}))
+    network = ok(admin.post("/api/v1/networks", json={"name": "net", "cidr": "10.213.9.0/24", "tenant": a["id"]}))
+    a_token = ok(admin.post("/api/v1/tokens", json={"name": unique("mx-a-token"), "role": "viewer", "tenant": a["id"]}))
+    tenants = {"a": a, "b": b, "child": child}
+    clients, token_names = {}, {}
+    for caller in CALLERS:
+        if caller.tenant is None:
+            clients[caller.name], token_names[caller.name] = admin, _actor(admin, "tenant.create")
+            continue
+        name = unique(f"mx-{caller.name}")
+        issued = ok(
+            admin.post(
+                "/api/v1/tokens",
+                json={"name": name, "role": ROLE_NAMES[caller.role], "tenant": tenants[caller.tenant]["id"]},
+            )
+        )
+        headers = {"Authorization": f"Bearer {issued['secret']}"}
+        clients[caller.name] = httpx.Client(base_url=server.url, headers=headers, timeout=60)
+        token_names[caller.name] = name
+    objects = {
+        "volume": volume["id"],
+        "vm": vm["id"],
+        "snapshot": taken["result"]["snapshot"]["id"],
+        "job": taken["id"],
+        "network": network["id"],
+        "token": a_token["id"] if "id" in a_token else a_token["token"]["id"],
+        "tenant": a["id"],
+    }
+    yield World(server, admin, tenants, objects, clients, token_names)
+    for client in clients.values():
+        if client is not admin:
+            client.close()
+    admin.delete(f"/api/v1/tenants/{a['id']}", params={"force": True, "wait": 60})
+    admin.delete(f"/api/v1/tenants/{b['id']}", params={"force": True, "wait": 60})
+    admin.close()
+
+
+def _actor(admin: httpx.Client, action: str) -> str:
+    """Who the audit log says did ``action`` last: the name the admin client's token goes by."""
+    entries = admin.get("/api/v1/audit", params={"limit": 1000}).json()
+    return str(next(e["actor"] for e in entries if e["action"] == action and e["outcome"] == "done"))
+
+
+def test_every_route_is_in_the_matrix(world: World) -> None:
+    document = world.admin.get("/openapi.json").json()
+    operations = {
+        (method, path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"} and path != "/api/v1/health"
+    }
+    assert operations - set(ROUTES) == set(), "a route without its row in ROUTES"
+    assert set(ROUTES) - operations == set(), "a row in ROUTES for a route that does not exist"
+
+
+def expected(world: World, caller: Caller, route: Route) -> set[int]:
+    """The statuses SPEC §5 allows: None for "allowed" is any 2xx (an empty set here)."""
+    visible = world.sees(caller, route.owner)
+    role_ok = caller.role >= route.needs
+    if visible and role_ok:
+        return set()
+    if visible:
+        return {403}
+    if role_ok:
+        return {404}
+    return {403, 404}  # refused twice over: either answer says no
+
+
+CASES = [(key, caller) for key in ROUTES for caller in CALLERS]
+
+
+@pytest.mark.parametrize(("key", "caller"), CASES, ids=[f"{m} {p} as {c.name}" for (m, p), c in CASES])
+def test_scope(world: World, key: tuple[str, str], caller: Caller) -> None:
+    method, template = key
+    route = ROUTES[key]
+    refusal = expected(world, caller, route)
+    path = concrete(world, template)
+    client = world.clients[caller.name]
+    if template in LISTINGS:
+        listed = client.request(method, path, params={"limit": 1000} if template.endswith("jobs") else None)
+        assert listed.status_code == 200, listed.text
+        ids = {item["id"] for item in listed.json()}
+        assert (world.objects[LISTINGS[template]] in ids) == world.sees(caller, "a"), "a listing crossed a scope"
+        return
+    if not refusal and not route.run_when_allowed:
+        pytest.skip("allowed, and sending it would break the cases after it (tested elsewhere)")
+    before = snapshot_of_state(world) if refusal else None
+    refused_before = refusals(world, caller) if refusal else 0
+    answer = client.request(method, path, json=route.body(world), params={"wait": 30} if method != "get" else None)
+    if not refusal:
+        assert answer.status_code < 300, f"{caller.name} was refused: {answer.text}"
+        return
+    assert answer.status_code in refusal, f"{caller.name}: expected {refusal}, got {answer.status_code} {answer.text}"
+    if answer.status_code == 404:
+        assert answer.json()["error"]["code"] == "not_found"
+    assert snapshot_of_state(world) == before, "a refused request changed something"
+    assert refusals(world, caller) == refused_before + 1, "a refusal that is not in the audit log (once)"
