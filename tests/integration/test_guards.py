@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from snapkeep.config import Settings
+from snapkeep.model.principal import SYSTEM
 from snapkeep.services.container import Services
 from snapkeep.storage.pool import Pool
 from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server
@@ -239,8 +240,8 @@ def test_pre_restore_names_stay_unique_when_restores_follow_within_one_second(fs
     try:
         from snapkeep.services.snapshots import TakeRequest
 
-        volume = services.volumes.create("same-second", 1 << 30)
-        snap = services.snapshots.take(TakeRequest(ref=volume.id, name="base"))
+        volume = services.volumes.create("same-second", 1 << 30, who=SYSTEM)
+        snap = services.snapshots.take(TakeRequest(ref=volume.id, name="base"), who=SYSTEM)
         first = services.restores.over_source(snap.id)
         second = services.restores.over_source(snap.id)
         names = {services.snapshots.get(str(r["pre_restore_snapshot_id"])).name for r in (first, second)}

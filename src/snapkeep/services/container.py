@@ -70,27 +70,31 @@ class Services:
         ]
         guards = Guards(clock)
         freeing = Freeing(pool)
+        jobs = JobRunner(db, clock, settings.job_workers)
         cooloff = timedelta(days=settings.immutable_cooloff_days)
-        snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards)
-        volumes = Volumes(db, pool, audit, clock)
+        snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)
+        volumes = Volumes(db, pool, audit, clock, jobs)
         keep = timedelta(days=settings.pre_restore_keep_days)
         restores = Restores(db, pool, audit, volumes, snapshots, clock, pre_restore_keep=keep, freeing=freeing)
-        vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards)
+        vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards, jobs)
+        vm_restores = VMRestores(
+            db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep, freeing=freeing, jobs=jobs
+        )
         return cls(
             settings=settings,
             db=db,
             pool=pool,
             clock=clock,
             audit=audit,
-            jobs=JobRunner(db, clock, settings.job_workers),
+            jobs=jobs,
             tokens=Tokens(db, clock),
             volumes=volumes,
             snapshots=snapshots,
             restores=restores,
-            files=Files(db, pool, audit, volumes, snapshots, intents),
+            files=Files(db, pool, audit, volumes, snapshots, intents, jobs),
             host=host,
             vms=vms,
-            vm_restores=VMRestores(db, pool, audit, vms, snapshots, clock, pre_restore_keep=keep, freeing=freeing),
+            vm_restores=vm_restores,
             guards=guards,
             freeing=freeing,
             intents=intents,

@@ -17,11 +17,13 @@ from snapkeep.catalog.db import Database
 from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import restored_vm_name
-from snapkeep.model.types import VM, QuiescePolicy
+from snapkeep.model.principal import Principal, Role
+from snapkeep.model.types import VM, Job, QuiescePolicy
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Claim, exclusive
+from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots, TakeRequest
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
@@ -41,7 +43,9 @@ class VMRestores:
         *,
         pre_restore_keep: timedelta,
         freeing: Freeing,
+        jobs: JobRunner,
     ) -> None:
+        self._jobs = jobs
         self._freeing = freeing
         self._db = db
         self._pool = pool
@@ -139,13 +143,30 @@ class VMRestores:
         """A clone holds its source VM: it is snapshotted, and must not start, stop or change meanwhile."""
         return self._snapshots.guards.claim("vm.clone", [exclusive("vm", vm.id, vm.name)])
 
-    def clone(self, ref: str, name: str, preserve_macs: bool = False, actor: str = "system") -> VM:
-        """A new VM from the current state of ``ref`` (crash-consistent; running guests paused briefly)."""
-        vm = self._vms.get(ref)
+    def clone(self, ref: str, name: str, preserve_macs: bool = False, *, who: Principal) -> VM:
+        """A new VM from the current state of ``ref`` (crash-consistent; running guests paused briefly);
+        operator."""
+        who.require(Role.OPERATOR)
+        vm = self._vms.get(ref, who=who)
         with self.claim_clone(vm):
-            return self._clone(vm, name, preserve_macs, actor)
+            return self._clone(vm, name, preserve_macs, who)
 
-    def _clone(self, vm: VM, name: str, preserve_macs: bool, actor: str) -> VM:
+    def submit_clone(self, ref: str, name: str, preserve_macs: bool = False, *, who: Principal) -> Job:
+        """:meth:`clone` as a job, refused synchronously if the name is taken or the VM is busy."""
+        who.require(Role.OPERATOR)
+        vm = self._vms.get(ref, who=who)
+        self.check_clone_name(name)
+
+        def run(_progress: Progress) -> dict[str, object]:
+            clone = self.clone(vm.id, name, preserve_macs, who=who)
+            return {"vm_id": clone.id, "vm": clone.name}
+
+        params = {"vm": vm.name, "name": name, "preserve_macs": preserve_macs}
+        owner = self._vms.record(vm.id).owner_tenant_id
+        with self.claim_clone(vm) as claim:
+            return self._jobs.submit("vm.clone", params, run, claim=claim, owner_tenant_id=owner)
+
+    def _clone(self, vm: VM, name: str, preserve_macs: bool, who: Principal) -> VM:
         self.check_clone_name(name)
         source = self._snapshots.take(
             TakeRequest(
@@ -155,9 +176,9 @@ class VMRestores:
                 origin="clone",
                 expires_at=self._clock() + timedelta(hours=1),  # swept even if a crash skips the delete below
             ),
-            actor,
+            who=who,
         )
         try:
-            return self.as_new(source.id, name, preserve_macs, actor)
+            return self.as_new(source.id, name, preserve_macs, who.name)
         finally:
-            self._snapshots.delete(source.id, actor)
+            self._snapshots.delete(source.id, who=who)

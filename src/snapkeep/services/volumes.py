@@ -1,5 +1,9 @@
 """NAS volumes: create, look up, update and delete (deleting also deletes the volume's snapshots, holding
-the guards of the volume and of each of them: :mod:`snapkeep.services.guards`)."""
+the guards of the volume and of each of them: :mod:`snapkeep.services.guards`).
+
+Each method takes the caller (``who``): the role it needs is in the table of :mod:`snapkeep.services`,
+and the catalog is read in the caller's scope (a volume outside it is :class:`NotFound`).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,20 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.settings import apply_settings
-from snapkeep.model.types import Volume, VolumeRecord
+from snapkeep.model.types import Job, Volume, VolumeRecord
 from snapkeep.model.units import check_volume_size
-from snapkeep.services.audit import Audit
+from snapkeep.services.audit import Audit, caller
 from snapkeep.services.guards import Claim
+from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.storage.pool import Pool
 
 
 class Volumes:
-    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime], jobs: JobRunner) -> None:
+        self._jobs = jobs
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -51,18 +58,20 @@ class Volumes:
         name: str,
         size_limit: int | None,
         description: str = "",
-        actor: str = "system",
         settings: dict[str, Any] | None = None,
+        *,
+        who: Principal,
     ) -> Volume:
-        """A new, empty volume. Without a size limit it gets the pool's size, where limits are not enforced;
-        where they are, a size must be chosen (a default would be a limit nobody decided on)."""
+        """A new, empty volume (operator). Without a size limit it gets the pool's size, where limits are not
+        enforced; where they are, a size must be chosen (a default would be a limit nobody decided on)."""
+        who.require(Role.OPERATOR)
         if size_limit is None:
             if self._pool.limits_enforced:
                 raise InvalidInput("a size limit is required: this pool enforces volume size limits")
             size_limit = self._pool.size_bytes()
         check_volume_size(size_limit)
         settings = apply_settings({}, settings or {})
-        return self._create(name, size_limit, description, settings, actor, self._pool.create_dataset)
+        return self._create(name, size_limit, description, settings, who, self._pool.create_dataset)
 
     def create_from_snapshot(
         self,
@@ -80,7 +89,7 @@ class Volumes:
         def clone(dataset: str) -> None:
             self._pool.clone_dataset(snap_id, source_dataset, dataset)
 
-        return self._create(name, size_limit, description, settings, actor, clone)
+        return self._create(name, size_limit, description, settings, caller(actor), clone)
 
     def _create(
         self,
@@ -88,20 +97,20 @@ class Volumes:
         size_limit: int,
         description: str,
         settings: dict[str, Any],
-        actor: str,
+        who: Principal,
         make_data: Callable[[str], object],
     ) -> Volume:
         """Data and its size limit first, then the row; a crash between leaves an orphan dataset that the
         reconciler reports."""
         check_description(description)
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             self.check_free_name(uow, name, None)
         volume_id = str(uuid.uuid4())
         dataset = f"volume-{volume_id}"
         make_data(dataset)
         try:
             self._pool.set_size_limit(dataset, size_limit)
-            with self._db.unit() as uow:
+            with self._db.unit(who) as uow:
                 self.check_free_name(uow, name, None)
                 record = uow.volumes.insert(
                     VolumeRecord(
@@ -115,7 +124,7 @@ class Volumes:
                         created_at=self._clock(),
                     )
                 )
-                self._audit.done(uow, actor, "volume.create", f"volume:{name}")
+                self._audit.done(uow, who.name, "volume.create", f"volume:{name}")
                 return self.to_volume(record)
         except BaseException:
             self._pool.destroy_dataset(dataset)
@@ -125,26 +134,44 @@ class Volumes:
         """Deleting holds the volume and every snapshot of it (they go with it)."""
         return snapshots.claim_with_snapshots("volume.delete", "volume", volume.id, volume.name)
 
-    def delete(self, ref: str, snapshots: Snapshots, actor: str = "system") -> None:
-        """Delete the volume with its own snapshots; refused, changing nothing, while one is locked."""
-        volume = self.get(ref)
+    def delete(self, ref: str, snapshots: Snapshots, *, who: Principal) -> None:
+        """Delete the volume with its own snapshots (operator); refused, changing nothing, while one is locked."""
+        who.require(Role.OPERATOR)
+        volume = self.get(ref, who)
         with self.claim_delete(volume, snapshots):
-            self._delete(volume.id, snapshots, actor)
+            self._delete(volume.id, snapshots, who)
 
-    def _delete(self, volume_id: str, snapshots: Snapshots, actor: str) -> None:
-        volume = self.get(volume_id)
-        snapshots.delete_all_of("volume", volume.id, actor)
-        with self._db.unit() as uow:
+    def submit_delete(self, ref: str, snapshots: Snapshots, *, who: Principal) -> Job:
+        """:meth:`delete` as a job, refused synchronously while the volume is busy or a snapshot is locked."""
+        who.require(Role.OPERATOR)
+        volume = self.get(ref, who)
+        with self.claim_delete(volume, snapshots) as claim:
+            for snap in snapshots.listing(volume.id, who=who):
+                snapshots.check_deletable(snap, who)
+
+            def run(_progress: Progress) -> dict[str, object]:
+                self.delete(volume.id, snapshots, who=who)
+                return {"volume_id": volume.id}
+
+            params = {"volume": volume.name}
+            return self._jobs.submit("volume.delete", params, run, claim=claim, owner_tenant_id=volume.owner_tenant_id)
+
+    def _delete(self, volume_id: str, snapshots: Snapshots, who: Principal) -> None:
+        volume = self.get(volume_id, who)
+        snapshots.delete_all_of("volume", volume.id, who)
+        with self._db.unit(who) as uow:
             uow.volumes.delete(volume.id)
-            self._audit.done(uow, actor, "volume.delete", f"volume:{volume.name}")
+            self._audit.done(uow, who.name, "volume.delete", f"volume:{volume.name}")
         self._pool.destroy_dataset(volume.dataset)
 
-    def get(self, ref: str) -> Volume:
-        with self._db.unit() as uow:
+    def get(self, ref: str, who: Principal = SYSTEM) -> Volume:
+        """Any role. (``who`` defaults to the system only while the restore services call without one.)"""
+        with self._db.unit(who) as uow:
             return self.to_volume(uow.volumes.resolve(ref))
 
-    def list(self) -> list[Volume]:
-        with self._db.unit() as uow:
+    def list(self, who: Principal) -> list[Volume]:
+        """The volumes the caller's scope sees; any role."""
+        with self._db.unit(who) as uow:
             return [self.to_volume(record) for record in uow.volumes.list()]
 
     def update(
@@ -155,13 +182,14 @@ class Volumes:
         description: str | None = None,
         size_limit: int | None = None,
         settings: dict[str, Any] | None = None,
-        actor: str = "system",
+        who: Principal,
     ) -> Volume:
-        """Change what is given; ``settings`` is a JSON merge patch (``None`` members remove keys), checked
-        before anything is committed."""
+        """Change what is given (operator); ``settings`` is a JSON merge patch (``None`` members remove keys),
+        checked before anything is committed."""
+        who.require(Role.OPERATOR)
         if description is not None:
             check_description(description)
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             volume = uow.volumes.resolve(ref)
             changes: dict[str, Any] = {}
             if name is not None and name != volume.name:
@@ -177,5 +205,5 @@ class Volumes:
                 self._pool.set_size_limit(volume.dataset, size_limit)
                 changes["size_limit"] = size_limit
             volume = uow.volumes.update(volume.id, **changes)
-            self._audit.done(uow, actor, "volume.update", f"volume:{volume.name}")
+            self._audit.done(uow, who.name, "volume.update", f"volume:{volume.name}")
             return self.to_volume(volume)
