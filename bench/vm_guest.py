@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 from bench.datagen import MiB, human_size
 from snapkeep.errors import SnapkeepError
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
@@ -136,6 +137,7 @@ def create_vm(svc: Services, image: GuestImage, name: str, size: int) -> VM:
         initrd=image.initrd,
         cmdline=image.cmdline,
         description="snapkeep VM benchmark guest",
+        who=SYSTEM,
     )
 
 
@@ -155,7 +157,7 @@ def console_ready(svc: Services, vm: VM) -> bool:
 def boot(svc: Services, vm: VM, settle_s: float = 1.0) -> float:
     """Start the VM and wait until its writer runs and its agent answers; returns the boot time in s."""
     started = time.monotonic()
-    svc.vms.start(vm.id)
+    svc.vms.start(vm.id, who=SYSTEM)
     deadline = started + BOOT_TIMEOUT_S
     while not (console_ready(svc, vm) and svc.host.agent_ping(vm.name, 1.0)):
         if time.monotonic() > deadline:
@@ -169,10 +171,10 @@ def boot(svc: Services, vm: VM, settle_s: float = 1.0) -> float:
 def stop(svc: Services, vm: VM) -> None:
     """Graceful shutdown (the guest unmounts its disk cleanly); power off if that does not work."""
     try:
-        svc.vms.stop(vm.id, timeout=60)
+        svc.vms.stop(vm.id, timeout=60, who=SYSTEM)
     except SnapkeepError:
-        svc.vms.stop(vm.id, force=True)
-    if svc.vms.get(vm.id).state != VMState.SHUTOFF:
+        svc.vms.stop(vm.id, force=True, who=SYSTEM)
+    if svc.vms.get(vm.id, who=SYSTEM).state != VMState.SHUTOFF:
         raise RuntimeError(f"{vm.name} did not stop")
 
 
@@ -183,9 +185,9 @@ def remove_vm(svc: Services, name: str) -> str | None:
     keep the others from running.
     """
     try:
-        known = {vm.name: vm.id for vm in svc.vms.listing()}
+        known = {vm.name: vm.id for vm in svc.vms.listing(who=SYSTEM)}
         if name in known:
-            svc.vms.delete(known[name], svc.snapshots, force=True)
+            svc.vms.delete(known[name], svc.snapshots, force=True, who=SYSTEM)
             return None
         if svc.host.exists(name):  # defined by libvirt but not in the catalog: a failed create
             svc.host.power_off(name)

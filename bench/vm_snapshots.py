@@ -223,12 +223,12 @@ def take_op(rig: Rig, guest: Guest, quiesce: bool) -> Op:
     def action(name: str) -> tuple[dict[str, float], Any]:
         request = TakeRequest(ref=guest.vm.id, subject_type="vm", name=name, quiesce=quiesce)
         with recording() as steps:  # the parts of the take, as the code's step timings report them
-            snap = svc.snapshots.take(request)
+            snap = svc.snapshots.take(request, who=SYSTEM)
         return steps, snap
 
     def cleanup(result: tuple[dict[str, float], Any], ms: float) -> SideMetrics:
         steps, snap = result
-        svc.snapshots.delete(snap.id)
+        svc.snapshots.delete(snap.id, who=SYSTEM)
         if snap.quiesced != quiesce or snap.paused_window_ms is None:
             raise BenchError(f"take recorded quiesced={snap.quiesced} ({snap.quiesce_note}), asked {quiesce}")
         return take_metrics(steps, ms, snap.quiesce_window_ms, snap.paused_window_ms)
@@ -241,7 +241,7 @@ def restore_new_op(rig: Rig, guest: Guest) -> Op:
     svc = rig.svc
 
     def drop(vm: VM, _ms: float) -> SideMetrics:
-        svc.vms.delete(vm.id, svc.snapshots)
+        svc.vms.delete(vm.id, svc.snapshots, who=SYSTEM)
         return None
 
     def abandon(name: str) -> None:
@@ -523,7 +523,7 @@ def running_guest(rig: Rig, size: int, seed: int) -> Iterator[tuple[Guest, SizeR
         disk = make_bench_disk(disk_path(vm), size, seed, rig.tmp)
         boot_s = boot(rig.svc, vm)
         reference = rig.svc.snapshots.take(
-            TakeRequest(ref=vm.id, subject_type="vm", name="bench-reference", quiesce=True)
+            TakeRequest(ref=vm.id, subject_type="vm", name="bench-reference", quiesce=True), who=SYSTEM
         )
         yield Guest(vm, reference.id), SizeResult(size, name, disk, boot_s)
     finally:

@@ -246,12 +246,12 @@ def service_take_op(rig: Rig, subject: Subject) -> Op:
 
     def action(name: str) -> tuple[dict[str, float], str]:
         with recording() as steps:
-            snap = svc.snapshots.take(TakeRequest(ref=subject.volume.id, name=name))
+            snap = svc.snapshots.take(TakeRequest(ref=subject.volume.id, name=name), who=SYSTEM)
         return steps, snap.id
 
     def cleanup(result: tuple[dict[str, float], str], ms: float) -> SideMetrics:
         steps, snap_id = result
-        svc.snapshots.delete(snap_id)
+        svc.snapshots.delete(snap_id, who=SYSTEM)
         return take_breakdown(steps, ms)
 
     return Op(TAKE_SERVICE, "snapkeep", action, lambda: unique("svc"), cleanup)
@@ -264,11 +264,11 @@ def restore_ops(rig: Rig, subject: Subject) -> list[Op]:
 
     def drop_safety(result: dict[str, str | None], _ms: float) -> SideMetrics:
         if result["pre_restore_snapshot_id"]:
-            svc.snapshots.delete(result["pre_restore_snapshot_id"])
+            svc.snapshots.delete(result["pre_restore_snapshot_id"], who=SYSTEM)
         return None
 
     def drop_volume(volume: Volume, _ms: float) -> SideMetrics:
-        svc.volumes.delete(volume.id, svc.snapshots)
+        svc.volumes.delete(volume.id, svc.snapshots, who=SYSTEM)
         return None
 
     return [
@@ -295,14 +295,16 @@ def service_delete_op(rig: Rig, subject: Subject) -> Op:
     svc = rig.services
 
     def prepare() -> str:
-        return svc.snapshots.take(TakeRequest(ref=subject.volume.id, name=unique("del"))).id
+        return svc.snapshots.take(TakeRequest(ref=subject.volume.id, name=unique("del")), who=SYSTEM).id
 
-    return Op(DELETE_SERVICE, "snapkeep", svc.snapshots.delete, prepare)
+    return Op(DELETE_SERVICE, "snapkeep", lambda snap_id: svc.snapshots.delete(snap_id, who=SYSTEM), prepare)
 
 
 def space_op(rig: Rig, subject: Subject) -> Op:
     """Measuring the reference snapshot's space (on demand, in the background lane when through the API)."""
-    return Op(SPACE_SERVICE, "snapkeep", lambda _: rig.services.snapshots.measure_space(subject.reference_id))
+    return Op(
+        SPACE_SERVICE, "snapkeep", lambda _: rig.services.snapshots.measure_space(subject.reference_id, who=SYSTEM)
+    )
 
 
 # --- the HTTP API ------------------------------------------------------------------------------------
@@ -556,8 +558,8 @@ def subject_on(rig: Rig, spec: VolumeSpec, seed: int) -> Iterator[tuple[Subject,
     name = f"bench-{spec.key}"
     stack = ExitStack()
     try:
-        volume = svc.volumes.create(name, size_limit=2 * spec.total_bytes)
-        stack.callback(svc.volumes.delete, volume.id, svc.snapshots)
+        volume = svc.volumes.create(name, size_limit=2 * spec.total_bytes, who=SYSTEM)
+        stack.callback(svc.volumes.delete, volume.id, svc.snapshots, who=SYSTEM)
         data = fill_volume(volume.path, spec, seed)
         api_volume = expect(
             rig.client.post("/api/v1/volumes", json={"name": name, "size_limit": 2 * spec.total_bytes}),
@@ -567,7 +569,7 @@ def subject_on(rig: Rig, spec: VolumeSpec, seed: int) -> Iterator[tuple[Subject,
         stack.callback(delete_api_volume, rig.client, api_volume["id"])
         server_data = fill_volume(api_volume["path"], spec, seed)
         settle(rig)
-        reference = svc.snapshots.take(TakeRequest(ref=volume.id, name="bench-reference"))
+        reference = svc.snapshots.take(TakeRequest(ref=volume.id, name="bench-reference"), who=SYSTEM)
         manifest = rig.pool.read_manifest(reference.id)
         subject = Subject(spec, volume, api_volume["id"], reference.id, manifest, (volume.path, api_volume["path"]))
         yield subject, data, server_data

@@ -129,13 +129,13 @@ class TestClock:
 def volume_restored_as_new(svc: Services, snap_id: str, name: str | None = None) -> Volume:
     """Restore a volume snapshot as a new volume, as the system, and return that volume."""
     made = svc.restores.as_new(snap_id, RestoreOptions(as_new=True, name=name), SYSTEM)
-    return svc.volumes.get(str(made["volume_id"]))
+    return svc.volumes.get(str(made["volume_id"]), who=SYSTEM)
 
 
 def vm_restored_as_new(svc: Services, snap_id: str, name: str | None = None, preserve_macs: bool = False) -> VM:
     """Restore a VM snapshot as a new VM, as the system, and return that VM."""
     made = svc.restores.as_new(snap_id, RestoreOptions(as_new=True, name=name, preserve_macs=preserve_macs), SYSTEM)
-    return svc.vms.get(str(made["vm_id"]))
+    return svc.vms.get(str(made["vm_id"]), who=SYSTEM)
 
 
 def build_services(data_dir: str, pool: Pool, clock: Callable[[], datetime] = utcnow) -> Services:

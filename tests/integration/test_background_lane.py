@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from snapkeep.api.app import create_app
+from snapkeep.model.principal import Principal
 from snapkeep.model.types import Snapshot
 from snapkeep.services.container import Services
 from tests.conftest import SERVE_START_TIMEOUT, free_port
@@ -63,7 +64,7 @@ class BlockedMeasurements:
         self.niceness: list[int] = []
         self._lock = threading.Lock()
 
-    def __call__(self, snap_id: str) -> Snapshot:
+    def __call__(self, snap_id: str, *, who: Principal) -> Snapshot:
         with self._lock:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
@@ -71,7 +72,7 @@ class BlockedMeasurements:
         self.first_started.set()
         try:
             assert self.release.wait(RELEASE_TIMEOUT), "the test never released the measurements"
-            return self._measure(snap_id)
+            return self._measure(snap_id, who=who)
         finally:
             with self._lock:
                 self.running -= 1

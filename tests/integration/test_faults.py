@@ -54,19 +54,19 @@ def test_full_pool_during_snapshot_and_restore(small_fs: Mounted, tmp_path: obje
     pool = Pool.open(small_fs.new_dir("pool"))
     services = build_services(make_traversable_tmp("snapkeep-full-"), pool)
     try:
-        vol = services.volumes.create("full", 1 << 30)
+        vol = services.volumes.create("full", 1 << 30, who=SYSTEM)
         for i in range(200):
             with open(os.path.join(vol.path, f"f{i}"), "w") as f:
                 f.write(f"file {i}\n")
-        good = services.snapshots.take(TakeRequest(ref=vol.id, name="before-full"))
+        good = services.snapshots.take(TakeRequest(ref=vol.id, name="before-full"), who=SYSTEM)
         with open(os.path.join(vol.path, "f0"), "w") as f:
             f.write("changed\n")
         fill_up(os.path.join(vol.path, "filler"))
 
         with pytest.raises(PoolFull):
             for i in range(50):  # btrfs keeps metadata reserves: a few snapshots may still fit
-                services.snapshots.take(TakeRequest(ref=vol.id, name=f"while-full-{i}"))
-        failed = [s for s in services.snapshots.listing(vol.id) if s.status is SnapshotStatus.FAILED]
+                services.snapshots.take(TakeRequest(ref=vol.id, name=f"while-full-{i}"), who=SYSTEM)
+        failed = [s for s in services.snapshots.listing(vol.id, who=SYSTEM) if s.status is SnapshotStatus.FAILED]
         assert len(failed) == 1 and "full" in (failed[0].status_reason or "")
         assert pool.list_staging() == []
         assert failed[0].id not in pool.list_snapshots()

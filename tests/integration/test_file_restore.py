@@ -28,7 +28,7 @@ import pytest
 from snapkeep.catalog.db import Database, make_engine
 from snapkeep.config import Settings
 from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError, SnapshotNotReady
-from snapkeep.model.principal import Role
+from snapkeep.model.principal import SYSTEM, Role
 from snapkeep.model.timespec import utcnow
 from snapkeep.model.types import SnapshotStatus
 from snapkeep.services.container import Services
@@ -148,10 +148,10 @@ def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_swapping_folders_for_symlinks_never_reaches_outside(services: Services, fs: Mounted, resolver: str) -> None:
-    vol = services.volumes.create(f"race-{resolver}", 1 << 30)
-    other = services.volumes.create(f"race-other-{resolver}", 1 << 30)
+    vol = services.volumes.create(f"race-{resolver}", 1 << 30, who=SYSTEM)
+    other = services.volumes.create(f"race-other-{resolver}", 1 << 30, who=SYSTEM)
     fill_source(vol.path)
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     manifest = services.snapshots.manifest(snap.id)
     arena = Arena(vol.path, [])
     arena.arm(fs, other.path, services.pool.snapshot_dir(snap.id))
@@ -162,12 +162,12 @@ def test_swapping_folders_for_symlinks_never_reaches_outside(services: Services,
         while racing(started, outcomes):
             for path, to_path in AIMED:
                 try:
-                    services.files.extract(snap.id, path, to_path=to_path)
+                    services.files.extract(snap.id, path, to_path=to_path, who=SYSTEM)
                     outcomes["succeeded"] = outcomes.get("succeeded", 0) + 1
                 except SnapkeepError as exc:
                     assert exc.code in CLEAR_REFUSALS, exc
                     outcomes[exc.code] = outcomes.get(exc.code, 0) + 1
-            assert {e.name for e in services.files.browse(snap.id, "folder")} == {"one.txt", "deep"}
+            assert {e.name for e in services.files.browse(snap.id, "folder", who=SYSTEM)} == {"one.txt", "deep"}
     finally:
         swaps = arena.disarm()
     print(f"{swaps} exchanges; outcomes {outcomes}")
@@ -249,11 +249,11 @@ def make_specials(folder: str) -> None:
 
 
 def test_special_files_are_listed_never_opened_and_not_extracted(services: Services) -> None:
-    vol = services.volumes.create("specials", 1 << 30)
+    vol = services.volumes.create("specials", 1 << 30, who=SYSTEM)
     make_specials(os.path.join(vol.path, "dev"))
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
 
-    kinds = {e.name: e.type for e in in_thread(lambda: services.files.browse(snap.id, "dev"))}
+    kinds = {e.name: e.type for e in in_thread(lambda: services.files.browse(snap.id, "dev", who=SYSTEM))}
     assert kinds == {
         "fifo": "fifo",
         "sock": "socket",
@@ -261,16 +261,18 @@ def test_special_files_are_listed_never_opened_and_not_extracted(services: Servi
         "disk": "block-device",
         "plain.txt": "file",
     }
-    [fifo] = in_thread(lambda: services.files.browse(snap.id, "dev/fifo"))
+    [fifo] = in_thread(lambda: services.files.browse(snap.id, "dev/fifo", who=SYSTEM))
     assert fifo.type == "fifo" and fifo.size == 0
 
     before = tree_signature(vol.path)
     for special in ("fifo", "sock", "null", "disk"):
         with pytest.raises(InvalidInput, match="special"):
-            in_thread(lambda special=special: services.files.extract(snap.id, f"dev/{special}", to_path="copy"))
+            in_thread(
+                lambda special=special: services.files.extract(snap.id, f"dev/{special}", to_path="copy", who=SYSTEM)
+            )
     assert tree_signature(vol.path) == before
 
-    result = in_thread(lambda: services.files.extract(snap.id, "dev", to_path="dev-copy"))
+    result = in_thread(lambda: services.files.extract(snap.id, "dev", to_path="dev-copy", who=SYSTEM))
     assert result["skipped_special"] == 4
     assert os.listdir(os.path.join(vol.path, "dev-copy")) == ["plain.txt"]
 
@@ -382,17 +384,17 @@ def test_overlong_paths_and_snapshots_not_ready_are_clear_refusals(api: httpx.Cl
 
 
 def test_snapshot_not_ready_in_the_service(services: Services) -> None:
-    vol = services.volumes.create("not-ready", 1 << 30)
+    vol = services.volumes.create("not-ready", 1 << 30, who=SYSTEM)
     write(os.path.join(vol.path, "f.txt"), b"f\n")
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     with services.db.unit() as uow:
         uow.snapshots.update(snap.id, status=SnapshotStatus.FAILED)
     with pytest.raises(SnapshotNotReady):
-        services.files.browse(snap.id)
+        services.files.browse(snap.id, who=SYSTEM)
     with pytest.raises(SnapshotNotReady):
-        services.files.extract(snap.id, "f.txt", to_path="g.txt")
+        services.files.extract(snap.id, "f.txt", to_path="g.txt", who=SYSTEM)
     with pytest.raises(InvalidPath):
-        services.files.extract(snap.id, "f.txt", to_path="x" * 256)
+        services.files.extract(snap.id, "f.txt", to_path="x" * 256, who=SYSTEM)
 
 
 def test_host_paths_are_shown_to_system_admins_only(api: httpx.Client, server: Server) -> None:
@@ -473,13 +475,13 @@ def test_extract_in_the_slow_copying_mode(tmp_path: Any) -> None:
     services = build_services(str(tmp_path / "data"), pool)
     try:
         assert pool.driver.slow
-        vol = services.volumes.create("slow", 1 << 30)
+        vol = services.volumes.create("slow", 1 << 30, who=SYSTEM)
         content = make_sparse(os.path.join(vol.path, "sparse.img"))
         write(os.path.join(vol.path, "folder", "a.txt"), b"a\n")
-        snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+        snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
         write(os.path.join(vol.path, "sparse.img"), b"overwritten")
-        services.files.extract(snap.id, "sparse.img")
-        services.files.extract(snap.id, "folder", to_path="folder-copy")
+        services.files.extract(snap.id, "sparse.img", who=SYSTEM)
+        services.files.extract(snap.id, "folder", to_path="folder-copy", who=SYSTEM)
         assert_same_sparse(os.path.join(vol.path, "sparse.img"), content)
         with open(os.path.join(vol.path, "folder-copy", "a.txt"), "rb") as f:
             assert f.read() == b"a\n"
@@ -490,12 +492,12 @@ def test_extract_in_the_slow_copying_mode(tmp_path: Any) -> None:
 
 def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None:
     """Content, holes, modes, owners, times, xattrs, symlinks (not followed) and hard links inside the folder."""
-    vol = services.volumes.create("keeps", 1 << 30)
+    vol = services.volumes.create("keeps", 1 << 30, who=SYSTEM)
     make_rich_tree(os.path.join(vol.path, "top"))
     expected = tree_signature(os.path.join(vol.path, "top"))
     del expected["dir/fifo"]  # special files are skipped
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
-    assert services.files.extract(snap.id, "top", to_path="top-copy")["skipped_special"] == 1
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    assert services.files.extract(snap.id, "top", to_path="top-copy", who=SYSTEM)["skipped_special"] == 1
     assert tree_signature(os.path.join(vol.path, "top-copy")) == expected
     copy = os.path.join(vol.path, "top-copy")
     assert (
@@ -511,9 +513,9 @@ def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(
     from snapkeep.services.files import clear_interrupted_extracts
     from snapkeep.storage import filerestore
 
-    vol = services.volumes.create("unfreed", 1 << 30)
+    vol = services.volumes.create("unfreed", 1 << 30, who=SYSTEM)
     write(os.path.join(vol.path, "folder", "a.txt"), b"snapshot\n")
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     write(os.path.join(vol.path, "folder", "a.txt"), b"changed\n")
 
     def busy(_dir_fd: int, _name: bytes) -> None:
@@ -521,7 +523,7 @@ def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(
 
     with monkeypatch.context() as patched:
         patched.setattr(filerestore, "remove_at", busy)
-        services.files.extract(snap.id, "folder")
+        services.files.extract(snap.id, "folder", who=SYSTEM)
     with open(os.path.join(vol.path, "folder", "a.txt"), "rb") as f:
         assert f.read() == b"snapshot\n"
     assert len(debris(vol.path)) == 1

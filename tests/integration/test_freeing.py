@@ -31,9 +31,9 @@ def test_restore_over_source_returns_before_the_replaced_data_is_freed(
 ) -> None:
     """The freeing worker is held at its door (a hook around the real ``free_retired``): the restore still
     answers, with the replaced data queued; let go, the worker empties the queue."""
-    volume = services.volumes.create("deferred", 1 << 30)
+    volume = services.volumes.create("deferred", 1 << 30, who=SYSTEM)
     Path(volume.path, "kept.txt").write_text("in the snapshot\n")
-    snap = services.snapshots.take(TakeRequest(ref=volume.id, name="base"))
+    snap = services.snapshots.take(TakeRequest(ref=volume.id, name="base"), who=SYSTEM)
     Path(volume.path, "replaced.txt").write_text("only in the replaced data\n")
     at_door, let_go = threading.Event(), threading.Event()
     free_retired = services.pool.free_retired

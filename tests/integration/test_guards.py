@@ -241,11 +241,11 @@ def test_pre_restore_names_stay_unique_when_restores_follow_within_one_second(fs
     try:
         from snapkeep.services.snapshots import TakeRequest
 
-        volume = services.volumes.create("same-second", 1 << 30)
-        snap = services.snapshots.take(TakeRequest(ref=volume.id, name="base"))
+        volume = services.volumes.create("same-second", 1 << 30, who=SYSTEM)
+        snap = services.snapshots.take(TakeRequest(ref=volume.id, name="base"), who=SYSTEM)
         first = services.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
         second = services.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
-        names = {services.snapshots.get(str(r["pre_restore_snapshot_id"])).name for r in (first, second)}
+        names = {services.snapshots.get(str(r["pre_restore_snapshot_id"]), who=SYSTEM).name for r in (first, second)}
         assert names == {"pre-restore_20261130_080000", "pre-restore_20261130_080000_2"}
     finally:
         services.close()

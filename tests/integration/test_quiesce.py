@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from snapkeep.engine.holds import WritersPaused
+from snapkeep.model.principal import SYSTEM
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from tests.writer import torn_records
@@ -30,7 +31,7 @@ def completions(log: Path) -> list[int]:
 
 @pytest.fixture
 def writer(services: Services, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    vol = services.volumes.create(f"written-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"written-{tmp_path.name}", 1 << 30, who=SYSTEM)
     target = os.path.join(vol.path, "records.bin")
     log = tmp_path / "writes.log"
     proc = subprocess.Popen([sys.executable, "-m", "tests.writer", target, str(log)])
@@ -46,7 +47,7 @@ def test_quiesced_snapshot_holds_no_torn_record_and_blocks_only_in_window(
 ) -> None:
     volume_id, log, proc = writer
     before = time.monotonic_ns()
-    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="quiet", quiesce=True))
+    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="quiet", quiesce=True), who=SYSTEM)
     after = time.monotonic_ns()
     time.sleep(0.2)
     assert snap.quiesced and snap.quiesce_window_ms is not None and snap.quiesce_note is None
@@ -71,7 +72,7 @@ def test_crash_consistent_snapshot_without_quiesce_leaves_writer_alone(
     services: Services, writer: tuple[str, Path, subprocess.Popen[bytes]]
 ) -> None:
     volume_id, _log, proc = writer
-    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="crash"))
+    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="crash"), who=SYSTEM)
     assert not snap.quiesced and snap.quiesce_window_ms is None
     assert not is_stopped(proc.pid)
 
@@ -80,7 +81,7 @@ def test_reconciler_resumes_writers_a_crash_left_stopped(
     services: Services, writer: tuple[str, Path, subprocess.Popen[bytes]]
 ) -> None:
     volume_id, _log, proc = writer
-    volume = services.volumes.get(volume_id)
+    volume = services.volumes.get(volume_id, who=SYSTEM)
     WritersPaused([volume.path], 5, services.intents, "crashed").acquire()  # never released: a crash
     assert is_stopped(proc.pid)
     assert os.listdir(services.settings.run_dir) == ["quiesce-crashed.json"]
@@ -98,7 +99,7 @@ def unpausable_writer(services: Services, tmp_path: Path) -> Iterator[tuple[str,
     from tests.conftest import mount_fs, unmount_fs
 
     other = mount_fs("btrfs", "200M")
-    vol = services.volumes.create(f"stuck-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"stuck-{tmp_path.name}", 1 << 30, who=SYSTEM)
     code = (
         "import os, sys, time\n"
         "held = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
@@ -127,19 +128,19 @@ def test_writer_that_cannot_pause_require_fails_fallback_records_why(
     from snapkeep.model.types import QuiescePolicy
 
     volume_id, proc = unpausable_writer
-    if services.pool.is_image_volume(services.volumes.get(volume_id).dataset):
-        snap = services.snapshots.take(TakeRequest(ref=volume_id, name="frozen", quiesce=True))
+    if services.pool.is_image_volume(services.volumes.get(volume_id, who=SYSTEM).dataset):
+        snap = services.snapshots.take(TakeRequest(ref=volume_id, name="frozen", quiesce=True), who=SYSTEM)
         assert snap.quiesced, "a volume of its own is frozen, whatever its writers do"
         return
     services.snapshots.kind("volume")._timeout = 0.5  # type: ignore[attr-defined]
     with pytest.raises(QuiesceFailed, match="did not pause"):
         services.snapshots.take(
-            TakeRequest(ref=volume_id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
+            TakeRequest(ref=volume_id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE), who=SYSTEM
         )
-    assert services.snapshots.listing(volume_id) == []
+    assert services.snapshots.listing(volume_id, who=SYSTEM) == []
     assert services.pool.list_staging() == []
 
-    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="may", quiesce=True))
+    snap = services.snapshots.take(TakeRequest(ref=volume_id, name="may", quiesce=True), who=SYSTEM)
     assert not snap.quiesced and snap.quiesce_note and "did not pause" in snap.quiesce_note
     assert not is_stopped(proc.pid)
 
@@ -151,16 +152,16 @@ def test_volume_served_by_kernel_nfs_is_never_claimed_quiesced(
     from snapkeep.model.types import QuiescePolicy
     from snapkeep.writers import pause
 
-    vol = services.volumes.create(f"nfs-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"nfs-{tmp_path.name}", 1 << 30, who=SYSTEM)
     etab = tmp_path / "etab"
     etab.write_text(f"{vol.path}\t*(rw,sync,no_subtree_check)\n")
     monkeypatch.setattr(pause, "NFS_EXPORT_TABLES", (str(etab),))
     if services.pool.is_image_volume(vol.dataset):  # frozen: nfsd's writes are blocked too
-        assert services.snapshots.take(TakeRequest(ref=vol.id, name="frozen", quiesce=True)).quiesced
+        assert services.snapshots.take(TakeRequest(ref=vol.id, name="frozen", quiesce=True), who=SYSTEM).quiesced
         return
     with pytest.raises(QuiesceFailed, match="kernel NFS"):
         services.snapshots.take(
-            TakeRequest(ref=vol.id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
+            TakeRequest(ref=vol.id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE), who=SYSTEM
         )
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="may", quiesce=True))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="may", quiesce=True), who=SYSTEM)
     assert not snap.quiesced and snap.quiesce_note and "kernel NFS" in snap.quiesce_note

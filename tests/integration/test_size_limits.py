@@ -75,8 +75,8 @@ def assert_full_at(path: str, limit: int) -> None:
 
 def test_a_writer_stops_at_the_limit_and_the_rest_of_the_pool_does_not(services: Services, fs: Mounted) -> None:
     assert services.pool.limits_enforced, services.pool.limits_problem
-    full = services.volumes.create("full", 40 * MiB)
-    other = services.volumes.create("other", 40 * MiB)
+    full = services.volumes.create("full", 40 * MiB, who=SYSTEM)
+    other = services.volumes.create("other", 40 * MiB, who=SYSTEM)
     assert_full_at(full.path, 40 * MiB)
     assert fill(other.path, "more", 8 * MiB) is None  # another volume is unaffected
     assert fill(services.pool.root, "outside", MiB) is None  # and so is the pool outside volumes
@@ -86,36 +86,36 @@ def test_a_writer_stops_at_the_limit_and_the_rest_of_the_pool_does_not(services:
 
 
 def test_raising_and_lowering_the_limit_of_a_live_volume(services: Services, fs: Mounted) -> None:
-    vol = services.volumes.create("live", 24 * MiB)
+    vol = services.volumes.create("live", 24 * MiB, who=SYSTEM)
     assert_full_at(vol.path, 24 * MiB)
-    services.volumes.update(vol.id, size_limit=48 * MiB)
+    services.volumes.update(vol.id, size_limit=48 * MiB, who=SYSTEM)
     assert_full_at(vol.path, 48 * MiB)
     with pytest.raises(InvalidInput, match="below"):  # below what it holds: free space first
-        services.volumes.update(vol.id, size_limit=16 * MiB)
-    assert services.volumes.get(vol.id).size_limit == 48 * MiB
+        services.volumes.update(vol.id, size_limit=16 * MiB, who=SYSTEM)
+    assert services.volumes.get(vol.id, who=SYSTEM).size_limit == 48 * MiB
     refused = fill(vol.path, "small", 64 * 1024)
     assert refused is not None and refused.errno in (errno.EDQUOT, errno.ENOSPC), "the old limit still holds"
     for name in os.listdir(vol.path):
         if name != ".snapkeep":  # an XFS image volume's reserve
             os.unlink(os.path.join(vol.path, name))
-    services.volumes.update(vol.id, size_limit=16 * MiB)
+    services.volumes.update(vol.id, size_limit=16 * MiB, who=SYSTEM)
     assert_full_at(vol.path, 16 * MiB)
 
 
 def test_restores_keep_or_set_the_limit(services: Services, fs: Mounted) -> None:
-    vol = services.volumes.create("restored", 32 * MiB)
+    vol = services.volumes.create("restored", 32 * MiB, who=SYSTEM)
     assert fill(vol.path, "data", 8 * MiB) is None
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="at-32m"))
-    services.volumes.update(vol.id, size_limit=48 * MiB)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="at-32m"), who=SYSTEM)
+    services.volumes.update(vol.id, size_limit=48 * MiB, who=SYSTEM)
 
     services.restores.over_source(snap.id, RestoreOptions(mode=RestoreMode.DATA, pre_restore=False), SYSTEM)
-    assert services.volumes.get(vol.id).size_limit == 48 * MiB  # data only: the volume's limit stays
+    assert services.volumes.get(vol.id, who=SYSTEM).size_limit == 48 * MiB  # data only: the volume's limit stays
     assert_full_at(vol.path, 48 * MiB)
 
     services.restores.over_source(
         snap.id, RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS, pre_restore=False), SYSTEM
     )
-    assert services.volumes.get(vol.id).size_limit == 32 * MiB  # and settings: the snapshot's limit
+    assert services.volumes.get(vol.id, who=SYSTEM).size_limit == 32 * MiB  # and settings: the snapshot's limit
     assert_full_at(vol.path, 32 * MiB)
 
     copy = volume_restored_as_new(services, snap.id, "restored-copy")
@@ -133,8 +133,8 @@ def test_restores_set_the_limit_rather_than_inherit_the_snapshots(services: Serv
     """btrfs copies a qgroup's limit into snapshots and their writable copies: a restore must not rely on it."""
     if fs.fstype != "btrfs":
         pytest.skip("reads btrfs's own record of the limit")
-    vol = services.volumes.create("inherits", 32 * MiB)
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    vol = services.volumes.create("inherits", 32 * MiB, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     frozen = services.pool.snapshot_data_path(snap.id, vol.dataset)
     btrfs_quota.set_referenced_limit(frozen, 2 << 40)  # what the copies would inherit
     services.restores.over_source(
@@ -148,7 +148,7 @@ def test_restores_set_the_limit_rather_than_inherit_the_snapshots(services: Serv
 def test_start_up_sets_every_limit_again_from_the_catalog(services: Services, fs: Mounted) -> None:
     if fs.fstype != "btrfs":
         pytest.skip("reads btrfs's own record of the limit")
-    vol = services.volumes.create("relimited", 24 * MiB)
+    vol = services.volumes.create("relimited", 24 * MiB, who=SYSTEM)
     assert limit_in_kernel(services.pool, vol.dataset) == 24 * MiB
     services.pool.set_size_limit(vol.dataset, 2 << 40)  # as if lost, e.g. quotas turned off and on
     assert services.reconcile().limits_set >= 1
@@ -195,7 +195,7 @@ def test_an_operator_can_turn_limits_off_and_the_filesystem_is_left_alone(small_
     assert btrfs_quota.mode(small_fs.mountpoint) is btrfs_quota.QuotaMode.OFF
     services = build_services(str(tmp_path / "data"), pool)
     try:
-        vol = services.volumes.create("unlimited", None)
+        vol = services.volumes.create("unlimited", None, who=SYSTEM)
         assert vol.size_limit == pool.size_bytes()
         assert fill(vol.path, "big", 32 * MiB) is None
     finally:
@@ -212,7 +212,7 @@ def test_a_pool_without_limits_says_so_and_sizes_volumes_to_the_pool(copy_pool: 
     assert not copy_pool.limits_enforced and copy_pool.limits_problem
     services = build_services(str(tmp_path / "data"), copy_pool)
     try:
-        vol = services.volumes.create("unsized", None)
+        vol = services.volumes.create("unsized", None, who=SYSTEM)
         assert vol.size_limit == copy_pool.size_bytes()
     finally:
         services.close()
@@ -220,8 +220,8 @@ def test_a_pool_without_limits_says_so_and_sizes_volumes_to_the_pool(copy_pool: 
 
 def test_a_pool_with_limits_wants_a_size(services: Services, fs: Mounted) -> None:
     with pytest.raises(InvalidInput, match="size limit is required"):
-        services.volumes.create("unsized", None)
-    assert [v.name for v in services.volumes.list()] == []
+        services.volumes.create("unsized", None, who=SYSTEM)
+    assert [v.name for v in services.volumes.list(who=SYSTEM)] == []
 
 
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:

@@ -55,12 +55,12 @@ def tree(svc: Services) -> dict[str, Any]:
     dev = svc.tenants.create(SYSTEM, "dev", parent="acme")
     globex = svc.tenants.create(SYSTEM, "globex")
     vols = {
-        "acme": svc.volumes.create("data", 8 * MiB, tenant="acme"),
-        "dev": svc.volumes.create("data", 8 * MiB, tenant="acme/dev"),
-        "globex": svc.volumes.create("data", 8 * MiB, tenant="globex"),
-        "system": svc.volumes.create("data", 8 * MiB),
+        "acme": svc.volumes.create("data", 8 * MiB, tenant="acme", who=SYSTEM),
+        "dev": svc.volumes.create("data", 8 * MiB, tenant="acme/dev", who=SYSTEM),
+        "globex": svc.volumes.create("data", 8 * MiB, tenant="globex", who=SYSTEM),
+        "system": svc.volumes.create("data", 8 * MiB, who=SYSTEM),
     }
-    snaps = {k: svc.snapshots.take(TakeRequest(ref=v.id, name="s1")) for k, v in vols.items()}
+    snaps = {k: svc.snapshots.take(TakeRequest(ref=v.id, name="s1"), who=SYSTEM) for k, v in vols.items()}
     return {"acme": acme, "dev": dev, "globex": globex, "vols": vols, "snaps": snaps}
 
 
@@ -79,10 +79,10 @@ def test_tree_two_levels_names_per_owner_and_paths(services: Services) -> None:
     with pytest.raises(NameClash):
         services.tenants.create(SYSTEM, "dev", parent="acme")
     with pytest.raises(NameClash):
-        services.volumes.create("data", 8 * MiB, tenant="acme")
-    owners = {v.owner_tenant_id for v in services.volumes.list() if v.name == "data"}
+        services.volumes.create("data", 8 * MiB, tenant="acme", who=SYSTEM)
+    owners = {v.owner_tenant_id for v in services.volumes.list(who=SYSTEM) if v.name == "data"}
     assert owners == {None, t["acme"].tenant.id, t["dev"].tenant.id, t["globex"].tenant.id}
-    assert [v.id for v in services.volumes.list(tenant="acme")] == [t["vols"]["acme"].id]
+    assert [v.id for v in services.volumes.list(tenant="acme", who=SYSTEM)] == [t["vols"]["acme"].id]
 
     # Renaming keeps the tree; a sibling's name is refused.
     services.tenants.update(SYSTEM, "acme/dev", name="staging", description="was dev")
@@ -157,7 +157,7 @@ def test_delete_removes_exactly_the_subtree(services: Services) -> None:
 
 def test_delete_refused_while_a_snapshot_is_locked_changes_nothing(services: Services) -> None:
     t = tree(services)
-    services.snapshots.take(TakeRequest(ref=t["vols"]["dev"].id, name="audit", immutable=True))
+    services.snapshots.take(TakeRequest(ref=t["vols"]["dev"].id, name="audit", immutable=True), who=SYSTEM)
     before = state(services)
     with pytest.raises(SnapshotLocked):
         services.tenants.delete(SYSTEM, "acme", force=True)
@@ -201,27 +201,27 @@ def test_settings_documents_are_validated(services: Services) -> None:
 
 def test_tags_on_tenants_volumes_and_their_rules(services: Services) -> None:
     t = tree(services)
-    vol = services.volumes.create("tagged", 8 * MiB, tags=["tier:1", "backup"])
-    assert vol.tags == ("backup", "tier:1") and services.volumes.get("tagged").tags == ("backup", "tier:1")
+    vol = services.volumes.create("tagged", 8 * MiB, tags=["tier:1", "backup"], who=SYSTEM)
+    assert vol.tags == ("backup", "tier:1") and services.volumes.get("tagged", who=SYSTEM).tags == ("backup", "tier:1")
     assert services.tags.add(SYSTEM, TagKind.VOLUME, "tagged", "eu-west") == ("backup", "eu-west", "tier:1")
     assert services.tags.add(SYSTEM, TagKind.VOLUME, "tagged", "eu-west") == ("backup", "eu-west", "tier:1")
     assert services.tags.remove(SYSTEM, TagKind.VOLUME, "tagged", "backup") == ("eu-west", "tier:1")
     assert services.tags.add(SYSTEM, TagKind.TENANT, "acme/dev", "dev") == ("dev",)
     assert services.tenants.get(SYSTEM, "acme/dev").tags == ("dev",)
-    assert {v.name: v.tags for v in services.volumes.list()}["tagged"] == ("eu-west", "tier:1")
+    assert {v.name: v.tags for v in services.volumes.list(who=SYSTEM)}["tagged"] == ("eu-west", "tier:1")
 
     before = state(services)
     for bad in ("", "has space", "a,b", "-lead", "x" * 65, "ü"):
         with pytest.raises(InvalidTag):
             services.tags.add(SYSTEM, TagKind.VOLUME, "tagged", bad)
     with pytest.raises(InvalidTag):
-        services.volumes.create("bad-tags", 8 * MiB, tags=["no spaces"])
+        services.volumes.create("bad-tags", 8 * MiB, tags=["no spaces"], who=SYSTEM)
     with pytest.raises(InvalidTag):
         services.tenants.create(SYSTEM, "bad-tags", tags=[f"t{i}" for i in range(33)])
     with pytest.raises(NotFound):
         services.tags.add(Principal("g", Role.OPERATOR, t["globex"].tenant.id), TagKind.TENANT, "acme", "x")
     assert state(services) == before
-    services.volumes.delete("tagged", services.snapshots)
+    services.volumes.delete("tagged", services.snapshots, who=SYSTEM)
     assert TagKind.VOLUME not in {k for k, v in state(services)["tags"].items() if v}
 
 
@@ -251,11 +251,11 @@ def test_networks_overlap_names_and_owners(services: Services) -> None:
 def test_a_restore_as_new_and_its_name_stay_with_the_owner_of_the_source(services: Services) -> None:
     """Names are unique per owner: the copy of a tenant's volume is that tenant's, named by its rules there."""
     services.tenants.create(SYSTEM, "owner")
-    vol = services.volumes.create("data", 8 * MiB, tenant="owner")
-    services.volumes.create("data_restored", 8 * MiB)  # the system's: no clash with the tenant's copy
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s1"))
+    vol = services.volumes.create("data", 8 * MiB, tenant="owner", who=SYSTEM)
+    services.volumes.create("data_restored", 8 * MiB, who=SYSTEM)  # the system's: no clash with the tenant's copy
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s1"), who=SYSTEM)
     made = services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
-    copy = services.volumes.get(str(made["volume_id"]))
+    copy = services.volumes.get(str(made["volume_id"]), who=SYSTEM)
     assert (copy.name, copy.owner_tenant_id) == ("data_restored", vol.owner_tenant_id)
     with pytest.raises(NameClash):
         services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)

@@ -18,6 +18,7 @@ import pytest
 
 from snapkeep.config import Settings
 from snapkeep.errors import PoolUnreachable, SnapkeepError
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.storage.pool import Pool
@@ -42,9 +43,9 @@ def services(private_dir: str) -> Iterator[Services]:
     svc = Services.build(settings, Pool.open(settings.pool_path))
     yield svc
     os.chmod(private_dir, 0o755)
-    for vm in svc.vms.listing():
+    for vm in svc.vms.listing(who=SYSTEM):
         with contextlib.suppress(SnapkeepError):
-            svc.vms.delete(vm.id, svc.snapshots, force=True)
+            svc.vms.delete(vm.id, svc.snapshots, force=True, who=SYSTEM)
     svc.close()
     shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -64,19 +65,19 @@ def test_service_start_up_warns_with_the_fix(private_dir: str) -> None:
 def test_vm_create_and_start_refused_until_qemu_can_reach_the_pool(services: Services, private_dir: str) -> None:
     name = f"skaccess-{uuid.uuid4().hex[:8]}"
     with pytest.raises(PoolUnreachable) as refused:
-        services.vms.create(name, vcpus=1, memory_mib=64, disk_sizes=[1 << 20])
+        services.vms.create(name, vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)
     assert f"cannot enter {private_dir}" in refused.value.message
     assert f"chmod o+x {private_dir}" in refused.value.message
-    assert services.pool.list_datasets() == [] and services.vms.listing() == []
+    assert services.pool.list_datasets() == [] and services.vms.listing(who=SYSTEM) == []
     assert not services.host.exists(name)
 
     os.chmod(private_dir, 0o711)  # what the message advises: search permission for others
-    vm = services.vms.create(name, vcpus=1, memory_mib=64, disk_sizes=[1 << 20])
+    vm = services.vms.create(name, vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)
     os.chmod(private_dir, 0o700)  # someone tightens it again: start says why, before QEMU fails
     with pytest.raises(PoolUnreachable):
-        services.vms.start(vm.id)
-    assert services.vms.get(vm.id).state == VMState.SHUTOFF
+        services.vms.start(vm.id, who=SYSTEM)
+    assert services.vms.get(vm.id, who=SYSTEM).state == VMState.SHUTOFF
 
     os.chmod(private_dir, 0o711)
-    assert services.vms.start(vm.id).state == VMState.RUNNING  # QEMU opened the disk (no OS: it idles)
-    services.vms.stop(vm.id, force=True)
+    assert services.vms.start(vm.id, who=SYSTEM).state == VMState.RUNNING  # QEMU opened the disk (no OS: it idles)
+    services.vms.stop(vm.id, force=True, who=SYSTEM)

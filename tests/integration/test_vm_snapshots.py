@@ -69,13 +69,13 @@ def vm_services(libvirtd: None) -> Iterator[Services]:
 def _discard_vms(services: Services) -> None:
     """Teardown never stops half-way: each VM is deleted through the service, else by libvirt directly."""
     try:
-        vms = services.vms.listing()
+        vms = services.vms.listing(who=SYSTEM)
     except SnapkeepError as exc:
         print(f"cleanup: cannot list VMs: {exc.message}")
         return
     for vm in vms:
         try:
-            services.vms.delete(vm.id, services.snapshots, force=True)
+            services.vms.delete(vm.id, services.snapshots, force=True, who=SYSTEM)
         except SnapkeepError as exc:
             print(f"cleanup of {vm.name}: {exc.message}")
             for step in (services.host.power_off, services.host.undefine):
@@ -98,6 +98,7 @@ def make_vm(svc: Services, image: GuestImage, name: str, disks: int = 1) -> VM:
         initrd=image.initrd,
         cmdline=image.cmdline,
         agent_timeout=2.0,
+        who=SYSTEM,
     )
     for disk in vm.config["disks"]:
         path = os.path.join(vm.path, disk["file"])
@@ -119,7 +120,7 @@ def console_ready(svc: Services, vm: VM) -> bool:
 
 
 def boot(svc: Services, vm: VM) -> None:
-    svc.vms.start(vm.id)
+    svc.vms.start(vm.id, who=SYSTEM)
     deadline = time.monotonic() + BOOT_TIMEOUT
     while not (console_ready(svc, vm) and svc.host.agent_ping(vm.name, 1.0)):
         assert time.monotonic() < deadline, f"{vm.name} did not boot with its agent within {BOOT_TIMEOUT} s"
@@ -143,13 +144,13 @@ def test_quiesced_snapshot_of_running_guest_restores_as_new_and_boots(
     vm_services: Services, running: VM, image: GuestImage
 ) -> None:
     svc = vm_services
-    snap = svc.snapshots.take(TakeRequest(ref=running.id, subject_type="vm", name="quiet", quiesce=True))
+    snap = svc.snapshots.take(TakeRequest(ref=running.id, subject_type="vm", name="quiet", quiesce=True), who=SYSTEM)
     tail = svc.host.read_guest_file(running.name, "/data/counter", 5.0, limit=64, tail=True)  # type: ignore[attr-defined]
     seen_after_snapshot = parse_counter(tail)[-1]
     assert snap.quiesced and snap.quiesce_note is None
     assert snap.quiesce_window_ms is not None and snap.paused_window_ms is not None
     assert snap.paused_window_ms <= snap.quiesce_window_ms
-    assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
     assert not svc.host.frozen(running.name, 5.0), "the guest was left frozen"
 
     copy = vm_restored_as_new(svc, snap.id)
@@ -164,8 +165,8 @@ def test_quiesced_snapshot_of_running_guest_restores_as_new_and_boots(
     assert snapshot_counter and counter_is_intact(snapshot_counter)
     assert snapshot_counter[-1] <= seen_after_snapshot
     boot(svc, copy)
-    svc.vms.stop(copy.id, timeout=60)
-    assert svc.vms.get(copy.id).state == VMState.SHUTOFF
+    svc.vms.stop(copy.id, timeout=60, who=SYSTEM)
+    assert svc.vms.get(copy.id, who=SYSTEM).state == VMState.SHUTOFF
     assert fsck(disk_path(copy)).clean
     values = read_counter(disk_path(copy))
     assert counter_is_intact(values)
@@ -180,27 +181,27 @@ def test_reconciler_thaws_and_resumes_a_guest_left_frozen_and_paused(vm_services
     run_dir = svc.settings.run_dir
     GuestFrozen(svc.host, running.name, 5.0, svc.intents, "crashed").acquire()  # never released: a crash
     GuestPaused(svc.host, running.name, svc.intents, "crashed").acquire()
-    assert svc.vms.get(running.id).state == VMState.PAUSED
+    assert svc.vms.get(running.id, who=SYSTEM).state == VMState.PAUSED
 
     report = svc.reconcile()
     assert report.guests_released == 2
-    assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
     assert not svc.host.frozen(running.name, 5.0)
     assert [f for f in os.listdir(run_dir) if "guest-" in f] == []
 
 
 def test_restore_over_running_vm_needs_power_off_and_clashes_are_refused(vm_services: Services, running: VM) -> None:
     svc = vm_services
-    snap = svc.snapshots.take(TakeRequest(ref=running.id, subject_type="vm", name="plain"))
+    snap = svc.snapshots.take(TakeRequest(ref=running.id, subject_type="vm", name="plain"), who=SYSTEM)
     assert not snap.quiesced and snap.paused_window_ms is not None
-    before = svc.snapshots.listing(running.id, "vm")
+    before = svc.snapshots.listing(running.id, "vm", who=SYSTEM)
     with pytest.raises(Conflict, match="running"):
         svc.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
     with pytest.raises(NameClash):
         vm_restored_as_new(svc, snap.id, name=running.name)
-    assert svc.vms.get(running.id).state == VMState.RUNNING
-    assert svc.snapshots.listing(running.id, "vm") == before
-    assert {vm.name for vm in svc.vms.listing()} >= {running.name}
+    assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
+    assert svc.snapshots.listing(running.id, "vm", who=SYSTEM) == before
+    assert {vm.name for vm in svc.vms.listing(who=SYSTEM)} >= {running.name}
 
 
 def test_restore_to_any_snapshot_and_undo_byte_for_byte(vm_services: Services, image: GuestImage) -> None:
@@ -214,7 +215,7 @@ def test_restore_to_any_snapshot_and_undo_byte_for_byte(vm_services: Services, i
                 f.seek((i + 1) * (1 << 20) + index)
                 f.write(f"generation {i} disk {index}".encode() * 100)
         digests.append((digest(disk_path(vm, 0)), digest(disk_path(vm, 1))))
-        snaps.append(svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name=f"gen{i}")))
+        snaps.append(svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name=f"gen{i}"), who=SYSTEM))
     current = (digest(disk_path(vm, 0)), digest(disk_path(vm, 1)))
 
     first = svc.restores.over_source(snaps[0].id, RestoreOptions(), SYSTEM)
@@ -224,7 +225,7 @@ def test_restore_to_any_snapshot_and_undo_byte_for_byte(vm_services: Services, i
     assert first["pre_restore_snapshot_id"] is not None
     svc.restores.over_source(str(first["pre_restore_snapshot_id"]), RestoreOptions(pre_restore=False), SYSTEM)
     assert (digest(disk_path(vm, 0)), digest(disk_path(vm, 1))) == current
-    safety = svc.snapshots.get(str(first["pre_restore_snapshot_id"]))
+    safety = svc.snapshots.get(str(first["pre_restore_snapshot_id"]), who=SYSTEM)
     assert safety.name.startswith("pre-restore_") and safety.expires_at is not None
     assert abs(safety.expires_at - safety.created_at - timedelta(days=7)) < timedelta(seconds=5)
 
@@ -234,12 +235,12 @@ def test_clone_and_delete(vm_services: Services, image: GuestImage) -> None:
     vm = make_vm(svc, image, "original")
     with open(disk_path(vm), "r+b") as f:
         f.write(b"cloned bytes")
-    clone = svc.clones.clone(vm.id, "original-clone", True, SYSTEM)
+    clone = svc.clones.clone(vm.id, "original-clone", preserve_macs=True, who=SYSTEM)
     assert digest(disk_path(clone)) == digest(disk_path(vm))
     assert [n["mac"] for n in clone.config["nics"]] == [n["mac"] for n in vm.config["nics"]]
-    assert svc.snapshots.listing(vm.id, "vm") == []  # the clone's source snapshot is gone
-    snap = svc.snapshots.take(TakeRequest(ref=clone.id, subject_type="vm", name="s"))
-    svc.vms.delete(clone.id, svc.snapshots)
+    assert svc.snapshots.listing(vm.id, "vm", who=SYSTEM) == []  # the clone's source snapshot is gone
+    snap = svc.snapshots.take(TakeRequest(ref=clone.id, subject_type="vm", name="s"), who=SYSTEM)
+    svc.vms.delete(clone.id, svc.snapshots, who=SYSTEM)
     assert not svc.host.exists("original-clone")
     assert snap.id not in svc.pool.list_snapshots()
     assert clone.dataset not in svc.pool.list_datasets()
@@ -258,24 +259,26 @@ def test_guest_without_agent_require_fails_fallback_says_why(vm_services: Servic
         cmdline=image.cmdline,
         agent_timeout=1.0,
         guest_agent=False,
+        who=SYSTEM,
     )
     os.unlink(disk_path(vm))
     make_data_disk(disk_path(vm), 128 << 20)
-    svc.vms.start(vm.id)
+    svc.vms.start(vm.id, who=SYSTEM)
     deadline = time.monotonic() + BOOT_TIMEOUT
     while not console_ready(svc, vm):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     with pytest.raises(QuiesceFailed):
         svc.snapshots.take(
-            TakeRequest(ref=vm.id, subject_type="vm", name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE)
+            TakeRequest(ref=vm.id, subject_type="vm", name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE),
+            who=SYSTEM,
         )
-    assert svc.snapshots.listing(vm.id, "vm") == []
-    assert svc.vms.get(vm.id).state == VMState.RUNNING
-    snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="may", quiesce=True))
+    assert svc.snapshots.listing(vm.id, "vm", who=SYSTEM) == []
+    assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING
+    snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="may", quiesce=True), who=SYSTEM)
     assert not snap.quiesced and snap.quiesce_note and "not quiesced" in snap.quiesce_note
-    assert svc.vms.get(vm.id).state == VMState.RUNNING
-    svc.vms.delete(vm.id, svc.snapshots, force=True)
+    assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING
+    svc.vms.delete(vm.id, svc.snapshots, force=True, who=SYSTEM)
 
 
 def wait_for_agent(svc: Services, vm: VM, timeout: float = 30.0) -> None:
@@ -305,10 +308,11 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
                 name="must-quiesce",
                 quiesce=True,
                 quiesce_policy=QuiescePolicy.REQUIRE,
-            )
+            ),
+            who=SYSTEM,
         )
-    assert "must-quiesce" not in {s.name for s in svc.snapshots.listing(running.id, "vm")}
-    assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert "must-quiesce" not in {s.name for s in svc.snapshots.listing(running.id, "vm", who=SYSTEM)}
+    assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
 
     wait_for_agent(svc, running)
     svc.release_pending()  # what the service's periodic loop does every few seconds
@@ -318,14 +322,14 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
     svc.host.guest_exec(running.name, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
     time.sleep(0.3)
     snap = svc.snapshots.take(
-        TakeRequest(ref=running.id, subject_type="vm", name=f"fallback-{abs(hash(fault))}", quiesce=True)
+        TakeRequest(ref=running.id, subject_type="vm", name=f"fallback-{abs(hash(fault))}", quiesce=True), who=SYSTEM
     )
     assert not snap.quiesced and snap.quiesce_note and "not quiesced" in snap.quiesce_note
     assert snap.paused_window_ms is not None
     wait_for_agent(svc, running)
     svc.release_pending()
     assert not svc.host.frozen(running.name, 5.0)
-    assert svc.vms.get(running.id).state == VMState.RUNNING
+    assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
     assert [f for f in os.listdir(svc.settings.run_dir) if "guest-" in f] == []
 
 
@@ -356,14 +360,14 @@ def test_two_disks_of_a_running_guest_are_captured_at_one_instant(
     boot(svc, vm)
     time.sleep(1.0)
     for i in range(3):
-        snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name=f"both-{i}"))
+        snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name=f"both-{i}"), who=SYSTEM)
         data = svc.pool.snapshot_data_path(snap.id, vm.dataset)
         counter = read_counter(journal_replayed_copy(os.path.join(data, vm.config["disks"][0]["file"]), tmp_path))
         mirror = read_mirror(os.path.join(data, vm.config["disks"][1]["file"]))
         assert counter and mirror is not None and counter_is_intact(counter)
         assert 0 <= counter[-1] - mirror <= 1, f"disks captured apart: counter {counter[-1]}, mirror {mirror}"
         time.sleep(0.3)
-    svc.vms.stop(vm.id, force=True)
+    svc.vms.stop(vm.id, force=True, who=SYSTEM)
 
 
 class DefineFails:
@@ -395,7 +399,7 @@ def test_vm_restore_whose_define_fails_puts_disks_and_configuration_back(image: 
         vm = make_vm(svc, image, "define-fails")
         with open(disk_path(vm), "r+b") as f:
             f.write(b"state at the snapshot")
-        snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="s"))
+        snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="s"), who=SYSTEM)
         with open(disk_path(vm), "r+b") as f:
             f.write(b"state after the snapshot")
         before = digest(disk_path(vm))
@@ -403,7 +407,7 @@ def test_vm_restore_whose_define_fails_puts_disks_and_configuration_back(image: 
         with pytest.raises(HypervisorError):
             svc.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
         assert digest(disk_path(vm)) == before, "the disks were left from the snapshot"
-        assert svc.vms.get(vm.id).config == vm.config
+        assert svc.vms.get(vm.id, who=SYSTEM).config == vm.config
         assert svc.pool.list_staging() == []
     finally:
         _discard_vms(svc)

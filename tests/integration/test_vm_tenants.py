@@ -47,6 +47,7 @@ def make_vm(svc: Services, image: GuestImage, name: str, tenant: str | None, net
         cmdline=image.cmdline,
         tenant=tenant,
         networks=networks,
+        who=SYSTEM,
     )
     path = os.path.join(vm.path, vm.config["disks"][0]["file"])
     os.unlink(path)
@@ -55,7 +56,7 @@ def make_vm(svc: Services, image: GuestImage, name: str, tenant: str | None, net
 
 
 def states(svc: Services, *vms: VM) -> list[str]:
-    return [svc.vms.get(vm.id).state for vm in vms]
+    return [svc.vms.get(vm.id, who=SYSTEM).state for vm in vms]
 
 
 def test_tenant_power_and_delete_reach_exactly_its_subtree(
@@ -81,7 +82,7 @@ def test_tenant_power_and_delete_reach_exactly_its_subtree(
             with pytest.raises(NotFound):  # a NIC only on a network of the VM's own owner
                 make_vm(svc, image, f"tnt-{tag}-x", "acme/dev", [network.id])
         assert state(svc) == before
-        svc.vms.start(system_vm.id)
+        svc.vms.start(system_vm.id, who=SYSTEM)
 
         started = svc.tenants.power(SYSTEM, "acme", on=True)
         assert sorted(started["started"]) == sorted([parent_vm.name, child_vm.name])
@@ -106,7 +107,7 @@ def test_tenant_power_and_delete_reach_exactly_its_subtree(
         assert not svc.tenants.get(SYSTEM, "acme").online
 
         job = svc.tenants.submit_power(SYSTEM, "acme/dev", on=True)  # a child alone, as the API does it
-        assert svc.jobs.wait(job.id, 60).status == "succeeded"
+        assert svc.jobs.wait(job.id, 60, who=SYSTEM).status == "succeeded"
         assert states(svc, parent_vm, child_vm, system_vm) == [VMState.SHUTOFF, VMState.RUNNING, VMState.RUNNING]
         svc.tenants.power(SYSTEM, "acme", on=True)
         assert states(svc, parent_vm, child_vm) == [VMState.RUNNING] * 2
@@ -117,12 +118,12 @@ def test_tenant_power_and_delete_reach_exactly_its_subtree(
         assert not os.path.exists(parent_vm.path) and not os.path.exists(child_vm.path)
         if libvirt_net is not None:
             assert not svc.host.network_exists(libvirt_net)
-        assert [vm.name for vm in svc.vms.listing()] == [system_vm.name]
-        assert svc.vms.get(system_vm.id).state == VMState.RUNNING
+        assert [vm.name for vm in svc.vms.listing(who=SYSTEM)] == [system_vm.name]
+        assert svc.vms.get(system_vm.id, who=SYSTEM).state == VMState.RUNNING
         assert svc.tenants.tree(SYSTEM) == []
     finally:
         if libvirt_net is not None:
             with contextlib.suppress(SnapkeepError):
-                for vm in svc.vms.listing():
+                for vm in svc.vms.listing(who=SYSTEM):
                     svc.host.power_off(vm.name)
                 svc.host.remove_network(libvirt_net)

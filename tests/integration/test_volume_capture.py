@@ -75,13 +75,13 @@ def test_snapshots_without_quiesce_each_show_one_instant(
     the filesystem at one commit, as a power cut would leave it: buffered data not yet written back may be
     missing in any order (this test saw it), so there the writer makes each step durable, as an application
     that needs order across files does."""
-    vol = services.volumes.create(f"chain-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"chain-{tmp_path.name}", 1 << 30, who=SYSTEM)
     durable = [] if services.pool.is_image_volume(vol.dataset) else ["--durable"]
     make_filler(vol.path, 3000)
     process.append(subprocess.Popen([sys.executable, "-m", "tests.chain_writer", vol.path, *durable]))
     while gaps(vol.path)[1] < 200:
         time.sleep(0.01)
-    snaps = [services.snapshots.take(TakeRequest(ref=vol.id, name=f"busy-{i}")) for i in range(10)]
+    snaps = [services.snapshots.take(TakeRequest(ref=vol.id, name=f"busy-{i}"), who=SYSTEM) for i in range(10)]
     process[0].kill()
     for snap in snaps:
         assert not snap.quiesced
@@ -94,11 +94,11 @@ def test_snapshots_without_quiesce_each_show_one_instant(
 def test_a_symlink_swapped_in_during_a_take_never_reads_another_volume(
     services: Services, tmp_path: Path, process: list[subprocess.Popen[bytes]]
 ) -> None:
-    victim = services.volumes.create(f"victim-{tmp_path.name}", 1 << 30)
+    victim = services.volumes.create(f"victim-{tmp_path.name}", 1 << 30, who=SYSTEM)
     secret = f"SECRET {tmp_path.name}"
     for i in range(50):
         Path(victim.path, f"secret-{i}.txt").write_text(secret)
-    attacker = services.volumes.create(f"attacker-{tmp_path.name}", 1 << 30)
+    attacker = services.volumes.create(f"attacker-{tmp_path.name}", 1 << 30, who=SYSTEM)
     os.mkdir(os.path.join(attacker.path, "x"))
     for i in range(50):
         Path(attacker.path, "x", f"mine-{i}.txt").write_text("harmless")
@@ -107,7 +107,7 @@ def test_a_symlink_swapped_in_during_a_take_never_reads_another_volume(
     process.append(subprocess.Popen(swap))
     time.sleep(0.2)
     for i in range(30):
-        snap = services.snapshots.take(TakeRequest(ref=attacker.id, name=f"swapped-{i}"))
+        snap = services.snapshots.take(TakeRequest(ref=attacker.id, name=f"swapped-{i}"), who=SYSTEM)
         with services.pool.snapshot_tree(snap.id, attacker.dataset) as root:
             for dirpath, _dirs, files in os.walk(root):
                 for name in files:
@@ -119,7 +119,7 @@ def test_a_symlink_swapped_in_during_a_take_never_reads_another_volume(
 def test_capture_that_fails_leaves_the_volume_thawed(
     services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vol = services.volumes.create(f"fails-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"fails-{tmp_path.name}", 1 << 30, who=SYSTEM)
     if not services.pool.is_image_volume(vol.dataset):
         pytest.skip("only a volume with a filesystem of its own is frozen")
     from snapkeep.storage import pool as pool_module
@@ -130,7 +130,7 @@ def test_capture_that_fails_leaves_the_volume_thawed(
     monkeypatch.setattr(pool_module, "clone_file", broken_clone)
     for quiesce in (True, False):
         with pytest.raises(PoolError, match="injected"):
-            services.snapshots.take(TakeRequest(ref=vol.id, name=f"broken-{quiesce}", quiesce=quiesce))
+            services.snapshots.take(TakeRequest(ref=vol.id, name=f"broken-{quiesce}", quiesce=quiesce), who=SYSTEM)
         assert writes_within(os.path.join(vol.path, f"after-{quiesce}"), 10), "the volume was left frozen"
     assert [p for p in os.listdir(services.settings.run_dir) if p.startswith("volume-freeze-")] == []
     assert services.pool.list_staging() == []
@@ -222,27 +222,27 @@ def test_size_limit_holds_and_changes_on_a_live_volume(services: Services, tmp_p
     if not services.pool.driver.limits_enforced:
         pytest.skip("this driver does not enforce limits yet")
     limit = 64 << 20
-    vol = services.volumes.create(f"limited-{tmp_path.name}", limit)
+    vol = services.volumes.create(f"limited-{tmp_path.name}", limit, who=SYSTEM)
     pool_free = services.pool.free_bytes()
     fill(vol.path, "a")
     assert abs(_content(vol.path) - limit) <= limit // 100, "stopped away from the limit"
     assert services.pool.free_bytes() > pool_free - 2 * limit, "the rest of the pool is affected"
 
-    services.volumes.update(vol.id, size_limit=96 << 20)
+    services.volumes.update(vol.id, size_limit=96 << 20, who=SYSTEM)
     fill(vol.path, "b")
     assert abs(_content(vol.path) - (96 << 20)) <= (96 << 20) // 100
 
     with pytest.raises(InvalidInput, match="below"):
-        services.volumes.update(vol.id, size_limit=32 << 20)
-    assert services.volumes.get(vol.id).size_limit == 96 << 20
+        services.volumes.update(vol.id, size_limit=32 << 20, who=SYSTEM)
+    assert services.volumes.get(vol.id, who=SYSTEM).size_limit == 96 << 20
     os.unlink(os.path.join(vol.path, "a"))
     os.unlink(os.path.join(vol.path, "b"))
-    services.volumes.update(vol.id, size_limit=32 << 20)
+    services.volumes.update(vol.id, size_limit=32 << 20, who=SYSTEM)
     fill(vol.path, "c")
     assert abs(_content(vol.path) - (32 << 20)) <= (32 << 20) // 100
 
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="at-32m"))
-    services.volumes.update(vol.id, size_limit=48 << 20)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="at-32m"), who=SYSTEM)
+    services.volumes.update(vol.id, size_limit=48 << 20, who=SYSTEM)
     services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
     fill(vol.path, "d")
     assert abs(_content(vol.path) - (48 << 20)) <= (48 << 20) // 100, "the restore did not keep the limit"
@@ -269,16 +269,16 @@ def _content(path: str) -> int:
 
 def test_browse_restore_with_a_file_open_restore_as_new_and_delete(services: Services, tmp_path: Path) -> None:
     root = services.pool.root
-    vol = services.volumes.create(f"life-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"life-{tmp_path.name}", 1 << 30, who=SYSTEM)
     Path(vol.path, "kept.txt").write_text("at snapshot time\n")
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="one"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="one"), who=SYSTEM)
     loops = loop_devices_of(root)
     with services.pool.snapshot_tree(snap.id, vol.dataset) as frozen:
         assert Path(frozen, "kept.txt").read_text() == "at snapshot time\n"
         with pytest.raises(OSError):
             Path(frozen, "new.txt").write_text("snapshots are read-only")
     assert mounts_under(os.path.join(root, "staging")) == [] and loop_devices_of(root) == loops
-    assert services.files.browse(snap.id)  # through the service too
+    assert services.files.browse(snap.id, who=SYSTEM)  # through the service too
     assert mounts_under(os.path.join(root, "staging")) == []
 
     Path(vol.path, "kept.txt").write_text("changed\n")
@@ -302,7 +302,7 @@ def test_browse_restore_with_a_file_open_restore_as_new_and_delete(services: Ser
     assert not os.path.exists(os.path.join(vol.path, "only-in-copy"))
 
     for volume in (copy, vol):
-        services.volumes.delete(volume.id, services.snapshots)
+        services.volumes.delete(volume.id, services.snapshots, who=SYSTEM)
         assert volume.dataset not in services.pool.list_datasets()
         assert mounts_under(services.pool.dataset_path(volume.dataset)) == []
         assert not os.path.lexists(services.pool.dataset_path(volume.dataset))
@@ -312,9 +312,9 @@ def test_browse_restore_with_a_file_open_restore_as_new_and_delete(services: Ser
 def test_restore_as_new_cut_short_leaves_nothing_under_datasets(services: Services, tmp_path: Path) -> None:
     """A process killed while it clones a snapshot into a new volume: the half-made copy is in staging,
     which the next start-up removes; nothing appears under datasets/."""
-    vol = services.volumes.create(f"source-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"source-{tmp_path.name}", 1 << 30, who=SYSTEM)
     Path(vol.path, "f").write_text("data")
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="src"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="src"), who=SYSTEM)
     before = services.pool.list_datasets()
     if not services.pool.is_image_volume(vol.dataset):
         pytest.skip("a btrfs clone is one subvolume snapshot")
@@ -416,11 +416,11 @@ def test_restore_whose_mount_switch_fails_leaves_the_volume_as_it_was(
 ) -> None:
     """``mount --move`` is refused under a shared mount (systemd's default propagation): the restore fails
     and the volume keeps its image, its mount and its data."""
-    vol = services.volumes.create(f"nomove-{tmp_path.name}", 1 << 30)
+    vol = services.volumes.create(f"nomove-{tmp_path.name}", 1 << 30, who=SYSTEM)
     if not services.pool.is_image_volume(vol.dataset):
         pytest.skip("only image volumes are switched by mount --move")
     Path(vol.path, "f").write_text("old\n")
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     Path(vol.path, "f").write_text("live\n")
     from snapkeep.storage import images
 

@@ -38,10 +38,10 @@ def read(path: str) -> str:
 
 
 def test_take_restore_over_source_undo_and_as_new(services: Services) -> None:
-    vol = services.volumes.create("docs", 1 << 30, "team documents")
+    vol = services.volumes.create("docs", 1 << 30, "team documents", who=SYSTEM)
     make_rich_tree(vol.path)
     expected = tree_signature(vol.path)
-    snap = services.snapshots.take(TakeRequest(ref="docs", name="before-upgrade"))
+    snap = services.snapshots.take(TakeRequest(ref="docs", name="before-upgrade"), who=SYSTEM)
     assert snap.status is SnapshotStatus.READY and not snap.quiesced
     manifest = services.snapshots.manifest(snap.id)
     assert manifest.objects[0].name == "docs" and manifest.snapshot.name == "before-upgrade"
@@ -53,7 +53,7 @@ def test_take_restore_over_source_undo_and_as_new(services: Services) -> None:
 
     safety_id = result["pre_restore_snapshot_id"]
     assert safety_id is not None
-    safety = services.snapshots.get(safety_id)
+    safety = services.snapshots.get(safety_id, who=SYSTEM)
     assert safety.name.startswith("pre-restore_") and safety.expires_at is not None
     services.restores.over_source(safety_id, RestoreOptions(pre_restore=False), SYSTEM)
     assert tree_signature(vol.path) == after_change
@@ -66,37 +66,37 @@ def test_take_restore_over_source_undo_and_as_new(services: Services) -> None:
 
 
 def test_restore_data_and_settings(services: Services) -> None:
-    vol = services.volumes.create("settings-vol", 1 << 30, "old description")
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
-    services.volumes.update(vol.id, description="new description", size_limit=2 << 30)
+    vol = services.volumes.create("settings-vol", 1 << 30, "old description", who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    services.volumes.update(vol.id, description="new description", size_limit=2 << 30, who=SYSTEM)
     services.restores.over_source(snap.id, RestoreOptions(mode=RestoreMode.DATA, pre_restore=False), SYSTEM)
-    assert services.volumes.get(vol.id).description == "new description"
+    assert services.volumes.get(vol.id, who=SYSTEM).description == "new description"
     services.restores.over_source(
         snap.id, RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS, pre_restore=False), SYSTEM
     )
-    restored = services.volumes.get(vol.id)
+    restored = services.volumes.get(vol.id, who=SYSTEM)
     assert (restored.description, restored.size_limit) == ("old description", 1 << 30)
 
 
 @pytest.mark.parametrize("bad", ["a/b", "..", "a..b", "x\x00y", "n" * 300, "", " lead"])
 def test_bad_snapshot_names_are_refused_and_change_nothing(services: Services, bad: str) -> None:
-    vol = services.volumes.create(f"names-{abs(hash(bad))}", 1 << 30)
+    vol = services.volumes.create(f"names-{abs(hash(bad))}", 1 << 30, who=SYSTEM)
     with pytest.raises(InvalidName):
-        services.snapshots.take(TakeRequest(ref=vol.id, name=bad))
+        services.snapshots.take(TakeRequest(ref=vol.id, name=bad), who=SYSTEM)
     with pytest.raises(InvalidName):
-        services.volumes.create(bad, 1 << 30)
-    assert services.snapshots.listing(vol.id) == []
+        services.volumes.create(bad, 1 << 30, who=SYSTEM)
+    assert services.snapshots.listing(vol.id, who=SYSTEM) == []
     assert services.pool.list_staging() == []
 
 
 def test_clashing_names_are_refused(services: Services) -> None:
-    vol = services.volumes.create("clash", 1 << 30)
-    first = services.snapshots.take(TakeRequest(ref=vol.id, name="daily"))
+    vol = services.volumes.create("clash", 1 << 30, who=SYSTEM)
+    first = services.snapshots.take(TakeRequest(ref=vol.id, name="daily"), who=SYSTEM)
     with pytest.raises(NameClash):
-        services.snapshots.take(TakeRequest(ref=vol.id, name="daily"))
+        services.snapshots.take(TakeRequest(ref=vol.id, name="daily"), who=SYSTEM)
     with pytest.raises(NameClash):
-        services.volumes.create("clash", 1 << 30)
-    assert [s.id for s in services.snapshots.listing(vol.id)] == [first.id]
+        services.volumes.create("clash", 1 << 30, who=SYSTEM)
+    assert [s.id for s in services.snapshots.listing(vol.id, who=SYSTEM)] == [first.id]
 
 
 def test_expiry_in_the_past_is_refused(services: Services) -> None:
@@ -104,68 +104,73 @@ def test_expiry_in_the_past_is_refused(services: Services) -> None:
 
     with pytest.raises(InvalidExpiry, match="in the past"):
         parse_expiry("2001-01-01T00:00:00", utcnow())
-    vol = services.volumes.create("past", 1 << 30)
+    vol = services.volumes.create("past", 1 << 30, who=SYSTEM)
     with pytest.raises(InvalidExpiry, match="in the past"):
-        services.snapshots.take(TakeRequest(ref=vol.id, name="s", expires_at=utcnow() - timedelta(seconds=1)))
-    assert services.snapshots.listing(vol.id) == []
+        services.snapshots.take(
+            TakeRequest(ref=vol.id, name="s", expires_at=utcnow() - timedelta(seconds=1)), who=SYSTEM
+        )
+    assert services.snapshots.listing(vol.id, who=SYSTEM) == []
     assert parse_expiry("never", utcnow()) is None
     assert parse_expiry("7d", utcnow()) is not None
 
 
 def test_immutable_snapshot_refuses_deletion_until_cooled_off(services: Services, clock: TestClock) -> None:
-    vol = services.volumes.create("locked", 1 << 30)
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="audit", immutable=True))
+    vol = services.volumes.create("locked", 1 << 30, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="audit", immutable=True), who=SYSTEM)
+    mallory = Principal("mallory", Role.OPERATOR, None)
     with pytest.raises(SnapshotLocked):
-        services.snapshots.delete(snap.id, actor="mallory")
+        services.snapshots.delete(snap.id, who=mallory)
     with pytest.raises(SnapshotLocked):
-        services.volumes.delete(vol.id, services.snapshots, actor="mallory")
-    assert services.snapshots.get(snap.id).status is SnapshotStatus.READY
-    assert services.volumes.get(vol.id).id == vol.id
-    refused = [e for e in services.audit.entries() if e.outcome == "refused" and e.actor == "mallory"]
+        services.volumes.delete(vol.id, services.snapshots, who=mallory)
+    assert services.snapshots.get(snap.id, who=SYSTEM).status is SnapshotStatus.READY
+    assert services.volumes.get(vol.id, who=SYSTEM).id == vol.id
+    refused = [e for e in services.audit.entries(who=SYSTEM) if e.outcome == "refused" and e.actor == "mallory"]
     assert len(refused) == 2
 
-    unlocked = services.snapshots.unlock(snap.id)
+    unlocked = services.snapshots.unlock(snap.id, who=SYSTEM)
     assert services.snapshots.deletable_at(unlocked) == unlocked.unlocked_at + timedelta(days=7)  # type: ignore[operator]
     with pytest.raises(SnapshotLocked):
-        services.snapshots.delete(snap.id)
+        services.snapshots.delete(snap.id, who=SYSTEM)
     clock.advance(timedelta(days=6))  # a day of margin either side: real time moves on while the test runs
     with pytest.raises(SnapshotLocked):
-        services.snapshots.delete(snap.id)
+        services.snapshots.delete(snap.id, who=SYSTEM)
     clock.advance(timedelta(days=2))
-    services.snapshots.delete(snap.id)
+    services.snapshots.delete(snap.id, who=SYSTEM)
     with pytest.raises(NotFound):
-        services.snapshots.get(snap.id)
+        services.snapshots.get(snap.id, who=SYSTEM)
 
 
 def test_expiry_sweep_deletes_only_expired(services: Services, clock: TestClock) -> None:
-    vol = services.volumes.create("sweep", 1 << 30)
+    vol = services.volumes.create("sweep", 1 << 30, who=SYSTEM)
     now = services.clock()
-    soon = services.snapshots.take(TakeRequest(ref=vol.id, name="soon", expires_at=now + timedelta(hours=1)))
-    keep = services.snapshots.take(TakeRequest(ref=vol.id, name="keep"))
-    locked = services.snapshots.take(
-        TakeRequest(ref=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True)
+    soon = services.snapshots.take(
+        TakeRequest(ref=vol.id, name="soon", expires_at=now + timedelta(hours=1)), who=SYSTEM
     )
-    assert services.snapshots.sweep_expired() == []
+    keep = services.snapshots.take(TakeRequest(ref=vol.id, name="keep"), who=SYSTEM)
+    locked = services.snapshots.take(
+        TakeRequest(ref=vol.id, name="locked-expiring", expires_at=now + timedelta(hours=2), immutable=True), who=SYSTEM
+    )
+    assert services.snapshots.sweep_expired(who=SYSTEM) == []
     clock.advance(timedelta(minutes=90))
-    assert services.snapshots.sweep_expired() == [soon.id]
+    assert services.snapshots.sweep_expired(who=SYSTEM) == [soon.id]
     clock.advance(timedelta(minutes=90))
-    assert services.snapshots.sweep_expired() == [locked.id]
-    assert [s.id for s in services.snapshots.listing(vol.id)] == [keep.id]
+    assert services.snapshots.sweep_expired(who=SYSTEM) == [locked.id]
+    assert [s.id for s in services.snapshots.listing(vol.id, who=SYSTEM)] == [keep.id]
     assert soon.id not in services.pool.list_snapshots()
 
 
 def test_delete_volume_deletes_its_snapshots(services: Services) -> None:
-    vol = services.volumes.create("gone", 1 << 30)
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
-    services.volumes.delete(vol.id, services.snapshots)
+    vol = services.volumes.create("gone", 1 << 30, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    services.volumes.delete(vol.id, services.snapshots, who=SYSTEM)
     assert snap.id not in services.pool.list_snapshots()
     assert vol.dataset not in services.pool.list_datasets()
     with pytest.raises(NotFound):
-        services.snapshots.get(snap.id)
+        services.snapshots.get(snap.id, who=SYSTEM)
 
 
 def test_browse_and_extract_files(services: Services) -> None:
-    vol = services.volumes.create("files", 1 << 30)
+    vol = services.volumes.create("files", 1 << 30, who=SYSTEM)
     make_rich_tree(vol.path)
 
     # extracting "dir" alone splits its hard link with big.bin outside it: compare all but link identity
@@ -174,17 +179,17 @@ def test_browse_and_extract_files(services: Services) -> None:
 
     expected = signature(os.path.join(vol.path, "dir"))
     del expected["fifo"]  # special files are listed, never extracted: skipped and counted
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
-    names = {e.name: e for e in services.files.browse(snap.id)}
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    names = {e.name: e for e in services.files.browse(snap.id, who=SYSTEM)}
     assert names["dir"].type == "dir" and names["link-out"].type == "symlink"
-    assert [e.name for e in services.files.browse(snap.id, "dir/a.txt")] == ["a.txt"]
+    assert [e.name for e in services.files.browse(snap.id, "dir/a.txt", who=SYSTEM)] == ["a.txt"]
 
     write(os.path.join(vol.path, "dir", "a.txt"), "lost")
-    assert services.files.extract(snap.id, "dir")["skipped_special"] == 1
+    assert services.files.extract(snap.id, "dir", who=SYSTEM)["skipped_special"] == 1
     assert signature(os.path.join(vol.path, "dir")) == expected
 
-    other = services.volumes.create("files-other", 1 << 30)
-    services.files.extract(snap.id, "dir/a.txt", to_volume=other.id, to_path="copy.txt")
+    other = services.volumes.create("files-other", 1 << 30, who=SYSTEM)
+    services.files.extract(snap.id, "dir/a.txt", to_volume=other.id, to_path="copy.txt", who=SYSTEM)
     assert read(os.path.join(other.path, "copy.txt")) == "hello snapshot\n"
 
 
@@ -199,37 +204,37 @@ def test_browse_and_extract_files(services: Services) -> None:
     ],
 )
 def test_file_restore_paths_that_escape_are_refused(services: Services, path: str, to_path: str | None) -> None:
-    vol = services.volumes.create(f"escape-{abs(hash((path, to_path)))}", 1 << 30)
+    vol = services.volumes.create(f"escape-{abs(hash((path, to_path)))}", 1 << 30, who=SYSTEM)
     make_rich_tree(vol.path)
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     before = tree_signature(vol.path)
     with pytest.raises(InvalidPath):
-        services.files.extract(snap.id, path, to_path=to_path)
+        services.files.extract(snap.id, path, to_path=to_path, who=SYSTEM)
     assert tree_signature(vol.path) == before
 
 
 def test_symlinked_directories_are_not_followed(services: Services) -> None:
-    vol = services.volumes.create("symlinks", 1 << 30)
+    vol = services.volumes.create("symlinks", 1 << 30, who=SYSTEM)
     os.symlink("/etc", os.path.join(vol.path, "etc-link"))
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     with pytest.raises(InvalidPath, match="symlink"):
-        services.files.browse(snap.id, "etc-link/passwd")
+        services.files.browse(snap.id, "etc-link/passwd", who=SYSTEM)
     with pytest.raises(InvalidPath, match="symlink"):
-        services.files.extract(snap.id, "etc-link/passwd")
+        services.files.extract(snap.id, "etc-link/passwd", who=SYSTEM)
     os.makedirs(os.path.join(vol.path, "real"))
     with pytest.raises(InvalidPath, match="symlink"):
-        services.files.extract(snap.id, "etc-link", to_path="etc-link/hostname")
+        services.files.extract(snap.id, "etc-link", to_path="etc-link/hostname", who=SYSTEM)
 
 
 def test_snapshot_being_taken_cannot_be_deleted(services: Services) -> None:
     from snapkeep.errors import SnapshotNotReady
 
-    vol = services.volumes.create("creating", 1 << 30)
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    vol = services.volumes.create("creating", 1 << 30, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     with services.db.unit() as uow:
         uow.snapshots.update(snap.id, status=SnapshotStatus.CREATING)
     with pytest.raises(SnapshotNotReady):
-        services.snapshots.delete(snap.id)
+        services.snapshots.delete(snap.id, who=SYSTEM)
     assert snap.id in services.pool.list_snapshots()
 
 
@@ -237,8 +242,8 @@ def test_restore_that_fails_leaves_nothing_in_staging(services: Services) -> Non
     """The copy is built, then the swap fails (the live dataset was moved away behind snapkeep's back)."""
     from snapkeep.errors import PoolError
 
-    vol = services.volumes.create("restore-fails", 1 << 30)
-    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"))
+    vol = services.volumes.create("restore-fails", 1 << 30, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     live = vol.path + ".xfs" if services.pool.is_image_volume(vol.dataset) else vol.path  # XFS: its image
     os.rename(live, live + "-moved-away")
     try:
@@ -253,11 +258,11 @@ def test_a_restore_refused_by_its_rules_changes_nothing(services: Services) -> N
     """The restore service holds the rules for every caller (API, CLI, scheduler alike): a viewer, an option
     that means nothing for a volume and a clashing new name are refused before any job, safety snapshot or
     change."""
-    vol = services.volumes.create("rules", 1 << 30)
+    vol = services.volumes.create("rules", 1 << 30, who=SYSTEM)
     write(os.path.join(vol.path, "f.txt"), "before")
-    snap = services.snapshots.take(TakeRequest(ref="rules", name="s"))
+    snap = services.snapshots.take(TakeRequest(ref="rules", name="s"), who=SYSTEM)
     write(os.path.join(vol.path, "f.txt"), "after")
-    state, jobs_before = tree_signature(vol.path), services.jobs.list(1000)
+    state, jobs_before = tree_signature(vol.path), services.jobs.list(SYSTEM, 1000)
     viewer = Principal("viewer", Role.VIEWER, None)
     for refused in (
         lambda: services.restores.submit(snap.id, RestoreOptions(), viewer),
@@ -271,6 +276,6 @@ def test_a_restore_refused_by_its_rules_changes_nothing(services: Services) -> N
     with pytest.raises(NameClash):
         services.restores.submit(snap.id, RestoreOptions(as_new=True, name="rules"), SYSTEM)
     assert tree_signature(vol.path) == state
-    assert [s.name for s in services.snapshots.listing("rules")] == ["s"]  # no pre-restore snapshot
-    assert services.jobs.list(1000) == jobs_before
-    assert [v.name for v in services.volumes.list()] == ["rules"]
+    assert [s.name for s in services.snapshots.listing("rules", who=SYSTEM)] == ["s"]  # no pre-restore snapshot
+    assert services.jobs.list(SYSTEM, 1000) == jobs_before
+    assert [v.name for v in services.volumes.list(who=SYSTEM)] == ["rules"]

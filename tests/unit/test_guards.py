@@ -12,6 +12,7 @@ import pytest
 
 from snapkeep.catalog.db import Database, make_engine, migrate
 from snapkeep.errors import Busy, NotFound, PoolFull
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import JobStatus
 from snapkeep.services.guards import Guards, Need, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Progress
@@ -157,7 +158,7 @@ def test_a_job_holds_the_claim_of_its_request_until_it_ends(tmp_path: Path, outc
             guards.claim("snapshot.take", [exclusive("volume", "v1")])
         assert refused.value.details["job"] == job.id, "the request's claim went to the job"
         finish.set()
-        done = runner.wait(job.id, 10)
+        done = runner.wait(job.id, 10, SYSTEM)
         assert done.status is (JobStatus.SUCCEEDED if outcome == "succeeds" else JobStatus.FAILED)
         assert seen == [[("volume:v1", "snapshot.restore", T0.isoformat())]]
         assert guards.held() == []

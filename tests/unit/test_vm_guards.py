@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from snapkeep.api.app import create_app
 from snapkeep.config import Settings
 from snapkeep.model.network import NetworkSpec
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.vmspec import VMSpec, VMState
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
@@ -128,8 +129,8 @@ def test_a_vm_start_during_a_restore_of_the_vm_is_refused_busy_then_runs_after(
     rig: tuple[Services, FakeHost, TestClient],
 ) -> None:
     services, host, client = rig
-    vm = services.vms.create("web", vcpus=1, memory_mib=64, disk_sizes=[1 << 20])
-    snap = services.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="base"))
+    vm = services.vms.create("web", vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="base"), who=SYSTEM)
     host.hold = "define"
     restore = client.post(f"/api/v1/snapshots/{snap.id}/restore", json={"pre_restore": False})
     assert restore.status_code == 202, restore.text
@@ -153,8 +154,8 @@ def test_a_vm_start_during_a_restore_of_the_vm_is_refused_busy_then_runs_after(
 
 def test_a_restore_during_a_vm_start_is_refused_busy(rig: tuple[Services, FakeHost, TestClient]) -> None:
     services, host, client = rig
-    vm = services.vms.create("db", vcpus=1, memory_mib=64, disk_sizes=[1 << 20])
-    snap = services.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="base"))
+    vm = services.vms.create("db", vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="base"), who=SYSTEM)
     host.hold = "start"
     start = client.post(f"/api/v1/vms/{vm.id}/start")
     assert start.status_code == 202 and host.holding.wait(10)
@@ -174,8 +175,8 @@ def test_a_clone_and_a_delete_hold_the_vm_and_give_everything_back(rig: tuple[Se
     """The nested operations (the clone's source snapshot taken, restored as new and deleted; the VM's
     snapshots deleted with it) run inside the outer claim, and nothing is held afterwards."""
     services, host, client = rig
-    vm = services.vms.create("app", vcpus=1, memory_mib=64, disk_sizes=[1 << 20])
-    services.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="kept"))
+    vm = services.vms.create("app", vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)
+    services.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="kept"), who=SYSTEM)
     host.hold = "define"
     clone = client.post(f"/api/v1/vms/{vm.id}/clone", json={"name": "app-copy"})
     assert clone.status_code == 202 and host.holding.wait(10)
@@ -183,8 +184,8 @@ def test_a_clone_and_a_delete_hold_the_vm_and_give_everything_back(rig: tuple[Se
     assert refused.status_code == 409 and refused.json()["error"]["details"]["operation"] == "vm.clone"
     host.go.set()
     assert client.get(f"/api/v1/jobs/{clone.json()['id']}", params={"wait": 10}).json()["status"] == "succeeded"
-    assert [s.name for s in services.snapshots.listing(vm.id, "vm")] == ["kept"]
+    assert [s.name for s in services.snapshots.listing(vm.id, "vm", who=SYSTEM)] == ["kept"]
     deleted = client.delete(f"/api/v1/vms/{vm.id}", params={"wait": 10}).json()
     assert deleted["status"] == "succeeded", deleted
-    assert [s for s in services.snapshots.listing() if s.subject_id == vm.id] == []
+    assert [s for s in services.snapshots.listing(who=SYSTEM) if s.subject_id == vm.id] == []
     assert services.guards.held() == []

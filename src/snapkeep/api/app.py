@@ -7,7 +7,7 @@ from fastapi import APIRouter, FastAPI, Query
 from snapkeep import __version__
 from snapkeep.api import jobs, networks, restores, snapshots, tags, tenants, tokens, vms, volumes
 from snapkeep.api import settings as settings_api
-from snapkeep.api.deps import Svc, Viewer
+from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.gate import RequestGate
 from snapkeep.api.problems import install_error_handlers, install_openapi
 from snapkeep.api.schemas import AuditPublic
@@ -30,8 +30,8 @@ def health(svc: Svc) -> dict[str, str | bool | None]:
 
 
 @misc.get("/audit", response_model=list[AuditPublic])
-def audit(svc: Svc, _who: Viewer, limit: int = Query(200, ge=1, le=MAX_LISTING)) -> list[AuditPublic]:
-    return [AuditPublic.of(e) for e in svc.audit.entries(limit)]
+def audit(svc: Svc, who: Caller, limit: int = Query(200, ge=1, le=MAX_LISTING)) -> list[AuditPublic]:
+    return [AuditPublic.of(e) for e in svc.audit.entries(who, limit)]
 
 
 def create_app(services: Services) -> FastAPI:

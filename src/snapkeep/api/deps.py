@@ -35,13 +35,6 @@ def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
-    who.require(Role.ADMIN)
-    return who
-
-
 Svc = Annotated[Services, Depends(services)]
 Caller = Annotated[Principal, Depends(principal)]  # any authenticated caller; the services decide what it may do
-Viewer = Caller
-Operator = Annotated[Principal, Depends(operator)]
-Admin = Annotated[Principal, Depends(admin)]
+Operator = Annotated[Principal, Depends(operator)]  # the restore route's, until restores move into the services

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from snapkeep.api.deps import Svc, Viewer
+from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.schemas import JobPublic
+from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import Job
 from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobFunction, Lane
@@ -33,18 +34,19 @@ def start_job(
 
 
 def job_response(svc: Svc, job: Job, wait: float) -> JobPublic:
-    """A job a service submitted, as the answer: after waiting up to ``wait`` seconds for it to end."""
+    """A job a service submitted, as the answer: after waiting up to ``wait`` seconds for it to end (the
+    service handed this caller the job, so it is read as the system)."""
     if wait > 0:
-        job = svc.jobs.wait(job.id, min(wait, MAX_WAIT))
+        job = svc.jobs.wait(job.id, min(wait, MAX_WAIT), SYSTEM)
     return JobPublic.of(job)
 
 
 @router.get("", response_model=list[JobPublic])
-def list_jobs(svc: Svc, _who: Viewer, limit: int = Query(100, ge=1, le=MAX_LISTING)) -> list[JobPublic]:
-    return [JobPublic.of(j) for j in svc.jobs.list(limit)]
+def list_jobs(svc: Svc, who: Caller, limit: int = Query(100, ge=1, le=MAX_LISTING)) -> list[JobPublic]:
+    return [JobPublic.of(j) for j in svc.jobs.list(who, limit)]
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(svc: Svc, _who: Viewer, job_id: str, wait: float = Query(0.0, ge=0, le=MAX_WAIT)) -> JobPublic:
-    job = svc.jobs.wait(job_id, wait) if wait > 0 else svc.jobs.get(job_id)
+def get_job(svc: Svc, who: Caller, job_id: str, wait: float = Query(0.0, ge=0, le=MAX_WAIT)) -> JobPublic:
+    job = svc.jobs.wait(job_id, wait, who) if wait > 0 else svc.jobs.get(job_id, who)
     return JobPublic.of(job)

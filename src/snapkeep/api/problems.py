@@ -4,7 +4,9 @@ Every refusal answers ``{"error": {...}}`` (``SnapkeepError.to_body``): snapkeep
 parameters, malformed bodies, unknown routes and wrong methods alike, never FastAPI's ``{"detail": ...}``.
 The body is rendered ASCII-escaped, so an error that quotes a lone surrogate can still be sent. A 405
 lists in ``Allow`` every method of the path, not only those of the first route that matched it. 401 and
-403 refusals are written to the audit log, and so are 404s that hide an object outside the caller's scope.
+403 refusals are written to the audit log, under the caller's name (kept on the request by
+``api.deps.principal``), whether the token was refused or a service refused the caller's role; so are 404s
+that hide an object outside the caller's scope.
 
 The OpenAPI document lists, for every operation, the error statuses it can answer, by rules over what the
 operation has (a token, parameters, a body), so that no route needs its own list and none is forgotten.
@@ -120,9 +122,9 @@ def _summary(problems: list[dict[str, Any]]) -> str:
 def _audit_refusal(request: Request, exc: SnapkeepError) -> None:
     """401, 403, and 404 for an object the caller's scope hides (its body the same as for a missing one)."""
     principal = getattr(request.state, "principal", None)
-    actor = principal.name if principal is not None else "anonymous"
+    name = principal.name if principal is not None else "anonymous"
     target = f"{request.method} {request.url.path}"[:256]
-    request.app.state.services.audit.refused(actor, "api.access", target, f"{exc.code}: {exc.message}")
+    request.app.state.services.audit.refused(name, "api.access", target, f"{exc.code}: {exc.message}")
 
 
 # --- the OpenAPI document --------------------------------------------------------------------------------

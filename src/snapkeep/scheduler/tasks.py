@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from snapkeep.model.principal import SYSTEM
 from snapkeep.scheduler.loop import Task
 from snapkeep.services.container import Services
 
@@ -25,7 +26,7 @@ def standard_tasks(services: Services) -> list[Task]:
         return None
 
     def sweep() -> str | None:
-        deleted = services.snapshots.sweep_expired()
+        deleted = services.snapshots.sweep_expired(SYSTEM)
         return f"deleted {len(deleted)} expired snapshot(s)" if deleted else None
 
     return [

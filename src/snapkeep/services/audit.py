@@ -1,4 +1,8 @@
-"""The audit log: what was done or refused, by whom, to what."""
+"""The audit log: what was done or refused, by whom, to what.
+
+Entries name the caller (``Principal.name``); the log has no owner, so only callers of the system's scope
+read it (a tenant's caller would otherwise see every other tenant's activity).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from datetime import datetime
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
+from snapkeep.errors import Forbidden
+from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import AuditEntry
 
 
@@ -15,15 +21,20 @@ class Audit:
         self._db = db
         self._clock = clock
 
-    def done(self, uow: Unit, actor: str, action: str, target: str, detail: str = "") -> None:
-        """Record a change inside the unit of work that makes it: both land or neither."""
-        uow.audit.append(self._clock(), actor, action, target, "done", detail)
+    def done(self, uow: Unit, by: str, action: str, target: str, detail: str = "") -> None:
+        """Record a change (by the caller named ``by``) inside the unit of work that makes it: both land or
+        neither."""
+        uow.audit.append(self._clock(), by, action, target, "done", detail)
 
-    def refused(self, actor: str, action: str, target: str, detail: str) -> None:
+    def refused(self, by: str, action: str, target: str, detail: str) -> None:
         """Record a refusal in its own unit of work: the refused one is rolled back."""
         with self._db.unit() as uow:
-            uow.audit.append(self._clock(), actor, action, target, "refused", detail)
+            uow.audit.append(self._clock(), by, action, target, "refused", detail)
 
-    def entries(self, limit: int = 200) -> list[AuditEntry]:
+    def entries(self, who: Principal, limit: int = 200) -> list[AuditEntry]:
+        """The newest entries; any role of the system's scope (see the module docstring)."""
+        who.require(Role.VIEWER)
+        if who.tenant_id is not None:
+            raise Forbidden(f"token {who.name!r} is scoped to a tenant; the audit log is the system's")
         with self._db.unit() as uow:
             return uow.audit.list(limit)

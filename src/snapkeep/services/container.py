@@ -77,14 +77,14 @@ class Services:
         guards = Guards(clock)
         freeing = Freeing(pool)
         jobs = JobRunner(db, clock, settings.job_workers)
-        volumes = Volumes(db, pool, audit, clock)
-        vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards)
+        volumes = Volumes(db, pool, audit, clock, jobs)
+        vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards, jobs)
         kinds: list[SubjectKind] = [
             VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout),
             VmKind(host, pool, db, audit, vms, freeing, intents),
         ]
         cooloff = timedelta(days=settings.immutable_cooloff_days)
-        snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards)
+        snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)
         keep = timedelta(days=settings.pre_restore_keep_days)
         restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, pre_restore_keep=keep)
         networks = Networks(db, host, audit, clock)
@@ -100,10 +100,10 @@ class Services:
             volumes=volumes,
             snapshots=snapshots,
             restores=restores,
-            files=Files(db, pool, audit, volumes, snapshots, intents),
+            files=Files(db, pool, audit, volumes, snapshots, intents, jobs),
             host=host,
             vms=vms,
-            clones=Clones(db, vms, snapshots, restores, clock),
+            clones=Clones(db, vms, snapshots, restores, jobs, clock),
             guards=guards,
             freeing=freeing,
             intents=intents,

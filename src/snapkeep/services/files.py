@@ -14,6 +14,9 @@ root recreating device nodes inside a share would hand its users those devices.
 Before an extract makes its private folder it records where in an intent file
 (``<run dir>/extract-<op>.json``); a crash leaves the file, and :func:`clear_interrupted_extracts` (run by
 the reconciler at start-up) removes what the extract left, without walking the volume.
+
+Browsing needs any role, extracting an operator (the table in :mod:`snapkeep.services`); the snapshot and
+the destination volume are looked up in the caller's scope, so one outside it is :class:`NotFound`.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError
 from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
-from snapkeep.model.types import FileEntry, Volume
+from snapkeep.model.principal import Principal, Role
+from snapkeep.model.types import FileEntry, Job, SubjectType, Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, exclusive, shared
+from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage import filerestore
@@ -62,8 +67,16 @@ class ExtractPlan:
 
 class Files:
     def __init__(
-        self, db: Database, pool: Pool, audit: Audit, volumes: Volumes, snapshots: Snapshots, intents: Intents
+        self,
+        db: Database,
+        pool: Pool,
+        audit: Audit,
+        volumes: Volumes,
+        snapshots: Snapshots,
+        intents: Intents,
+        jobs: JobRunner,
     ) -> None:
+        self._jobs = jobs
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -71,24 +84,29 @@ class Files:
         self._snapshots = snapshots
         self._intents = intents
 
-    def _source(self, snap_id: str) -> ManifestObject:
+    def _source(self, snap_id: str, who: Principal) -> ManifestObject:
         """The volume a snapshot holds, if it is ready (VM disk images are not handed out as files)."""
-        self._snapshots.restorable(snap_id)
-        source = self._snapshots.manifest(snap_id).objects[0]
-        if source.type != "volume":
-            raise InvalidInput(f"snapshot {snap_id} is of a {source.type}; only volume snapshots can be browsed")
-        return source
+        snap = self._snapshots.restorable(snap_id, who)  # outside the caller's scope: NotFound
+        if snap.subject_type != SubjectType.VOLUME:
+            raise InvalidInput(f"snapshot {snap_id} is of a {snap.subject_type}; only volume snapshots can be browsed")
+        return self._snapshots.manifest(snap_id).object_of(snap.subject_type, snap.subject_id)
 
-    def browse(self, snap_id: str, path: PathArg = "") -> list[FileEntry]:
-        """The entries of a folder in the snapshot (or the one entry a file path names)."""
+    def browse(self, snap_id: str, path: PathArg = "", *, who: Principal) -> list[FileEntry]:
+        """The entries of a folder in the snapshot (or the one entry a file path names); any role."""
         parts = _users_parts(path)
-        source = self._source(snap_id)
+        source = self._source(snap_id, who)
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
             entries = filerestore.browse(root, parts, _shown(parts))
         return entries if parts else [e for e in entries if e.name not in INTERNAL_NAMES]
 
     def check_extract(
-        self, snap_id: str, path: PathArg, *, to_volume: str | None = None, to_path: PathArg | None = None
+        self,
+        snap_id: str,
+        path: PathArg,
+        *,
+        to_volume: str | None = None,
+        to_path: PathArg | None = None,
+        who: Principal,
     ) -> ExtractPlan:
         """Check an extract request before anything is written, so the API refuses bad ones synchronously."""
         source_parts = _users_parts(path)
@@ -99,17 +117,17 @@ class Files:
             raise InvalidPath("the destination must be a path inside the volume, not its root")
         if dest[-1].startswith(filerestore.STAGING_PREFIX):
             raise InvalidPath("names starting with .snapkeep-restore- are snapkeep's own", path=_shown(dest))
-        source = self._source(snap_id)
+        source = self._source(snap_id, who)
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
             filerestore.check_source(root, source_parts, _shown(source_parts))
-        volume = self._volumes.get(to_volume or source.id)
+        volume = self._volumes.get(to_volume or source.id, who)
         filerestore.check_destination(self._pool.dataset_tree(volume.dataset), dest, _shown(dest))
         return ExtractPlan(snap_id, source.datasets[0], source_parts, volume, dest)
 
-    def claim_extract(self, snap_id: str, to_volume: str | None = None) -> Claim:
+    def claim_extract(self, snap_id: str, to_volume: str | None, who: Principal) -> Claim:
         """An extract reads the snapshot (shared) and writes into the destination volume (exclusive)."""
-        snap = self._snapshots.get(snap_id)
-        volume = self._volumes.get(to_volume or snap.subject_id)
+        snap = self._snapshots.get(snap_id, who)
+        volume = self._volumes.get(to_volume or snap.subject_id, who)
         needs = [shared("snapshot", snap.id, snap.name), exclusive("volume", volume.id, volume.name)]
         return self._snapshots.guards.claim("snapshot.extract", needs)
 
@@ -120,17 +138,40 @@ class Files:
         *,
         to_volume: str | None = None,
         to_path: PathArg | None = None,
-        actor: str = "system",
+        who: Principal,
     ) -> dict[str, object]:
         """Copy ``path`` from the snapshot to ``to_path`` in ``to_volume`` (default: its own place in the
-        snapshot's volume), replacing what is there atomically."""
-        with self.claim_extract(snap_id, to_volume):
-            return self._extract(snap_id, path, to_volume, to_path, actor)
+        snapshot's volume), replacing what is there atomically; operator."""
+        who.require(Role.OPERATOR)
+        with self.claim_extract(snap_id, to_volume, who):
+            return self._extract(snap_id, path, to_volume, to_path, who)
+
+    def submit_extract(
+        self,
+        snap_id: str,
+        path: PathArg,
+        *,
+        to_volume: str | None = None,
+        to_path: PathArg | None = None,
+        params: dict[str, object],
+        who: Principal,
+    ) -> Job:
+        """:meth:`extract` as a job, refused synchronously (bad paths, busy snapshot or volume); ``params``
+        is what the job shows of the request."""
+        who.require(Role.OPERATOR)
+        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, who=who)
+
+        def run(_progress: Progress) -> dict[str, object]:
+            return self.extract(snap_id, path, to_volume=to_volume, to_path=to_path, who=who)
+
+        with self.claim_extract(snap_id, to_volume, who) as claim:
+            owner = plan.volume.owner_tenant_id
+            return self._jobs.submit("snapshot.extract", params, run, claim=claim, owner_tenant_id=owner)
 
     def _extract(
-        self, snap_id: str, path: PathArg, to_volume: str | None, to_path: PathArg | None, actor: str
+        self, snap_id: str, path: PathArg, to_volume: str | None, to_path: PathArg | None, who: Principal
     ) -> dict[str, object]:
-        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path)
+        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, who=who)
         op_id = uuid.uuid4().hex
         parent = b"/".join(plan.dest[:-1])
         record = {"op": op_id, "dataset": plan.volume.dataset, "parent_b64": base64.b64encode(parent).decode()}
@@ -156,7 +197,7 @@ class Files:
         shown = _shown(plan.dest)
         with self._db.unit() as uow:
             detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
-            self._audit.done(uow, actor, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
+            self._audit.done(uow, who.name, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
         return {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
 
 

@@ -9,6 +9,9 @@ behind background work: the foreground lane (``job_workers`` threads) runs what 
 background lane (one thread at the lowest CPU priority) runs measurements nobody waits for, such as the
 space of a snapshot. However many background jobs queue up, they hold no foreground worker.
 
+A job belongs to the owner of what it works on (``owner_tenant_id``, set by the service that submits it):
+a tenant's caller sees its own subtree's jobs only, like every other object.
+
 A job can be handed the guards its request claimed (:mod:`snapkeep.services.guards`): it holds them
 while it runs and gives them back when its function returns or raises, before it is reported finished.
 """
@@ -28,6 +31,7 @@ from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.errors import SnapkeepError
+from snapkeep.model.principal import Principal
 from snapkeep.model.types import Job, JobStatus
 from snapkeep.services.guards import Claim
 
@@ -73,24 +77,33 @@ class JobRunner:
         lane: Lane = Lane.FOREGROUND,
         once: str | None = None,
         claim: Claim | None = None,
+        owner_tenant_id: str | None = None,
     ) -> Job:
         """Record the job ``queued`` and run ``fn`` in ``lane`` (see the module docstring).
 
         With ``once``, a job submitted with the same key that is still queued or running is returned
         instead of a new one: asking twice to measure the same snapshot queues one measurement. With
-        ``claim``, the job takes over the guards its caller claimed.
+        ``claim``, the job takes over the guards its caller claimed. ``owner_tenant_id`` is the owner of
+        what the job works on (None: the system).
         """
         if once is None:
-            return self._submit(kind, params, fn, lane, None, claim)
+            return self._submit(kind, params, fn, lane, None, claim, owner_tenant_id)
         with self._submitting_once:
             with self._lock:
                 existing = self._once.get(once)
             if existing is not None:
-                return self.get(existing)
-            return self._submit(kind, params, fn, lane, once, claim)
+                return self._get(existing)
+            return self._submit(kind, params, fn, lane, once, claim, owner_tenant_id)
 
     def _submit(
-        self, kind: str, params: dict[str, Any], fn: JobFunction, lane: Lane, once: str | None, claim: Claim | None
+        self,
+        kind: str,
+        params: dict[str, Any],
+        fn: JobFunction,
+        lane: Lane,
+        once: str | None,
+        claim: Claim | None,
+        owner_tenant_id: str | None,
     ) -> Job:
         job_id = str(uuid.uuid4())
         with self._db.unit() as uow:
@@ -106,6 +119,7 @@ class JobRunner:
                     error=None,
                     created_at=self._clock(),
                     finished_at=None,
+                    owner_tenant_id=owner_tenant_id,
                 )
             )
         with self._lock:
@@ -151,21 +165,28 @@ class JobRunner:
         if event is not None:
             event.set()
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, who: Principal) -> Job:
+        """Any role; a job outside the caller's scope is :class:`NotFound`, as a missing one."""
+        with self._db.unit(who) as uow:
+            return uow.jobs.get(job_id)
+
+    def _get(self, job_id: str) -> Job:
         with self._db.unit() as uow:
             return uow.jobs.get(job_id)
 
-    def list(self, limit: int = 100) -> list[Job]:
-        with self._db.unit() as uow:
+    def list(self, who: Principal, limit: int = 100) -> list[Job]:
+        """The newest jobs the caller's scope sees."""
+        with self._db.unit(who) as uow:
             return uow.jobs.list(limit)
 
-    def wait(self, job_id: str, timeout: float) -> Job:
-        """The job once finished, or as it is after ``timeout`` seconds."""
+    def wait(self, job_id: str, timeout: float, who: Principal) -> Job:
+        """The job once finished, or as it is after ``timeout`` seconds (seen by ``who``, as :meth:`get`)."""
+        self.get(job_id, who)  # one outside the scope is not waited for either
         with self._lock:
             event = self._done.get(job_id)
         if event is not None:
             event.wait(timeout)
-        return self.get(job_id)
+        return self.get(job_id, who)
 
     def shutdown(self) -> None:
         for executor in self._lanes.values():

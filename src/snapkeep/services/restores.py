@@ -42,8 +42,8 @@ class Restores:
         who.require(Role.OPERATOR)
         if options.name is not None:  # a given name must be valid, whether used (as new) or not
             check_name(options.name, "new name")
-        with self._snapshots.claim_restore(snap_id, options.as_new) as claim:
-            snap, kind, source = self._plan(snap_id, options)
+        with self._snapshots.claim_restore(snap_id, options.as_new, who) as claim:
+            snap, kind, source = self._plan(snap_id, options, who)
             if options.as_new:
                 kind.new_name(snap, source, options, who)
             else:
@@ -65,8 +65,8 @@ class Restores:
         who.require(Role.OPERATOR)
         if options.as_new:
             raise InvalidInput("over_source restores over the source; use as_new for a new copy")
-        with self._snapshots.claim_restore(snap_id, as_new=False):
-            snap, kind, source = self._plan(snap_id, options)
+        with self._snapshots.claim_restore(snap_id, False, who):
+            snap, kind, source = self._plan(snap_id, options, who)
             kind.check_over(source, options, who)
             safety = self._pre_restore(kind, source, who) if options.pre_restore else None
             subject_id = kind.restore_over(snap, source, options, who)
@@ -75,14 +75,16 @@ class Restores:
     def as_new(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
         """A new object from the snapshot (the kind's default name unless one is given)."""
         who.require(Role.OPERATOR)
-        with self._snapshots.claim_restore(snap_id, as_new=True):
-            snap, kind, source = self._plan(snap_id, options)
+        with self._snapshots.claim_restore(snap_id, True, who):
+            snap, kind, source = self._plan(snap_id, options, who)
             name = kind.new_name(snap, source, options, who)
             new_id, new_name = kind.restore_as_new(snap, source, name, options, who)
             return {f"{kind.type}_id": new_id, kind.type.value: new_name}
 
-    def _plan(self, snap_id: str, options: RestoreOptions) -> tuple[Snapshot, SubjectKind, ManifestObject]:
-        snap = self._snapshots.restorable(snap_id)
+    def _plan(
+        self, snap_id: str, options: RestoreOptions, who: Principal
+    ) -> tuple[Snapshot, SubjectKind, ManifestObject]:
+        snap = self._snapshots.restorable(snap_id, who)
         kind = self._kinds.get(snap.subject_type)
         if kind is None:
             raise InvalidInput(f"snapshots of a {snap.subject_type} cannot be restored yet", snapshot=snap_id)
@@ -91,7 +93,7 @@ class Restores:
         return snap, kind, source
 
     def _pre_restore(self, kind: SubjectKind, source: ManifestObject, who: Principal) -> Snapshot:
-        return self._snapshots.take_pre_restore(kind.type, source.id, self._pre_restore_keep, who.name)
+        return self._snapshots.take_pre_restore(kind.type, source.id, self._pre_restore_keep, who)
 
 
 def _shown(options: RestoreOptions) -> dict[str, object]:

@@ -6,6 +6,11 @@ subject is (a volume, a VM) and what must hold still to capture it comes from it
 :class:`~snapkeep.services.subjects.SubjectKind`. Every operation here holds its guards
 (:mod:`snapkeep.services.guards`): a take its subject, a delete the snapshot, a restore the snapshot it
 reads (shared) and, over the source, the subject it replaces.
+
+Every method that acts for someone takes the caller (``who``) and checks its role first (the table in
+:mod:`snapkeep.services`); lookups go through the catalog in the caller's scope, so a snapshot or subject
+outside it is :class:`NotFound`. The ``submit_*`` methods claim and check synchronously, then run the
+operation as a job (:class:`~snapkeep.services.jobs.JobRunner`) owned by the subject's owner.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from snapkeep.catalog.db import Database
 from snapkeep.engine.capture import CaptureReport, capture
@@ -32,13 +40,18 @@ from snapkeep.errors import (
 )
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestSnapshot
 from snapkeep.model.names import check_description, check_name, pre_restore_name
-from snapkeep.model.types import QuiescePolicy, Snapshot, SnapshotStatus
+from snapkeep.model.principal import SYSTEM, Principal, Role
+from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotStatus
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive, shared
+from snapkeep.services.jobs import JobRunner, Lane, Progress
 from snapkeep.services.subjects import Subject, SubjectKind
 from snapkeep.storage.pool import Pool
 
 log = logging.getLogger(__name__)
+
+_AS_JSON = TypeAdapter(Snapshot)
+_WHEN_AS_JSON = TypeAdapter(datetime | None)
 
 
 @dataclass(frozen=True)
@@ -65,8 +78,10 @@ class Snapshots:
         *,
         cooloff: timedelta,
         guards: Guards,
+        jobs: JobRunner,
     ) -> None:
         self.guards = guards
+        self._jobs = jobs
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -80,26 +95,27 @@ class Snapshots:
         except KeyError:
             raise InvalidInput(f"snapshots of {subject_type!r} are not supported", subject_type=subject_type) from None
 
-    def subject(self, subject_type: str, ref: str) -> Subject:
-        with self._db.unit() as uow:
+    def subject(self, subject_type: str, ref: str, who: Principal) -> Subject:
+        with self._db.unit(who) as uow:
             return self.kind(subject_type).resolve(uow, ref)
 
     # --- reading -----------------------------------------------------------------------------------
-    def get(self, snap_id: str) -> Snapshot:
-        with self._db.unit() as uow:
+    def get(self, snap_id: str, who: Principal) -> Snapshot:
+        """Any role."""
+        with self._db.unit(who) as uow:
             return uow.snapshots.get(snap_id)
 
-    def listing(self, ref: str | None = None, subject_type: str = "volume") -> list[Snapshot]:
-        """Snapshots of one subject (by id or name), or all of them."""
-        with self._db.unit() as uow:
+    def listing(self, ref: str | None = None, subject_type: str = "volume", *, who: Principal) -> list[Snapshot]:
+        """Snapshots of one subject (by id or name), or all of them the caller sees; any role."""
+        with self._db.unit(who) as uow:
             if ref is None:
                 return uow.snapshots.list()
             subject = self.kind(subject_type).resolve(uow, ref)
             return uow.snapshots.list(subject.type, subject.id)
 
-    def find(self, ref: str, name: str, subject_type: str = "volume") -> Snapshot:
-        """A snapshot by its name together with its subject."""
-        with self._db.unit() as uow:
+    def find(self, ref: str, name: str, subject_type: str = "volume", *, who: Principal) -> Snapshot:
+        """A snapshot by its name together with its subject; any role."""
+        with self._db.unit(who) as uow:
             subject = self.kind(subject_type).resolve(uow, ref)
             snap = uow.snapshots.find(subject.type, subject.id, name)
         if snap is None:
@@ -114,14 +130,14 @@ class Snapshots:
         if snap is not None and snap.status != SnapshotStatus.FAILED:
             raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name)
 
-    def _replace_failed(self, subject: Subject, name: str, actor: str) -> None:
+    def _replace_failed(self, subject: Subject, name: str, who: Principal) -> None:
         """A failed take keeps its row (and reason) only until its name is wanted again; then the row goes, with
         anything of it left in the pool, so that the name is unique among the subject's snapshots as before."""
         with self._db.unit() as uow:
             snap = uow.snapshots.find(subject.type, subject.id, name)
         if snap is not None and snap.status == SnapshotStatus.FAILED:
             with contextlib.suppress(NotFound):  # a concurrent take replaced it first
-                self._remove(snap, actor)
+                self._remove(snap, who)
 
     def manifest(self, snap_id: str) -> Manifest:
         return Manifest.from_bytes(self._pool.read_manifest(snap_id))
@@ -130,16 +146,16 @@ class Snapshots:
     def claim_take(self, subject: Subject) -> Claim:
         """A take holds its subject: nothing else may change, restore or delete it meanwhile."""
         claim = self.guards.claim("snapshot.take", [exclusive(subject.type, subject.id, subject.name)])
-        return claim.verified(lambda: self.subject(subject.type, subject.id))
+        return claim.verified(lambda: self.subject(subject.type, subject.id, SYSTEM))
 
     def claim_delete(self, snap: Snapshot) -> Claim:
         """A delete holds the snapshot: no restore or extract may be reading it."""
         return self.guards.claim("snapshot.delete", [exclusive("snapshot", snap.id, snap.name)])
 
-    def claim_restore(self, snap_id: str, as_new: bool) -> Claim:
+    def claim_restore(self, snap_id: str, as_new: bool, who: Principal) -> Claim:
         """A restore reads the snapshot (shared: several may, none may delete it) and, over the source,
         replaces its subject (exclusive)."""
-        snap = self.get(snap_id)
+        snap = self.get(snap_id, who)
         needs = [shared("snapshot", snap.id, snap.name)]
         if not as_new:
             needs.append(exclusive(snap.subject_type, snap.subject_id, snap.subject_name))
@@ -166,20 +182,48 @@ class Snapshots:
             return {snap.id for snap in uow.snapshots.list(subject_type, subject_id)}
 
     # --- taking ------------------------------------------------------------------------------------
-    def take(self, req: TakeRequest, actor: str = "system") -> Snapshot:
-        """Take a snapshot, holding the subject's guard (:class:`Busy` if another operation holds it)."""
-        with self.claim_take(self.subject(req.subject_type, req.ref)):
-            return self._take(req, actor)
+    def take(self, req: TakeRequest, *, who: Principal) -> Snapshot:
+        """Take a snapshot (operator), holding the subject's guard (:class:`Busy` if another operation
+        holds it)."""
+        who.require(Role.OPERATOR)
+        with self.claim_take(self.subject(req.subject_type, req.ref, who)):
+            return self._take(req, who)
 
-    def _take(self, req: TakeRequest, actor: str) -> Snapshot:
+    def submit_take(self, req: TakeRequest, *, who: Principal) -> Job:
+        """:meth:`take` as a job, refused synchronously (changing nothing) if the subject is busy or the
+        request is invalid; the job's result is the snapshot (:meth:`as_json`)."""
+        who.require(Role.OPERATOR)
+        subject = self.subject(req.subject_type, req.ref, who)
+        with self.claim_take(subject) as claim:
+            self.check_free_name(subject, req.name)
+            self._check_request(req)
+            request = replace(req, ref=subject.id, subject_type=subject.type)
+
+            def run(_progress: Progress) -> dict[str, object]:
+                return {"snapshot": self.as_json(self.take(request, who=who))}
+
+            params = {subject.type: subject.name, "name": req.name}
+            return self._jobs.submit("snapshot.take", params, run, claim=claim, owner_tenant_id=subject.owner_tenant_id)
+
+    def as_json(self, snap: Snapshot) -> dict[str, Any]:
+        """The snapshot as the API shows it (without its owner, with when it may be deleted)."""
+        values: dict[str, Any] = _AS_JSON.dump_python(snap, mode="json")
+        values.pop("owner_tenant_id")
+        values["deletable_at"] = _WHEN_AS_JSON.dump_python(self.deletable_at(snap), mode="json")
+        return values
+
+    def _check_request(self, req: TakeRequest) -> None:
         check_name(req.name, "snapshot name")
         check_description(req.description)
         if req.expires_at is not None and req.expires_at <= self._clock():
             raise InvalidExpiry(f"expiry {req.expires_at.isoformat()} is in the past", value=req.expires_at.isoformat())
+
+    def _take(self, req: TakeRequest, who: Principal) -> Snapshot:
+        self._check_request(req)
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
-        self._replace_failed(self.subject(req.subject_type, req.ref), req.name, actor)
-        with self._db.unit() as uow:
+        self._replace_failed(self.subject(req.subject_type, req.ref, who), req.name, who)
+        with self._db.unit(who) as uow:
             subject = kind.resolve(uow, req.ref)
             if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
@@ -238,14 +282,15 @@ class Snapshots:
                 quiesce_window_ms=report.windows_ms.get("quiesce"),
                 paused_window_ms=report.windows_ms.get("paused"),
             )
-            self._audit.done(uow, actor, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
+            self._audit.done(uow, who.name, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
             return snap
 
-    def take_pre_restore(self, subject_type: str, ref: str, keep: timedelta, actor: str) -> Snapshot:
-        """The safety snapshot before an in-place restore (SPEC: ``pre-restore_<YYYYMMDD>_<HHMMSS>``)."""
+    def take_pre_restore(self, subject_type: str, ref: str, keep: timedelta, who: Principal) -> Snapshot:
+        """The safety snapshot before an in-place restore (SPEC: ``pre-restore_<YYYYMMDD>_<HHMMSS>``),
+        taken as the caller who asked for the restore."""
         now = self._clock()
         base = pre_restore_name(now)
-        names = {snap.name for snap in self.listing(ref, subject_type)}
+        names = {snap.name for snap in self.listing(ref, subject_type, who=who)}
         name = base if base not in names else next(f"{base}_{n}" for n in range(2, 1000) if f"{base}_{n}" not in names)
         request = TakeRequest(
             ref=ref,
@@ -255,11 +300,11 @@ class Snapshots:
             expires_at=now + keep,
             origin="pre-restore",
         )
-        return self.take(request, actor)
+        return self.take(request, who=who)
 
-    def restorable(self, snap_id: str) -> Snapshot:
+    def restorable(self, snap_id: str, who: Principal) -> Snapshot:
         """The snapshot, if it can be restored from (ready, or held by a minimum count)."""
-        snap = self.get(snap_id)
+        snap = self.get(snap_id, who)
         if snap.status not in (SnapshotStatus.READY, SnapshotStatus.HELD):
             raise SnapshotNotReady(f"snapshot {snap.name!r} is {snap.status}, not restorable", snapshot=snap_id)
         return snap
@@ -297,7 +342,7 @@ class Snapshots:
         with self._db.unit() as uow:
             uow.snapshots.update(snap_id, status=SnapshotStatus.FAILED, status_reason=reason)
 
-    def measure_space(self, snap_id: str) -> Snapshot:
+    def measure_space(self, snap_id: str, *, who: Principal) -> Snapshot:
         """Fill in exclusive/shared bytes: a walk over the snapshot's files, so run it as a background job.
 
         On demand, never after every take: a snapshot just taken shares every extent with its source, so
@@ -305,13 +350,34 @@ class Snapshots:
         walk costs one FIEMAP per file (20,000 files 1.3-3.7 s, 100,000 files 5.5-11.5 s on a busy 2-core
         host, both drivers), too much to pay per take on volumes of millions of files. The result is kept
         on the snapshot until measured again. A snapshot deleted before its turn comes is not measured.
+        Operator.
         """
-        snap = self.get(snap_id)
+        who.require(Role.OPERATOR)
+        snap = self.get(snap_id, who)
         if snap.status not in (SnapshotStatus.READY, SnapshotStatus.HELD) or not self._pool.has_snapshot(snap_id):
             return snap
         space = self._pool.space(snap_id)
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             return uow.snapshots.update(snap_id, exclusive_bytes=space.exclusive_bytes, shared_bytes=space.shared_bytes)
+
+    def submit_space(self, snap_id: str, *, who: Principal) -> Job:
+        """:meth:`measure_space` in the background lane; a request while the same snapshot's measurement is
+        queued or running answers with that job."""
+        who.require(Role.OPERATOR)
+        snap = self.get(snap_id, who)
+
+        def measure(_progress: Progress) -> dict[str, object]:
+            measured = self.measure_space(snap_id, who=who)
+            return {"exclusive_bytes": measured.exclusive_bytes, "shared_bytes": measured.shared_bytes}
+
+        return self._jobs.submit(
+            "snapshot.space",
+            {"snapshot": snap_id},
+            measure,
+            Lane.BACKGROUND,
+            once=f"space:{snap_id}",
+            owner_tenant_id=snap.owner_tenant_id,
+        )
 
     # --- locks and deletion ------------------------------------------------------------------------
     def deletable_at(self, snap: Snapshot) -> datetime | None:
@@ -322,7 +388,7 @@ class Snapshots:
         candidates = [t for t in (snap.expires_at, snap.unlocked_at and snap.unlocked_at + self._cooloff) if t]
         return min(candidates) if candidates else None
 
-    def check_deletable(self, snap: Snapshot, actor: str) -> None:
+    def check_deletable(self, snap: Snapshot, who: Principal) -> None:
         """Raise :class:`SnapshotLocked` (and audit the refusal) if ``snap`` is still locked, or
         :class:`SnapshotNotReady` while it is being taken."""
         self.check_settled(snap)
@@ -332,24 +398,41 @@ class Snapshots:
         why = f"snapshot {snap.name!r} is immutable and locked" + (
             f" until {when.isoformat()}" if when else "; unlock it first (a cooling-off period follows)"
         )
-        self._audit.refused(actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}", why)
+        self._audit.refused(who.name, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}", why)
         raise SnapshotLocked(why, snapshot=snap.id, deletable_at=when.isoformat() if when else None)
 
-    def unlock(self, snap_id: str, actor: str = "system") -> Snapshot:
-        """Start the cooling-off period of an immutable snapshot (idempotent)."""
-        with self._db.unit() as uow:
+    def unlock(self, snap_id: str, *, who: Principal) -> Snapshot:
+        """Start the cooling-off period of an immutable snapshot (idempotent); admin."""
+        who.require(Role.ADMIN)
+        with self._db.unit(who) as uow:
             snap = uow.snapshots.get(snap_id)
             if not snap.immutable or snap.unlocked_at is not None:
                 return snap
             snap = uow.snapshots.update(snap_id, unlocked_at=self._clock())
-            self._audit.done(uow, actor, "snapshot.unlock", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
+            self._audit.done(uow, who.name, "snapshot.unlock", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
             return snap
 
-    def delete(self, snap_id: str, actor: str = "system") -> None:
-        with self.claim_delete(self.get(snap_id)):
-            snap = self.get(snap_id)
-            self.check_deletable(snap, actor)
-            self._remove(snap, actor)
+    def delete(self, snap_id: str, *, who: Principal) -> None:
+        """Delete a snapshot (operator); refused, changing nothing, while it is locked or busy."""
+        who.require(Role.OPERATOR)
+        with self.claim_delete(self.get(snap_id, who)):
+            snap = self.get(snap_id, who)
+            self.check_deletable(snap, who)
+            self._remove(snap, who)
+
+    def submit_delete(self, snap_id: str, *, who: Principal) -> Job:
+        """:meth:`delete` as a job, refused synchronously while the snapshot is locked or busy."""
+        who.require(Role.OPERATOR)
+        with self.claim_delete(self.get(snap_id, who)) as claim:
+            snap = self.get(snap_id, who)
+            self.check_deletable(snap, who)
+
+            def run(_progress: Progress) -> dict[str, object]:
+                self.delete(snap_id, who=who)
+                return {"deleted": snap_id}
+
+            params = {"snapshot": snap_id, "name": snap.name}
+            return self._jobs.submit("snapshot.delete", params, run, claim=claim, owner_tenant_id=snap.owner_tenant_id)
 
     def check_settled(self, snap: Snapshot) -> None:
         """A snapshot still being taken or deleted cannot be deleted (its capture would be cut from under it)."""
@@ -358,43 +441,54 @@ class Snapshots:
                 f"snapshot {snap.name!r} is {snap.status}; try again when it is done", snapshot=snap.id
             )
 
-    def _remove(self, snap: Snapshot, actor: str) -> None:
+    def _remove(self, snap: Snapshot, who: Principal) -> None:
         with self._db.unit() as uow:
             uow.snapshots.update(snap.id, status=SnapshotStatus.DELETING)
         self._pool.delete_snapshot(snap.id)
         self._pool.discard(snap.id)
         with self._db.unit() as uow:
             uow.snapshots.delete(snap.id)
-            self._audit.done(uow, actor, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
+            self._audit.done(uow, who.name, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
 
-    def delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
+    def delete_all_of(self, subject_type: str, subject_id: str, who: Principal) -> int:
         """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked.
         The caller holds :meth:`claim_with_snapshots` (else this claims it)."""
         with self.claim_with_snapshots("snapshot.delete", subject_type, subject_id, subject_id):
-            return self._delete_all_of(subject_type, subject_id, actor)
+            return self._delete_all_of(subject_type, subject_id, who)
 
-    def _delete_all_of(self, subject_type: str, subject_id: str, actor: str) -> int:
+    def _delete_all_of(self, subject_type: str, subject_id: str, who: Principal) -> int:
         with self._db.unit() as uow:
             snaps = uow.snapshots.list(subject_type, subject_id)
         for snap in snaps:
-            self.check_deletable(snap, actor)
+            self.check_deletable(snap, who)
         for snap in snaps:
-            self._remove(snap, actor)
+            self._remove(snap, who)
         return len(snaps)
 
-    def sweep_expired(self, actor: str = "expiry-sweep") -> list[str]:
-        """Delete every snapshot whose expiry has passed (an immutable lock ends at expiry too)."""
+    def sweep_expired(self, who: Principal) -> list[str]:
+        """Delete every snapshot whose expiry has passed (an immutable lock ends at expiry too); admin (the
+        scheduler sweeps as the system)."""
+        who.require(Role.ADMIN)
         now = self._clock()
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             kept = uow.snapshots.in_status(SnapshotStatus.READY, SnapshotStatus.HELD)
         due = [snap for snap in kept if snap.expires_at and snap.expires_at <= now]
         deleted = []
         for snap in due:
             try:
                 with self.claim_delete(snap):  # busy (being restored from, say): the next sweep retries
-                    self._remove(snap, actor)
+                    self._remove(snap, who)
             except SnapkeepError as exc:  # one that cannot go now must not keep the others
                 log.warning("expiry sweep could not delete %s: %s", snap.id, exc.message)
                 continue
             deleted.append(snap.id)
         return deleted
+
+    def submit_sweep(self, who: Principal) -> Job:
+        """:meth:`sweep_expired` as a job."""
+        who.require(Role.ADMIN)
+
+        def run(_progress: Progress) -> dict[str, object]:
+            return {"deleted": self.sweep_expired(who)}
+
+        return self._jobs.submit("snapshot.sweep", {}, run)

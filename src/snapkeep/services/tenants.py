@@ -22,7 +22,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Busy, Forbidden, NameClash, TenantOnline
 from snapkeep.model.names import check_description, check_name
-from snapkeep.model.principal import Principal, Role
+from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import Job, Network, Snapshot, Tenant, VmRecord, VolumeRecord
 from snapkeep.model.vmspec import VMState
@@ -154,7 +154,7 @@ class Tenants:
     def _running_owners(self) -> dict[str | None, bool]:
         """Owner id -> whether one of its own VMs runs now (libvirt's word)."""
         running: dict[str | None, bool] = {}
-        for vm in self._vms.listing():
+        for vm in self._vms.listing(who=SYSTEM):  # online-ness, for tenants the caller sees
             if vm.state == VMState.RUNNING:
                 running[vm.owner_tenant_id] = True
         return running
@@ -232,12 +232,12 @@ class Tenants:
     ) -> dict[str, Any]:
         changed = []
         for i, record in enumerate(plan.vms):
-            vm = self._vms.get(record.id)
+            vm = self._vms.get(record.id, who=who)
             if on and vm.state != VMState.RUNNING:
-                self._vms.start(vm.id, who.name)
+                self._vms.start(vm.id, who=who)
                 changed.append(vm.name)
             elif not on and vm.state not in _OFF:
-                self._vms.stop(vm.id, force, timeout, who.name)
+                self._vms.stop(vm.id, force, timeout, who=who)
                 changed.append(vm.name)
             progress((i + 1) / len(plan.vms), vm.name)
         with self._db.unit(who) as uow:
@@ -254,7 +254,7 @@ class Tenants:
             who.require(Role.ADMIN)
         if plan.root.id == who.tenant_id:
             raise Forbidden(f"token {who.name!r} belongs to tenant {plan.root.name!r} and cannot delete it")
-        running = [r.name for r in plan.vms if self._vms.get(r.id).state not in _OFF]
+        running = [r.name for r in plan.vms if self._vms.get(r.id, who=who).state not in _OFF]
         if running and not force:
             raise TenantOnline(
                 f"tenant {plan.root.name!r} is online: VM(s) {', '.join(sorted(running))} run; "
@@ -263,7 +263,7 @@ class Tenants:
                 running=sorted(running),
             )
         for snap in plan.snapshots:
-            self._snapshots.check_deletable(snap, who.name)
+            self._snapshots.check_deletable(snap, who)
 
     def submit_delete(self, who: Principal, ref: str, force: bool = False) -> Job:
         """Check everything, claim every object of the subtree, and delete it as a job."""
@@ -289,14 +289,14 @@ class Tenants:
         steps = len(plan.vms) + len(plan.volumes) + 1
         for i, vm in enumerate(plan.vms):
             progress(i / steps, f"VM {vm.name}")
-            self._vms.delete(vm.id, self._snapshots, True, who.name)  # running ones were allowed (force)
+            self._vms.delete(vm.id, self._snapshots, True, who=who)  # running ones were allowed (force)
         for i, volume in enumerate(plan.volumes):
             progress((len(plan.vms) + i) / steps, f"volume {volume.name}")
-            self._volumes.delete(volume.id, self._snapshots, who.name)
+            self._volumes.delete(volume.id, self._snapshots, who=who)
         with self._db.unit(who) as uow:  # snapshots whose subject had gone already (none of VMs/volumes)
             left = [s for s in plan.snapshots if s.id in {x.id for x in uow.snapshots.list()}]
         for snap in left:
-            self._snapshots.delete(snap.id, who.name)
+            self._snapshots.delete(snap.id, who=who)
         progress((steps - 1) / steps, "networks and tenants")
         with self._db.unit(who) as uow:
             for network in plan.networks:

@@ -4,6 +4,10 @@ A VM is a catalog row (its configuration), a dataset in the pool (its raw sparse
 libvirt domain defined from both. Creating writes the dataset first, the row second, the domain last;
 deleting goes in reverse. Starting, stopping and deleting hold the VM's guard
 (:mod:`snapkeep.services.guards`), so none of them interleaves with a snapshot or restore of the VM.
+
+Each method takes the caller (``who``): the role it needs is in the table of :mod:`snapkeep.services`
+(booting a host file as kernel or initrd hands it to the guest, so only an admin may name one), and the
+catalog is read in the caller's scope (a VM outside it is :class:`NotFound`).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidPath, NameClash, PoolUnreachable, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind, check_tags
-from snapkeep.model.types import VM, QuiescePolicy, VmRecord
+from snapkeep.model.types import VM, Job, QuiescePolicy, VmRecord
 from snapkeep.model.vmconfig import DiskConfig, NicConfig, VMConfig, disk_target, new_mac, new_serial
 from snapkeep.model.vmspec import VMSpec, VMState
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive
+from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.networks import network_nics, realise_nics
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.tags import add_tags
@@ -43,8 +49,10 @@ class VMs:
         host: Hypervisor,
         log_dir: str,
         guards: Guards,
+        jobs: JobRunner,
     ) -> None:
         self._guards = guards
+        self._jobs = jobs
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -85,15 +93,16 @@ class VMs:
         with self._db.unit() as uow:
             return uow.vms.get(vm_id)
 
-    def get(self, ref: str, probe_agent: bool = False) -> VM:
-        with self._db.unit() as uow:
+    def get(self, ref: str, probe_agent: bool = False, *, who: Principal) -> VM:
+        """Any role."""
+        with self._db.unit(who) as uow:
             record = uow.vms.resolve(ref)
             tags = uow.tags.of(TagKind.VM, record.id)
         return replace(self.to_vm(record, probe_agent), tags=tags)
 
-    def listing(self, tenant: str | None = None) -> list[VM]:
-        """Every VM the caller sees; with ``tenant``, those that tenant owns itself."""
-        with self._db.unit() as uow:
+    def listing(self, tenant: str | None = None, *, who: Principal) -> list[VM]:
+        """The VMs the caller's scope sees (any role); with ``tenant``, those that tenant owns itself."""
+        with self._db.unit(who) as uow:
             records = uow.vms.list()
             if tenant is not None:
                 owner = uow.tenants.resolve(tenant).id
@@ -136,15 +145,17 @@ class VMs:
         quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK,
         agent_timeout: float = 10.0,
         guest_agent: bool = True,
-        actor: str = "system",
         tenant: str | None = None,
         networks: Sequence[str] = (),
         tags: Sequence[str] = (),
+        who: Principal,
     ) -> VM:
-        """A new VM, stopped, with empty sparse raw disks, owned by ``tenant`` (else the caller's own owner).
-        With ``networks`` (ids, or names within the owner), its NICs are one on each of them, not ``nics``."""
+        """A new VM, stopped, with empty sparse raw disks, owned by ``tenant`` (else the caller's own owner);
+        operator, and admin to boot a host kernel or initrd. With ``networks`` (ids, or names within the
+        owner), its NICs are one on each of them, not ``nics``."""
+        who.require(Role.OPERATOR if kernel is None and initrd is None else Role.ADMIN)
         check_description(description)
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             owner = uow.tenants.owner(tenant)
             nic_configs = network_nics(uow, owner, networks) if networks else None
         for what, path in (("kernel", kernel), ("initrd", initrd)):
@@ -176,7 +187,7 @@ class VMs:
             description=description,
             quiesce_policy=quiesce_policy,
             agent_timeout=agent_timeout,
-            actor=actor,
+            who=who,
             owner_tenant_id=owner,
             tags=tags,
         )
@@ -190,21 +201,21 @@ class VMs:
         description: str,
         quiesce_policy: QuiescePolicy,
         agent_timeout: float,
-        actor: str,
+        who: Principal,
         owner_tenant_id: str | None = None,
         tags: Sequence[str] = (),
     ) -> VM:
         """Dataset first (``make_data``), then the row, then the libvirt domain; undone on failure."""
         check_tags(tags)
         self.check_pool_reachable()
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             self.check_free_name(uow, name, owner_tenant_id)
         vm_id = str(uuid.uuid4())
         dataset = f"vm-{vm_id}"
         make_data(dataset)
         defined = False
         try:
-            with self._db.unit() as uow:
+            with self._db.unit(who) as uow:
                 self.check_free_name(uow, name, owner_tenant_id)
                 record = uow.vms.insert(
                     VmRecord(
@@ -223,7 +234,7 @@ class VMs:
                 self.host.define(self.spec(record))
                 defined = True
                 shown = add_tags(uow, TagKind.VM, record.id, tuple(tags))
-                self._audit.done(uow, actor, "vm.create", f"vm:{name}")
+                self._audit.done(uow, who.name, "vm.create", f"vm:{name}")
                 return replace(self.to_vm(record), tags=shown)
         except BaseException:
             if defined:  # only the domain this call defined: never another VM's of the same name
@@ -234,30 +245,63 @@ class VMs:
     # --- power ---------------------------------------------------------------------------------------
     def claim_power(self, vm: VM, operation: str) -> Claim:
         """Starting or stopping holds the VM: not while it is snapshotted, restored, cloned or deleted."""
-        return self._guards.claim(operation, [exclusive("vm", vm.id, vm.name)]).verified(lambda: self.get(vm.id))
+        return self._guards.claim(operation, [exclusive("vm", vm.id, vm.name)]).verified(
+            lambda: self.get(vm.id, who=SYSTEM)
+        )
 
-    def start(self, ref: str, actor: str = "system") -> VM:
-        vm = self.get(ref)
+    def start(self, ref: str, *, who: Principal) -> VM:
+        """Start the VM (operator); one already running is left as it is."""
+        who.require(Role.OPERATOR)
+        vm = self.get(ref, who=who)
         with self.claim_power(vm, "vm.start"):
-            vm = self.get(vm.id)
+            vm = self.get(vm.id, who=who)
             if vm.state != VMState.RUNNING:
                 self.check_pool_reachable()
                 realise_nics(self._db, self.host, vm.config)
                 self.host.start(vm.name)
-            return self.get(vm.id)
+            return self.get(vm.id, who=who)
 
-    def stop(self, ref: str, force: bool = False, timeout: float = 60.0, actor: str = "system") -> VM:
-        """Graceful shutdown within ``timeout`` seconds, or power off with ``force``."""
-        vm = self.get(ref)
+    def submit_start(self, ref: str, *, who: Principal) -> Job:
+        """:meth:`start` as a job, refused synchronously while the VM is busy."""
+        who.require(Role.OPERATOR)
+        vm = self.get(ref, who=who)
+
+        def run(_progress: Progress) -> dict[str, object]:
+            return {"state": self.start(vm.id, who=who).state}
+
+        with self.claim_power(vm, "vm.start") as claim:
+            return self._submit("vm.start", vm, {"vm": vm.name}, run, claim)
+
+    def stop(self, ref: str, force: bool = False, timeout: float = 60.0, *, who: Principal) -> VM:
+        """Graceful shutdown within ``timeout`` seconds, or power off with ``force`` (operator)."""
+        who.require(Role.OPERATOR)
+        vm = self.get(ref, who=who)
         with self.claim_power(vm, "vm.stop"):
-            vm = self.get(vm.id)
+            vm = self.get(vm.id, who=who)
             if vm.state == VMState.SHUTOFF:
                 return vm
             if force:
                 self.host.power_off(vm.name)
             else:
                 self.host.shutdown(vm.name, timeout)
-            return self.get(vm.id)
+            return self.get(vm.id, who=who)
+
+    def submit_stop(self, ref: str, force: bool = False, timeout: float = 60.0, *, who: Principal) -> Job:
+        """:meth:`stop` as a job, refused synchronously while the VM is busy."""
+        who.require(Role.OPERATOR)
+        vm = self.get(ref, who=who)
+
+        def run(_progress: Progress) -> dict[str, object]:
+            return {"state": self.stop(vm.id, force, timeout, who=who).state}
+
+        with self.claim_power(vm, "vm.stop") as claim:
+            return self._submit("vm.stop", vm, {"vm": vm.name, "force": force, "timeout": timeout}, run, claim)
+
+    def _submit(
+        self, kind: str, vm: VM, params: dict[str, object], run: Callable[[Progress], dict[str, object]], claim: Claim
+    ) -> Job:
+        owner = self.record(vm.id).owner_tenant_id
+        return self._jobs.submit(kind, params, run, claim=claim, owner_tenant_id=owner)
 
     def check_may_overwrite(self, vm: VM, power_off: bool) -> None:
         """A VM must be off to be overwritten, unless the caller lets snapkeep switch it off."""
@@ -271,31 +315,46 @@ class VMs:
             self.host.power_off(vm.name)
 
     # --- deleting ------------------------------------------------------------------------------------
-    def check_may_delete(self, vm: VM, snapshots: Snapshots, force: bool, actor: str) -> None:
+    def check_may_delete(self, vm: VM, snapshots: Snapshots, force: bool, who: Principal) -> None:
         """Refuse (changing nothing) to delete a running VM without ``force``, or one with a locked snapshot."""
         if vm.state not in (VMState.SHUTOFF, VMState.OTHER) and not force:
             raise VMStateConflict(f"VM {vm.name!r} is {vm.state}; stop it first or delete with force", vm=vm.name)
-        for snap in snapshots.listing(vm.id, "vm"):
-            snapshots.check_deletable(snap, actor)
+        for snap in snapshots.listing(vm.id, "vm", who=who):
+            snapshots.check_deletable(snap, who)
 
     def claim_delete(self, vm: VM, snapshots: Snapshots) -> Claim:
         """Deleting holds the VM and every snapshot of it (they go with it)."""
         return snapshots.claim_with_snapshots("vm.delete", "vm", vm.id, vm.name)
 
-    def delete(self, ref: str, snapshots: Snapshots, force: bool = False, actor: str = "system") -> None:
-        """Delete the VM with its own snapshots (refused, changing nothing, while one is locked)."""
-        vm = self.get(ref)
+    def delete(self, ref: str, snapshots: Snapshots, force: bool = False, *, who: Principal) -> None:
+        """Delete the VM with its own snapshots (operator; refused, changing nothing, while one is locked)."""
+        who.require(Role.OPERATOR)
+        vm = self.get(ref, who=who)
         with self.claim_delete(vm, snapshots):
-            self._delete(vm.id, snapshots, force, actor)
+            self._delete(vm.id, snapshots, force, who)
 
-    def _delete(self, vm_id: str, snapshots: Snapshots, force: bool, actor: str) -> None:
-        vm = self.get(vm_id)
-        self.check_may_delete(vm, snapshots, force, actor)
+    def submit_delete(self, ref: str, snapshots: Snapshots, force: bool = False, *, who: Principal) -> Job:
+        """:meth:`delete` as a job, refused synchronously while the VM runs (without ``force``), is busy or
+        has a locked snapshot."""
+        who.require(Role.OPERATOR)
+        vm = self.get(ref, who=who)
+
+        def run(_progress: Progress) -> dict[str, object]:
+            self.delete(vm.id, snapshots, force, who=who)
+            return {"vm_id": vm.id}
+
+        with self.claim_delete(vm, snapshots) as claim:
+            self.check_may_delete(self.get(vm.id, who=who), snapshots, force, who)
+            return self._submit("vm.delete", vm, {"vm": vm.name, "force": force}, run, claim)
+
+    def _delete(self, vm_id: str, snapshots: Snapshots, force: bool, who: Principal) -> None:
+        vm = self.get(vm_id, who=who)
+        self.check_may_delete(vm, snapshots, force, who)
         if vm.state not in (VMState.SHUTOFF, VMState.OTHER):
             self.host.power_off(vm.name)
-        snapshots.delete_all_of("vm", vm.id, actor)
+        snapshots.delete_all_of("vm", vm.id, who)
         self.host.undefine(vm.name)
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             uow.vms.delete(vm.id)
-            self._audit.done(uow, actor, "vm.delete", f"vm:{vm.name}")
+            self._audit.done(uow, who.name, "vm.delete", f"vm:{vm.name}")
         self._pool.destroy_dataset(vm.dataset)

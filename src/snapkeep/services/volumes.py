@@ -1,5 +1,9 @@
 """NAS volumes: create, look up, update and delete (deleting also deletes the volume's snapshots, holding
-the guards of the volume and of each of them: :mod:`snapkeep.services.guards`)."""
+the guards of the volume and of each of them: :mod:`snapkeep.services.guards`).
+
+Each method takes the caller (``who``): the role it needs is in the table of :mod:`snapkeep.services`,
+and the catalog is read in the caller's scope (a volume outside it is :class:`NotFound`).
+"""
 
 from __future__ import annotations
 
@@ -13,19 +17,22 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.principal import Principal, Role
 from snapkeep.model.settings import apply_settings
 from snapkeep.model.tags import TagKind, check_tags
-from snapkeep.model.types import Volume, VolumeRecord
+from snapkeep.model.types import Job, Volume, VolumeRecord
 from snapkeep.model.units import check_volume_size
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim
+from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.tags import add_tags
 from snapkeep.storage.pool import Pool
 
 
 class Volumes:
-    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime], jobs: JobRunner) -> None:
+        self._jobs = jobs
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -54,13 +61,15 @@ class Volumes:
         name: str,
         size_limit: int | None,
         description: str = "",
-        actor: str = "system",
         settings: dict[str, Any] | None = None,
         tenant: str | None = None,
         tags: Sequence[str] = (),
+        *,
+        who: Principal,
     ) -> Volume:
-        """A new, empty volume. Without a size limit it gets the pool's size, where limits are not enforced;
-        where they are, a size must be chosen (a default would be a limit nobody decided on)."""
+        """A new, empty volume (operator). Without a size limit it gets the pool's size, where limits are not
+        enforced; where they are, a size must be chosen (a default would be a limit nobody decided on)."""
+        who.require(Role.OPERATOR)
         if size_limit is None:
             if self._pool.limits_enforced:
                 raise InvalidInput("a size limit is required: this pool enforces volume size limits")
@@ -68,7 +77,7 @@ class Volumes:
         check_volume_size(size_limit)
         settings = apply_settings({}, settings or {})
         return self._create(
-            name, size_limit, description, settings, actor, self._pool.create_dataset, tenant=tenant, tags=tags
+            name, size_limit, description, settings, who, self._pool.create_dataset, tenant=tenant, tags=tags
         )
 
     def create_from_snapshot(
@@ -80,7 +89,7 @@ class Volumes:
         size_limit: int,
         description: str,
         settings: dict[str, Any],
-        actor: str,
+        who: Principal,
         tenant: str | None,
     ) -> Volume:
         """A new volume of ``tenant`` (None: the system) whose data is a writable clone of ``source_dataset``
@@ -89,7 +98,7 @@ class Volumes:
         def clone(dataset: str) -> None:
             self._pool.clone_dataset(snap_id, source_dataset, dataset)
 
-        return self._create(name, size_limit, description, settings, actor, clone, tenant=tenant)
+        return self._create(name, size_limit, description, settings, who, clone, tenant=tenant)
 
     def _create(
         self,
@@ -97,7 +106,7 @@ class Volumes:
         size_limit: int,
         description: str,
         settings: dict[str, Any],
-        actor: str,
+        who: Principal,
         make_data: Callable[[str], object],
         *,
         tenant: str | None = None,
@@ -107,7 +116,7 @@ class Volumes:
         reconciler reports. Owned by ``tenant`` (else by the caller's own owner)."""
         check_description(description)
         check_tags(tags)
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             owner = uow.tenants.owner(tenant)
             self.check_free_name(uow, name, owner)
         volume_id = str(uuid.uuid4())
@@ -115,7 +124,7 @@ class Volumes:
         make_data(dataset)
         try:
             self._pool.set_size_limit(dataset, size_limit)
-            with self._db.unit() as uow:
+            with self._db.unit(who) as uow:
                 self.check_free_name(uow, name, owner)
                 record = uow.volumes.insert(
                     VolumeRecord(
@@ -130,7 +139,7 @@ class Volumes:
                     )
                 )
                 shown = add_tags(uow, TagKind.VOLUME, record.id, tuple(tags))
-                self._audit.done(uow, actor, "volume.create", f"volume:{name}")
+                self._audit.done(uow, who.name, "volume.create", f"volume:{name}")
                 return replace(self.to_volume(record), tags=shown)
         except BaseException:
             self._pool.destroy_dataset(dataset)
@@ -140,28 +149,45 @@ class Volumes:
         """Deleting holds the volume and every snapshot of it (they go with it)."""
         return snapshots.claim_with_snapshots("volume.delete", "volume", volume.id, volume.name)
 
-    def delete(self, ref: str, snapshots: Snapshots, actor: str = "system") -> None:
-        """Delete the volume with its own snapshots; refused, changing nothing, while one is locked."""
-        volume = self.get(ref)
+    def delete(self, ref: str, snapshots: Snapshots, *, who: Principal) -> None:
+        """Delete the volume with its own snapshots (operator); refused, changing nothing, while one is locked."""
+        who.require(Role.OPERATOR)
+        volume = self.get(ref, who)
         with self.claim_delete(volume, snapshots):
-            self._delete(volume.id, snapshots, actor)
+            self._delete(volume.id, snapshots, who)
 
-    def _delete(self, volume_id: str, snapshots: Snapshots, actor: str) -> None:
-        volume = self.get(volume_id)
-        snapshots.delete_all_of("volume", volume.id, actor)
-        with self._db.unit() as uow:
+    def submit_delete(self, ref: str, snapshots: Snapshots, *, who: Principal) -> Job:
+        """:meth:`delete` as a job, refused synchronously while the volume is busy or a snapshot is locked."""
+        who.require(Role.OPERATOR)
+        volume = self.get(ref, who)
+        with self.claim_delete(volume, snapshots) as claim:
+            for snap in snapshots.listing(volume.id, who=who):
+                snapshots.check_deletable(snap, who)
+
+            def run(_progress: Progress) -> dict[str, object]:
+                self.delete(volume.id, snapshots, who=who)
+                return {"volume_id": volume.id}
+
+            params = {"volume": volume.name}
+            return self._jobs.submit("volume.delete", params, run, claim=claim, owner_tenant_id=volume.owner_tenant_id)
+
+    def _delete(self, volume_id: str, snapshots: Snapshots, who: Principal) -> None:
+        volume = self.get(volume_id, who)
+        snapshots.delete_all_of("volume", volume.id, who)
+        with self._db.unit(who) as uow:
             uow.volumes.delete(volume.id)
-            self._audit.done(uow, actor, "volume.delete", f"volume:{volume.name}")
+            self._audit.done(uow, who.name, "volume.delete", f"volume:{volume.name}")
         self._pool.destroy_dataset(volume.dataset)
 
-    def get(self, ref: str) -> Volume:
-        with self._db.unit() as uow:
+    def get(self, ref: str, who: Principal) -> Volume:
+        """Any role."""
+        with self._db.unit(who) as uow:
             record = uow.volumes.resolve(ref)
             return replace(self.to_volume(record), tags=uow.tags.of(TagKind.VOLUME, record.id))
 
-    def list(self, tenant: str | None = None) -> list[Volume]:
-        """Every volume the caller sees; with ``tenant``, those that tenant owns itself."""
-        with self._db.unit() as uow:
+    def list(self, tenant: str | None = None, *, who: Principal) -> list[Volume]:
+        """The volumes the caller's scope sees (any role); with ``tenant``, those that tenant owns itself."""
+        with self._db.unit(who) as uow:
             records = uow.volumes.list()
             if tenant is not None:
                 owner = uow.tenants.resolve(tenant).id
@@ -177,13 +203,14 @@ class Volumes:
         description: str | None = None,
         size_limit: int | None = None,
         settings: dict[str, Any] | None = None,
-        actor: str = "system",
+        who: Principal,
     ) -> Volume:
-        """Change what is given; ``settings`` is a JSON merge patch (``None`` members remove keys), checked
-        before anything is committed."""
+        """Change what is given (operator); ``settings`` is a JSON merge patch (``None`` members remove keys),
+        checked before anything is committed."""
+        who.require(Role.OPERATOR)
         if description is not None:
             check_description(description)
-        with self._db.unit() as uow:
+        with self._db.unit(who) as uow:
             volume = uow.volumes.resolve(ref)
             changes: dict[str, Any] = {}
             if name is not None and name != volume.name:
@@ -199,5 +226,5 @@ class Volumes:
                 self._pool.set_size_limit(volume.dataset, size_limit)
                 changes["size_limit"] = size_limit
             volume = uow.volumes.update(volume.id, **changes)
-            self._audit.done(uow, actor, "volume.update", f"volume:{volume.name}")
+            self._audit.done(uow, who.name, "volume.update", f"volume:{volume.name}")
             return self.to_volume(volume)

@@ -93,12 +93,12 @@ class VmKind:
             raise InvalidInput("a VM restore always replaces its disks and configuration; mode is for volumes")
 
     def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        self._vms.check_may_overwrite(self._current(source), options.power_off)
+        self._vms.check_may_overwrite(self._current(source, who), options.power_off)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """Disks and configuration replaced together (or, on failure, both put back); the replaced disks
         are freed in the background, after the restore answers."""
-        vm = self._current(source)
+        vm = self._current(source, who)
         self._vms.require_off(vm, options.power_off)
         op_id = f"restore-{uuid.uuid4()}"
         previous = self._vms.spec(self._vms.record(vm.id))
@@ -145,14 +145,14 @@ class VmKind:
             description=str(source.config["description"]),
             quiesce_policy=QuiescePolicy(str(source.config["quiesce_policy"])),
             agent_timeout=float(source.config["agent_timeout"]),
-            actor=who.name,
+            who=who,
             owner_tenant_id=source.owner_tenant_id,  # the copy belongs where the original did
         )
         return vm.id, vm.name
 
-    def _current(self, source: ManifestObject) -> VM:
+    def _current(self, source: ManifestObject, who: Principal) -> VM:
         try:
-            return self._vms.get(source.id)
+            return self._vms.get(source.id, who=who)
         except NotFound as exc:
             raise NotFound(
                 f"VM {source.name!r} no longer exists; restore the snapshot as a new VM", vm=source.name

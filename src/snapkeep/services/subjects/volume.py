@@ -85,12 +85,12 @@ class VolumeKind:
             raise InvalidInput("power_off and preserve_macs apply to VM snapshots only")
 
     def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        self._current(source)
+        self._current(source, who)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """Swap the snapshot's data in atomically; the replaced data is queued to be freed in the
         background (:meth:`Pool.retire`), after the restore answers. Settings too, if asked."""
-        volume = self._current(source)
+        volume = self._current(source, who)
         op_id = f"restore-{uuid.uuid4()}"
         self._pool.swap_in_snapshot(snap.id, source.datasets[0], op_id)
         self._pool.retire(op_id)
@@ -130,14 +130,14 @@ class VolumeKind:
             size_limit=size_limit,
             description=str(source.config["description"]),
             settings=dict(source.config["settings"]),
-            actor=who.name,
+            who=who,
             tenant=source.owner_tenant_id,  # the copy belongs where the original did
         )
         return volume.id, volume.name
 
-    def _current(self, source: ManifestObject) -> Volume:
+    def _current(self, source: ManifestObject, who: Principal) -> Volume:
         try:
-            return self._volumes.get(source.id)
+            return self._volumes.get(source.id, who=who)
         except NotFound as exc:
             raise NotFound(
                 f"volume {source.name!r} no longer exists; restore the snapshot as a new volume instead",
