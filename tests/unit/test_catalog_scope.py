@@ -197,10 +197,9 @@ def test_a_tenant_lists_its_own_and_its_childrens_objects_only(catalog: Catalog)
 HIDDEN = [("a", "b"), ("a", "system"), ("a1", "a"), ("a1", "b"), ("b", "a1")]
 
 
-def same_as_missing(call: Callable[[], object], missing: Callable[[], object], by_id: bool = True) -> None:
+def same_as_missing(call: Callable[[], object], missing: Callable[[], object]) -> None:
     """``call`` fails exactly as ``missing`` (the same lookup of an id nobody has) does, in all the caller
-    sees; only the mark that makes the API audit it as a refusal differs (for a lookup by id: by name, the
-    caller's own namespace simply has no such name)."""
+    sees; only the mark that makes the API audit it as a refusal differs (the object exists elsewhere)."""
     with pytest.raises(NotFound) as hidden:
         call()
     with pytest.raises(NotFound) as absent:
@@ -209,7 +208,7 @@ def same_as_missing(call: Callable[[], object], missing: Callable[[], object], b
     assert hidden.value.code == absent.value.code and hidden.value.http_status == absent.value.http_status
     assert set(hidden.value.details) == set(absent.value.details)
     assert hidden.value.to_body().keys() == absent.value.to_body().keys()
-    assert (hidden.value.outside_scope, absent.value.outside_scope) == (by_id, False)
+    assert (hidden.value.outside_scope, absent.value.outside_scope) == (True, False)
 
 
 @pytest.mark.parametrize(("tenant", "owner"), HIDDEN)
@@ -217,7 +216,7 @@ def test_a_tenant_cannot_read_what_is_outside_its_subtree(catalog: Catalog, tena
     with catalog.unit(tenant) as uow:
         same_as_missing(lambda: uow.volumes.get(f"vol-{owner}-data"), lambda: uow.volumes.get("nobody"))
         same_as_missing(lambda: uow.volumes.resolve(f"vol-{owner}-data"), lambda: uow.volumes.resolve("nobody"))
-        same_as_missing(lambda: uow.volumes.resolve(f"only-{owner}"), lambda: uow.volumes.resolve("nobody"), False)
+        same_as_missing(lambda: uow.volumes.resolve(f"only-{owner}"), lambda: uow.volumes.resolve("nobody"))
         assert uow.volumes.find(f"only-{owner}", OWNERS[owner]) is None
         same_as_missing(lambda: uow.vms.get(f"vm-{owner}"), lambda: uow.vms.get("nobody"))
         same_as_missing(lambda: uow.vms.resolve(f"vm-{owner}"), lambda: uow.vms.resolve("nobody"))

@@ -192,7 +192,8 @@ class _Named(_Owned[T]):
         found = self.find(ref, self._scope.tenant_id)
         if found is None:
             missing = NotFound(f"no {self.what} named or with id {ref!r}", ref=ref)
-            raise missing if row is None else missing.hiding()
+            elsewhere = row is not None or self._s.scalar(select(self.row.id).where(self.row.name == ref)) is not None
+            raise missing.hiding() if elsewhere else missing
         return found
 
     def list(self) -> list[T]:
@@ -322,8 +323,10 @@ class TokenStore(_Store[Token]):
     def resolve(self, ref: str) -> Token:
         """The visible token with id or name ``ref``."""
         row = self._s.get(TokenRow, ref) or self._s.scalar(select(TokenRow).where(TokenRow.name == ref))
-        if row is None or not self._visible(row):
+        if row is None:
             raise NotFound(f"no token named or with id {ref!r}", token=ref)
+        if not self._visible(row):
+            raise NotFound(f"no token named or with id {ref!r}", token=ref).hiding()
         return self._to(row)
 
     def list(self) -> builtins.list[Token]:
@@ -382,7 +385,9 @@ class TenantStore(_Store[Tenant]):
             return named[0]
         why = f"{len(named)} tenants are named {ref!r}: give its id or path" if named else f"no tenant {ref!r}"
         missing = NotFound(why, tenant=ref)
-        raise missing if row is None else missing.hiding()
+        name = ref.rsplit("/", 1)[-1]
+        elsewhere = row is not None or self._s.scalar(select(TenantRow.id).where(TenantRow.name == name)) is not None
+        raise missing.hiding() if elsewhere and not named else missing
 
     def _by_path(self, names: builtins.list[str]) -> Tenant | None:
         top = self._scope.tenant_id
