@@ -17,13 +17,22 @@ list, show, find: volumes, VMs, snapshots, jobs               viewer      (any t
 browse a snapshot's files                                     viewer      ``Files.browse``
 read the audit log                                            viewer      system scope only
 create, update, delete a volume                               operator    ``Volumes``
-create, start, stop, clone, delete a VM                       operator    ``VMs``, ``VMRestores.clone``
+create, start, stop, delete a VM                              operator    ``VMs``
+clone a VM                                                    operator    ``Clones.clone``
 create a VM that boots a host kernel or initrd                admin       ``VMs.create``
 take, delete a snapshot; measure its space                    operator    ``Snapshots``
 extract files from a snapshot                                 operator    ``Files.extract``
-restore a snapshot (over its source or as new)                operator    (the restore route, for now)
+restore a snapshot (over its source or as new)                operator    ``Restores``
 unlock an immutable snapshot                                  admin       ``Snapshots.unlock``
 run the expiry sweep                                          admin       ``Snapshots.sweep_expired``
 see host paths (a volume's ``path``)                          admin       system scope only
+list, show tenants, networks, tags, a tenant's settings       viewer      (its scope only)
+create, update, start, stop tenants (beneath the caller's)    operator    ``Tenants``
+create a tenant under the system; delete a top-level tenant   admin       system scope only
+delete a tenant (never the caller's own)                      operator    ``Tenants.submit_delete``
+create, update, delete networks; add, remove tags             operator    ``Networks``, ``Tags``
+change a tenant's settings                                    operator    ``SettingDocs.patch``
+read, change the system's settings                            admin       system scope only (read: any)
+make, list, revoke tokens (of at most the caller's role)      operator    ``Tokens``
 ============================================================  ==========  ==========================
 """
