@@ -32,7 +32,7 @@ create a tenant under the system; delete a top-level tenant   admin       system
 delete a tenant (never the caller's own)                      operator    ``Tenants.submit_delete``
 create, update, delete networks; add, remove tags             operator    ``Networks``, ``Tags``
 change a tenant's settings                                    operator    ``SettingDocs.patch``
-change the system's settings (any of its roles reads them)   admin       system scope only
+change the system's settings (any of its roles reads them)    admin       system scope only
 make, list, revoke tokens (of at most the caller's role)      operator    ``Tokens``
 ============================================================  ==========  ==========================
 """
