@@ -51,6 +51,9 @@ def test_tenant_tree_show_update_and_delete(cli: Cli) -> None:
     assert [v["id"] for v in cli.json("volume", "list", "--tenant", f"{top}/staging")] == [vol["id"]]
     assert vol["id"] not in [v["id"] for v in cli.json("volume", "list", "--tenant", top)]
 
+    assert cli.ok("tenant", "start", top).strip() == "started: -"  # no VMs: a job that reaches none
+    stopped = cli.json("tenant", "stop", f"{top}/staging", "--force")
+    assert stopped["kind"] == "tenant.stop" and stopped["status"] == "succeeded" and stopped["result"]["stopped"] == []
     done = cli.ok("tenant", "delete", top, "--yes")
     assert f"tenant {top!r} deleted (2 tenant(s), 0 VM(s), 1 volume(s)" in done
     assert top not in [t["path"] for t in cli.json("tenant", "list")]

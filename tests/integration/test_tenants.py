@@ -184,6 +184,7 @@ def test_settings_documents_are_validated(services: Services) -> None:
     acme_id = services.tenants.get(SYSTEM, "acme").tenant.id
     assert services.settings_docs.tenant_value(acme_id, "expose_snapshots") is False
     assert services.settings_docs.get(SYSTEM, tenant="acme/dev") == {"expose_snapshots": True}  # not inherited
+    services.settings_docs.patch(SYSTEM, {"expose_snapshots": True}, tenant="acme/dev")
 
     before = state(services)
     deep: dict[str, Any] = {}
@@ -196,7 +197,13 @@ def test_settings_documents_are_validated(services: Services) -> None:
             services.settings_docs.patch(SYSTEM, bad, tenant="acme")
     with pytest.raises(Forbidden):
         services.settings_docs.patch(Principal("ops", Role.OPERATOR, None), {"a": 1})
+    acme_admin = Principal("acme-admin", Role.ADMIN, acme_id)
+    with pytest.raises(Forbidden):  # whether its parent's snapshots show to it is not the tenant's choice
+        services.settings_docs.patch(acme_admin, {"expose_snapshots": True}, tenant="acme")
     assert state(services) == before
+    assert services.settings_docs.patch(acme_admin, {"contact": "ops"}, tenant="acme")["expose_snapshots"] is False
+    services.settings_docs.patch(acme_admin, {"expose_snapshots": False}, tenant="acme/dev")  # from above: fine
+    assert services.settings_docs.get(acme_admin, tenant="acme/dev")["expose_snapshots"] is False
 
 
 def test_tags_on_tenants_volumes_and_their_rules(services: Services) -> None:

@@ -93,6 +93,7 @@ def apply_settings(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, 
 
 # Tenant settings snapkeep itself reads, with their types and the values a tenant has until it sets them.
 TENANT_DEFAULTS: dict[str, Any] = {"expose_snapshots": True}  # its parent's system snapshots show to it
+PARENT_DECIDES = frozenset({"expose_snapshots"})  # set from above the tenant, never by the tenant itself
 
 
 def check_known(document: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 A change is checked like a volume's settings (``model.settings``: JSON values only, bounded depth and
 size) and the keys snapkeep reads itself must have their type (``expose_snapshots`` a boolean). A tenant's
-document reads with the defaults of those keys filled in, so ``expose_snapshots`` is always there.
+document reads with the defaults of those keys filled in, so ``expose_snapshots`` is always there. Whether
+a parent's snapshots show to a tenant is the parent's choice: a tenant's own tokens cannot change it.
 The system's document is the system's own: a tenant caller cannot see it (``NotFound``).
 """
 
@@ -12,8 +13,9 @@ from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
+from snapkeep.errors import Forbidden
 from snapkeep.model.principal import Principal, Role
-from snapkeep.model.settings import TENANT_DEFAULTS, apply_settings, check_known
+from snapkeep.model.settings import PARENT_DECIDES, TENANT_DEFAULTS, apply_settings, check_known
 from snapkeep.services.audit import Audit
 
 
@@ -42,6 +44,9 @@ class SettingDocs:
         who.require(Role.ADMIN if tenant is None else Role.OPERATOR)
         with self._db.unit(who) as uow:
             owner = self._owner(uow, tenant)
+            decided_above = sorted(set(patch) & PARENT_DECIDES)
+            if owner is not None and owner == who.tenant_id and decided_above:
+                raise Forbidden(f"{', '.join(decided_above)} of a tenant is decided above it, not by its own tokens")
             document = apply_settings(uow.settings.document(owner), patch)
             check_known(document)
             uow.settings.replace(owner, document)
