@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from snapkeep.model.principal import Principal, Role
+from snapkeep.model.principal import Principal
 from snapkeep.services.container import Services
 
 # RFC 6750/7235: "Authorization: Bearer <token>", the scheme in any case; a bare token is no credential.
@@ -30,11 +30,5 @@ def principal(
     return who
 
 
-def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
-    who.require(Role.OPERATOR)
-    return who
-
-
 Svc = Annotated[Services, Depends(services)]
 Caller = Annotated[Principal, Depends(principal)]  # any authenticated caller; the services decide what it may do
-Operator = Annotated[Principal, Depends(operator)]  # the restore route's, until restores move into the services

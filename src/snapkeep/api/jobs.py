@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.schemas import JobPublic
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import Job
-from snapkeep.services.guards import Claim
-from snapkeep.services.jobs import JobFunction, Lane
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 MAX_WAIT = 60.0
 MAX_LISTING = 1000  # rows one listing returns at most
-
-
-def start_job(
-    svc: Svc,
-    kind: str,
-    params: dict[str, Any],
-    fn: JobFunction,
-    wait: float,
-    lane: Lane = Lane.FOREGROUND,
-    once: str | None = None,
-    claim: Claim | None = None,
-) -> JobPublic:
-    """Submit a job (see ``JobRunner.submit``) and, if the caller asked to wait up to ``wait`` seconds, wait
-    for it that long. With ``claim``, the job takes over the guards the request claimed."""
-    return job_response(svc, svc.jobs.submit(kind, params, fn, lane, once, claim), wait)
 
 
 def job_response(svc: Svc, job: Job, wait: float) -> JobPublic:
