@@ -240,8 +240,8 @@ def restore_new_op(rig: Rig, guest: Guest) -> Op:
     """Restore the reference snapshot as a new (stopped) VM; the new VM is deleted after."""
     svc = rig.svc
 
-    def drop(vm: VM, _ms: float) -> SideMetrics:
-        svc.vms.delete(vm.id, svc.snapshots, who=SYSTEM)
+    def drop(made: dict[str, object], _ms: float) -> SideMetrics:
+        svc.vms.delete(str(made["vm_id"]), svc.snapshots, who=SYSTEM)
         return None
 
     def abandon(name: str) -> None:

@@ -267,8 +267,8 @@ def restore_ops(rig: Rig, subject: Subject) -> list[Op]:
             svc.snapshots.delete(result["pre_restore_snapshot_id"], who=SYSTEM)
         return None
 
-    def drop_volume(volume: Volume, _ms: float) -> SideMetrics:
-        svc.volumes.delete(volume.id, svc.snapshots, who=SYSTEM)
+    def drop_volume(made: dict[str, object], _ms: float) -> SideMetrics:
+        svc.volumes.delete(str(made["volume_id"]), svc.snapshots, who=SYSTEM)
         return None
 
     return [

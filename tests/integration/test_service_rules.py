@@ -88,8 +88,8 @@ CHANGES: dict[str, Call] = {
     "vm submit_stop": lambda s, w, who: s.vms.submit_stop(w.vm, who=who),
     "vm delete": lambda s, w, who: s.vms.delete(w.vm, s.snapshots, who=who),
     "vm submit_delete": lambda s, w, who: s.vms.submit_delete(w.vm, s.snapshots, who=who),
-    "vm clone": lambda s, w, who: s.vm_restores.clone(w.vm, "copy", who=who),
-    "vm submit_clone": lambda s, w, who: s.vm_restores.submit_clone(w.vm, "copy", who=who),
+    "vm clone": lambda s, w, who: s.clones.clone(w.vm, "copy", who=who),
+    "vm submit_clone": lambda s, w, who: s.clones.submit_clone(w.vm, "copy", who=who),
 }
 ADMIN_ONLY = {"snapshot unlock", "snapshot sweep", "snapshot submit_sweep"}
 
