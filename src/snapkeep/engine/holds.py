@@ -8,9 +8,10 @@ import os
 import time
 from collections.abc import Sequence
 
-from snapkeep.durable import write_durably
+from snapkeep.durable import write_durably, write_for_this_boot
 from snapkeep.errors import QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
+from snapkeep.storage import rcu
 from snapkeep.storage.pool import Pool
 from snapkeep.timing import step
 from snapkeep.writers.pause import Process, pause_writers, resume
@@ -51,7 +52,8 @@ class VolumeFrozen:
     Every capture of such a volume is frozen: its snapshot is a clone of its image, which a read-only
     mount can only read when clean. Asked to quiesce, the freeze is the quiesce (label ``quiesce``);
     otherwise its window is recorded as the ``paused`` one. The intent file is written before the freeze,
-    so that the reconciler thaws the volume if snapkeep dies before it does.
+    so that the reconciler thaws the volume if snapkeep dies before it does; it is not flushed, as the
+    freeze it guards against ends with the machine's uptime.
     """
 
     def __init__(self, pool: Pool, datasets: Sequence[str], intent_file: str, *, quiesce: bool) -> None:
@@ -62,7 +64,10 @@ class VolumeFrozen:
         self.label = "quiesce" if quiesce else "paused"
 
     def acquire(self) -> float:
-        write_durably(self._intent_file, json.dumps({"datasets": self._datasets}))
+        intent: dict[str, object] = {"datasets": self._datasets}
+        if self._pool.expedite_freeze and rcu.before() == "0":
+            intent["rcu_expedited"] = "0"  # the freeze may turn it on: put back if snapkeep dies meanwhile
+        write_for_this_boot(self._intent_file, json.dumps(intent))  # a freeze does not outlive a reboot
         try:
             self._pool.flush(self._datasets)
             started = time.monotonic()
@@ -80,9 +85,16 @@ class VolumeFrozen:
 
 def thaw_recorded(pool: Pool, intent_file: str) -> int:
     """Thaw the volumes a :class:`VolumeFrozen` intent names (start-up, after a crash); how many were frozen."""
-    with open(intent_file) as f:
-        datasets = [str(d) for d in json.load(f)["datasets"]]
-    thawed = sum(pool.thaw_one(d) for d in datasets)
+    try:
+        with open(intent_file) as f:
+            intent = json.load(f)
+    except ValueError:  # cut short by a power cut (it is not flushed): nothing it named is frozen any more
+        log.warning("ignoring the unreadable intent %s (left by a power cut)", intent_file)
+        os.unlink(intent_file)
+        return 0
+    thawed = sum(pool.thaw_one(str(d)) for d in intent["datasets"])
+    if intent.get("rcu_expedited") is not None:
+        rcu.restore(str(intent["rcu_expedited"]))
     os.unlink(intent_file)
     return thawed
 
