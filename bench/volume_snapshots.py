@@ -233,7 +233,8 @@ def pool_ops(rig: Rig, subject: Subject) -> list[Op]:
 
 def take_breakdown(steps: dict[str, float], total_ms: float) -> dict[str, float]:
     parts = dict(steps)
-    parts["catalog and rest"] = total_ms - parts.get("pool.capture", 0.0) - parts.get("pool.seal", 0.0)
+    storage = ("pool.prepare_capture", "volume freeze", "pool.capture", "volume thaw", "pool.seal")
+    parts["catalog and rest"] = total_ms - sum(parts.get(k, 0.0) for k in storage)
     return parts
 
 

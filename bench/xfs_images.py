@@ -101,6 +101,7 @@ def main() -> None:
                 print(f"  frozen window:             {median(windows, f'frozen window ms, {count} files')}")
                 bare = []
                 for r in range(args.repeat):
+                    os.sync()  # as before each take: back to back, a freeze skips its RCU waits (storage/rcu.py)
                     dst = os.path.join(pool.root, "staging", f"bare-{count}-{r}.xfs")
                     bare.append(ms(lambda d=dst, v=vol.path: bare_take(v, images.image_of(v), d)))
                     os.unlink(dst)

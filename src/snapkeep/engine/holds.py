@@ -71,7 +71,8 @@ class VolumeFrozen:
         try:
             self._pool.flush(self._datasets)
             started = time.monotonic()
-            self._pool.freeze(self._datasets)
+            with step("volume freeze"):
+                self._pool.freeze(self._datasets)
         except BaseException:
             os.unlink(self._intent_file)
             raise
@@ -79,7 +80,8 @@ class VolumeFrozen:
 
     def release(self) -> None:
         """Thaw; the intent stays if the thaw failed, so that the next start-up thaws."""
-        self._pool.thaw(self._datasets)
+        with step("volume thaw"):
+            self._pool.thaw(self._datasets)
         os.unlink(self._intent_file)
 
 

@@ -312,6 +312,7 @@ class Pool:
         return sorted({name.removesuffix(images.SUFFIX) for name in names})
 
     # --- snapshots ---------------------------------------------------------------------------------
+    @step("pool.prepare_capture")
     def prepare_capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         """Before anything is held: clone each image volume's image early into ``staging/<snap_id>``, so
         that :meth:`capture`, frozen, only catches up with what was written since (see ``images``)."""
