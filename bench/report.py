@@ -49,7 +49,15 @@ SHORT = {
     "btrfs subvolume delete": "btrfs subvol del",
     "rm -rf": "rm -rf",
 }
-TAKE_PARTS = ("pool.capture", "pool.seal", "seal: syncfs", "seal: manifest write+fsync", "catalog and rest")
+TAKE_PARTS = (
+    "pool.prepare_capture",
+    "volume freeze",
+    "pool.capture",
+    "volume thaw",
+    "pool.seal",
+    "seal: syncfs",
+    "catalog and rest",
+)
 API_PARTS = ("job run (server clock)", "HTTP and job overhead")
 
 

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     pool_image_size: str = "20G"
     allow_slow_copy: bool = False
     size_limits: bool = True  # false: no btrfs quota groups (their cost is in docs/format.md), no limits
+    expedite_freeze: bool = True  # false: a volume's freeze waits out normal RCU grace periods (storage/rcu.py)
     immutable_cooloff_days: float = 7.0
     pre_restore_keep_days: float = 7.0
     quiesce_timeout: float = 10.0

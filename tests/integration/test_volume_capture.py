@@ -4,6 +4,7 @@ a volume still without ever leaving it held; on XFS each volume is its own files
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from snapkeep.model.principal import SYSTEM
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
+from snapkeep.storage import rcu
 from snapkeep.storage.pool import Pool
 from tests.chain_writer import gaps, make_filler
 from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server, volume_restored_as_new
@@ -160,7 +162,9 @@ def test_quiesced_take_through_the_api_has_no_torn_record(server: Server, tmp_pa
 
 def test_service_killed_while_a_volume_is_frozen_is_thawed_by_its_successor(fs: Mounted, tmp_path: Path) -> None:
     """SIGKILL the service while it holds a volume frozen (caught with SIGSTOP once the volume refuses a
-    write); the restarted service thaws it at start-up."""
+    write); the restarted service thaws it at start-up, and leaves the RCU knob the freeze may have turned
+    on (storage/rcu.py) as it was."""
+    knob_before = rcu.before()
     data_dir = make_traversable_tmp("snapkeep-frozen-kill-")
     server = start_server(data_dir, fs.new_dir("frozen-kill-pool"))
     run_dir = os.path.join(data_dir, "run")
@@ -186,12 +190,16 @@ def test_service_killed_while_a_volume_is_frozen_is_thawed_by_its_successor(fs: 
                 break
             time.sleep(0.2)
         assert caught, "never caught the service with the volume frozen"
+        (intent,) = [n for n in os.listdir(run_dir) if n.startswith("volume-freeze-") and n.endswith(".json")]
+        with open(os.path.join(run_dir, intent)) as f:
+            assert json.load(f).get("rcu_expedited") == ("0" if knob_before == "0" else None)
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
         assert not writes_within(os.path.join(vol["path"], "while-dead"), 0.5)
         server = start_server(data_dir, server.pool_dir)
         assert writes_within(os.path.join(vol["path"], "after-restart"), 10), "the successor did not thaw"
         assert [n for n in os.listdir(run_dir) if n.startswith("volume-freeze-")] == []
+        assert rcu.before() == knob_before
     finally:
         stop_server(server)
 

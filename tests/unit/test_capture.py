@@ -19,9 +19,13 @@ from snapkeep.model.types import QuiescePolicy
 class FakePool:
     root = "/nowhere"
 
-    def __init__(self, events: list[str], fail: bool = False) -> None:
+    def __init__(self, events: list[str], fail: bool = False, images: bool = False) -> None:
         self.events = events
         self.fail = fail
+        self.images = images
+
+    def is_image_volume(self, dataset: str) -> bool:
+        return self.images
 
     def prepare_capture(self, snap_id: str, datasets: Sequence[str]) -> None:
         """Early clones: nothing to order against the holds."""
@@ -73,6 +77,12 @@ def test_order_is_flush_freeze_pause_capture_then_release_in_reverse(events: lis
         "release quiesce",
     ]
     assert report.quiesced and set(report.windows_ms) == {"quiesce", "paused"}  # type: ignore[attr-defined]
+
+
+def test_volumes_with_their_own_filesystem_are_not_flushed_pool_wide(events: list[str]) -> None:
+    """Their hold freezes them, which flushes them into the pool: a pool-wide syncfs only adds time."""
+    capture(FakePool(events, images=True), "snap", ["ds"], [FakeHold(events, "quiesce", True)], QuiescePolicy.REQUIRE)  # type: ignore[arg-type]
+    assert events == ["acquire quiesce", "capture", "release quiesce"]
 
 
 def test_capture_failure_still_releases_everything_and_reraises(events: list[str]) -> None:

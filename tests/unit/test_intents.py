@@ -21,6 +21,8 @@ from snapkeep.storage.pool import Pool
 class FlakyPool:
     """Freezes and thaws in memory; ``fail_thaws`` makes that many thaws fail (as a busy device might)."""
 
+    expedite_freeze = False
+
     def __init__(self) -> None:
         self.frozen: set[str] = set()
         self.fail_thaws = 0

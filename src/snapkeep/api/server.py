@@ -24,7 +24,7 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
     filesystem cannot hold one."""
     os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
     try:
-        return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits)
+        return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze)
     except UnsupportedFilesystem:
         if not create_loop_pool or settings.pool_dir is not None:
             raise
@@ -38,7 +38,7 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
             settings.pool_image_size,
             settings.pool_path,
         )
-    return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits)
+    return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze)
 
 
 def serve(settings: Settings, create_loop_pool: bool = False) -> None:

@@ -58,7 +58,10 @@ def capture(
 ) -> CaptureReport:
     """Capture ``datasets`` into the pool's staging area for ``snap_id`` (seal it afterwards)."""
     pool.prepare_capture(snap_id, datasets)  # what costs time per extent happens before anything is held
-    if holds:
+    # volumes with a filesystem of their own are flushed by their hold, and their freeze flushes their image
+    # into the pool (through the loop device): a syncfs of the whole pool would only add to the take
+    own_filesystems = all(pool.is_image_volume(d) for d in datasets)
+    if holds and not own_filesystems:
         with step("syncfs before holds"):
             syncfs(pool.root)  # most dirty data goes out before anything is held: shorter windows
     held: list[tuple[Hold, float]] = []
@@ -74,7 +77,7 @@ def capture(
                 note = f"not quiesced: {exc.message}"
                 continue
             held.append((hold, started))
-            if hold.quiesce:
+            if hold.quiesce and not own_filesystems:
                 with step("syncfs after quiesce"):
                     syncfs(pool.root)  # what quiescing flushed is committed before anything is paused
         pool.capture(snap_id, datasets)

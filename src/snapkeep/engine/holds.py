@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
+from snapkeep.storage import rcu
 from snapkeep.storage.pool import Pool
 from snapkeep.timing import step
 from snapkeep.writers.pause import Process, pause_writers, resume
@@ -60,8 +61,9 @@ class VolumeFrozen:
     Every capture of such a volume is frozen: its snapshot is a clone of its image, which a read-only
     mount can only read when clean. Asked to quiesce, the freeze is the quiesce (label ``quiesce``);
     otherwise its window is recorded as the ``paused`` one. The intent file is written before the freeze,
-    so that the reconciler thaws the volume if snapkeep dies before it does; a thaw that fails leaves it
-    pending, for the scheduler to retry.
+    so that the reconciler thaws the volume if snapkeep dies before it does (it is not flushed, as the
+    freeze it guards against ends with the machine's uptime); a thaw that fails leaves it pending, for the
+    scheduler to retry.
     """
 
     def __init__(self, pool: Pool, datasets: Sequence[str], intents: Intents, op_id: str, *, quiesce: bool) -> None:
@@ -74,11 +76,16 @@ class VolumeFrozen:
         self.label = "quiesce" if quiesce else "paused"
 
     def acquire(self) -> float:
-        intent = self._intent = self._intents.make(IntentKind.VOLUME_FROZEN, self._op_id, {"datasets": self._datasets})
+        record: dict[str, object] = {"datasets": self._datasets}
+        if self._pool.expedite_freeze and rcu.before() == "0":
+            record["rcu_expedited"] = "0"  # the freeze may turn it on: put back if snapkeep dies meanwhile
+        kind, op_id = IntentKind.VOLUME_FROZEN, self._op_id
+        intent = self._intent = self._intents.make(kind, op_id, record, flushed=False)  # a freeze ends at reboot
         try:
             self._pool.flush(self._datasets)
             started = time.monotonic()
-            self._pool.freeze(self._datasets)
+            with step("volume freeze"):
+                self._pool.freeze(self._datasets)
         except BaseException:
             self._intents.release(intent)
             raise
@@ -88,7 +95,8 @@ class VolumeFrozen:
         """Thaw; if that fails the intent is left pending, so that the scheduler retries the thaw."""
         assert self._intent is not None, "released before acquired"
         try:
-            self._pool.thaw(self._datasets)
+            with step("volume thaw"):
+                self._pool.thaw(self._datasets)
         except BaseException:
             self._intents.mark_pending(self._intent)
             raise

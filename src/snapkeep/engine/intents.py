@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from snapkeep.durable import write_durably
+from snapkeep.durable import write_durably, write_for_this_boot
 
 PENDING = "pending-"
 SUFFIX = ".json"
@@ -53,10 +53,15 @@ class Intents:
         os.makedirs(run_dir, mode=0o700, exist_ok=True)
         self._adopt_old_pending_names()
 
-    def make(self, kind: IntentKind, op_id: str, record: Any) -> Intent:
-        """Write the intent durably; call before holding anything."""
+    def make(self, kind: IntentKind, op_id: str, record: Any, *, flushed: bool = True) -> Intent:
+        """Write the intent; call before holding anything. Not ``flushed``: for a hold that ends with the
+        machine's uptime (a frozen filesystem), where surviving the process is enough (two flushes saved);
+        after a power cut such an intent may be missing or unreadable, and nothing it named is held."""
         intent = Intent(kind, op_id, os.path.join(self._dir, f"{kind}-{op_id}{SUFFIX}"))
-        self.update(intent, record)
+        if flushed:
+            self.update(intent, record)
+        else:
+            write_for_this_boot(intent.path, json.dumps(record))
         return intent
 
     def update(self, intent: Intent, record: Any) -> None:

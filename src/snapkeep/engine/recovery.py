@@ -13,6 +13,7 @@ from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import NotFound, SnapkeepError, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.vmspec import VMState
+from snapkeep.storage import rcu
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import Process, resume
 
@@ -52,13 +53,22 @@ def _resume_writers(intents: Intents, intent: Intent) -> int:
 
 
 def _thaw_volumes(intents: Intents, intent: Intent, pool: Pool) -> int:
-    """Thaw each volume the intent names (one not frozen is fine); the intent stays pending if one fails."""
+    """Thaw each volume the intent names (one not frozen is fine) and put back the RCU setting the freeze
+    may have changed; the intent stays pending if a thaw fails."""
     try:
-        thawed = sum(pool.thaw_one(str(d)) for d in intent.read()["datasets"])
+        record = intent.read()
+    except ValueError:  # cut short by a power cut (it is not flushed): nothing it named is frozen any more
+        log.warning("ignoring the unreadable intent %s (left by a power cut)", intent.path)
+        intents.release(intent)
+        return 0
+    try:
+        thawed = sum(pool.thaw_one(str(d)) for d in record["datasets"])
     except SnapkeepError as exc:
         log.warning("could not thaw the volumes of %s yet: %s", intent.op_id, exc.message)
         intents.mark_pending(intent)
         return 0
+    if record.get("rcu_expedited") is not None:
+        rcu.restore(str(record["rcu_expedited"]))
     intents.release(intent)
     return thawed
 
