@@ -325,3 +325,20 @@ def test_scope(world: World, key: tuple[str, str], caller: Caller) -> None:
         assert answer.json()["error"]["code"] == "not_found"
     assert snapshot_of_state(world) == before, "a refused request changed something"
     assert refusals(world, caller) == refused_before + 1, "a refusal that is not in the audit log (once)"
+
+
+def test_host_paths_are_shown_to_system_admins_only(world: World) -> None:
+    """Where a volume's files or a VM's disks lie on the host is for admins of the system: a tenant's
+    users would otherwise know where to aim (hardening issue, defect 1)."""
+    for caller in CALLERS:
+        if not world.sees(caller, "a"):
+            continue
+        client = world.clients[caller.name]
+        vm = client.get(f"/api/v1/vms/{world.objects['vm']}").json()
+        volume = client.get(f"/api/v1/volumes/{world.objects['volume']}").json()
+        listed = {v["id"]: v for v in client.get("/api/v1/vms").json()}[world.objects["vm"]]
+        shown = caller.tenant is None and caller.role == ADMIN
+        assert vm["boot"] == "firmware" and vm["disks"], vm
+        for seen in (vm, listed):
+            assert all((disk["path"] is not None) == shown for disk in seen["disks"]), (caller.name, seen)
+        assert (volume["path"] is not None) == shown, caller.name

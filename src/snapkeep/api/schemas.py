@@ -169,7 +169,7 @@ class VmCreate(RequestBody):
 
 class DiskPublic(BaseModel):
     file: str
-    path: str
+    path: str | None = Field(description="the disk file on the host; shown to system admins only, else null")
     size: int
     serial: str
     target: str
@@ -185,8 +185,9 @@ class VmPublic(BaseModel):
     memory_mib: int
     disks: list[DiskPublic]
     macs: list[str]
-    kernel: str | None
-    initrd: str | None
+    boot: Literal["kernel", "firmware"] = Field(description="a kernel and initrd given directly, or firmware")
+    kernel: str | None = Field(description="a host file; shown to system admins only, else null")
+    initrd: str | None = Field(description="a host file; shown to system admins only, else null")
     cmdline: str | None
     quiesce_policy: str
     agent_timeout: float
@@ -197,8 +198,13 @@ class VmPublic(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, vm: VM) -> VmPublic:
+    def of(cls, vm: VM, host_paths: bool) -> VmPublic:
+        """``host_paths``: show where its files lie on the host (admins of the system only)."""
         c = vm.config
+
+        def host(path: str | None) -> str | None:
+            return path if host_paths else None
+
         return cls(
             id=vm.id,
             name=vm.name,
@@ -207,10 +213,11 @@ class VmPublic(BaseModel):
             agent_answers=vm.agent_answers,
             vcpus=c["vcpus"],
             memory_mib=c["memory_mib"],
-            disks=[DiskPublic(path=os.path.join(vm.path, d["file"]), **d) for d in c["disks"]],
+            disks=[DiskPublic(path=host(os.path.join(vm.path, d["file"])), **d) for d in c["disks"]],
             macs=[n["mac"] for n in c["nics"]],
-            kernel=c.get("kernel"),
-            initrd=c.get("initrd"),
+            boot="kernel" if c.get("kernel") else "firmware",
+            kernel=host(c.get("kernel")),
+            initrd=host(c.get("initrd")),
             cmdline=c.get("cmdline"),
             quiesce_policy=vm.quiesce_policy,
             agent_timeout=vm.agent_timeout,

@@ -17,7 +17,7 @@ Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job be
 def list_vms(
     svc: Svc, who: Caller, tenant: str | None = Query(None, max_length=4096, description="owned by this tenant")
 ) -> list[VmPublic]:
-    return [VmPublic.of(vm) for vm in svc.vms.listing(tenant, who=who)]
+    return [VmPublic.of(vm, who.is_system_admin) for vm in svc.vms.listing(tenant, who=who)]
 
 
 @router.post("", response_model=VmPublic, status_code=status.HTTP_201_CREATED)
@@ -40,13 +40,13 @@ def create_vm(svc: Svc, who: Caller, body: VmCreate) -> VmPublic:
         networks=body.networks,
         tags=body.tags,
     )
-    return VmPublic.of(vm)
+    return VmPublic.of(vm, who.is_system_admin)
 
 
 @router.get("/{ref}", response_model=VmPublic)
 def get_vm(svc: Svc, who: Caller, ref: str) -> VmPublic:
     """The VM with its state from libvirt and whether its guest agent answers now."""
-    return VmPublic.of(svc.vms.get(ref, probe_agent=True, who=who))
+    return VmPublic.of(svc.vms.get(ref, probe_agent=True, who=who), who.is_system_admin)
 
 
 @router.post("/{ref}/start", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)

@@ -123,8 +123,10 @@ def _agent(answers: bool | None) -> str:
 
 
 def _boot(vm: JsonObject) -> list[tuple[str, str]]:
-    if vm["kernel"] is None:
+    if vm["boot"] == "firmware":
         return [("boot", "firmware")]
+    if vm["kernel"] is None:  # host files: not shown to this caller
+        return [("boot", "a kernel on the host (shown to system admins)"), ("cmdline", vm["cmdline"] or "-")]
     return [("kernel", vm["kernel"]), ("initrd", vm["initrd"] or "-"), ("cmdline", vm["cmdline"] or "-")]
 
 
@@ -140,7 +142,7 @@ def _show(vm: JsonObject) -> None:
             ("memory", render.size(vm["memory_mib"] << 20)),
             *_boot(vm),
             *(
-                (f"disk {d['target']}", f"{d['path']}  {render.size(d['size'])}  serial {d['serial']}")
+                (f"disk {d['target']}", f"{d['path'] or d['file']}  {render.size(d['size'])}  serial {d['serial']}")
                 for d in vm["disks"]
             ),
             ("macs", ", ".join(vm["macs"]) or "-"),
