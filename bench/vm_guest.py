@@ -148,7 +148,7 @@ def disk_path(vm: VM) -> str:
 def console_ready(svc: Services, vm: VM) -> bool:
     """The guest's init prints ``READY_LINE`` on its serial console once its writer and agent run."""
     try:
-        with open(os.path.join(svc.settings.log_dir, f"{vm.name}.log"), errors="replace") as f:
+        with open(os.path.join(svc.settings.log_dir, f"{vm.domain}.log"), errors="replace") as f:
             return READY_LINE in f.read()
     except OSError:
         return False
@@ -159,7 +159,7 @@ def boot(svc: Services, vm: VM, settle_s: float = 1.0) -> float:
     started = time.monotonic()
     svc.vms.start(vm.id, who=SYSTEM)
     deadline = started + BOOT_TIMEOUT_S
-    while not (console_ready(svc, vm) and svc.host.agent_ping(vm.name, 1.0)):
+    while not (console_ready(svc, vm) and svc.host.agent_ping(vm.domain, 1.0)):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{vm.name} did not boot with its guest agent within {BOOT_TIMEOUT_S:.0f} s")
         time.sleep(0.2)

@@ -171,7 +171,8 @@ class Guest:
 
     @property
     def name(self) -> str:
-        return self.vm.name
+        """The libvirt domain (what virsh and the hypervisor calls name)."""
+        return self.vm.domain
 
 
 def settle(rig: Rig) -> None:

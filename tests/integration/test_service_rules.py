@@ -51,6 +51,7 @@ def world(services: Services) -> World:
                 owner_tenant_id=None,
                 dataset="vm-vm-system",
                 domain_uuid="00000000-0000-0000-0000-000000000001",
+                domain_name="sk-vm-rules",
                 spec={"vcpus": 1},
                 quiesce_policy=QuiescePolicy.FALLBACK,
                 agent_timeout=10.0,

@@ -46,6 +46,7 @@ def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounte
     host = LibvirtHost()
     server: Server = start_server(data_dir, pool_dir)
     name = "crash-guest"
+    domain: str | None = None
     try:
         api = server.client()
         vm = api.post(
@@ -54,6 +55,7 @@ def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounte
                   "cmdline": image.cmdline, "agent_timeout": 10},
         ).json()  # fmt: skip
         make_data_disk(vm["disks"][0]["path"], 128 << 20)
+        domain = str(vm["domain"])
         assert api.post(f"/api/v1/vms/{name}/start", params={"wait": 30}).json()["status"] == "succeeded"
         wait_for(lambda: api.get(f"/api/v1/vms/{name}").json()["agent_answers"], 60, "the guest agent answering")
 
@@ -64,8 +66,8 @@ def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounte
             time.sleep(0.01)  # the freeze request is on its way to the agent; the thaw is ~45 ms away
             os.kill(server.process.pid, signal.SIGSTOP)
             with contextlib.suppress(pytest.fail.Exception):
-                wait_for(lambda: host.frozen(name, 2.0), 3, "the freeze")
-            if host.frozen(name, 2.0):
+                wait_for(lambda: host.frozen(domain, 2.0), 3, "the freeze")
+            if host.frozen(domain, 2.0):
                 os.kill(server.process.pid, signal.SIGKILL)
                 server.process.wait()
                 break
@@ -74,10 +76,10 @@ def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounte
         else:
             pytest.fail("never caught the service between freeze and thaw in 5 tries")
 
-        assert host.frozen(name, 2.0), "the kill should have left the guest frozen"
+        assert host.frozen(domain, 2.0), "the kill should have left the guest frozen"
         server = start_server(data_dir, pool_dir)
         api = server.client()
-        assert not host.frozen(name, 5.0), "the restarted service did not thaw the guest"
+        assert not host.frozen(domain, 5.0), "the restarted service did not thaw the guest"
         assert api.get(f"/api/v1/vms/{name}").json()["state"] == "running"
         assert glob.glob(os.path.join(run_dir, "*guest-*.json")) == []
         snaps = api.get("/api/v1/snapshots", params={"vm": name}).json()
@@ -89,5 +91,6 @@ def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounte
         stop_server(server)
         for step in (host.power_off, host.undefine):
             with contextlib.suppress(SnapkeepError):
-                step(name)
+                if domain is not None:
+                    step(domain)
         host.close()

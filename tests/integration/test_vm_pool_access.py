@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -62,14 +63,22 @@ def test_service_start_up_warns_with_the_fix(private_dir: str) -> None:
     assert "WARNING" in log and f"cannot enter {private_dir}" in log and f"chmod o+x {private_dir}" in log
 
 
+def libvirt_domains() -> set[str]:
+    listed = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True, text=True
+    )
+    return {line for line in listed.stdout.splitlines() if line}
+
+
 def test_vm_create_and_start_refused_until_qemu_can_reach_the_pool(services: Services, private_dir: str) -> None:
     name = f"skaccess-{uuid.uuid4().hex[:8]}"
+    domains_before = libvirt_domains()
     with pytest.raises(PoolUnreachable) as refused:
         services.vms.create(name, vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)
     assert f"cannot enter {private_dir}" in refused.value.message
     assert f"chmod o+x {private_dir}" in refused.value.message
     assert services.pool.list_datasets() == [] and services.vms.listing(who=SYSTEM) == []
-    assert not services.host.exists(name)
+    assert libvirt_domains() == domains_before, "a refused create left a libvirt domain"
 
     os.chmod(private_dir, 0o711)  # what the message advises: search permission for others
     vm = services.vms.create(name, vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)

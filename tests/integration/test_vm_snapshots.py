@@ -113,7 +113,7 @@ def disk_path(vm: VM, index: int = 0) -> str:
 
 def console_ready(svc: Services, vm: VM) -> bool:
     try:
-        with open(os.path.join(svc.settings.log_dir, f"{vm.name}.log")) as f:
+        with open(os.path.join(svc.settings.log_dir, f"{vm.domain}.log")) as f:
             return "snapkeep-testguest: ready" in f.read()
     except OSError:
         return False
@@ -122,7 +122,7 @@ def console_ready(svc: Services, vm: VM) -> bool:
 def boot(svc: Services, vm: VM) -> None:
     svc.vms.start(vm.id, who=SYSTEM)
     deadline = time.monotonic() + BOOT_TIMEOUT
-    while not (console_ready(svc, vm) and svc.host.agent_ping(vm.name, 1.0)):
+    while not (console_ready(svc, vm) and svc.host.agent_ping(vm.domain, 1.0)):
         assert time.monotonic() < deadline, f"{vm.name} did not boot with its agent within {BOOT_TIMEOUT} s"
         time.sleep(0.2)
 
@@ -145,13 +145,13 @@ def test_quiesced_snapshot_of_running_guest_restores_as_new_and_boots(
 ) -> None:
     svc = vm_services
     snap = svc.snapshots.take(TakeRequest(ref=running.id, subject_type="vm", name="quiet", quiesce=True), who=SYSTEM)
-    tail = svc.host.read_guest_file(running.name, "/data/counter", 5.0, limit=64, tail=True)  # type: ignore[attr-defined]
+    tail = svc.host.read_guest_file(running.domain, "/data/counter", 5.0, limit=64, tail=True)  # type: ignore[attr-defined]
     seen_after_snapshot = parse_counter(tail)[-1]
     assert snap.quiesced and snap.quiesce_note is None
     assert snap.quiesce_window_ms is not None and snap.paused_window_ms is not None
     assert snap.paused_window_ms <= snap.quiesce_window_ms
     assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
-    assert not svc.host.frozen(running.name, 5.0), "the guest was left frozen"
+    assert not svc.host.frozen(running.domain, 5.0), "the guest was left frozen"
 
     copy = vm_restored_as_new(svc, snap.id)
     assert copy.name == "quiet restored" and copy.state == VMState.SHUTOFF
@@ -179,14 +179,14 @@ def test_reconciler_thaws_and_resumes_a_guest_left_frozen_and_paused(vm_services
 
     svc = vm_services
     run_dir = svc.settings.run_dir
-    GuestFrozen(svc.host, running.name, 5.0, svc.intents, "crashed").acquire()  # never released: a crash
-    GuestPaused(svc.host, running.name, svc.intents, "crashed").acquire()
+    GuestFrozen(svc.host, running.domain, 5.0, svc.intents, "crashed").acquire()  # never released: a crash
+    GuestPaused(svc.host, running.domain, svc.intents, "crashed").acquire()
     assert svc.vms.get(running.id, who=SYSTEM).state == VMState.PAUSED
 
     report = svc.reconcile()
     assert report.guests_released == 2
     assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
-    assert not svc.host.frozen(running.name, 5.0)
+    assert not svc.host.frozen(running.domain, 5.0)
     assert [f for f in os.listdir(run_dir) if "guest-" in f] == []
 
 
@@ -283,7 +283,7 @@ def test_guest_without_agent_require_fails_fallback_says_why(vm_services: Servic
 
 def wait_for_agent(svc: Services, vm: VM, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not svc.host.agent_ping(vm.name, 1.0):
+    while not svc.host.agent_ping(vm.domain, 1.0):
         assert time.monotonic() < deadline, "the guest agent did not come back"
 
 
@@ -298,7 +298,7 @@ def wait_for_agent(svc: Services, vm: VM, timeout: float = 30.0) -> None:
 def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, running: VM, fault: str) -> None:
     svc = vm_services
     wait_for_agent(svc, running)
-    svc.host.guest_exec(running.name, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
+    svc.host.guest_exec(running.domain, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
     time.sleep(0.3)
     with pytest.raises(QuiesceFailed):
         svc.snapshots.take(
@@ -316,10 +316,10 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
 
     wait_for_agent(svc, running)
     svc.release_pending()  # what the service's periodic loop does every few seconds
-    assert not svc.host.frozen(running.name, 5.0), "the guest stayed frozen after the agent came back"
+    assert not svc.host.frozen(running.domain, 5.0), "the guest stayed frozen after the agent came back"
     assert [f for f in os.listdir(svc.settings.run_dir) if "guest-" in f] == []
 
-    svc.host.guest_exec(running.name, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
+    svc.host.guest_exec(running.domain, ["/bin/sh", "-c", fault], 5.0)  # type: ignore[attr-defined]
     time.sleep(0.3)
     snap = svc.snapshots.take(
         TakeRequest(ref=running.id, subject_type="vm", name=f"fallback-{abs(hash(fault))}", quiesce=True), who=SYSTEM
@@ -328,7 +328,7 @@ def test_agent_faults_never_leave_the_guest_frozen(vm_services: Services, runnin
     assert snap.paused_window_ms is not None
     wait_for_agent(svc, running)
     svc.release_pending()
-    assert not svc.host.frozen(running.name, 5.0)
+    assert not svc.host.frozen(running.domain, 5.0)
     assert svc.vms.get(running.id, who=SYSTEM).state == VMState.RUNNING
     assert [f for f in os.listdir(svc.settings.run_dir) if "guest-" in f] == []
 

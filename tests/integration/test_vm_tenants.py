@@ -74,9 +74,13 @@ def test_tenant_power_and_delete_reach_exactly_its_subtree(
         child_vm = make_vm(svc, image, f"tnt-{tag}-b", "acme/dev", [])
         system_vm = make_vm(svc, image, f"tnt-{tag}-s", None, [])
         assert parent_vm.owner_tenant_id == parent.id and child_vm.owner_tenant_id == child.id
+        # names are unique per owner: the system may have a VM of the same name, with a domain of its own
+        twin = make_vm(svc, image, parent_vm.name, None, [])
+        assert twin.name == parent_vm.name and twin.domain != parent_vm.domain
+        svc.vms.delete(twin.id, svc.snapshots, who=SYSTEM)
         before = state(svc)
-        with pytest.raises(NameClash, match="VM names are unique on the host"):  # its libvirt domain's name
-            make_vm(svc, image, parent_vm.name, "acme/dev", [])
+        with pytest.raises(NameClash):
+            make_vm(svc, image, parent_vm.name, "acme", [])
         if network is not None:
             assert parent_vm.config["nics"][0]["network_id"] == network.id
             with pytest.raises(NotFound):  # a NIC only on a network of the VM's own owner
@@ -114,7 +118,7 @@ def test_tenant_power_and_delete_reach_exactly_its_subtree(
 
         removed = svc.tenants.delete(SYSTEM, "acme", force=True)
         assert removed["vms"] == 2 and removed["tenants"] == 2
-        assert not svc.host.exists(parent_vm.name) and not svc.host.exists(child_vm.name)
+        assert not svc.host.exists(parent_vm.domain) and not svc.host.exists(child_vm.domain)
         assert not os.path.exists(parent_vm.path) and not os.path.exists(child_vm.path)
         if libvirt_net is not None:
             assert not svc.host.network_exists(libvirt_net)
@@ -125,5 +129,5 @@ def test_tenant_power_and_delete_reach_exactly_its_subtree(
         if libvirt_net is not None:
             with contextlib.suppress(SnapkeepError):
                 for vm in svc.vms.listing(who=SYSTEM):
-                    svc.host.power_off(vm.name)
+                    svc.host.power_off(vm.domain)
                 svc.host.remove_network(libvirt_net)

@@ -63,6 +63,7 @@ def vm(owner: str) -> VmRecord:
         owner_tenant_id=OWNERS[owner],
         dataset=f"vm-{owner}",
         domain_uuid=f"uuid-{owner}",
+        domain_name=f"sk-vm-{owner}",
         spec={"vcpus": 1},
         quiesce_policy=QuiescePolicy.FALLBACK,
         agent_timeout=10.0,

@@ -142,13 +142,13 @@ def test_a_vm_start_during_a_restore_of_the_vm_is_refused_busy_then_runs_after(
     assert error["code"] == "busy" and error["retryable"] is True
     assert error["details"]["operation"] == "snapshot.restore"
     assert error["details"]["job"] == restore.json()["id"]
-    assert host.events[-1] == "define web", "the start reached nothing"
+    assert host.events[-1] == f"define {vm.domain}", "the start reached nothing"
 
     host.go.set()
     assert client.get(f"/api/v1/jobs/{restore.json()['id']}", params={"wait": 10}).json()["status"] == "succeeded"
     started = client.post(f"/api/v1/vms/{vm.id}/start", params={"wait": 10}).json()
     assert started["status"] == "succeeded", started
-    assert host.events[-2:] == ["define web", "start web"]
+    assert host.events[-2:] == [f"define {vm.domain}", f"start {vm.domain}"]
     assert services.guards.held() == []
 
 
@@ -168,7 +168,7 @@ def test_a_restore_during_a_vm_start_is_refused_busy(rig: tuple[Services, FakeHo
     assert deleting.status_code == 409 and deleting.json()["error"]["code"] == "busy"
     host.go.set()
     assert client.get(f"/api/v1/jobs/{start.json()['id']}", params={"wait": 10}).json()["status"] == "succeeded"
-    assert [e for e in host.events if e.startswith(("start", "define", "power_off"))][-1] == "start db"
+    assert [e for e in host.events if e.startswith(("start", "define", "power_off"))][-1] == f"start {vm.domain}"
 
 
 def test_a_clone_and_a_delete_hold_the_vm_and_give_everything_back(rig: tuple[Services, FakeHost, TestClient]) -> None:

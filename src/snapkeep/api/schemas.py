@@ -192,6 +192,7 @@ class VmPublic(BaseModel):
     quiesce_policy: str
     agent_timeout: float
     domain_uuid: str
+    domain: str = Field(description="its libvirt domain's name (its title is the VM's name)")
     created_at: datetime
     tenant_id: str | None = Field(default=None, description="the owner; null: the system")
     networks: list[str | None] = Field(default_factory=list, description="each NIC's network id (null: none)")
@@ -222,6 +223,7 @@ class VmPublic(BaseModel):
             quiesce_policy=vm.quiesce_policy,
             agent_timeout=vm.agent_timeout,
             domain_uuid=vm.domain_uuid,
+            domain=vm.domain,
             created_at=vm.created_at,
             tenant_id=vm.owner_tenant_id,
             networks=[n.get("network_id") for n in c["nics"]],

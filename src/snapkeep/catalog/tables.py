@@ -110,6 +110,7 @@ class VmRow(Base):
     owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
     dataset: Mapped[str] = mapped_column(String(128), unique=True)
     domain_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    domain_name: Mapped[str] = mapped_column(String(128), unique=True)  # names are per owner, domains per host
     spec: Mapped[dict[str, Any]]
     quiesce_policy: Mapped[str] = mapped_column(String(16), default="fallback")
     agent_timeout: Mapped[float] = mapped_column(Float, default=10.0)

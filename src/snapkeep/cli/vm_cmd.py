@@ -137,6 +137,7 @@ def _show(vm: JsonObject) -> None:
             ("name", vm["name"]),
             ("description", vm["description"]),
             ("state", vm["state"]),
+            ("libvirt domain", vm["domain"]),
             ("guest agent", _agent(vm["agent_answers"])),
             ("vcpus", str(vm["vcpus"])),
             ("memory", render.size(vm["memory_mib"] << 20)),

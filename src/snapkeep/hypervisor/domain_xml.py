@@ -71,6 +71,8 @@ def domain_xml(spec: VMSpec) -> str:
     dom = ET.Element("domain", type="kvm" if spec.kvm else "qemu")
     _sub(dom, "name", spec.name)
     _sub(dom, "uuid", spec.uuid)
+    if spec.title:
+        _sub(dom, "title", spec.title)
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
     _sub(dom, "vcpu", str(spec.vcpus))
     os_el = _sub(dom, "os")

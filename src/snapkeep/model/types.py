@@ -127,6 +127,7 @@ class VmRecord:
     owner_tenant_id: str | None
     dataset: str
     domain_uuid: str
+    domain_name: str  # libvirt's name for it: unique on the host, while VM names are unique per owner
     spec: dict[str, Any]
     quiesce_policy: QuiescePolicy
     agent_timeout: float
@@ -141,6 +142,7 @@ class VM:
     dataset: str
     path: str
     domain_uuid: str
+    domain: str  # the libvirt domain's name
     config: dict[str, Any]
     quiesce_policy: QuiescePolicy
     agent_timeout: float

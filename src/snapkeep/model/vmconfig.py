@@ -58,10 +58,11 @@ class VMConfig(BaseModel):
     kvm: bool = False
     guest_agent: bool = True  # a guest-agent channel; without one, quiesce requests cannot be honoured
 
-    def to_spec(self, name: str, uuid: str, dataset_path: str, serial_log: str | None) -> VMSpec:
+    def to_spec(self, name: str, uuid: str, dataset_path: str, serial_log: str | None, title: str = "") -> VMSpec:
         return VMSpec(
             name=name,
             uuid=uuid,
+            title=title,
             vcpus=self.vcpus,
             memory_mib=self.memory_mib,
             machine=self.machine,

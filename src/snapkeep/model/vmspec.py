@@ -57,3 +57,4 @@ class VMSpec:
     guest_agent: bool = True  # a virtio-serial channel org.qemu.guest_agent.0
     serial_log: str | None = None  # file receiving the serial console
     kvm: bool = False  # TCG unless asked: KVM is detected and opted into, never assumed
+    title: str = ""  # what people call it (the VM's name), shown by `virsh list --title`

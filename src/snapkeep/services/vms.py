@@ -39,6 +39,12 @@ from snapkeep.storage.pool import Pool
 AGENT_PROBE_SECONDS = 2.0
 
 
+def domain_name(vm_id: str) -> str:
+    """The libvirt domain of a VM made by snapkeep: named by its id, so that two owners' VMs may share a
+    name. (VMs made before keep their domain, named after the VM; its title is the VM's name either way.)"""
+    return f"sk-vm-{vm_id}"
+
+
 class VMs:
     def __init__(
         self,
@@ -64,14 +70,16 @@ class VMs:
     def spec(self, record: VmRecord) -> VMSpec:
         """The libvirt description of the VM as the catalog has it."""
         config = VMConfig.model_validate(record.spec)
-        serial_log = os.path.join(self._log_dir, f"{record.name}.log")
-        return config.to_spec(record.name, record.domain_uuid, self._pool.dataset_path(record.dataset), serial_log)
+        serial_log = os.path.join(self._log_dir, f"{record.domain_name}.log")
+        dataset_path = self._pool.dataset_path(record.dataset)
+        return config.to_spec(record.domain_name, record.domain_uuid, dataset_path, serial_log, title=record.name)
 
     def to_vm(self, record: VmRecord, probe_agent: bool = False) -> VM:
-        state = self.host.state(record.name) if self.host.exists(record.name) else VMState.OTHER
+        domain = record.domain_name
+        state = self.host.state(domain) if self.host.exists(domain) else VMState.OTHER
         answers = None
         if probe_agent:
-            answers = state is VMState.RUNNING and self.host.agent_ping(record.name, AGENT_PROBE_SECONDS)
+            answers = state is VMState.RUNNING and self.host.agent_ping(domain, AGENT_PROBE_SECONDS)
         return VM(
             id=record.id,
             name=record.name,
@@ -79,6 +87,7 @@ class VMs:
             dataset=record.dataset,
             path=self._pool.dataset_path(record.dataset),
             domain_uuid=record.domain_uuid,
+            domain=record.domain_name,
             config=record.spec,
             quiesce_policy=record.quiesce_policy,
             agent_timeout=record.agent_timeout,
@@ -111,16 +120,10 @@ class VMs:
         return [replace(self.to_vm(record), tags=tags.get(record.id, ())) for record in records]
 
     def check_free_name(self, uow: Unit, name: str, owner_tenant_id: str | None = None) -> None:
-        """Names are unique per owner; and, while a VM's libvirt domain carries its name, on the host."""
+        """Names are unique per owner (the libvirt domain has a name of its own: ``domain_name``)."""
         check_name(name, "VM name")
         if uow.vms.find(name, owner_tenant_id) is not None:
             raise NameClash(f"a VM named {name!r} already exists", name=name)
-        if self.host.exists(name):
-            raise NameClash(
-                f"libvirt already has a domain named {name!r} (one snapkeep does not manage, or another owner's "
-                "VM: a VM's domain carries its name, so VM names are unique on the host)",
-                name=name,
-            )
 
     def check_pool_reachable(self) -> None:
         """Refuse (``PoolUnreachable``, saying how to fix it) when QEMU could not open disks in the pool."""
@@ -225,6 +228,7 @@ class VMs:
                         owner_tenant_id=owner_tenant_id,
                         dataset=dataset,
                         domain_uuid=str(uuid.uuid4()),
+                        domain_name=domain_name(vm_id),
                         spec=config.as_dict(),
                         quiesce_policy=quiesce_policy,
                         agent_timeout=agent_timeout,
@@ -237,8 +241,8 @@ class VMs:
                 self._audit.done(uow, who.name, "vm.create", f"vm:{name}")
                 return replace(self.to_vm(record), tags=shown)
         except BaseException:
-            if defined:  # only the domain this call defined: never another VM's of the same name
-                self.host.undefine(name)
+            if defined:
+                self.host.undefine(domain_name(vm_id))
             self._pool.destroy_dataset(dataset)
             raise
 
@@ -258,7 +262,7 @@ class VMs:
             if vm.state != VMState.RUNNING:
                 self.check_pool_reachable()
                 realise_nics(self._db, self.host, vm.config)
-                self.host.start(vm.name)
+                self.host.start(vm.domain)
             return self.get(vm.id, who=who)
 
     def submit_start(self, ref: str, *, who: Principal) -> Job:
@@ -281,9 +285,9 @@ class VMs:
             if vm.state == VMState.SHUTOFF:
                 return vm
             if force:
-                self.host.power_off(vm.name)
+                self.host.power_off(vm.domain)
             else:
-                self.host.shutdown(vm.name, timeout)
+                self.host.shutdown(vm.domain, timeout)
             return self.get(vm.id, who=who)
 
     def submit_stop(self, ref: str, force: bool = False, timeout: float = 60.0, *, who: Principal) -> Job:
@@ -312,7 +316,7 @@ class VMs:
         """Make sure the VM is off before it is overwritten (see :meth:`check_may_overwrite`)."""
         self.check_may_overwrite(vm, power_off)
         if vm.state not in (VMState.SHUTOFF, VMState.OTHER):
-            self.host.power_off(vm.name)
+            self.host.power_off(vm.domain)
 
     # --- deleting ------------------------------------------------------------------------------------
     def check_may_delete(self, vm: VM, snapshots: Snapshots, force: bool, who: Principal) -> None:
@@ -351,9 +355,9 @@ class VMs:
         vm = self.get(vm_id, who=who)
         self.check_may_delete(vm, snapshots, force, who)
         if vm.state not in (VMState.SHUTOFF, VMState.OTHER):
-            self.host.power_off(vm.name)
+            self.host.power_off(vm.domain)
         snapshots.delete_all_of("vm", vm.id, who)
-        self.host.undefine(vm.name)
+        self.host.undefine(vm.domain)
         with self._db.unit(who) as uow:
             uow.vms.delete(vm.id)
             self._audit.done(uow, who.name, "vm.delete", f"vm:{vm.name}")

@@ -70,7 +70,8 @@ class VmKind:
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
         """Running: freeze (if asked), then pause. Off: nothing to hold, the disks are at rest. Paused by
         someone else: not resumed by snapkeep, and a quiesce cannot happen (its agent is paused too)."""
-        state = self._host.state(subject.name) if self._host.exists(subject.name) else VMState.SHUTOFF
+        domain = self._vms.record(subject.id).domain_name
+        state = self._host.state(domain) if self._host.exists(domain) else VMState.SHUTOFF
         if state is VMState.SHUTOFF:
             return []
         if state is not VMState.RUNNING:
@@ -80,8 +81,8 @@ class VmKind:
             holds.append(CannotQuiesce("the VM has no guest-agent channel"))
         elif quiesce:
             timeout = float(subject.config["agent_timeout"])
-            holds.append(GuestFrozen(self._host, subject.name, timeout, self._intents, snap_id))
-        holds.append(GuestPaused(self._host, subject.name, self._intents, snap_id))
+            holds.append(GuestFrozen(self._host, domain, timeout, self._intents, snap_id))
+        holds.append(GuestPaused(self._host, domain, self._intents, snap_id))
         return holds
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
