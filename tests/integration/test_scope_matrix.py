@@ -5,8 +5,8 @@ and an operator of A's child — against objects owned by A. A scope sees its ow
 child are answered 404 for anything of A, as if it did not exist; A's viewer may read and is refused
 (403) every change; an admin-only operation is refused to everyone else. Each refused request is checked
 to have changed nothing (catalog through the API, and the pool on disk) and to be in the audit log.
-Requests that are allowed are sent when they read or change nothing that later cases need (the table says
-which); the others' positive paths are the subject of the other integration tests.
+Requests that are allowed are sent too, and must succeed (a job they start included); those that destroy or
+power their target (``fresh`` in the table) are sent against a new object of A made for the case.
 
 ``ROUTES`` must name every operation of the OpenAPI document: a new route fails this test until it says who
 may call it.
@@ -55,6 +55,7 @@ class World:
     objects: dict[str, str]  # what of A the paths name: volume, vm, snapshot, job, network, token, tenant
     clients: dict[str, httpx.Client]
     token_names: dict[str, str]
+    cidrs: int = 0  # networks made for cases so far (each needs a range of its own)
 
     def sees(self, caller: Caller, owner: str | None) -> bool:
         """Whether ``caller``'s scope holds something owned by ``owner`` (a tenant key; None: the system)."""
@@ -77,8 +78,14 @@ class Route:
     needs: int
     owner: str | None = "a"
     body: Body = lambda _w: None
-    run_when_allowed: bool = False  # safe to send for real when the caller may: it breaks nothing later
+    fresh: bool = False  # when allowed, sent against a new object of A made for the case (it destroys it)
     system_only: bool = False  # not an object of anyone's: a tenant's caller is refused (403), not misled
+
+
+def next_cidr(w: World) -> str:
+    """A range no network of the matrix has had yet."""
+    w.cidrs += 1
+    return f"10.214.{w.cidrs}.0/24"
 
 
 def a_path(w: World) -> str:
@@ -87,78 +94,74 @@ def a_path(w: World) -> str:
 
 ROUTES: dict[tuple[str, str], Route] = {
     # service
-    ("get", "/api/v1/audit"): Route(VIEWER, owner=None, run_when_allowed=True, system_only=True),
+    ("get", "/api/v1/audit"): Route(VIEWER, owner=None, system_only=True),
     # volumes
-    ("get", "/api/v1/volumes"): Route(VIEWER, run_when_allowed=True),
+    ("get", "/api/v1/volumes"): Route(VIEWER),
     ("post", "/api/v1/volumes"): Route(
         OPERATOR, body=lambda w: {"name": unique("mx"), "size_limit": "16M", "tenant": a_path(w)}
     ),
-    ("get", "/api/v1/volumes/{ref}"): Route(VIEWER, run_when_allowed=True),
-    ("patch", "/api/v1/volumes/{ref}"): Route(
-        OPERATOR, body=lambda _w: {"description": "changed by the matrix"}, run_when_allowed=True
-    ),
-    ("delete", "/api/v1/volumes/{ref}"): Route(OPERATOR),
+    ("get", "/api/v1/volumes/{ref}"): Route(VIEWER),
+    ("patch", "/api/v1/volumes/{ref}"): Route(OPERATOR, body=lambda _w: {"description": "changed by the matrix"}),
+    ("delete", "/api/v1/volumes/{ref}"): Route(OPERATOR, fresh=True),
     # VMs
-    ("get", "/api/v1/vms"): Route(VIEWER, run_when_allowed=True),
+    ("get", "/api/v1/vms"): Route(VIEWER),
     ("post", "/api/v1/vms"): Route(
         OPERATOR, body=lambda w: {"name": unique("mx"), "disks": ["8M"], "nics": 0, "tenant": a_path(w)}
     ),
-    ("get", "/api/v1/vms/{ref}"): Route(VIEWER, run_when_allowed=True),
-    ("post", "/api/v1/vms/{ref}/start"): Route(OPERATOR),
-    ("post", "/api/v1/vms/{ref}/stop"): Route(OPERATOR, body=lambda _w: {"force": True}),
-    ("post", "/api/v1/vms/{ref}/clone"): Route(OPERATOR, body=lambda _w: {"name": unique("mx")}),
-    ("delete", "/api/v1/vms/{ref}"): Route(OPERATOR),
+    ("get", "/api/v1/vms/{ref}"): Route(VIEWER),
+    ("post", "/api/v1/vms/{ref}/start"): Route(OPERATOR, fresh=True),
+    ("post", "/api/v1/vms/{ref}/stop"): Route(OPERATOR, body=lambda _w: {"force": True}, fresh=True),
+    ("post", "/api/v1/vms/{ref}/clone"): Route(OPERATOR, body=lambda _w: {"name": unique("mx")}, fresh=True),
+    ("delete", "/api/v1/vms/{ref}"): Route(OPERATOR, fresh=True),
     # snapshots
-    ("get", "/api/v1/snapshots"): Route(VIEWER, run_when_allowed=True),
+    ("get", "/api/v1/snapshots"): Route(VIEWER),
     ("post", "/api/v1/snapshots"): Route(
-        OPERATOR, body=lambda w: {"volume": w.objects["volume"], "name": unique("mx")}, run_when_allowed=True
+        OPERATOR, body=lambda w: {"volume": w.objects["volume"], "name": unique("mx")}
     ),
     ("post", "/api/v1/snapshots/sweep"): Route(ADMIN, owner=None, system_only=True),
-    ("get", "/api/v1/snapshots/{snap_id}"): Route(VIEWER, run_when_allowed=True),
-    ("delete", "/api/v1/snapshots/{snap_id}"): Route(OPERATOR),
+    ("get", "/api/v1/snapshots/{snap_id}"): Route(VIEWER),
+    ("delete", "/api/v1/snapshots/{snap_id}"): Route(OPERATOR, fresh=True),
     ("post", "/api/v1/snapshots/{snap_id}/unlock"): Route(ADMIN),
-    ("post", "/api/v1/snapshots/{snap_id}/space"): Route(OPERATOR, run_when_allowed=True),
-    ("get", "/api/v1/snapshots/{snap_id}/files"): Route(VIEWER, run_when_allowed=True),
-    ("post", "/api/v1/snapshots/{snap_id}/extract"): Route(OPERATOR, body=lambda _w: {"path": "f.txt"}),
-    ("post", "/api/v1/snapshots/{snap_id}/restore"): Route(OPERATOR, body=lambda _w: {"pre_restore": False}),
-    # jobs
-    ("get", "/api/v1/jobs"): Route(VIEWER, run_when_allowed=True),
-    ("get", "/api/v1/jobs/{job_id}"): Route(VIEWER, run_when_allowed=True),
-    # tenants
-    ("get", "/api/v1/tenants"): Route(VIEWER, run_when_allowed=True),
-    ("post", "/api/v1/tenants"): Route(OPERATOR, body=lambda w: {"name": unique("mx"), "parent": a_path(w)}),
-    ("get", "/api/v1/tenants/{ref}"): Route(VIEWER, run_when_allowed=True),
-    ("patch", "/api/v1/tenants/{ref}"): Route(
-        OPERATOR, body=lambda _w: {"description": "changed by the matrix"}, run_when_allowed=True
+    ("post", "/api/v1/snapshots/{snap_id}/space"): Route(OPERATOR),
+    ("get", "/api/v1/snapshots/{snap_id}/files"): Route(VIEWER),
+    ("post", "/api/v1/snapshots/{snap_id}/extract"): Route(OPERATOR, body=lambda _w: {"path": "f.txt"}, fresh=True),
+    ("post", "/api/v1/snapshots/{snap_id}/restore"): Route(
+        OPERATOR, body=lambda _w: {"pre_restore": False}, fresh=True
     ),
-    ("post", "/api/v1/tenants/{ref}/start"): Route(OPERATOR),
-    ("post", "/api/v1/tenants/{ref}/stop"): Route(OPERATOR, body=lambda _w: {"force": True}),
-    ("delete", "/api/v1/tenants/{ref}"): Route(OPERATOR),
-    ("get", "/api/v1/tenants/{ref}/settings"): Route(VIEWER, run_when_allowed=True),
-    ("patch", "/api/v1/tenants/{ref}/settings"): Route(OPERATOR, body=lambda _w: {"matrix": 1}, run_when_allowed=True),
+    # jobs
+    ("get", "/api/v1/jobs"): Route(VIEWER),
+    ("get", "/api/v1/jobs/{job_id}"): Route(VIEWER),
+    # tenants
+    ("get", "/api/v1/tenants"): Route(VIEWER),
+    ("post", "/api/v1/tenants"): Route(OPERATOR, body=lambda w: {"name": unique("mx"), "parent": a_path(w)}),
+    ("get", "/api/v1/tenants/{ref}"): Route(VIEWER),
+    ("patch", "/api/v1/tenants/{ref}"): Route(OPERATOR, body=lambda _w: {"description": "changed by the matrix"}),
+    ("post", "/api/v1/tenants/{ref}/start"): Route(OPERATOR, fresh=True),
+    ("post", "/api/v1/tenants/{ref}/stop"): Route(OPERATOR, body=lambda _w: {"force": True}, fresh=True),
+    ("delete", "/api/v1/tenants/{ref}"): Route(OPERATOR, fresh=True),
+    ("get", "/api/v1/tenants/{ref}/settings"): Route(VIEWER),
+    ("patch", "/api/v1/tenants/{ref}/settings"): Route(OPERATOR, body=lambda _w: {"matrix": 1}),
     # the system's settings
-    ("get", "/api/v1/settings"): Route(VIEWER, owner=None, run_when_allowed=True),
+    ("get", "/api/v1/settings"): Route(VIEWER, owner=None),
     ("patch", "/api/v1/settings"): Route(ADMIN, owner=None, body=lambda _w: {"matrix": 1}, system_only=True),
     # networks
-    ("get", "/api/v1/networks"): Route(VIEWER, run_when_allowed=True),
+    ("get", "/api/v1/networks"): Route(VIEWER),
     ("post", "/api/v1/networks"): Route(
-        OPERATOR, body=lambda w: {"name": unique("mx"), "cidr": "10.213.7.0/24", "tenant": a_path(w)}
+        OPERATOR, body=lambda w: {"name": unique("mx"), "cidr": next_cidr(w), "tenant": a_path(w)}
     ),
-    ("get", "/api/v1/networks/{ref}"): Route(VIEWER, run_when_allowed=True),
-    ("patch", "/api/v1/networks/{ref}"): Route(
-        OPERATOR, body=lambda _w: {"description": "changed by the matrix"}, run_when_allowed=True
-    ),
-    ("delete", "/api/v1/networks/{ref}"): Route(OPERATOR),
+    ("get", "/api/v1/networks/{ref}"): Route(VIEWER),
+    ("patch", "/api/v1/networks/{ref}"): Route(OPERATOR, body=lambda _w: {"description": "changed by the matrix"}),
+    ("delete", "/api/v1/networks/{ref}"): Route(OPERATOR, fresh=True),
     # tags (of A's volume)
-    ("get", "/api/v1/tags/{kind}/{ref}"): Route(VIEWER, run_when_allowed=True),
-    ("put", "/api/v1/tags/{kind}/{ref}/{tag}"): Route(OPERATOR, run_when_allowed=True),
-    ("delete", "/api/v1/tags/{kind}/{ref}/{tag}"): Route(OPERATOR, run_when_allowed=True),
+    ("get", "/api/v1/tags/{kind}/{ref}"): Route(VIEWER),
+    ("put", "/api/v1/tags/{kind}/{ref}/{tag}"): Route(OPERATOR),
+    ("delete", "/api/v1/tags/{kind}/{ref}/{tag}"): Route(OPERATOR),
     # tokens (of A): an operator makes, sees and revokes those of its subtree, of at most its own role
-    ("get", "/api/v1/tokens"): Route(VIEWER, run_when_allowed=True),
+    ("get", "/api/v1/tokens"): Route(VIEWER),
     ("post", "/api/v1/tokens"): Route(
         OPERATOR, body=lambda w: {"name": unique("mx"), "role": "viewer", "tenant": a_path(w)}
     ),
-    ("delete", "/api/v1/tokens/{ref}"): Route(OPERATOR),
+    ("delete", "/api/v1/tokens/{ref}"): Route(OPERATOR, fresh=True),
 }
 LISTINGS = {  # a listing is never refused: it shows the caller's scope only
     "/api/v1/volumes": "volume",
@@ -180,12 +183,46 @@ PARAMS = {  # path parameter -> the object of A it names
 }
 
 
-def concrete(w: World, template: str) -> str:
+def target(template: str) -> str:
+    """What kind of A's objects a path names (its last parameter's)."""
+    prefix = template.split("/{")[0]
+    return PARAMS[(prefix, template.split("{")[-1].split("}")[0])]
+
+
+def concrete(template: str, objects: dict[str, str]) -> str:
     if template.startswith("/api/v1/tags/"):
-        return template.format(kind="volume", ref=w.objects["volume"], tag="matrix")
+        return template.format(kind="volume", ref=objects["volume"], tag="matrix")
     prefix = template.split("/{")[0]
     names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
-    return template.format(**{name: w.objects[PARAMS[(prefix, name)]] for name in names})
+    return template.format(**{name: objects[PARAMS[(prefix, name)]] for name in names})
+
+
+def ok(response: httpx.Response) -> Any:
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+def fresh_object(w: World, kind: str) -> str:
+    """A new object of A (made by the system's admin) for a case that destroys or powers its target."""
+    api, a = w.admin, w.tenants["a"]["id"]
+    if kind in ("volume", "snapshot"):
+        volume = ok(api.post("/api/v1/volumes", json={"name": unique("mx"), "size_limit": "16M", "tenant": a}))
+        with open(os.path.join(volume["path"], "f.txt"), "w") as f:
+            f.write("made for one case\n")
+        if kind == "volume":
+            return str(volume["id"])
+        taken = ok(api.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": volume["id"], "name": "s"}))
+        return str(taken["result"]["snapshot"]["id"])
+    if kind == "vm":
+        body = {"name": unique("mx"), "disks": ["8M"], "nics": 0, "tenant": a}
+        return str(ok(api.post("/api/v1/vms", json=body))["id"])
+    if kind == "tenant":
+        return str(ok(api.post("/api/v1/tenants", json={"name": unique("mx"), "parent": a}))["id"])
+    if kind == "network":
+        body = {"name": unique("mx"), "cidr": next_cidr(w), "tenant": a}
+        return str(ok(api.post("/api/v1/networks", json=body))["id"])
+    assert kind == "token", kind
+    return str(ok(api.post("/api/v1/tokens", json={"name": unique("mx"), "role": "viewer", "tenant": a}))["id"])
 
 
 def snapshot_of_state(w: World) -> dict[str, Any]:
@@ -214,10 +251,6 @@ def refusals(w: World, caller: Caller) -> int:
 @pytest.fixture(scope="module")
 def world(server: Server, libvirtd: None) -> Iterator[World]:
     admin = server.client()
-
-    def ok(response: httpx.Response) -> Any:
-        assert response.status_code < 300, response.text
-        return response.json()
 
     a = ok(admin.post("/api/v1/tenants", json={"name": unique("mx-a")}))
     b = ok(admin.post("/api/v1/tenants", json={"name": unique("mx-b")}))
@@ -304,7 +337,10 @@ def test_scope(world: World, key: tuple[str, str], caller: Caller) -> None:
     method, template = key
     route = ROUTES[key]
     refusal = expected(world, caller, route)
-    path = concrete(world, template)
+    objects = dict(world.objects)
+    if route.fresh and not refusal:
+        objects[target(template)] = fresh_object(world, target(template))
+    path = concrete(template, objects)
     client = world.clients[caller.name]
     if method == "get" and template in LISTINGS:
         listed = client.request(method, path, params={"limit": 1000} if template.endswith("jobs") else None)
@@ -312,13 +348,13 @@ def test_scope(world: World, key: tuple[str, str], caller: Caller) -> None:
         ids = {item["id"] for item in listed.json()}
         assert (world.objects[LISTINGS[template]] in ids) == world.sees(caller, "a"), "a listing crossed a scope"
         return
-    if not refusal and not route.run_when_allowed:
-        pytest.skip("allowed, and sending it would break the cases after it (tested elsewhere)")
     before = snapshot_of_state(world) if refusal else None
     refused_before = refusals(world, caller) if refusal else 0
     answer = client.request(method, path, json=route.body(world), params={"wait": 30} if method != "get" else None)
     if not refusal:
         assert answer.status_code < 300, f"{caller.name} was refused: {answer.text}"
+        if answer.status_code == 202:
+            assert answer.json()["status"] == "succeeded", f"{caller.name}'s job: {answer.text}"
         return
     assert answer.status_code in refusal, f"{caller.name}: expected {refusal}, got {answer.status_code} {answer.text}"
     if answer.status_code == 404:
