@@ -353,8 +353,10 @@ def test_scope(world: World, key: tuple[str, str], caller: Caller) -> None:
     answer = client.request(method, path, json=route.body(world), params={"wait": 30} if method != "get" else None)
     if not refusal:
         assert answer.status_code < 300, f"{caller.name} was refused: {answer.text}"
-        if answer.status_code == 202:
-            assert answer.json()["status"] == "succeeded", f"{caller.name}'s job: {answer.text}"
+        if answer.status_code == 202:  # a job: it succeeded, and its caller can follow it
+            job = answer.json()
+            assert job["status"] == "succeeded", f"{caller.name}'s job: {answer.text}"
+            assert client.get(f"/api/v1/jobs/{job['id']}").status_code == 200, f"{caller.name} cannot see its job"
         return
     assert answer.status_code in refusal, f"{caller.name}: expected {refusal}, got {answer.status_code} {answer.text}"
     if answer.status_code == 404:

@@ -298,3 +298,18 @@ def test_tokens_never_get_more_than_their_creator(services: Services) -> None:
     services.tokens.revoke(acme_ops, "dev-ops")
     with pytest.raises(Unauthorized):
         services.tokens.authenticate(dev_secret)
+
+
+def test_a_deleted_tenants_jobs_stay_readable_above_it(services: Services) -> None:
+    """Jobs belong to their subject's owner; when that tenant goes, its jobs' history goes to its parent
+    (and a tenant with a job history can be deleted at all)."""
+    parent = services.tenants.create(SYSTEM, "keeper").tenant
+    services.tenants.create(SYSTEM, "leaver", parent="keeper")
+    vol = services.volumes.create("v", 8 * MiB, tenant="keeper/leaver", who=SYSTEM)
+    job = services.snapshots.submit_take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    assert services.jobs.wait(job.id, 30, SYSTEM).status == "succeeded"
+    parents_operator = Principal("keeper-op", Role.OPERATOR, parent.id)
+    deleting = services.tenants.submit_delete(parents_operator, "keeper/leaver")
+    assert services.jobs.wait(deleting.id, 30, parents_operator).status == "succeeded"
+    assert {j.id for j in services.jobs.list(parents_operator, 100)} >= {job.id, deleting.id}
+    assert services.jobs.get(job.id, SYSTEM).owner_tenant_id == parent.id

@@ -19,12 +19,13 @@ Stores flush but never commit: the unit commits when its ``with`` block ends wit
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from dataclasses import fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope, subtree
@@ -275,6 +276,13 @@ class JobStore(_Owned[Job]):
     def in_status(self, *statuses: JobStatus) -> builtins.list[Job]:
         query = self._select().where(JobRow.status.in_([st.value for st in statuses]))
         return [self._to(row) for row in self._s.scalars(query)]
+
+    def hand_over(self, owners: Iterable[str], to: str | None) -> None:
+        """Give the jobs of tenants that are going away to ``to``, so that their history stays readable
+        above them. The new owner must be in the scope."""
+        self._check_placement({"owner_tenant_id": to})
+        query = self._scope.where(update(JobRow), JobRow.owner_tenant_id).where(JobRow.owner_tenant_id.in_(owners))
+        self._s.execute(query.values(owner_tenant_id=to))
 
 
 class AuditStore:

@@ -57,7 +57,7 @@ class Restores:
                 return self.over_source(snap_id, options, who)
 
             operation = "snapshot.restore_as_new" if options.as_new else "snapshot.restore"
-            return self._jobs.submit(operation, params, run, claim=claim)
+            return self._jobs.submit(operation, params, run, claim=claim, owner_tenant_id=snap.owner_tenant_id)
 
     def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
         """Put the snapshot's state in place of its subject's, after a pre-restore snapshot unless the

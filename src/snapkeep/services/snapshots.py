@@ -491,4 +491,4 @@ class Snapshots:
         def run(_progress: Progress) -> dict[str, object]:
             return {"deleted": self.sweep_expired(who)}
 
-        return self._jobs.submit("snapshot.sweep", {}, run)
+        return self._jobs.submit("snapshot.sweep", {}, run, owner_tenant_id=who.tenant_id)

@@ -218,7 +218,7 @@ class Tenants:
                 return self._power(who, plan, on, force, timeout, progress)
 
             params = {"tenant": plan.root.name, "force": force} if not on else {"tenant": plan.root.name}
-            return self._jobs.submit(operation, params, run, claim=claim)
+            return self._jobs.submit(operation, params, run, claim=claim, owner_tenant_id=plan.root.id)
 
     def power(self, who: Principal, ref: str, on: bool, force: bool = False, timeout: float = 60.0) -> dict[str, Any]:
         """:meth:`submit_power`, in the caller's thread."""
@@ -275,7 +275,9 @@ class Tenants:
             def run(progress: Progress) -> dict[str, Any]:
                 return self._delete(who, plan, progress)
 
-            return self._jobs.submit("tenant.delete", {"tenant": plan.root.name, "force": force}, run, claim=claim)
+            # the job outlives the tenant: it belongs to the parent (whose callers may delete the tenant)
+            params = {"tenant": plan.root.name, "force": force}
+            return self._jobs.submit("tenant.delete", params, run, claim=claim, owner_tenant_id=plan.root.parent_id)
 
     def delete(self, who: Principal, ref: str, force: bool = False) -> dict[str, Any]:
         """:meth:`submit_delete`, in the caller's thread."""
@@ -302,6 +304,7 @@ class Tenants:
             for network in plan.networks:
                 self._networks.remove(uow, who, network)
             subtree_ids = {t.id for t in plan.tenants}
+            uow.jobs.hand_over(subtree_ids, plan.root.parent_id)  # the jobs' history outlives the tenants
             for token in uow.tokens.list():  # its tokens stop working with it
                 if token.tenant_id in subtree_ids:
                     uow.tokens.delete(token.id)
