@@ -197,8 +197,12 @@ class _Named(_Owned[T]):
             raise missing.hiding() if elsewhere else missing
         return found
 
-    def list(self) -> list[T]:
-        return [self._to(row) for row in self._s.scalars(self._select().order_by(self.row.name))]
+    def list(self, owned_by: str | None = None) -> list[T]:
+        """By name; with ``owned_by`` (a tenant id), only what that tenant owns itself."""
+        query = self._select().order_by(self.row.name)
+        if owned_by is not None:
+            query = query.where(self.row.owner_tenant_id == owned_by)
+        return [self._to(row) for row in self._s.scalars(query)]
 
 
 class VolumeStore(_Named[VolumeRecord]):
@@ -407,6 +411,10 @@ class TenantStore(_Store[Tenant]):
         for name in names[1:]:
             found = None if found is None else self.find(name, found.id)
         return found
+
+    def id_of(self, ref: str | None) -> str | None:
+        """The id of tenant ``ref`` (None stays None: no tenant named)."""
+        return None if ref is None else self.resolve(ref).id
 
     def owner(self, ref: str | None) -> str | None:
         """The owner id an object created "in tenant ``ref``" gets: that tenant's id; without ``ref`` the

@@ -110,11 +110,7 @@ class Networks:
     def list(self, who: Principal, tenant: str | None = None) -> list[Network]:
         """Every network the caller sees; with ``tenant``, those that tenant owns itself."""
         with self._db.unit(who) as uow:
-            networks = uow.networks.list()
-            if tenant is None:
-                return networks
-            owner = uow.tenants.resolve(tenant).id
-            return [n for n in networks if n.owner_tenant_id == owner]
+            return uow.networks.list(owned_by=uow.tenants.id_of(tenant))
 
     def realised(self, network: Network) -> bool:
         """Whether the host has the network's libvirt network now."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Forbidden
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.settings import PARENT_DECIDES, TENANT_DEFAULTS, apply_settings, check_known
@@ -25,17 +24,13 @@ class SettingDocs:
         self._audit = audit
 
     @staticmethod
-    def _owner(uow: Unit, tenant: str | None) -> str | None:
-        return None if tenant is None else uow.tenants.resolve(tenant).id
-
-    @staticmethod
     def _shown(owner: str | None, stored: dict[str, Any]) -> dict[str, Any]:
         return stored if owner is None else TENANT_DEFAULTS | stored
 
     def get(self, who: Principal, tenant: str | None = None) -> dict[str, Any]:
         """The system's document (``tenant`` None) or the tenant's, with the tenant defaults filled in."""
         with self._db.unit(who) as uow:
-            owner = self._owner(uow, tenant)
+            owner = uow.tenants.id_of(tenant)
             return self._shown(owner, uow.settings.document(owner))
 
     def patch(self, who: Principal, patch: dict[str, Any], tenant: str | None = None) -> dict[str, Any]:
@@ -43,7 +38,7 @@ class SettingDocs:
         system's settings needs an admin of the system; a tenant's, an operator that sees it."""
         who.require(Role.ADMIN if tenant is None else Role.OPERATOR)
         with self._db.unit(who) as uow:
-            owner = self._owner(uow, tenant)
+            owner = uow.tenants.id_of(tenant)
             decided_above = sorted(set(patch) & PARENT_DECIDES)
             if owner is not None and owner == who.tenant_id and decided_above:
                 raise Forbidden(f"{', '.join(decided_above)} of a tenant is decided above it, not by its own tokens")

@@ -112,10 +112,7 @@ class VMs:
     def listing(self, tenant: str | None = None, *, who: Principal) -> list[VM]:
         """The VMs the caller's scope sees (any role); with ``tenant``, those that tenant owns itself."""
         with self._db.unit(who) as uow:
-            records = uow.vms.list()
-            if tenant is not None:
-                owner = uow.tenants.resolve(tenant).id
-                records = [r for r in records if r.owner_tenant_id == owner]
+            records = uow.vms.list(owned_by=uow.tenants.id_of(tenant))
             tags = uow.tags.of_all(TagKind.VM)
         return [replace(self.to_vm(record), tags=tags.get(record.id, ())) for record in records]
 

@@ -188,10 +188,7 @@ class Volumes:
     def list(self, tenant: str | None = None, *, who: Principal) -> list[Volume]:
         """The volumes the caller's scope sees (any role); with ``tenant``, those that tenant owns itself."""
         with self._db.unit(who) as uow:
-            records = uow.volumes.list()
-            if tenant is not None:
-                owner = uow.tenants.resolve(tenant).id
-                records = [r for r in records if r.owner_tenant_id == owner]
+            records = uow.volumes.list(owned_by=uow.tenants.id_of(tenant))
             tags = uow.tags.of_all(TagKind.VOLUME)
             return [replace(self.to_volume(r), tags=tags.get(r.id, ())) for r in records]
 
