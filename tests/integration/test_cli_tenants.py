@@ -12,7 +12,8 @@ from tests.integration.test_cli import Cli, unique
 
 
 @pytest.fixture
-def cli(server: Server) -> Iterator[Cli]:
+def cli(server: Server, libvirtd: None) -> Iterator[Cli]:
+    """Networks live in libvirtd (an update or a tenant's deletion asks it), so it must run here too."""
     with server.client() as api:
         before = {t["id"] for t in api.get("/api/v1/tenants").json() if t["depth"] == 0}
         before_networks = {n["id"] for n in api.get("/api/v1/networks").json()}

@@ -17,8 +17,10 @@ def test_quota_benchmark_smoke(tmp_path: Path) -> None:
     assert set(results) == {"none", "full", "simple"}
     data = results["full"]["volume_data_bytes"]
     full, simple = results["full"], results["simple"]
+    # What a volume references includes its metadata, whose tree may gain or lose a node in a rewrite:
+    # "charged what it references" is the data plus under a tenth, not the data twice.
     assert data <= full["referenced_of_volume"] < data * 1.1
-    assert full["referenced_after_snapshot_and_full_rewrite"] == full["referenced_of_volume"]
-    assert full["referenced_of_writable_snapshot"] == full["referenced_of_volume"]
+    assert data <= full["referenced_after_snapshot_and_full_rewrite"] < data * 1.1
+    assert data <= full["referenced_of_writable_snapshot"] < data * 1.1
     assert simple["referenced_after_snapshot_and_full_rewrite"] > 1.9 * data
     assert simple["referenced_of_writable_snapshot"] < data / 100
