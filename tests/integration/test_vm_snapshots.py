@@ -175,12 +175,12 @@ def test_quiesced_snapshot_of_running_guest_restores_as_new_and_boots(
 
 def test_reconciler_thaws_and_resumes_a_guest_left_frozen_and_paused(vm_services: Services, running: VM) -> None:
     """What a SIGKILL between freeze and thaw leaves: intent files, a frozen and paused guest."""
-    from snapkeep.engine.holds import GuestFrozen, GuestPaused
+    from snapkeep.engine.holds import GuestFrozen, GuestsPaused
 
     svc = vm_services
     run_dir = svc.settings.run_dir
     GuestFrozen(svc.host, running.domain, 5.0, svc.intents, "crashed").acquire()  # never released: a crash
-    GuestPaused(svc.host, running.domain, svc.intents, "crashed").acquire()
+    GuestsPaused(svc.host, [running.domain], svc.intents, "crashed").acquire()
     assert svc.vms.get(running.id, who=SYSTEM).state == VMState.PAUSED
 
     report = svc.reconcile()

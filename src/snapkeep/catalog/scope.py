@@ -12,7 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from snapkeep.catalog.tables import TenantRow
+from snapkeep.catalog.tables import SettingRow, TenantRow
+from snapkeep.model.settings import TENANT_DEFAULTS
+
+_UNREAD = object()
 
 
 def subtree(session: Session, root: str) -> frozenset[str]:
@@ -34,6 +37,7 @@ class Scope:
         self._session = session
         self.tenant_id = tenant_id  # None: the system
         self._tenants: frozenset[str] | None = None
+        self._exposer: object = _UNREAD
 
     def tenants(self) -> frozenset[str] | None:
         """The tenants whose objects are visible; ``None`` means every object (the system's scope)."""
@@ -42,6 +46,23 @@ class Scope:
         if self._tenants is None:
             self._tenants = subtree(self._session, self.tenant_id)
         return self._tenants
+
+    def exposed_from(self) -> tuple[bool, str | None]:
+        """(whether, by whom): the scope's tenant sees the non-private system snapshots of its parent (None:
+        the system) when that parent exposes them to it (the tenant's ``expose_snapshots``, set from
+        above). The system's scope has no parent: (False, None)."""
+        if self.tenant_id is None:
+            return (False, None)
+        if self._exposer is _UNREAD:
+            parent = self._session.scalar(select(TenantRow.parent_id).where(TenantRow.id == self.tenant_id))
+            row = self._session.scalar(
+                select(SettingRow.value).where(
+                    SettingRow.owner_tenant_id == self.tenant_id, SettingRow.key == "expose_snapshots"
+                )
+            )
+            exposed = TENANT_DEFAULTS["expose_snapshots"] if row is None else row
+            self._exposer = (bool(exposed), parent)
+        return self._exposer  # type: ignore[return-value]
 
     def refresh(self) -> None:
         """Read the subtree again on next use (a tenant was added beneath it in this unit)."""

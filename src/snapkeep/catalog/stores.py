@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope, subtree
@@ -238,6 +238,37 @@ class SnapshotStore(_Owned[Snapshot]):
 
     def _missing(self, row_id: Any) -> NotFound:
         return NotFound(f"no snapshot with id {row_id}", snapshot=row_id)
+
+    def _exposed(self, row: Any) -> bool:
+        """A parent's system snapshot that the scope's tenant may read (and restore its own objects from)."""
+        exposed, parent = self._scope.exposed_from()
+        return exposed and row.kind == SnapshotKind.SYSTEM and not row.private and row.owner_tenant_id == parent
+
+    def _visible(self, row: Any) -> bool:
+        return self._scope.allows(row.owner_tenant_id) or self._exposed(row)
+
+    def _select(self) -> Any:
+        exposed, parent = self._scope.exposed_from()
+        owned = self._scope.where(select(SnapshotRow), SnapshotRow.owner_tenant_id)
+        if not exposed:
+            return owned
+        owner = SnapshotRow.owner_tenant_id
+        visible = self._scope.tenants() or frozenset()
+        return select(SnapshotRow).where(
+            or_(
+                owner.in_(visible),
+                and_(
+                    owner.is_(None) if parent is None else owner == parent,
+                    SnapshotRow.kind == SnapshotKind.SYSTEM.value,
+                    SnapshotRow.private.is_(False),
+                ),
+            )
+        )
+
+    def owned(self, snap: Snapshot) -> bool:
+        """Whether ``snap`` is the scope's own (not only a parent's, exposed to it): what it may change,
+        delete or restore whole."""
+        return self._scope.allows(snap.owner_tenant_id)
 
     def find(self, subject_type: str, subject_id: str, name: str) -> Snapshot | None:
         """The snapshot of a subject by its name (unique among that subject's snapshots)."""

@@ -169,38 +169,59 @@ class GuestFrozen:
         self._intents.release(self._intent)
 
 
-class GuestPaused:
-    """All disks of a running VM captured at one instant: its vCPUs paused for the capture only."""
+class GuestsPaused:
+    """All disks of running VMs captured at one instant: the vCPUs of every guest paused for the capture
+    only (one guest for a VM snapshot, every running guest of a system snapshot).
+
+    One intent names every guest before the first is paused, so the window holds no file writes and, after
+    a crash, the reconciler resumes them all. If one guest cannot be paused, those already paused are
+    resumed before the error goes up: a failed hold leaves every guest running.
+    """
 
     label = "paused"
     quiesce = False
 
-    def __init__(self, host: Hypervisor, domain: str, intents: Intents, op_id: str) -> None:
+    def __init__(self, host: Hypervisor, domains: Sequence[str], intents: Intents, op_id: str) -> None:
         self._host = host
-        self._domain = domain
+        self._domains = list(domains)
         self._intents = intents
         self._op_id = op_id
         self._intent: Intent | None = None
+        self._paused: list[str] = []
 
     def acquire(self) -> float:
         with step("intent: pause"):
-            self._intent = self._intents.make(IntentKind.GUEST_PAUSED, self._op_id, {"domain": self._domain})
+            self._intent = self._intents.make(IntentKind.GUEST_PAUSED, self._op_id, {"domains": self._domains})
         started = time.monotonic()
         try:
-            with step("pause"):
-                self._host.pause(self._domain)
+            for domain in self._domains:
+                self._paused.append(domain)  # before the call: a pause that fails half-way is resumed too
+                with step("pause"):
+                    self._host.pause(domain)
         except BaseException:
-            self._intents.mark_pending(self._intent)  # a pause that failed half-way: the scheduler resumes it
+            self._resume_paused()
             raise
         return started
 
     def release(self) -> None:
-        """Resume; if that fails the intent stays as *pending*, so the service retries the resume."""
+        """Resume every paused guest; if one fails the intent stays *pending*, so the service retries it."""
+        failed = self._resume_paused()
+        if failed is not None:
+            raise failed
+
+    def _resume_paused(self) -> SnapkeepError | None:
         assert self._intent is not None, "released before acquired"
-        try:
-            with step("resume"):
-                self._host.resume(self._domain)
-        except SnapkeepError:
+        failed: SnapkeepError | None = None
+        for domain in self._paused:
+            try:
+                with step("resume"):
+                    self._host.resume(domain)
+            except SnapkeepError as exc:
+                log.warning("resuming %s failed, will retry: %s", domain, exc.message)
+                failed = exc
+        self._paused = []
+        if failed is not None:
             self._intents.mark_pending(self._intent)
-            raise
-        self._intents.release(self._intent)
+        else:
+            self._intents.release(self._intent)
+        return failed

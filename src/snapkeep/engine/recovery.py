@@ -74,25 +74,29 @@ def _thaw_volumes(intents: Intents, intent: Intent, pool: Pool) -> int:
 
 
 def _release_guest(intents: Intents, intent: Intent, host: Hypervisor) -> int:
-    """Resume (a pause intent) or thaw (a freeze intent) the guest an intent names.
+    """Resume (a pause intent) or thaw (a freeze intent) the guests an intent names.
 
-    A guest that is gone or off holds nothing. When it cannot be done yet (agent not answering), the
+    A guest that is gone or off holds nothing. When one cannot be released yet (agent not answering), the
     intent becomes *pending* and the scheduler retries it.
     """
-    domain = str(intent.read()["domain"])
-    try:
-        state = host.state(domain)
-        if intent.kind is IntentKind.GUEST_PAUSED and state is VMState.PAUSED:
-            host.resume(domain)
-        elif intent.kind is IntentKind.GUEST_FROZEN and state is VMState.RUNNING:
-            host.thaw(domain, 10)
-        elif intent.kind is IntentKind.GUEST_FROZEN and state is VMState.PAUSED:
-            raise VMStateConflict(f"{domain} is paused; its agent can thaw it only once it runs", vm=domain)
-    except NotFound:
-        pass  # the domain is gone: nothing is held
-    except SnapkeepError as exc:
-        log.warning("could not release guest %s yet: %s", domain, exc.message)
-        intents.mark_pending(intent)
-        return 0
+    record = intent.read()
+    domains = [str(d) for d in record["domains"]] if "domains" in record else [str(record["domain"])]
+    released = 0
+    for domain in domains:
+        try:
+            state = host.state(domain)
+            if intent.kind is IntentKind.GUEST_PAUSED and state is VMState.PAUSED:
+                host.resume(domain)
+            elif intent.kind is IntentKind.GUEST_FROZEN and state is VMState.RUNNING:
+                host.thaw(domain, 10)
+            elif intent.kind is IntentKind.GUEST_FROZEN and state is VMState.PAUSED:
+                raise VMStateConflict(f"{domain} is paused; its agent can thaw it only once it runs", vm=domain)
+        except NotFound:
+            pass  # the domain is gone: nothing is held
+        except SnapkeepError as exc:
+            log.warning("could not release guest %s yet: %s", domain, exc.message)
+            intents.mark_pending(intent)
+            return released
+        released += 1
     intents.release(intent)
-    return 1
+    return released

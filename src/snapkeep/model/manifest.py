@@ -19,7 +19,7 @@ MANIFEST_VERSION = 1
 class ManifestObject(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["volume", "vm", "tenant", "network", "settings"]
+    type: Literal["system", "volume", "vm", "tenant", "network", "settings"]
     id: str
     name: str
     owner_tenant_id: str | None
@@ -43,6 +43,7 @@ class ManifestSnapshot(BaseModel):
     quiesce_note: str | None
     immutable: bool
     private: bool
+    selection: dict[str, list[str]] | None = None  # system and tenant snapshots: which objects (model.selection)
 
 
 class Manifest(BaseModel):
@@ -69,6 +70,36 @@ class Manifest(BaseModel):
             if obj.type == object_type and obj.id == object_id:
                 return obj
         raise NotFound(f"snapshot {self.snapshot.name!r} holds no {object_type} {object_id}", id=object_id)
+
+    def visible_to(self, tenant_id: str | None) -> list[ManifestObject]:
+        """The objects a caller scoped to ``tenant_id`` may see (all for the system): those owned within
+        that tenant's subtree *as the snapshot recorded it*, so a sub-tenant deleted since still counts."""
+        if tenant_id is None:
+            return list(self.objects)
+        parents = {o.id: o.owner_tenant_id for o in self.objects if o.type == "tenant"}
+
+        def within(owner: str | None) -> bool:
+            seen: set[str] = set()
+            while owner is not None and owner not in seen:
+                if owner == tenant_id:
+                    return True
+                seen.add(owner)
+                owner = parents.get(owner)
+            return False
+
+        return [o for o in self.objects if within(o.id if o.type in ("tenant", "system") else o.owner_tenant_id)]
+
+    def member(self, object_type: str, ref: str, tenant_id: str | None) -> ManifestObject:
+        """The object of ``object_type`` with id or name ``ref`` among those visible to ``tenant_id``
+        (by name: the one owned by the caller's own tenant first); :class:`NotFound` otherwise."""
+        candidates = [o for o in self.visible_to(tenant_id) if o.type == object_type]
+        for obj in candidates:
+            if obj.id == ref:
+                return obj
+        named = sorted((o for o in candidates if o.name == ref), key=lambda o: (o.owner_tenant_id != tenant_id, o.id))
+        if not named:
+            raise NotFound(f"snapshot {self.snapshot.name!r} holds no {object_type} {ref!r}", ref=ref)
+        return named[0]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:

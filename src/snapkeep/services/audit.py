@@ -26,6 +26,10 @@ class Audit:
         neither."""
         uow.audit.append(self._clock(), by, action, target, "done", detail)
 
+    def failed(self, uow: Unit, by: str, action: str, target: str, detail: str) -> None:
+        """Record an operation that failed and left nothing behind, in the unit that cleans up after it."""
+        uow.audit.append(self._clock(), by, action, target, "failed", detail)
+
     def refused(self, by: str, action: str, target: str, detail: str) -> None:
         """Record a refusal in its own unit of work: the refused one is rolled back."""
         with self._db.unit() as uow:

@@ -26,6 +26,7 @@ from snapkeep.services.restores import Restores
 from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind
+from snapkeep.services.subjects.system import SystemKind, TenantKind
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.tags import Tags
@@ -79,9 +80,13 @@ class Services:
         jobs = JobRunner(db, clock, settings.job_workers)
         volumes = Volumes(db, pool, audit, clock, jobs)
         vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards, jobs)
+        volume_kind = VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout)
+        vm_kind = VmKind(host, pool, db, audit, vms, freeing, intents)
         kinds: list[SubjectKind] = [
-            VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout),
-            VmKind(host, pool, db, audit, vms, freeing, intents),
+            volume_kind,
+            vm_kind,
+            SystemKind(host, pool, vms, vm_kind, volume_kind, intents),
+            TenantKind(host, pool, vms, vm_kind, volume_kind, intents),
         ]
         cooloff = timedelta(days=settings.immutable_cooloff_days)
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)

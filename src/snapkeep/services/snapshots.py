@@ -29,6 +29,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.engine.capture import CaptureReport, capture
 from snapkeep.errors import (
     Busy,
+    Forbidden,
     InvalidExpiry,
     InvalidInput,
     NameClash,
@@ -41,7 +42,8 @@ from snapkeep.errors import (
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestSnapshot
 from snapkeep.model.names import check_description, check_name, pre_restore_name
 from snapkeep.model.principal import SYSTEM, Principal, Role
-from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotStatus
+from snapkeep.model.selection import FULL, Selection
+from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotKind, SnapshotStatus
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Lane, Progress
@@ -65,6 +67,8 @@ class TakeRequest:
     quiesce_policy: QuiescePolicy | None = None  # None: the subject's own setting
     immutable: bool = False
     origin: str = "manual"
+    private: bool | None = None  # system snapshots only (hidden from tenants); None: private for those
+    selection: Selection = FULL  # system and tenant snapshots: which VMs and volumes
 
 
 class Snapshots:
@@ -95,15 +99,28 @@ class Snapshots:
         except KeyError:
             raise InvalidInput(f"snapshots of {subject_type!r} are not supported", subject_type=subject_type) from None
 
-    def subject(self, subject_type: str, ref: str, who: Principal) -> Subject:
+    def subject(self, subject_type: str, ref: str, who: Principal, selection: Selection = FULL) -> Subject:
         with self._db.unit(who) as uow:
-            return self.kind(subject_type).resolve(uow, ref)
+            return self.kind(subject_type).resolve(uow, ref, selection)
 
     # --- reading -----------------------------------------------------------------------------------
     def get(self, snap_id: str, who: Principal) -> Snapshot:
         """Any role."""
         with self._db.unit(who) as uow:
             return uow.snapshots.get(snap_id)
+
+    def own(self, snap_id: str, who: Principal) -> Snapshot:
+        """The snapshot, if it is the caller's own to change, delete or restore whole: a parent's system
+        snapshot exposed to a tenant is only read, and the tenant's own objects restored from it."""
+        with self._db.unit(who) as uow:
+            snap = uow.snapshots.get(snap_id)
+            if not uow.snapshots.owned(snap):
+                raise Forbidden(
+                    f"snapshot {snap.name!r} belongs to your parent: you may read it and restore your own "
+                    "objects from it, nothing else",
+                    snapshot=snap_id,
+                )
+            return snap
 
     def listing(self, ref: str | None = None, subject_type: str = "volume", *, who: Principal) -> list[Snapshot]:
         """Snapshots of one subject (by id or name), or all of them the caller sees; any role."""
@@ -144,9 +161,14 @@ class Snapshots:
 
     # --- guards ------------------------------------------------------------------------------------
     def claim_take(self, subject: Subject) -> Claim:
-        """A take holds its subject: nothing else may change, restore or delete it meanwhile."""
-        claim = self.guards.claim("snapshot.take", [exclusive(subject.type, subject.id, subject.name)])
+        """A take holds its subject and every member it captures (a system snapshot's VMs, volumes and
+        tenants, all at once): nothing else may change, restore or delete them meanwhile."""
+        needs = [exclusive(subject.type, subject.id, subject.name), *(exclusive(*m) for m in subject.members)]
+        claim = self.guards.claim("snapshot.take", needs)
         return claim.verified(lambda: self.subject(subject.type, subject.id, SYSTEM))
+
+    def _claim_members(self, subject: Subject) -> Claim:
+        return self.guards.claim("snapshot.take", [exclusive(*m) for m in subject.members])
 
     def claim_delete(self, snap: Snapshot) -> Claim:
         """A delete holds the snapshot: no restore or extract may be reading it."""
@@ -186,14 +208,14 @@ class Snapshots:
         """Take a snapshot (operator), holding the subject's guard (:class:`Busy` if another operation
         holds it)."""
         who.require(Role.OPERATOR)
-        with self.claim_take(self.subject(req.subject_type, req.ref, who)):
+        with self.claim_take(self.subject(req.subject_type, req.ref, who, req.selection)):
             return self._take(req, who)
 
     def submit_take(self, req: TakeRequest, *, who: Principal) -> Job:
         """:meth:`take` as a job, refused synchronously (changing nothing) if the subject is busy or the
         request is invalid; the job's result is the snapshot (:meth:`as_json`)."""
         who.require(Role.OPERATOR)
-        subject = self.subject(req.subject_type, req.ref, who)
+        subject = self.subject(req.subject_type, req.ref, who, req.selection)
         with self.claim_take(subject) as claim:
             self.check_free_name(subject, req.name)
             self._check_request(req)
@@ -214,6 +236,8 @@ class Snapshots:
 
     def _check_request(self, req: TakeRequest) -> None:
         check_name(req.name, "snapshot name")
+        if req.private and self.kind(req.subject_type).snapshot_kind is not SnapshotKind.SYSTEM:
+            raise InvalidInput("only system snapshots can be private (hidden from the tenants beneath)")
         check_description(req.description)
         if req.expires_at is not None and req.expires_at <= self._clock():
             raise InvalidExpiry(f"expiry {req.expires_at.isoformat()} is in the past", value=req.expires_at.isoformat())
@@ -223,8 +247,9 @@ class Snapshots:
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
         self._replace_failed(self.subject(req.subject_type, req.ref, who), req.name, who)
+        private = req.private if req.private is not None else kind.snapshot_kind is SnapshotKind.SYSTEM
         with self._db.unit(who) as uow:
-            subject = kind.resolve(uow, req.ref)
+            subject = kind.resolve(uow, req.ref, req.selection)
             if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
             created_at = uow.snapshots.insert(
@@ -247,7 +272,7 @@ class Snapshots:
                     paused_window_ms=None,
                     immutable=req.immutable,
                     unlocked_at=None,
-                    private=False,
+                    private=private,
                     status=SnapshotStatus.CREATING,
                     status_reason=None,
                     exclusive_bytes=None,
@@ -255,10 +280,12 @@ class Snapshots:
                 )
             ).created_at
         try:
-            holds = kind.holds(subject, req.quiesce, snap_id)
-            policy = req.quiesce_policy or subject.quiesce_policy
-            report = capture(self._pool, snap_id, subject.datasets, holds, policy)
-            manifest = self._manifest(snap_id, req, subject, kind, created_at, report)
+            # members that appeared since the request claimed are claimed too (nothing more to claim: no-op)
+            with self._claim_members(subject):
+                holds = kind.holds(subject, req.quiesce, snap_id)
+                policy = req.quiesce_policy or subject.quiesce_policy
+                report = capture(self._pool, snap_id, subject.datasets, holds, policy)
+            manifest = self._manifest(snap_id, req, subject, kind, created_at, report, private)
             self._pool.seal(snap_id, manifest.to_bytes())
         except QuiesceFailed:
             self._pool.discard(snap_id)
@@ -267,7 +294,10 @@ class Snapshots:
             raise
         except SnapkeepError as exc:
             self._pool.discard(snap_id)
-            self._mark_failed(snap_id, exc.message)
+            if kind.keeps_failed_takes:
+                self._mark_failed(snap_id, exc.message)
+            else:
+                self._forget_failed(snap_id, who, f"{subject.type}:{subject.name}/{req.name}", exc.message)
             raise
         except BaseException as exc:
             self._pool.discard(snap_id)
@@ -317,6 +347,7 @@ class Snapshots:
         kind: SubjectKind,
         created_at: datetime,
         report: CaptureReport,
+        private: bool,
     ) -> Manifest:
         return Manifest(
             format_version=MANIFEST_VERSION,
@@ -333,10 +364,18 @@ class Snapshots:
                 quiesced=report.quiesced,
                 quiesce_note=report.note,
                 immutable=req.immutable,
-                private=False,
+                private=private,
+                selection=None if req.selection.full else req.selection.as_json(),
             ),
             objects=kind.manifest_objects(subject),
         )
+
+    def _forget_failed(self, snap_id: str, who: Principal, target: str, reason: str) -> None:
+        """A take that records nothing when it fails (a system snapshot): the row goes, the audit log and
+        the job keep the reason."""
+        with self._db.unit() as uow:
+            uow.snapshots.delete(snap_id)
+            self._audit.failed(uow, who.name, "snapshot.take", target, reason)
 
     def _mark_failed(self, snap_id: str, reason: str) -> None:
         with self._db.unit() as uow:
@@ -353,7 +392,7 @@ class Snapshots:
         Operator.
         """
         who.require(Role.OPERATOR)
-        snap = self.get(snap_id, who)
+        snap = self.own(snap_id, who)
         if snap.status not in (SnapshotStatus.READY, SnapshotStatus.HELD) or not self._pool.has_snapshot(snap_id):
             return snap
         space = self._pool.space(snap_id)
@@ -364,7 +403,7 @@ class Snapshots:
         """:meth:`measure_space` in the background lane; a request while the same snapshot's measurement is
         queued or running answers with that job."""
         who.require(Role.OPERATOR)
-        snap = self.get(snap_id, who)
+        snap = self.own(snap_id, who)
 
         def measure(_progress: Progress) -> dict[str, object]:
             measured = self.measure_space(snap_id, who=who)
@@ -404,6 +443,7 @@ class Snapshots:
     def unlock(self, snap_id: str, *, who: Principal) -> Snapshot:
         """Start the cooling-off period of an immutable snapshot (idempotent); admin."""
         who.require(Role.ADMIN)
+        self.own(snap_id, who)
         with self._db.unit(who) as uow:
             snap = uow.snapshots.get(snap_id)
             if not snap.immutable or snap.unlocked_at is not None:
@@ -415,7 +455,7 @@ class Snapshots:
     def delete(self, snap_id: str, *, who: Principal) -> None:
         """Delete a snapshot (operator); refused, changing nothing, while it is locked or busy."""
         who.require(Role.OPERATOR)
-        with self.claim_delete(self.get(snap_id, who)):
+        with self.claim_delete(self.own(snap_id, who)):
             snap = self.get(snap_id, who)
             self.check_deletable(snap, who)
             self._remove(snap, who)
@@ -423,7 +463,7 @@ class Snapshots:
     def submit_delete(self, snap_id: str, *, who: Principal) -> Job:
         """:meth:`delete` as a job, refused synchronously while the snapshot is locked or busy."""
         who.require(Role.OPERATOR)
-        with self.claim_delete(self.get(snap_id, who)) as claim:
+        with self.claim_delete(self.own(snap_id, who)) as claim:
             snap = self.get(snap_id, who)
             self.check_deletable(snap, who)
 

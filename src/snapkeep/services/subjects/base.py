@@ -13,8 +13,10 @@ from typing import Any, Protocol
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold
+from snapkeep.errors import InvalidInput
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.principal import Principal
+from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
 
 
@@ -27,6 +29,7 @@ class Subject:
     datasets: tuple[str, ...]
     config: dict[str, Any]
     quiesce_policy: QuiescePolicy = QuiescePolicy.FALLBACK  # when the request does not say
+    members: tuple[tuple[str, str, str], ...] = ()  # (type, id, name) of the objects a capture also holds
 
     def manifest_object(self) -> ManifestObject:
         """The subject as a snapshot's manifest records it."""
@@ -55,9 +58,11 @@ class RestoreOptions:
 class SubjectKind(Protocol):
     type: SubjectType
     snapshot_kind: SnapshotKind
+    keeps_failed_takes: bool  # a failed take leaves a ``failed`` row with the reason, or nothing
 
-    def resolve(self, uow: Unit, ref: str) -> Subject:
-        """The subject by id or name; :class:`NotFound` if there is none (or the unit's scope hides it)."""
+    def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
+        """The subject by id or name; :class:`NotFound` if there is none (or the unit's scope hides it).
+        ``selection`` narrows what a system or tenant snapshot holds; other kinds refuse a partial one."""
         ...
 
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
@@ -90,3 +95,9 @@ class SubjectKind(Protocol):
     ) -> tuple[str, str]:
         """A new object from the snapshot; its id and name."""
         ...
+
+
+def refuse_partial(selection: Selection, subject_type: SubjectType) -> None:
+    """Tags pick the members of system and tenant snapshots; a snapshot of one object has none to pick."""
+    if not selection.full:
+        raise InvalidInput(f"a {subject_type} snapshot cannot be partial; tags select within system snapshots")

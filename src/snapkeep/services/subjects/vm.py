@@ -14,19 +14,20 @@ import uuid
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold
-from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestPaused
+from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestsPaused
 from snapkeep.engine.intents import Intents
 from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import restored_vm_name
 from snapkeep.model.principal import Principal
+from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import VM, QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
-from snapkeep.services.subjects.base import RestoreOptions, Subject
+from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 class VmKind:
     type = SubjectType.VM
     snapshot_kind = SnapshotKind.VM
+    keeps_failed_takes = True  # the row says why, until the name is wanted again
 
     def __init__(
         self, host: Hypervisor, pool: Pool, db: Database, audit: Audit, vms: VMs, freeing: Freeing, intents: Intents
@@ -49,7 +51,8 @@ class VmKind:
         self._intents = intents
 
     # --- capture -------------------------------------------------------------------------------------
-    def resolve(self, uow: Unit, ref: str) -> Subject:
+    def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
+        refuse_partial(selection, self.type)
         vm = uow.vms.resolve(ref)
         return Subject(
             type=self.type,
@@ -82,7 +85,7 @@ class VmKind:
         elif quiesce:
             timeout = float(subject.config["agent_timeout"])
             holds.append(GuestFrozen(self._host, domain, timeout, self._intents, snap_id))
-        holds.append(GuestPaused(self._host, domain, self._intents, snap_id))
+        holds.append(GuestsPaused(self._host, [domain], self._intents, snap_id))
         return holds
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:

@@ -14,10 +14,11 @@ from snapkeep.errors import InvalidInput, NotFound
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import restored_volume_name
 from snapkeep.model.principal import Principal
+from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
-from snapkeep.services.subjects.base import RestoreOptions, Subject
+from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import kernel_served
@@ -26,6 +27,7 @@ from snapkeep.writers.pause import kernel_served
 class VolumeKind:
     type = SubjectType.VOLUME
     snapshot_kind = SnapshotKind.VOLUME
+    keeps_failed_takes = True  # the row says why, until the name is wanted again
 
     def __init__(
         self,
@@ -47,7 +49,8 @@ class VolumeKind:
         self._timeout = quiesce_timeout
 
     # --- capture -------------------------------------------------------------------------------------
-    def resolve(self, uow: Unit, ref: str) -> Subject:
+    def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
+        refuse_partial(selection, self.type)
         volume = uow.volumes.resolve(ref)
         return Subject(
             type=self.type,

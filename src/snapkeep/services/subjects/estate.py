@@ -1,0 +1,145 @@
+"""Everything a system or tenant snapshot captures, read from the catalog at one moment: the tenants of the
+subtree (parents first), their networks and settings, and the VMs and volumes the selection admits, each
+as the manifest records it.
+
+VMs and volumes are described by their own kinds (so a VM inside a system snapshot is recorded exactly as a
+VM snapshot records it), plus what only a whole-system restore needs: whether the VM ran, and the tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snapkeep.catalog.stores import Unit
+from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.selection import Selection
+from snapkeep.model.tags import TagKind
+from snapkeep.model.types import Tenant
+from snapkeep.services.subjects.base import Subject
+from snapkeep.services.subjects.vm import VmKind
+from snapkeep.services.subjects.volume import VolumeKind
+
+SYSTEM_SETTINGS = "system"  # the id of the system's settings object in a manifest
+
+
+@dataclass(frozen=True)
+class Estate:
+    """The members of one subtree (``root`` None: the whole system)."""
+
+    root: str | None
+    tenants: tuple[ManifestObject, ...]
+    networks: tuple[ManifestObject, ...]
+    settings: tuple[ManifestObject, ...]
+    vms: tuple[Subject, ...]
+    volumes: tuple[Subject, ...]
+    running: frozenset[str]  # ids of the VMs that run now
+
+    def objects(self) -> list[ManifestObject]:
+        """In the order a restore recreates them: tenants (parents first), networks, settings, volumes, VMs."""
+        vms = [_with(vm.manifest_object(), running=vm.id in self.running) for vm in self.vms]
+        return [*self.tenants, *self.networks, *self.settings, *(v.manifest_object() for v in self.volumes), *vms]
+
+    def members(self) -> tuple[tuple[str, str, str], ...]:
+        """(type, id, name) of every object whose guard a capture of the estate holds."""
+        return tuple((str(s.type), s.id, s.name) for s in (*self.vms, *self.volumes)) + tuple(
+            ("tenant", t.id, t.name) for t in self.tenants
+        )
+
+    def datasets(self) -> tuple[str, ...]:
+        return tuple(sorted(d for s in (*self.vms, *self.volumes) for d in s.datasets))
+
+
+def _with(obj: ManifestObject, **extra: object) -> ManifestObject:
+    return obj.model_copy(update={"config": {**obj.config, **extra}})
+
+
+def read_estate(
+    uow: Unit, root: str | None, selection: Selection, vm_kind: VmKind, volume_kind: VolumeKind, running: set[str]
+) -> Estate:
+    """The subtree of ``root`` as it is now (``running``: ids of the VMs libvirt says run)."""
+    tenants = _tenants_parents_first(uow, root)
+    owners: set[str | None] = {t.id for t in tenants} | ({None} if root is None else set())
+    tags = {t.id: set(uow.tags.of(TagKind.TENANT, t.id)) for t in tenants}
+    parents = {t.id: t.parent_id for t in tenants}
+
+    def inherited(owner: str | None) -> set[str]:
+        found: set[str] = set()
+        while owner is not None and owner in tags:
+            found |= tags[owner]
+            owner = parents[owner]
+        return found
+
+    vm_tags = uow.tags.of_all(TagKind.VM)
+    volume_tags = uow.tags.of_all(TagKind.VOLUME)
+    vms, volumes = [], []
+    for record in uow.vms.list():
+        carried = set(vm_tags.get(record.id, ())) | inherited(record.owner_tenant_id)
+        if record.owner_tenant_id in owners and selection.admits(carried):
+            vms.append(_tagged(vm_kind.resolve(uow, record.id), vm_tags.get(record.id, ())))
+    for volume in uow.volumes.list():
+        carried = set(volume_tags.get(volume.id, ())) | inherited(volume.owner_tenant_id)
+        if volume.owner_tenant_id in owners and selection.admits(carried):
+            volumes.append(_tagged(volume_kind.resolve(uow, volume.id), volume_tags.get(volume.id, ())))
+    networks = [n for n in uow.networks.list() if n.owner_tenant_id in owners]
+    return Estate(
+        root=root,
+        tenants=tuple(
+            ManifestObject(
+                type="tenant",
+                id=t.id,
+                name=t.name,
+                owner_tenant_id=t.parent_id,
+                config={"description": t.description, "tags": sorted(tags[t.id])},
+                datasets=[],
+            )
+            for t in tenants
+        ),
+        networks=tuple(
+            ManifestObject(
+                type="network",
+                id=n.id,
+                name=n.name,
+                owner_tenant_id=n.owner_tenant_id,
+                config={"description": n.description, "cidr": n.cidr, "dhcp": n.dhcp},
+                datasets=[],
+            )
+            for n in sorted(networks, key=lambda n: n.id)
+        ),
+        settings=tuple(
+            ManifestObject(
+                type="settings",
+                id=owner or SYSTEM_SETTINGS,
+                name="settings",
+                owner_tenant_id=owner,
+                config={"document": uow.settings.document(owner)},
+                datasets=[],
+            )
+            for owner in ([None] if root is None else []) + [t.id for t in tenants]
+        ),
+        vms=tuple(sorted(vms, key=lambda s: s.id)),
+        volumes=tuple(sorted(volumes, key=lambda s: s.id)),
+        running=frozenset(vm.id for vm in vms if vm.id in running),
+    )
+
+
+def _tagged(subject: Subject, tags: tuple[str, ...]) -> Subject:
+    return Subject(
+        type=subject.type,
+        id=subject.id,
+        name=subject.name,
+        owner_tenant_id=subject.owner_tenant_id,
+        datasets=subject.datasets,
+        config={**subject.config, "tags": sorted(tags)},
+        quiesce_policy=subject.quiesce_policy,
+    )
+
+
+def _tenants_parents_first(uow: Unit, root: str | None) -> list[Tenant]:
+    """The tenants of the subtree of ``root`` (all of them for the system), each after its parent."""
+    found: list[Tenant] = []
+    todo = [uow.tenants.get(root)] if root is not None else uow.tenants.children(None)
+    while todo:
+        tenant = todo.pop(0)
+        found.append(tenant)
+        todo.extend(uow.tenants.children(tenant.id))
+    return found

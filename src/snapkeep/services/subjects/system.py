@@ -1,0 +1,154 @@
+"""The system, a tenant's own system, and a tenant seen from its parent, as subjects: everything in a subtree
+captured at one instant.
+
+- ``system`` snapshots: of the whole system (subject ``system``, owned by the system) or of one tenant's
+  subtree taken as that tenant's own (subject the tenant, owned by it). A caller scoped to a tenant who asks
+  for ``system`` gets its own tenant's.
+- ``tenant`` snapshots: one tenant's subtree, taken by its parent (owned by the parent, so the tenant itself
+  does not see them).
+
+One instant: every running VM in the subtree is paused (crash-consistent; no guest freeze, which would take
+each agent's time in turn) and every volume with a filesystem of its own frozen, for the capture of all
+datasets, in one engine plan (:func:`snapkeep.engine.capture.capture`) whose ``finally`` resumes them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snapkeep.catalog.stores import Unit
+from snapkeep.engine.capture import Hold
+from snapkeep.engine.holds import GuestsPaused, VolumeFrozen
+from snapkeep.engine.intents import Intents
+from snapkeep.errors import Forbidden, InvalidInput
+from snapkeep.hypervisor import Hypervisor
+from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.principal import SYSTEM, Principal
+from snapkeep.model.selection import FULL, Selection
+from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType
+from snapkeep.model.vmspec import VMState
+from snapkeep.services.subjects.base import RestoreOptions, Subject
+from snapkeep.services.subjects.estate import Estate, read_estate
+from snapkeep.services.subjects.vm import VmKind
+from snapkeep.services.subjects.volume import VolumeKind
+from snapkeep.services.vms import VMs
+from snapkeep.storage.pool import Pool
+
+WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
+
+
+@dataclass(frozen=True)
+class SubtreeSubject(Subject):
+    estate: Estate | None = None  # what the subtree holds, read when the subject was resolved
+
+
+def _estate(subject: Subject) -> Estate:
+    assert isinstance(subject, SubtreeSubject) and subject.estate is not None, "not a subtree subject"
+    return subject.estate
+
+
+class _SubtreeKind:
+    """What system and tenant snapshots share: the estate of a subtree, held still all at once."""
+
+    type: SubjectType
+    snapshot_kind: SnapshotKind
+    keeps_failed_takes = False  # a failed system take records nothing (its job and the audit log say why)
+
+    def __init__(
+        self, host: Hypervisor, pool: Pool, vms: VMs, vm_kind: VmKind, volume_kind: VolumeKind, intents: Intents
+    ) -> None:
+        self._host = host
+        self._pool = pool
+        self._vms = vms
+        self._vm_kind = vm_kind
+        self._volume_kind = volume_kind
+        self._intents = intents
+
+    def _subject(
+        self, uow: Unit, subject_id: str, name: str, owner: str | None, root: str | None, selection: Selection
+    ) -> Subject:
+        running = {vm.id for vm in self._vms.listing(who=SYSTEM) if vm.state == VMState.RUNNING}
+        estate = read_estate(uow, root, selection, self._vm_kind, self._volume_kind, running)
+        return SubtreeSubject(
+            type=self.type,
+            id=subject_id,
+            name=name,
+            owner_tenant_id=owner,
+            datasets=estate.datasets(),
+            config={"root": root, "selection": selection.as_json()},
+            members=estate.members(),
+            estate=estate,
+        )
+
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+        """Every running VM paused, then every image volume frozen: crash-consistent across all of them."""
+        if quiesce:
+            raise InvalidInput(
+                "system and tenant snapshots are crash-consistent: every VM is paused at one instant; "
+                "quiesce applies to VM and volume snapshots"
+            )
+        estate = _estate(subject)
+        holds: list[Hold] = []
+        domains = [self._vms.record(vm.id).domain_name for vm in estate.vms if vm.id in estate.running]
+        if domains:
+            holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
+        images = [d for s in estate.volumes for d in s.datasets if self._pool.is_image_volume(d)]
+        if images:
+            holds.append(VolumeFrozen(self._pool, images, self._intents, snap_id, quiesce=False))
+        return holds
+
+    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
+        objects = _estate(subject).objects()
+        return [subject.manifest_object(), *objects] if self.type is SubjectType.SYSTEM else objects
+
+    # --- restore (the whole subtree) ---------------------------------------------------------------------
+    def check_options(self, options: RestoreOptions) -> None:
+        if options.mode is not RestoreMode.DATA or options.preserve_macs:
+            raise InvalidInput("mode and preserve_macs apply to volume and VM restores; name a --vm or --volume")
+
+    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+
+    def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+
+    def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        raise InvalidInput(f"a {self.type} cannot be restored as new")
+
+    def restore_as_new(
+        self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
+    ) -> tuple[str, str]:
+        raise InvalidInput(f"a {self.type} cannot be restored as new")
+
+
+class SystemKind(_SubtreeKind):
+    type = SubjectType.SYSTEM
+    snapshot_kind = SnapshotKind.SYSTEM
+
+    def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
+        """``system``: the caller's whole scope (the system, or its own tenant); else a tenant, whose own
+        system snapshot it is."""
+        top = uow.tenants.owner(None)  # the scope's own tenant, None for the system
+        tenant = uow.tenants.get(top) if ref == WHOLE_SYSTEM and top is not None else None
+        if ref != WHOLE_SYSTEM:
+            tenant = uow.tenants.resolve(ref)
+        if tenant is None:
+            return self._subject(uow, WHOLE_SYSTEM, WHOLE_SYSTEM, None, None, selection)
+        return self._subject(uow, tenant.id, tenant.name, tenant.id, tenant.id, selection)
+
+
+class TenantKind(_SubtreeKind):
+    type = SubjectType.TENANT
+    snapshot_kind = SnapshotKind.TENANT
+
+    def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
+        """A tenant's subtree, as its parent's snapshot: the caller must see the parent (a tenant's own
+        snapshots of itself are system snapshots)."""
+        tenant = uow.tenants.resolve(ref)
+        if tenant.id == uow.tenants.owner(None):
+            raise Forbidden(
+                f"a tenant snapshot of {tenant.name!r} is its parent's to take; take a system snapshot "
+                "of your own tenant instead",
+                tenant=tenant.name,
+            )
+        return self._subject(uow, tenant.id, tenant.name, tenant.parent_id, tenant.id, selection)
