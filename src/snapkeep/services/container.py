@@ -87,8 +87,8 @@ class Services:
         kinds: list[SubjectKind] = [
             volume_kind,
             vm_kind,
-            SystemKind(host, pool, vms, vm_kind, volume_kind, intents),
-            TenantKind(host, pool, vms, vm_kind, volume_kind, intents),
+            SystemKind(host, pool, vm_kind, volume_kind, intents),
+            TenantKind(host, pool, vm_kind, volume_kind, intents),
         ]
         cooloff = timedelta(days=settings.immutable_cooloff_days)
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)

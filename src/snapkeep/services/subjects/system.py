@@ -23,7 +23,7 @@ from snapkeep.engine.intents import Intents
 from snapkeep.errors import Forbidden, InvalidInput
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
-from snapkeep.model.principal import SYSTEM, Principal
+from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType
 from snapkeep.model.vmspec import VMState
@@ -31,7 +31,6 @@ from snapkeep.services.subjects.base import RestoreOptions, Subject
 from snapkeep.services.subjects.estate import Estate, read_estate
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
-from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
 WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
@@ -55,11 +54,10 @@ class _SubtreeKind:
     keeps_failed_takes = False  # a failed system take records nothing (its job and the audit log say why)
 
     def __init__(
-        self, host: Hypervisor, pool: Pool, vms: VMs, vm_kind: VmKind, volume_kind: VolumeKind, intents: Intents
+        self, host: Hypervisor, pool: Pool, vm_kind: VmKind, volume_kind: VolumeKind, intents: Intents
     ) -> None:
         self._host = host
         self._pool = pool
-        self._vms = vms
         self._vm_kind = vm_kind
         self._volume_kind = volume_kind
         self._intents = intents
@@ -67,8 +65,7 @@ class _SubtreeKind:
     def _subject(
         self, uow: Unit, subject_id: str, name: str, owner: str | None, root: str | None, selection: Selection
     ) -> Subject:
-        running = {vm.id for vm in self._vms.listing(who=SYSTEM) if vm.state == VMState.RUNNING}
-        estate = read_estate(uow, root, selection, self._vm_kind, self._volume_kind, running)
+        estate = read_estate(uow, root, selection, self._vm_kind, self._volume_kind)
         return SubtreeSubject(
             type=self.type,
             id=subject_id,
@@ -89,7 +86,7 @@ class _SubtreeKind:
             )
         estate = _estate(subject)
         holds: list[Hold] = []
-        domains = [self._vms.record(vm.id).domain_name for vm in estate.vms if vm.id in estate.running]
+        domains = [estate.domains[vm_id] for vm_id in sorted(self._running(estate))]
         if domains:
             holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
         images = [d for s in estate.volumes for d in s.datasets if self._pool.is_image_volume(d)]
@@ -98,8 +95,17 @@ class _SubtreeKind:
         return holds
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
-        objects = _estate(subject).objects()
+        estate = _estate(subject)
+        objects = estate.objects(self._running(estate))  # after the capture: those paused for it run again
         return [subject.manifest_object(), *objects] if self.type is SubjectType.SYSTEM else objects
+
+    def _running(self, estate: Estate) -> set[str]:
+        """The ids of the estate's VMs that libvirt says run now (a VM paused by someone else is left be)."""
+        return {
+            vm_id
+            for vm_id, domain in estate.domains.items()
+            if self._host.exists(domain) and self._host.state(domain) is VMState.RUNNING
+        }
 
     # --- restore (the whole subtree) ---------------------------------------------------------------------
     def check_options(self, options: RestoreOptions) -> None:
