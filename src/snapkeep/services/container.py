@@ -26,6 +26,7 @@ from snapkeep.services.restores import Restores
 from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind
+from snapkeep.services.subjects.rebuild import Rebuild
 from snapkeep.services.subjects.system import SystemKind, TenantKind
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
@@ -60,6 +61,7 @@ class Services:
     tenants: Tenants
     settings_docs: SettingDocs
     tags: Tags
+    rebuild: Rebuild
 
     @classmethod
     def build(
@@ -82,18 +84,30 @@ class Services:
         vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards, jobs)
         volume_kind = VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout)
         vm_kind = VmKind(host, pool, db, audit, vms, freeing, intents)
-        kinds: list[SubjectKind] = [
-            volume_kind,
-            vm_kind,
+        subtree_kinds = (
             SystemKind(host, pool, vms, vm_kind, volume_kind, intents),
             TenantKind(host, pool, vms, vm_kind, volume_kind, intents),
-        ]
+        )
+        kinds: list[SubjectKind] = [volume_kind, vm_kind, *subtree_kinds]
         cooloff = timedelta(days=settings.immutable_cooloff_days)
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)
         keep = timedelta(days=settings.pre_restore_keep_days)
         restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, pre_restore_keep=keep)
         networks = Networks(db, host, audit, clock)
         tenants = Tenants(db, audit, clock, guards, jobs, vms, volumes, snapshots, networks)
+        rebuild = Rebuild(
+            db,
+            pool,
+            host,
+            audit,
+            guards,
+            intents,
+            freeing,
+            (vms, volumes, networks, tenants, snapshots),
+            (vm_kind, volume_kind),
+        )
+        for kind in subtree_kinds:
+            kind.use(rebuild)
         return cls(
             settings=settings,
             db=db,
@@ -116,6 +130,7 @@ class Services:
             tenants=tenants,
             settings_docs=SettingDocs(db, audit),
             tags=Tags(db, audit),
+            rebuild=rebuild,
         )
 
     def release_pending(self) -> Released:
@@ -124,6 +139,7 @@ class Services:
 
     def reconcile(self) -> ReconcileReport:
         report = reconcile(self.db, self.pool, self.host, self.intents, self.clock)
+        report.rebuilds_completed = self.rebuild.resume()  # after the guests are released, before requests
         self.freeing.wake()  # what a crash left queued is freed in the background
         return report
 

@@ -15,12 +15,13 @@ datasets, in one engine plan (:func:`snapkeep.engine.capture.capture`) whose ``f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold
 from snapkeep.engine.holds import GuestsPaused, VolumeFrozen
 from snapkeep.engine.intents import Intents
-from snapkeep.errors import Forbidden, InvalidInput
+from snapkeep.errors import Forbidden, InvalidInput, TenantOnline
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.principal import SYSTEM, Principal
@@ -33,6 +34,9 @@ from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
+
+if TYPE_CHECKING:  # the rebuild uses the services built after the kinds (snapshots, tenants)
+    from snapkeep.services.subjects.rebuild import Rebuild
 
 WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
 
@@ -63,6 +67,24 @@ class _SubtreeKind:
         self._vm_kind = vm_kind
         self._volume_kind = volume_kind
         self._intents = intents
+        self._rebuild: Rebuild | None = None
+
+    def use(self, rebuild: Rebuild) -> None:
+        """Restores of the whole subtree go through ``rebuild`` (built after the kinds: it deletes and
+        makes objects through the services that need the kinds)."""
+        self._rebuild = rebuild
+
+    @property
+    def rebuild(self) -> Rebuild:
+        assert self._rebuild is not None, "the container hands every subtree kind its rebuild"
+        return self._rebuild
+
+    def _root(self, source: ManifestObject) -> str | None:
+        """The tenant whose subtree ``source`` is (None: the whole system)."""
+        if source.type == "system":
+            root = source.config["root"]
+            return None if root is None else str(root)
+        return source.id
 
     def _subject(
         self, uow: Unit, subject_id: str, name: str, owner: str | None, root: str | None, selection: Selection
@@ -107,18 +129,21 @@ class _SubtreeKind:
             raise InvalidInput("mode and preserve_macs apply to volume and VM restores; name a --vm or --volume")
 
     def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+        """What can be checked without the snapshot (the restore service checks the rest in the job,
+        :meth:`restore_over`, before anything changes)."""
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+        """The whole subtree as the snapshot recorded it (:meth:`Rebuild.over`)."""
+        self.rebuild.over(snap, self.rebuild.manifest(snap), self._root(source), who)
+        return source.id
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        raise InvalidInput(f"a {self.type} cannot be restored as new")
+        raise InvalidInput(f"a {self.type} cannot be restored as new; restore one tenant of it as new")
 
     def restore_as_new(
         self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
     ) -> tuple[str, str]:
-        raise InvalidInput(f"a {self.type} cannot be restored as new")
+        raise InvalidInput(f"a {self.type} cannot be restored as new; restore one tenant of it as new")
 
 
 class SystemKind(_SubtreeKind):
@@ -152,3 +177,28 @@ class TenantKind(_SubtreeKind):
                 tenant=tenant.name,
             )
         return self._subject(uow, tenant.id, tenant.name, tenant.parent_id, tenant.id, selection)
+
+    # --- restore: the tenant's subtree over itself, or as a new tenant ----------------------------------
+    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        """Refused while the tenant is online (a VM of its subtree runs): its owner stops it first."""
+        running = self.rebuild.running(source.id)
+        if running:
+            raise TenantOnline(
+                f"tenant {source.name!r} is online: VM(s) {', '.join(running)} run; power it off first",
+                tenant=source.name,
+                running=running,
+            )
+
+    def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        """``source`` is the tenant as recorded: of a tenant snapshot, or one tenant of a system snapshot."""
+        self.check_over(source, options, who)
+        return super().restore_over(snap, source, options, who)
+
+    def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        return self.rebuild.new_name(source, options.name, who)
+
+    def restore_as_new(
+        self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
+    ) -> tuple[str, str]:
+        """A new tenant beside the original, with a copy of its recorded subtree (:meth:`Rebuild.as_new`)."""
+        return self.rebuild.as_new(snap, self.rebuild.manifest(snap), source, name, who)
