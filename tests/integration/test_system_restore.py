@@ -105,6 +105,24 @@ def running(svc: Services) -> list[str]:
     return sorted(vm.name for vm in svc.vms.listing(who=SYSTEM) if vm.state == VMState.RUNNING)
 
 
+def in_other_namespaces(path: str) -> list[str]:
+    """The processes whose mount namespace (QEMU's own, libvirt's default) still holds a mount under
+    ``path``: an image volume mounted when a guest started stays mounted there until its QEMU has gone, and
+    the pool's filesystem cannot be unmounted before."""
+    mine = os.readlink("/proc/self/ns/mnt")
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") == mine:
+                continue
+            with open(f"/proc/{pid}/mountinfo") as f:
+                if path in f.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def boot_all(svc: Services, *vms: VM) -> None:
     """Start every guest at once, then wait until each has booted (its writer is then running)."""
     for vm in vms:
@@ -136,7 +154,7 @@ class Estate:
     idle: VM  # dev's, off
 
 
-def build_estate(svc: Services, image: GuestImage) -> Estate:
+def build_estate(svc: Services, image: GuestImage, wait_boot: bool = True) -> Estate:
     svc.tenants.create(SYSTEM, "acme", description="a customer", tags=["prod"])
     svc.tenants.create(SYSTEM, "dev", parent="acme")
     svc.networks.create(SYSTEM, "lan", "10.231.7.0/24", tenant="acme")
@@ -150,8 +168,12 @@ def build_estate(svc: Services, image: GuestImage) -> Estate:
         write(os.path.join(volume.path, "big.bin"), os.urandom(2 * MiB))
     guests = [make_vm(svc, image, "sys-writer", None, []), make_vm(svc, image, "acme-writer", "acme", [])]
     idle = make_vm(svc, image, "dev-idle", "acme/dev", [])
-    boot_all(svc, *guests)
-    time.sleep(1.0)  # a few counter values on the disks
+    if wait_boot:
+        boot_all(svc, *guests)
+        time.sleep(1.0)  # a few counter values on the disks
+    else:  # running is enough: the take pauses them, the restore stops and starts them
+        for vm in guests:
+            svc.vms.start(vm.id, who=SYSTEM)
     return Estate(svc, guests, idle)
 
 
@@ -159,6 +181,8 @@ def build_estate(svc: Services, image: GuestImage) -> Estate:
 def estate(request: pytest.FixtureRequest, libvirtd: None, image: GuestImage) -> Iterator[Estate]:
     with services_on(request.param) as svc:
         yield build_estate(svc, image)
+        _discard_vms(svc)
+        wait_for(lambda: not in_other_namespaces(svc.settings.pool_dir), 60, "QEMU's mount namespaces to go", 0.2)
 
 
 def change_everything(svc: Services, image: GuestImage) -> None:
@@ -281,7 +305,7 @@ def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd:
     svc = Services.build(settings, Pool.open(settings.pool_path))
     server = None
     try:
-        estate = build_estate(svc, image)
+        estate = build_estate(svc, image, wait_boot=False)
         snap = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="s"), who=SYSTEM)
         at_snapshot = shape(svc)
         change_everything(svc, image)
