@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 
 from snapkeep.config import Settings
-from snapkeep.errors import TenantOnline
+from snapkeep.errors import InvalidInput, TenantOnline
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.tags import TagKind
-from snapkeep.model.types import VM, JobStatus, Snapshot
+from snapkeep.model.types import VM, JobStatus, Snapshot, SubjectType
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
@@ -287,12 +287,28 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
         assert new_lan.name == "lan" and new_lan.cidr != lan.cidr  # beside the original, not over it
     assert shop.id not in {c["tenant_id"] for c in copies}
 
-    # a deleted tenant comes back from its tenant snapshot, with its ids
-    at_snapshot = shape(svc)
+    # a deleted tenant comes back with its ids, from its tenant snapshot and out of a system snapshot
+    whole = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="all"), who=SYSTEM)
+    at_snapshot = shape(svc), data(svc)
     svc.tenants.delete(SYSTEM, "shop", force=True)
-    restore(svc, snap, RestoreOptions(pre_restore=False))  # nothing left to take a pre-restore snapshot of
-    assert shape(svc) == at_snapshot
+    with pytest.raises(InvalidInput):  # nothing left to take a pre-restore snapshot of
+        svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+    restore(svc, snap, RestoreOptions(pre_restore=False))
+    assert (shape(svc), data(svc)) == at_snapshot
+    svc.tenants.delete(SYSTEM, "shop", force=True)
+    restore(svc, whole, RestoreOptions(pre_restore=False, member_type=SubjectType.TENANT, member="shop"))
+    assert (shape(svc), data(svc)) == at_snapshot
     assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.SHUTOFF  # it was off when the snapshot was taken
+
+    # what was created since holds a locked snapshot: refused before anything changes
+    late = svc.volumes.create("late", 16 * MiB, tenant="shop", who=SYSTEM)
+    svc.snapshots.take(TakeRequest(ref=late.id, name="kept", immutable=True), who=SYSTEM)
+    before = shape(svc), data(svc)
+    job = svc.restores.submit(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+    failed = svc.jobs.wait(job.id, 60, who=SYSTEM)
+    assert failed.status == JobStatus.FAILED and failed.error is not None
+    assert failed.error["code"] == "snapshot_locked"
+    assert (shape(svc), data(svc)) == before
 
 
 def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd: None, image: GuestImage) -> None:

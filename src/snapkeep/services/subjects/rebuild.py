@@ -223,6 +223,14 @@ class Rebuild:
                 volumes={v.id: v for v in uow.volumes.list() if v.id in volume_ids and v.owner_tenant_id in owners},
             )
 
+    def exists(self, tenant_id: str) -> bool:
+        with self._db.unit() as uow:
+            try:
+                uow.tenants.get(tenant_id)
+            except NotFound:
+                return False
+            return True
+
     def running(self, root: str) -> list[str]:
         """The names of the VMs of the subtree of ``root`` that run now (none if the tenant is gone)."""
         with self._db.unit() as uow:

@@ -129,8 +129,16 @@ class _SubtreeKind:
             raise InvalidInput("mode and preserve_macs apply to volume and VM restores; name a --vm or --volume")
 
     def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        """What can be checked without the snapshot (the restore service checks the rest in the job,
-        :meth:`restore_over`, before anything changes)."""
+        """What can be checked without the snapshot (the rest is checked in the job, before anything
+        changes: :meth:`Rebuild.check_over`): a tenant deleted since has nothing to take a pre-restore
+        snapshot of."""
+        root = self._root(source)
+        if root is not None and options.pre_restore and not self.rebuild.exists(root):
+            raise InvalidInput(
+                f"tenant {source.name!r} no longer exists, so there is nothing to take a pre-restore snapshot "
+                "of: restore it without one (pre_restore off), or as a new tenant",
+                tenant=source.name,
+            )
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """The whole subtree as the snapshot recorded it (:meth:`Rebuild.over`)."""
@@ -181,6 +189,7 @@ class TenantKind(_SubtreeKind):
     # --- restore: the tenant's subtree over itself, or as a new tenant ----------------------------------
     def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         """Refused while the tenant is online (a VM of its subtree runs): its owner stops it first."""
+        super().check_over(source, options, who)
         running = self.rebuild.running(source.id)
         if running:
             raise TenantOnline(
