@@ -8,9 +8,12 @@ snapshot, among the VMs and volumes it holds or its selection admits now (others
    created since holds no locked snapshot, no object left untouched has a name or network range that a
    recorded one needs back, no untouched VM uses a network created since;
 2. the guards of every object the rebuild touches are claimed (inside the restore's own claim);
-3. an intent file is written (``rebuild-<op>.json``: the snapshot and the root); from here a crash is
-   rolled forward at the next start (:meth:`Rebuild.resume`): every step below reads the catalog again and
-   does only what is left, so running them twice is the same as once;
+3. an intent file is written (``rebuild-<op>.json``: the snapshot and the root); from here a crash — or a
+   failure half-way in the job — is rolled forward at the next start (:meth:`Rebuild.resume`, called by
+   the reconciler after it has resumed paused guests and before requests): every step below reads the
+   catalog again and does only what is left, so running them twice is the same as once (a dataset that a
+   killed step left without its catalog row is the recorded object's own, named by its UUID, and is made
+   again). A later rebuild of the same subtree supersedes the intent (the caller's last word wins);
 4. running VMs are powered off; VMs, volumes and tenants created since are deleted (with their own
    snapshots), through the services that delete them one by one;
 5. tenants, volumes (data swapped in atomically per dataset, or cloned back with the same id), VMs (the same
@@ -326,11 +329,24 @@ class Rebuild:
             changes = self.check_over(snap, manifest, root, who)  # nothing can change it now
             intent = self._intents.make(IntentKind.REBUILD, str(uuid.uuid4()), {"snapshot": snap.id, "root": root})
             counts = self._apply(snap, changes.recorded, who, report_progress)
-            self._intents.release(intent)
+            self._release_covered(changes.recorded, intent)
         with self._db.unit() as uow:
             detail = f"from {snap.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
             self._audit.done(uow, who.name, "rebuild", f"{'tenant:' + root if root else 'system'}", detail)
         return counts
+
+    def _release_covered(self, recorded: Recorded, intent: Intent) -> None:
+        """The rebuild is done: its intent goes, and so do those of earlier rebuilds of the same subtree or
+        of a part of it that failed half-way in their job (left to be finished at the next start): what
+        this rebuild made is what the caller wants now, not what they would have made."""
+        within = recorded.ids("tenant")
+        for other in self._intents.listing(IntentKind.REBUILD):
+            try:
+                root = other.read()["root"]
+            except (OSError, ValueError):
+                continue
+            if other.path == intent.path or recorded.root is None or root in within:
+                self._intents.release(other)
 
     def resume(self) -> list[str]:
         """Roll forward the rebuilds a crash interrupted (at start, before requests): each one again from
