@@ -31,6 +31,7 @@ import pytest
 from snapkeep.config import Settings
 from snapkeep.errors import InvalidInput, TenantOnline
 from snapkeep.model.principal import SYSTEM
+from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
 from snapkeep.model.types import VM, JobStatus, Snapshot, SubjectType
 from snapkeep.model.vmspec import VMState
@@ -309,6 +310,38 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     assert failed.status == JobStatus.FAILED and failed.error is not None
     assert failed.error["code"] == "snapshot_locked"
     assert (shape(svc), data(svc)) == before
+
+
+def test_partial_snapshot_restores_only_what_it_selects_and_refuses_a_clash(btrfs_services: Services) -> None:
+    """A snapshot of the volumes tagged ``nas``: restoring it touches those and the ``nas`` volumes made
+    since, never an untagged one; an untagged volume that took the name of a selected one is a clash."""
+    svc = btrfs_services
+    svc.tenants.create(SYSTEM, "lab")
+    kept = svc.volumes.create("docs", 16 * MiB, tenant="lab", tags=["nas"], who=SYSTEM)
+    write(os.path.join(kept.path, "v1"), b"first")
+    other = svc.volumes.create("scratch", 16 * MiB, tenant="lab", who=SYSTEM)
+    selection = Selection(include=("nas",))
+    request = TakeRequest(ref="lab", subject_type="tenant", name="nas-only", selection=selection)
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    assert [o.name for o in svc.snapshots.manifest(snap.id).objects if o.type == "volume"] == ["docs"]
+
+    write(os.path.join(other.path, "untouched"), b"written after the snapshot")
+    svc.volumes.delete(kept.id, svc.snapshots, who=SYSTEM)
+    squatter = svc.volumes.create("docs", 16 * MiB, tenant="lab", who=SYSTEM)  # untagged: not selected
+    before = shape(svc), data(svc)
+    job = svc.restores.submit(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+    failed = svc.jobs.wait(job.id, 60, who=SYSTEM)
+    assert failed.status == JobStatus.FAILED and failed.error is not None
+    assert failed.error["code"] == "name_clash"
+    assert (shape(svc), data(svc)) == before
+
+    svc.volumes.update(squatter.id, name="docs-2", who=SYSTEM)
+    newer = svc.volumes.create("more", 16 * MiB, tenant="lab", tags=["nas"], who=SYSTEM)  # selected: goes
+    restore(svc, snap)
+    names = {v.name: v for v in svc.volumes.list(who=SYSTEM) if v.owner_tenant_id == kept.owner_tenant_id}
+    assert sorted(names) == ["docs", "docs-2", "scratch"] and newer.id not in {v.id for v in names.values()}
+    assert names["docs"].id == kept.id and os.listdir(names["docs"].path) == ["v1"]
+    assert os.listdir(names["scratch"].path) == ["untouched"]
 
 
 def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd: None, image: GuestImage) -> None:
