@@ -128,10 +128,9 @@ class _SubtreeKind:
         if options.mode is not RestoreMode.DATA or options.preserve_macs:
             raise InvalidInput("mode and preserve_macs apply to volume and VM restores; name a --vm or --volume")
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        """What can be checked without the snapshot (the rest is checked in the job, before anything
-        changes: :meth:`Rebuild.check_over`): a tenant deleted since has nothing to take a pre-restore
-        snapshot of."""
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        """Everything :meth:`Rebuild.check_over` checks (again in the job, once every member is held), and
+        that a tenant deleted since is not asked for a pre-restore snapshot: there is nothing to take."""
         root = self._root(source)
         if root is not None and options.pre_restore and not self.rebuild.exists(root):
             raise InvalidInput(
@@ -139,6 +138,7 @@ class _SubtreeKind:
                 "of: restore it without one (pre_restore off), or as a new tenant",
                 tenant=source.name,
             )
+        self.rebuild.check_over(snap, self.rebuild.manifest(snap), root, who)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """The whole subtree as the snapshot recorded it (:meth:`Rebuild.over`)."""
@@ -187,9 +187,12 @@ class TenantKind(_SubtreeKind):
         return self._subject(uow, tenant.id, tenant.name, tenant.parent_id, tenant.id, selection)
 
     # --- restore: the tenant's subtree over itself, or as a new tenant ----------------------------------
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         """Refused while the tenant is online (a VM of its subtree runs): its owner stops it first."""
-        super().check_over(source, options, who)
+        self._refuse_online(source)
+        super().check_over(snap, source, options, who)
+
+    def _refuse_online(self, source: ManifestObject) -> None:
         running = self.rebuild.running(source.id)
         if running:
             raise TenantOnline(
@@ -199,8 +202,9 @@ class TenantKind(_SubtreeKind):
             )
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        """``source`` is the tenant as recorded: of a tenant snapshot, or one tenant of a system snapshot."""
-        self.check_over(source, options, who)
+        """``source`` is the tenant as recorded: of a tenant snapshot, or one tenant of a system snapshot.
+        Still offline? (A VM may have been started since the request; the rebuild then holds them all.)"""
+        self._refuse_online(source)
         return super().restore_over(snap, source, options, who)
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
