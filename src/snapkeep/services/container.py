@@ -29,6 +29,7 @@ from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind
 from snapkeep.services.subjects.rebuild import Rebuild
 from snapkeep.services.subjects.system import SystemKind, TenantKind
+from snapkeep.services.subjects.tenant_copy import TenantCopy
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.tags import Tags
@@ -108,8 +109,9 @@ class Services:
             (vms, volumes, networks, tenants, snapshots),
             (vm_kind, volume_kind),
         )
+        copies = TenantCopy(db, pool, audit, vms, volumes, networks, tenants)
         for kind in subtree_kinds:
-            kind.use(rebuild)
+            kind.use(rebuild, copies)
         return cls(
             settings=settings,
             db=db,

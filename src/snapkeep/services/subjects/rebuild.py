@@ -1,8 +1,7 @@
-"""A whole subtree — the system, or one tenant's — rebuilt from a system or tenant snapshot: in place, or
-as a new tenant.
-
-**In place** (:meth:`Rebuild.over`), within the subtree recorded in the snapshot and, for a partial
-snapshot, among the VMs and volumes it holds or its selection admits now (others are not touched):
+"""A whole subtree — the system, or one tenant's — rebuilt in place from a system or tenant snapshot (a
+copy as a new tenant is :mod:`.tenant_copy`'s): :meth:`Rebuild.over`, within the subtree the snapshot
+recorded and, for a partial snapshot, among the VMs and volumes it holds or its selection admits now
+(others are not touched):
 
 1. everything is checked first, changing nothing: the parent of a deleted root still exists, what was
    created since holds no locked snapshot, no object left untouched has a name or network range that a
@@ -23,12 +22,6 @@ snapshot, among the VMs and volumes it holds or its selection admits now (others
 
 Undo: the pre-restore snapshot the restore service takes first is a system (or tenant) snapshot like any
 other; restoring it in place puts everything back.
-
-**As new** (:meth:`Rebuild.as_new`): a new tenant beside the original (same parent) with its whole recorded
-subtree, every object with a new id, VMs with new MACs and domain UUIDs. A copied network may not overlap
-its original on this host, so each gets the first free range of the same size after the original's
-(:func:`snapkeep.model.network.free_range_like`); the mapping is in the audit entry. A failure half-way
-deletes the half-made tenant.
 """
 
 from __future__ import annotations
@@ -45,7 +38,7 @@ from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import NameClash, NetworkInUse, NotFound, SnapkeepError, SnapshotNotReady
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import Manifest, ManifestObject
-from snapkeep.model.network import NetworkDef, check_disjoint, free_range_like
+from snapkeep.model.network import NetworkDef, check_disjoint
 from snapkeep.model.principal import SYSTEM, Principal
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
@@ -162,12 +155,6 @@ class Changes:
         found = {(kind, i) for kind, objects in kinds.items() for i in objects}
         found |= {(kind, i) for kind in kinds for i in self.recorded.ids(kind)}
         return [exclusive(kind, i) for kind, i in sorted(found)]
-
-
-def _numbered(name: str, taken: Iterable[str]) -> str:
-    """``<name> (1)``, ``(2)``…: the first not taken (SPEC §3, a tenant restored as new)."""
-    used = set(taken)
-    return next(f"{name} ({n})" for n in range(1, 10_000) if f"{name} ({n})" not in used)
 
 
 def _set_tags(uow: Unit, kind: TagKind, object_id: str, tags: Iterable[str]) -> None:
@@ -520,136 +507,4 @@ class Rebuild:
             description=config["description"],
             tenant=obj.owner_tenant_id,
             new_id=obj.id,
-        )
-
-    # --- as a new tenant -------------------------------------------------------------------------------
-    def new_name(self, source: ManifestObject, name: str | None, who: Principal) -> str:
-        """The given name, or ``<name> (n)``; refused if taken under the parent, or the parent is gone."""
-        with self._db.unit(who) as uow:
-            parent = source.owner_tenant_id
-            if parent is not None:
-                try:
-                    uow.tenants.get(parent)
-                except NotFound:
-                    raise NotFound(
-                        f"the parent of tenant {source.name!r} no longer exists; restore it first",
-                        tenant=source.name,
-                    ) from None
-            if name is None:
-                return _numbered(source.name, (t.name for t in uow.tenants.children(parent)))
-            if uow.tenants.find(name, parent) is not None:
-                raise NameClash(f"a tenant named {name!r} already exists there", name=name)
-            return name
-
-    def as_new(
-        self, snap: Snapshot, manifest: Manifest, source: ManifestObject, name: str, who: Principal
-    ) -> tuple[str, str]:
-        """A copy of the recorded subtree of ``source`` (a tenant) as a new tenant named ``name``."""
-        recorded = Recorded.of(manifest, source.id)
-        tenants: dict[str | None, str | None] = {source.owner_tenant_id: source.owner_tenant_id}
-        for obj in recorded.tenants:
-            tenants[obj.id] = str(uuid.uuid4())
-        new_root = tenants[source.id]
-        assert new_root is not None
-        try:
-            moved = self._copy(snap, recorded, source, name, tenants, who)
-        except BaseException:
-            with self._db.unit() as uow:
-                made = uow.tenants.find(name, source.owner_tenant_id)
-            if made is not None and made.id == new_root:
-                try:
-                    self._tenants.delete(who, new_root, force=True)
-                except SnapkeepError as exc:
-                    log.error("removing the half-made tenant %s: %s", name, exc.message)
-            raise
-        with self._db.unit() as uow:
-            detail = f"from {snap.name}" + (f"; networks moved: {moved}" if moved else "")
-            self._audit.done(uow, who.name, "tenant.restore_as_new", f"tenant:{name}", detail)
-        return new_root, name
-
-    def _copy(
-        self,
-        snap: Snapshot,
-        recorded: Recorded,
-        source: ManifestObject,
-        name: str,
-        tenants: dict[str | None, str | None],
-        who: Principal,
-    ) -> str:
-        report_progress(0.1, "tenants")
-        for obj in recorded.tenants:
-            self._tenants.create(
-                who,
-                name if obj.id == source.id else obj.name,
-                description=obj.config["description"],
-                parent=tenants[obj.owner_tenant_id],
-                tags=obj.config["tags"],
-                new_id=tenants[obj.id],
-            )
-        report_progress(0.2, "networks")
-        networks: dict[str, str] = {}
-        moved = []
-        for obj in recorded.networks:
-            with self._db.unit() as uow:
-                taken = [definition(n) for n in uow.networks.every()]
-            cidr = free_range_like(obj.config["cidr"], taken)
-            made = self._networks.create(
-                who,
-                obj.name,
-                cidr,
-                dhcp=obj.config["dhcp"],
-                description=obj.config["description"],
-                tenant=tenants[obj.owner_tenant_id],
-            )
-            networks[obj.id] = made.id
-            moved.append(f"{obj.name} {obj.config['cidr']} -> {cidr}")
-        with self._db.unit() as uow:
-            for obj in recorded.settings:
-                uow.settings.replace(tenants[obj.owner_tenant_id], obj.config["document"])
-        report_progress(0.4, "volumes")
-        for obj in recorded.volumes:
-            self._volumes.create_from_snapshot(
-                obj.name,
-                snap.id,
-                obj.datasets[0],
-                size_limit=int(obj.config["size_limit"]),
-                description=str(obj.config["description"]),
-                settings=dict(obj.config["settings"]),
-                who=who,
-                tenant=tenants[obj.owner_tenant_id],
-                tags=obj.config.get("tags", ()),
-            )
-        report_progress(0.7, "VMs")
-        for obj in recorded.vms:
-            self._vm_copy(snap, obj, tenants, networks, who)
-        return "; ".join(moved)
-
-    def _vm_copy(
-        self,
-        snap: Snapshot,
-        obj: ManifestObject,
-        tenants: dict[str | None, str | None],
-        networks: dict[str, str],
-        who: Principal,
-    ) -> None:
-        config = VMConfig.model_validate(obj.config["vm"]).with_new_macs()
-        nics = tuple(
-            n.model_copy(update={"network_id": networks[n.network_id]}) if n.network_id in networks else n
-            for n in config.nics
-        )
-        config = config.model_copy(update={"nics": nics})
-
-        def clone(dataset: str) -> None:
-            self._pool.clone_dataset(snap.id, obj.datasets[0], dataset)
-
-        self._vms.create_with(
-            obj.name,
-            config,
-            clone,
-            description=str(obj.config["description"]),
-            quiesce_policy=QuiescePolicy(str(obj.config["quiesce_policy"])),
-            agent_timeout=float(obj.config["agent_timeout"]),
-            who=who,
-            owner_tenant_id=tenants[obj.owner_tenant_id],
-            tags=obj.config.get("tags", ()),
         )

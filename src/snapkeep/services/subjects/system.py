@@ -35,8 +35,9 @@ from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
-if TYPE_CHECKING:  # the rebuild uses the services built after the kinds (snapshots, tenants)
+if TYPE_CHECKING:  # these use the services built after the kinds (snapshots, tenants)
     from snapkeep.services.subjects.rebuild import Rebuild
+    from snapkeep.services.subjects.tenant_copy import TenantCopy
 
 WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
 
@@ -67,17 +68,22 @@ class _SubtreeKind:
         self._vm_kind = vm_kind
         self._volume_kind = volume_kind
         self._intents = intents
-        self._rebuild: Rebuild | None = None
+        self._restorers: tuple[Rebuild, TenantCopy] | None = None
 
-    def use(self, rebuild: Rebuild) -> None:
-        """Restores of the whole subtree go through ``rebuild`` (built after the kinds: it deletes and
-        makes objects through the services that need the kinds)."""
-        self._rebuild = rebuild
+    def use(self, rebuild: Rebuild, copies: TenantCopy) -> None:
+        """Restores of the whole subtree go through ``rebuild`` (in place) and ``copies`` (as a new tenant),
+        built after the kinds: they delete and make objects through the services that need the kinds."""
+        self._restorers = (rebuild, copies)
 
     @property
     def rebuild(self) -> Rebuild:
-        assert self._rebuild is not None, "the container hands every subtree kind its rebuild"
-        return self._rebuild
+        assert self._restorers is not None, "the container hands every subtree kind its restorers"
+        return self._restorers[0]
+
+    @property
+    def copies(self) -> TenantCopy:
+        assert self._restorers is not None, "the container hands every subtree kind its restorers"
+        return self._restorers[1]
 
     def _root(self, source: ManifestObject) -> str | None:
         """The tenant whose subtree ``source`` is (None: the whole system)."""
@@ -208,10 +214,10 @@ class TenantKind(_SubtreeKind):
         return super().restore_over(snap, source, options, who)
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        return self.rebuild.new_name(source, options.name, who)
+        return self.copies.new_name(source, options.name, who)
 
     def restore_as_new(
         self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
     ) -> tuple[str, str]:
-        """A new tenant beside the original, with a copy of its recorded subtree (:meth:`Rebuild.as_new`)."""
-        return self.rebuild.as_new(snap, self.rebuild.manifest(snap), source, name, who)
+        """A new tenant beside the original, with a copy of its recorded subtree (:mod:`.tenant_copy`)."""
+        return self.copies.as_new(snap, self.rebuild.manifest(snap), source, name, who)
