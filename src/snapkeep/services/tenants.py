@@ -109,9 +109,11 @@ class Tenants:
         description: str = "",
         parent: str | None = None,
         tags: Sequence[str] = (),
+        new_id: str | None = None,
     ) -> TenantView:
         """A tenant under ``parent`` (a tenant the caller sees), else under the caller's own top: the system
-        (which takes an admin of the system) or the caller's tenant."""
+        (which takes an admin of the system) or the caller's tenant. ``new_id``: a deleted tenant brought back
+        by a rebuild keeps its id."""
         who.require(Role.OPERATOR)
         check_name(name, "tenant name")
         check_description(description)
@@ -124,7 +126,7 @@ class Tenants:
                 raise NameClash(f"a tenant named {name!r} already exists there", name=name)
             tenant = uow.tenants.insert(
                 Tenant(
-                    id=str(uuid.uuid4()),
+                    id=new_id or str(uuid.uuid4()),
                     name=name,
                     parent_id=parent_id,
                     description=description,
