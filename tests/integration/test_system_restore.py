@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from snapkeep.config import Settings
-from snapkeep.errors import InvalidInput, NameClash, SnapshotLocked, TenantOnline
+from snapkeep.errors import InvalidInput, NameClash, NotFound, SnapshotLocked, TenantOnline
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
@@ -292,18 +292,19 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
         assert new_lan.name == "lan" and new_lan.cidr != lan.cidr  # beside the original, not over it
     assert shop.id not in {c["tenant_id"] for c in copies}
 
-    # a deleted tenant comes back with its ids, from its tenant snapshot and out of a system snapshot
+    # a deleted tenant comes back with its ids out of a system snapshot (its own tenant snapshots went with it)
     whole = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="all"), who=SYSTEM)
     at_snapshot = shape(svc), data(svc)
     svc.tenants.delete(SYSTEM, "shop", force=True)
+    with pytest.raises(NotFound):
+        svc.snapshots.get(snap.id, SYSTEM)
+    member = {"member_type": SubjectType.TENANT, "member": "shop"}
     with pytest.raises(InvalidInput):  # nothing left to take a pre-restore snapshot of
-        svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
-    restore(svc, snap, RestoreOptions(pre_restore=False))
-    assert (shape(svc), data(svc)) == at_snapshot
-    svc.tenants.delete(SYSTEM, "shop", force=True)
-    restore(svc, whole, RestoreOptions(pre_restore=False, member_type=SubjectType.TENANT, member="shop"))
+        svc.restores.submit(whole.id, RestoreOptions(**member), SYSTEM)  # type: ignore[arg-type]
+    restore(svc, whole, RestoreOptions(pre_restore=False, **member))  # type: ignore[arg-type]
     assert (shape(svc), data(svc)) == at_snapshot
     assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.SHUTOFF  # it was off when the snapshot was taken
+    snap = svc.snapshots.take(TakeRequest(ref="shop", subject_type="tenant", name="t2"), who=SYSTEM)
 
     # what was created since holds a locked snapshot: refused before anything changes
     late = svc.volumes.create("late", 16 * MiB, tenant="shop", who=SYSTEM)

@@ -95,7 +95,7 @@ class Services:
         cooloff = timedelta(days=settings.immutable_cooloff_days)
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)
         keep = timedelta(days=settings.pre_restore_keep_days)
-        restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, pre_restore_keep=keep)
+        restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, clock, pre_restore_keep=keep)
         networks = Networks(db, host, audit, clock)
         tenants = Tenants(db, audit, clock, guards, jobs, vms, volumes, snapshots, networks)
         rebuild = Rebuild(

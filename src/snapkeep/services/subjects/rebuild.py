@@ -7,9 +7,10 @@ recorded and, for a partial snapshot, among the VMs and volumes it holds or its 
    created since holds no locked snapshot, no object left untouched has a name or network range that a
    recorded one needs back, no untouched VM uses a network created since;
 2. the guards of every object the rebuild touches are claimed (inside the restore's own claim);
-3. an intent file is written (``rebuild-<op>.json``: the snapshot and the root); from here a crash — or a
-   failure half-way in the job — is rolled forward at the next start (:meth:`Rebuild.resume`, called by
-   the reconciler after it has resumed paused guests and before requests): every step below reads the
+3. an intent file is written (``rebuild-<op>.json``: the snapshot, the root, when the restore began and
+   who asked); from here a crash is rolled forward at the next start (:meth:`Rebuild.resume`, called by
+   the reconciler after it has resumed paused guests and before requests) — a failure in the job, which
+   the caller sees, is not (the audit log says the subtree is partly restored): every step below reads the
    catalog again and does only what is left, so running them twice is the same as once (a dataset that a
    killed step left without its catalog row is the recorded object's own, named by its UUID, and is made
    again). A later rebuild of the same subtree supersedes the intent (the caller's last word wins);
@@ -30,6 +31,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from snapkeep.catalog.db import Database
@@ -39,8 +41,9 @@ from snapkeep.errors import NameClash, NetworkInUse, NotFound, SnapkeepError, Sn
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.network import NetworkDef, check_disjoint
-from snapkeep.model.principal import SYSTEM, Principal
+from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import Selection
+from snapkeep.model.settings import PARENT_DECIDES
 from snapkeep.model.tags import TagKind
 from snapkeep.model.types import Network, QuiescePolicy, Snapshot, Tenant, VmRecord, VolumeRecord
 from snapkeep.model.vmconfig import VMConfig
@@ -113,31 +116,39 @@ class Current:
 
 @dataclass(frozen=True)
 class Changes:
-    """The difference between the subtree now and as recorded: what goes (created since)."""
+    """The difference between the subtree now and as recorded: what goes. Only what was created after the
+    snapshot and before the restore began (``until``) goes: an object the snapshot did not record but that
+    existed then was left out of a partial snapshot, and one made while the restore runs is in no
+    snapshot (not even the pre-restore one) — both are left alone."""
 
     recorded: Recorded
     current: Current
+    since: datetime
+    until: datetime | None
+
+    def _made_since(self, created_at: datetime) -> bool:
+        return created_at > self.since and (self.until is None or created_at <= self.until)
+
+    def _gone(self, kind: str, objects: dict[str, Any]) -> list[Any]:
+        recorded = self.recorded.ids(kind)
+        return [o for i, o in sorted(objects.items()) if i not in recorded and self._made_since(o.created_at)]
 
     @property
     def gone_vms(self) -> list[VmRecord]:
-        return [v for i, v in sorted(self.current.vms.items()) if i not in self.recorded.ids("vm")]
+        return self._gone("vm", self.current.vms)
 
     @property
     def gone_volumes(self) -> list[VolumeRecord]:
-        return [v for i, v in sorted(self.current.volumes.items()) if i not in self.recorded.ids("volume")]
+        return self._gone("volume", self.current.volumes)
 
     @property
     def gone_networks(self) -> list[Network]:
         new = self.gone_tenant_ids
-        return [
-            n
-            for i, n in sorted(self.current.networks.items())
-            if i not in self.recorded.ids("network") and n.owner_tenant_id not in new
-        ]
+        return [n for n in self._gone("network", self.current.networks) if n.owner_tenant_id not in new]
 
     @property
     def gone_tenant_ids(self) -> set[str]:
-        return set(self.current.tenants) - self.recorded.ids("tenant")
+        return {t.id for t in self._gone("tenant", self.current.tenants)}
 
     @property
     def gone_tenants(self) -> list[Tenant]:
@@ -236,12 +247,15 @@ class Rebuild:
         return self._host.state(domain) if self._host.exists(domain) else VMState.SHUTOFF
 
     # --- in place --------------------------------------------------------------------------------------
-    def check_over(self, snap: Snapshot, manifest: Manifest, root: str | None, who: Principal) -> Changes:
-        """Everything that can refuse the rebuild, before anything changes; what it will remove."""
+    def check_over(
+        self, snap: Snapshot, manifest: Manifest, root: str | None, who: Principal, until: datetime | None = None
+    ) -> Changes:
+        """Everything that can refuse the rebuild, before anything changes; what it will remove (of what
+        was made before ``until``, when the restore began)."""
         recorded = Recorded.of(manifest, root)
         if not self._pool.has_snapshot(snap.id):
             raise SnapshotNotReady(f"snapshot {snap.name!r} has no data in the pool", snapshot=snap.id)
-        changes = Changes(recorded, self._current(recorded))
+        changes = Changes(recorded, self._current(recorded), snap.created_at, until)
         parent = recorded.parent_of_root()
         with self._db.unit() as uow:
             if root is not None and not changes.current.tenants and parent is not None:
@@ -251,7 +265,7 @@ class Rebuild:
                     raise NotFound(
                         f"the parent of tenant {root!r} no longer exists; restore its parent first", tenant=root
                     ) from None
-            self._check_names(uow, changes)
+            self._check_names(uow, changes, who)
             self._check_networks(uow, changes)
         for vm in changes.gone_vms:
             for snapshot in self._snapshots.listing(vm.id, "vm", who=SYSTEM):
@@ -263,9 +277,10 @@ class Rebuild:
             self._tenants.check_may_delete(who, self._tenants.subtree(SYSTEM, tenant.id), force=True)
         return changes
 
-    def _check_names(self, uow: Unit, changes: Changes) -> None:
+    def _check_names(self, uow: Unit, changes: Changes, who: Principal) -> None:
         """A recorded object comes back under its recorded name: refused if an object the rebuild leaves
-        alone has it now (what was created since goes first, and recorded objects get their names back)."""
+        alone has it now (what was created since goes first, and recorded objects get their names back).
+        A tenant restoring itself keeps its own name (its row is its parent's), so it is not checked."""
         touched = {
             *changes.current.vms,
             *changes.current.volumes,
@@ -277,7 +292,7 @@ class Rebuild:
             ("VM", recorded.vms, uow.vms.find),
             ("volume", recorded.volumes, uow.volumes.find),
             ("network", recorded.networks, uow.networks.find),
-            ("tenant", recorded.tenants, uow.tenants.find),
+            ("tenant", [t for t in recorded.tenants if t.id != who.tenant_id], uow.tenants.find),
         ]
         for what, objects, find in finders:
             for obj in objects:
@@ -309,18 +324,41 @@ class Rebuild:
                         vms=[record.name],
                     )
 
-    def over(self, snap: Snapshot, manifest: Manifest, root: str | None, who: Principal) -> dict[str, int]:
-        """Rebuild the subtree of ``root`` as ``snap`` recorded it (see the module docstring)."""
-        changes = self.check_over(snap, manifest, root, who)
+    def over(
+        self, snap: Snapshot, manifest: Manifest, root: str | None, who: Principal, until: datetime | None = None
+    ) -> dict[str, int]:
+        """Rebuild the subtree of ``root`` as ``snap`` recorded it (see the module docstring); ``until``: when
+        the restore began (what was made after it stays)."""
+        changes = self.check_over(snap, manifest, root, who, until)
         with self._guards.claim("snapshot.restore", changes.needs()):
-            changes = self.check_over(snap, manifest, root, who)  # nothing can change it now
-            intent = self._intents.make(IntentKind.REBUILD, str(uuid.uuid4()), {"snapshot": snap.id, "root": root})
-            counts = self._apply(snap, changes.recorded, who, report_progress)
+            changes = self.check_over(snap, manifest, root, who, until)  # nothing can change it now
+            record = {
+                "snapshot": snap.id,
+                "root": root,
+                "until": until.isoformat() if until else None,
+                "by": [who.name, str(who.role), who.tenant_id],
+            }
+            intent = self._intents.make(IntentKind.REBUILD, str(uuid.uuid4()), record)
+            try:
+                counts = self._apply(snap, changes.recorded, who, report_progress, until)
+            except Exception as exc:
+                self._abandon(intent, snap, root, who, exc)
+                raise
             self._release_covered(changes.recorded, intent)
         with self._db.unit() as uow:
             detail = f"from {snap.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
             self._audit.done(uow, who.name, "rebuild", f"{'tenant:' + root if root else 'system'}", detail)
         return counts
+
+    def _abandon(self, intent: Intent, snap: Snapshot, root: str | None, who: Principal, exc: Exception) -> None:
+        """A rebuild that failed in its job (the process lives on) is not finished at the next start: the
+        caller saw the failure and may have carried on since. Its intent goes; the audit log and the job say
+        that the subtree is partly restored (restore again, or undo through the pre-restore snapshot)."""
+        self._intents.release(intent)
+        reason = exc.message if isinstance(exc, SnapkeepError) else repr(exc)
+        with self._db.unit() as uow:
+            target = f"tenant:{root}" if root else "system"
+            self._audit.failed(uow, who.name, "rebuild", target, f"from {snap.name}, partly done: {reason}")
 
     def _release_covered(self, recorded: Recorded, intent: Intent) -> None:
         """The rebuild is done: its intent goes, and so do those of earlier rebuilds of the same subtree or
@@ -354,12 +392,16 @@ class Rebuild:
         with self._db.unit() as uow:
             snap = uow.snapshots.get(record["snapshot"])
         recorded = Recorded.of(self.manifest(snap), record["root"])
-        self._apply(snap, recorded, SYSTEM, lambda _f, _m: None)
+        until = datetime.fromisoformat(record["until"]) if record.get("until") else None
+        name, role, tenant = record.get("by") or [SYSTEM.name, str(SYSTEM.role), None]
+        self._apply(snap, recorded, Principal(name, Role(role), tenant), lambda _f, _m: None, until)
         with self._db.unit() as uow:
             self._audit.done(uow, SYSTEM.name, "rebuild", "resumed", f"from {snap.name} after a restart")
 
-    def _apply(self, snap: Snapshot, recorded: Recorded, who: Principal, progress: Report) -> dict[str, int]:
-        changes = Changes(recorded, self._current(recorded))
+    def _apply(
+        self, snap: Snapshot, recorded: Recorded, who: Principal, progress: Report, until: datetime | None
+    ) -> dict[str, int]:
+        changes = Changes(recorded, self._current(recorded), snap.created_at, until)
         current = changes.current
         progress(0.2, "stopping the VMs")
         for record in current.vms.values():
@@ -387,7 +429,7 @@ class Rebuild:
             self._network_back(obj, obj.id in current.networks, who)
         with self._db.unit() as uow:
             for obj in recorded.settings:
-                uow.settings.replace(obj.owner_tenant_id, obj.config["document"])
+                uow.settings.replace(obj.owner_tenant_id, self._settings_back(uow, obj, who))
         progress(0.9, "starting the VMs that ran")
         for obj in recorded.vms:
             if obj.config.get("running"):
@@ -401,6 +443,20 @@ class Rebuild:
             "removed": len(changes.gone_vms) + len(changes.gone_volumes) + len(changes.gone_tenants),
         }
 
+    @staticmethod
+    def _settings_back(uow: Unit, obj: ManifestObject, who: Principal) -> dict[str, Any]:
+        """The recorded document; a tenant restoring its own keeps what its parent decides for it now
+        (``expose_snapshots``): a restore must not undo its parent's choice."""
+        document = dict(obj.config["document"])
+        if obj.owner_tenant_id is None or obj.owner_tenant_id != who.tenant_id:
+            return document
+        now = uow.settings.document(obj.owner_tenant_id)
+        for key in PARENT_DECIDES:
+            document.pop(key, None)
+            if key in now:
+                document[key] = now[key]
+        return document
+
     def _tenants_back(self, recorded: Recorded, current: Current, who: Principal) -> None:
         for obj in recorded.tenants:  # parents first
             if obj.id not in current.tenants:
@@ -413,6 +469,8 @@ class Rebuild:
                     new_id=obj.id,
                 )
                 continue
+            if obj.id == who.tenant_id:
+                continue  # a tenant restoring itself: its own row (name, tags) is its parent's
             with self._db.unit() as uow:
                 uow.tenants.update(obj.id, name=obj.name, description=obj.config["description"])
                 _set_tags(uow, TagKind.TENANT, obj.id, obj.config["tags"])

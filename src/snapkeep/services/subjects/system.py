@@ -150,11 +150,11 @@ class _SubtreeKind:
                 "of: restore it without one (pre_restore off), or as a new tenant",
                 tenant=source.name,
             )
-        self.rebuild.check_over(snap, self.rebuild.manifest(snap), root, who)
+        self.rebuild.check_over(snap, self.rebuild.manifest(snap), root, who, options.started_at)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """The whole subtree as the snapshot recorded it (:meth:`Rebuild.over`)."""
-        self.rebuild.over(snap, self.rebuild.manifest(snap), self._root(source), who)
+        self.rebuild.over(snap, self.rebuild.manifest(snap), self._root(source), who, options.started_at)
         return source.id
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
 
 from snapkeep.catalog.db import Database
-from snapkeep.errors import NameClash, NotFound, SnapkeepError
+from snapkeep.errors import Forbidden, NameClash, NotFound, SnapkeepError
 from snapkeep.model.manifest import Manifest, ManifestObject
+from snapkeep.model.names import numbered_name
 from snapkeep.model.network import free_range_like
 from snapkeep.model.principal import Principal
 from snapkeep.model.types import QuiescePolicy, Snapshot
@@ -34,12 +34,6 @@ from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
 
 log = logging.getLogger(__name__)
-
-
-def _numbered(name: str, taken: Iterable[str]) -> str:
-    """``<name> (1)``, ``(2)``…: the first not taken (SPEC §3, a tenant restored as new)."""
-    used = set(taken)
-    return next(f"{name} ({n})" for n in range(1, 10_000) if f"{name} ({n})" not in used)
 
 
 class TenantCopy:
@@ -62,19 +56,28 @@ class TenantCopy:
         self._tenants = tenants
 
     def new_name(self, source: ManifestObject, name: str | None, who: Principal) -> str:
-        """The given name, or ``<name> (n)``; refused if taken under the parent, or the parent is gone."""
+        """The given name, or ``<name> (n)``; refused if taken under the parent, if the parent is gone, or if
+        the caller's scope does not hold the parent (the copy goes beside the original, under its parent)."""
+        parent = source.owner_tenant_id
+        beside = Forbidden(
+            f"a copy of tenant {source.name!r} goes beside it, under its parent, which is outside your scope",
+            tenant=source.name,
+        )
+        if parent is None and who.tenant_id is not None:
+            raise beside
         with self._db.unit(who) as uow:
-            parent = source.owner_tenant_id
             if parent is not None:
                 try:
                     uow.tenants.get(parent)
-                except NotFound:
+                except NotFound as exc:
+                    if exc.outside_scope:
+                        raise beside from None
                     raise NotFound(
                         f"the parent of tenant {source.name!r} no longer exists; restore it first",
                         tenant=source.name,
                     ) from None
             if name is None:
-                return _numbered(source.name, (t.name for t in uow.tenants.children(parent)))
+                return numbered_name(source.name, lambda n: uow.tenants.find(n, parent) is not None)
             if uow.tenants.find(name, parent) is not None:
                 raise NameClash(f"a tenant named {name!r} already exists there", name=name)
             return name

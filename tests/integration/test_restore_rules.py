@@ -47,11 +47,6 @@ def catalog(svc: Services) -> dict[str, Any]:
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a tenant's in-place restore of its own system snapshot puts "
-    "back expose_snapshots, which only its parent may set",
-)
 def test_own_system_restore_cannot_undo_the_parents_expose_snapshots(services: Services) -> None:
     """acme takes its own system snapshot while its parent exposes snapshots to it; the parent then stops
     exposing them; acme restores its own snapshot in place and must still not see its parent's."""
@@ -70,12 +65,6 @@ def test_own_system_restore_cannot_undo_the_parents_expose_snapshots(services: S
     assert "parents" not in seen(svc, acme)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a tenant restoring itself as new gets a job owned by the system "
-    "(it cannot see it) that makes the copy INSIDE itself ('acme/acme (1)'), numbered against the "
-    "system's top level: TenantCopy hands parent None to Tenants.create, which reads it as 'mine'",
-)
 def test_tenant_cannot_restore_itself_as_new_beside_itself(services: Services) -> None:
     """acme may read its own part of the system's exposed snapshot, but a copy of acme belongs beside it,
     under the system, outside acme's scope: refused up front, changing nothing."""
@@ -96,11 +85,6 @@ def test_tenant_cannot_restore_itself_as_new_beside_itself(services: Services) -
     assert catalog(svc) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a sub-tenant restoring itself as new is told its parent "
-    "'no longer exists' (the parent is only outside its scope)",
-)
 def test_subtenant_restoring_itself_as_new_is_told_the_truth(services: Services) -> None:
     svc = services
     svc.tenants.create(SYSTEM, "acme")
@@ -112,11 +96,6 @@ def test_subtenant_restoring_itself_as_new_is_told_the_truth(services: Services)
     assert "no longer exists" not in refused.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a volume of a deleted tenant restored as new is refused with "
-    "'FOREIGN KEY constraint failed' (the job row's owner), or 'no tenant <uuid>' when run directly",
-)
 def test_volume_of_a_deleted_tenant_as_new_is_refused_up_front(services: Services) -> None:
     svc = services
     svc.tenants.create(SYSTEM, "acme")
@@ -131,11 +110,6 @@ def test_volume_of_a_deleted_tenant_as_new_is_refused_up_front(services: Service
     assert catalog(svc) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: an object created between the pre-restore snapshot and the "
-    "rebuild's guards is removed by the rebuild and is in no snapshot: the restore cannot be undone",
-)
 def test_whole_system_restore_removes_nothing_its_pre_restore_snapshot_lacks(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,11 +136,6 @@ def test_whole_system_restore_removes_nothing_its_pre_restore_snapshot_lacks(
     assert made[0] in still_there or made[0] in in_safety
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a whole-system restore that fails half-way in its job leaves its intent, and the next "
-    "start (days later) rolls it forward: everything made since the failure is deleted",
-)
 def test_a_failed_restore_is_not_replayed_over_later_work_at_the_next_start(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,11 +163,6 @@ def test_a_failed_restore_is_not_replayed_over_later_work_at_the_next_start(
     assert later.id in {v.id for v in svc.volumes.list(who=SYSTEM)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a tenant restoring itself over itself out of its parent's exposed snapshot gets a job "
-    "owned by its parent (source.owner_tenant_id), which it cannot see or wait for",
-)
 def test_a_tenants_restore_of_itself_is_a_job_it_can_follow(services: Services) -> None:
     svc = services
     svc.tenants.create(SYSTEM, "acme")
@@ -210,11 +174,6 @@ def test_a_tenants_restore_of_itself_is_a_job_it_can_follow(services: Services) 
     assert svc.jobs.get(job.id, acme).id == job.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: with its pre-restore snapshot (the default) the same restore is accepted, then fails in "
-    "the job: the tenant snapshot of itself is its parent's to take (Forbidden), not checked up front",
-)
 def test_a_tenants_restore_of_itself_with_a_pre_restore_snapshot_is_refused_up_front(services: Services) -> None:
     svc = services
     svc.tenants.create(SYSTEM, "acme")
@@ -229,11 +188,6 @@ def test_a_tenants_restore_of_itself_with_a_pre_restore_snapshot_is_refused_up_f
     assert finished.error is None, finished.error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the rebuild's name check looks outside the caller's scope and its refusal tells a tenant "
-    "that a sibling tenant of that name exists (SPEC 5: nothing outside is visible)",
-)
 def test_a_tenants_own_restore_does_not_reveal_a_sibling(services: Services) -> None:
     svc = services
     svc.tenants.create(SYSTEM, "acme")
@@ -247,11 +201,6 @@ def test_a_tenants_own_restore_does_not_reveal_a_sibling(services: Services) -> 
         assert "exists" not in refused.message, refused.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the expiry sweep run by a tenant's admin (POST /snapshots/sweep; admin of any scope) reads "
-    "snapshots through the exposed listing and deletes its parent's system snapshots",
-)
 def test_a_tenant_admins_sweep_leaves_its_parents_snapshots_alone(services: Services, clock: TestClock) -> None:
     svc = services
     svc.tenants.create(SYSTEM, "acme")
@@ -265,11 +214,6 @@ def test_a_tenant_admins_sweep_leaves_its_parents_snapshots_alone(services: Serv
     assert svc.snapshots.get(parents.id, SYSTEM).id == parents.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the in-place restore of a partial snapshot deletes a volume that existed at snapshot time "
-    "but was not selected, once a tag change makes the selection admit it (taken for 'created since')",
-)
 def test_partial_restore_keeps_what_existed_but_was_not_selected(services: Services) -> None:
     svc = services
     svc.volumes.create("prod-data", 8 * MiB, tags=["prod"], who=SYSTEM)
