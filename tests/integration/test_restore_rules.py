@@ -1,7 +1,9 @@
-"""Hostile review of issue 8 (system and tenant snapshots): each test shows one defect found by review.
-
-They are marked ``xfail(strict=True)`` so the branch stays green; a fix turns its test into a pass, and the
-strict mark then fails, so the mark goes with the fix. Real pools and services, no guests.
+"""The rules of restores out of system and tenant snapshots that a hostile review found broken, one test
+each: a restore never removes what existed but was left out of a partial snapshot, nor what was made
+while it ran, nor is it replayed over later work after failing in its job; a tenant cannot undo its
+parent's choices, sweep or copy where it has no say, always sees its own restore's job and is told the
+truth without learning of its siblings; a member of a deleted tenant is refused up front. Real pools and
+services, no guests.
 """
 
 from __future__ import annotations
