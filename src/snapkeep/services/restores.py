@@ -63,7 +63,7 @@ class Restores:
 
             operation = "snapshot.restore_as_new" if options.as_new else "snapshot.restore"
             return self._jobs.submit(
-                operation, params, run, claim=claim, owner_tenant_id=_job_owner(snap, source, options)
+                operation, params, run, claim=claim, owner_tenant_id=_job_owner(snap, source, options, who)
             )
 
     def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
@@ -127,13 +127,14 @@ class Restores:
         return self._snapshots.take_pre_restore(subject_type, source.id, self._pre_restore_keep, who)
 
 
-def _job_owner(snap: Snapshot, source: ManifestObject, options: RestoreOptions) -> str | None:
+def _job_owner(snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str | None:
     """Who sees the restore's job: the snapshot's owner for a whole restore; for one member, the owner of
-    what it makes or replaces (a tenant restored over itself: that tenant, so that it can follow it)."""
+    what it makes or replaces — but a tenant restored over itself may have been deleted since (its parent
+    holds the job), or be the caller's own tenant (which must follow its own job)."""
     if options.member is None:
         return snap.owner_tenant_id
-    if source.type == SubjectType.TENANT.value and not options.as_new:
-        return source.id
+    if source.type == SubjectType.TENANT.value and not options.as_new and who.tenant_id is not None:
+        return who.tenant_id
     return source.owner_tenant_id
 
 
