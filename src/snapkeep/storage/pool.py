@@ -81,6 +81,9 @@ class Pool:
         driver = choose_driver(root, allow_slow_copy)
         pool = cls(root, driver)
         pool.expedite_freeze = expedite_freeze
+        if driver.volume_images:  # before anything is mounted or renamed in it (a rename cannot cross mounts)
+            with translated(f"making {root} a shared mount"):
+                images.ensure_shared_mount(root)
         pool._init_layout()
         pool.limits_problem = driver.enable_limits(root) if size_limits else "size limits are turned off (size_limits)"
         pool.mount_volumes()
@@ -203,8 +206,7 @@ class Pool:
             return
         doomed = self.staging_dir(f"delete-{dataset}")
         with translated(f"destroying volume {dataset}"):
-            for mountpoint in images.mounts_beneath(path):
-                images.unmount(mountpoint)
+            images.unmount_beneath(path)
             images.remove_mountpoint(path)
             os.makedirs(doomed, mode=0o755, exist_ok=True)
             os.rename(images.image_of(path), os.path.join(doomed, dataset + images.SUFFIX))
@@ -225,8 +227,7 @@ class Pool:
     def _mount_volume(self, dataset: str) -> None:
         path = self.dataset_path(dataset)
         with translated(f"mounting volume {dataset}"):
-            for mountpoint in images.mounts_beneath(path):
-                images.unmount(mountpoint)
+            images.unmount_beneath(path)
             images.ensure_mountpoint(path)
             images.mount(images.image_of(path), path)
 
@@ -393,8 +394,7 @@ class Pool:
         a restore's swapped filesystems), so that removing never reaches into a mounted filesystem."""
         data_dir = os.path.join(holder, "data")
         with translated(action):
-            for mountpoint in images.mounts_beneath(holder):
-                images.unmount(mountpoint)
+            images.unmount_beneath(holder)
             if os.path.isdir(data_dir):
                 for name in os.listdir(data_dir):
                     self.driver.remove_dataset(os.path.join(data_dir, name))
@@ -441,42 +441,30 @@ class Pool:
             raise
 
     def _swap_in_image(self, source: str, dataset: str, op_id: str) -> None:
-        """Restore an image volume: clone the snapshot's image and mount it aside, exchange the images
-        (the commit point: a restart mounts whatever image is in place), then move the old filesystem's
-        mount aside and the new one in. Open files keep working on the old filesystem until closed; the
-        mountpoint, uncovered between the two moves, is immutable."""
+        """Restore an image volume: clone the snapshot's image, exchange the images (the commit point: a
+        restart mounts whatever image is in place), then unmount the old filesystem and mount the new one.
+        Open files keep working on the old filesystem until closed (the unmount is lazy if it is busy);
+        the mountpoint, uncovered between the two, is immutable. No ``mount --move``: the pool's mount is
+        shared (:func:`images.ensure_shared_mount`), and a mount under a shared mount cannot be moved."""
         holder = self.staging_dir(op_id)
         staged = os.path.join(holder, "data", dataset + images.SUFFIX)
         live = images.image_of(self.dataset_path(dataset))
         try:
             with translated(f"restoring {dataset}"):
                 os.makedirs(os.path.dirname(staged), mode=0o755)
-                os.mkdir(os.path.join(holder, "new"), 0o755)
-                os.mkdir(os.path.join(holder, "old"), 0o755)
                 clone_file(source, staged)
-                images.mount(staged, os.path.join(holder, "new"))
                 exchange(staged, live)
         except BaseException:
             self.discard(op_id)  # before the exchange: only the new copy, never the live data
             raise
         try:
-            self._switch_mounts(dataset, holder, "new", "old")
-        except BaseException:  # e.g. mount --move refused under a shared mount: the old image goes back
+            self._mount_volume(dataset)
+        except BaseException:  # e.g. the pool is too full to mount (a mount writes its log): the old image goes back
             with translated(f"putting {dataset} back as it was"):
                 exchange(staged, live)
+            self._mount_volume(dataset)
             self.discard(op_id)
             raise
-
-    def _switch_mounts(self, dataset: str, holder: str, incoming: str, outgoing: str) -> None:
-        """Move the live mount to ``holder/outgoing`` and ``holder/incoming`` in its place."""
-        path = self.dataset_path(dataset)
-        with translated(f"switching {dataset} to its restored filesystem"):
-            images.move(path, os.path.join(holder, outgoing))
-            try:
-                images.move(os.path.join(holder, incoming), path)
-            except BaseException:
-                images.move(os.path.join(holder, outgoing), path)
-                raise
 
     def retire(self, op_id: str) -> None:
         """Queue what ``staging/<op_id>`` holds (the data a restore replaced) to be freed later, with one
@@ -502,11 +490,11 @@ class Pool:
     def swap_back(self, dataset: str, op_id: str) -> None:
         """Undo :meth:`swap_in_snapshot`: the replaced data goes back in place atomically."""
         holder = self.staging_dir(op_id)
-        if self.is_image_volume(dataset) and os.path.isdir(os.path.join(holder, "old")):
+        old = os.path.join(holder, "data", dataset + images.SUFFIX)
+        if self.is_image_volume(dataset) and images.is_image(old):
             with translated(f"putting {dataset} back as it was"):
-                old = os.path.join(holder, "data", dataset + images.SUFFIX)
                 exchange(old, images.image_of(self.dataset_path(dataset)))
-            self._switch_mounts(dataset, holder, "old", "new")
+            self._mount_volume(dataset)
             self.discard(op_id)
             return
         with translated(f"putting {dataset} back as it was"):

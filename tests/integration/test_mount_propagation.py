@@ -1,0 +1,119 @@
+"""XFS image volumes whatever the host's mount propagation: restores work under a shared mount (systemd's
+default), and a mount namespace made after a volume was mounted (libvirt's, one per guest) does not keep
+that volume's filesystem, loop device and image alive after snapkeep unmounts it on the host."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from snapkeep.model.principal import SYSTEM
+from snapkeep.services.container import Services
+from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
+from snapkeep.storage import images
+from snapkeep.storage.pool import Pool
+from tests.conftest import Mounted, build_services, make_traversable_tmp, mount_fs, unmount_fs
+
+
+def mount_targets(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+def loop_backing_files() -> list[str]:
+    out = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "BACK-FILE"], capture_output=True, text=True, check=True
+    )
+    return [line.strip() for line in out.stdout.splitlines()]
+
+
+@pytest.fixture
+def shared_xfs() -> Iterator[Mounted]:
+    """A small XFS filesystem whose mount is shared, as every mount beneath ``/`` is on a systemd host."""
+    mounted = mount_fs("xfs", "2G")
+    try:
+        subprocess.run(["mount", "--make-shared", "--", mounted.mountpoint], check=True)
+        yield mounted
+    finally:
+        unmount_fs(mounted)
+
+
+def test_restore_in_place_works_when_the_pool_is_under_a_shared_mount(shared_xfs: Mounted) -> None:
+    pool = Pool.open(shared_xfs.new_dir("pool"))
+    svc = build_services(make_traversable_tmp("snapkeep-shared-data-"), pool)
+    try:
+        vol = svc.volumes.create("shared", 1 << 30, who=SYSTEM)
+        assert pool.is_image_volume(vol.dataset)
+        Path(vol.path, "f").write_text("in the snapshot\n")
+        snap = svc.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+        Path(vol.path, "f").write_text("written after\n")
+        svc.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+        assert Path(vol.path, "f").read_text() == "in the snapshot\n"
+        assert images.mounted_from(vol.path, images.image_of(vol.path))
+    finally:
+        svc.close()
+
+
+@pytest.fixture
+def guest_namespace() -> Iterator[Iterator[int]]:
+    """Start processes each in a new mount namespace whose mounts are slaves of the host's (what libvirt
+    makes for each QEMU); killed by pid afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> Iterator[int]:
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "slave", "sleep", "600"])
+        started.append(proc)
+        for _ in range(200):  # until sleep runs in the new namespace
+            if os.readlink(f"/proc/{proc.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                break
+            time.sleep(0.01)
+        yield proc.pid
+
+    try:
+        yield start()
+    finally:
+        for proc in started:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_a_volume_deleted_on_the_host_is_gone_from_a_namespace_made_while_it_was_mounted(
+    fs: Mounted, guest_namespace: Iterator[int]
+) -> None:
+    if fs.fstype != "xfs":
+        pytest.skip("only XFS pools mount their volumes")
+    pool = Pool.open(fs.new_dir("pool"))
+    path = pool.create_dataset("volume-pinned")
+    image = images.image_of(path)
+    assert any(f.startswith(image) for f in loop_backing_files())
+    pid = next(guest_namespace)
+    assert path in mount_targets(pid), "the namespace holds a copy of the volume's mount"
+    pool.destroy_dataset("volume-pinned")
+    assert path not in mount_targets(pid), "the host's unmount reached the namespace"
+    assert not [f for f in loop_backing_files() if f.startswith(pool.root)], "its loop device is detached"
+
+
+def test_a_namespace_made_while_a_volume_was_mounted_sees_its_restore_and_keeps_no_replaced_image(
+    services: Services, guest_namespace: Iterator[int]
+) -> None:
+    """The replaced filesystem is unmounted in the namespace too (its loop device detaches once freed, so
+    its space comes back), and the namespace sees the restored one."""
+    vol = services.volumes.create("pinned-restore", 1 << 30, who=SYSTEM)
+    if not services.pool.is_image_volume(vol.dataset):
+        pytest.skip("only XFS pools mount their volumes")
+    Path(vol.path, "f").write_text("in the snapshot\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    Path(vol.path, "f").write_text("written after\n")
+    pid = next(guest_namespace)
+    services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+    services.pool.free_retired()
+    assert Path(f"/proc/{pid}/root{vol.path}/f").read_text() == "in the snapshot\n"
+    held = [f for f in loop_backing_files() if f.startswith(services.pool.root + "/")]
+    assert held == [images.image_of(vol.path)], "only the live image has a loop device"
