@@ -117,3 +117,35 @@ def test_a_namespace_made_while_a_volume_was_mounted_sees_its_restore_and_keeps_
     assert Path(f"/proc/{pid}/root{vol.path}/f").read_text() == "in the snapshot\n"
     held = [f for f in loop_backing_files() if f.startswith(services.pool.root + "/")]
     assert held == [images.image_of(vol.path)], "only the live image has a loop device"
+
+
+def test_opening_the_pool_again_keeps_one_shared_bind_and_its_volumes_mounted(fs: Mounted) -> None:
+    """What a crash leaves (the bind, the volumes mounted on it) is taken as it is by the next open."""
+    if fs.fstype != "xfs":
+        pytest.skip("only XFS pools bind-mount themselves")
+    pool = Pool.open(fs.new_dir("pool"))
+    path = pool.create_dataset("volume-reopened")
+    Path(path, "f").write_text("kept\n")
+    assert Pool.open(pool.root).mount_volumes() == []
+    with open("/proc/self/mountinfo") as f:
+        at_root = [line.split() for line in f if line.split()[4] == pool.root]
+    assert len(at_root) == 1 and any(field.startswith("shared:") for field in at_root[0][6:]), at_root
+    assert mount_targets("self").count(path) == 1 and Path(path, "f").read_text() == "kept\n"
+
+
+def test_volumes_mounted_before_the_bind_are_mounted_again_on_it(fs: Mounted) -> None:
+    """A pool whose volumes were mounted by a snapkeep that made no bind (an upgrade): the bind would hide
+    them, still holding their images, so they are unmounted first and mounted again on the bind."""
+    if fs.fstype != "xfs":
+        pytest.skip("only XFS pools bind-mount themselves")
+    root = fs.new_dir("pool")
+    path = os.path.join(root, "datasets", "volume-upgraded")
+    os.mkdir(os.path.dirname(path))
+    images.make(images.image_of(path))
+    images.ensure_mountpoint(path)
+    images.mount(images.image_of(path), path)
+    Path(path, "f").write_text("kept\n")
+    pool = Pool.open(root)
+    assert mount_targets("self").count(path) == 1 and Path(path, "f").read_text() == "kept\n"
+    assert [f for f in loop_backing_files() if f.startswith(root + "/")] == [images.image_of(path)]
+    pool.destroy_dataset("volume-upgraded")

@@ -16,7 +16,9 @@ A snapshot exists in the pool only once its directory has been renamed from ``st
 and published by one rename, so whatever a crash leaves half-made is in ``staging/``.
 
 On XFS pools a volume is its own filesystem in an image file (``storage/images.py``): a snapshot of it is
-a freeze, one clone of the image and a thaw; browsing mounts the snapshot's image read-only.
+a freeze, one clone of the image and a thaw; browsing mounts the snapshot's image read-only. The pool is a
+shared bind mount of itself, so that guests' mount namespaces see volumes unmounted (docs/format.md,
+"Mount layout").
 """
 
 from __future__ import annotations
