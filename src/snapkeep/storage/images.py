@@ -95,6 +95,10 @@ def unmount(mountpoint: str) -> None:
         run(["umount", "--lazy", "--", mountpoint])
 
 
+def bind(source: str, target: str) -> None:
+    run(["mount", "--bind", "--", source, target])
+
+
 def ensure_shared_mount(directory: str) -> None:
     """Make ``directory`` a mount of its own (a bind of itself, unless something is mounted there already)
     with shared propagation, whatever the propagation of the mount it is in.
@@ -111,7 +115,7 @@ def ensure_shared_mount(directory: str) -> None:
     real = os.path.realpath(directory)
     if real not in mounts_beneath(real):
         unmount_beneath(real)
-        run(["mount", "--bind", "--", real, real])
+        bind(real, real)
     run(["mount", "--make-shared", "--", real])
 
 

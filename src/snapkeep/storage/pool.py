@@ -444,10 +444,12 @@ class Pool:
 
     def _swap_in_image(self, source: str, dataset: str, op_id: str) -> None:
         """Restore an image volume: clone the snapshot's image, exchange the images (the commit point: a
-        restart mounts whatever image is in place), then unmount the old filesystem and mount the new one.
-        Open files keep working on the old filesystem until closed (the unmount is lazy if it is busy);
-        the mountpoint, uncovered between the two, is immutable. No ``mount --move``: the pool's mount is
-        shared (:func:`images.ensure_shared_mount`), and a mount under a shared mount cannot be moved."""
+        restart mounts whatever image is in place), bind the old filesystem aside (``staging/<op>/old``),
+        then unmount it from the volume's path and mount the new one there. Open files keep working on the
+        old filesystem until closed; the mountpoint, uncovered between the two, is immutable. The bind leaves
+        the old filesystem's own unmount (its log written out, its loop device detached) to the freeing,
+        after the restore answered. No ``mount --move``: the pool's mount is shared
+        (:func:`images.ensure_shared_mount`), and a mount under a shared mount cannot be moved."""
         holder = self.staging_dir(op_id)
         staged = os.path.join(holder, "data", dataset + images.SUFFIX)
         live = images.image_of(self.dataset_path(dataset))
@@ -460,8 +462,11 @@ class Pool:
             self.discard(op_id)  # before the exchange: only the new copy, never the live data
             raise
         try:
+            with translated(f"keeping the replaced filesystem of {dataset} aside"):
+                os.mkdir(os.path.join(holder, "old"), 0o755)
+                images.bind(self.dataset_path(dataset), os.path.join(holder, "old"))
             self._mount_volume(dataset)
-        except BaseException:  # e.g. the pool is too full to mount (a mount writes its log): the old image goes back
+        except BaseException:  # e.g. the pool too full to mount (a mount writes its log): the old image goes back
             with translated(f"putting {dataset} back as it was"):
                 exchange(staged, live)
             self._mount_volume(dataset)
