@@ -149,3 +149,21 @@ def test_volumes_mounted_before_the_bind_are_mounted_again_on_it(fs: Mounted) ->
     assert mount_targets("self").count(path) == 1 and Path(path, "f").read_text() == "kept\n"
     assert [f for f in loop_backing_files() if f.startswith(root + "/")] == [images.image_of(path)]
     pool.destroy_dataset("volume-upgraded")
+
+
+def test_a_restore_undone_under_a_shared_mount_puts_the_volume_back(shared_xfs: Mounted) -> None:
+    """``swap_back`` (a restore that fails after its swap) switches mounts too, so it must not move them."""
+    pool = Pool.open(shared_xfs.new_dir("pool"))
+    path = pool.create_dataset("volume-undone")
+    Path(path, "f").write_text("in the snapshot\n")
+    pool.prepare_capture("s", ["volume-undone"])
+    pool.capture("s", ["volume-undone"])
+    pool.seal("s", b"{}")
+    Path(path, "f").write_text("live\n")
+    pool.swap_in_snapshot("s", "volume-undone", "op")
+    assert Path(path, "f").read_text() == "in the snapshot\n"
+    pool.swap_back("volume-undone", "op")
+    assert Path(path, "f").read_text() == "live\n"
+    assert images.mounted_from(path, images.image_of(path)) and pool.list_staging() == []
+    assert [f for f in loop_backing_files() if f.startswith(pool.root + "/")] == [images.image_of(path)]
+    pool.destroy_dataset("volume-undone")
