@@ -20,6 +20,7 @@ from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage import images
 from snapkeep.storage.pool import Pool
 from tests.conftest import Mounted, build_services, make_traversable_tmp, mount_fs, unmount_fs
+from tests.integration.test_guards import wait_until
 
 
 def mount_targets(pid: int | str) -> list[str]:
@@ -113,10 +114,13 @@ def test_a_namespace_made_while_a_volume_was_mounted_sees_its_restore_and_keeps_
     Path(vol.path, "f").write_text("written after\n")
     pid = next(guest_namespace)
     services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
-    services.pool.free_retired()
     assert Path(f"/proc/{pid}/root{vol.path}/f").read_text() == "in the snapshot\n"
-    held = [f for f in loop_backing_files() if f.startswith(services.pool.root + "/")]
-    assert held == [images.image_of(vol.path)], "only the live image has a loop device"
+    wait_until(lambda: services.pool.list_retired() == [], "the freeing worker frees the replaced image")
+    wait_until(  # the last unmount of a filesystem lets go of its loop device after returning
+        lambda: [f for f in loop_backing_files() if f.startswith(services.pool.root + "/")]
+        == [images.image_of(vol.path)],
+        "only the live image has a loop device",
+    )
 
 
 def test_opening_the_pool_again_keeps_one_shared_bind_and_its_volumes_mounted(fs: Mounted) -> None:
