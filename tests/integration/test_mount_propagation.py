@@ -117,8 +117,9 @@ def test_a_namespace_made_while_a_volume_was_mounted_sees_its_restore_and_keeps_
     assert Path(f"/proc/{pid}/root{vol.path}/f").read_text() == "in the snapshot\n"
     wait_until(lambda: services.pool.list_retired() == [], "the freeing worker frees the replaced image")
     wait_until(  # the last unmount of a filesystem lets go of its loop device after returning
-        lambda: [f for f in loop_backing_files() if f.startswith(services.pool.root + "/")]
-        == [images.image_of(vol.path)],
+        lambda: (
+            [f for f in loop_backing_files() if f.startswith(services.pool.root + "/")] == [images.image_of(vol.path)]
+        ),
         "only the live image has a loop device",
     )
 
