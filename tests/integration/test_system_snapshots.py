@@ -188,6 +188,13 @@ def test_tenant_snapshot_is_the_parents(world: World) -> None:
     own = svc.snapshots.get(take(world, "dev-own", who=dev_admin), SYSTEM)  # a tenant's own system snapshot
     assert own.kind is SnapshotKind.SYSTEM and own.subject_id == world.dev and own.owner_tenant_id == world.dev
 
+    gone = svc.tenants.create(acme_admin, "short-lived", parent=world.acme).tenant
+    of_it = take(world, "of-it", ref=gone.id, who=acme_admin, subject_type="tenant")
+    svc.tenants.delete(acme_admin, gone.id)
+    with pytest.raises(NotFound):  # a tenant's snapshots go with it (its parent's system snapshots stay)
+        svc.snapshots.get(of_it, SYSTEM)
+    assert svc.snapshots.get(snap.id, SYSTEM).id == snap.id
+
 
 def test_one_vm_imported_as_its_own_snapshot_then_restored(world: World, tmp_path: Path) -> None:
     svc = world.svc

@@ -8,9 +8,9 @@ differs. The object restored is the one the snapshot was taken of, found in its 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
 
 from snapkeep.errors import InvalidInput
 from snapkeep.model.manifest import ManifestObject
@@ -31,9 +31,11 @@ class Restores:
         snapshots: Snapshots,
         kinds: Mapping[str, SubjectKind],
         jobs: JobRunner,
+        clock: Callable[[], datetime],
         *,
         pre_restore_keep: timedelta,
     ) -> None:
+        self._clock = clock
         self._snapshots = snapshots
         self._kinds = kinds
         self._jobs = jobs
@@ -50,7 +52,7 @@ class Restores:
             if options.as_new:
                 kind.new_name(snap, source, options, who)
             else:
-                kind.check_over(source, options, who)
+                kind.check_over(snap, source, options, who)
             params = {"snapshot": snap_id, "snapshot_name": snap.name, **_shown(options)}
 
             def run(progress: Progress) -> dict[str, object]:
@@ -60,8 +62,9 @@ class Restores:
                 return self.over_source(snap_id, options, who)
 
             operation = "snapshot.restore_as_new" if options.as_new else "snapshot.restore"
-            owner = source.owner_tenant_id if options.member is not None else snap.owner_tenant_id
-            return self._jobs.submit(operation, params, run, claim=claim, owner_tenant_id=owner)
+            return self._jobs.submit(
+                operation, params, run, claim=claim, owner_tenant_id=_job_owner(snap, source, options)
+            )
 
     def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
         """Put the snapshot's state in place of its subject's (or of the member named in the options),
@@ -70,9 +73,10 @@ class Restores:
         who.require(Role.OPERATOR)
         if options.as_new:
             raise InvalidInput("over_source restores over the source; use as_new for a new copy")
+        options = replace(options, started_at=self._clock())  # before the pre-restore snapshot is taken
         with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
-            kind.check_over(source, options, who)
+            kind.check_over(snap, source, options, who)
             safety = self._pre_restore(kind, source, who) if options.pre_restore else None
             subject_id = kind.restore_over(snap, source, options, who)
             return {f"{kind.type}_id": subject_id, "pre_restore_snapshot_id": safety.id if safety else None}
@@ -116,7 +120,21 @@ class Restores:
         return snap, kind, source
 
     def _pre_restore(self, kind: SubjectKind, source: ManifestObject, who: Principal) -> Snapshot:
-        return self._snapshots.take_pre_restore(kind.type, source.id, self._pre_restore_keep, who)
+        """A snapshot of what the restore replaces, of its kind; a tenant restoring itself keeps it as its
+        own system snapshot (a tenant snapshot of it is its parent's to take)."""
+        own = kind.type is SubjectType.TENANT and source.id == who.tenant_id
+        subject_type = SubjectType.SYSTEM if own else kind.type
+        return self._snapshots.take_pre_restore(subject_type, source.id, self._pre_restore_keep, who)
+
+
+def _job_owner(snap: Snapshot, source: ManifestObject, options: RestoreOptions) -> str | None:
+    """Who sees the restore's job: the snapshot's owner for a whole restore; for one member, the owner of
+    what it makes or replaces (a tenant restored over itself: that tenant, so that it can follow it)."""
+    if options.member is None:
+        return snap.owner_tenant_id
+    if source.type == SubjectType.TENANT.value and not options.as_new:
+        return source.id
+    return source.owner_tenant_id
 
 
 def _shown(options: RestoreOptions) -> dict[str, object]:
@@ -124,4 +142,5 @@ def _shown(options: RestoreOptions) -> dict[str, object]:
     return {
         key: str(value) if key in ("mode", "member_type") and value is not None else value
         for key, value in asdict(options).items()
+        if key != "started_at"
     }

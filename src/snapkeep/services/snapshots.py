@@ -509,8 +509,10 @@ class Snapshots:
         scheduler sweeps as the system)."""
         who.require(Role.ADMIN)
         now = self._clock()
-        with self._db.unit(who) as uow:
-            kept = uow.snapshots.in_status(SnapshotStatus.READY, SnapshotStatus.HELD)
+        with self._db.unit(who) as uow:  # its own only: a parent's exposed snapshots are not its to sweep
+            kept = [
+                s for s in uow.snapshots.in_status(SnapshotStatus.READY, SnapshotStatus.HELD) if uow.snapshots.owned(s)
+            ]
         due = [snap for snap in kept if snap.expires_at and snap.expires_at <= now]
         deleted = []
         for snap in due:

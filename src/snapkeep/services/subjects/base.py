@@ -9,15 +9,17 @@ in this package, registered in :mod:`snapkeep.services.container`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold
-from snapkeep.errors import InvalidInput
-from snapkeep.model.manifest import ManifestObject
+from snapkeep.errors import InvalidInput, NotFound
+from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
+from snapkeep.storage.pool import Pool
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class RestoreOptions:
     preserve_macs: bool = False  # VMs as new: keep the MAC addresses
     member_type: SubjectType | None = None  # one object out of a system or tenant snapshot: its type
     member: str | None = None  # … and its id or name in the snapshot
+    started_at: datetime | None = None  # set by the restore service: what is made after it is left alone
 
 
 class SubjectKind(Protocol):
@@ -79,9 +82,9 @@ class SubjectKind(Protocol):
         """Refuse (:class:`InvalidInput`) options that mean nothing for this kind."""
         ...
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         """Everything a restore over the source can check before changing anything (it still exists, it
-        is off…); raises the error the caller should see."""
+        is off, what the snapshot would bring back fits…); raises the error the caller should see."""
         ...
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
@@ -103,3 +106,20 @@ def refuse_partial(selection: Selection, subject_type: SubjectType) -> None:
     """Tags pick the members of system and tenant snapshots; a snapshot of one object has none to pick."""
     if not selection.full:
         raise InvalidInput(f"a {subject_type} snapshot cannot be partial; tags select within system snapshots")
+
+
+def require_owner(uow: Unit, pool: Pool, snap: Snapshot, source: ManifestObject) -> None:
+    """An object restored as new belongs where the original did: that tenant must still be there (else
+    :class:`NotFound` naming it as the snapshot recorded it, so the caller knows what to restore first)."""
+    owner = source.owner_tenant_id
+    if owner is None:
+        return
+    try:
+        uow.tenants.get(owner)
+    except NotFound:
+        recorded = Manifest.from_bytes(pool.read_manifest(snap.id)).objects
+        name = next((o.name for o in recorded if o.type == "tenant" and o.id == owner), owner)
+        raise NotFound(
+            f"tenant {name!r}, where {source.type} {source.name!r} belonged, no longer exists; restore it first",
+            tenant=name,
+        ) from None

@@ -15,12 +15,13 @@ datasets, in one engine plan (:func:`snapkeep.engine.capture.capture`) whose ``f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold
 from snapkeep.engine.holds import GuestsPaused, VolumeFrozen
 from snapkeep.engine.intents import Intents
-from snapkeep.errors import Forbidden, InvalidInput
+from snapkeep.errors import Forbidden, InvalidInput, TenantOnline
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.principal import Principal
@@ -32,6 +33,10 @@ from snapkeep.services.subjects.estate import Estate, read_estate
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.storage.pool import Pool
+
+if TYPE_CHECKING:  # these use the services built after the kinds (snapshots, tenants)
+    from snapkeep.services.subjects.rebuild import Rebuild
+    from snapkeep.services.subjects.tenant_copy import TenantCopy
 
 WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
 
@@ -61,6 +66,29 @@ class _SubtreeKind:
         self._vm_kind = vm_kind
         self._volume_kind = volume_kind
         self._intents = intents
+        self._restorers: tuple[Rebuild, TenantCopy] | None = None
+
+    def use(self, rebuild: Rebuild, copies: TenantCopy) -> None:
+        """Restores of the whole subtree go through ``rebuild`` (in place) and ``copies`` (as a new tenant),
+        built after the kinds: they delete and make objects through the services that need the kinds."""
+        self._restorers = (rebuild, copies)
+
+    @property
+    def rebuild(self) -> Rebuild:
+        assert self._restorers is not None, "the container hands every subtree kind its restorers"
+        return self._restorers[0]
+
+    @property
+    def copies(self) -> TenantCopy:
+        assert self._restorers is not None, "the container hands every subtree kind its restorers"
+        return self._restorers[1]
+
+    def _root(self, source: ManifestObject) -> str | None:
+        """The tenant whose subtree ``source`` is (None: the whole system)."""
+        if source.type == "system":
+            root = source.config["root"]
+            return None if root is None else str(root)
+        return source.id
 
     def _subject(
         self, uow: Unit, subject_id: str, name: str, owner: str | None, root: str | None, selection: Selection
@@ -112,19 +140,30 @@ class _SubtreeKind:
         if options.mode is not RestoreMode.DATA or options.preserve_macs:
             raise InvalidInput("mode and preserve_macs apply to volume and VM restores; name a --vm or --volume")
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        """Everything :meth:`Rebuild.check_over` checks (again in the job, once every member is held), and
+        that a tenant deleted since is not asked for a pre-restore snapshot: there is nothing to take."""
+        root = self._root(source)
+        if root is not None and options.pre_restore and not self.rebuild.exists(root):
+            raise InvalidInput(
+                f"tenant {source.name!r} no longer exists, so there is nothing to take a pre-restore snapshot "
+                "of: restore it without one (pre_restore off), or as a new tenant",
+                tenant=source.name,
+            )
+        self.rebuild.check_over(snap, self.rebuild.manifest(snap), root, who, options.started_at)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+        """The whole subtree as the snapshot recorded it (:meth:`Rebuild.over`)."""
+        self.rebuild.over(snap, self.rebuild.manifest(snap), self._root(source), who, options.started_at)
+        return source.id
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        raise InvalidInput(f"a {self.type} cannot be restored as new")
+        raise InvalidInput(f"a {self.type} cannot be restored as new; restore one tenant of it as new")
 
     def restore_as_new(
         self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
     ) -> tuple[str, str]:
-        raise InvalidInput(f"a {self.type} cannot be restored as new")
+        raise InvalidInput(f"a {self.type} cannot be restored as new; restore one tenant of it as new")
 
 
 class SystemKind(_SubtreeKind):
@@ -158,3 +197,33 @@ class TenantKind(_SubtreeKind):
                 tenant=tenant.name,
             )
         return self._subject(uow, tenant.id, tenant.name, tenant.parent_id, tenant.id, selection)
+
+    # --- restore: the tenant's subtree over itself, or as a new tenant ----------------------------------
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        """Refused while the tenant is online (a VM of its subtree runs): its owner stops it first."""
+        self._refuse_online(source)
+        super().check_over(snap, source, options, who)
+
+    def _refuse_online(self, source: ManifestObject) -> None:
+        running = self.rebuild.running(source.id)
+        if running:
+            raise TenantOnline(
+                f"tenant {source.name!r} is online: VM(s) {', '.join(running)} run; power it off first",
+                tenant=source.name,
+                running=running,
+            )
+
+    def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        """``source`` is the tenant as recorded: of a tenant snapshot, or one tenant of a system snapshot.
+        Still offline? (A VM may have been started since the request; the rebuild then holds them all.)"""
+        self._refuse_online(source)
+        return super().restore_over(snap, source, options, who)
+
+    def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        return self.copies.new_name(source, options.name, who)
+
+    def restore_as_new(
+        self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
+    ) -> tuple[str, str]:
+        """A new tenant beside the original, with a copy of its recorded subtree (:mod:`.tenant_copy`)."""
+        return self.copies.as_new(snap, self.rebuild.manifest(snap), source, name, who)

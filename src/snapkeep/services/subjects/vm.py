@@ -27,7 +27,7 @@ from snapkeep.model.vmconfig import VMConfig
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
-from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial
+from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial, require_owner
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
@@ -96,7 +96,7 @@ class VmKind:
         if options.mode is not RestoreMode.DATA:
             raise InvalidInput("a VM restore always replaces its disks and configuration; mode is for volumes")
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         self._vms.check_may_overwrite(self._current(source, who), options.power_off)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
@@ -129,6 +129,7 @@ class VmKind:
         """The given name, else ``<snapshot> restored`` from a VM snapshot and ``<VM> (n)`` out of a system
         snapshot (SPEC §3); refused if the owner has a VM of that name."""
         with self._db.unit() as uow:
+            require_owner(uow, self._pool, snap, source)
             if options.name is None and snap.kind is not SnapshotKind.VM:
                 return numbered_name(source.name, lambda n: uow.vms.find(n, source.owner_tenant_id) is not None)
             name = options.name or restored_vm_name(snap.name)

@@ -18,7 +18,7 @@ from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
-from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial
+from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial, require_owner
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import kernel_served
@@ -87,7 +87,7 @@ class VolumeKind:
         if options.power_off or options.preserve_macs:
             raise InvalidInput("power_off and preserve_macs apply to VM snapshots only")
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         self._current(source, who)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
@@ -116,6 +116,7 @@ class VolumeKind:
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         name = options.name or restored_volume_name(source.name)
         with self._db.unit() as uow:
+            require_owner(uow, self._pool, snap, source)
             self._volumes.check_free_name(uow, name, source.owner_tenant_id)
         return name
 
