@@ -422,20 +422,25 @@ def test_early_clone_caught_up_while_frozen_equals_the_volume(pool: Pool) -> Non
 def test_restore_whose_mount_switch_fails_leaves_the_volume_as_it_was(
     services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``mount --move`` is refused under a shared mount (systemd's default propagation): the restore fails
-    and the volume keeps its image, its mount and its data."""
+    """The restored image cannot be mounted after the images were exchanged (say the pool is too full for
+    its log): the restore fails and the volume keeps its image, its mount and its data."""
     vol = services.volumes.create(f"nomove-{tmp_path.name}", 1 << 30, who=SYSTEM)
     if not services.pool.is_image_volume(vol.dataset):
-        pytest.skip("only image volumes are switched by mount --move")
+        pytest.skip("only image volumes are switched by a mount")
     Path(vol.path, "f").write_text("old\n")
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
     Path(vol.path, "f").write_text("live\n")
     from snapkeep.storage import images
 
-    def refused(source: str, target: str) -> None:
-        raise PoolError("mount --move refused (injected)")
+    mount, refusals = images.mount, [1]
 
-    monkeypatch.setattr(images, "move", refused)
+    def refused_once(image: str, mountpoint: str, *, readonly: bool = False) -> None:
+        if refusals:
+            refusals.pop()
+            raise PoolError("mount refused (injected)")
+        mount(image, mountpoint, readonly=readonly)
+
+    monkeypatch.setattr(images, "mount", refused_once)
     with pytest.raises(PoolError, match="injected"):
         services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
     assert Path(vol.path, "f").read_text() == "live\n"

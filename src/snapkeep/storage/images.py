@@ -95,8 +95,28 @@ def unmount(mountpoint: str) -> None:
         run(["umount", "--lazy", "--", mountpoint])
 
 
-def move(source: str, target: str) -> None:
-    run(["mount", "--move", "--", source, target])
+def bind(source: str, target: str) -> None:
+    run(["mount", "--bind", "--", source, target])
+
+
+def ensure_shared_mount(directory: str) -> None:
+    """Make ``directory`` a mount of its own (a bind of itself, unless something is mounted there already)
+    with shared propagation, whatever the propagation of the mount it is in.
+
+    Shared, so that the mount namespaces made later (libvirt makes one per guest, its mounts slaves of the
+    host's) receive every mount and unmount made beneath it: a volume unmounted on the host is unmounted
+    in them too, instead of keeping its filesystem, loop device and image alive until the guest stops.
+    (Sharing each volume's mount instead would not do: an unmount propagates from its *parent* mount.)
+    Under a shared mount ``mount --move`` is refused, so nothing here moves mounts.
+
+    Idempotent, so that opening the pool again (after a crash) finds the bind there and only re-shares
+    it. Mounts beneath ``directory`` made before the bind (an upgrade) are unmounted first, or the bind
+    would hide them while they still hold their images; the caller mounts the volumes again."""
+    real = os.path.realpath(directory)
+    if real not in mounts_beneath(real):
+        unmount_beneath(real)
+        bind(real, real)
+    run(["mount", "--make-shared", "--", real])
 
 
 def ensure_mountpoint(tree: str) -> None:
@@ -111,6 +131,13 @@ def remove_mountpoint(tree: str) -> None:
     if os.path.lexists(tree):
         set_immutable(tree, False)
         os.rmdir(tree)
+
+
+def unmount_beneath(path: str) -> None:
+    """Unmount everything at or under ``path``, deepest first. Asks again after each unmount: one unmount
+    also takes the copies propagated to its mount's peers (the same path may be listed twice)."""
+    while found := mounts_beneath(path):
+        unmount(found[0])
 
 
 def mounts_beneath(path: str) -> list[str]:

@@ -16,7 +16,9 @@ A snapshot exists in the pool only once its directory has been renamed from ``st
 and published by one rename, so whatever a crash leaves half-made is in ``staging/``.
 
 On XFS pools a volume is its own filesystem in an image file (``storage/images.py``): a snapshot of it is
-a freeze, one clone of the image and a thaw; browsing mounts the snapshot's image read-only.
+a freeze, one clone of the image and a thaw; browsing mounts the snapshot's image read-only. The pool is a
+shared bind mount of itself, so that guests' mount namespaces see volumes unmounted (docs/format.md,
+"Mount layout").
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ class Pool:
         driver = choose_driver(root, allow_slow_copy)
         pool = cls(root, driver)
         pool.expedite_freeze = expedite_freeze
+        if driver.volume_images:  # before anything is mounted or renamed in it (a rename cannot cross mounts)
+            with translated(f"making {root} a shared mount"):
+                images.ensure_shared_mount(root)
         pool._init_layout()
         pool.limits_problem = driver.enable_limits(root) if size_limits else "size limits are turned off (size_limits)"
         pool.mount_volumes()
@@ -203,8 +208,7 @@ class Pool:
             return
         doomed = self.staging_dir(f"delete-{dataset}")
         with translated(f"destroying volume {dataset}"):
-            for mountpoint in images.mounts_beneath(path):
-                images.unmount(mountpoint)
+            images.unmount_beneath(path)
             images.remove_mountpoint(path)
             os.makedirs(doomed, mode=0o755, exist_ok=True)
             os.rename(images.image_of(path), os.path.join(doomed, dataset + images.SUFFIX))
@@ -225,8 +229,7 @@ class Pool:
     def _mount_volume(self, dataset: str) -> None:
         path = self.dataset_path(dataset)
         with translated(f"mounting volume {dataset}"):
-            for mountpoint in images.mounts_beneath(path):
-                images.unmount(mountpoint)
+            images.unmount_beneath(path)
             images.ensure_mountpoint(path)
             images.mount(images.image_of(path), path)
 
@@ -393,8 +396,7 @@ class Pool:
         a restore's swapped filesystems), so that removing never reaches into a mounted filesystem."""
         data_dir = os.path.join(holder, "data")
         with translated(action):
-            for mountpoint in images.mounts_beneath(holder):
-                images.unmount(mountpoint)
+            images.unmount_beneath(holder)
             if os.path.isdir(data_dir):
                 for name in os.listdir(data_dir):
                     self.driver.remove_dataset(os.path.join(data_dir, name))
@@ -441,42 +443,35 @@ class Pool:
             raise
 
     def _swap_in_image(self, source: str, dataset: str, op_id: str) -> None:
-        """Restore an image volume: clone the snapshot's image and mount it aside, exchange the images
-        (the commit point: a restart mounts whatever image is in place), then move the old filesystem's
-        mount aside and the new one in. Open files keep working on the old filesystem until closed; the
-        mountpoint, uncovered between the two moves, is immutable."""
+        """Restore an image volume: clone the snapshot's image, exchange the images (the commit point: a
+        restart mounts whatever image is in place), bind the old filesystem aside (``staging/<op>/old``),
+        then unmount it from the volume's path and mount the new one there. Open files keep working on the
+        old filesystem until closed; the mountpoint, uncovered between the two, is immutable. The bind leaves
+        the old filesystem's own unmount (its log written out, its loop device detached) to the freeing,
+        after the restore answered. No ``mount --move``: the pool's mount is shared
+        (:func:`images.ensure_shared_mount`), and a mount under a shared mount cannot be moved."""
         holder = self.staging_dir(op_id)
         staged = os.path.join(holder, "data", dataset + images.SUFFIX)
         live = images.image_of(self.dataset_path(dataset))
         try:
             with translated(f"restoring {dataset}"):
                 os.makedirs(os.path.dirname(staged), mode=0o755)
-                os.mkdir(os.path.join(holder, "new"), 0o755)
-                os.mkdir(os.path.join(holder, "old"), 0o755)
                 clone_file(source, staged)
-                images.mount(staged, os.path.join(holder, "new"))
                 exchange(staged, live)
         except BaseException:
             self.discard(op_id)  # before the exchange: only the new copy, never the live data
             raise
         try:
-            self._switch_mounts(dataset, holder, "new", "old")
-        except BaseException:  # e.g. mount --move refused under a shared mount: the old image goes back
+            with translated(f"keeping the replaced filesystem of {dataset} aside"):
+                os.mkdir(os.path.join(holder, "old"), 0o755)
+                images.bind(self.dataset_path(dataset), os.path.join(holder, "old"))
+            self._mount_volume(dataset)
+        except BaseException:  # e.g. the pool too full to mount (a mount writes its log): the old image goes back
             with translated(f"putting {dataset} back as it was"):
                 exchange(staged, live)
+            self._mount_volume(dataset)
             self.discard(op_id)
             raise
-
-    def _switch_mounts(self, dataset: str, holder: str, incoming: str, outgoing: str) -> None:
-        """Move the live mount to ``holder/outgoing`` and ``holder/incoming`` in its place."""
-        path = self.dataset_path(dataset)
-        with translated(f"switching {dataset} to its restored filesystem"):
-            images.move(path, os.path.join(holder, outgoing))
-            try:
-                images.move(os.path.join(holder, incoming), path)
-            except BaseException:
-                images.move(os.path.join(holder, outgoing), path)
-                raise
 
     def retire(self, op_id: str) -> None:
         """Queue what ``staging/<op_id>`` holds (the data a restore replaced) to be freed later, with one
@@ -502,11 +497,11 @@ class Pool:
     def swap_back(self, dataset: str, op_id: str) -> None:
         """Undo :meth:`swap_in_snapshot`: the replaced data goes back in place atomically."""
         holder = self.staging_dir(op_id)
-        if self.is_image_volume(dataset) and os.path.isdir(os.path.join(holder, "old")):
+        old = os.path.join(holder, "data", dataset + images.SUFFIX)
+        if self.is_image_volume(dataset) and images.is_image(old):
             with translated(f"putting {dataset} back as it was"):
-                old = os.path.join(holder, "data", dataset + images.SUFFIX)
                 exchange(old, images.image_of(self.dataset_path(dataset)))
-            self._switch_mounts(dataset, holder, "old", "new")
+            self._mount_volume(dataset)
             self.discard(op_id)
             return
         with translated(f"putting {dataset} back as it was"):
