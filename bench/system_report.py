@@ -27,12 +27,16 @@ RESTORE_VM_NEW = "restore one VM as new"
 OPERATOR = "operator: pause all, snapshot each dataset, resume all"
 PAUSE_RESUME = "pause + resume all running guests"
 DATASET_SNAPSHOTS = "snapshot each dataset"
+OPERATOR_RESTORE = "operator: power off running guests, put each dataset back from its snapshot, start them"
 
 # side measurements of one sample (OpResult.side_ms keys)
 PAUSED_WINDOW = "paused_window_ms"
 PAUSES = "pauses"
 RESUMES = "resumes"
 SNAPSHOTS = "dataset snapshots"
+POWER_OFFS = "power offs"
+SWAPS = "dataset swaps"
+STARTS = "starts"
 
 # targets (issue 8)
 PAUSED_BASE_MS = 50.0
@@ -161,13 +165,17 @@ def paused_verdicts(fs: FsRun) -> list[Verdict]:
 
 
 def ratio_verdicts(fs: FsRun) -> list[Verdict]:
-    """Take and whole-system restore within 1.5x of the operator's pause + per-dataset snapshots + resume."""
+    """A take within 1.5x of the operator's pauses + per-dataset snapshots + resumes; a whole-system restore
+    within 1.5x of the operator's power-offs + per-dataset swaps + starts."""
     verdicts = []
-    for op in (TAKE, RESTORE_SYSTEM):
-        name = f"{op} < {RATIO_TARGET}x operator's pauses + per-dataset snapshots"
+    for op, operator, what in (
+        (TAKE, OPERATOR, "pauses + per-dataset snapshots"),
+        (RESTORE_SYSTEM, OPERATOR_RESTORE, "power-offs + per-dataset swaps + starts"),
+    ):
+        name = f"{op} < {RATIO_TARGET}x operator's {what}"
         for lv in fs.levels:
             scope = f"{fs.fstype}, {lv.level.label}"
-            value, floor = lv.median(op), lv.median(OPERATOR)
+            value, floor = lv.median(op), lv.median(operator)
             if op in lv.not_measured or value != value or floor != floor:
                 verdicts.append(Verdict(name, scope, None, lv.not_measured.get(op, "no samples")))
                 continue
@@ -221,6 +229,7 @@ COLUMNS = (
     ("pause + resume alone", "right"),
     ("snapshots alone", "right"),
     ("restore entire system", "right"),
+    ("operator: power off + swap datasets + start", "right"),
     ("restore / operator", "right"),
     ("restore one VM as new", "right"),
 )
@@ -253,7 +262,8 @@ def level_table(fs: FsRun, repeat: int) -> Table:
             cell(lv, PAUSE_RESUME),
             cell(lv, DATASET_SNAPSHOTS),
             cell(lv, RESTORE_SYSTEM),
-            fmt_ratio(ratio(lv.median(RESTORE_SYSTEM), operator)),
+            cell(lv, OPERATOR_RESTORE),
+            fmt_ratio(ratio(lv.median(RESTORE_SYSTEM), lv.median(OPERATOR_RESTORE))),
             cell(lv, RESTORE_VM_NEW),
         )
     return table
@@ -301,7 +311,8 @@ def targets_description() -> dict[str, object]:
     return {
         "paused_window_max_ms": f"{PAUSED_BASE_MS:g} + {PAUSED_PER_VM_MS:g} x running VMs",
         "take_and_restore_max_ratio_to_operator": RATIO_TARGET,
-        "operator": OPERATOR,
+        "operator_take": OPERATOR,
+        "operator_restore": OPERATOR_RESTORE,
         "flat_in_data_size": "bench.report.is_flat on the medians (same objects, more data per volume)",
         "judged_on": "medians of the recorded samples",
     }

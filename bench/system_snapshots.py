@@ -49,6 +49,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import btrfsutil
 import libvirt
 
 from bench.datagen import GiB, MiB, VolumeSpec, fill_volume
@@ -58,13 +59,17 @@ from bench.system_report import (
     BARE,
     DATASET_SNAPSHOTS,
     OPERATOR,
+    OPERATOR_RESTORE,
     PAUSE_RESUME,
     PAUSED_WINDOW,
     PAUSES,
+    POWER_OFFS,
     RESTORE_SYSTEM,
     RESTORE_VM_NEW,
     RESUMES,
     SNAPSHOTS,
+    STARTS,
+    SWAPS,
     TAKE,
     FsRun,
     Level,
@@ -72,7 +77,7 @@ from bench.system_report import (
     print_results,
     write_json,
 )
-from bench.vm_guest import BOOT_TIMEOUT_S, MEMORY_MIB, VCPUS, create_vm, disk_path
+from bench.vm_guest import MEMORY_MIB, VCPUS, create_vm, disk_path
 from bench.vm_snapshots import Rig, remove_created, rig_on, settle
 from bench.volume_snapshots import BenchError, Op, SideMetrics, install_signal_handlers, run_quiet, unique
 from snapkeep.errors import SnapkeepError
@@ -99,6 +104,7 @@ LEVELS = {
     "full": (Level(1, 1, 1), Level(10, 5, 10), Level(10, 5, 10, 1 * GiB), Level(50, 5, 50)),
 }
 NOT_YET = "not available yet"  # what the services say of a restore whose code has not landed
+BOOT_TIMEOUT_S = 300.0  # five TCG guests booting at once on a busy 2-core host
 
 
 # --- the system being measured ------------------------------------------------------------------------------
@@ -261,28 +267,77 @@ class Operator:
         for vm in self.system.running:
             self.conn.lookupByName(vm.domain).resume()
 
-    def snapshot_all(self, folder: str) -> None:
+    def power_off_all(self) -> None:
+        for vm in self.system.running:
+            self.conn.lookupByName(vm.domain).destroy()
+
+    def start_all(self) -> None:
+        for vm in self.system.running:
+            self.conn.lookupByName(vm.domain).create()
+
+    def copy(self, src: str, dst: str, read_only: bool) -> None:
+        """The bare tool's snapshot (``read_only``) or writable copy of one dataset."""
+        if self.rig.fs.fstype == "btrfs":
+            run_quiet(["btrfs", "subvolume", "snapshot", *(["-r"] if read_only else []), src, dst])
+        else:
+            run_quiet(["cp", "-a", "--reflink=always", src, dst])
+
+    def snapshot_all(self, folder: str, sources: list[str] | None = None, read_only: bool = True) -> None:
         os.mkdir(folder)
-        for index, src in enumerate(self.system.dataset_paths(self.rig)):
-            dst = os.path.join(folder, str(index))
-            if self.rig.fs.fstype == "btrfs":
-                run_quiet(["btrfs", "subvolume", "snapshot", "-r", src, dst])
-            else:
-                run_quiet(["cp", "-a", "--reflink=always", src, dst])
+        for index, src in enumerate(sources or self.system.dataset_paths(self.rig)):
+            self.copy(src, os.path.join(folder, str(index)), read_only)
+
+    def remove(self, path: str) -> None:
+        """Remove one dataset the bare tool made, as the operator would (``btrfs subvolume delete``,
+        ``rm -rf``)."""
+        if self.rig.fs.fstype == "btrfs":
+            run_quiet(["btrfs", "subvolume", "delete", path])
+        else:
+            run_quiet(["rm", "-rf", path])
 
     def drop(self, folder: str) -> None:
-        """Remove what ``snapshot_all`` made (a read-only subvolume per dataset on btrfs)."""
+        """Remove what ``snapshot_all`` (or ``restore_setup``) made: subvolumes on btrfs, nested or not."""
         if not os.path.isdir(folder):
             return
-        if self.rig.fs.fstype == "btrfs":
-            for name in os.listdir(folder):
-                run_quiet(["btrfs", "subvolume", "delete", os.path.join(folder, name)])
+        for dirpath, dirs, _files in os.walk(folder):
+            for name in list(dirs):
+                path = os.path.join(dirpath, name)
+                if self.rig.fs.fstype == "btrfs" and btrfsutil.is_subvolume(path):
+                    btrfsutil.delete_subvolume(path)
+                    dirs.remove(name)
         shutil.rmtree(folder)
+
+    def restore_setup(self) -> str:
+        """Untimed: a writable copy of every dataset (``live/``, standing in for the live datasets, which
+        snapkeep owns) and the bare snapshot of each (``snap/``) to restore them from."""
+        folder = self.folder()
+        os.mkdir(folder)
+        self.snapshot_all(os.path.join(folder, "snap"))
+        self.snapshot_all(os.path.join(folder, "live"), read_only=False)
+        return folder
+
+    def restore_all(self, folder: str) -> SideMetrics:
+        """What snapkeep's whole-system restore does, by hand: power off the running guests, put each
+        dataset back from its snapshot (the live one moved aside, a writable snapshot of the saved one in
+        its place, the old one deleted), start the guests."""
+        t0 = time.perf_counter_ns()
+        self.power_off_all()
+        t1 = time.perf_counter_ns()
+        live, snap, old = (os.path.join(folder, part) for part in ("live", "snap", "old"))
+        os.mkdir(old)
+        for name in sorted(os.listdir(snap)):
+            os.rename(os.path.join(live, name), os.path.join(old, name))
+            self.copy(os.path.join(snap, name), os.path.join(live, name), read_only=False)
+            self.remove(os.path.join(old, name))
+        t2 = time.perf_counter_ns()
+        self.start_all()
+        t3 = time.perf_counter_ns()
+        return {POWER_OFFS: (t1 - t0) / 1e6, SWAPS: (t2 - t1) / 1e6, STARTS: (t3 - t2) / 1e6}
 
     def folder(self) -> str:
         return os.path.join(self.rig.scratch, unique("bare"))
 
-    def ops(self) -> list[Op]:
+    def take_ops(self) -> list[Op]:
         def whole(folder: str) -> SideMetrics:
             t0 = time.perf_counter_ns()
             try:
@@ -330,6 +385,24 @@ class Operator:
             Op(DATASET_SNAPSHOTS, "operator", snapshots, self.folder, dropped, self.drop),
         ]
 
+    def restore_op(self) -> Op:
+        def restored(folder: str) -> tuple[str, SideMetrics]:
+            return folder, self.restore_all(folder)
+
+        def drop_restored(result: tuple[str, SideMetrics], _ms: float) -> SideMetrics:
+            wait_ready(self.rig, self.system.running)
+            self.drop(result[0])
+            return result[1]
+
+        def abandon_restore(folder: str) -> None:
+            for vm in self.system.running:  # the guests run again whatever failed
+                if self.rig.svc.host.state(vm.domain) != VMState.RUNNING:
+                    self.conn.lookupByName(vm.domain).create()
+            wait_ready(self.rig, self.system.running)
+            self.drop(folder)
+
+        return Op(OPERATOR_RESTORE, "operator", restored, self.restore_setup, drop_restored, abandon_restore)
+
 
 # --- rounds ----------------------------------------------------------------------------------------------
 
@@ -352,11 +425,14 @@ def not_available(exc: Exception) -> bool:
     return isinstance(exc, SnapkeepError) and NOT_YET in exc.message
 
 
-def run_level(rig: Rig, system: System, ops: list[Op], result: LevelResult, args: argparse.Namespace) -> None:
-    """``--warmup`` discarded rounds, then ``--repeat`` recorded ones, every operation once per round; an
-    operation that fails is noted (or, if its code has not landed, marked not measured) and skipped."""
+def run_rounds(
+    rig: Rig, system: System, ops: list[Op], result: LevelResult, rounds: tuple[int, int], console: Any
+) -> None:
+    """``rounds`` = (discarded, recorded) rounds, every operation once per round; an operation that fails
+    is noted (or, if its code has not landed, marked not measured) and skipped."""
     skipped: set[str] = set(result.not_measured)
-    for round_no in range(-args.warmup, args.repeat):
+    warmup, repeat = rounds
+    for round_no in range(-warmup, repeat):
         for op in ops:
             if op.name in skipped:
                 continue
@@ -368,7 +444,7 @@ def run_level(rig: Rig, system: System, ops: list[Op], result: LevelResult, args
                     result.not_measured[op.name] = f"not measured: {exc}"
                 else:
                     result.op(op.name, op.group).notes.append(f"FAILED: {exc!r}")
-                    args.console.print(f"  [red]{op.name} failed on {result.level.label}: {exc!r}[/red]")
+                    console.print(f"  [red]{op.name} failed on {result.level.label}: {exc!r}[/red]")
                 continue
             finally:
                 check_running(rig, system)
@@ -388,10 +464,12 @@ def measure_level(rig: Rig, system: System, operator: Operator, level: Level, ar
     result = LevelResult(level, len(system.dataset_paths(rig)), volume_bytes, time.monotonic() - started)
     if not member_options_supported():
         result.not_measured[RESTORE_VM_NEW] = "not measured: RestoreOptions has no member yet (not on this branch)"
-    ops = [take_op(rig), *operator.ops(), restore_vm_new_op(rig, system, reference.id)]
-    ops.append(restore_system_op(rig, system, reference.id))  # last: it restarts the guests
+    takes = [take_op(rig), *operator.take_ops(), restore_vm_new_op(rig, system, reference.id)]
+    # these power the running guests off and start them again (a boot each, so fewer rounds)
+    restores = [operator.restore_op(), restore_system_op(rig, system, reference.id)]
     try:
-        run_level(rig, system, ops, result, args)
+        run_rounds(rig, system, takes, result, (args.warmup, args.repeat), args.console)
+        run_rounds(rig, system, restores, result, (0, args.restore_repeat), args.console)
     finally:
         rig.svc.snapshots.delete(reference.id, who=SYSTEM)
         if system.extra:
@@ -399,14 +477,43 @@ def measure_level(rig: Rig, system: System, operator: Operator, level: Level, ar
     return result
 
 
+def release_volumes(rig: Rig, system: System, limit_s: float = 120.0) -> None:
+    """Delete this run's volumes and wait until no loop device reads a file on the pool's filesystem: on XFS
+    each volume is an image on a loop device of its own, and with 50 of them being let go the pool's
+    unmount otherwise finds the filesystem busy. Reports, never raises: it runs during clean-up."""
+    for volume in system.volumes:
+        try:
+            rig.svc.volumes.delete(volume.id, rig.svc.snapshots, who=SYSTEM)
+        except Exception as exc:  # clean-up goes on whatever happened
+            print(f"clean-up: deleting volume {volume.name}: {exc!r}", file=sys.stderr)
+    deadline = time.monotonic() + limit_s
+    while loops_on(rig.fs.mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def loops_on(mountpoint: str) -> list[str]:
+    """The loop devices whose backing file is under ``mountpoint``."""
+    found = []
+    for name in os.listdir("/sys/block"):
+        try:
+            with open(os.path.join("/sys/block", name, "loop", "backing_file")) as f:
+                backing = f.read().strip()
+        except OSError:
+            continue
+        if backing.startswith(mountpoint.rstrip("/") + "/"):
+            found.append(name)
+    return found
+
+
 def measure_filesystem(fstype: str, image: GuestImage, args: argparse.Namespace, runs: list[FsRun]) -> None:
     args.console.print(f"[bold]{fstype}[/bold]: making a {args.image_size} sparse pool image and mounting it")
     with rig_on(fstype, args.image_size, image) as rig, ExitStack() as stack:
         run = FsRun(fstype, args.image_size)
         runs.append(run)
+        system = System()
+        stack.callback(release_volumes, rig, system)
         conn = libvirt.open(rig.uri)
         stack.callback(conn.close)
-        system = System()
         operator = Operator(rig, system, conn)
         for level in args.levels:
             run.levels.append(measure_level(rig, system, operator, level, args))
@@ -440,6 +547,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, help="recorded rounds per level (default 5; 3 --quick; 1 --smoke)")
     parser.add_argument("--warmup", type=int, help="discarded rounds per level (default 1; 0 with --smoke)")
+    parser.add_argument(
+        "--restore-repeat", type=int, help="recorded whole-system restores per level, no warm-up (default 3; 1 --smoke)"
+    )
     parser.add_argument("--fs", help="filesystems, comma-separated (default btrfs,xfs; btrfs with --smoke)")
     parser.add_argument("--image-size", help="sparse pool image per filesystem (default 100G; 8G with --smoke)")
     parser.add_argument("--out", help="JSON results (default bench/results/system_snapshots.json)")
@@ -448,11 +558,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     smoke = args.mode == "smoke"
     args.repeat = args.repeat if args.repeat is not None else {"smoke": 1, "quick": 3, "full": 5}[args.mode]
     args.warmup = args.warmup if args.warmup is not None else 0 if smoke else 1
+    args.restore_repeat = args.restore_repeat if args.restore_repeat is not None else 1 if smoke else 3
     args.image_size = args.image_size or ("8G" if smoke else "100G")
     fs = args.fs or ("btrfs" if smoke else ",".join(FILESYSTEMS))
     args.filesystems = [f.strip() for f in fs.split(",") if f.strip()]
-    if any(f not in FILESYSTEMS for f in args.filesystems) or args.repeat < 1 or args.warmup < 0:
-        parser.error(f"--fs takes {', '.join(FILESYSTEMS)}; --repeat >= 1; --warmup >= 0")
+    bad_fs = any(f not in FILESYSTEMS for f in args.filesystems)
+    if bad_fs or min(args.repeat, args.restore_repeat) < 1 or args.warmup < 0:
+        parser.error(f"--fs takes {', '.join(FILESYSTEMS)}; --repeat, --restore-repeat >= 1; --warmup >= 0")
     args.levels = LEVELS[args.mode]
     if args.out is None and smoke:
         args.out = os.path.join(tempfile.mkdtemp(prefix="snapkeep-sysbench-"), "system_snapshots-smoke.json")
@@ -466,6 +578,7 @@ def parameters(args: argparse.Namespace, image: GuestImage | None) -> dict[str, 
         "argv": sys.argv[1:],
         "repeat": args.repeat,
         "warmup_rounds_discarded": args.warmup,
+        "restore_repeat": args.restore_repeat,
         "filesystems": args.filesystems,
         "image_size": args.image_size,
         "levels": [level.label for level in args.levels],
