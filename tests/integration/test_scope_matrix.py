@@ -80,6 +80,8 @@ class Route:
     body: Body = lambda _w: None
     fresh: bool = False  # when allowed, sent against a new object of A made for the case (it destroys it)
     system_only: bool = False  # not an object of anyone's: a tenant's caller is refused (403), not misled
+    snapshot: str = "snapshot"  # which snapshot of A the path names: a volume's, or A's own system snapshot
+    exposed: bool = False  # A's child reads it too: A's own system snapshots are exposed to it (SPEC §5)
 
 
 def next_cidr(w: World) -> str:
@@ -127,6 +129,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("post", "/api/v1/snapshots/{snap_id}/extract"): Route(OPERATOR, body=lambda _w: {"path": "f.txt"}, fresh=True),
     ("post", "/api/v1/snapshots/{snap_id}/restore"): Route(
         OPERATOR, body=lambda _w: {"pre_restore": False}, fresh=True
+    ),
+    ("get", "/api/v1/snapshots/{snap_id}/contents"): Route(VIEWER, snapshot="system-snapshot", exposed=True),
+    ("post", "/api/v1/snapshots/{snap_id}/import"): Route(
+        OPERATOR, body=lambda w: {"volume": w.objects["volume"], "name": unique("mx")}, snapshot="system-snapshot"
     ),
     # jobs
     ("get", "/api/v1/jobs"): Route(VIEWER),
@@ -261,6 +267,9 @@ def world(server: Server, libvirtd: None) -> Iterator[World]:
     taken = ok(admin.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": volume["id"], "name": "s1"}))
     vm = ok(admin.post("/api/v1/vms", json={"name": "vm", "disks": ["8M"], "nics": 0, "tenant": a["id"]}))
     network = ok(admin.post("/api/v1/networks", json={"name": "net", "cidr": "10.213.9.0/24", "tenant": a["id"]}))
+    # A's own system snapshot, not private: its child sees it (exposed), and may restore only its own from it
+    own = {"system": True, "tenant": a["id"], "name": "sys", "private": False}
+    system_snapshot = ok(admin.post("/api/v1/snapshots", params={"wait": 30}, json=own))["result"]["snapshot"]
     a_token = ok(admin.post("/api/v1/tokens", json={"name": unique("mx-a-token"), "role": "viewer", "tenant": a["id"]}))
     tenants = {"a": a, "b": b, "child": child}
     clients, token_names = {}, {}
@@ -282,6 +291,7 @@ def world(server: Server, libvirtd: None) -> Iterator[World]:
         "volume": volume["id"],
         "vm": vm["id"],
         "snapshot": taken["result"]["snapshot"]["id"],
+        "system-snapshot": system_snapshot["id"],
         "job": taken["id"],
         "network": network["id"],
         "token": a_token["id"] if "id" in a_token else a_token["token"]["id"],
@@ -318,7 +328,7 @@ def expected(world: World, caller: Caller, route: Route) -> set[int]:
     """The statuses SPEC §5 allows: None for "allowed" is any 2xx (an empty set here)."""
     if route.system_only and caller.tenant is not None:
         return {403}
-    visible = world.sees(caller, route.owner)
+    visible = world.sees(caller, route.owner) or (route.exposed and caller.tenant == "child")
     role_ok = caller.role >= route.needs
     if visible and role_ok:
         return set()
@@ -337,7 +347,7 @@ def test_scope(world: World, key: tuple[str, str], caller: Caller) -> None:
     method, template = key
     route = ROUTES[key]
     refusal = expected(world, caller, route)
-    objects = dict(world.objects)
+    objects = dict(world.objects, snapshot=world.objects[route.snapshot])
     if route.fresh and not refusal:
         objects[target(template)] = fresh_object(world, target(template))
     path = concrete(template, objects)

@@ -21,6 +21,7 @@ import pytest
 
 from snapkeep.config import Settings
 from snapkeep.errors import Conflict, HypervisorError, NameClash, QuiesceFailed, SnapkeepError
+from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmspec import VMState
@@ -44,12 +45,13 @@ BOOT_TIMEOUT = 90.0
 
 
 @contextlib.contextmanager
-def services_on(fstype: str) -> Iterator[Services]:
-    """Services on a pool of their own on a fresh ``fstype`` filesystem; every VM removed at the end."""
+def services_on(fstype: str, host: Hypervisor | None = None) -> Iterator[Services]:
+    """Services on a pool of their own on a fresh ``fstype`` filesystem (on ``host``, a wrapper with fault
+    switches, if given); every VM removed at the end."""
     mounted: Mounted = mount_fs(fstype, "20G")
     data_dir = make_traversable_tmp("snapkeep-vm-data-")
     settings = Settings(data_dir=data_dir, pool_dir=mounted.new_dir("pool"), sweep_interval=3600)
-    services = Services.build(settings, Pool.open(settings.pool_path))
+    services = Services.build(settings, Pool.open(settings.pool_path), host=host)
     try:
         yield services
     finally:

@@ -8,7 +8,6 @@ from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.jobs import job_response
 from snapkeep.api.schemas import JobPublic, RestoreRequest
 from snapkeep.api.snapshots import Wait
-from snapkeep.services.subjects import RestoreOptions
 
 router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
 
@@ -16,5 +15,4 @@ router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
 @router.post("/{snap_id}/restore", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def restore_snapshot(svc: Svc, who: Caller, snap_id: str, body: RestoreRequest, wait: float = Wait) -> JobPublic:
     """Checked before the job starts, so a refused restore changes nothing."""
-    options = RestoreOptions(**body.model_dump())
-    return job_response(svc, svc.restores.submit(snap_id, options, who), wait)
+    return job_response(svc, svc.restores.submit(snap_id, body.options(), who), wait)

@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from snapkeep.errors import InvalidInput, InvalidPath
 from snapkeep.model import relpath
 from snapkeep.model import settings as settings_rules
+from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
 from snapkeep.model.principal import Role
+from snapkeep.model.selection import Selection
 from snapkeep.model.tags import MAX_TAGS, TAG_PATTERN
 from snapkeep.model.timespec import DURATION_PATTERN, MAX_EXPIRY_TEXT
 from snapkeep.model.types import (
@@ -26,10 +28,13 @@ from snapkeep.model.types import (
     QuiescePolicy,
     RestoreMode,
     Snapshot,
+    SubjectType,
     Token,
     Volume,
 )
 from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, MIN_VOLUME_SIZE, SIZE_PATTERN
+from snapkeep.services.contents import Contents
+from snapkeep.services.subjects import RestoreOptions
 from snapkeep.services.tenants import TenantView
 
 # The model's rules, written into the OpenAPI document so that it says what the service accepts. They are
@@ -242,17 +247,24 @@ class CloneRequest(RequestBody):
 
 
 class SnapshotCreate(RequestBody):
-    """Exactly one subject: ``volume`` (or, with the VM slice, ``vm``), by id or name."""
+    """Exactly one subject: a ``volume`` or a ``vm`` (by id or name), the ``system`` (the caller's whole scope;
+    with ``tenant``, that tenant's own system snapshot), or a ``tenant`` alone (a tenant snapshot, taken by
+    its parent)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
-                {"required": [subject], "properties": {subject: {"type": "string"}}} for subject in ("volume", "vm")
+                {"required": ["volume"], "properties": {"volume": {"type": "string"}}},
+                {"required": ["vm"], "properties": {"vm": {"type": "string"}}},
+                {"required": ["system"], "properties": {"system": {"const": True}}},
+                {"required": ["tenant"], "properties": {"tenant": {"type": "string"}}},
             ]
         },
     )
     volume: str | None = None
     vm: str | None = None
+    system: bool = False
+    tenant: str | None = None
     name: Name
     description: Description = ""
     expires: Expiry | None = None
@@ -261,11 +273,26 @@ class SnapshotCreate(RequestBody):
         default=None, strict=False, description="default: the subject's own setting"
     )
     immutable: bool = False
+    private: bool | None = Field(default=None, description="system snapshots: hidden from tenants (default true)")
+    include_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="partial: only these")
+    exclude_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="partial: all but these")
 
     def subject(self) -> tuple[str, str]:
-        if (self.volume is None) == (self.vm is None):
-            raise InvalidInput("say what to snapshot: exactly one of volume and vm")
-        return ("volume", self.volume) if self.volume is not None else ("vm", str(self.vm))
+        """(subject type, ref) of the one subject the body names."""
+        named = [("volume", self.volume), ("vm", self.vm)]
+        given = [(kind, ref) for kind, ref in named if ref is not None]
+        if self.system:
+            given.append(("system", self.tenant or "system"))
+        elif self.tenant is not None:
+            given.append(("tenant", self.tenant))
+        if len(given) != 1:
+            raise InvalidInput(
+                "say what to snapshot: exactly one of volume, vm, system (with or without tenant), tenant"
+            )
+        return given[0][0], str(given[0][1])
+
+    def selection(self) -> Selection:
+        return Selection(tuple(self.include_tags), tuple(self.exclude_tags))
 
 
 class SnapshotPublic(BaseModel):
@@ -302,11 +329,84 @@ class SnapshotPublic(BaseModel):
 
 class RestoreRequest(RequestBody):
     as_new: bool = False
-    name: Name | None = Field(default=None, description="name of the new volume (with as_new)")
+    name: Name | None = Field(default=None, description="name of the new volume, VM or tenant (with as_new)")
     mode: RestoreMode = Field(default=RestoreMode.DATA, strict=False)
     pre_restore: bool = True
     power_off: bool = Field(default=False, description="VM snapshots: power the VM off first if it runs")
     preserve_macs: bool = Field(default=False, description="VM snapshots restored as new: keep the MACs")
+    vm: str | None = Field(default=None, description="system snapshots: restore only this VM (id or name)")
+    volume: str | None = Field(default=None, description="system snapshots: restore only this volume")
+    tenant: str | None = Field(default=None, description="system snapshots: restore only this tenant")
+
+    def options(self) -> RestoreOptions:
+        """The service's options: the member named (at most one), or the snapshot's whole subject."""
+        members = [
+            (SubjectType(t), ref) for t, ref in (("vm", self.vm), ("volume", self.volume), ("tenant", self.tenant))
+        ]
+        named = [(t, ref) for t, ref in members if ref is not None]
+        if len(named) > 1:
+            raise InvalidInput("restore one member at a time: at most one of vm, volume and tenant")
+        member_type, member = named[0] if named else (None, None)
+        values = self.model_dump(exclude={"vm", "volume", "tenant"})
+        return RestoreOptions(**values, member_type=member_type, member=member)
+
+
+class ImportRequest(RequestBody):
+    """One VM (or volume) of a system snapshot, to become a snapshot of that VM (or volume)."""
+
+    vm: str | None = None
+    volume: str | None = None
+    name: Name | None = Field(default=None, description="the new snapshot's name (default: the system snapshot's)")
+
+    def member(self) -> tuple[SubjectType, str]:
+        if (self.vm is None) == (self.volume is None):
+            raise InvalidInput("say what to import: exactly one of vm and volume")
+        return (SubjectType.VM, self.vm) if self.vm is not None else (SubjectType.VOLUME, str(self.volume))
+
+
+class ObjectPublic(BaseModel):
+    """One object as a snapshot recorded it."""
+
+    type: str
+    id: str
+    name: str
+    owner_tenant_id: str | None
+    config: dict[str, Any]
+    datasets: list[str]
+
+
+class TenantInSnapshot(BaseModel):
+    id: str
+    name: str
+    parent_id: str | None
+    path: str
+    depth: int
+    config: dict[str, Any]
+
+
+class ContentsPublic(BaseModel):
+    snapshot: SnapshotPublic
+    selection: str = Field(description="full, or which tags a partial snapshot took")
+    tenants: list[TenantInSnapshot]
+    vms: list[ObjectPublic]
+    volumes: list[ObjectPublic]
+    networks: list[ObjectPublic]
+    settings: list[ObjectPublic]
+
+    @classmethod
+    def of(cls, contents: Contents, deletable_at: datetime | None) -> ContentsPublic:
+        def objects(items: list[ManifestObject]) -> list[ObjectPublic]:
+            return [ObjectPublic(**item.model_dump()) for item in items]
+
+        return cls(
+            snapshot=SnapshotPublic.of(contents.snapshot, deletable_at),
+            selection=contents.selection,
+            tenants=[TenantInSnapshot(**asdict(node)) for node in contents.tenants],
+            vms=objects(contents.vms),
+            volumes=objects(contents.volumes),
+            networks=objects(contents.networks),
+            settings=objects(contents.settings),
+        )
 
 
 def raw_path(text: str | None, b64: str | None, field: str) -> bytes | None:
@@ -323,6 +423,7 @@ class ExtractRequest(RequestBody):
 
     path: str | None = Field(default=None, description="relative to the volume's root, as text")
     path_b64: str | None = Field(default=None, description="the path's bytes in base64, instead of path")
+    volume: str | None = Field(default=None, description="system snapshots: the volume to copy from")
     to_volume: str | None = None
     to_path: str | None = Field(default=None, description="default: the same path in the volume")
     to_path_b64: str | None = Field(default=None, description="the destination's bytes in base64, instead of to_path")

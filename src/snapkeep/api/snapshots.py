@@ -12,8 +12,10 @@ from fastapi import APIRouter, Query, status
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.jobs import MAX_WAIT, job_response
 from snapkeep.api.schemas import (
+    ContentsPublic,
     ExtractRequest,
     FileEntryPublic,
+    ImportRequest,
     JobPublic,
     SnapshotCreate,
     SnapshotPublic,
@@ -23,6 +25,7 @@ from snapkeep.errors import InvalidInput
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import Snapshot
 from snapkeep.services.container import Services
+from snapkeep.services.contents import read_contents
 from snapkeep.services.snapshots import TakeRequest
 
 router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
@@ -35,16 +38,32 @@ def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
 
 @router.get("", response_model=list[SnapshotPublic])
 def list_snapshots(
-    svc: Svc, who: Caller, volume: str | None = None, vm: str | None = None, name: str | None = None
+    svc: Svc,
+    who: Caller,
+    volume: str | None = None,
+    vm: str | None = None,
+    name: str | None = None,
+    system: bool = Query(False, description="the system snapshots of the caller's scope (with tenant: its own)"),
+    tenant: str | None = Query(None, description="a tenant's snapshots (with system: its own system snapshots)"),
 ) -> list[SnapshotPublic]:
-    if volume is not None and vm is not None:
-        raise InvalidInput("list the snapshots of a volume or of a VM, not both")
-    subject_type, ref = ("vm", vm) if vm is not None else ("volume", volume)
+    subject_type, ref = _listed(volume, vm, system, tenant)
     if name is None:
         return [public(svc, s) for s in svc.snapshots.listing(ref, subject_type, who=who)]
     if ref is None:  # every subject's snapshots of that name
         return [public(svc, s) for s in svc.snapshots.listing(who=who) if s.name == name]
     return [public(svc, svc.snapshots.find(ref, name, subject_type, who=who))]
+
+
+def _listed(volume: str | None, vm: str | None, system: bool, tenant: str | None) -> tuple[str, str | None]:
+    """(subject type, ref) of the subject whose snapshots are listed; ref None: every snapshot."""
+    given: list[tuple[str, str | None]] = [(kind, ref) for kind, ref in (("volume", volume), ("vm", vm)) if ref]
+    if system:
+        given.append(("system", tenant or "system"))
+    elif tenant is not None:
+        given.append(("tenant", tenant))
+    if len(given) > 1:
+        raise InvalidInput("list the snapshots of one subject: volume, vm, system (with or without tenant), tenant")
+    return given[0] if given else ("volume", None)
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -59,6 +78,8 @@ def take_snapshot(svc: Svc, who: Caller, body: SnapshotCreate, wait: float = Wai
         quiesce=body.quiesce,
         quiesce_policy=body.quiesce_policy,
         immutable=body.immutable,
+        private=body.private,
+        selection=body.selection(),
     )
     return job_response(svc, svc.snapshots.submit_take(request, who=who), wait)
 
@@ -66,6 +87,20 @@ def take_snapshot(svc: Svc, who: Caller, body: SnapshotCreate, wait: float = Wai
 @router.post("/sweep", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def sweep(svc: Svc, who: Caller, wait: float = Wait) -> JobPublic:
     return job_response(svc, svc.snapshots.submit_sweep(who), wait)
+
+
+@router.get("/{snap_id}/contents", response_model=ContentsPublic)
+def snapshot_contents(svc: Svc, who: Caller, snap_id: str) -> ContentsPublic:
+    """Tenants (as a tree), VMs, volumes, networks and settings, as recorded, within the caller's scope."""
+    contents = read_contents(svc.snapshots, snap_id, who)
+    return ContentsPublic.of(contents, svc.snapshots.deletable_at(contents.snapshot))
+
+
+@router.post("/{snap_id}/import", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def import_member(svc: Svc, who: Caller, snap_id: str, body: ImportRequest, wait: float = Wait) -> JobPublic:
+    """One VM's (or volume's) state out of a system snapshot, as a snapshot of that VM (or volume)."""
+    member_type, ref = body.member()
+    return job_response(svc, svc.imports.submit(snap_id, member_type, ref, body.name, who=who), wait)
 
 
 @router.get("/{snap_id}", response_model=SnapshotPublic)
@@ -101,14 +136,21 @@ def browse_snapshot(
     snap_id: str,
     path: str | None = Query(None, description="a folder or file relative to the volume's root (default: root)"),
     path_b64: str | None = Query(None, description="the path's bytes in base64, for names that are not UTF-8"),
+    volume: str | None = Query(None, description="system snapshots: the volume to read"),
 ) -> list[FileEntryPublic]:
     raw = raw_path(path, path_b64, "path") or b""
-    return [FileEntryPublic.of(e) for e in svc.files.browse(snap_id, raw, who=who)]
+    return [FileEntryPublic.of(e) for e in svc.files.browse(snap_id, raw, volume=volume, who=who)]
 
 
 @router.post("/{snap_id}/extract", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def extract_files(svc: Svc, who: Caller, snap_id: str, body: ExtractRequest, wait: float = Wait) -> JobPublic:
     job = svc.files.submit_extract(
-        snap_id, body.source(), to_volume=body.to_volume, to_path=body.dest(), params=body.model_dump(), who=who
+        snap_id,
+        body.source(),
+        to_volume=body.to_volume,
+        to_path=body.dest(),
+        volume=body.volume,
+        params=body.model_dump(),
+        who=who,
     )
     return job_response(svc, job, wait)

@@ -1,13 +1,16 @@
-"""``snapkeep snapshot``: take, list, show, delete, unlock, restore, browse, extract, space and sweep.
+"""``snapkeep snapshot``: take, list, show, contents, delete, unlock, restore, import, browse, extract, space
+and sweep.
 
 A snapshot is addressed by its id, or by its name together with ``--volume`` or ``--vm`` (names are unique
-per subject only). Browsing and extracting files are for volume snapshots.
+per subject only). A system or tenant snapshot is addressed by its id; then ``--vm``, ``--volume`` and
+``--tenant`` name one object inside it (to restore, import, browse or extract just that one).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import uuid
 from typing import Annotated
 
 import typer
@@ -52,6 +55,31 @@ def _snapshot_id(api: ApiClient, ref: str, volume: str | None, vm: str | None = 
     return ref if volume is None and vm is None else str(_snapshot(api, ref, volume, vm)["id"])
 
 
+def _holds_members(api: ApiClient, ref: str) -> bool:
+    """Whether REF is the id of a system or tenant snapshot (whose --vm/--volume/--tenant name a member)."""
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        return False
+    snap: JsonObject = api.get("snapshots", ref)
+    return snap["kind"] in ("system", "tenant")
+
+
+def _target(
+    api: ApiClient, ref: str, volume: str | None, vm: str | None, tenant: str | None = None
+) -> tuple[str, JsonObject]:
+    """(snapshot id, member): REF with --vm/--volume is a snapshot name of that subject, unless REF is a
+    system or tenant snapshot's id; then the option names the member to act on (and so may --tenant)."""
+    given = {key: value for key, value in (("vm", vm), ("volume", volume), ("tenant", tenant)) if value}
+    if len(given) > 1:
+        raise InvalidInput("name one of --vm, --volume and --tenant")
+    if given and _holds_members(api, ref):
+        return ref, given
+    if tenant is not None:
+        raise InvalidInput("--tenant names a tenant inside a system snapshot: give that snapshot's id")
+    return _snapshot_id(api, ref, volume, vm), {}
+
+
 def _subject(snap: JsonObject) -> str:
     """``vm:web1`` or ``volume:docs``: a VM and a volume may have the same name."""
     return f"{snap['subject_type']}:{snap['subject_name']}"
@@ -85,6 +113,27 @@ def take(
     vm: Annotated[
         str | None, typer.Option("--vm", metavar="NAME|ID", help="The VM to snapshot (all its disks at once).")
     ] = None,
+    system: Annotated[
+        bool,
+        typer.Option(
+            "--system",
+            help="Everything in your scope at one instant (with --tenant: that tenant's own system snapshot).",
+        ),
+    ] = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option(metavar="NAME|PATH|ID", help="A tenant snapshot of this tenant's subtree, taken by its parent."),
+    ] = None,
+    include_tag: Annotated[
+        list[str] | None, typer.Option("--include-tag", metavar="TAG", help="Partial: only objects with this tag.")
+    ] = None,
+    exclude_tag: Annotated[
+        list[str] | None, typer.Option("--exclude-tag", metavar="TAG", help="Partial: all but objects with this tag.")
+    ] = None,
+    private: Annotated[
+        bool | None,
+        typer.Option("--private/--public", help="System snapshots: hidden from tenants (default: private)."),
+    ] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     expires: Annotated[
         str | None,
@@ -109,10 +158,13 @@ def take(
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Take a snapshot of a volume or a VM (instant: metadata only); exactly one of --volume and --vm."""
+    """Take a snapshot of a volume, a VM, the system or a tenant (instant: metadata only).
+
+    Exactly one of --volume, --vm, --system (with or without --tenant) and --tenant.
+    """
     _one_subject(volume, vm)
-    if volume is None and vm is None:
-        raise InvalidInput("say what to snapshot: --volume NAME or --vm NAME")
+    if sum([volume is not None, vm is not None, system or tenant is not None]) != 1:
+        raise InvalidInput("say what to snapshot: --volume NAME, --vm NAME, --system or --tenant NAME")
     if never and expires is not None:
         raise InvalidInput("give --expires or --never, not both")
     if quiesce_policy is not None and not quiesce:
@@ -125,6 +177,11 @@ def take(
         "expires": expires,
         "quiesce": quiesce,
         "immutable": immutable,
+        "system": system,
+        "tenant": tenant,
+        "private": private,
+        "include_tags": include_tag or [],
+        "exclude_tags": exclude_tag or [],
     }
     if quiesce_policy is not None:
         body["quiesce_policy"] = quiesce_policy.value
@@ -132,6 +189,9 @@ def take(
 
     def done(result: JsonObject) -> str:
         snap = result["snapshot"]
+        if snap["kind"] in ("system", "tenant"):
+            paused = f", guests paused {_window(snap['paused_window_ms'])}" if snap["paused_window_ms"] else ""
+            return f"{snap['kind']} snapshot {snap['name']!r} of {snap['subject_name']!r} taken{paused}: {snap['id']}"
         how = "quiesced" if snap["quiesced"] else "crash-consistent"
         note = f" ({snap['quiesce_note']})" if snap["quiesce_note"] else ""
         return f"snapshot {snap['name']!r} of {snap['subject_name']!r} taken, {how}{note}: {snap['id']}"
@@ -145,11 +205,17 @@ def list_snapshots(
         str | None, typer.Option("--volume", metavar="NAME|ID", help="Only this volume's snapshots.")
     ] = None,
     vm: Annotated[str | None, typer.Option("--vm", metavar="NAME|ID", help="Only this VM's snapshots.")] = None,
+    system: Annotated[
+        bool, typer.Option("--system", help="Only system snapshots of your scope (with --tenant: its own).")
+    ] = False,
+    tenant: Annotated[
+        str | None, typer.Option(metavar="NAME|PATH|ID", help="Only this tenant's snapshots (see --system).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Snapshots, oldest first."""
     _one_subject(volume, vm)
-    snaps: list[JsonObject] = connect().get("snapshots", volume=volume, vm=vm)
+    snaps: list[JsonObject] = connect().get("snapshots", volume=volume, vm=vm, system=system or None, tenant=tenant)
     if as_json:
         render.print_json(snaps)
         return
@@ -191,8 +257,9 @@ def show(ref: RefArgument, volume: VolumeOption = None, vm: VmOption = None, as_
             ("origin", snap["origin"]),
             ("quiesced", quiesce + (f" ({snap['quiesce_note']})" if snap["quiesce_note"] else "")),
             ("capture window", _window(snap["quiesce_window_ms"])),
-            *([("paused window", _window(snap["paused_window_ms"]))] if snap["subject_type"] == "vm" else []),
+            *([("paused window", _window(snap["paused_window_ms"]))] if snap["subject_type"] != "volume" else []),
             ("immutable", "yes" if snap["immutable"] else "no"),
+            *([("private", "yes" if snap["private"] else "no")] if snap["kind"] == "system" else []),
             ("deletable", _deletable(snap)),
             ("exclusive", render.size(snap["exclusive_bytes"])),
             ("shared", render.size(snap["shared_bytes"])),
@@ -232,16 +299,24 @@ def unlock(ref: RefArgument, volume: VolumeOption = None, vm: VmOption = None, a
         render.say(f"snapshot {snap['name']!r} unlocked; deletable {_deletable(snap)}")
 
 
+TenantMemberOption = Annotated[
+    str | None,
+    typer.Option("--tenant", metavar="NAME|ID", help="System snapshots: restore only this tenant's subtree."),
+]
+
+
 @app.command("restore")
 def restore(
     ref: RefArgument,
     volume: VolumeOption = None,
     vm: VmOption = None,
+    tenant: TenantMemberOption = None,
     as_new: Annotated[
         bool,
         typer.Option(
             "--as-new",
-            help="Restore into a new volume (named <original>_restored) or a new VM (named '<snapshot> restored').",
+            help="Restore into a new volume (named <original>_restored), a new VM (named '<snapshot> restored', "
+            "or '<VM> (n)' out of a system snapshot) or a new tenant ('<tenant> (n)').",
         ),
     ] = False,
     new_name: Annotated[
@@ -268,11 +343,13 @@ def restore(
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Restore a snapshot over its volume or VM, or with --as-new / --new-name NAME as a new one.
+    """Restore a snapshot over its subject, or with --as-new / --new-name NAME as a new one.
 
     In place, the current state is first kept as a pre-restore snapshot unless --no-pre-restore.
 
     A VM restored in place gets its disks and configuration back; it must be off, or --power-off given.
+    A system snapshot restored in place brings back everything in it (objects made since are removed);
+    with --vm, --volume or --tenant only that object is restored, in place or as new.
     """
     as_new = as_new or new_name is not None
     if as_new and (mode is not None or not pre_restore or power_off):
@@ -289,18 +366,69 @@ def restore(
     if mode is not None:
         body["mode"] = mode.value
     api = connect()
+    snap_id, member = _target(api, ref, volume, vm, tenant)
 
     def done(result: JsonObject) -> str:
-        if as_new and "vm" in result:
-            return f"restored as new VM {result['vm']!r}: {result['vm_id']}"
+        what = next(kind for kind in ("vm", "volume", "tenant", "system") if f"{kind}_id" in result)
+        shown = "VM" if what == "vm" else what
         if as_new:
-            return f"restored as new volume {result['volume']!r}: {result['volume_id']}"
+            return f"restored as new {shown} {result[what]!r}: {result[what + '_id']}"
         safety = result["pre_restore_snapshot_id"]
-        what = "VM" if "vm_id" in result else "volume"
-        return f"{what} restored in place" + (f"; its previous state is snapshot {safety}" if safety else "")
+        return f"{shown} restored in place" + (f"; its previous state is snapshot {safety}" if safety else "")
 
-    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm), "restore", body=body)
+    job: JsonObject = api.post("snapshots", snap_id, "restore", body={**body, **member})
     follow(api, job, no_wait=no_wait, as_json=as_json, done=done)
+
+
+@app.command("import")
+def import_member(
+    ref: Annotated[str, typer.Argument(help="The system or tenant snapshot's id.")],
+    vm: Annotated[str | None, typer.Option("--vm", metavar="NAME|ID", help="The VM to import.")] = None,
+    volume: Annotated[str | None, typer.Option("--volume", metavar="NAME|ID", help="The volume to import.")] = None,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="The new snapshot's name (default: the system snapshot's).")
+    ] = None,
+    no_wait: NoWaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import one VM's (or volume's) state out of a system snapshot as a snapshot of that VM (or volume),
+    restorable like any other."""
+    api = connect()
+    body = {"vm": vm, "volume": volume, "name": name}
+
+    def done(result: JsonObject) -> str:
+        snap = result["snapshot"]
+        return f"imported as snapshot {snap['name']!r} of {_subject(snap)}: {snap['id']}"
+
+    follow(api, api.post("snapshots", ref, "import", body=body), no_wait=no_wait, as_json=as_json, done=done)
+
+
+@app.command("contents")
+def contents(
+    ref: Annotated[str, typer.Argument(help="The snapshot's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """What a snapshot holds, as it was then: tenants (as a tree), VMs, volumes, networks (what you may see)."""
+    found: JsonObject = connect().get("snapshots", ref, "contents")
+    if as_json:
+        render.print_json(found)
+        return
+    snap = found["snapshot"]
+    render.say(f"{snap['kind']} snapshot {snap['name']!r} of {snap['subject_name']!r}, {found['selection']}")
+    paths = {t["id"]: t["path"] for t in found["tenants"]}
+
+    def owner(obj: JsonObject) -> str:
+        return paths.get(obj["owner_tenant_id"], "-") if obj["owner_tenant_id"] else "system"
+
+    rows = [
+        ["tenant", "  " * t["depth"] + t["name"], paths.get(t["parent_id"], "system"), ""] for t in found["tenants"]
+    ]
+    rows += [
+        ["vm", v["name"], owner(v), "was running" if v["config"].get("running") else "was off"] for v in found["vms"]
+    ]
+    rows += [["volume", v["name"], owner(v), render.size(v["config"]["size_limit"])] for v in found["volumes"]]
+    rows += [["network", n["name"], owner(n), n["config"]["cidr"]] for n in found["networks"]]
+    render.table(["TYPE", "NAME", "OWNER", "AT THE TIME"], rows)
 
 
 @app.command("browse")
@@ -310,11 +438,10 @@ def browse(
     volume: VolumeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List a folder of a snapshot (read-only)."""
+    """List a folder of a snapshot (read-only); of a system snapshot, of the volume --volume names."""
     api = connect()
-    entries: list[JsonObject] = api.get(
-        "snapshots", _snapshot_id(api, ref, volume), "files", **_path_query("path", path)
-    )
+    snap_id, member = _target(api, ref, volume, None)
+    entries: list[JsonObject] = api.get("snapshots", snap_id, "files", **_path_query("path", path), **member)
     if as_json:
         render.print_json(entries)
         return
@@ -361,10 +488,12 @@ def extract(
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Copy a file or folder out of a snapshot into a volume, replacing what is there atomically."""
+    """Copy a file or folder out of a snapshot into a volume, replacing what is there atomically (out of a
+    system snapshot: from the volume --volume names)."""
     api = connect()
-    body = {**_path_query("path", path), **_path_query("to_path", to), "to_volume": to_volume}
-    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume), "extract", body=body)
+    snap_id, member = _target(api, ref, volume, None)
+    body = {**_path_query("path", path), **_path_query("to_path", to), "to_volume": to_volume, **member}
+    job: JsonObject = api.post("snapshots", snap_id, "extract", body=body)
 
     def done(result: JsonObject) -> str:
         skipped = result.get("skipped_special", 0)

@@ -98,7 +98,9 @@ class Manifest(BaseModel):
                 return obj
         named = sorted((o for o in candidates if o.name == ref), key=lambda o: (o.owner_tenant_id != tenant_id, o.id))
         if not named:
-            raise NotFound(f"snapshot {self.snapshot.name!r} holds no {object_type} {ref!r}", ref=ref)
+            missing = NotFound(f"snapshot {self.snapshot.name!r} holds no {object_type} {ref!r}", ref=ref)
+            elsewhere = any(o.type == object_type and ref in (o.id, o.name) for o in self.objects)
+            raise missing.hiding() if elsewhere else missing  # outside the caller's part: a refusal
         return named[0]
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from snapkeep.errors import InvalidInput, InvalidName
@@ -59,6 +60,17 @@ def pre_restore_name(now: datetime) -> str:
 def restored_vm_name(snapshot_name: str) -> str:
     """SPEC §3: default name of a VM restored from a VM snapshot as new."""
     return f"{snapshot_name} restored"
+
+
+def numbered_name(original: str, taken: Callable[[str], bool]) -> str:
+    """SPEC §3: a VM or tenant restored as new out of a system snapshot: ``<original> (n)``, the first n
+    from 1 whose name is free (``original`` cut short so that the suffix fits)."""
+    for n in range(1, 10_000):
+        suffix = f" ({n})"
+        name = original[: MAX_NAME_LENGTH - len(suffix)].rstrip() + suffix
+        if not taken(name):
+            return name
+    raise InvalidInput(f"no free name of the form {original!r} (n); give one")
 
 
 def restored_volume_name(original: str) -> str:

@@ -19,6 +19,7 @@ from snapkeep.services.clones import Clones
 from snapkeep.services.files import Files
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards
+from snapkeep.services.imports import Imports
 from snapkeep.services.jobs import JobRunner
 from snapkeep.services.networks import Networks
 from snapkeep.services.reconcile import ReconcileReport, reconcile
@@ -49,6 +50,7 @@ class Services:
     volumes: Volumes
     snapshots: Snapshots
     restores: Restores
+    imports: Imports
     files: Files
     host: Hypervisor
     vms: VMs
@@ -105,6 +107,7 @@ class Services:
             volumes=volumes,
             snapshots=snapshots,
             restores=restores,
+            imports=Imports(db, pool, audit, snapshots, jobs),
             files=Files(db, pool, audit, volumes, snapshots, intents, jobs),
             host=host,
             vms=vms,

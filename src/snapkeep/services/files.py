@@ -33,7 +33,7 @@ from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError
 from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.principal import Principal, Role
-from snapkeep.model.types import FileEntry, Job, SubjectType, Volume
+from snapkeep.model.types import FileEntry, Job, SnapshotKind, SubjectType, Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Progress
@@ -84,17 +84,26 @@ class Files:
         self._snapshots = snapshots
         self._intents = intents
 
-    def _source(self, snap_id: str, who: Principal) -> ManifestObject:
-        """The volume a snapshot holds, if it is ready (VM disk images are not handed out as files)."""
+    def _source(self, snap_id: str, who: Principal, volume: str | None) -> ManifestObject:
+        """The volume a snapshot holds (``volume``: which one, out of a system or tenant snapshot), if it is
+        ready (VM disk images are not handed out as files)."""
         snap = self._snapshots.restorable(snap_id, who)  # outside the caller's scope: NotFound
+        manifest = self._snapshots.manifest(snap_id)
+        if snap.kind in (SnapshotKind.SYSTEM, SnapshotKind.TENANT):
+            if volume is None:
+                raise InvalidInput(f"snapshot {snap.name!r} holds many volumes; name the one to read", snapshot=snap_id)
+            return manifest.member(SubjectType.VOLUME, volume, who.tenant_id)
         if snap.subject_type != SubjectType.VOLUME:
             raise InvalidInput(f"snapshot {snap_id} is of a {snap.subject_type}; only volume snapshots can be browsed")
-        return self._snapshots.manifest(snap_id).object_of(snap.subject_type, snap.subject_id)
+        source = manifest.object_of(snap.subject_type, snap.subject_id)
+        if volume is not None and volume not in (source.id, source.name):
+            raise InvalidInput(f"snapshot {snap.name!r} is of volume {source.name!r}, not {volume!r}")
+        return source
 
-    def browse(self, snap_id: str, path: PathArg = "", *, who: Principal) -> list[FileEntry]:
+    def browse(self, snap_id: str, path: PathArg = "", *, volume: str | None = None, who: Principal) -> list[FileEntry]:
         """The entries of a folder in the snapshot (or the one entry a file path names); any role."""
         parts = _users_parts(path)
-        source = self._source(snap_id, who)
+        source = self._source(snap_id, who, volume)
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
             entries = filerestore.browse(root, parts, _shown(parts))
         return entries if parts else [e for e in entries if e.name not in INTERNAL_NAMES]
@@ -106,6 +115,7 @@ class Files:
         *,
         to_volume: str | None = None,
         to_path: PathArg | None = None,
+        volume: str | None = None,
         who: Principal,
     ) -> ExtractPlan:
         """Check an extract request before anything is written, so the API refuses bad ones synchronously."""
@@ -117,18 +127,18 @@ class Files:
             raise InvalidPath("the destination must be a path inside the volume, not its root")
         if dest[-1].startswith(filerestore.STAGING_PREFIX):
             raise InvalidPath("names starting with .snapkeep-restore- are snapkeep's own", path=_shown(dest))
-        source = self._source(snap_id, who)
+        source = self._source(snap_id, who, volume)
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
             filerestore.check_source(root, source_parts, _shown(source_parts))
-        volume = self._volumes.get(to_volume or source.id, who)
-        filerestore.check_destination(self._pool.dataset_tree(volume.dataset), dest, _shown(dest))
-        return ExtractPlan(snap_id, source.datasets[0], source_parts, volume, dest)
+        target = self._volumes.get(to_volume or source.id, who)
+        filerestore.check_destination(self._pool.dataset_tree(target.dataset), dest, _shown(dest))
+        return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest)
 
-    def claim_extract(self, snap_id: str, to_volume: str | None, who: Principal) -> Claim:
+    def claim_extract(self, snap_id: str, to_volume: str | None, who: Principal, volume: str | None = None) -> Claim:
         """An extract reads the snapshot (shared) and writes into the destination volume (exclusive)."""
         snap = self._snapshots.get(snap_id, who)
-        volume = self._volumes.get(to_volume or snap.subject_id, who)
-        needs = [shared("snapshot", snap.id, snap.name), exclusive("volume", volume.id, volume.name)]
+        target = self._volumes.get(to_volume or self._source(snap_id, who, volume).id, who)
+        needs = [shared("snapshot", snap.id, snap.name), exclusive("volume", target.id, target.name)]
         return self._snapshots.guards.claim("snapshot.extract", needs)
 
     def extract(
@@ -138,13 +148,15 @@ class Files:
         *,
         to_volume: str | None = None,
         to_path: PathArg | None = None,
+        volume: str | None = None,
         who: Principal,
     ) -> dict[str, object]:
-        """Copy ``path`` from the snapshot to ``to_path`` in ``to_volume`` (default: its own place in the
-        snapshot's volume), replacing what is there atomically; operator."""
+        """Copy ``path`` from the snapshot (from its ``volume``, out of a system snapshot) to ``to_path`` in
+        ``to_volume`` (default: its own place in the snapshot's volume), replacing what is there
+        atomically; operator."""
         who.require(Role.OPERATOR)
-        with self.claim_extract(snap_id, to_volume, who):
-            return self._extract(snap_id, path, to_volume, to_path, who)
+        with self.claim_extract(snap_id, to_volume, who, volume):
+            return self._extract(snap_id, path, to_volume, to_path, volume, who)
 
     def submit_extract(
         self,
@@ -153,25 +165,32 @@ class Files:
         *,
         to_volume: str | None = None,
         to_path: PathArg | None = None,
+        volume: str | None = None,
         params: dict[str, object],
         who: Principal,
     ) -> Job:
         """:meth:`extract` as a job, refused synchronously (bad paths, busy snapshot or volume); ``params``
         is what the job shows of the request."""
         who.require(Role.OPERATOR)
-        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, who=who)
+        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, who=who)
 
         def run(_progress: Progress) -> dict[str, object]:
-            return self.extract(snap_id, path, to_volume=to_volume, to_path=to_path, who=who)
+            return self.extract(snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, who=who)
 
-        with self.claim_extract(snap_id, to_volume, who) as claim:
+        with self.claim_extract(snap_id, to_volume, who, volume) as claim:
             owner = plan.volume.owner_tenant_id
             return self._jobs.submit("snapshot.extract", params, run, claim=claim, owner_tenant_id=owner)
 
     def _extract(
-        self, snap_id: str, path: PathArg, to_volume: str | None, to_path: PathArg | None, who: Principal
+        self,
+        snap_id: str,
+        path: PathArg,
+        to_volume: str | None,
+        to_path: PathArg | None,
+        volume: str | None,
+        who: Principal,
     ) -> dict[str, object]:
-        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, who=who)
+        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, who=who)
         op_id = uuid.uuid4().hex
         parent = b"/".join(plan.dest[:-1])
         record = {"op": op_id, "dataset": plan.volume.dataset, "parent_b64": base64.b64encode(parent).decode()}

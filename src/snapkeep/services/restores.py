@@ -16,10 +16,13 @@ from snapkeep.errors import InvalidInput
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import check_name
 from snapkeep.model.principal import Principal, Role
-from snapkeep.model.types import Job, Snapshot
+from snapkeep.model.types import Job, Snapshot, SnapshotKind, SubjectType
+from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import RestoreOptions, SubjectKind
+
+_MEMBERS = (SubjectType.VM, SubjectType.VOLUME, SubjectType.TENANT)  # what one restores out of a system
 
 
 class Restores:
@@ -42,7 +45,7 @@ class Restores:
         who.require(Role.OPERATOR)
         if options.name is not None:  # a given name must be valid, whether used (as new) or not
             check_name(options.name, "new name")
-        with self._snapshots.claim_restore(snap_id, options.as_new, who) as claim:
+        with self._claim(snap_id, options, who) as claim:
             snap, kind, source = self._plan(snap_id, options, who)
             if options.as_new:
                 kind.new_name(snap, source, options, who)
@@ -57,15 +60,17 @@ class Restores:
                 return self.over_source(snap_id, options, who)
 
             operation = "snapshot.restore_as_new" if options.as_new else "snapshot.restore"
-            return self._jobs.submit(operation, params, run, claim=claim, owner_tenant_id=snap.owner_tenant_id)
+            owner = source.owner_tenant_id if options.member is not None else snap.owner_tenant_id
+            return self._jobs.submit(operation, params, run, claim=claim, owner_tenant_id=owner)
 
     def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
-        """Put the snapshot's state in place of its subject's, after a pre-restore snapshot unless the
-        options say not to; answers with the subject's id and the pre-restore snapshot's."""
+        """Put the snapshot's state in place of its subject's (or of the member named in the options),
+        after a pre-restore snapshot unless the options say not to; answers with the restored object's id
+        and the pre-restore snapshot's."""
         who.require(Role.OPERATOR)
         if options.as_new:
             raise InvalidInput("over_source restores over the source; use as_new for a new copy")
-        with self._snapshots.claim_restore(snap_id, False, who):
+        with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
             kind.check_over(source, options, who)
             safety = self._pre_restore(kind, source, who) if options.pre_restore else None
@@ -75,21 +80,39 @@ class Restores:
     def as_new(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
         """A new object from the snapshot (the kind's default name unless one is given)."""
         who.require(Role.OPERATOR)
-        with self._snapshots.claim_restore(snap_id, True, who):
+        with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
             name = kind.new_name(snap, source, options, who)
             new_id, new_name = kind.restore_as_new(snap, source, name, options, who)
             return {f"{kind.type}_id": new_id, kind.type.value: new_name}
 
+    def _claim(self, snap_id: str, options: RestoreOptions, who: Principal) -> Claim:
+        """The snapshot, shared (several restores may read it, none may delete it meanwhile), and, over the
+        source, the object restored over, exclusive."""
+        snap, kind, source = self._plan(snap_id, options, who)
+        target = None if options.as_new else (kind.type.value, source.id, source.name)
+        return self._snapshots.claim_restore(snap, target)
+
     def _plan(
         self, snap_id: str, options: RestoreOptions, who: Principal
     ) -> tuple[Snapshot, SubjectKind, ManifestObject]:
+        """The snapshot, the kind that restores, and the object restored: the snapshot's subject, or the
+        member the options name (one VM, volume or tenant out of a system or tenant snapshot)."""
         snap = self._snapshots.restorable(snap_id, who)
-        kind = self._kinds.get(snap.subject_type)
+        manifest = self._snapshots.manifest(snap_id)
+        if options.member is None:
+            self._snapshots.own(snap_id, who)  # a parent's exposed snapshot: only members may be restored
+            source = manifest.object_of(snap.subject_type, snap.subject_id)
+        elif snap.kind not in (SnapshotKind.SYSTEM, SnapshotKind.TENANT):
+            raise InvalidInput("a member is picked out of a system or tenant snapshot; this one holds one object")
+        elif options.member_type not in _MEMBERS:
+            raise InvalidInput(f"one {options.member_type} cannot be restored out of a system snapshot")
+        else:
+            source = manifest.member(str(options.member_type), options.member, who.tenant_id)
+        kind = self._kinds.get(source.type)
         if kind is None:
-            raise InvalidInput(f"snapshots of a {snap.subject_type} cannot be restored yet", snapshot=snap_id)
+            raise InvalidInput(f"snapshots of a {source.type} cannot be restored yet", snapshot=snap_id)
         kind.check_options(options)
-        source = self._snapshots.manifest(snap_id).object_of(snap.subject_type, snap.subject_id)
         return snap, kind, source
 
     def _pre_restore(self, kind: SubjectKind, source: ManifestObject, who: Principal) -> Snapshot:
@@ -98,4 +121,7 @@ class Restores:
 
 def _shown(options: RestoreOptions) -> dict[str, object]:
     """The options as the job's parameters show them (JSON values)."""
-    return {key: str(value) if key == "mode" else value for key, value in asdict(options).items()}
+    return {
+        key: str(value) if key in ("mode", "member_type") and value is not None else value
+        for key, value in asdict(options).items()
+    }

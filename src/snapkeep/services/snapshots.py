@@ -174,14 +174,13 @@ class Snapshots:
         """A delete holds the snapshot: no restore or extract may be reading it."""
         return self.guards.claim("snapshot.delete", [exclusive("snapshot", snap.id, snap.name)])
 
-    def claim_restore(self, snap_id: str, as_new: bool, who: Principal) -> Claim:
+    def claim_restore(self, snap: Snapshot, target: tuple[str, str, str] | None) -> Claim:
         """A restore reads the snapshot (shared: several may, none may delete it) and, over the source,
-        replaces its subject (exclusive)."""
-        snap = self.get(snap_id, who)
+        replaces ``target`` (type, id, name: the snapshot's subject or one of its members), exclusively."""
         needs = [shared("snapshot", snap.id, snap.name)]
-        if not as_new:
-            needs.append(exclusive(snap.subject_type, snap.subject_id, snap.subject_name))
-        return self.guards.claim("snapshot.restore_as_new" if as_new else "snapshot.restore", needs)
+        if target is not None:
+            needs.append(exclusive(*target))
+        return self.guards.claim("snapshot.restore" if target else "snapshot.restore_as_new", needs)
 
     def claim_with_snapshots(self, operation: str, subject_type: str, subject_id: str, label: str) -> Claim:
         """A subject and every snapshot of it, exclusively, all or nothing: what deleting it needs.

@@ -344,6 +344,19 @@ class Pool:
                 else:
                     self.driver.frozen_copy(self.dataset_path(dataset), os.path.join(data_dir, dataset))
 
+    def capture_from_snapshot(self, source_snap: str, dataset: str, snap_id: str) -> None:
+        """Stage, for a new snapshot ``snap_id``, a frozen copy of ``dataset`` as snapshot ``source_snap``
+        holds it (one VM's disks imported out of a system snapshot); seal it afterwards, as after
+        :meth:`capture`. Nothing is live, so nothing needs holding."""
+        source = self.snapshot_data_path(source_snap, dataset)
+        data_dir = os.path.join(self.staging_dir(snap_id), "data")
+        with translated(f"copying {dataset} out of snapshot {source_snap}"):
+            os.makedirs(data_dir, mode=0o755, exist_ok=True)
+            if source.endswith(images.SUFFIX):
+                clone_file(source, os.path.join(data_dir, dataset + images.SUFFIX))
+            else:
+                self.driver.frozen_copy(source, os.path.join(data_dir, dataset))
+
     @step("pool.seal")
     def seal(self, snap_id: str, manifest: bytes) -> None:
         """Write the manifest beside the data, flush both with one ``syncfs``, and publish the snapshot with

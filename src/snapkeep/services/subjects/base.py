@@ -53,6 +53,8 @@ class RestoreOptions:
     pre_restore: bool = True  # over the source: take a safety snapshot first
     power_off: bool = False  # VMs over the source: stop a running VM instead of refusing
     preserve_macs: bool = False  # VMs as new: keep the MAC addresses
+    member_type: SubjectType | None = None  # one object out of a system or tenant snapshot: its type
+    member: str | None = None  # … and its id or name in the snapshot
 
 
 class SubjectKind(Protocol):

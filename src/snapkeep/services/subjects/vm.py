@@ -19,7 +19,7 @@ from snapkeep.engine.intents import Intents
 from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
-from snapkeep.model.names import restored_vm_name
+from snapkeep.model.names import numbered_name, restored_vm_name
 from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import VM, QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
@@ -126,8 +126,12 @@ class VmKind:
         return vm.id
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        name = options.name or restored_vm_name(snap.name)
+        """The given name, else ``<snapshot> restored`` from a VM snapshot and ``<VM> (n)`` out of a system
+        snapshot (SPEC §3); refused if the owner has a VM of that name."""
         with self._db.unit() as uow:
+            if options.name is None and snap.kind is not SnapshotKind.VM:
+                return numbered_name(source.name, lambda n: uow.vms.find(n, source.owner_tenant_id) is not None)
+            name = options.name or restored_vm_name(snap.name)
             self._vms.check_free_name(uow, name, source.owner_tenant_id)
         return name
 

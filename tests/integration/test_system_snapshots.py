@@ -1,0 +1,264 @@
+"""System and tenant snapshots through the services, with real libvirtd, real guests and real pools.
+
+One small system per driver (btrfs, XFS), shared by the module: a tenant ``acme`` with a sub-tenant
+``acme/dev``, a sibling tenant, a volume of the system's and one of acme's with files, and two running
+guests (one of the system's, one of acme/dev's) whose init appends a counter to their data disk every 50 ms.
+What is checked: every guest's disk is captured at one instant (inside the recorded paused window), a
+system snapshot lists its contents and shows a tenant only its own part, a partial one holds only what its
+tags pick, one VM comes back out of it as a new VM that boots with its data, one VM's state is imported as
+a VM snapshot, a volume's files are read out of it, and a failed pause leaves every guest running and
+records nothing.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from snapkeep.errors import Forbidden, HypervisorError, InvalidInput, NotFound
+from snapkeep.hypervisor import Hypervisor
+from snapkeep.hypervisor.libvirt_host import LibvirtHost
+from snapkeep.model.principal import SYSTEM, Principal, Role
+from snapkeep.model.selection import FULL, Selection
+from snapkeep.model.types import VM, SnapshotKind, SubjectType, Volume
+from snapkeep.model.vmspec import VMState
+from snapkeep.services.container import Services
+from snapkeep.services.contents import read_contents
+from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
+from snapkeep.testguest import GuestImage, counter_is_intact, fsck, read_counter
+from tests.integration.test_vm_snapshots import (
+    boot,
+    digest,
+    disk_path,
+    image,
+    journal_replayed_copy,
+    services_on,
+)
+from tests.integration.test_vm_tenants import make_vm
+
+__all__ = ["image"]  # a fixture used here
+
+
+@dataclass(frozen=True)
+class World:
+    svc: Services
+    acme: str
+    dev: str
+    other: str
+    system_vm: VM
+    dev_vm: VM
+    system_volume: Volume
+    acme_volume: Volume
+
+    def admin_of(self, tenant_id: str) -> Principal:
+        return Principal(f"admin-of-{tenant_id[:8]}", Role.ADMIN, tenant_id)
+
+
+class PauseFails:
+    """The real hypervisor, with a fault switch: while ``domain`` is set, pausing that domain fails."""
+
+    def __init__(self, host: Hypervisor) -> None:
+        self._host = host
+        self.domain: str | None = None
+
+    def pause(self, domain: str) -> None:
+        if domain == self.domain:
+            raise HypervisorError(f"pause of {domain} refused (fault switch)")
+        self._host.pause(domain)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._host, name)
+
+
+@pytest.fixture(scope="module", params=["btrfs", "xfs"])
+def world(request: pytest.FixtureRequest, libvirtd: None, image: GuestImage) -> Iterator[World]:
+    with services_on(request.param, PauseFails(LibvirtHost())) as svc:  # type: ignore[arg-type]
+        acme = svc.tenants.create(SYSTEM, "acme", tags=["prod"]).tenant.id
+        dev = svc.tenants.create(SYSTEM, "dev", parent="acme").tenant.id
+        other = svc.tenants.create(SYSTEM, "other").tenant.id
+        system_volume = svc.volumes.create("docs", 64 << 20, who=SYSTEM)
+        acme_volume = svc.volumes.create("acme-docs", 64 << 20, tenant="acme", who=SYSTEM)
+        for volume, text in ((system_volume, b"the system's\n"), (acme_volume, b"acme's\n")):
+            Path(volume.path, "readme.txt").write_bytes(text)
+        system_vm = make_vm(svc, image, "sys-guest", None, [])
+        dev_vm = make_vm(svc, image, "dev-guest", "acme/dev", [])
+        for vm in (system_vm, dev_vm):
+            boot(svc, vm)
+        time.sleep(1.0)  # a few counter values on each disk
+        yield World(svc, acme, dev, other, system_vm, dev_vm, system_volume, acme_volume)
+
+
+def take(
+    world: World,
+    name: str,
+    ref: str = "system",
+    who: Principal = SYSTEM,
+    subject_type: str = "system",
+    private: bool | None = None,
+    selection: Selection = FULL,
+) -> str:
+    request = TakeRequest(ref=ref, subject_type=subject_type, name=name, private=private, selection=selection)
+    return world.svc.snapshots.take(request, who=who).id
+
+
+def captured_counter(world: World, snap_id: str, vm: VM, workdir: Path) -> list[int]:
+    data = world.svc.pool.snapshot_data_path(snap_id, vm.dataset)
+    return read_counter(journal_replayed_copy(os.path.join(data, vm.config["disks"][0]["file"]), workdir))
+
+
+def live_counter(vm: VM, workdir: Path) -> list[int]:
+    """What the running guest has written so far, as a crash would leave it (a copy, journal replayed)."""
+    return read_counter(journal_replayed_copy(disk_path(vm), workdir))
+
+
+def test_every_guest_is_captured_inside_one_paused_window(world: World, tmp_path: Path) -> None:
+    guests = (world.system_vm, world.dev_vm)
+    for attempt in range(2):
+        before = {vm.id: live_counter(vm, tmp_path)[-1] for vm in guests}
+        snap_id = take(world, f"instant-{attempt}")
+        after = {vm.id: live_counter(vm, tmp_path)[-1] for vm in guests}
+        snap = world.svc.snapshots.get(snap_id, SYSTEM)
+        assert snap.kind is SnapshotKind.SYSTEM and snap.private and snap.paused_window_ms is not None
+        for vm in guests:
+            counter = captured_counter(world, snap_id, vm, tmp_path)
+            assert counter_is_intact(counter)
+            assert before[vm.id] <= counter[-1] <= after[vm.id], (vm.name, before, counter[-1], after)
+        assert all(world.svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING for vm in guests)
+    assert glob.glob(os.path.join(world.svc.settings.run_dir, "*.json")) == []  # every hold released
+
+
+def test_contents_show_the_tree_and_a_tenant_only_its_own_part(world: World) -> None:
+    svc = world.svc
+    snap_id = take(world, "contents", private=False)
+    everything = read_contents(svc.snapshots, snap_id, SYSTEM)
+    assert [t.path for t in everything.tenants] == ["acme", "acme/dev", "other"]
+    assert {v.name for v in everything.vms} == {"sys-guest", "dev-guest"}
+    assert {v.name: v.config["running"] for v in everything.vms} == {"sys-guest": True, "dev-guest": True}
+    assert {v.name for v in everything.volumes} == {"docs", "acme-docs"}
+    assert everything.selection == "full"
+
+    acme = read_contents(svc.snapshots, snap_id, world.admin_of(world.acme))  # exposed to acme: not private
+    assert [t.path for t in acme.tenants] == ["acme", "acme/dev"]
+    assert [v.name for v in acme.vms] == ["dev-guest"] and [v.name for v in acme.volumes] == ["acme-docs"]
+    assert acme.vms[0].config["vm"]["kernel"] is None  # host paths for admins of the system only
+
+    with pytest.raises(NotFound):  # a sibling tenant's own view: the snapshot is the system's, exposed
+        read_contents(svc.snapshots, take(world, "private-one"), world.admin_of(world.other))
+    svc.settings_docs.patch(SYSTEM, {"expose_snapshots": False}, tenant="other")
+    with pytest.raises(NotFound):  # not exposed to it any more
+        svc.snapshots.get(snap_id, world.admin_of(world.other))
+    assert svc.snapshots.get(snap_id, world.admin_of(world.acme)).id == snap_id
+    with pytest.raises(Forbidden):  # read, not changed
+        svc.snapshots.delete(snap_id, who=world.admin_of(world.acme))
+    with pytest.raises(Forbidden):
+        svc.restores.over_source(snap_id, RestoreOptions(), world.admin_of(world.acme))
+    with pytest.raises(NotFound):  # the system's VM is not in acme's part of it
+        svc.restores.as_new(
+            snap_id, RestoreOptions(as_new=True, member_type=SubjectType.VM, member="sys-guest"),
+            world.admin_of(world.acme),
+        )  # fmt: skip
+
+
+def test_partial_snapshot_holds_only_what_its_tags_pick(world: World) -> None:
+    svc = world.svc
+    only = read_contents(svc.snapshots, take(world, "prod-only", selection=Selection(include=("prod",))), SYSTEM)
+    assert {v.name for v in only.vms} == {"dev-guest"} and {v.name for v in only.volumes} == {"acme-docs"}
+    assert only.selection == "partial: only objects tagged prod" and len(only.tenants) == 3
+    but = read_contents(svc.snapshots, take(world, "not-prod", selection=Selection(exclude=("prod",))), SYSTEM)
+    assert {v.name for v in but.vms} == {"sys-guest"} and {v.name for v in but.volumes} == {"docs"}
+    with pytest.raises(InvalidInput):
+        take(world, "vm-partial", ref=world.dev_vm.id, subject_type="vm", selection=Selection(include=("prod",)))
+
+
+def test_tenant_snapshot_is_the_parents(world: World) -> None:
+    svc = world.svc
+    acme_admin, dev_admin = world.admin_of(world.acme), world.admin_of(world.dev)
+    snap = svc.snapshots.get(take(world, "dev-subtree", ref="dev", who=acme_admin, subject_type="tenant"), SYSTEM)
+    assert snap.kind is SnapshotKind.TENANT and snap.owner_tenant_id == world.acme and not snap.private
+    assert snap.id not in {s.id for s in svc.snapshots.listing(who=dev_admin)}  # its parent's, not its own
+    with pytest.raises(Forbidden):
+        take(world, "self", ref=world.dev, who=dev_admin, subject_type="tenant")
+    own = svc.snapshots.get(take(world, "dev-own", who=dev_admin), SYSTEM)  # a tenant's own system snapshot
+    assert own.kind is SnapshotKind.SYSTEM and own.subject_id == world.dev and own.owner_tenant_id == world.dev
+
+
+def test_a_deleted_vm_comes_back_as_new_and_boots_with_its_data(
+    world: World, image: GuestImage, tmp_path: Path
+) -> None:
+    svc = world.svc
+    doomed = make_vm(svc, image, "doomed", "acme", [])
+    boot(svc, doomed)
+    time.sleep(0.5)
+    snap_id = take(world, "before-delete", private=False)  # acme restores its own VM out of it
+    captured = captured_counter(world, snap_id, doomed, tmp_path)
+    svc.vms.delete(doomed.id, svc.snapshots, True, who=SYSTEM)
+
+    options = RestoreOptions(as_new=True, member_type=SubjectType.VM, member=doomed.name)
+    restored = svc.restores.as_new(snap_id, options, world.admin_of(world.acme))
+    copy = svc.vms.get(str(restored["vm_id"]), who=SYSTEM)
+    assert copy.name == f"{doomed.name} (1)" and copy.owner_tenant_id == world.acme
+    assert copy.config["nics"] == [] or copy.config["nics"][0]["mac"] != doomed.config["nics"][0]["mac"]
+    assert fsck(journal_replayed_copy(disk_path(copy), tmp_path)).clean
+    boot(svc, copy)
+    time.sleep(0.5)
+    svc.vms.stop(copy.id, force=True, who=SYSTEM)
+    after = read_counter(journal_replayed_copy(disk_path(copy), tmp_path))
+    assert after[: len(captured)] == captured and len(after) > len(captured)  # its data, then new writes
+    again = svc.restores.as_new(snap_id, options, SYSTEM)
+    assert again["vm"] == f"{doomed.name} (2)"
+    for vm_id in (copy.id, str(again["vm_id"])):
+        svc.vms.delete(vm_id, svc.snapshots, True, who=SYSTEM)
+
+
+def test_one_vm_imported_as_its_own_snapshot_then_restored(world: World, tmp_path: Path) -> None:
+    svc = world.svc
+    snap_id = take(world, "to-import", private=False)
+    disk_file = world.dev_vm.config["disks"][0]["file"]
+    system_copy = os.path.join(svc.pool.snapshot_data_path(snap_id, world.dev_vm.dataset), disk_file)
+    imported = svc.imports.run(snap_id, SubjectType.VM, "dev-guest", who=world.admin_of(world.acme))
+    assert imported.kind is SnapshotKind.VM and imported.subject_id == world.dev_vm.id
+    assert imported.name == "to-import" and imported.created_at == svc.snapshots.get(snap_id, SYSTEM).created_at
+    with pytest.raises(Exception, match="already has a snapshot named"):
+        svc.imports.run(snap_id, SubjectType.VM, "dev-guest", who=SYSTEM)
+    svc.restores.over_source(imported.id, RestoreOptions(power_off=True, pre_restore=False), SYSTEM)
+    disk = disk_path(svc.vms.get(world.dev_vm.id, who=SYSTEM))
+    assert digest(disk) == digest(system_copy)  # byte for byte the system snapshot's copy
+    boot(svc, world.dev_vm)  # back to running for the module
+
+
+def test_files_of_one_volume_read_out_of_a_system_snapshot(world: World) -> None:
+    svc = world.svc
+    snap_id = take(world, "files", private=False)
+    Path(world.acme_volume.path, "readme.txt").write_bytes(b"overwritten\n")
+    acme_admin = world.admin_of(world.acme)
+    names = [e.name for e in svc.files.browse(snap_id, "", volume="acme-docs", who=acme_admin)]
+    assert "readme.txt" in names
+    svc.files.extract(snap_id, "readme.txt", volume="acme-docs", who=acme_admin)
+    assert Path(world.acme_volume.path, "readme.txt").read_bytes() == b"acme's\n"
+    with pytest.raises(InvalidInput):  # many volumes: which one?
+        svc.files.browse(snap_id, "", who=SYSTEM)
+    with pytest.raises(NotFound):
+        svc.files.browse(snap_id, "", volume="docs", who=acme_admin)
+
+
+def test_a_guest_that_cannot_be_paused_leaves_every_guest_running_and_nothing_recorded(world: World) -> None:
+    svc = world.svc
+    faults: PauseFails = svc.host  # type: ignore[assignment]
+    faults.domain = max(vm.domain for vm in (world.system_vm, world.dev_vm))  # paused last: the first is resumed
+    before = {s.id for s in svc.snapshots.listing(who=SYSTEM)}
+    try:
+        with pytest.raises(HypervisorError):
+            take(world, "pause-fails")
+    finally:
+        faults.domain = None
+    assert {s.id for s in svc.snapshots.listing(who=SYSTEM)} == before
+    assert all(svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING for vm in (world.system_vm, world.dev_vm))
+    assert glob.glob(os.path.join(svc.settings.run_dir, "*.json")) == []
+    assert svc.guards.held() == []
