@@ -26,8 +26,8 @@ writer and agent, the rest are defined and stopped. Every volume holds 16 MiB in
   each VM directory and each volume's image on XFS), resume every guest; and its two halves alone:
   pause + resume of all running guests, and the per-dataset snapshots without pausing.
 
-The restores need code that is not on every branch yet; where the services refuse them ("not available
-yet"), or ``RestoreOptions`` has no ``member`` yet, they are reported as not measured rather than failed.
+Where the services refuse a whole-system restore as "not available yet" (its code not landed), it is
+reported as not measured rather than failed.
 
 Before every timed call (untimed) the pool's filesystem is flushed and, on btrfs, the cleaner is waited for
 until every deleted subvolume is gone; after each sample every running guest is checked to be running.
@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import btrfsutil
@@ -224,18 +224,14 @@ def restore_system_op(rig: Rig, system: System, reference_id: str) -> Op:
     return Op(RESTORE_SYSTEM, "snapkeep", action, cleanup=cleanup)
 
 
-def member_options_supported() -> bool:
-    return {"member_type", "member"} <= {f.name for f in fields(RestoreOptions)}
-
-
 def restore_vm_new_op(rig: Rig, system: System, reference_id: str) -> Op:
     """The first VM restored as a new (stopped) VM out of the reference system snapshot; deleted after."""
     svc = rig.svc
     source = system.vms[0]
 
     def action(name: str) -> dict[str, object]:
-        member: dict[str, Any] = {"member_type": SubjectType.VM, "member": source.name}  # not on every branch yet
-        return svc.restores.as_new(reference_id, RestoreOptions(as_new=True, name=name, **member), SYSTEM)
+        options = RestoreOptions(as_new=True, name=name, member_type=SubjectType.VM, member=source.name)
+        return svc.restores.as_new(reference_id, options, SYSTEM)
 
     def drop(made: dict[str, object], _ms: float) -> SideMetrics:
         svc.vms.delete(str(made["vm_id"]), svc.snapshots, who=SYSTEM)
@@ -462,8 +458,6 @@ def measure_level(rig: Rig, system: System, operator: Operator, level: Level, ar
     reference = rig.svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name=unique("ref")), who=SYSTEM)
     volume_bytes = len(system.volumes) * VOLUME_DATA.total_bytes + len(system.extra) * level.extra_bytes
     result = LevelResult(level, len(system.dataset_paths(rig)), volume_bytes, time.monotonic() - started)
-    if not member_options_supported():
-        result.not_measured[RESTORE_VM_NEW] = "not measured: RestoreOptions has no member yet (not on this branch)"
     takes = [take_op(rig), *operator.take_ops(), restore_vm_new_op(rig, system, reference.id)]
     # these power the running guests off and start them again (a boot each, so fewer rounds)
     restores = [operator.restore_op(), restore_system_op(rig, system, reference.id)]
