@@ -188,33 +188,12 @@ def test_tenant_snapshot_is_the_parents(world: World) -> None:
     own = svc.snapshots.get(take(world, "dev-own", who=dev_admin), SYSTEM)  # a tenant's own system snapshot
     assert own.kind is SnapshotKind.SYSTEM and own.subject_id == world.dev and own.owner_tenant_id == world.dev
 
-
-def test_a_deleted_vm_comes_back_as_new_and_boots_with_its_data(
-    world: World, image: GuestImage, tmp_path: Path
-) -> None:
-    svc = world.svc
-    doomed = make_vm(svc, image, "doomed", "acme", [])
-    boot(svc, doomed)
-    time.sleep(0.5)
-    snap_id = take(world, "before-delete", private=False)  # acme restores its own VM out of it
-    captured = captured_counter(world, snap_id, doomed, tmp_path)
-    svc.vms.delete(doomed.id, svc.snapshots, True, who=SYSTEM)
-
-    options = RestoreOptions(as_new=True, member_type=SubjectType.VM, member=doomed.name)
-    restored = svc.restores.as_new(snap_id, options, world.admin_of(world.acme))
-    copy = svc.vms.get(str(restored["vm_id"]), who=SYSTEM)
-    assert copy.name == f"{doomed.name} (1)" and copy.owner_tenant_id == world.acme
-    assert copy.config["nics"] == [] or copy.config["nics"][0]["mac"] != doomed.config["nics"][0]["mac"]
-    assert fsck(journal_replayed_copy(disk_path(copy), tmp_path)).clean
-    boot(svc, copy)
-    time.sleep(0.5)
-    svc.vms.stop(copy.id, force=True, who=SYSTEM)
-    after = read_counter(journal_replayed_copy(disk_path(copy), tmp_path))
-    assert after[: len(captured)] == captured and len(after) > len(captured)  # its data, then new writes
-    again = svc.restores.as_new(snap_id, options, SYSTEM)
-    assert again["vm"] == f"{doomed.name} (2)"
-    for vm_id in (copy.id, str(again["vm_id"])):
-        svc.vms.delete(vm_id, svc.snapshots, True, who=SYSTEM)
+    gone = svc.tenants.create(acme_admin, "short-lived", parent=world.acme).tenant
+    of_it = take(world, "of-it", ref=gone.id, who=acme_admin, subject_type="tenant")
+    svc.tenants.delete(acme_admin, gone.id)
+    with pytest.raises(NotFound):  # a tenant's snapshots go with it (its parent's system snapshots stay)
+        svc.snapshots.get(of_it, SYSTEM)
+    assert svc.snapshots.get(snap.id, SYSTEM).id == snap.id
 
 
 def test_one_vm_imported_as_its_own_snapshot_then_restored(world: World, tmp_path: Path) -> None:
@@ -227,10 +206,10 @@ def test_one_vm_imported_as_its_own_snapshot_then_restored(world: World, tmp_pat
     assert imported.name == "to-import" and imported.created_at == svc.snapshots.get(snap_id, SYSTEM).created_at
     with pytest.raises(Exception, match="already has a snapshot named"):
         svc.imports.run(snap_id, SubjectType.VM, "dev-guest", who=SYSTEM)
-    svc.restores.over_source(imported.id, RestoreOptions(power_off=True, pre_restore=False), SYSTEM)
-    disk = disk_path(svc.vms.get(world.dev_vm.id, who=SYSTEM))
+    copy = svc.restores.as_new(imported.id, RestoreOptions(as_new=True), SYSTEM)  # like any VM snapshot
+    disk = disk_path(svc.vms.get(str(copy["vm_id"]), who=SYSTEM))
     assert digest(disk) == digest(system_copy)  # byte for byte the system snapshot's copy
-    boot(svc, world.dev_vm)  # back to running for the module
+    svc.vms.delete(str(copy["vm_id"]), svc.snapshots, who=SYSTEM)
 
 
 def test_files_of_one_volume_read_out_of_a_system_snapshot(world: World) -> None:
@@ -262,3 +241,28 @@ def test_a_guest_that_cannot_be_paused_leaves_every_guest_running_and_nothing_re
     assert all(svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING for vm in (world.system_vm, world.dev_vm))
     assert glob.glob(os.path.join(svc.settings.run_dir, "*.json")) == []
     assert svc.guards.held() == []
+
+
+def test_a_deleted_vm_comes_back_as_new_and_boots_with_its_data(world: World, tmp_path: Path) -> None:
+    """Last in the module: it deletes acme/dev's running guest."""
+    svc = world.svc
+    doomed = world.dev_vm
+    snap_id = take(world, "before-delete", private=False)  # acme restores its own VM out of it
+    captured = captured_counter(world, snap_id, doomed, tmp_path)
+    svc.vms.delete(doomed.id, svc.snapshots, True, who=SYSTEM)
+
+    options = RestoreOptions(as_new=True, member_type=SubjectType.VM, member=doomed.name)
+    restored = svc.restores.as_new(snap_id, options, world.admin_of(world.acme))
+    copy = svc.vms.get(str(restored["vm_id"]), who=SYSTEM)
+    assert copy.name == f"{doomed.name} (1)" and copy.owner_tenant_id == world.dev
+    assert copy.config["nics"] == [] or copy.config["nics"][0]["mac"] != doomed.config["nics"][0]["mac"]
+    assert fsck(journal_replayed_copy(disk_path(copy), tmp_path)).clean
+    boot(svc, copy)
+    time.sleep(0.5)
+    svc.vms.stop(copy.id, force=True, who=SYSTEM)
+    after = read_counter(journal_replayed_copy(disk_path(copy), tmp_path))
+    assert after[: len(captured)] == captured and len(after) > len(captured)  # its data, then new writes
+    again = svc.restores.as_new(snap_id, options, SYSTEM)
+    assert again["vm"] == f"{doomed.name} (2)"
+    for vm_id in (copy.id, str(again["vm_id"])):
+        svc.vms.delete(vm_id, svc.snapshots, True, who=SYSTEM)

@@ -94,3 +94,65 @@ def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounte
                 if domain is not None:
                     step(domain)
         host.close()
+
+
+def test_sigkill_while_a_system_snapshot_holds_its_guests_paused_then_restart(served: tuple[Mounted, str]) -> None:
+    """A system take killed with every guest paused: after the restart the guests run, the intent that
+    named them is gone, nothing is half-made in the pool, and the snapshot is not ready (failed, or absent)."""
+    mounted, data_dir = served
+    pool_dir = mounted.new_dir("pool")
+    image = build_test_guest()
+    host = LibvirtHost()
+    server: Server = start_server(data_dir, pool_dir)
+    names = ["crash-sys-a", "crash-sys-b"]
+    domains: list[str] = []
+    try:
+        api = server.client()
+        for name in names:
+            vm = api.post(
+                "/api/v1/vms",
+                json={"name": name, "memory": "256M", "disks": ["128M"], "kernel": image.kernel,
+                      "initrd": image.initrd, "cmdline": image.cmdline},
+            ).json()  # fmt: skip
+            make_data_disk(vm["disks"][0]["path"], 128 << 20)
+            domains.append(str(vm["domain"]))
+            assert api.post(f"/api/v1/vms/{name}/start", params={"wait": 30}).json()["status"] == "succeeded"
+        for i in range(4):  # a few volumes: a longer capture inside the paused window
+            api.post("/api/v1/volumes", json={"name": f"crash-vol-{i}", "size_limit": "32M"})
+
+        run_dir = os.path.join(data_dir, "run")
+        attempt = 0
+        for attempt in range(8):
+            api.post("/api/v1/snapshots", json={"system": True, "name": f"killed-{attempt}"})
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(host.state(d) == "paused" for d in domains):
+                pass  # libvirt's word, asked as fast as it answers: the pause lasts tens of milliseconds
+            os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+            if any(host.state(d) == "paused" for d in domains):
+                break  # killed with a guest paused: nothing else will resume it
+            server = start_server(data_dir, pool_dir)  # too late (or too early): again
+            api = server.client()
+        else:
+            pytest.fail("never caught the service with a guest paused in 8 tries")
+
+        server = start_server(data_dir, pool_dir)
+        api = server.client()
+        assert [host.state(d) for d in domains] == ["running", "running"], "the restart did not resume the guests"
+        assert glob.glob(os.path.join(run_dir, "*.json")) == []
+        assert os.listdir(os.path.join(pool_dir, "staging")) == []
+        snaps = api.get("/api/v1/snapshots", params={"system": True}).json()
+        assert all(s["status"] in ("ready", "failed") for s in snaps)
+        killed = [s for s in snaps if s["name"] == f"killed-{attempt}"]
+        assert all(s["status"] == "failed" for s in killed), killed
+    finally:
+        if server.process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                for name in names:
+                    server.client().delete(f"/api/v1/vms/{name}", params={"force": True, "wait": 30})
+        stop_server(server)
+        for domain in domains:
+            for step in (host.power_off, host.undefine):
+                with contextlib.suppress(SnapkeepError):
+                    step(domain)
+        host.close()

@@ -8,6 +8,7 @@ from snapkeep.errors import InvalidName, InvalidNetwork, NetworkOverlap
 from snapkeep.model.network import (
     NetworkDef,
     check_disjoint,
+    free_range_like,
     libvirt_network_name,
     network_spec,
     overlaps,
@@ -116,3 +117,12 @@ def test_check_disjoint_names_the_network_it_overlaps() -> None:
         check_disjoint(new, others)
     assert caught.value.code == "network_overlap" and caught.value.details["overlaps"] == "office"
     check_disjoint(new, others[:1])  # no error
+
+
+def test_a_copy_gets_the_first_free_range_of_the_same_size_after_the_original() -> None:
+    taken = [NetworkDef("a", "10.1.0.0/24"), NetworkDef("b", "10.1.1.0/24"), NetworkDef("c", "10.1.3.0/25")]
+    assert free_range_like("10.1.0.0/24", taken) == "10.1.2.0/24"
+    assert free_range_like("10.1.2.0/23", taken) == "10.1.4.0/23"  # 10.1.2.0/23 itself holds c
+    assert free_range_like("192.168.255.0/24", [NetworkDef("d", "192.168.0.0/24")]) == "192.168.1.0/24"  # wraps
+    with pytest.raises(NetworkOverlap):
+        free_range_like("172.16.0.0/12", [NetworkDef("e", "172.20.0.0/24")])  # the whole private range

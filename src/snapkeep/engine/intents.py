@@ -29,6 +29,7 @@ class IntentKind(StrEnum):
     GUEST_FROZEN = "guest-freeze"  # a guest frozen by its agent: {"domain": name}
     GUEST_PAUSED = "guest-pause"  # a guest's vCPUs paused: {"domain": name}
     EXTRACT = "extract"  # an extract's private folder: {"op", "dataset", "parent_b64"}
+    REBUILD = "rebuild"  # a subtree being rebuilt in place from a snapshot: {"snapshot", "root", "step"}
 
 
 @dataclass(frozen=True)

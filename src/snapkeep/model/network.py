@@ -112,6 +112,22 @@ def check_disjoint(candidate: NetworkDef, others: Iterable[NetworkDef]) -> None:
             )
 
 
+def free_range_like(cidr: str, taken: Iterable[NetworkDef]) -> str:
+    """The first range of the same size as ``cidr`` after it (wrapping around) within its private range that
+    overlaps none of ``taken``: where a copy of a network goes, beside the original it may not overlap."""
+    net = _parse_cidr(cidr)
+    enclosing = next(p for p in PRIVATE_RANGES if net.subnet_of(p))
+    others = [t.network for t in taken]
+    size, first = net.num_addresses, int(enclosing.network_address)
+    count = enclosing.num_addresses // size
+    start = (int(net.network_address) - first) // size
+    for step in range(1, count):
+        candidate = ipaddress.IPv4Network((first + (start + step) % count * size, net.prefixlen))
+        if not any(candidate.overlaps(o) for o in others):
+            return str(candidate)
+    raise NetworkOverlap(f"no range of the size of {cidr} is free in {enclosing}", cidr=cidr)
+
+
 def libvirt_network_name(network_id: str) -> str:
     """The libvirt network (and bridge) name for a snapkeep network id: ``sk-`` and a short stable hash."""
     if not network_id:

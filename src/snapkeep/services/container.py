@@ -27,7 +27,9 @@ from snapkeep.services.restores import Restores
 from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind
+from snapkeep.services.subjects.rebuild import Rebuild
 from snapkeep.services.subjects.system import SystemKind, TenantKind
+from snapkeep.services.subjects.tenant_copy import TenantCopy
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.tags import Tags
@@ -62,6 +64,7 @@ class Services:
     tenants: Tenants
     settings_docs: SettingDocs
     tags: Tags
+    rebuild: Rebuild
 
     @classmethod
     def build(
@@ -84,18 +87,31 @@ class Services:
         vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards, jobs)
         volume_kind = VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout)
         vm_kind = VmKind(host, pool, db, audit, vms, freeing, intents)
-        kinds: list[SubjectKind] = [
-            volume_kind,
-            vm_kind,
-            SystemKind(host, pool, vms, vm_kind, volume_kind, intents),
-            TenantKind(host, pool, vms, vm_kind, volume_kind, intents),
-        ]
+        subtree_kinds = (
+            SystemKind(host, pool, vm_kind, volume_kind, intents),
+            TenantKind(host, pool, vm_kind, volume_kind, intents),
+        )
+        kinds: list[SubjectKind] = [volume_kind, vm_kind, *subtree_kinds]
         cooloff = timedelta(days=settings.immutable_cooloff_days)
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)
         keep = timedelta(days=settings.pre_restore_keep_days)
         restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, pre_restore_keep=keep)
         networks = Networks(db, host, audit, clock)
         tenants = Tenants(db, audit, clock, guards, jobs, vms, volumes, snapshots, networks)
+        rebuild = Rebuild(
+            db,
+            pool,
+            host,
+            audit,
+            guards,
+            intents,
+            freeing,
+            (vms, volumes, networks, tenants, snapshots),
+            (vm_kind, volume_kind),
+        )
+        copies = TenantCopy(db, pool, audit, vms, volumes, networks, tenants)
+        for kind in subtree_kinds:
+            kind.use(rebuild, copies)
         return cls(
             settings=settings,
             db=db,
@@ -119,6 +135,7 @@ class Services:
             tenants=tenants,
             settings_docs=SettingDocs(db, audit),
             tags=Tags(db, audit),
+            rebuild=rebuild,
         )
 
     def release_pending(self) -> Released:
@@ -127,6 +144,7 @@ class Services:
 
     def reconcile(self) -> ReconcileReport:
         report = reconcile(self.db, self.pool, self.host, self.intents, self.clock)
+        report.rebuilds_completed = self.rebuild.resume()  # after the guests are released, before requests
         self.freeing.wake()  # what a crash left queued is freed in the background
         return report
 

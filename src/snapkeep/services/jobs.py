@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -39,6 +40,17 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 JobFunction = Callable[[Progress], dict[str, Any]]
+
+_reporting: ContextVar[Progress | None] = ContextVar("snapkeep_job_progress", default=None)
+
+
+def report_progress(fraction: float, message: str) -> None:
+    """Progress of the job that runs in this thread, for work the job's function reaches through layers
+    that pass no ``progress`` on (the kind a restore hands a whole-system rebuild to); outside a job,
+    nothing."""
+    progress = _reporting.get()
+    if progress is not None:
+        progress(fraction, message)
 
 
 class Lane(StrEnum):
@@ -140,9 +152,14 @@ class JobRunner:
 
     def _run(self, job_id: str, fn: JobFunction, held: AbstractContextManager[None]) -> None:
         self._update(job_id, status=JobStatus.RUNNING, message="running")
+
+        def progress(fraction: float, message: str) -> None:
+            self._update(job_id, progress=fraction, message=message)
+
+        token = _reporting.set(progress)
         try:
             with held:
-                result = fn(lambda fraction, message: self._update(job_id, progress=fraction, message=message))
+                result = fn(progress)
         except SnapkeepError as exc:
             self._finish(job_id, JobStatus.FAILED, error=exc.to_body()["error"], message=exc.message)
         except Exception as exc:
@@ -150,6 +167,8 @@ class JobRunner:
             self._finish(job_id, JobStatus.FAILED, error=SnapkeepError(str(exc)).to_body()["error"], message=str(exc))
         else:
             self._finish(job_id, JobStatus.SUCCEEDED, result=result, message="done")
+        finally:
+            _reporting.reset(token)
 
     def _update(self, job_id: str, **values: Any) -> None:
         with self._db.unit() as uow:

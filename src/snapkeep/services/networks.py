@@ -81,8 +81,10 @@ class Networks:
         dhcp: bool = True,
         description: str = "",
         tenant: str | None = None,
+        new_id: str | None = None,
     ) -> Network:
-        """A network of the caller's own owner, or of ``tenant``; not realised until a VM uses it."""
+        """A network of the caller's own owner, or of ``tenant``; not realised until a VM uses it (``new_id``:
+        a deleted network brought back by a rebuild keeps its id)."""
         who.require(Role.OPERATOR)
         candidate = NetworkDef(name, cidr, dhcp)
         check_description(description)
@@ -91,7 +93,7 @@ class Networks:
             self._check_free(uow, candidate, owner, None)
             network = uow.networks.insert(
                 Network(
-                    id=str(uuid.uuid4()),
+                    id=new_id or str(uuid.uuid4()),
                     name=name,
                     description=description,
                     owner_tenant_id=owner,

@@ -14,7 +14,10 @@
   are reported and left alone: deleting data is never the reconciler's guess;
 - every volume's size limit is set again from the catalog (one ioctl each): a crash between a restore's
   swap and its limit, or quotas an operator turned off and on, would otherwise leave a volume unlimited;
-- jobs left ``queued``/``running`` are failed with the reason.
+- jobs left ``queued``/``running`` are failed with the reason;
+- (then, in :meth:`Services.reconcile`) whole-subtree restores a crash interrupted are rolled forward from
+  their intent files (:meth:`snapkeep.services.subjects.rebuild.Rebuild.resume`): the subtree ends as
+  restored, its VMs that ran at snapshot time running.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class ReconcileReport:
     unknown_datasets: list[str] = field(default_factory=list)
     jobs_failed: list[str] = field(default_factory=list)
     limits_set: int = 0
+    rebuilds_completed: list[str] = field(default_factory=list)  # set by Services.reconcile (needs services)
 
 
 def reconcile(

@@ -50,7 +50,7 @@ class Restores:
             if options.as_new:
                 kind.new_name(snap, source, options, who)
             else:
-                kind.check_over(source, options, who)
+                kind.check_over(snap, source, options, who)
             params = {"snapshot": snap_id, "snapshot_name": snap.name, **_shown(options)}
 
             def run(progress: Progress) -> dict[str, object]:
@@ -72,7 +72,7 @@ class Restores:
             raise InvalidInput("over_source restores over the source; use as_new for a new copy")
         with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
-            kind.check_over(source, options, who)
+            kind.check_over(snap, source, options, who)
             safety = self._pre_restore(kind, source, who) if options.pre_restore else None
             subject_id = kind.restore_over(snap, source, options, who)
             return {f"{kind.type}_id": subject_id, "pre_restore_snapshot_id": safety.id if safety else None}

@@ -24,7 +24,7 @@ from snapkeep.errors import Busy, Forbidden, NameClash, TenantOnline
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind, check_tags
-from snapkeep.model.types import Job, Network, Snapshot, Tenant, VmRecord, VolumeRecord
+from snapkeep.model.types import Job, Network, Snapshot, SubjectType, Tenant, VmRecord, VolumeRecord
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, Need, exclusive
@@ -72,6 +72,11 @@ class Subtree:
         return {need.key for need in self.needs()}
 
 
+def _of_one(snap: Snapshot, tenant_ids: frozenset[str]) -> bool:
+    """A tenant snapshot of one of ``tenant_ids`` (its parent's: owned above the subtree, gone with it)."""
+    return snap.subject_type == SubjectType.TENANT and snap.subject_id in tenant_ids
+
+
 class Tenants:
     def __init__(
         self,
@@ -104,9 +109,11 @@ class Tenants:
         description: str = "",
         parent: str | None = None,
         tags: Sequence[str] = (),
+        new_id: str | None = None,
     ) -> TenantView:
         """A tenant under ``parent`` (a tenant the caller sees), else under the caller's own top: the system
-        (which takes an admin of the system) or the caller's tenant."""
+        (which takes an admin of the system) or the caller's tenant. ``new_id``: a deleted tenant brought back
+        by a rebuild keeps its id."""
         who.require(Role.OPERATOR)
         check_name(name, "tenant name")
         check_description(description)
@@ -119,7 +126,7 @@ class Tenants:
                 raise NameClash(f"a tenant named {name!r} already exists there", name=name)
             tenant = uow.tenants.insert(
                 Tenant(
-                    id=str(uuid.uuid4()),
+                    id=new_id or str(uuid.uuid4()),
                     name=name,
                     parent_id=parent_id,
                     description=description,
@@ -192,7 +199,7 @@ class Tenants:
                 vms=tuple(v for v in uow.vms.list() if v.owner_tenant_id in ids),
                 volumes=tuple(v for v in uow.volumes.list() if v.owner_tenant_id in ids),
                 networks=tuple(self._networks.in_subtree(uow, sorted(ids))),
-                snapshots=tuple(s for s in uow.snapshots.list() if s.owner_tenant_id in ids),
+                snapshots=tuple(s for s in uow.snapshots.list() if s.owner_tenant_id in ids or _of_one(s, ids)),
             )
 
     def _claim(self, who: Principal, ref: str, operation: str, needs: Callable[[Subtree], list[Need]]) -> Claim:

@@ -204,13 +204,17 @@ class VMs:
         who: Principal,
         owner_tenant_id: str | None = None,
         tags: Sequence[str] = (),
+        new_id: str | None = None,
+        new_domain_uuid: str | None = None,
     ) -> VM:
-        """Dataset first (``make_data``), then the row, then the libvirt domain; undone on failure."""
+        """Dataset first (``make_data``), then the row, then the libvirt domain; undone on failure. A rebuild
+        from a system snapshot brings a deleted VM back with its old id and domain UUID (``new_id``,
+        ``new_domain_uuid``); otherwise both are new."""
         check_tags(tags)
         self.check_pool_reachable()
         with self._db.unit(who) as uow:
             self.check_free_name(uow, name, owner_tenant_id)
-        vm_id = str(uuid.uuid4())
+        vm_id = new_id or str(uuid.uuid4())
         dataset = f"vm-{vm_id}"
         make_data(dataset)
         defined = False
@@ -224,7 +228,7 @@ class VMs:
                         description=description,
                         owner_tenant_id=owner_tenant_id,
                         dataset=dataset,
-                        domain_uuid=str(uuid.uuid4()),
+                        domain_uuid=new_domain_uuid or str(uuid.uuid4()),
                         domain_name=domain_name(vm_id),
                         spec=config.as_dict(),
                         quiesce_policy=quiesce_policy,

@@ -91,14 +91,18 @@ class Volumes:
         settings: dict[str, Any],
         who: Principal,
         tenant: str | None,
+        tags: Sequence[str] = (),
+        new_id: str | None = None,
     ) -> Volume:
         """A new volume of ``tenant`` (None: the system) whose data is a writable clone of ``source_dataset``
-        in snapshot ``snap_id``."""
+        in snapshot ``snap_id``; ``new_id``: a deleted volume brought back by a rebuild keeps its id."""
 
         def clone(dataset: str) -> None:
             self._pool.clone_dataset(snap_id, source_dataset, dataset)
 
-        return self._create(name, size_limit, description, settings, who, clone, tenant=tenant)
+        return self._create(
+            name, size_limit, description, settings, who, clone, tenant=tenant, tags=tags, new_id=new_id
+        )
 
     def _create(
         self,
@@ -111,6 +115,7 @@ class Volumes:
         *,
         tenant: str | None = None,
         tags: Sequence[str] = (),
+        new_id: str | None = None,
     ) -> Volume:
         """Data and its size limit first, then the row; a crash between leaves an orphan dataset that the
         reconciler reports. Owned by ``tenant`` (else by the caller's own owner)."""
@@ -119,7 +124,7 @@ class Volumes:
         with self._db.unit(who) as uow:
             owner = uow.tenants.owner(tenant)
             self.check_free_name(uow, name, owner)
-        volume_id = str(uuid.uuid4())
+        volume_id = new_id or str(uuid.uuid4())
         dataset = f"volume-{volume_id}"
         make_data(dataset)
         try:

@@ -79,9 +79,9 @@ class SubjectKind(Protocol):
         """Refuse (:class:`InvalidInput`) options that mean nothing for this kind."""
         ...
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         """Everything a restore over the source can check before changing anything (it still exists, it
-        is off…); raises the error the caller should see."""
+        is off, what the snapshot would bring back fits…); raises the error the caller should see."""
         ...
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:

@@ -32,11 +32,12 @@ class Estate:
     settings: tuple[ManifestObject, ...]
     vms: tuple[Subject, ...]
     volumes: tuple[Subject, ...]
-    running: frozenset[str]  # ids of the VMs that run now
+    domains: dict[str, str]  # VM id -> its libvirt domain
 
-    def objects(self) -> list[ManifestObject]:
-        """In the order a restore recreates them: tenants (parents first), networks, settings, volumes, VMs."""
-        vms = [_with(vm.manifest_object(), running=vm.id in self.running) for vm in self.vms]
+    def objects(self, running: set[str]) -> list[ManifestObject]:
+        """In the order a restore recreates them: tenants (parents first), networks, settings, volumes, VMs
+        (``running``: the ids of those that ran at the capture)."""
+        vms = [_with(vm.manifest_object(), running=vm.id in running) for vm in self.vms]
         return [*self.tenants, *self.networks, *self.settings, *(v.manifest_object() for v in self.volumes), *vms]
 
     def members(self) -> tuple[tuple[str, str, str], ...]:
@@ -53,10 +54,8 @@ def _with(obj: ManifestObject, **extra: object) -> ManifestObject:
     return obj.model_copy(update={"config": {**obj.config, **extra}})
 
 
-def read_estate(
-    uow: Unit, root: str | None, selection: Selection, vm_kind: VmKind, volume_kind: VolumeKind, running: set[str]
-) -> Estate:
-    """The subtree of ``root`` as it is now (``running``: ids of the VMs libvirt says run)."""
+def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKind, volume_kind: VolumeKind) -> Estate:
+    """The subtree of ``root`` as the catalog has it now (what runs is libvirt's to say, at the capture)."""
     tenants = _tenants_parents_first(uow, root)
     owners: set[str | None] = {t.id for t in tenants} | ({None} if root is None else set())
     tags = {t.id: set(uow.tags.of(TagKind.TENANT, t.id)) for t in tenants}
@@ -71,11 +70,12 @@ def read_estate(
 
     vm_tags = uow.tags.of_all(TagKind.VM)
     volume_tags = uow.tags.of_all(TagKind.VOLUME)
-    vms, volumes = [], []
+    vms, volumes, domains = [], [], {}
     for record in uow.vms.list():
         carried = set(vm_tags.get(record.id, ())) | inherited(record.owner_tenant_id)
         if record.owner_tenant_id in owners and selection.admits(carried):
             vms.append(_tagged(vm_kind.resolve(uow, record.id), vm_tags.get(record.id, ())))
+            domains[record.id] = record.domain_name
     for volume in uow.volumes.list():
         carried = set(volume_tags.get(volume.id, ())) | inherited(volume.owner_tenant_id)
         if volume.owner_tenant_id in owners and selection.admits(carried):
@@ -118,7 +118,7 @@ def read_estate(
         ),
         vms=tuple(sorted(vms, key=lambda s: s.id)),
         volumes=tuple(sorted(volumes, key=lambda s: s.id)),
-        running=frozenset(vm.id for vm in vms if vm.id in running),
+        domains=domains,
     )
 
 

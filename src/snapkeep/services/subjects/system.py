@@ -15,15 +15,16 @@ datasets, in one engine plan (:func:`snapkeep.engine.capture.capture`) whose ``f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold
 from snapkeep.engine.holds import GuestsPaused, VolumeFrozen
 from snapkeep.engine.intents import Intents
-from snapkeep.errors import Forbidden, InvalidInput
+from snapkeep.errors import Forbidden, InvalidInput, TenantOnline
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
-from snapkeep.model.principal import SYSTEM, Principal
+from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType
 from snapkeep.model.vmspec import VMState
@@ -31,8 +32,11 @@ from snapkeep.services.subjects.base import RestoreOptions, Subject
 from snapkeep.services.subjects.estate import Estate, read_estate
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
-from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
+
+if TYPE_CHECKING:  # these use the services built after the kinds (snapshots, tenants)
+    from snapkeep.services.subjects.rebuild import Rebuild
+    from snapkeep.services.subjects.tenant_copy import TenantCopy
 
 WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
 
@@ -55,20 +59,41 @@ class _SubtreeKind:
     keeps_failed_takes = False  # a failed system take records nothing (its job and the audit log say why)
 
     def __init__(
-        self, host: Hypervisor, pool: Pool, vms: VMs, vm_kind: VmKind, volume_kind: VolumeKind, intents: Intents
+        self, host: Hypervisor, pool: Pool, vm_kind: VmKind, volume_kind: VolumeKind, intents: Intents
     ) -> None:
         self._host = host
         self._pool = pool
-        self._vms = vms
         self._vm_kind = vm_kind
         self._volume_kind = volume_kind
         self._intents = intents
+        self._restorers: tuple[Rebuild, TenantCopy] | None = None
+
+    def use(self, rebuild: Rebuild, copies: TenantCopy) -> None:
+        """Restores of the whole subtree go through ``rebuild`` (in place) and ``copies`` (as a new tenant),
+        built after the kinds: they delete and make objects through the services that need the kinds."""
+        self._restorers = (rebuild, copies)
+
+    @property
+    def rebuild(self) -> Rebuild:
+        assert self._restorers is not None, "the container hands every subtree kind its restorers"
+        return self._restorers[0]
+
+    @property
+    def copies(self) -> TenantCopy:
+        assert self._restorers is not None, "the container hands every subtree kind its restorers"
+        return self._restorers[1]
+
+    def _root(self, source: ManifestObject) -> str | None:
+        """The tenant whose subtree ``source`` is (None: the whole system)."""
+        if source.type == "system":
+            root = source.config["root"]
+            return None if root is None else str(root)
+        return source.id
 
     def _subject(
         self, uow: Unit, subject_id: str, name: str, owner: str | None, root: str | None, selection: Selection
     ) -> Subject:
-        running = {vm.id for vm in self._vms.listing(who=SYSTEM) if vm.state == VMState.RUNNING}
-        estate = read_estate(uow, root, selection, self._vm_kind, self._volume_kind, running)
+        estate = read_estate(uow, root, selection, self._vm_kind, self._volume_kind)
         return SubtreeSubject(
             type=self.type,
             id=subject_id,
@@ -89,7 +114,7 @@ class _SubtreeKind:
             )
         estate = _estate(subject)
         holds: list[Hold] = []
-        domains = [self._vms.record(vm.id).domain_name for vm in estate.vms if vm.id in estate.running]
+        domains = [estate.domains[vm_id] for vm_id in sorted(self._running(estate))]
         if domains:
             holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
         images = [d for s in estate.volumes for d in s.datasets if self._pool.is_image_volume(d)]
@@ -98,27 +123,47 @@ class _SubtreeKind:
         return holds
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
-        objects = _estate(subject).objects()
+        estate = _estate(subject)
+        objects = estate.objects(self._running(estate))  # after the capture: those paused for it run again
         return [subject.manifest_object(), *objects] if self.type is SubjectType.SYSTEM else objects
+
+    def _running(self, estate: Estate) -> set[str]:
+        """The ids of the estate's VMs that libvirt says run now (a VM paused by someone else is left be)."""
+        return {
+            vm_id
+            for vm_id, domain in estate.domains.items()
+            if self._host.exists(domain) and self._host.state(domain) is VMState.RUNNING
+        }
 
     # --- restore (the whole subtree) ---------------------------------------------------------------------
     def check_options(self, options: RestoreOptions) -> None:
         if options.mode is not RestoreMode.DATA or options.preserve_macs:
             raise InvalidInput("mode and preserve_macs apply to volume and VM restores; name a --vm or --volume")
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        """Everything :meth:`Rebuild.check_over` checks (again in the job, once every member is held), and
+        that a tenant deleted since is not asked for a pre-restore snapshot: there is nothing to take."""
+        root = self._root(source)
+        if root is not None and options.pre_restore and not self.rebuild.exists(root):
+            raise InvalidInput(
+                f"tenant {source.name!r} no longer exists, so there is nothing to take a pre-restore snapshot "
+                "of: restore it without one (pre_restore off), or as a new tenant",
+                tenant=source.name,
+            )
+        self.rebuild.check_over(snap, self.rebuild.manifest(snap), root, who)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        raise InvalidInput(f"restoring a whole {self.type} in place is not available yet")
+        """The whole subtree as the snapshot recorded it (:meth:`Rebuild.over`)."""
+        self.rebuild.over(snap, self.rebuild.manifest(snap), self._root(source), who)
+        return source.id
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
-        raise InvalidInput(f"a {self.type} cannot be restored as new")
+        raise InvalidInput(f"a {self.type} cannot be restored as new; restore one tenant of it as new")
 
     def restore_as_new(
         self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
     ) -> tuple[str, str]:
-        raise InvalidInput(f"a {self.type} cannot be restored as new")
+        raise InvalidInput(f"a {self.type} cannot be restored as new; restore one tenant of it as new")
 
 
 class SystemKind(_SubtreeKind):
@@ -152,3 +197,33 @@ class TenantKind(_SubtreeKind):
                 tenant=tenant.name,
             )
         return self._subject(uow, tenant.id, tenant.name, tenant.parent_id, tenant.id, selection)
+
+    # --- restore: the tenant's subtree over itself, or as a new tenant ----------------------------------
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+        """Refused while the tenant is online (a VM of its subtree runs): its owner stops it first."""
+        self._refuse_online(source)
+        super().check_over(snap, source, options, who)
+
+    def _refuse_online(self, source: ManifestObject) -> None:
+        running = self.rebuild.running(source.id)
+        if running:
+            raise TenantOnline(
+                f"tenant {source.name!r} is online: VM(s) {', '.join(running)} run; power it off first",
+                tenant=source.name,
+                running=running,
+            )
+
+    def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        """``source`` is the tenant as recorded: of a tenant snapshot, or one tenant of a system snapshot.
+        Still offline? (A VM may have been started since the request; the rebuild then holds them all.)"""
+        self._refuse_online(source)
+        return super().restore_over(snap, source, options, who)
+
+    def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
+        return self.copies.new_name(source, options.name, who)
+
+    def restore_as_new(
+        self, snap: Snapshot, source: ManifestObject, name: str, options: RestoreOptions, who: Principal
+    ) -> tuple[str, str]:
+        """A new tenant beside the original, with a copy of its recorded subtree (:mod:`.tenant_copy`)."""
+        return self.copies.as_new(snap, self.rebuild.manifest(snap), source, name, who)

@@ -96,7 +96,7 @@ class VmKind:
         if options.mode is not RestoreMode.DATA:
             raise InvalidInput("a VM restore always replaces its disks and configuration; mode is for volumes")
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         self._vms.check_may_overwrite(self._current(source, who), options.power_off)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:

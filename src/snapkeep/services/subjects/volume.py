@@ -87,7 +87,7 @@ class VolumeKind:
         if options.power_off or options.preserve_macs:
             raise InvalidInput("power_off and preserve_macs apply to VM snapshots only")
 
-    def check_over(self, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
         self._current(source, who)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:

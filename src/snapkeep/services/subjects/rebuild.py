@@ -1,0 +1,510 @@
+"""A whole subtree — the system, or one tenant's — rebuilt in place from a system or tenant snapshot (a
+copy as a new tenant is :mod:`.tenant_copy`'s): :meth:`Rebuild.over`, within the subtree the snapshot
+recorded and, for a partial snapshot, among the VMs and volumes it holds or its selection admits now
+(others are not touched):
+
+1. everything is checked first, changing nothing: the parent of a deleted root still exists, what was
+   created since holds no locked snapshot, no object left untouched has a name or network range that a
+   recorded one needs back, no untouched VM uses a network created since;
+2. the guards of every object the rebuild touches are claimed (inside the restore's own claim);
+3. an intent file is written (``rebuild-<op>.json``: the snapshot and the root); from here a crash — or a
+   failure half-way in the job — is rolled forward at the next start (:meth:`Rebuild.resume`, called by
+   the reconciler after it has resumed paused guests and before requests): every step below reads the
+   catalog again and does only what is left, so running them twice is the same as once (a dataset that a
+   killed step left without its catalog row is the recorded object's own, named by its UUID, and is made
+   again). A later rebuild of the same subtree supersedes the intent (the caller's last word wins);
+4. running VMs are powered off; VMs, volumes and tenants created since are deleted (with their own
+   snapshots), through the services that delete them one by one;
+5. tenants, volumes (data swapped in atomically per dataset, or cloned back with the same id), VMs (the same
+   id, domain UUID, MACs and disks), networks and settings documents are made as the snapshot recorded
+   them; networks created since go;
+6. the VMs that ran when the snapshot was taken are started; the intent is released.
+
+Undo: the pre-restore snapshot the restore service takes first is a system (or tenant) snapshot like any
+other; restoring it in place puts everything back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
+from snapkeep.engine.intents import Intent, IntentKind, Intents
+from snapkeep.errors import NameClash, NetworkInUse, NotFound, SnapkeepError, SnapshotNotReady
+from snapkeep.hypervisor import Hypervisor
+from snapkeep.model.manifest import Manifest, ManifestObject
+from snapkeep.model.network import NetworkDef, check_disjoint
+from snapkeep.model.principal import SYSTEM, Principal
+from snapkeep.model.selection import Selection
+from snapkeep.model.tags import TagKind
+from snapkeep.model.types import Network, QuiescePolicy, Snapshot, Tenant, VmRecord, VolumeRecord
+from snapkeep.model.vmconfig import VMConfig
+from snapkeep.model.vmspec import VMState
+from snapkeep.services.audit import Audit
+from snapkeep.services.freeing import Freeing
+from snapkeep.services.guards import Guards, Need, exclusive
+from snapkeep.services.jobs import report_progress
+from snapkeep.services.networks import Networks, definition
+from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.subjects.estate import read_estate
+from snapkeep.services.subjects.vm import VmKind
+from snapkeep.services.subjects.volume import VolumeKind
+from snapkeep.services.tenants import Tenants
+from snapkeep.services.vms import VMs
+from snapkeep.services.volumes import Volumes
+from snapkeep.storage.pool import Pool
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a snapshot recorded of the subtree of ``root`` (None: the whole system), by type."""
+
+    root: str | None
+    selection: Selection
+    tenants: tuple[ManifestObject, ...]  # parents first
+    networks: tuple[ManifestObject, ...]
+    settings: tuple[ManifestObject, ...]
+    volumes: tuple[ManifestObject, ...]
+    vms: tuple[ManifestObject, ...]
+
+    @classmethod
+    def of(cls, manifest: Manifest, root: str | None) -> Recorded:
+        objects = manifest.visible_to(root)
+
+        def of_type(object_type: str) -> tuple[ManifestObject, ...]:
+            return tuple(o for o in objects if o.type == object_type)
+
+        return cls(
+            root=root,
+            selection=Selection.from_json(manifest.snapshot.selection),
+            tenants=of_type("tenant"),
+            networks=of_type("network"),
+            settings=of_type("settings"),
+            volumes=of_type("volume"),
+            vms=of_type("vm"),
+        )
+
+    def ids(self, object_type: str) -> set[str]:
+        return {o.id for o in getattr(self, f"{object_type}s")}
+
+    def parent_of_root(self) -> str | None:
+        return next((t.owner_tenant_id for t in self.tenants if t.id == self.root), None)
+
+
+@dataclass(frozen=True)
+class Current:
+    """What the subtree holds now: every tenant and network, and the VMs and volumes a rebuild touches
+    (those the snapshot recorded, and those its selection admits now)."""
+
+    tenants: dict[str, Tenant]
+    networks: dict[str, Network]
+    vms: dict[str, VmRecord]
+    volumes: dict[str, VolumeRecord]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The difference between the subtree now and as recorded: what goes (created since)."""
+
+    recorded: Recorded
+    current: Current
+
+    @property
+    def gone_vms(self) -> list[VmRecord]:
+        return [v for i, v in sorted(self.current.vms.items()) if i not in self.recorded.ids("vm")]
+
+    @property
+    def gone_volumes(self) -> list[VolumeRecord]:
+        return [v for i, v in sorted(self.current.volumes.items()) if i not in self.recorded.ids("volume")]
+
+    @property
+    def gone_networks(self) -> list[Network]:
+        new = self.gone_tenant_ids
+        return [
+            n
+            for i, n in sorted(self.current.networks.items())
+            if i not in self.recorded.ids("network") and n.owner_tenant_id not in new
+        ]
+
+    @property
+    def gone_tenant_ids(self) -> set[str]:
+        return set(self.current.tenants) - self.recorded.ids("tenant")
+
+    @property
+    def gone_tenants(self) -> list[Tenant]:
+        """The topmost tenants created since (deleting one deletes its subtree)."""
+        new = self.gone_tenant_ids
+        return [t for i, t in sorted(self.current.tenants.items()) if i in new and t.parent_id not in new]
+
+    def needs(self) -> list[Need]:
+        """The guards of everything the rebuild touches (recorded ids too: nothing may make them meanwhile)."""
+        kinds: dict[str, dict[str, Any]] = {
+            "tenant": self.current.tenants,
+            "vm": self.current.vms,
+            "volume": self.current.volumes,
+        }
+        found = {(kind, i) for kind, objects in kinds.items() for i in objects}
+        found |= {(kind, i) for kind in kinds for i in self.recorded.ids(kind)}
+        return [exclusive(kind, i) for kind, i in sorted(found)]
+
+
+def _set_tags(uow: Unit, kind: TagKind, object_id: str, tags: Iterable[str]) -> None:
+    uow.tags.remove(kind, object_id)
+    for tag in tags:
+        uow.tags.add(kind, object_id, tag)
+
+
+class Rebuild:
+    def __init__(
+        self,
+        db: Database,
+        pool: Pool,
+        host: Hypervisor,
+        audit: Audit,
+        guards: Guards,
+        intents: Intents,
+        freeing: Freeing,
+        services: tuple[VMs, Volumes, Networks, Tenants, Snapshots],
+        kinds: tuple[VmKind, VolumeKind],
+    ) -> None:
+        self._db = db
+        self._pool = pool
+        self._host = host
+        self._audit = audit
+        self._guards = guards
+        self._intents = intents
+        self._freeing = freeing
+        self._vms, self._volumes, self._networks, self._tenants, self._snapshots = services
+        self._vm_kind, self._volume_kind = kinds
+
+    def manifest(self, snap: Snapshot) -> Manifest:
+        return Manifest.from_bytes(self._pool.read_manifest(snap.id))
+
+    # --- reading ---------------------------------------------------------------------------------------
+    def _current(self, recorded: Recorded) -> Current:
+        root, selection = recorded.root, recorded.selection
+        with self._db.unit() as uow:
+            if root is not None:
+                try:
+                    uow.tenants.get(root)
+                except NotFound:
+                    return Current({}, {}, {}, {})
+                ids = uow.tenants.subtree_ids(root)
+                tenants = {t.id: t for t in uow.tenants.visible() if t.id in ids}
+            else:
+                tenants = {t.id: t for t in uow.tenants.visible()}
+            owners: set[str | None] = set(tenants) | ({None} if root is None else set())
+            estate = read_estate(uow, root, selection, self._vm_kind, self._volume_kind)
+            vm_ids = {s.id for s in estate.vms} | recorded.ids("vm")
+            volume_ids = {s.id for s in estate.volumes} | recorded.ids("volume")
+            return Current(
+                tenants=tenants,
+                networks={n.id: n for n in uow.networks.list() if n.owner_tenant_id in owners},
+                vms={v.id: v for v in uow.vms.list() if v.id in vm_ids and v.owner_tenant_id in owners},
+                volumes={v.id: v for v in uow.volumes.list() if v.id in volume_ids and v.owner_tenant_id in owners},
+            )
+
+    def exists(self, tenant_id: str) -> bool:
+        with self._db.unit() as uow:
+            try:
+                uow.tenants.get(tenant_id)
+            except NotFound:
+                return False
+            return True
+
+    def running(self, root: str) -> list[str]:
+        """The names of the VMs of the subtree of ``root`` that run now (none if the tenant is gone)."""
+        with self._db.unit() as uow:
+            try:
+                ids = uow.tenants.subtree_ids(root)
+            except NotFound:
+                return []
+            records = [v for v in uow.vms.list() if v.owner_tenant_id in ids]
+        return sorted(r.name for r in records if self._state(r) is VMState.RUNNING)
+
+    def _state(self, record: VmRecord) -> VMState:
+        domain = record.domain_name
+        return self._host.state(domain) if self._host.exists(domain) else VMState.SHUTOFF
+
+    # --- in place --------------------------------------------------------------------------------------
+    def check_over(self, snap: Snapshot, manifest: Manifest, root: str | None, who: Principal) -> Changes:
+        """Everything that can refuse the rebuild, before anything changes; what it will remove."""
+        recorded = Recorded.of(manifest, root)
+        if not self._pool.has_snapshot(snap.id):
+            raise SnapshotNotReady(f"snapshot {snap.name!r} has no data in the pool", snapshot=snap.id)
+        changes = Changes(recorded, self._current(recorded))
+        parent = recorded.parent_of_root()
+        with self._db.unit() as uow:
+            if root is not None and not changes.current.tenants and parent is not None:
+                try:
+                    uow.tenants.get(parent)
+                except NotFound:
+                    raise NotFound(
+                        f"the parent of tenant {root!r} no longer exists; restore its parent first", tenant=root
+                    ) from None
+            self._check_names(uow, changes)
+            self._check_networks(uow, changes)
+        for vm in changes.gone_vms:
+            for snapshot in self._snapshots.listing(vm.id, "vm", who=SYSTEM):
+                self._snapshots.check_deletable(snapshot, who)
+        for volume in changes.gone_volumes:
+            for snapshot in self._snapshots.listing(volume.id, "volume", who=SYSTEM):
+                self._snapshots.check_deletable(snapshot, who)
+        for tenant in changes.gone_tenants:
+            self._tenants.check_may_delete(who, self._tenants.subtree(SYSTEM, tenant.id), force=True)
+        return changes
+
+    def _check_names(self, uow: Unit, changes: Changes) -> None:
+        """A recorded object comes back under its recorded name: refused if an object the rebuild leaves
+        alone has it now (what was created since goes first, and recorded objects get their names back)."""
+        touched = {
+            *changes.current.vms,
+            *changes.current.volumes,
+            *changes.current.networks,
+            *changes.current.tenants,
+        } | {o.id for o in (*changes.recorded.vms, *changes.recorded.volumes, *changes.recorded.networks)}
+        recorded = changes.recorded
+        finders: list[tuple[str, Iterable[ManifestObject], Callable[[str, str | None], Any]]] = [
+            ("VM", recorded.vms, uow.vms.find),
+            ("volume", recorded.volumes, uow.volumes.find),
+            ("network", recorded.networks, uow.networks.find),
+            ("tenant", recorded.tenants, uow.tenants.find),
+        ]
+        for what, objects, find in finders:
+            for obj in objects:
+                found = find(obj.name, obj.owner_tenant_id)
+                if found is not None and found.id != obj.id and found.id not in touched:
+                    raise NameClash(
+                        f"a {what} named {obj.name!r} exists now outside what the snapshot restores; rename it first",
+                        name=obj.name,
+                    )
+
+    def _check_networks(self, uow: Unit, changes: Changes) -> None:
+        """Recorded ranges must not overlap networks that stay; networks that go must not be in use by VMs
+        that stay."""
+        touched = set(changes.current.networks) | changes.recorded.ids("network")
+        staying = [definition(n) for n in uow.networks.every() if n.id not in touched]
+        for obj in changes.recorded.networks:
+            check_disjoint(NetworkDef(obj.name, obj.config["cidr"], obj.config["dhcp"]), staying)
+        gone = {n.id: n for n in changes.gone_networks}
+        for record in uow.vms.list():
+            if record.id in changes.current.vms or record.owner_tenant_id in changes.gone_tenant_ids:
+                continue
+            for nic in record.spec.get("nics", ()):
+                network = gone.get(nic.get("network_id"))
+                if network is not None:
+                    raise NetworkInUse(
+                        f"network {network.name!r} was created after the snapshot but VM {record.name!r}, "
+                        "which the restore leaves alone, uses it",
+                        network=network.name,
+                        vms=[record.name],
+                    )
+
+    def over(self, snap: Snapshot, manifest: Manifest, root: str | None, who: Principal) -> dict[str, int]:
+        """Rebuild the subtree of ``root`` as ``snap`` recorded it (see the module docstring)."""
+        changes = self.check_over(snap, manifest, root, who)
+        with self._guards.claim("snapshot.restore", changes.needs()):
+            changes = self.check_over(snap, manifest, root, who)  # nothing can change it now
+            intent = self._intents.make(IntentKind.REBUILD, str(uuid.uuid4()), {"snapshot": snap.id, "root": root})
+            counts = self._apply(snap, changes.recorded, who, report_progress)
+            self._release_covered(changes.recorded, intent)
+        with self._db.unit() as uow:
+            detail = f"from {snap.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            self._audit.done(uow, who.name, "rebuild", f"{'tenant:' + root if root else 'system'}", detail)
+        return counts
+
+    def _release_covered(self, recorded: Recorded, intent: Intent) -> None:
+        """The rebuild is done: its intent goes, and so do those of earlier rebuilds of the same subtree or
+        of a part of it that failed half-way in their job (left to be finished at the next start): what
+        this rebuild made is what the caller wants now, not what they would have made."""
+        within = recorded.ids("tenant")
+        for other in self._intents.listing(IntentKind.REBUILD):
+            try:
+                root = other.read()["root"]
+            except (OSError, ValueError):
+                continue
+            if other.path == intent.path or recorded.root is None or root in within:
+                self._intents.release(other)
+
+    def resume(self) -> list[str]:
+        """Roll forward the rebuilds a crash interrupted (at start, before requests): each one again from
+        the start, which does what is left. One that fails again is left for the next start, logged."""
+        done = []
+        for intent in self._intents.listing(IntentKind.REBUILD):
+            try:
+                self._resume(intent)
+            except SnapkeepError as exc:
+                log.error("rebuild %s could not be completed: %s", intent.op_id, exc.message)
+                continue
+            self._intents.release(intent)
+            done.append(intent.op_id)
+        return done
+
+    def _resume(self, intent: Intent) -> None:
+        record = intent.read()
+        with self._db.unit() as uow:
+            snap = uow.snapshots.get(record["snapshot"])
+        recorded = Recorded.of(self.manifest(snap), record["root"])
+        self._apply(snap, recorded, SYSTEM, lambda _f, _m: None)
+        with self._db.unit() as uow:
+            self._audit.done(uow, SYSTEM.name, "rebuild", "resumed", f"from {snap.name} after a restart")
+
+    def _apply(self, snap: Snapshot, recorded: Recorded, who: Principal, progress: Report) -> dict[str, int]:
+        changes = Changes(recorded, self._current(recorded))
+        current = changes.current
+        progress(0.2, "stopping the VMs")
+        for record in current.vms.values():
+            if self._state(record) not in (VMState.SHUTOFF, VMState.OTHER):
+                self._host.power_off(record.domain_name)
+        progress(0.3, "removing what was created after the snapshot")
+        for vm in changes.gone_vms:
+            self._vms.delete(vm.id, self._snapshots, True, who=who)
+        for volume in changes.gone_volumes:
+            self._volumes.delete(volume.id, self._snapshots, who=who)
+        for tenant in changes.gone_tenants:
+            self._tenants.delete(who, tenant.id, force=True)
+        progress(0.4, "tenants")
+        self._tenants_back(recorded, current, who)
+        progress(0.5, "volumes")
+        for obj in recorded.volumes:
+            self._volume_back(snap, obj, current.volumes.get(obj.id), who)
+        progress(0.7, "VMs")
+        for obj in recorded.vms:
+            self._vm_back(snap, obj, current.vms.get(obj.id), who)
+        progress(0.8, "networks and settings")
+        for network in changes.gone_networks:
+            self._networks.delete(who, network.id)
+        for obj in recorded.networks:
+            self._network_back(obj, obj.id in current.networks, who)
+        with self._db.unit() as uow:
+            for obj in recorded.settings:
+                uow.settings.replace(obj.owner_tenant_id, obj.config["document"])
+        progress(0.9, "starting the VMs that ran")
+        for obj in recorded.vms:
+            if obj.config.get("running"):
+                self._vms.start(obj.id, who=who)
+        self._freeing.wake()
+        return {
+            "tenants": len(recorded.tenants),
+            "networks": len(recorded.networks),
+            "volumes": len(recorded.volumes),
+            "vms": len(recorded.vms),
+            "removed": len(changes.gone_vms) + len(changes.gone_volumes) + len(changes.gone_tenants),
+        }
+
+    def _tenants_back(self, recorded: Recorded, current: Current, who: Principal) -> None:
+        for obj in recorded.tenants:  # parents first
+            if obj.id not in current.tenants:
+                self._tenants.create(
+                    who,
+                    obj.name,
+                    description=obj.config["description"],
+                    parent=obj.owner_tenant_id,
+                    tags=obj.config["tags"],
+                    new_id=obj.id,
+                )
+                continue
+            with self._db.unit() as uow:
+                uow.tenants.update(obj.id, name=obj.name, description=obj.config["description"])
+                _set_tags(uow, TagKind.TENANT, obj.id, obj.config["tags"])
+
+    def _fresh_dataset(self, dataset: str) -> None:
+        """A dataset named for a recorded object with no catalog row: half-made by an interrupted rebuild
+        (ids are UUIDs, so nothing else has that name); removed before it is made again."""
+        if dataset in self._pool.list_datasets():
+            log.warning("removing %s, left half-made by an interrupted rebuild", dataset)
+            self._pool.destroy_dataset(dataset)
+
+    def _volume_back(self, snap: Snapshot, obj: ManifestObject, now: VolumeRecord | None, who: Principal) -> None:
+        config, dataset = obj.config, obj.datasets[0]
+        if now is None:
+            self._fresh_dataset(f"volume-{obj.id}")
+            self._volumes.create_from_snapshot(
+                obj.name,
+                snap.id,
+                dataset,
+                size_limit=int(config["size_limit"]),
+                description=str(config["description"]),
+                settings=dict(config["settings"]),
+                who=who,
+                tenant=obj.owner_tenant_id,
+                tags=config.get("tags", ()),
+                new_id=obj.id,
+            )
+            return
+        op_id = f"rebuild-{uuid.uuid4()}"
+        self._pool.swap_in_snapshot(snap.id, now.dataset, op_id)
+        self._pool.retire(op_id)
+        self._pool.set_size_limit(now.dataset, int(config["size_limit"]))
+        with self._db.unit() as uow:
+            uow.volumes.update(
+                obj.id,
+                name=obj.name,
+                description=str(config["description"]),
+                size_limit=int(config["size_limit"]),
+                settings=dict(config["settings"]),
+            )
+            _set_tags(uow, TagKind.VOLUME, obj.id, config.get("tags", ()))
+
+    def _vm_back(self, snap: Snapshot, obj: ManifestObject, now: VmRecord | None, who: Principal) -> None:
+        config, dataset = obj.config, obj.datasets[0]
+        if now is None:
+            self._fresh_dataset(f"vm-{obj.id}")
+
+            def clone(new_dataset: str) -> None:
+                self._pool.clone_dataset(snap.id, dataset, new_dataset)
+
+            self._vms.create_with(
+                obj.name,
+                VMConfig.model_validate(config["vm"]),
+                clone,
+                description=str(config["description"]),
+                quiesce_policy=QuiescePolicy(str(config["quiesce_policy"])),
+                agent_timeout=float(config["agent_timeout"]),
+                who=who,
+                owner_tenant_id=obj.owner_tenant_id,
+                tags=config.get("tags", ()),
+                new_id=obj.id,
+                new_domain_uuid=str(config["domain_uuid"]),
+            )
+            return
+        op_id = f"rebuild-{uuid.uuid4()}"
+        self._pool.swap_in_snapshot(snap.id, now.dataset, op_id)
+        self._pool.retire(op_id)
+        with self._db.unit() as uow:
+            record = uow.vms.update(
+                obj.id,
+                name=obj.name,
+                description=str(config["description"]),
+                spec=dict(config["vm"]),
+                quiesce_policy=QuiescePolicy(str(config["quiesce_policy"])),
+                agent_timeout=float(config["agent_timeout"]),
+            )
+            _set_tags(uow, TagKind.VM, obj.id, config.get("tags", ()))
+            self._host.define(self._vms.spec(record))
+
+    def _network_back(self, obj: ManifestObject, exists: bool, who: Principal) -> None:
+        config = obj.config
+        if exists:
+            self._networks.update(
+                who, obj.id, name=obj.name, description=config["description"], cidr=config["cidr"], dhcp=config["dhcp"]
+            )
+            return
+        self._networks.create(
+            who,
+            obj.name,
+            config["cidr"],
+            dhcp=config["dhcp"],
+            description=config["description"],
+            tenant=obj.owner_tenant_id,
+            new_id=obj.id,
+        )

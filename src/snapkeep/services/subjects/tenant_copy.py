@@ -1,0 +1,193 @@
+"""A tenant restored as a new tenant: beside the original (the same parent), named ``<name> (1)``, ``(2)``…
+or as given, with its whole recorded subtree — sub-tenants, networks, settings, volumes cloned from the
+snapshot, VMs — every object with a new id, VMs with new MACs and domain UUIDs (disk serials kept).
+
+Works the same for a ``tenant`` snapshot and for one tenant picked out of a ``system`` snapshot: what is
+copied is the tenant's subtree as that snapshot recorded it.
+
+A copied network may not overlap its original on this host (every network is realised on it), so each gets
+the first free range of the same size after the original's
+(:func:`snapkeep.model.network.free_range_like`): what an operator expects of a copy that must run beside
+its original; the mapping is in the audit entry. A failure half-way deletes the half-made tenant.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+from snapkeep.catalog.db import Database
+from snapkeep.errors import NameClash, NotFound, SnapkeepError
+from snapkeep.model.manifest import Manifest, ManifestObject
+from snapkeep.model.network import free_range_like
+from snapkeep.model.principal import Principal
+from snapkeep.model.types import QuiescePolicy, Snapshot
+from snapkeep.model.vmconfig import VMConfig
+from snapkeep.services.audit import Audit
+from snapkeep.services.jobs import report_progress
+from snapkeep.services.networks import Networks, definition
+from snapkeep.services.subjects.rebuild import Recorded
+from snapkeep.services.tenants import Tenants
+from snapkeep.services.vms import VMs
+from snapkeep.services.volumes import Volumes
+from snapkeep.storage.pool import Pool
+
+log = logging.getLogger(__name__)
+
+
+def _numbered(name: str, taken: Iterable[str]) -> str:
+    """``<name> (1)``, ``(2)``…: the first not taken (SPEC §3, a tenant restored as new)."""
+    used = set(taken)
+    return next(f"{name} ({n})" for n in range(1, 10_000) if f"{name} ({n})" not in used)
+
+
+class TenantCopy:
+    def __init__(
+        self,
+        db: Database,
+        pool: Pool,
+        audit: Audit,
+        vms: VMs,
+        volumes: Volumes,
+        networks: Networks,
+        tenants: Tenants,
+    ) -> None:
+        self._db = db
+        self._pool = pool
+        self._audit = audit
+        self._vms = vms
+        self._volumes = volumes
+        self._networks = networks
+        self._tenants = tenants
+
+    def new_name(self, source: ManifestObject, name: str | None, who: Principal) -> str:
+        """The given name, or ``<name> (n)``; refused if taken under the parent, or the parent is gone."""
+        with self._db.unit(who) as uow:
+            parent = source.owner_tenant_id
+            if parent is not None:
+                try:
+                    uow.tenants.get(parent)
+                except NotFound:
+                    raise NotFound(
+                        f"the parent of tenant {source.name!r} no longer exists; restore it first",
+                        tenant=source.name,
+                    ) from None
+            if name is None:
+                return _numbered(source.name, (t.name for t in uow.tenants.children(parent)))
+            if uow.tenants.find(name, parent) is not None:
+                raise NameClash(f"a tenant named {name!r} already exists there", name=name)
+            return name
+
+    def as_new(
+        self, snap: Snapshot, manifest: Manifest, source: ManifestObject, name: str, who: Principal
+    ) -> tuple[str, str]:
+        """A copy of the recorded subtree of ``source`` (a tenant) as a new tenant named ``name``."""
+        recorded = Recorded.of(manifest, source.id)
+        tenants: dict[str | None, str | None] = {source.owner_tenant_id: source.owner_tenant_id}
+        for obj in recorded.tenants:
+            tenants[obj.id] = str(uuid.uuid4())
+        new_root = tenants[source.id]
+        assert new_root is not None
+        try:
+            moved = self._copy(snap, recorded, source, name, tenants, who)
+        except BaseException:
+            with self._db.unit() as uow:
+                made = uow.tenants.find(name, source.owner_tenant_id)
+            if made is not None and made.id == new_root:
+                try:
+                    self._tenants.delete(who, new_root, force=True)
+                except SnapkeepError as exc:
+                    log.error("removing the half-made tenant %s: %s", name, exc.message)
+            raise
+        with self._db.unit() as uow:
+            detail = f"from {snap.name}" + (f"; networks moved: {moved}" if moved else "")
+            self._audit.done(uow, who.name, "tenant.restore_as_new", f"tenant:{name}", detail)
+        return new_root, name
+
+    def _copy(
+        self,
+        snap: Snapshot,
+        recorded: Recorded,
+        source: ManifestObject,
+        name: str,
+        tenants: dict[str | None, str | None],
+        who: Principal,
+    ) -> str:
+        report_progress(0.1, "tenants")
+        for obj in recorded.tenants:
+            self._tenants.create(
+                who,
+                name if obj.id == source.id else obj.name,
+                description=obj.config["description"],
+                parent=tenants[obj.owner_tenant_id],
+                tags=obj.config["tags"],
+                new_id=tenants[obj.id],
+            )
+        report_progress(0.2, "networks")
+        networks: dict[str, str] = {}
+        moved = []
+        for obj in recorded.networks:
+            with self._db.unit() as uow:
+                taken = [definition(n) for n in uow.networks.every()]
+            cidr = free_range_like(obj.config["cidr"], taken)
+            made = self._networks.create(
+                who,
+                obj.name,
+                cidr,
+                dhcp=obj.config["dhcp"],
+                description=obj.config["description"],
+                tenant=tenants[obj.owner_tenant_id],
+            )
+            networks[obj.id] = made.id
+            moved.append(f"{obj.name} {obj.config['cidr']} -> {cidr}")
+        with self._db.unit() as uow:
+            for obj in recorded.settings:
+                uow.settings.replace(tenants[obj.owner_tenant_id], obj.config["document"])
+        report_progress(0.4, "volumes")
+        for obj in recorded.volumes:
+            self._volumes.create_from_snapshot(
+                obj.name,
+                snap.id,
+                obj.datasets[0],
+                size_limit=int(obj.config["size_limit"]),
+                description=str(obj.config["description"]),
+                settings=dict(obj.config["settings"]),
+                who=who,
+                tenant=tenants[obj.owner_tenant_id],
+                tags=obj.config.get("tags", ()),
+            )
+        report_progress(0.7, "VMs")
+        for obj in recorded.vms:
+            self._vm_copy(snap, obj, tenants, networks, who)
+        return "; ".join(moved)
+
+    def _vm_copy(
+        self,
+        snap: Snapshot,
+        obj: ManifestObject,
+        tenants: dict[str | None, str | None],
+        networks: dict[str, str],
+        who: Principal,
+    ) -> None:
+        config = VMConfig.model_validate(obj.config["vm"]).with_new_macs()
+        nics = tuple(
+            n.model_copy(update={"network_id": networks[n.network_id]}) if n.network_id in networks else n
+            for n in config.nics
+        )
+        config = config.model_copy(update={"nics": nics})
+
+        def clone(dataset: str) -> None:
+            self._pool.clone_dataset(snap.id, obj.datasets[0], dataset)
+
+        self._vms.create_with(
+            obj.name,
+            config,
+            clone,
+            description=str(obj.config["description"]),
+            quiesce_policy=QuiescePolicy(str(obj.config["quiesce_policy"])),
+            agent_timeout=float(obj.config["agent_timeout"]),
+            who=who,
+            owner_tenant_id=tenants[obj.owner_tenant_id],
+            tags=obj.config.get("tags", ()),
+        )
