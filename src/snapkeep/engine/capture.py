@@ -87,6 +87,7 @@ def capture(
                 hold.release()
             except Exception:
                 log.exception("releasing %s after capturing %s failed", hold.label, snap_id)
-            windows[hold.label] = (time.monotonic() - started) * 1000
+            # two holds of one label (volumes frozen around guests paused): the innermost one's window counts
+            windows.setdefault(hold.label, (time.monotonic() - started) * 1000)
     quiesced = any(h.quiesce for h in holds) and note is None
     return CaptureReport(quiesced=quiesced, note=note, windows_ms=windows)

@@ -106,7 +106,9 @@ class _SubtreeKind:
         )
 
     def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
-        """Every running VM paused, then every image volume frozen: crash-consistent across all of them."""
+        """Every image volume frozen, then every running VM paused: crash-consistent across all of them (a
+        guest writing to a frozen volume, through NFS say, is paused with that write still pending). The
+        freezes come first so that their time is not spent with the guests paused."""
         if quiesce:
             raise InvalidInput(
                 "system and tenant snapshots are crash-consistent: every VM is paused at one instant; "
@@ -114,12 +116,12 @@ class _SubtreeKind:
             )
         estate = _estate(subject)
         holds: list[Hold] = []
-        domains = [estate.domains[vm_id] for vm_id in sorted(self._running(estate))]
-        if domains:
-            holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
         images = [d for s in estate.volumes for d in s.datasets if self._pool.is_image_volume(d)]
         if images:
             holds.append(VolumeFrozen(self._pool, images, self._intents, snap_id, quiesce=False))
+        domains = [estate.domains[vm_id] for vm_id in sorted(self._running(estate))]
+        if domains:
+            holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
         return holds
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
