@@ -327,7 +327,16 @@ class SnapshotPublic(BaseModel):
         return cls(**values, deletable_at=deletable_at)
 
 
+def _both(a: str, b: str) -> dict[str, Any]:
+    return {"required": [a, b], "properties": {a: {"type": "string"}, b: {"type": "string"}}}
+
+
 class RestoreRequest(RequestBody):
+    """The snapshot's whole subject, or at most one member of a system or tenant snapshot."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"not": {"anyOf": [_both("vm", "volume"), _both("vm", "tenant"), _both("volume", "tenant")]}},
+    )
     as_new: bool = False
     name: Name | None = Field(default=None, description="name of the new volume, VM or tenant (with as_new)")
     mode: RestoreMode = Field(default=RestoreMode.DATA, strict=False)
@@ -354,6 +363,11 @@ class RestoreRequest(RequestBody):
 class ImportRequest(RequestBody):
     """One VM (or volume) of a system snapshot, to become a snapshot of that VM (or volume)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": [member], "properties": {member: {"type": "string"}}} for member in ("vm", "volume")]
+        },
+    )
     vm: str | None = None
     volume: str | None = None
     name: Name | None = Field(default=None, description="the new snapshot's name (default: the system snapshot's)")

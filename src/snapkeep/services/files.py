@@ -137,7 +137,10 @@ class Files:
     def claim_extract(self, snap_id: str, to_volume: str | None, who: Principal, volume: str | None = None) -> Claim:
         """An extract reads the snapshot (shared) and writes into the destination volume (exclusive)."""
         snap = self._snapshots.get(snap_id, who)
-        target = self._volumes.get(to_volume or self._source(snap_id, who, volume).id, who)
+        if to_volume is None:  # its own place: the snapshot's volume (read from a system one's manifest)
+            own = snap.subject_type == SubjectType.VOLUME
+            to_volume = snap.subject_id if own else self._source(snap_id, who, volume).id
+        target = self._volumes.get(to_volume, who)
         needs = [shared("snapshot", snap.id, snap.name), exclusive("volume", target.id, target.name)]
         return self._snapshots.guards.claim("snapshot.extract", needs)
 
