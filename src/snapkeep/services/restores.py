@@ -93,8 +93,14 @@ class Restores:
     def _claim(self, snap_id: str, options: RestoreOptions, who: Principal) -> Claim:
         """The snapshot, shared (several restores may read it, none may delete it meanwhile), and, over the
         source, the object restored over, exclusive."""
-        snap, kind, source = self._plan(snap_id, options, who)
-        target = None if options.as_new else (kind.type.value, source.id, source.name)
+        snap = self._snapshots.get(snap_id, who)
+        if options.as_new:
+            target = None
+        elif options.member is None:  # the snapshot's own subject: from its catalog row, nothing else read
+            target = (snap.subject_type, snap.subject_id, snap.subject_name)
+        else:  # one member: named by the manifest (checked again, with the guards held, by _plan)
+            _snap, kind, source = self._plan(snap_id, options, who)
+            target = (kind.type.value, source.id, source.name)
         return self._snapshots.claim_restore(snap, target)
 
     def _plan(
