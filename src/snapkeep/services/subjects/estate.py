@@ -70,15 +70,18 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
 
     vm_tags = uow.tags.of_all(TagKind.VM)
     volume_tags = uow.tags.of_all(TagKind.VOLUME)
+
+    def picked(owner: str | None, own_tags: tuple[str, ...]) -> bool:
+        """In the subtree, and admitted by the selection (its own tags and its tenants')."""
+        return owner in owners and selection.admits(set(own_tags) | inherited(owner))
+
     vms, volumes, domains = [], [], {}
     for record in uow.vms.list():
-        carried = set(vm_tags.get(record.id, ())) | inherited(record.owner_tenant_id)
-        if record.owner_tenant_id in owners and selection.admits(carried):
+        if picked(record.owner_tenant_id, vm_tags.get(record.id, ())):
             vms.append(_tagged(vm_kind.resolve(uow, record.id), vm_tags.get(record.id, ())))
             domains[record.id] = record.domain_name
     for volume in uow.volumes.list():
-        carried = set(volume_tags.get(volume.id, ())) | inherited(volume.owner_tenant_id)
-        if volume.owner_tenant_id in owners and selection.admits(carried):
+        if picked(volume.owner_tenant_id, volume_tags.get(volume.id, ())):
             volumes.append(_tagged(volume_kind.resolve(uow, volume.id), volume_tags.get(volume.id, ())))
     networks = [n for n in uow.networks.list() if n.owner_tenant_id in owners]
     return Estate(
