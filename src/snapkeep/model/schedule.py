@@ -194,7 +194,8 @@ def _check_period(period: Period, now: datetime | None) -> None:
     uses = _USES[frequency]
     for field, default in _WHEN_DEFAULTS.items():
         if field not in uses and getattr(period, field) != default:
-            raise refuse(field, f"a {frequency} period does not use {field}; leave it at {default}")
+            article = "an" if frequency in (Frequency.INTERVAL, Frequency.HOURLY) else "a"
+            raise refuse(field, f"{article} {frequency} period does not use {field}; leave it at {default}")
     _check_range(refuse, "minute", period.minute, 0, 59)
     _check_range(refuse, "hour", period.hour, 0, 23)
     _check_range(refuse, "day_of_week", period.day_of_week, 0, 6, " (0 = Sunday ... 6 = Saturday)")
