@@ -495,6 +495,13 @@ def test_slots_between_is_next_slot_repeated(period: Period) -> None:
     assert slots(period, BERLIN, expected[0], expected[-1]) == expected[1:]  # (start, end]
 
 
+def test_a_frequency_given_as_plain_text_runs_like_the_enum() -> None:
+    as_text = Period("w", "weekly", day_of_week=3, hour=3)  # type: ignore[arg-type]
+    check_period(as_text, "UTC", NOW)
+    assert next_slot(as_text, "UTC", utc(2026, 1, 1)) == utc(2026, 1, 7, 3)
+    assert steady_state_count(replace(as_text, retention=timedelta(days=14))) == 2
+
+
 def test_the_last_years_of_the_calendar_have_no_slot() -> None:
     assert next_slot(Period("d", Frequency.DAILY), "UTC", utc(9998, 1, 1)) is None
     assert next_slot(Period("y", Frequency.YEARLY), "UTC", utc(9997, 6, 1)) == utc(9998, 1, 1)
@@ -711,6 +718,24 @@ def test_preview_far_ahead_lists_only_what_survives_and_uses_local_names() -> No
         ("hourly_20260710_0200", PlannedStatus.READY, None),
     ]
     assert got[-1].created_at == utc(2026, 7, 10, 0, 0)
+
+
+def test_preview_a_once_period_is_held_past_its_expiry_while_it_is_its_periods_newest() -> None:
+    once = Period("go-live", Frequency.ONCE, at=utc(2026, 2, 1, 9), retention=DAY)
+    got = preview(profile_of(once, zone=BERLIN), [], NOW, utc(2027, 1, 1))
+    assert got == [
+        Planned(
+            "go-live",
+            "go-live_20260201_1000",
+            utc(2026, 2, 1, 9),
+            utc(2026, 2, 2, 9),
+            PlannedStatus.HELD,
+            False,
+            False,
+            timedelta(days=332, hours=15),
+        )
+    ]
+    assert preview(profile_of(replace(once, min_snapshots=0)), [], NOW, utc(2027, 1, 1)) == []
 
 
 def test_preview_refuses_the_past_and_a_list_too_long_to_show() -> None:

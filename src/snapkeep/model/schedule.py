@@ -36,6 +36,9 @@ Daylight saving time:
 
 Names are ``<period>_<YYYYMMDD>_<HHMM>`` of the slot's local time (SPEC §2).
 
+The fields of "when" a frequency does not use must stay at their defaults (``minute`` and ``hour`` 0, the others
+unset): a weekly period given a day of the month was meant as something else, so it is refused, not ignored.
+
 What a period keeps
 -------------------
 A snapshot expires at created + retention. At any time the newest ``min_snapshots`` snapshots of a period
@@ -53,7 +56,7 @@ from __future__ import annotations
 import re
 from calendar import monthrange
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import cache, lru_cache
@@ -97,15 +100,8 @@ _USES = {
     Frequency.YEARLY: {"minute", "hour", "day_of_month", "month"},
     Frequency.ONCE: {"at"},
 }
-_WHEN_DEFAULTS = {
-    "minute": 0,
-    "hour": 0,
-    "day_of_week": None,
-    "day_of_month": None,
-    "month": None,
-    "interval_minutes": None,
-    "at": None,
-}
+_WHEN = ("minute", "hour", "day_of_week", "day_of_month", "month", "interval_minutes", "at")
+_WHEN_DEFAULTS = {field.name: field.default for field in fields(Period) if field.name in _WHEN}
 _Refuse = Callable[[str, str], InvalidSchedule]  # builds the error for a field of the period being checked
 _LAST_YEAR = 9997  # slots are computed up to here; the calendar of datetime ends in 9999
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -133,7 +129,7 @@ def _zone(zone: str) -> ZoneInfo:
     try:
         return ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-        raise InvalidSchedule(f"unknown time zone {zone!r}", zone=str(zone)[:64]) from exc
+        raise InvalidSchedule(f"unknown time zone {str(zone)[:64]!r}", zone=str(zone)[:64]) from exc
 
 
 def check_zone(zone: str) -> None:
@@ -208,14 +204,14 @@ def _check_period(period: Period, now: datetime | None) -> None:
                 "day_of_month",
                 f"{MONTHS[period.month - 1]} has no day {period.day_of_month} (at most {longest})",
             )
-    if frequency is Frequency.INTERVAL and period.interval_minutes not in INTERVALS:
+    if frequency == Frequency.INTERVAL and period.interval_minutes not in INTERVALS:
         allowed = ", ".join(map(str, INTERVALS))
         raise refuse(
             "interval_minutes",
             f"an interval of {period.interval_minutes} minutes does not repeat every hour or every day; "
             f"choose one of {allowed}",
         )
-    if frequency is Frequency.ONCE:
+    if frequency == Frequency.ONCE:
         _check_once(refuse, period.at, now)
     _check_retention(refuse, period.retention)
     if not 0 <= period.min_snapshots <= MAX_MIN_SNAPSHOTS:
@@ -260,14 +256,14 @@ def next_slot(period: Period, zone: str, after: datetime) -> datetime | None:
     """
     _require_aware(after, "after")
     frequency = period.frequency
-    if frequency is Frequency.ONCE:
+    if frequency == Frequency.ONCE:
         return period.at.astimezone(UTC) if period.at is not None and period.at > after else None
     if after.year > _LAST_YEAR:
         return None
     tz = _zone(zone)
-    if frequency is Frequency.HOURLY:
+    if frequency == Frequency.HOURLY:
         return _EPOCH + _next_on_clock(_seconds(after), 3600, period.minute * 60, tz) * _SECOND
-    if frequency is Frequency.INTERVAL:
+    if frequency == Frequency.INTERVAL:
         if period.interval_minutes is None:
             raise ValueError(f"interval period {period.name!r} has no interval_minutes (check_period refuses it)")
         return _EPOCH + _next_on_clock(_seconds(after), period.interval_minutes * 60, 0, tz) * _SECOND
@@ -311,14 +307,18 @@ def _next_on_clock(after: int, step: int, phase: int, tz: ZoneInfo) -> int:
     """The first instant t > ``after`` (epoch seconds) at which the clock of ``tz`` shows a time of day that is
     ``phase`` seconds past a multiple of ``step`` (which divides a day).
 
-    Within (start, start + step] the zone has at most one offset change, so the offset is the one at either
-    end; for each offset there is exactly one instant in the window whose local time fits, and it is a slot
-    only if the zone really has that offset then. No slot in the window (a skipped time): try the next one.
+    Within (start, start + step] the zone has at most one offset change (a step is at most a day), so the
+    offset is the one at either end; for each offset there is exactly one instant in the window whose local
+    time fits, and it is a slot only if the zone really has that offset then. No slot in the window (a
+    skipped time): try the next window.
     """
     start = after
     while True:
+        first, last = _offset(start + 1, tz), _offset(start + step, tz)
+        if first == last:  # no change of offset in the window, the common case
+            return start + step - (start + first - phase) % step
         best: int | None = None
-        for offset in {_offset(start + 1, tz), _offset(start + step, tz)}:
+        for offset in (first, last):
             candidate = start + step - (start + offset - phase) % step
             if _offset(candidate, tz) == offset and (best is None or candidate < best):
                 best = candidate
@@ -341,17 +341,17 @@ def _days(period: Period, start: date) -> Iterator[date]:
     """The days a daily, weekly, monthly or yearly period runs on, in order, from the first on or after
     ``start`` (the monthly and yearly ones from ``start``'s month or year)."""
     frequency = period.frequency
-    if frequency is Frequency.DAILY or frequency is Frequency.WEEKLY:
+    if frequency == Frequency.DAILY or frequency == Frequency.WEEKLY:
         step = _DAY
         day = start
-        if frequency is Frequency.WEEKLY:
+        if frequency == Frequency.WEEKLY:
             step = 7 * _DAY
             wanted = ((period.day_of_week or 0) - 1) % 7  # date.weekday(): Monday is 0
             day = start + (wanted - start.weekday()) % 7 * _DAY
         while True:
             yield day
             day += step
-    if frequency is Frequency.MONTHLY:
+    if frequency == Frequency.MONTHLY:
         year, month = start.year, start.month
         while True:
             yield _clamped(year, month, period.day_of_month or 1)
@@ -377,22 +377,22 @@ def describe(period: Period, zone: str | None = None) -> str:
     """
     clock = f"{period.hour:02d}:{period.minute:02d}"
     frequency = period.frequency
-    if frequency is Frequency.INTERVAL:
+    if frequency == Frequency.INTERVAL:
         return f"{_interval_words(period.interval_minutes or 0)} ({_CLOCK_NOTE})"
-    if frequency is Frequency.HOURLY:
+    if frequency == Frequency.HOURLY:
         return f"every hour at minute {period.minute:02d} ({_CLOCK_NOTE})"
-    if frequency is Frequency.DAILY:
+    if frequency == Frequency.DAILY:
         return f"daily at {clock}"
-    if frequency is Frequency.WEEKLY:
+    if frequency == Frequency.WEEKLY:
         if period.day_of_week is None:
             return f"weekly on Sunday at {clock} (any day: once a week, on Sunday)"
         return f"weekly on {DAYS[period.day_of_week]} at {clock}"
-    if frequency is Frequency.MONTHLY:
+    if frequency == Frequency.MONTHLY:
         if period.day_of_month is None:
             return f"monthly on day 1 at {clock} (any day: the 1st)"
         note = " (the last day in shorter months)" if period.day_of_month > 28 else ""
         return f"monthly on day {period.day_of_month} at {clock}{note}"
-    if frequency is Frequency.YEARLY:
+    if frequency == Frequency.YEARLY:
         return _yearly_words(period, clock)
     if period.at is None:
         return "once (no time set)"
@@ -433,7 +433,7 @@ def steady_state_count(period: Period) -> int | None:
     """How many snapshots of ``period`` one subject holds in steady state: the most slots in any window of
     its retention, at least ``min_snapshots``; ``None`` (unbounded) for a repeating period kept forever, 1 for
     a once period."""
-    if period.frequency is Frequency.ONCE:
+    if period.frequency == Frequency.ONCE:
         return 1
     if period.retention is None:
         return None
@@ -449,7 +449,7 @@ def profile_estimate(profile: Profile) -> tuple[int | None, dict[str, int | None
 
 def _slots_within(period: Period, retention: timedelta) -> int:
     frequency = period.frequency
-    if frequency is Frequency.MONTHLY or frequency is Frequency.YEARLY:
+    if frequency == Frequency.MONTHLY or frequency == Frequency.YEARLY:
         return _calendar_slots_within(frequency, period.month, period.day_of_month, retention)
     spacing = {
         Frequency.INTERVAL: timedelta(minutes=period.interval_minutes or 1),
@@ -465,7 +465,7 @@ def _calendar_slots_within(frequency: Frequency, month: int | None, day: int | N
     """The most monthly or yearly slots in any window of ``retention``, over a whole 400-year Gregorian cycle
     (after which the calendar repeats) plus the retention itself."""
     years = range(2000, 2000 + 400 + retention.days // 365 + 2)
-    months = range(1, 13) if frequency is Frequency.MONTHLY else (month or 1,)
+    months = range(1, 13) if frequency == Frequency.MONTHLY else (month or 1,)
     days = [_clamped(year, m, day or 1).toordinal() for year in years for m in months]
     limit = retention / _DAY
     most = first = 0
@@ -555,10 +555,10 @@ def preview(profile: Profile, existing: Iterable[Existing], now: datetime, at: d
 def _first_needed(period: Period, now: datetime, at: datetime) -> datetime:
     """Where a preview starts listing a period's future slots: a slot older than both the retention and the
     newest ``min_snapshots`` slots before ``at`` is gone by then."""
-    if period.retention is None or period.frequency is Frequency.ONCE:
+    if period.retention is None or period.frequency == Frequency.ONCE:
         return now
-    if period.frequency is Frequency.HOURLY or period.frequency is Frequency.INTERVAL:
-        step = timedelta(minutes=60 if period.frequency is Frequency.HOURLY else period.interval_minutes or 1)
+    if period.frequency == Frequency.HOURLY or period.frequency == Frequency.INTERVAL:
+        step = timedelta(minutes=60 if period.frequency == Frequency.HOURLY else period.interval_minutes or 1)
         gap = 2 * step + timedelta(hours=6)  # a skipped clock time can drop a slot
     else:
         gap = _MAX_GAP[period.frequency]
