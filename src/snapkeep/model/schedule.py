@@ -12,7 +12,7 @@ Slots are wall-clock times in the profile's time zone:
   02:00, ...). Other k would drift against the hour and the day, so the schedule would not repeat daily.
 - ``hourly`` at minute M: whenever the clock shows HH:MM.
 - ``daily``, ``weekly``, ``monthly``, ``yearly`` at ``hour``:``minute`` on the days they name.
-- ``once``: at ``at``.
+- ``once``: at ``at`` (an aware time on a whole minute).
 
 Days the fields leave open or the calendar lacks:
 
@@ -34,7 +34,8 @@ Daylight saving time:
   occurrences (running only the first would leave two hours between snapshots). Names are unique per
   subject, so the second occurrence's name carries the suffix ``_2``.
 
-Names are ``<period>_<YYYYMMDD>_<HHMM>`` of the slot's local time (SPEC §2).
+Names are ``<period>_<YYYYMMDD>_<HHMM>`` of the slot's own local time (SPEC §2): the daily 02:30 of the
+spring-forward day is ``..._0330``; the second 02:15 of the fall-back night is ``..._0215_2``.
 
 The fields of "when" a frequency does not use must stay at their defaults (``minute`` and ``hour`` 0, the others
 unset): a weekly period given a day of the month was meant as something else, so it is refused, not ignored.
@@ -47,8 +48,8 @@ at expiry, so it never keeps a snapshot past it: it only refuses deletion before
 period is the largest number of its slots in any window of length ``retention`` (created in (T - R, T]), and
 at least ``min_snapshots``; months and years are counted over the whole Gregorian cycle, so the count is the
 largest the calendar allows (13 monthly slots never fit in 365 days, 2 fit in 31 days across February).
-Daylight saving time is not counted: on the day it shortens, a daily or longer period can have one snapshot
-more for up to an hour.
+Daylight saving time is not counted: when a retention is a whole number of days, the 23-hour day of spring
+forward lets a daily or longer period hold one snapshot more for an hour.
 """
 
 from __future__ import annotations
