@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope
@@ -83,7 +83,7 @@ class ProfileStore(NamedStore[Profile]):
         self._s.flush()
 
 
-def _subject_is(subject_type: str, subject_id: str) -> tuple[Any, Any]:
+def _subject_is(subject_type: Any, subject_id: Any) -> tuple[Any, Any]:
     return (AssignmentRow.subject_type == subject_type, AssignmentRow.subject_id == subject_id)
 
 
@@ -171,20 +171,29 @@ class ScheduleStore:
         rows = self._s.scalars(query)
         return [self._to(r) for r in rows if wanted is None or (r.subject_type, r.subject_id) in wanted]
 
-    def due(self, now: datetime, limit: int) -> builtins.list[Due]:
-        """Entries due at ``now`` that no take is running for, soonest first (the ``next_due`` index)."""
-        query = (
-            select(ScheduleRow, PeriodRow, ProfileRow.name, ProfileRow.timezone)
+    def _due_query(self) -> Any:
+        return (
+            select(ScheduleRow, PeriodRow, ProfileRow.name, ProfileRow.timezone, AssignmentRow.owner_tenant_id)
             .join(PeriodRow, PeriodRow.id == ScheduleRow.period_id)
             .join(ProfileRow, ProfileRow.id == PeriodRow.profile_id)
-            .where(ScheduleRow.next_due <= now, ScheduleRow.running_since.is_(None))
-            .order_by(ScheduleRow.next_due, ScheduleRow.id)
-            .limit(limit)
+            .join(AssignmentRow, and_(*_subject_is(ScheduleRow.subject_type, ScheduleRow.subject_id)))
         )
+
+    def _dues(self, query: Any) -> builtins.list[Due]:
         return [
-            Due(self._to(entry), period_from_rule(period.id, period.name, period.rule), name, zone)
-            for entry, period, name, zone in self._s.execute(query)
+            Due(self._to(entry), period_from_rule(period.id, period.name, period.rule), name, zone, owner)
+            for entry, period, name, zone, owner in self._s.execute(query)
         ]
+
+    def due(self, now: datetime, limit: int) -> builtins.list[Due]:
+        """Entries due at ``now`` that no take is running for, soonest first (the ``next_due`` index)."""
+        query = self._due_query().where(ScheduleRow.next_due <= now, ScheduleRow.running_since.is_(None))
+        return self._dues(query.order_by(ScheduleRow.next_due, ScheduleRow.id).limit(limit))
+
+    def due_entry(self, entry_id: int) -> Due | None:
+        """One entry with its period (None: removed meanwhile)."""
+        found = self._dues(self._due_query().where(ScheduleRow.id == entry_id))
+        return found[0] if found else None
 
     def update(self, entry_id: int, **changes: Any) -> None:
         self._s.execute(update(ScheduleRow).where(ScheduleRow.id == entry_id).values(**changes))

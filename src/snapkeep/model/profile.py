@@ -153,3 +153,4 @@ class Due:
     period: Period
     profile_name: str
     timezone: str
+    owner_tenant_id: str | None  # the subject's owner: the scheduled job is its
