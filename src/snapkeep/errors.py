@@ -14,6 +14,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── InvalidSettings            invalid_settings
     │   ├── InvalidNetwork             invalid_network
     │   ├── InvalidTag                 invalid_tag
+    │   ├── InvalidSchedule            invalid_schedule
     │   ├── MalformedBody              malformed_body (400)
     │   ├── BodyTooLarge               body_too_large (413)
     │   └── MethodNotAllowed           method_not_allowed (405)
@@ -118,6 +119,13 @@ class InvalidTag(InvalidInput):
     """A tag that is not 1-64 letters, digits and . _ : = - (starting with a letter or digit), or one too many."""
 
     code = "invalid_tag"
+
+
+class InvalidSchedule(InvalidInput):
+    """A profile or period that cannot run as written (a field out of range, a day no calendar has, an unknown
+    time zone, a "once" in the past); the message names the period and the field."""
+
+    code = "invalid_schedule"
 
 
 class MalformedBody(InvalidInput):
