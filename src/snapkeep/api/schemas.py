@@ -319,6 +319,7 @@ class SnapshotPublic(BaseModel):
     status_reason: str | None
     exclusive_bytes: int | None
     shared_bytes: int | None
+    period_id: str | None = Field(description="the profile period that took it; null: taken by hand")
 
     @classmethod
     def of(cls, snap: Snapshot, deletable_at: datetime | None) -> SnapshotPublic:

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope
 from snapkeep.catalog.tables import TagRow
 from snapkeep.errors import NotFound
+from snapkeep.model.paging import Page, Window, cut
 
 T = TypeVar("T")
 
@@ -45,6 +46,18 @@ def no_owner(tenant_id: str | None) -> NotFound:
     if tenant_id is None:
         return NotFound("the system is outside this scope", tenant=None).hiding()
     return NotFound(f"no tenant with id {tenant_id}", tenant=tenant_id).hiding()
+
+
+def keyset(query: Any, columns: tuple[Any, ...], window: Window, descending: bool = False) -> Any:
+    """``query`` ordered by ``columns`` (a key unique per row), from just after ``window.after``, one row past
+    the limit (see :func:`~snapkeep.model.paging.cut`). Rows are compared as one row value, which SQLite and
+    PostgreSQL both answer from an index on those columns."""
+    if window.after is not None:
+        position = tuple_(*columns)
+        after = tuple_(*window.after)
+        query = query.where(position < after if descending else position > after)
+    order = [column.desc() for column in columns] if descending else list(columns)
+    return query.order_by(*order).limit(window.limit + 1)
 
 
 class Store(Generic[T]):
@@ -163,6 +176,14 @@ class NamedStore(OwnedStore[T]):
         if owned_by is not None:
             query = query.where(self.row.owner_tenant_id == owned_by)
         return [self._to(row) for row in self._s.scalars(query)]
+
+    def page(self, window: Window, owned_by: str | None = None) -> Page[T]:
+        """:meth:`list` a page at a time, in (name, id) order (names repeat across owners)."""
+        query = self._select()
+        if owned_by is not None:
+            query = query.where(self.row.owner_tenant_id == owned_by)
+        rows = self._s.scalars(keyset(query, (self.row.name, self.row.id), window))
+        return cut([self._to(row) for row in rows], window, lambda obj: (obj.name, obj.id))  # type: ignore[attr-defined]
 
 
 class TagStore:

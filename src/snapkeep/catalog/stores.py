@@ -24,12 +24,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.profile_stores import AssignmentStore, MetaStore, ProfileStore, ScheduleStore
 from snapkeep.catalog.scope import Scope, subtree
-from snapkeep.catalog.store_base import NamedStore, OwnedStore, Store, TagStore, convert_row, no_owner
+from snapkeep.catalog.store_base import NamedStore, OwnedStore, Store, TagStore, convert_row, keyset, no_owner
 from snapkeep.catalog.tables import (
     AuditRow,
     JobRow,
@@ -42,6 +42,8 @@ from snapkeep.catalog.tables import (
     VolumeRow,
 )
 from snapkeep.errors import NotFound
+from snapkeep.model.filters import SnapshotFilter
+from snapkeep.model.paging import Key, Page, Window, cut
 from snapkeep.model.principal import Role
 from snapkeep.model.types import (
     AuditEntry,
@@ -148,6 +150,47 @@ class SnapshotStore(OwnedStore[Snapshot]):
         query = self._select().where(SnapshotRow.status.in_([st.value for st in statuses]))
         return [self._to(row) for row in self._s.scalars(query)]
 
+    def page(self, where: SnapshotFilter, window: Window) -> Page[Snapshot]:
+        """The snapshots ``where`` admits, oldest first, in (created_at, id) order."""
+        query = self._select().where(*_conditions(where))
+        rows = self._s.scalars(keyset(query, (SnapshotRow.created_at, SnapshotRow.id), window))
+        return cut([self._to(row) for row in rows], window, _snapshot_key)
+
+    def due(self, now: datetime) -> builtins.list[Snapshot]:
+        """The scope's own ``ready`` snapshots whose expiry has passed, soonest expired first: read through
+        the (status, expires_at) index, so the cost follows what is due, not the size of the catalog.
+        ``held`` ones are not among them (their period decides when they go), nor a parent's snapshots
+        exposed to a tenant (not its to delete)."""
+        query = self._scope.where(select(SnapshotRow), SnapshotRow.owner_tenant_id).where(
+            SnapshotRow.status == SnapshotStatus.READY.value,
+            SnapshotRow.expires_at.is_not(None),
+            SnapshotRow.expires_at <= now,
+        )
+        return [self._to(row) for row in self._s.scalars(query.order_by(SnapshotRow.expires_at))]
+
+
+def _snapshot_key(snap: Snapshot) -> Key:
+    return (snap.created_at, snap.id)
+
+
+def _conditions(where: SnapshotFilter) -> builtins.list[ColumnElement[bool]]:
+    """The SQL of a :class:`SnapshotFilter`: one condition per field given."""
+    equal = {
+        SnapshotRow.subject_type: where.subject_type,
+        SnapshotRow.subject_id: where.subject_id,
+        SnapshotRow.name: where.name,
+        SnapshotRow.kind: where.kind and where.kind.value,
+        SnapshotRow.status: where.status and where.status.value,
+        SnapshotRow.origin: where.origin,
+        SnapshotRow.period_id: where.period_id,
+    }
+    found: builtins.list[ColumnElement[bool]] = [col == value for col, value in equal.items() if value is not None]
+    if where.created_after is not None:
+        found.append(SnapshotRow.created_at >= where.created_after)
+    if where.created_before is not None:
+        found.append(SnapshotRow.created_at < where.created_before)
+    return found
+
 
 class JobStore(OwnedStore[Job]):
     row = JobRow
@@ -158,9 +201,13 @@ class JobStore(OwnedStore[Job]):
         return NotFound(f"no job with id {row_id}", job=row_id)
 
     def list(self, limit: int = 100) -> list[Job]:
-        """Newest first."""
-        query = self._select().order_by(JobRow.created_at.desc()).limit(limit)
-        return [self._to(row) for row in self._s.scalars(query)]
+        """The newest ``limit``, newest first."""
+        return self.page(Window(limit)).items
+
+    def page(self, window: Window) -> Page[Job]:
+        """Newest first, in (created_at, id) order."""
+        rows = self._s.scalars(keyset(self._select(), (JobRow.created_at, JobRow.id), window, descending=True))
+        return cut([self._to(row) for row in rows], window, lambda job: (job.created_at, job.id))
 
     def in_status(self, *statuses: JobStatus) -> builtins.list[Job]:
         query = self._select().where(JobRow.status.in_([st.value for st in statuses]))
@@ -185,9 +232,13 @@ class AuditStore:
         self._s.flush()
 
     def list(self, limit: int = 200) -> list[AuditEntry]:
+        """The newest ``limit``, newest first."""
+        return self.page(Window(limit)).items
+
+    def page(self, window: Window) -> Page[AuditEntry]:
         """Newest first."""
-        rows = self._s.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
-        return [convert_row(row, AuditEntry, {}) for row in rows]
+        rows = self._s.scalars(keyset(select(AuditRow), (AuditRow.id,), window, descending=True))
+        return cut([convert_row(row, AuditEntry, {}) for row in rows], window, lambda entry: (entry.id,))
 
 
 class TokenStore(Store[Token]):
@@ -229,6 +280,12 @@ class TokenStore(Store[Token]):
     def list(self) -> builtins.list[Token]:
         query = self._scope.where(select(TokenRow), TokenRow.tenant_id).order_by(TokenRow.name)
         return [self._to(row) for row in self._s.scalars(query)]
+
+    def page(self, window: Window) -> Page[Token]:
+        """By name (unique across scopes; the id only makes the key a row's own)."""
+        query = self._scope.where(select(TokenRow), TokenRow.tenant_id)
+        rows = self._s.scalars(keyset(query, (TokenRow.name, TokenRow.id), window))
+        return cut([self._to(row) for row in rows], window, lambda token: (token.name, token.id))
 
 
 class TenantStore(Store[Tenant]):

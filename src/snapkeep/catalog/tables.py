@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -118,8 +119,17 @@ class VmRow(Base):
 
 
 class SnapshotRow(Base):
+    """Indexed for what schedules make large: pages in (created_at, id) order, of one subject or all; the
+    expiry sweep (ready rows by expiry); the rows one profile period took."""
+
     __tablename__ = "snapshots"
-    __table_args__ = (UniqueConstraint("subject_type", "subject_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("subject_type", "subject_id", "name"),
+        Index("ix_snapshots_created_at_id", "created_at", "id"),
+        Index("ix_snapshots_subject_created_at_id", "subject_type", "subject_id", "created_at", "id"),
+        Index("ix_snapshots_status_expires_at", "status", "expires_at"),
+        Index("ix_snapshots_period_created_at_id", "period_id", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
@@ -144,10 +154,12 @@ class SnapshotRow(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     exclusive_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     shared_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    period_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # NULL: not scheduled
 
 
 class JobRow(Base):
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_created_at_id", "created_at", "id"),)  # pages, newest first
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))

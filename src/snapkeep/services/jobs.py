@@ -34,6 +34,7 @@ from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.errors import SnapkeepError
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import Principal
 from snapkeep.model.types import Job, JobStatus
 from snapkeep.services.guards import Claim
@@ -199,8 +200,12 @@ class JobRunner:
 
     def list(self, who: Principal, limit: int = 100) -> list[Job]:
         """The newest jobs the caller's scope sees."""
+        return self.page(who, Window(limit)).items
+
+    def page(self, who: Principal, window: Window) -> Page[Job]:
+        """The jobs the caller's scope sees, a page at a time, newest first."""
         with self._db.unit(who) as uow:
-            return uow.jobs.list(limit)
+            return uow.jobs.page(window)
 
     def wait(self, job_id: str, timeout: float, who: Principal) -> Job:
         """The job once finished, or as it is after ``timeout`` seconds (seen by ``who``, as :meth:`get`)."""

@@ -22,6 +22,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Busy, Forbidden, NameClash, TenantOnline
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.paging import Page, Window, page_of
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import Job, Network, Snapshot, SubjectType, Tenant, VmRecord, VolumeRecord
@@ -186,6 +187,10 @@ class Tenants:
         with self._db.unit(who) as uow:
             views = [self._view(uow, who, t, running) for t in uow.tenants.visible()]
         return sorted(views, key=lambda v: v.path.split("/"))
+
+    def page(self, who: Principal, window: Window) -> Page[TenantView]:
+        """:meth:`tree` a page at a time, keyed by the tenant's path (names hold no ``/``)."""
+        return page_of(self.tree(who), window, lambda v: (v.path,), lambda key: str(key[0]).split("/"))
 
     def subtree(self, who: Principal, ref: str) -> Subtree:
         with self._db.unit(who) as uow:
