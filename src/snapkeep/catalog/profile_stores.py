@@ -195,6 +195,19 @@ class ScheduleStore:
         found = self._dues(self._due_query().where(ScheduleRow.id == entry_id))
         return found[0] if found else None
 
+    def minimum(self, period_id: str, subject_id: str) -> int:
+        """How many of its newest snapshots of the subject the period keeps past expiry: its minimum count
+        while it is on the subject's schedule, else none (an unassigned subject's snapshots keep only their
+        expiry)."""
+        query = (
+            select(PeriodRow.rule)
+            .join(ScheduleRow, ScheduleRow.period_id == PeriodRow.id)
+            .where(PeriodRow.id == period_id, ScheduleRow.subject_id == subject_id)
+            .limit(1)
+        )
+        rule = self._s.scalar(query)
+        return 0 if rule is None else int(rule.get("min_snapshots", 1))
+
     def update(self, entry_id: int, **changes: Any) -> None:
         self._s.execute(update(ScheduleRow).where(ScheduleRow.id == entry_id).values(**changes))
 

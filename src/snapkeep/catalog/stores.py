@@ -156,6 +156,43 @@ class SnapshotStore(OwnedStore[Snapshot]):
         rows = self._s.scalars(keyset(query, (SnapshotRow.created_at, SnapshotRow.id), window))
         return cut([self._to(row) for row in rows], window, _snapshot_key)
 
+    def newest_of_period(self, subject_id: str, period_id: str, count: int) -> frozenset[str]:
+        """The ids of the ``count`` newest ready or held snapshots a period took of a subject (the ones its
+        minimum count keeps)."""
+        if count <= 0:
+            return frozenset()
+        query = (
+            select(SnapshotRow.id)
+            .where(
+                SnapshotRow.subject_id == subject_id,
+                SnapshotRow.period_id == period_id,
+                SnapshotRow.status.in_([SnapshotStatus.READY.value, SnapshotStatus.HELD.value]),
+            )
+            .order_by(SnapshotRow.created_at.desc(), SnapshotRow.id.desc())
+            .limit(count)
+        )
+        return frozenset(self._s.scalars(query))
+
+    def taken_by(self, subject_id: str, period_ids: tuple[str, ...]) -> builtins.list[Snapshot]:
+        """The ready and held snapshots of a subject that these periods took, oldest first."""
+        query = self._select().where(
+            SnapshotRow.subject_id == subject_id,
+            SnapshotRow.period_id.in_(period_ids),
+            SnapshotRow.status.in_([SnapshotStatus.READY.value, SnapshotStatus.HELD.value]),
+        )
+        return [self._to(row) for row in self._s.scalars(query.order_by(SnapshotRow.created_at))]
+
+    def release_holds(self, *, period_id: str | None = None, subject_id: str | None = None) -> None:
+        """Held snapshots of a period, of a subject, or of both become ready again: the next expiry sweep
+        decides anew whether something still holds them (a newer snapshot of the period, a lower minimum,
+        an unassigned profile)."""
+        query = update(SnapshotRow).where(SnapshotRow.status == SnapshotStatus.HELD.value)
+        if period_id is not None:
+            query = query.where(SnapshotRow.period_id == period_id)
+        if subject_id is not None:
+            query = query.where(SnapshotRow.subject_id == subject_id)
+        self._s.execute(query.values(status=SnapshotStatus.READY.value))
+
     def due(self, now: datetime) -> builtins.list[Snapshot]:
         """The scope's own ``ready`` snapshots whose expiry has passed, soonest expired first: read through
         the (status, expires_at) index, so the cost follows what is due, not the size of the catalog.

@@ -16,16 +16,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.errors import Conflict, Forbidden, NameClash, NotFound
+from snapkeep.errors import Conflict, Forbidden, InvalidInput, NameClash, NotFound
 from snapkeep.model.installed_profiles import SYSTEM_PROFILE, installed_profiles
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.profile import Assignment, Period, Profile, ScheduleEntry, SubjectOfProfile
-from snapkeep.model.schedule import check_profile, next_slot, profile_estimate
+from snapkeep.model.schedule import Existing, Planned, check_profile, next_slot, preview, profile_estimate
 from snapkeep.services.audit import Audit
 from snapkeep.services.subjects.system import WHOLE_SYSTEM
 
@@ -245,7 +245,7 @@ class Profiles:
     def _unassign(self, uow: Unit, assignment: Assignment) -> None:
         uow.assignments.remove(assignment.subject_type, assignment.subject_id)
         uow.schedule.remove(subject=(assignment.subject_type.value, assignment.subject_id))
-        uow.snapshots.release_holds(subject=(assignment.subject_type.value, assignment.subject_id))
+        uow.snapshots.release_holds(subject_id=assignment.subject_id)
 
     def _reschedule(self, uow: Unit, profile: Profile, period: Period) -> None:
         """The entries of ``period`` on every subject the profile is assigned to, from now on."""
@@ -253,6 +253,32 @@ class Profiles:
         slot = next_slot(period, profile.timezone, self._clock())
         for assignment in uow.assignments.of_profile(profile.id):
             uow.schedule.add(period.id, assignment.subject_type.value, assignment.subject_id, slot)
+
+    # --- preview ---------------------------------------------------------------------------------
+    def preview(
+        self,
+        ref: str,
+        at: datetime,
+        who: Principal,
+        *,
+        subject_type: SubjectOfProfile | None = None,
+        subject: str | None = None,
+    ) -> list[Planned]:
+        """Which snapshots of one subject the profile's periods leave at ``at``, taking none. With a subject,
+        the snapshots its periods already took of it count too; without, a subject assigned from now."""
+        if (subject_type is None) != (subject is None):
+            raise InvalidInput("a preview of a subject names both its type and the subject")
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        with self._db.unit(who) as uow:
+            profile = uow.profiles.resolve(ref)
+            existing = []
+            if subject_type is not None and subject is not None:
+                found = _subject(uow, subject_type, subject)
+                names = {p.id: p.name for p in profile.periods}
+                for snap in uow.snapshots.taken_by(found.id, tuple(names)):
+                    period = names[snap.period_id or ""]
+                    existing.append(Existing(snap.name, period, snap.created_at, snap.expires_at, snap.immutable))
+        return preview(profile, existing, self._clock(), at)
 
     # --- installed profiles ------------------------------------------------------------------------
     def install(self) -> bool:

@@ -161,6 +161,8 @@ class ScheduledTakes:
             changes: dict[str, object] = {"slot": upcoming, "next_due": upcoming, "failures": 0, "running_since": None}
             if snapshot_id is not None:
                 changes.update(last_run=now, last_snapshot_id=snapshot_id, last_error=None)
+                # a newer snapshot of the period: the sweep decides again which older ones it still holds
+                uow.snapshots.release_holds(period_id=entry.period_id, subject_id=entry.subject_id)
             uow.schedule.update(entry.id, **changes)
 
     def _failed(self, due: Due, slot: datetime, now: datetime, why: str) -> Outcome:
