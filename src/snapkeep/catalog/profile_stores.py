@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope
@@ -87,6 +87,10 @@ def _subject_is(subject_type: Any, subject_id: Any) -> tuple[Any, Any]:
     return (AssignmentRow.subject_type == subject_type, AssignmentRow.subject_id == subject_id)
 
 
+def _entry_is(subject_type: str, subject_id: str) -> tuple[Any, Any]:
+    return (ScheduleRow.subject_type == subject_type, ScheduleRow.subject_id == subject_id)
+
+
 class AssignmentStore:
     """Which profile each subject has; one per subject, visible where the subject is."""
 
@@ -99,11 +103,7 @@ class AssignmentStore:
         return found
 
     def of_subject(self, subject_type: str, subject_id: str) -> Assignment | None:
-        row = self._s.scalar(
-            select(AssignmentRow).where(
-                AssignmentRow.subject_type == subject_type, AssignmentRow.subject_id == subject_id
-            )
-        )
+        row = self._s.scalar(select(AssignmentRow).where(*_subject_is(subject_type, subject_id)))
         return None if row is None or not self._scope.allows(row.owner_tenant_id) else self._to(row)
 
     def of_profile(self, profile_id: str) -> builtins.list[Assignment]:
@@ -132,11 +132,24 @@ class AssignmentStore:
         return assignment
 
     def remove(self, subject_type: str, subject_id: str) -> None:
-        self._s.execute(
-            delete(AssignmentRow).where(
-                AssignmentRow.subject_type == subject_type, AssignmentRow.subject_id == subject_id
-            )
+        self._s.execute(delete(AssignmentRow).where(*_subject_is(subject_type, subject_id)))
+        self._s.flush()
+
+    def forget(self, subject_type: str, subject_id: str) -> None:
+        """The subject is being deleted: its assignment and its schedule go with it."""
+        self.remove(subject_type, subject_id)
+        self._s.execute(delete(ScheduleRow).where(*_entry_is(subject_type, subject_id)))
+
+    def forget_tenants(self, tenant_ids: frozenset[str]) -> None:
+        """Tenants are being deleted: the assignments of what they own, and the profiles they own (with
+        their periods and schedule), go with them."""
+        owned = select(ProfileRow.id).where(ProfileRow.owner_tenant_id.in_(tenant_ids))
+        gone = select(AssignmentRow.subject_type, AssignmentRow.subject_id).where(
+            or_(AssignmentRow.owner_tenant_id.in_(tenant_ids), AssignmentRow.profile_id.in_(owned))
         )
+        for subject_type, subject_id in self._s.execute(gone).all():
+            self.forget(subject_type, subject_id)
+        self._s.execute(delete(ProfileRow).where(ProfileRow.owner_tenant_id.in_(tenant_ids)))
         self._s.flush()
 
 
