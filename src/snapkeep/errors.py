@@ -43,7 +43,8 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   └── HypervisorUnavailable      hypervisor_unavailable
     ├── HypervisorError                hypervisor_error (500)
     │   └── ShutdownTimeout            shutdown_timeout (504, retryable)
-    └── GuestImageError                guest_image_error (500)
+    ├── GuestImageError                guest_image_error (500)
+    └── ScheduledTakeFailed            scheduled_take_failed (500, retryable)
 """
 
 from __future__ import annotations
@@ -335,6 +336,13 @@ class GuestImageError(SnapkeepError):
     """The test guest's kernel, initramfs or disk image could not be built or read."""
 
     code = "guest_image_error"
+
+
+class ScheduledTakeFailed(SnapkeepError):
+    """A scheduled snapshot could not be taken; the scheduler retries it with back-off until its next slot."""
+
+    code = "scheduled_take_failed"
+    retryable = True
 
 
 def all_error_classes() -> list[type[SnapkeepError]]:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Query
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI
 
 from snapkeep import __version__
-from snapkeep.api import jobs, networks, restores, snapshots, tags, tenants, tokens, vms, volumes
+from snapkeep.api import jobs, networks, profiles, restores, snapshots, tags, tenants, tokens, vms, volumes
 from snapkeep.api import settings as settings_api
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.gate import RequestGate
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.problems import install_error_handlers, install_openapi
 from snapkeep.api.schemas import AuditPublic
 from snapkeep.services.container import Services
 
 misc = APIRouter(prefix="/api/v1", tags=["service"])
-MAX_LISTING = jobs.MAX_LISTING
+AUDIT = Listing("audit", (int,))
 
 
 @misc.get("/health")
@@ -29,9 +32,10 @@ def health(svc: Svc) -> dict[str, str | bool | None]:
     }
 
 
-@misc.get("/audit", response_model=list[AuditPublic])
-def audit(svc: Svc, who: Caller, limit: int = Query(200, ge=1, le=MAX_LISTING)) -> list[AuditPublic]:
-    return [AuditPublic.of(e) for e in svc.audit.entries(who, limit)]
+@misc.get("/audit", response_model=list[AuditPublic], responses=PAGED)
+def audit(svc: Svc, who: Caller, pages: Paged) -> Sequence[AuditPublic]:
+    """Newest first, a page at a time."""
+    return pages.send(AUDIT, svc.audit.page(who, pages.window(AUDIT)), AuditPublic.of)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -45,7 +49,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     for router in (misc, volumes.router, vms.router, snapshots.router, restores.router, jobs.router):
         app.include_router(router)
-    for router in (tenants.router, networks.router, settings_api.router, tags.router, tokens.router):
+    for router in (tenants.router, networks.router, settings_api.router, tags.router, tokens.router, profiles.router):
         app.include_router(router)
     install_openapi(app)
     return app

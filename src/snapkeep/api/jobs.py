@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from fastapi import APIRouter, Query
 
 from snapkeep.api.deps import Caller, Svc
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.schemas import JobPublic
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import Job
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 MAX_WAIT = 60.0
-MAX_LISTING = 1000  # rows one listing returns at most
+JOBS = Listing("jobs", (datetime, str))
 
 
 def job_response(svc: Svc, job: Job, wait: float) -> JobPublic:
@@ -22,9 +26,10 @@ def job_response(svc: Svc, job: Job, wait: float) -> JobPublic:
     return JobPublic.of(job)
 
 
-@router.get("", response_model=list[JobPublic])
-def list_jobs(svc: Svc, who: Caller, limit: int = Query(100, ge=1, le=MAX_LISTING)) -> list[JobPublic]:
-    return [JobPublic.of(j) for j in svc.jobs.list(who, limit)]
+@router.get("", response_model=list[JobPublic], responses=PAGED)
+def list_jobs(svc: Svc, who: Caller, pages: Paged) -> Sequence[JobPublic]:
+    """Newest first, a page at a time."""
+    return pages.send(JOBS, svc.jobs.page(who, pages.window(JOBS)), JobPublic.of)
 
 
 @router.get("/{job_id}", response_model=JobPublic)

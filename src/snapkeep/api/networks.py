@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, Query, Response, status
 
 from snapkeep.api.deps import Caller, Svc
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.schemas import NetworkCreate, NetworkPublic, NetworkUpdate
 
 router = APIRouter(prefix="/api/v1/networks", tags=["networks"])
+NETWORKS = Listing("networks", (str, str))
 
 
-@router.get("", response_model=list[NetworkPublic])
+@router.get("", response_model=list[NetworkPublic], responses=PAGED)
 def list_networks(
-    svc: Svc, who: Caller, tenant: str | None = Query(None, max_length=4096, description="owned by this tenant")
-) -> list[NetworkPublic]:
-    return [NetworkPublic.of(n) for n in svc.networks.list(who, tenant)]
+    svc: Svc,
+    who: Caller,
+    pages: Paged,
+    tenant: str | None = Query(None, max_length=4096, description="owned by this tenant"),
+) -> Sequence[NetworkPublic]:
+    """By name, a page at a time."""
+    return pages.send(NETWORKS, svc.networks.page(who, pages.window(NETWORKS), tenant), NetworkPublic.of)
 
 
 @router.post("", response_model=NetworkPublic, status_code=status.HTTP_201_CREATED)

@@ -7,10 +7,15 @@ guards and submit the jobs, so a busy subject is refused synchronously (409 ``bu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated
+
 from fastapi import APIRouter, Query, status
 
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.jobs import MAX_WAIT, job_response
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.schemas import (
     ContentsPublic,
     ExtractRequest,
@@ -22,36 +27,66 @@ from snapkeep.api.schemas import (
     raw_path,
 )
 from snapkeep.errors import InvalidInput
+from snapkeep.model.filters import SnapshotFilter
 from snapkeep.model.timespec import parse_expiry
-from snapkeep.model.types import Snapshot
+from snapkeep.model.types import Snapshot, SnapshotKind, SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.contents import read_contents
 from snapkeep.services.snapshots import TakeRequest
 
 router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
 Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")
+SNAPSHOTS = Listing("snapshots", (datetime, str))
 
 
 def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
-    return SnapshotPublic.of(snap, svc.snapshots.deletable_at(snap))
+    return SnapshotPublic.of(snap, svc.snapshots.deletable_at(snap), svc.clock())
 
 
-@router.get("", response_model=list[SnapshotPublic])
+@router.get("", response_model=list[SnapshotPublic], responses=PAGED)
 def list_snapshots(
     svc: Svc,
     who: Caller,
+    pages: Paged,
     volume: str | None = None,
     vm: str | None = None,
     name: str | None = None,
     system: bool = Query(False, description="the system snapshots of the caller's scope (with tenant: its own)"),
     tenant: str | None = Query(None, description="a tenant's snapshots (with system: its own system snapshots)"),
-) -> list[SnapshotPublic]:
+    kind: Annotated[SnapshotKind | None, Query(description="only snapshots of this kind")] = None,
+    status: Annotated[SnapshotStatus | None, Query(description="only snapshots in this state")] = None,
+    origin: str | None = Query(None, max_length=128, description="only those of this origin (`manual`, a period's)"),
+    period: str | None = Query(None, max_length=36, description="only those this profile period (its id) took"),
+    created_after: Annotated[
+        datetime | None, Query(description="only those created at or after this time (ISO 8601)")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="only those created before this time (ISO 8601)")
+    ] = None,
+) -> Sequence[SnapshotPublic]:
+    """Oldest first, a page at a time; the filters combine (all must match). Times without an offset are UTC."""
     subject_type, ref = _listed(volume, vm, system, tenant)
-    if name is None:
-        return [public(svc, s) for s in svc.snapshots.listing(ref, subject_type, who=who)]
-    if ref is None:  # every subject's snapshots of that name
-        return [public(svc, s) for s in svc.snapshots.listing(who=who) if s.name == name]
-    return [public(svc, svc.snapshots.find(ref, name, subject_type, who=who))]
+    if name is not None and ref is not None:  # names are unique per subject: that one, or not found
+        return [public(svc, svc.snapshots.find(ref, name, subject_type, who=who))]
+    after, before = _utc(created_after), _utc(created_before)
+    if after is not None and before is not None and after >= before:
+        raise InvalidInput("created_after must be earlier than created_before", created_after=str(after))
+    where = SnapshotFilter(
+        subject_type=subject_type if ref is not None else None,
+        name=name,
+        kind=kind,
+        status=status,
+        origin=origin,
+        period_id=period,
+        created_after=after,
+        created_before=before,
+    )
+    page = svc.snapshots.page(where, pages.window(SNAPSHOTS), ref, who=who)
+    return pages.send(SNAPSHOTS, page, lambda snap: public(svc, snap))
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def _listed(volume: str | None, vm: str | None, system: bool, tenant: str | None) -> tuple[str, str | None]:

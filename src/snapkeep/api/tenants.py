@@ -6,22 +6,26 @@ query parameters; the CLI turns one into an id). Power changes and deletes are j
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Query, status
 
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.jobs import MAX_WAIT, job_response
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.schemas import JobPublic, Settings, TenantCreate, TenantPublic, TenantStopRequest, TenantUpdate
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
 Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")
+TENANTS = Listing("tenants", (str,))
 
 
-@router.get("", response_model=list[TenantPublic])
-def list_tenants(svc: Svc, who: Caller) -> list[TenantPublic]:
-    """Every tenant the caller sees, as a tree: each parent before its children (``depth``, ``path``)."""
-    return [TenantPublic.of(view) for view in svc.tenants.tree(who)]
+@router.get("", response_model=list[TenantPublic], responses=PAGED)
+def list_tenants(svc: Svc, who: Caller, pages: Paged) -> Sequence[TenantPublic]:
+    """Every tenant the caller sees, as a tree: each parent before its children (``depth``, ``path``), a page
+    at a time."""
+    return pages.send(TENANTS, svc.tenants.page(who, pages.window(TENANTS)), TenantPublic.of)
 
 
 @router.post("", response_model=TenantPublic, status_code=status.HTTP_201_CREATED)

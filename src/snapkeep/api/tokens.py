@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, Response, status
 
 from snapkeep.api.deps import Caller, Svc
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.schemas import TokenCreate, TokenCreated, TokenPublic
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+TOKENS = Listing("tokens", (str, str))
 
 
-@router.get("", response_model=list[TokenPublic])
-def list_tokens(svc: Svc, who: Caller) -> list[TokenPublic]:
-    return [TokenPublic.of(t) for t in svc.tokens.listing(who)]
+@router.get("", response_model=list[TokenPublic], responses=PAGED)
+def list_tokens(svc: Svc, who: Caller, pages: Paged) -> Sequence[TokenPublic]:
+    """By name, a page at a time."""
+    return pages.send(TOKENS, svc.tokens.page(who, pages.window(TOKENS)), TokenPublic.of)
 
 
 @router.post("", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)

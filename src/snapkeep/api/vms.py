@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, Query, status
 
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.jobs import MAX_WAIT, job_response
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.schemas import CloneRequest, JobPublic, StopRequest, VmCreate, VmPublic
 from snapkeep.model.units import parse_size
 
 router = APIRouter(prefix="/api/v1/vms", tags=["vms"])
 Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")
+VMS = Listing("vms", (str, str))
 
 
-@router.get("", response_model=list[VmPublic])
+@router.get("", response_model=list[VmPublic], responses=PAGED)
 def list_vms(
-    svc: Svc, who: Caller, tenant: str | None = Query(None, max_length=4096, description="owned by this tenant")
-) -> list[VmPublic]:
-    return [VmPublic.of(vm, who.is_system_admin) for vm in svc.vms.listing(tenant, who=who)]
+    svc: Svc,
+    who: Caller,
+    pages: Paged,
+    tenant: str | None = Query(None, max_length=4096, description="owned by this tenant"),
+) -> Sequence[VmPublic]:
+    """By name, a page at a time."""
+    page = svc.vms.page(pages.window(VMS), tenant, who=who)
+    return pages.send(VMS, page, lambda vm: VmPublic.of(vm, who.is_system_admin))
 
 
 @router.post("", response_model=VmPublic, status_code=status.HTTP_201_CREATED)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, Query, status
 
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.jobs import MAX_WAIT, job_response
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.schemas import JobPublic, VolumeCreate, VolumePublic, VolumeUpdate
 from snapkeep.model.principal import Principal
 from snapkeep.model.types import Volume
@@ -13,6 +16,7 @@ from snapkeep.model.units import parse_size
 from snapkeep.services.container import Services
 
 router = APIRouter(prefix="/api/v1/volumes", tags=["volumes"])
+VOLUMES = Listing("volumes", (str, str))
 
 
 def public(svc: Services, volume: Volume, who: Principal) -> VolumePublic:
@@ -20,11 +24,16 @@ def public(svc: Services, volume: Volume, who: Principal) -> VolumePublic:
     return VolumePublic.of(volume, svc.pool.limits_enforced, host_paths=who.is_system_admin)
 
 
-@router.get("", response_model=list[VolumePublic])
+@router.get("", response_model=list[VolumePublic], responses=PAGED)
 def list_volumes(
-    svc: Svc, who: Caller, tenant: str | None = Query(None, max_length=4096, description="owned by this tenant")
-) -> list[VolumePublic]:
-    return [public(svc, v, who) for v in svc.volumes.list(tenant, who=who)]
+    svc: Svc,
+    who: Caller,
+    pages: Paged,
+    tenant: str | None = Query(None, max_length=4096, description="owned by this tenant"),
+) -> Sequence[VolumePublic]:
+    """By name, a page at a time."""
+    page = svc.volumes.page(pages.window(VOLUMES), tenant, who=who)
+    return pages.send(VOLUMES, page, lambda volume: public(svc, volume, who))
 
 
 @router.post("", response_model=VolumePublic, status_code=status.HTTP_201_CREATED)

@@ -184,6 +184,7 @@ class Snapshot:
     status_reason: str | None
     exclusive_bytes: int | None
     shared_bytes: int | None
+    period_id: str | None = None  # the profile period that took it; None: taken by hand (or a restore)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Forbidden
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import AuditEntry
 
@@ -37,8 +38,12 @@ class Audit:
 
     def entries(self, who: Principal, limit: int = 200) -> list[AuditEntry]:
         """The newest entries; any role of the system's scope (see the module docstring)."""
+        return self.page(who, Window(limit)).items
+
+    def page(self, who: Principal, window: Window) -> Page[AuditEntry]:
+        """The entries a page at a time, newest first; as :meth:`entries`."""
         who.require(Role.VIEWER)
         if who.tenant_id is not None:
             raise Forbidden(f"token {who.name!r} is scoped to a tenant; the audit log is the system's")
         with self._db.unit() as uow:
-            return uow.audit.list(limit)
+            return uow.audit.page(window)

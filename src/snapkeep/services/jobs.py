@@ -7,7 +7,9 @@ left ``queued``/``running`` by a crash are failed by the reconciler at the next 
 Jobs run in one of two lanes, each its own thread pool, so that an operator's take or restore never waits
 behind background work: the foreground lane (``job_workers`` threads) runs what a caller waits for; the
 background lane (one thread at the lowest CPU priority) runs measurements nobody waits for, such as the
-space of a snapshot. However many background jobs queue up, they hold no foreground worker.
+space of a snapshot. However many background jobs queue up, they hold no foreground worker. The scheduled
+lane runs the snapshots of profiles, one job per subject, so that neither an operator nor the schedule
+waits behind the other, and a slow subject holds one of its workers, not the schedule.
 
 A job belongs to the owner of what it works on (``owner_tenant_id``, set by the service that submits it):
 a tenant's caller sees its own subtree's jobs only, like every other object.
@@ -32,6 +34,7 @@ from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.errors import SnapkeepError
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import Principal
 from snapkeep.model.types import Job, JobStatus
 from snapkeep.services.guards import Claim
@@ -56,6 +59,7 @@ def report_progress(fraction: float, message: str) -> None:
 class Lane(StrEnum):
     FOREGROUND = "foreground"
     BACKGROUND = "background"
+    SCHEDULED = "scheduled"
 
 
 def _lowest_cpu_priority() -> None:
@@ -67,7 +71,7 @@ def _lowest_cpu_priority() -> None:
 
 
 class JobRunner:
-    def __init__(self, db: Database, clock: Callable[[], datetime], workers: int) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime], workers: int, scheduled_workers: int = 4) -> None:
         self._db = db
         self._clock = clock
         self._lanes = {
@@ -75,6 +79,7 @@ class JobRunner:
             Lane.BACKGROUND: ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="snapkeep-background", initializer=_lowest_cpu_priority
             ),
+            Lane.SCHEDULED: ThreadPoolExecutor(max_workers=scheduled_workers, thread_name_prefix="snapkeep-scheduled"),
         }
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -195,8 +200,12 @@ class JobRunner:
 
     def list(self, who: Principal, limit: int = 100) -> list[Job]:
         """The newest jobs the caller's scope sees."""
+        return self.page(who, Window(limit)).items
+
+    def page(self, who: Principal, window: Window) -> Page[Job]:
+        """The jobs the caller's scope sees, a page at a time, newest first."""
         with self._db.unit(who) as uow:
-            return uow.jobs.list(limit)
+            return uow.jobs.page(window)
 
     def wait(self, job_id: str, timeout: float, who: Principal) -> Job:
         """The job once finished, or as it is after ``timeout`` seconds (seen by ``who``, as :meth:`get`)."""

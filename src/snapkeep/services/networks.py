@@ -21,6 +21,7 @@ from snapkeep.errors import NameClash, NetworkInUse, NotFound
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_description
 from snapkeep.model.network import NetworkDef, check_disjoint, libvirt_network_name, network_spec
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Network
 from snapkeep.model.vmconfig import NicConfig, VMConfig, new_mac
@@ -113,6 +114,11 @@ class Networks:
         """Every network the caller sees; with ``tenant``, those that tenant owns itself."""
         with self._db.unit(who) as uow:
             return uow.networks.list(owned_by=uow.tenants.id_of(tenant))
+
+    def page(self, who: Principal, window: Window, tenant: str | None = None) -> Page[Network]:
+        """:meth:`list` a page at a time (by name, then id)."""
+        with self._db.unit(who) as uow:
+            return uow.networks.page(window, owned_by=uow.tenants.id_of(tenant))
 
     def realised(self, network: Network) -> bool:
         """Whether the host has the network's libvirt network now."""

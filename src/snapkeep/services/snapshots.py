@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import CaptureReport, capture
 from snapkeep.errors import (
     Busy,
@@ -39,8 +40,10 @@ from snapkeep.errors import (
     SnapshotLocked,
     SnapshotNotReady,
 )
+from snapkeep.model.filters import SnapshotFilter
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestSnapshot
 from snapkeep.model.names import check_description, check_name, pre_restore_name
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotKind, SnapshotStatus
@@ -67,6 +70,7 @@ class TakeRequest:
     quiesce_policy: QuiescePolicy | None = None  # None: the subject's own setting
     immutable: bool = False
     origin: str = "manual"
+    period_id: str | None = None  # the profile period taking it (scheduled snapshots)
     private: bool | None = None  # system snapshots only (hidden from tenants); None: private for those
     selection: Selection = FULL  # system and tenant snapshots: which VMs and volumes
 
@@ -129,6 +133,15 @@ class Snapshots:
                 return uow.snapshots.list()
             subject = self.kind(subject_type).resolve(uow, ref)
             return uow.snapshots.list(subject.type, subject.id)
+
+    def page(self, where: SnapshotFilter, window: Window, ref: str | None = None, *, who: Principal) -> Page[Snapshot]:
+        """A page of the snapshots ``where`` admits; with ``ref``, of that subject (of type
+        ``where.subject_type``, by id or name) only. Any role."""
+        with self._db.unit(who) as uow:
+            if ref is not None:
+                subject = self.kind(where.subject_type or "volume").resolve(uow, ref)
+                where = replace(where, subject_type=subject.type, subject_id=subject.id)
+            return uow.snapshots.page(where, window)
 
     def find(self, ref: str, name: str, subject_type: str = "volume", *, who: Principal) -> Snapshot:
         """A snapshot by its name together with its subject; any role."""
@@ -264,6 +277,7 @@ class Snapshots:
                     created_at=self._clock(),
                     expires_at=req.expires_at,
                     origin=req.origin,
+                    period_id=req.period_id,
                     quiesce_requested=req.quiesce,
                     quiesced=False,
                     quiesce_note=None,
@@ -505,15 +519,12 @@ class Snapshots:
         return len(snaps)
 
     def sweep_expired(self, who: Principal) -> list[str]:
-        """Delete every snapshot whose expiry has passed (an immutable lock ends at expiry too); admin (the
-        scheduler sweeps as the system)."""
+        """Delete every ready snapshot whose expiry has passed (an immutable lock ends at expiry too); admin
+        (the scheduler sweeps as the system). Only what is due is read (``SnapshotStore.due``): ``held``
+        snapshots wait for their period's newer ones, which the scheduler sees to."""
         who.require(Role.ADMIN)
-        now = self._clock()
         with self._db.unit(who) as uow:  # its own only: a parent's exposed snapshots are not its to sweep
-            kept = [
-                s for s in uow.snapshots.in_status(SnapshotStatus.READY, SnapshotStatus.HELD) if uow.snapshots.owned(s)
-            ]
-        due = [snap for snap in kept if snap.expires_at and snap.expires_at <= now]
+            due = [snap for snap in uow.snapshots.due(self._clock()) if not self._hold(uow, snap)]
         deleted = []
         for snap in due:
             try:
@@ -524,6 +535,18 @@ class Snapshots:
                 continue
             deleted.append(snap.id)
         return deleted
+
+    @staticmethod
+    def _hold(uow: Unit, snap: Snapshot) -> bool:
+        """Mark ``snap`` held if its period keeps it past expiry (it is one of the period's newest
+        ``min_snapshots`` of its subject, and the subject still has the period); whether it did."""
+        if snap.period_id is None:  # taken by hand: its own expiry only
+            return False
+        keep = uow.schedule.minimum(snap.period_id, snap.subject_id)
+        if snap.id not in uow.snapshots.newest_of_period(snap.subject_id, snap.period_id, keep):
+            return False
+        uow.snapshots.update(snap.id, status=SnapshotStatus.HELD)
+        return True
 
     def submit_sweep(self, who: Principal) -> Job:
         """:meth:`sweep_expired` as a job."""

@@ -22,6 +22,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Busy, Forbidden, NameClash, TenantOnline
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.paging import Page, Window, page_of
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import Job, Network, Snapshot, SubjectType, Tenant, VmRecord, VolumeRecord
@@ -187,6 +188,10 @@ class Tenants:
             views = [self._view(uow, who, t, running) for t in uow.tenants.visible()]
         return sorted(views, key=lambda v: v.path.split("/"))
 
+    def page(self, who: Principal, window: Window) -> Page[TenantView]:
+        """:meth:`tree` a page at a time, keyed by the tenant's path (names hold no ``/``)."""
+        return page_of(self.tree(who), window, lambda v: (v.path,), lambda key: str(key[0]).split("/"))
+
     def subtree(self, who: Principal, ref: str) -> Subtree:
         with self._db.unit(who) as uow:
             root = uow.tenants.resolve(ref)
@@ -315,6 +320,7 @@ class Tenants:
             for token in uow.tokens.list():  # its tokens stop working with it
                 if token.tenant_id in subtree_ids:
                     uow.tokens.delete(token.id)
+            uow.assignments.forget_tenants(frozenset(subtree_ids))  # their profiles and schedules
             for tenant in plan.tenants:
                 uow.settings.replace(tenant.id, {})
                 uow.tenants.delete(tenant.id)

@@ -17,6 +17,7 @@ from datetime import datetime
 from snapkeep.catalog.db import Database
 from snapkeep.errors import Forbidden, NameClash, Unauthorized
 from snapkeep.model.names import check_name
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Token
 
@@ -70,9 +71,10 @@ class Tokens:
             uow.audit.append(self._clock(), who.name, "token.create", f"token:{name}", "done", f"role:{role}")
             return token, secret
 
-    def listing(self, who: Principal) -> list[Token]:
+    def page(self, who: Principal, window: Window) -> Page[Token]:
+        """The tokens of the caller's subtree, by name."""
         with self._db.unit(who) as uow:
-            return uow.tokens.list()
+            return uow.tokens.page(window)
 
     def revoke(self, who: Principal, ref: str) -> None:
         """Delete a token of the caller's subtree, of at most the caller's role; its secret stops working."""

@@ -23,6 +23,7 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidPath, NameClash, PoolUnreachable, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.tags import TagKind, check_tags
 from snapkeep.model.types import VM, Job, QuiescePolicy, VmRecord
@@ -115,6 +116,13 @@ class VMs:
             records = uow.vms.list(owned_by=uow.tenants.id_of(tenant))
             tags = uow.tags.of_all(TagKind.VM)
         return [replace(self.to_vm(record), tags=tags.get(record.id, ())) for record in records]
+
+    def page(self, window: Window, tenant: str | None = None, *, who: Principal) -> Page[VM]:
+        """:meth:`listing` a page at a time (by name, then id): libvirt is asked about this page's VMs only."""
+        with self._db.unit(who) as uow:
+            records = uow.vms.page(window, owned_by=uow.tenants.id_of(tenant))
+            tags = uow.tags.of_all(TagKind.VM)
+        return Page([replace(self.to_vm(r), tags=tags.get(r.id, ())) for r in records.items], records.next)
 
     def check_free_name(self, uow: Unit, name: str, owner_tenant_id: str | None = None) -> None:
         """Names are unique per owner (the libvirt domain has a name of its own: ``domain_name``)."""
@@ -361,5 +369,6 @@ class VMs:
         self.host.undefine(vm.domain)
         with self._db.unit(who) as uow:
             uow.vms.delete(vm.id)
+            uow.assignments.forget("vm", vm.id)
             self._audit.done(uow, who.name, "vm.delete", f"vm:{vm.name}")
         self._pool.destroy_dataset(vm.dataset)

@@ -17,6 +17,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.names import check_description, check_name
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.settings import apply_settings
 from snapkeep.model.tags import TagKind, check_tags
@@ -181,6 +182,7 @@ class Volumes:
         snapshots.delete_all_of("volume", volume.id, who)
         with self._db.unit(who) as uow:
             uow.volumes.delete(volume.id)
+            uow.assignments.forget("volume", volume.id)
             self._audit.done(uow, who.name, "volume.delete", f"volume:{volume.name}")
         self._pool.destroy_dataset(volume.dataset)
 
@@ -196,6 +198,13 @@ class Volumes:
             records = uow.volumes.list(owned_by=uow.tenants.id_of(tenant))
             tags = uow.tags.of_all(TagKind.VOLUME)
             return [replace(self.to_volume(r), tags=tags.get(r.id, ())) for r in records]
+
+    def page(self, window: Window, tenant: str | None = None, *, who: Principal) -> Page[Volume]:
+        """:meth:`list` a page at a time (by name, then id)."""
+        with self._db.unit(who) as uow:
+            records = uow.volumes.page(window, owned_by=uow.tenants.id_of(tenant))
+            tags = uow.tags.of_all(TagKind.VOLUME)
+            return Page([replace(self.to_volume(r), tags=tags.get(r.id, ())) for r in records.items], records.next)
 
     def update(
         self,
