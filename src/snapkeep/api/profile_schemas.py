@@ -35,7 +35,7 @@ def _retention(text: str | None) -> Any:
 
 
 class _PeriodFields(RequestBody):
-    frequency: Frequency | None = None
+    frequency: Frequency | None = Field(default=None, strict=False)
     minute: int | None = Field(default=None, ge=0, le=59)
     hour: int | None = Field(default=None, ge=0, le=23)
     day_of_week: int | None = Field(default=None, ge=0, le=6, description="0 = Sunday … 6 = Saturday; null: any")
@@ -66,7 +66,7 @@ class _PeriodFields(RequestBody):
 
 class PeriodCreate(_PeriodFields):
     name: PeriodName
-    frequency: Frequency | None = Field(description="required")
+    frequency: Frequency | None = Field(strict=False, description="required")
 
     def period(self) -> Period:
         if self.frequency is None:
@@ -104,7 +104,7 @@ class ProfileUpdate(RequestBody):
 
 
 class AssignRequest(RequestBody):
-    subject_type: SubjectOfProfile
+    subject_type: SubjectOfProfile = Field(strict=False)
     subject: str = Field(min_length=1, max_length=256, description="id or name; the system is 'system'")
 
 

@@ -62,6 +62,7 @@ class ProfileStore(NamedStore[Profile]):
         }
         self._check_placement(values)
         self._s.add(ProfileRow(**values))
+        self._s.flush()  # before its periods: without a relationship() the unit of work does not order them
         for period in obj.periods:
             self._s.add(PeriodRow(id=period.id, profile_id=obj.id, name=period.name, rule=period_rule(period)))
         self._s.flush()

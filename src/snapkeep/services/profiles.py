@@ -129,7 +129,7 @@ class Profiles:
         with self._db.unit(who) as uow:
             profile = uow.profiles.resolve(ref)
             changed = replace(profile, **changes)
-            check_profile(changed, self._clock())
+            check_profile(changed, self._clock(), previous=profile)
             if changed.name != profile.name and uow.profiles.find(changed.name, profile.owner_tenant_id):
                 raise NameClash(f"a profile named {changed.name!r} exists already", name=changed.name)
             uow.profiles.update(profile.id, **changes)
@@ -165,7 +165,7 @@ class Profiles:
         with self._db.unit(who) as uow:
             profile = uow.profiles.resolve(ref)
             period = replace(period, id=str(uuid.uuid4()))
-            check_profile(replace(profile, periods=(*profile.periods, period)), self._clock())
+            check_profile(replace(profile, periods=(*profile.periods, period)), self._clock(), previous=profile)
             uow.profiles.put_period(profile.id, period)
             self._reschedule(uow, profile, period)
             self._audit.done(uow, who.name, "profile.period.add", f"profile:{profile.name}", period.name)
@@ -182,7 +182,7 @@ class Profiles:
             except TypeError:
                 raise TypeError(f"periods have no field(s) {sorted(changes)}") from None
             others = tuple(p for p in profile.periods if p.id != old.id)
-            check_profile(replace(profile, periods=(*others, new)), self._clock())
+            check_profile(replace(profile, periods=(*others, new)), self._clock(), previous=profile)
             uow.profiles.put_period(profile.id, new)
             self._reschedule(uow, profile, new)
             uow.snapshots.release_holds(period_id=new.id)

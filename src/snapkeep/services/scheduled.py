@@ -130,7 +130,7 @@ class ScheduledTakes:
             ref=ref,
             name=snapshot_name(period.name, slot, due.timezone),
             subject_type=subject_type,
-            expires_at=None if period.retention is None else now + period.retention,
+            keep_for=period.retention,
             quiesce=period.quiesce and subject_type in ("vm", "volume"),
             immutable=period.immutable,
             origin=f"{due.profile_name}/{period.name}",
