@@ -76,6 +76,7 @@ class TakeRequest:
     def expiry(self, created_at: datetime) -> datetime | None:
         """When the snapshot expires: ``expires_at``, or ``keep_for`` after it is created."""
         return self.expires_at if self.keep_for is None else created_at + self.keep_for
+
     private: bool | None = None  # system snapshots only (hidden from tenants); None: private for those
     selection: Selection = FULL  # system and tenant snapshots: which VMs and volumes
 
