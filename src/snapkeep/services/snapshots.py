@@ -26,7 +26,6 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from snapkeep.catalog.db import Database
-from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import CaptureReport, capture
 from snapkeep.errors import (
     Busy,
@@ -50,6 +49,7 @@ from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotKind, Sna
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Lane, Progress
+from snapkeep.services.retention import expired_unheld
 from snapkeep.services.subjects import Subject, SubjectKind
 from snapkeep.storage.pool import Pool
 
@@ -531,7 +531,7 @@ class Snapshots:
         snapshots wait for their period's newer ones, which the scheduler sees to."""
         who.require(Role.ADMIN)
         with self._db.unit(who) as uow:  # its own only: a parent's exposed snapshots are not its to sweep
-            due = [snap for snap in uow.snapshots.due(self._clock()) if not self._hold(uow, snap)]
+            due = expired_unheld(uow, self._clock())
         deleted = []
         for snap in due:
             try:
@@ -542,18 +542,6 @@ class Snapshots:
                 continue
             deleted.append(snap.id)
         return deleted
-
-    @staticmethod
-    def _hold(uow: Unit, snap: Snapshot) -> bool:
-        """Mark ``snap`` held if its period keeps it past expiry (it is one of the period's newest
-        ``min_snapshots`` of its subject, and the subject still has the period); whether it did."""
-        if snap.period_id is None:  # taken by hand: its own expiry only
-            return False
-        keep = uow.schedule.minimum(snap.period_id, snap.subject_id)
-        if snap.id not in uow.snapshots.newest_of_period(snap.subject_id, snap.period_id, keep):
-            return False
-        uow.snapshots.update(snap.id, status=SnapshotStatus.HELD)
-        return True
 
     def submit_sweep(self, who: Principal) -> Job:
         """:meth:`sweep_expired` as a job."""
