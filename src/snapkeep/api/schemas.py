@@ -323,7 +323,7 @@ class SnapshotPublic(BaseModel):
 
     @classmethod
     def of(cls, snap: Snapshot, deletable_at: datetime | None) -> SnapshotPublic:
-        values = asdict(snap)
+        values = dict(vars(snap))  # not asdict(): its deep copies cost more than the rest of a page of rows
         values.pop("owner_tenant_id")
         return cls(**values, deletable_at=deletable_at)
 
