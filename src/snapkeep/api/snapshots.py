@@ -57,18 +57,14 @@ def list_snapshots(
     status: Annotated[SnapshotStatus | None, Query(description="only snapshots in this state")] = None,
     origin: str | None = Query(None, max_length=128, description="only those of this origin (`manual`, a period's)"),
     period: str | None = Query(None, max_length=36, description="only those this profile period (its id) took"),
-    created_after: Annotated[
-        datetime | None, Query(description="only those created at or after this time (ISO 8601)")
-    ] = None,
-    created_before: Annotated[
-        datetime | None, Query(description="only those created before this time (ISO 8601)")
-    ] = None,
+    created_after: str | None = Query(None, max_length=64, description="only those created at or after (ISO 8601)"),
+    created_before: str | None = Query(None, max_length=64, description="only those created before (ISO 8601)"),
 ) -> Sequence[SnapshotPublic]:
     """Oldest first, a page at a time; the filters combine (all must match). Times without an offset are UTC."""
     subject_type, ref = _listed(volume, vm, system, tenant)
     if name is not None and ref is not None:  # names are unique per subject: that one, or not found
         return [public(svc, svc.snapshots.find(ref, name, subject_type, who=who))]
-    after, before = _utc(created_after), _utc(created_before)
+    after, before = _time(created_after, "created_after"), _time(created_before, "created_before")
     if after is not None and before is not None and after >= before:
         raise InvalidInput("created_after must be earlier than created_before", created_after=str(after))
     where = SnapshotFilter(
@@ -85,8 +81,15 @@ def list_snapshots(
     return pages.send(SNAPSHOTS, page, lambda snap: public(svc, snap))
 
 
-def _utc(when: datetime | None) -> datetime | None:
-    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+def _time(text: str | None, what: str) -> datetime | None:
+    """An ISO 8601 time (UTC when it has no offset); not a number of seconds, which pydantic would take."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{what} must be an ISO 8601 time such as 2026-11-30T08:00:00Z", **{what: text}) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _listed(volume: str | None, vm: str | None, system: bool, tenant: str | None) -> tuple[str, str | None]:

@@ -31,6 +31,8 @@ JsonObject = dict[str, Any]
 API_PREFIX = "/api/v1"
 JOB_POLL_SECONDS = 1.0  # the server holds each poll up to this long, so a finished job is seen at once
 FINISHED = frozenset({"succeeded", "failed"})
+PAGE_ROWS = 1000  # rows asked for per page when following a listing (the service's most)
+NEXT_CURSOR = "X-Next-Cursor"
 
 # Answers without snapkeep's error body (e.g. a path the router does not know) still map to a class.
 _CLASS_BY_STATUS: dict[int, type[SnapkeepError]] = {
@@ -81,6 +83,24 @@ class ApiClient:
 
     def request(self, method: str, *parts: str, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
         """Send one request and return its JSON; a refusal raises the service's error."""
+        response = self._send(method, parts, params, body)
+        return response.json() if response.content else None  # 204: nothing to say
+
+    def listing(self, *parts: str, limit: int | None = None, **params: Any) -> list[JsonObject]:
+        """Every row of a paged listing, following its cursor page after page; with ``limit``, the first
+        ``limit`` rows only (no more pages are asked for than those take)."""
+        rows: list[JsonObject] = []
+        cursor = None
+        while limit is None or len(rows) < limit:
+            size = PAGE_ROWS if limit is None else min(PAGE_ROWS, limit - len(rows))
+            response = self._send("GET", parts, {**params, "limit": size, "cursor": cursor}, None)
+            rows.extend(response.json())
+            cursor = response.headers.get(NEXT_CURSOR)
+            if cursor is None:
+                break
+        return rows
+
+    def _send(self, method: str, parts: tuple[str, ...], params: Mapping[str, Any] | None, body: Any) -> httpx.Response:
         path = "/".join([API_PREFIX, *(_segment(p) for p in parts)])
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
@@ -92,7 +112,7 @@ class ApiClient:
             ) from exc
         if not response.is_success:
             raise _error_from_response(response)
-        return response.json() if response.content else None  # 204: nothing to say
+        return response
 
     def get(self, *parts: str, **params: Any) -> Any:
         return self.request("GET", *parts, params=params)

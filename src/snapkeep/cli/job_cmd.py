@@ -52,7 +52,7 @@ def list_jobs(
     as_json: JsonOption = False,
 ) -> None:
     """Recent jobs, newest first."""
-    jobs: list[JsonObject] = connect().get("jobs", limit=limit)
+    jobs = connect().listing("jobs", limit=limit)
     if as_json:
         render.print_json(jobs)
         return

@@ -8,7 +8,7 @@ import typer
 
 from snapkeep.cli import render
 from snapkeep.cli.client import JsonObject, connect
-from snapkeep.cli.render import JsonOption
+from snapkeep.cli.render import JsonOption, LimitOption
 from snapkeep.errors import InvalidInput
 
 app = typer.Typer(help="Virtual networks of the system or of a tenant.", no_args_is_help=True)
@@ -50,9 +50,9 @@ def create(
 
 
 @app.command("list")
-def list_networks(tenant: TenantOption = None, as_json: JsonOption = False) -> None:
+def list_networks(tenant: TenantOption = None, limit: LimitOption = None, as_json: JsonOption = False) -> None:
     """Every network you see (with --tenant, that tenant's own)."""
-    networks: list[JsonObject] = connect().get("networks", tenant=tenant)
+    networks = connect().listing("networks", limit=limit, tenant=tenant)
     if as_json:
         render.print_json(networks)
         return

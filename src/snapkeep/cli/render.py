@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -29,6 +30,9 @@ from rich.table import Table
 from snapkeep.model.units import format_size
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON (and nothing else) on stdout.")]
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Show at most this many (default: all of them, page by page).")
+]
 
 # Like docker or kubectl, rows are never wrapped or cut to fit a screen (the terminal folds long lines):
 # ids stay whole for copying into the next command, and piped output stays one row per line.
@@ -105,10 +109,29 @@ def compact(data: Any) -> str:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    grid = Table(*columns, header_style="bold", box=None, pad_edge=False)
-    for row in rows:
-        grid.add_row(*row)
-    _out.print(grid)
+    """Columns padded to their widest cell, two spaces apart, one row per line (the header bold on a terminal).
+
+    Plain text rather than a rich ``Table``: rich lays out every cell as styled segments, which took 2.5 s
+    for 2,000 snapshot rows on a 2-core host; this takes milliseconds. Widths count terminal cells, so wide
+    characters still line up; control characters and line breaks in a cell become spaces.
+    """
+    lines = [list(columns), *([_cell(value) for value in row] for row in rows)]
+    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(columns))]
+    text = ["  ".join(_pad(value, width) for value, width in zip(line, widths, strict=True)).rstrip() for line in lines]
+    if _out.is_terminal:
+        text[0] = typer.style(text[0], bold=True)
+    typer.echo("\n".join(text))
+
+
+def _cell(value: str) -> str:
+    return value.translate(_CONTROL) if not value.isprintable() else value
+
+
+def _pad(value: str, width: int) -> str:
+    return value + " " * (width - cell_len(value))
+
+
+_CONTROL = {code: " " for code in (*range(0x20), 0x7F)}
 
 
 def details(pairs: Iterable[tuple[str, str]]) -> None:

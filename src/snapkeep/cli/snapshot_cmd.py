@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -18,9 +19,10 @@ import typer
 from snapkeep.cli import render
 from snapkeep.cli.client import ApiClient, JsonObject, connect
 from snapkeep.cli.job_cmd import NoWaitOption, follow
-from snapkeep.cli.render import JsonOption
+from snapkeep.cli.render import JsonOption, LimitOption
 from snapkeep.errors import InvalidInput
-from snapkeep.model.types import QuiescePolicy, RestoreMode
+from snapkeep.model.timespec import parse_duration
+from snapkeep.model.types import QuiescePolicy, RestoreMode, SnapshotKind, SnapshotStatus
 
 app = typer.Typer(help="Point-in-time snapshots of volumes and VMs, and restores from them.", no_args_is_help=True)
 
@@ -83,6 +85,21 @@ def _target(
 def _subject(snap: JsonObject) -> str:
     """``vm:web1`` or ``volume:docs``: a VM and a volume may have the same name."""
     return f"{snap['subject_type']}:{snap['subject_name']}"
+
+
+def _when(text: str | None, option: str) -> str | None:
+    """An ISO time as given (the service reads it; without an offset it is UTC), or a duration (``7d``,
+    ``12h``) before now, in UTC."""
+    if text is None:
+        return None
+    try:
+        return (datetime.now(UTC) - parse_duration(text)).isoformat()
+    except InvalidInput:
+        pass
+    try:
+        return datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        raise InvalidInput(f"{option} takes an ISO time (2026-11-30T08:00) or a duration ago (7d, 12h)") from None
 
 
 def _window(ms: float | None) -> str:
@@ -219,11 +236,35 @@ def list_snapshots(
     tenant: Annotated[
         str | None, typer.Option(metavar="NAME|PATH|ID", help="Only this tenant's snapshots (see --system).")
     ] = None,
+    kind: Annotated[SnapshotKind | None, typer.Option(help="Only snapshots of this kind.")] = None,
+    status: Annotated[SnapshotStatus | None, typer.Option(help="Only snapshots in this state.")] = None,
+    origin: Annotated[str | None, typer.Option(help="Only those of this origin (manual, or a period's).")] = None,
+    period: Annotated[str | None, typer.Option(metavar="ID", help="Only those this profile period took.")] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="Only those created since: ISO time, or 7d ago.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="Only those created before: ISO time, or 1h ago.")
+    ] = None,
+    limit: LimitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Snapshots, oldest first."""
     _one_subject(volume, vm)
-    snaps: list[JsonObject] = connect().get("snapshots", volume=volume, vm=vm, system=system or None, tenant=tenant)
+    snaps = connect().listing(
+        "snapshots",
+        limit=limit,
+        volume=volume,
+        vm=vm,
+        system=system or None,
+        tenant=tenant,
+        kind=kind and kind.value,
+        status=status and status.value,
+        origin=origin,
+        period=period,
+        created_after=_when(since, "--since"),
+        created_before=_when(until, "--until"),
+    )
     if as_json:
         render.print_json(snaps)
         return

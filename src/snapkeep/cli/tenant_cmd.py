@@ -13,7 +13,7 @@ import typer
 from snapkeep.cli import render
 from snapkeep.cli.client import ApiClient, JsonObject, connect
 from snapkeep.cli.job_cmd import NoWaitOption, follow
-from snapkeep.cli.render import JsonOption
+from snapkeep.cli.render import JsonOption, LimitOption
 from snapkeep.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Tenants: isolated virtual data centres, nested inside the system or each other.")
@@ -67,9 +67,9 @@ def create(
 
 
 @app.command("list")
-def list_tenants(as_json: JsonOption = False) -> None:
+def list_tenants(limit: LimitOption = None, as_json: JsonOption = False) -> None:
     """Every tenant you see, as a tree."""
-    tenants: list[JsonObject] = connect().get("tenants")
+    tenants = connect().listing("tenants", limit=limit)
     if as_json:
         render.print_json(tenants)
         return

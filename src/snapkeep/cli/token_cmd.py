@@ -8,7 +8,7 @@ import typer
 
 from snapkeep.cli import render
 from snapkeep.cli.client import JsonObject, connect
-from snapkeep.cli.render import JsonOption
+from snapkeep.cli.render import JsonOption, LimitOption
 from snapkeep.model.principal import Role
 
 app = typer.Typer(help="API tokens: a role and a scope (the system or one tenant).", no_args_is_help=True)
@@ -33,9 +33,9 @@ def create(
 
 
 @app.command("list")
-def list_tokens(as_json: JsonOption = False) -> None:
+def list_tokens(limit: LimitOption = None, as_json: JsonOption = False) -> None:
     """The tokens of your scope (never their secrets)."""
-    tokens: list[JsonObject] = connect().get("tokens")
+    tokens = connect().listing("tokens", limit=limit)
     if as_json:
         render.print_json(tokens)
         return

@@ -14,7 +14,7 @@ import typer
 from snapkeep.cli import render
 from snapkeep.cli.client import JsonObject, connect
 from snapkeep.cli.job_cmd import NoWaitOption, follow
-from snapkeep.cli.render import JsonOption
+from snapkeep.cli.render import JsonOption, LimitOption
 from snapkeep.model.types import QuiescePolicy
 
 app = typer.Typer(help="Virtual machines on libvirt: raw sparse disks in the pool.", no_args_is_help=True)
@@ -93,10 +93,11 @@ def _disks(vm: JsonObject) -> str:
 @app.command("list")
 def list_vms(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only those this tenant owns itself.")] = None,
+    limit: LimitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """All VMs, by name, with their state from libvirt."""
-    vms: list[JsonObject] = connect().get("vms", tenant=tenant)
+    vms = connect().listing("vms", limit=limit, tenant=tenant)
     if as_json:
         render.print_json(vms)
         return

@@ -10,7 +10,7 @@ import typer
 from snapkeep.cli import render
 from snapkeep.cli.client import JsonObject, connect
 from snapkeep.cli.job_cmd import NoWaitOption, follow
-from snapkeep.cli.render import JsonOption
+from snapkeep.cli.render import JsonOption, LimitOption
 from snapkeep.errors import InvalidInput
 
 app = typer.Typer(help="NAS volumes: file trees with a size limit.", no_args_is_help=True)
@@ -50,10 +50,11 @@ def create(
 @app.command("list")
 def list_volumes(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only those this tenant owns itself.")] = None,
+    limit: LimitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """All volumes, by name."""
-    volumes: list[JsonObject] = connect().get("volumes", tenant=tenant)
+    volumes = connect().listing("volumes", limit=limit, tenant=tenant)
     if as_json:
         render.print_json(volumes)
         return
