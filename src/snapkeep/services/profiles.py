@@ -171,22 +171,20 @@ class Profiles:
             self._audit.done(uow, who.name, "profile.period.add", f"profile:{profile.name}", period.name)
             return self.saved(uow.profiles.get(profile.id))
 
-    def update_period(self, ref: str, name: str, who: Principal, **changes: Any) -> Saved:
-        """Change fields of period ``name``; its slots are computed again from now on its subjects."""
+    def update_period(self, ref: str, period_name: str, who: Principal, /, **changes: Any) -> Saved:
+        """Change fields of period ``period_name`` (``name`` among them renames it); its slots are computed
+        again from now on its subjects."""
         who.require(Role.OPERATOR)
         with self._db.unit(who) as uow:
             profile = uow.profiles.resolve(ref)
-            old = _period(profile, name)
-            try:
-                new = replace(old, **changes)
-            except TypeError:
-                raise TypeError(f"periods have no field(s) {sorted(changes)}") from None
+            old = _period(profile, period_name)
+            new = replace(old, **changes)
             others = tuple(p for p in profile.periods if p.id != old.id)
             check_profile(replace(profile, periods=(*others, new)), self._clock(), previous=profile)
             uow.profiles.put_period(profile.id, new)
             self._reschedule(uow, profile, new)
             uow.snapshots.release_holds(period_id=new.id)
-            detail = f"{name}: " + ", ".join(sorted(changes))
+            detail = f"{period_name}: " + ", ".join(sorted(changes))
             self._audit.done(uow, who.name, "profile.period.update", f"profile:{profile.name}", detail)
             return self.saved(uow.profiles.get(profile.id))
 
