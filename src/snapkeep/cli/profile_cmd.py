@@ -50,6 +50,14 @@ def _subject(system: bool, tenant: str | None, vm: str | None, volume: str | Non
     return given[0]
 
 
+def _period_flags(period: JsonObject) -> str:
+    """What a period does beyond the defaults (``public``: its system snapshots are shown to tenants)."""
+    flags = [f for f in ("quiesce", "immutable", "skip_missed") if period[f]]
+    flags += [] if period["private"] else ["public"]
+    flags += [f"+{tag}" for tag in period["include_tags"]] + [f"-{tag}" for tag in period["exclude_tags"]]
+    return ",".join(flags) or "-"
+
+
 def _period_table(profile: JsonObject) -> None:
     render.table(
         ["PERIOD", "RUNS", "RETENTION", "MIN", "FLAGS", "KEEPS"],
@@ -59,7 +67,7 @@ def _period_table(profile: JsonObject) -> None:
                 p["runs"],
                 "forever" if p["retention_seconds"] is None else render.duration(p["retention_seconds"]),
                 str(p["min_snapshots"]),
-                ",".join(f for f in ("quiesce", "immutable", "private", "skip_missed") if p[f]) or "-",
+                _period_flags(p),
                 "unbounded" if p["estimate"] is None else str(p["estimate"]),
             ]
             for p in profile["periods"]
