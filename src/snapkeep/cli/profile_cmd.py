@@ -121,7 +121,7 @@ def create(
 @app.command("list")
 def list_profiles(as_json: JsonOption = False) -> None:
     """Every profile you see."""
-    profiles: list[JsonObject] = connect().get("profiles")
+    profiles = connect().listing("profiles")
     if as_json:
         render.print_json(profiles)
         return
@@ -396,7 +396,7 @@ def remove_period(ref: ProfileArgument, name: PeriodArgument, as_json: JsonOptio
 @scheduler_app.command("status")
 def status(as_json: JsonOption = False) -> None:
     """The next run of every period on every subject you see, soonest first."""
-    entries: list[JsonObject] = connect().get("scheduler")
+    entries = connect().listing("scheduler")
     if as_json:
         render.print_json(entries)
         return

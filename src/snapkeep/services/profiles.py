@@ -23,6 +23,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Conflict, Forbidden, InvalidInput, NameClash, NotFound
 from snapkeep.model.installed_profiles import SYSTEM_PROFILE, installed_profiles
+from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.profile import Assignment, Period, Profile, ScheduleEntry, SubjectOfProfile
 from snapkeep.model.schedule import Existing, Planned, check_profile, next_slot, preview, profile_estimate
@@ -62,6 +63,11 @@ class Profiles:
     def listing(self, who: Principal) -> list[Profile]:
         with self._db.unit(who) as uow:
             return uow.profiles.list()
+
+    def page(self, who: Principal, window: Window) -> Page[Profile]:
+        """By name, a page at a time."""
+        with self._db.unit(who) as uow:
+            return uow.profiles.page(window)
 
     def get(self, ref: str, who: Principal) -> Profile:
         with self._db.unit(who) as uow:
@@ -331,18 +337,10 @@ class Upcoming:
     entry: ScheduleEntry
 
 
-def upcoming(db: Database, who: Principal) -> list[Upcoming]:
-    """Every scheduled (subject, period) the caller sees, soonest first. A subject of the caller's may have
-    a profile of its parent's: its name and periods are shown, nothing else of it."""
+def upcoming(db: Database, who: Principal, window: Window) -> Page[Upcoming]:
+    """The scheduled (subject, period) pairs the caller sees that will run again, soonest first, a page at a
+    time. A subject of the caller's may have its parent's profile: its name and periods are shown."""
     with db.unit(who) as uow:
-        assignments = {(a.subject_type.value, a.subject_id): a for a in uow.assignments.list()}
-        entries = uow.schedule.of_subjects(assignments)
-    with db.unit() as uow:
-        profiles = {p.id: p for p in uow.profiles.list()}
-    found = []
-    for entry in entries:
-        assignment = assignments[(entry.subject_type, entry.subject_id)]
-        profile = profiles[assignment.profile_id]
-        period = next((p.name for p in profile.periods if p.id == entry.period_id), "?")
-        found.append(Upcoming(assignment, profile.name, period, entry))
-    return found
+        page = uow.assignments.scheduled(window)
+    found = [Upcoming(assignment, profile, period, entry) for entry, assignment, profile, period in page.items]
+    return Page(found, page.next)
