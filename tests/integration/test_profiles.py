@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from snapkeep.errors import Conflict, InvalidSchedule, NameClash
+from snapkeep.errors import Conflict, Forbidden, InvalidSchedule, NameClash
 from snapkeep.model.paging import Window
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.profile import Frequency, Period, ScheduleEntry, SubjectOfProfile
@@ -209,3 +209,47 @@ def test_the_installed_profiles_come_once(services: Services) -> None:
     services.profiles.delete("SOX", SYSTEM)
     assert not services.profiles.install()
     assert "SOX" not in {p.name for p in services.profiles.listing(SYSTEM)}
+
+
+def test_a_changed_period_moves_its_slots_and_a_removed_one_leaves_its_snapshots(
+    services: Services, clock: TestClock, docs: str
+) -> None:
+    at(clock, datetime(2027, 3, 1, 2, 0, tzinfo=UTC))
+    services.profiles.create("nightly", SYSTEM, periods=(daily(retention=timedelta(hours=1)),))
+    services.profiles.assign("nightly", VOLUME, docs, SYSTEM)
+    at(clock, datetime(2027, 3, 1, 2, 30, 1, tzinfo=UTC))
+    run_schedule(services)
+    at(clock, datetime(2027, 3, 1, 5, 0, tzinfo=UTC))
+    services.snapshots.sweep_expired(SYSTEM)
+    [held] = scheduled(services, "docs")
+    assert held.status is SnapshotStatus.HELD
+
+    saved = services.profiles.update_period("nightly", "daily", SYSTEM, name="late", hour=23)
+    assert [p.name for p in saved.profile.periods] == ["late"]
+    [entry] = entries(services)
+    assert entry.next_due == datetime(2027, 3, 1, 23, 30, tzinfo=UTC)  # from now, at the new time
+    services.snapshots.sweep_expired(SYSTEM)  # still its period's newest: held again
+    assert [s.status for s in scheduled(services, "docs")] == [SnapshotStatus.HELD]
+
+    services.profiles.remove_period("nightly", "late", SYSTEM)
+    assert entries(services) == []
+    [kept] = scheduled(services, "docs")
+    assert kept.id == held.id and kept.status is SnapshotStatus.READY  # no period holds it now
+    services.snapshots.sweep_expired(SYSTEM)
+    assert scheduled(services, "docs") == []
+
+
+def test_a_deleted_tenant_takes_its_profiles_and_schedule_along(services: Services, clock: TestClock) -> None:
+    tenant = services.tenants.create(SYSTEM, "acme").tenant
+    volume = services.volumes.create("files", size_limit=64 * MB, tenant=tenant.id, who=SYSTEM)
+    theirs = services.profiles.create("theirs", SYSTEM, periods=(daily(),), tenant=tenant.id).profile.id
+    services.profiles.assign(theirs, VOLUME, volume.id, SYSTEM)  # names resolve in the caller's own owner
+    services.profiles.create("ours", SYSTEM, periods=(daily("ours"),))
+    services.profiles.assign("ours", SubjectOfProfile.TENANT, tenant.id, SYSTEM)
+    assert len(entries(services)) == 2
+    with pytest.raises(Forbidden):  # a tenant's profile goes only on what that tenant owns
+        services.profiles.assign(theirs, SubjectOfProfile.SYSTEM, "system", SYSTEM)
+
+    services.tenants.delete(SYSTEM, tenant.id, force=True)
+    assert entries(services) == [] and services.profiles.assignments(SYSTEM) == []
+    assert [p.name for p in services.profiles.listing(SYSTEM)] == ["ours"]
