@@ -31,6 +31,7 @@ from snapkeep.services.profiles import upcoming
 router = APIRouter(prefix="/api/v1", tags=["profiles"])
 PROFILES = Listing("profiles", (str, str))
 SCHEDULE = Listing("scheduler", (datetime, int))
+ASSIGNMENTS = Listing("assignments", (int,))
 At = Query(description="the time to preview (ISO 8601; in the future)")
 
 
@@ -88,9 +89,11 @@ def remove_period(svc: Svc, who: Caller, ref: str, name: str) -> ProfilePublic:
     return ProfilePublic.of(svc.profiles.remove_period(ref, name, who))
 
 
-@router.get("/profiles/{ref}/assignments", response_model=list[AssignmentPublic])
-def list_assignments(svc: Svc, who: Caller, ref: str) -> list[AssignmentPublic]:
-    return [AssignmentPublic.of(a) for a in svc.profiles.assignments(who, ref)]
+@router.get("/profiles/{ref}/assignments", response_model=list[AssignmentPublic], responses=PAGED)
+def list_assignments(svc: Svc, who: Caller, ref: str, pages: Paged) -> Sequence[AssignmentPublic]:
+    """The subjects the profile is on, in the order it was assigned, a page at a time."""
+    page = svc.profiles.assignments_page(ref, who, pages.window(ASSIGNMENTS))
+    return pages.send(ASSIGNMENTS, page, AssignmentPublic.of)
 
 
 @router.post("/profiles/{ref}/assignments", response_model=AssignmentPublic, status_code=status.HTTP_201_CREATED)

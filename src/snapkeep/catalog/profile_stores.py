@@ -112,6 +112,13 @@ class AssignmentStore:
         query = select(AssignmentRow).where(AssignmentRow.profile_id == profile_id).order_by(AssignmentRow.id)
         return [self._to(row) for row in self._s.scalars(query)]
 
+    def page(self, profile_id: str, window: Window) -> Page[Assignment]:
+        """The visible assignments of one profile, in the order they were made."""
+        query = self._scope.where(select(AssignmentRow), AssignmentRow.owner_tenant_id)
+        query = query.where(AssignmentRow.profile_id == profile_id)
+        rows = cut(list(self._s.scalars(keyset(query, (AssignmentRow.id,), window))), window, lambda row: (row.id,))
+        return Page([self._to(row) for row in rows.items], rows.next)
+
     def list(self) -> builtins.list[Assignment]:
         query = self._scope.where(select(AssignmentRow), AssignmentRow.owner_tenant_id).order_by(AssignmentRow.id)
         return [self._to(row) for row in self._s.scalars(query)]

@@ -146,7 +146,7 @@ def show(ref: ProfileArgument, as_json: JsonOption = False) -> None:
     """One profile with its periods (when each runs, how many snapshots it keeps) and its subjects."""
     client = connect()
     profile: JsonObject = client.get("profiles", ref)
-    assigned: list[JsonObject] = client.get("profiles", profile["id"], "assignments")
+    assigned = client.listing("profiles", profile["id"], "assignments")
     if as_json:
         render.print_json({**profile, "assignments": assigned})
         return
