@@ -186,6 +186,8 @@ def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Serve
         "SNAPKEEP_DATA_DIR": data_dir,
         "SNAPKEEP_POOL_DIR": pool_dir,
         "SNAPKEEP_LISTEN": f"127.0.0.1:{port}",
+        # no hourly system snapshots in the middle of other tests: the tests of profiles install their own
+        "SNAPKEEP_INSTALL_PROFILES": "false",
     }
     log = open(os.path.join(data_dir, "serve.log"), "ab")  # noqa: SIM115 (kept open for the child)
     process = subprocess.Popen(

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     quiesce_timeout: float = 10.0
     sweep_interval: float = 60.0
     job_workers: int = 2
+    scheduled_workers: int = 4  # subjects whose scheduled snapshots are taken at the same time
+    schedule_tick: float = 1.0  # seconds between two looks for due scheduled snapshots
+    install_profiles: bool = True  # the installed profiles at a catalog's first start (System Snapshots assigned)
+    profile_warn_at: int = 200  # a profile keeping more snapshots per subject warns at save time
     libvirt_uri: str = "qemu:///system"
 
     @field_validator("listen")

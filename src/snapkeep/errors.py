@@ -14,6 +14,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── InvalidSettings            invalid_settings
     │   ├── InvalidNetwork             invalid_network
     │   ├── InvalidTag                 invalid_tag
+    │   ├── InvalidSchedule            invalid_schedule
     │   ├── MalformedBody              malformed_body (400)
     │   ├── BodyTooLarge               body_too_large (413)
     │   └── MethodNotAllowed           method_not_allowed (405)
@@ -42,7 +43,8 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   └── HypervisorUnavailable      hypervisor_unavailable
     ├── HypervisorError                hypervisor_error (500)
     │   └── ShutdownTimeout            shutdown_timeout (504, retryable)
-    └── GuestImageError                guest_image_error (500)
+    ├── GuestImageError                guest_image_error (500)
+    └── ScheduledTakeFailed            scheduled_take_failed (500, retryable)
 """
 
 from __future__ import annotations
@@ -117,6 +119,13 @@ class InvalidTag(InvalidInput):
     """A tag that is not 1-64 letters, digits and . _ : = - (starting with a letter or digit), or one too many."""
 
     code = "invalid_tag"
+
+
+class InvalidSchedule(InvalidInput):
+    """A profile or period that cannot run as written (a field out of range, a day no calendar has, an unknown
+    time zone, a "once" in the past); the message names the period and the field."""
+
+    code = "invalid_schedule"
 
 
 class MalformedBody(InvalidInput):
@@ -327,6 +336,13 @@ class GuestImageError(SnapkeepError):
     """The test guest's kernel, initramfs or disk image could not be built or read."""
 
     code = "guest_image_error"
+
+
+class ScheduledTakeFailed(SnapkeepError):
+    """A scheduled snapshot could not be taken; the scheduler retries it with back-off until its next slot."""
+
+    code = "scheduled_take_failed"
+    retryable = True
 
 
 def all_error_classes() -> list[type[SnapkeepError]]:

@@ -82,6 +82,7 @@ class Route:
     system_only: bool = False  # not an object of anyone's: a tenant's caller is refused (403), not misled
     snapshot: str = "snapshot"  # which snapshot of A the path names: a volume's, or A's own system snapshot
     exposed: bool = False  # A's child reads it too: A's own system snapshots are exposed to it (SPEC §5)
+    query: dict[str, str] | None = None  # the query string a GET needs
 
 
 def next_cidr(w: World) -> str:
@@ -168,15 +169,35 @@ ROUTES: dict[tuple[str, str], Route] = {
         OPERATOR, body=lambda w: {"name": unique("mx"), "role": "viewer", "tenant": a_path(w)}
     ),
     ("delete", "/api/v1/tokens/{ref}"): Route(OPERATOR, fresh=True),
+    # profiles (A's own, with period "d", assigned to A's volume)
+    ("get", "/api/v1/profiles"): Route(VIEWER),
+    ("post", "/api/v1/profiles"): Route(OPERATOR, body=lambda w: {"name": unique("mx"), "tenant": a_path(w)}),
+    ("get", "/api/v1/profiles/{ref}"): Route(VIEWER),
+    ("patch", "/api/v1/profiles/{ref}"): Route(OPERATOR, body=lambda _w: {"description": "changed by the matrix"}),
+    ("delete", "/api/v1/profiles/{ref}"): Route(OPERATOR, fresh=True),
+    ("post", "/api/v1/profiles/{ref}/periods"): Route(
+        OPERATOR, body=lambda _w: {"name": unique("mx"), "frequency": "daily", "retention": "2d"}
+    ),
+    ("patch", "/api/v1/profiles/{ref}/periods/{name}"): Route(OPERATOR, body=lambda _w: {"retention": "3d"}),
+    ("delete", "/api/v1/profiles/{ref}/periods/{name}"): Route(OPERATOR, fresh=True),
+    ("get", "/api/v1/profiles/{ref}/preview"): Route(VIEWER, query={"at": "2099-01-01T00:00:00+00:00"}),
+    ("get", "/api/v1/profiles/{ref}/assignments"): Route(VIEWER),
+    ("get", "/api/v1/scheduler"): Route(VIEWER),
+    ("post", "/api/v1/profiles/{ref}/assignments"): Route(
+        OPERATOR, body=lambda w: {"subject_type": "volume", "subject": w.objects["volume"]}
+    ),
+    ("delete", "/api/v1/assignments/{subject_type}/{subject}"): Route(OPERATOR),
 }
-LISTINGS = {  # a listing is never refused: it shows the caller's scope only
-    "/api/v1/volumes": "volume",
-    "/api/v1/vms": "vm",
-    "/api/v1/snapshots": "snapshot",
-    "/api/v1/jobs": "job",
-    "/api/v1/tenants": "tenant",
-    "/api/v1/networks": "network",
-    "/api/v1/tokens": "token",
+LISTINGS = {  # a listing is never refused: it shows the caller's scope only (the field that names A's object)
+    "/api/v1/volumes": ("volume", "id"),
+    "/api/v1/vms": ("vm", "id"),
+    "/api/v1/snapshots": ("snapshot", "id"),
+    "/api/v1/jobs": ("job", "id"),
+    "/api/v1/tenants": ("tenant", "id"),
+    "/api/v1/networks": ("network", "id"),
+    "/api/v1/tokens": ("token", "id"),
+    "/api/v1/profiles": ("profile", "id"),
+    "/api/v1/scheduler": ("volume", "subject_id"),
 }
 PARAMS = {  # path parameter -> the object of A it names
     ("/api/v1/volumes", "ref"): "volume",
@@ -186,6 +207,8 @@ PARAMS = {  # path parameter -> the object of A it names
     ("/api/v1/tenants", "ref"): "tenant",
     ("/api/v1/networks", "ref"): "network",
     ("/api/v1/tokens", "ref"): "token",
+    ("/api/v1/profiles", "ref"): "profile",
+    ("/api/v1/profiles", "name"): "period",
 }
 
 
@@ -198,6 +221,8 @@ def target(template: str) -> str:
 def concrete(template: str, objects: dict[str, str]) -> str:
     if template.startswith("/api/v1/tags/"):
         return template.format(kind="volume", ref=objects["volume"], tag="matrix")
+    if template.startswith("/api/v1/assignments/"):
+        return template.format(subject_type="volume", subject=objects["volume"])
     prefix = template.split("/{")[0]
     names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
     return template.format(**{name: objects[PARAMS[(prefix, name)]] for name in names})
@@ -227,6 +252,12 @@ def fresh_object(w: World, kind: str) -> str:
     if kind == "network":
         body = {"name": unique("mx"), "cidr": next_cidr(w), "tenant": a}
         return str(ok(api.post("/api/v1/networks", json=body))["id"])
+    if kind == "profile":
+        return str(ok(api.post("/api/v1/profiles", json={"name": unique("mx"), "tenant": a}))["id"])
+    if kind == "period":
+        name = unique("mx")
+        ok(api.post(f"/api/v1/profiles/{w.objects['profile']}/periods", json={"name": name, "frequency": "daily"}))
+        return name
     assert kind == "token", kind
     return str(ok(api.post("/api/v1/tokens", json={"name": unique("mx"), "role": "viewer", "tenant": a}))["id"])
 
@@ -243,6 +274,8 @@ def snapshot_of_state(w: World) -> dict[str, Any]:
     state["a-settings"] = api.get(f"/api/v1/tenants/{w.objects['tenant']}/settings").json()
     state["jobs"] = sorted(j["id"] for j in api.get("/api/v1/jobs", params={"limit": 1000}).json())
     state["tags"] = api.get(f"/api/v1/tags/volume/{w.objects['volume']}").json()
+    state["profiles"] = api.get("/api/v1/profiles").json()
+    state["scheduler"] = api.get("/api/v1/scheduler").json()
     pool = w.server.pool_dir
     state["pool"] = {d: sorted(os.listdir(os.path.join(pool, d))) for d in ("datasets", "snapshots")}
     return state
@@ -267,6 +300,10 @@ def world(server: Server, libvirtd: None) -> Iterator[World]:
     taken = ok(admin.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": volume["id"], "name": "s1"}))
     vm = ok(admin.post("/api/v1/vms", json={"name": "vm", "disks": ["8M"], "nics": 0, "tenant": a["id"]}))
     network = ok(admin.post("/api/v1/networks", json={"name": "net", "cidr": "10.213.9.0/24", "tenant": a["id"]}))
+    daily = {"name": "d", "frequency": "daily", "retention": "2d"}
+    profile = ok(admin.post("/api/v1/profiles", json={"name": "p", "tenant": a["id"], "periods": [daily]}))
+    assigned = {"subject_type": "volume", "subject": volume["id"]}
+    ok(admin.post(f"/api/v1/profiles/{profile['id']}/assignments", json=assigned))
     # A's own system snapshot, not private: its child sees it (exposed), and may restore only its own from it
     own = {"system": True, "tenant": a["id"], "name": "sys", "private": False}
     system_snapshot = ok(admin.post("/api/v1/snapshots", params={"wait": 30}, json=own))["result"]["snapshot"]
@@ -296,6 +333,8 @@ def world(server: Server, libvirtd: None) -> Iterator[World]:
         "network": network["id"],
         "token": a_token["id"] if "id" in a_token else a_token["token"]["id"],
         "tenant": a["id"],
+        "profile": profile["id"],
+        "period": "d",
     }
     yield World(server, admin, tenants, objects, clients, token_names)
     for client in clients.values():
@@ -355,12 +394,15 @@ def test_scope(world: World, key: tuple[str, str], caller: Caller) -> None:
     if method == "get" and template in LISTINGS:
         listed = client.request(method, path, params={"limit": 1000} if template.endswith("jobs") else None)
         assert listed.status_code == 200, listed.text
-        ids = {item["id"] for item in listed.json()}
-        assert (world.objects[LISTINGS[template]] in ids) == world.sees(caller, "a"), "a listing crossed a scope"
+        kind, field = LISTINGS[template]
+        ids = {item[field] for item in listed.json()}
+        assert (world.objects[kind] in ids) == world.sees(caller, "a"), "a listing crossed a scope"
         return
     before = snapshot_of_state(world) if refusal else None
     refused_before = refusals(world, caller) if refusal else 0
-    answer = client.request(method, path, json=route.body(world), params={"wait": 30} if method != "get" else None)
+    answer = client.request(
+        method, path, json=route.body(world), params={"wait": 30} if method != "get" else route.query
+    )
     if not refusal:
         assert answer.status_code < 300, f"{caller.name} was refused: {answer.text}"
         if answer.status_code == 202:  # a job: it succeeded, and its caller can follow it

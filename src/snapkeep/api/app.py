@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from snapkeep import __version__
-from snapkeep.api import jobs, networks, restores, snapshots, tags, tenants, tokens, vms, volumes
+from snapkeep.api import jobs, networks, profiles, restores, snapshots, tags, tenants, tokens, vms, volumes
 from snapkeep.api import settings as settings_api
 from snapkeep.api.deps import Caller, Svc
 from snapkeep.api.gate import RequestGate
@@ -49,7 +49,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     for router in (misc, volumes.router, vms.router, snapshots.router, restores.router, jobs.router):
         app.include_router(router)
-    for router in (tenants.router, networks.router, settings_api.router, tags.router, tokens.router):
+    for router in (tenants.router, networks.router, settings_api.router, tags.router, tokens.router, profiles.router):
         app.include_router(router)
     install_openapi(app)
     return app

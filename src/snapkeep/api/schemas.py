@@ -28,6 +28,7 @@ from snapkeep.model.types import (
     QuiescePolicy,
     RestoreMode,
     Snapshot,
+    SnapshotStatus,
     SubjectType,
     Token,
     Volume,
@@ -320,12 +321,18 @@ class SnapshotPublic(BaseModel):
     exclusive_bytes: int | None
     shared_bytes: int | None
     period_id: str | None = Field(description="the profile period that took it; null: taken by hand")
+    overdue_seconds: float | None = Field(
+        default=None, description="held: how long past its expiry its period's minimum count has kept it"
+    )
 
     @classmethod
-    def of(cls, snap: Snapshot, deletable_at: datetime | None) -> SnapshotPublic:
+    def of(cls, snap: Snapshot, deletable_at: datetime | None, now: datetime | None = None) -> SnapshotPublic:
         values = dict(vars(snap))  # not asdict(): its deep copies cost more than the rest of a page of rows
         values.pop("owner_tenant_id")
-        return cls(**values, deletable_at=deletable_at)
+        overdue = None
+        if snap.status is SnapshotStatus.HELD and snap.expires_at is not None and now is not None:
+            overdue = max(0.0, (now - snap.expires_at).total_seconds())
+        return cls(**values, deletable_at=deletable_at, overdue_seconds=overdue)
 
 
 def _both(a: str, b: str) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     services.tokens.ensure_admin_file(settings.token_file)
     report = services.reconcile()
     log.info("pool %s (%s); reconciled: %s", pool.root, pool.driver.name, report)
+    if settings.install_profiles and services.profiles.install():
+        log.info("installed the snapshot profiles; System Snapshots is assigned to the system")
     try:
         services.vms.check_pool_reachable()
     except PoolUnreachable as exc:

@@ -20,22 +20,22 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from snapkeep.catalog.profile_stores import AssignmentStore, MetaStore, ProfileStore, ScheduleStore
 from snapkeep.catalog.scope import Scope, subtree
+from snapkeep.catalog.store_base import NamedStore, OwnedStore, Store, TagStore, convert_row, keyset, no_owner
 from snapkeep.catalog.tables import (
     AuditRow,
     JobRow,
     NetworkRow,
     SettingRow,
     SnapshotRow,
-    TagRow,
     TenantRow,
     TokenRow,
     VmRow,
@@ -60,181 +60,15 @@ from snapkeep.model.types import (
     VolumeRecord,
 )
 
-T = TypeVar("T")
 
-
-def _as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _convert(row: Any, cls: type[T], enums: dict[str, type[StrEnum]]) -> T:
-    values: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        value = getattr(row, f.name)
-        if isinstance(value, datetime):
-            value = _as_utc(value)
-        elif isinstance(value, dict):
-            value = dict(value)  # the row's JSON stays with the row
-        elif f.name in enums and value is not None:
-            value = enums[f.name](value)
-        values[f.name] = value
-    return cls(**values)
-
-
-def _keyset(query: Any, columns: tuple[Any, ...], window: Window, descending: bool = False) -> Any:
-    """``query`` ordered by ``columns`` (a key unique per row), from just after ``window.after``, one row past
-    the limit (see :func:`~snapkeep.model.paging.cut`). Rows are compared as one row value, which SQLite and
-    PostgreSQL both answer from an index on those columns."""
-    if window.after is not None:
-        position = tuple_(*columns)
-        after = tuple_(*window.after)
-        query = query.where(position < after if descending else position > after)
-    order = [column.desc() for column in columns] if descending else list(columns)
-    return query.order_by(*order).limit(window.limit + 1)
-
-
-def _no_owner(tenant_id: str | None) -> NotFound:
-    """An owner outside the scope: a tenant as good as missing, or the system itself."""
-    if tenant_id is None:
-        return NotFound("the system is outside this scope", tenant=None).hiding()
-    return NotFound(f"no tenant with id {tenant_id}", tenant=tenant_id).hiding()
-
-
-class _Store(Generic[T]):
-    """Reads and writes of one table whose rows are ``record`` dataclasses field for field."""
-
-    row: ClassVar[type[Any]]
-    record: ClassVar[type[Any]]
-    enums: ClassVar[dict[str, type[StrEnum]]] = {}
-    tagged_as: ClassVar[str | None] = None  # the rows' object_type in the tags table, if they can be tagged
-
-    def __init__(self, session: Session, scope: Scope) -> None:
-        self._s = session
-        self._scope = scope
-
-    def _to(self, row: Any) -> T:
-        result: T = _convert(row, self.record, self.enums)
-        return result
-
-    def _visible(self, row: Any) -> bool:
-        return True
-
-    def _row(self, row_id: Any) -> Any:
-        row = self._s.get(self.row, row_id)
-        if row is None:
-            raise self._missing(row_id)
-        if not self._visible(row):
-            raise self._missing(row_id).hiding()
-        return row
-
-    def _missing(self, row_id: Any) -> NotFound:
-        """The error for a row that is missing or outside the scope (the caller cannot tell which)."""
-        raise NotImplementedError
-
-    def get(self, row_id: Any) -> T:
-        return self._to(self._row(row_id))
-
-    def _check_placement(self, values: dict[str, Any]) -> None:
-        """Refuse (:class:`NotFound`) values that would put a row outside the scope (an owner, a parent)."""
-
-    def insert(self, obj: T) -> T:
-        """Add ``obj`` and return it as stored."""
-        values = {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
-        self._check_placement(values)
-        row = self.row(**values)
-        self._s.add(row)
-        self._s.flush()
-        return self._to(row)
-
-    def update(self, row_id: Any, **changes: Any) -> T:
-        """Change the named columns of a visible row and return it as it now is."""
-        row = self._row(row_id)
-        known = {f.name for f in fields(self.record)} - {"id"}
-        unknown = set(changes) - known
-        if unknown:
-            raise TypeError(f"{self.record.__name__} has no field(s) {sorted(unknown)} to update")
-        self._check_placement(changes)
-        for key, value in changes.items():
-            setattr(row, key, value)
-        self._s.flush()
-        return self._to(row)
-
-    def delete(self, row_id: Any) -> None:
-        """Delete the row (and its tags, which name it without a foreign key)."""
-        self._s.delete(self._row(row_id))
-        if self.tagged_as is not None:
-            TagStore(self._s).remove(self.tagged_as, row_id)
-        self._s.flush()
-
-
-class _Owned(_Store[T]):
-    """A table of objects owned by the system or a tenant (``owner_tenant_id``), read through the scope."""
-
-    def _visible(self, row: Any) -> bool:
-        return self._scope.allows(row.owner_tenant_id)
-
-    def _select(self) -> Any:
-        return self._scope.where(select(self.row), self.row.owner_tenant_id)
-
-    def _check_placement(self, values: dict[str, Any]) -> None:
-        if "owner_tenant_id" in values and not self._scope.allows(values["owner_tenant_id"]):
-            raise _no_owner(values["owner_tenant_id"])
-
-
-class _Named(_Owned[T]):
-    """Volumes and VMs: named uniquely per owner, found by id or by name."""
-
-    what: ClassVar[str]
-
-    def _missing(self, row_id: Any) -> NotFound:
-        return NotFound(f"no {self.what} with id {row_id}", id=row_id)
-
-    def find(self, name: str, owner_tenant_id: str | None) -> T | None:
-        """The object named ``name`` within its owner (the system when ``owner_tenant_id`` is None)."""
-        owner = self.row.owner_tenant_id
-        query = self._select().where(
-            self.row.name == name, owner.is_(None) if owner_tenant_id is None else owner == owner_tenant_id
-        )
-        row = self._s.scalar(query)
-        return None if row is None else self._to(row)
-
-    def resolve(self, ref: str) -> T:
-        """The object with id ``ref`` or, failing that, named ``ref`` within the caller's own owner."""
-        row = self._s.get(self.row, ref)
-        if row is not None and self._visible(row):
-            return self._to(row)
-        found = self.find(ref, self._scope.tenant_id)
-        if found is None:
-            missing = NotFound(f"no {self.what} named or with id {ref!r}", ref=ref)
-            elsewhere = row is not None or self._s.scalar(select(self.row.id).where(self.row.name == ref)) is not None
-            raise missing.hiding() if elsewhere else missing
-        return found
-
-    def list(self, owned_by: str | None = None) -> list[T]:
-        """By name; with ``owned_by`` (a tenant id), only what that tenant owns itself."""
-        query = self._select().order_by(self.row.name)
-        if owned_by is not None:
-            query = query.where(self.row.owner_tenant_id == owned_by)
-        return [self._to(row) for row in self._s.scalars(query)]
-
-    def page(self, window: Window, owned_by: str | None = None) -> Page[T]:
-        """:meth:`list` a page at a time, in (name, id) order (names repeat across owners)."""
-        query = self._select()
-        if owned_by is not None:
-            query = query.where(self.row.owner_tenant_id == owned_by)
-        rows = self._s.scalars(_keyset(query, (self.row.name, self.row.id), window))
-        return cut([self._to(row) for row in rows], window, lambda obj: (obj.name, obj.id))  # type: ignore[attr-defined]
-
-
-class VolumeStore(_Named[VolumeRecord]):
+class VolumeStore(NamedStore[VolumeRecord]):
     row = VolumeRow
     record = VolumeRecord
     what = "volume"
     tagged_as = "volume"
 
 
-class VmStore(_Named[VmRecord]):
+class VmStore(NamedStore[VmRecord]):
     row = VmRow
     record = VmRecord
     what = "VM"
@@ -242,7 +76,7 @@ class VmStore(_Named[VmRecord]):
     enums: ClassVar[dict[str, type[StrEnum]]] = {"quiesce_policy": QuiescePolicy}
 
 
-class NetworkStore(_Named[Network]):
+class NetworkStore(NamedStore[Network]):
     row = NetworkRow
     record = Network
     what = "network"
@@ -253,7 +87,7 @@ class NetworkStore(_Named[Network]):
         return [self._to(row) for row in self._s.scalars(select(NetworkRow))]
 
 
-class SnapshotStore(_Owned[Snapshot]):
+class SnapshotStore(OwnedStore[Snapshot]):
     row = SnapshotRow
     record = Snapshot
     enums: ClassVar[dict[str, type[StrEnum]]] = {"kind": SnapshotKind, "status": SnapshotStatus}
@@ -319,8 +153,45 @@ class SnapshotStore(_Owned[Snapshot]):
     def page(self, where: SnapshotFilter, window: Window) -> Page[Snapshot]:
         """The snapshots ``where`` admits, oldest first, in (created_at, id) order."""
         query = self._select().where(*_conditions(where))
-        rows = self._s.scalars(_keyset(query, (SnapshotRow.created_at, SnapshotRow.id), window))
+        rows = self._s.scalars(keyset(query, (SnapshotRow.created_at, SnapshotRow.id), window))
         return cut([self._to(row) for row in rows], window, _snapshot_key)
+
+    def newest_of_period(self, subject_id: str, period_id: str, count: int) -> frozenset[str]:
+        """The ids of the ``count`` newest ready or held snapshots a period took of a subject (the ones its
+        minimum count keeps)."""
+        if count <= 0:
+            return frozenset()
+        query = (
+            select(SnapshotRow.id)
+            .where(
+                SnapshotRow.subject_id == subject_id,
+                SnapshotRow.period_id == period_id,
+                SnapshotRow.status.in_([SnapshotStatus.READY.value, SnapshotStatus.HELD.value]),
+            )
+            .order_by(SnapshotRow.created_at.desc(), SnapshotRow.id.desc())
+            .limit(count)
+        )
+        return frozenset(self._s.scalars(query))
+
+    def taken_by(self, subject_id: str, period_ids: tuple[str, ...]) -> builtins.list[Snapshot]:
+        """The ready and held snapshots of a subject that these periods took, oldest first."""
+        query = self._select().where(
+            SnapshotRow.subject_id == subject_id,
+            SnapshotRow.period_id.in_(period_ids),
+            SnapshotRow.status.in_([SnapshotStatus.READY.value, SnapshotStatus.HELD.value]),
+        )
+        return [self._to(row) for row in self._s.scalars(query.order_by(SnapshotRow.created_at))]
+
+    def release_holds(self, *, period_id: str | None = None, subject_id: str | None = None) -> None:
+        """Held snapshots of a period, of a subject, or of both become ready again: the next expiry sweep
+        decides anew whether something still holds them (a newer snapshot of the period, a lower minimum,
+        an unassigned profile)."""
+        query = update(SnapshotRow).where(SnapshotRow.status == SnapshotStatus.HELD.value)
+        if period_id is not None:
+            query = query.where(SnapshotRow.period_id == period_id)
+        if subject_id is not None:
+            query = query.where(SnapshotRow.subject_id == subject_id)
+        self._s.execute(query.values(status=SnapshotStatus.READY.value))
 
     def due(self, now: datetime) -> builtins.list[Snapshot]:
         """The scope's own ``ready`` snapshots whose expiry has passed, soonest expired first: read through
@@ -358,7 +229,7 @@ def _conditions(where: SnapshotFilter) -> builtins.list[ColumnElement[bool]]:
     return found
 
 
-class JobStore(_Owned[Job]):
+class JobStore(OwnedStore[Job]):
     row = JobRow
     record = Job
     enums: ClassVar[dict[str, type[StrEnum]]] = {"status": JobStatus}
@@ -372,7 +243,7 @@ class JobStore(_Owned[Job]):
 
     def page(self, window: Window) -> Page[Job]:
         """Newest first, in (created_at, id) order."""
-        rows = self._s.scalars(_keyset(self._select(), (JobRow.created_at, JobRow.id), window, descending=True))
+        rows = self._s.scalars(keyset(self._select(), (JobRow.created_at, JobRow.id), window, descending=True))
         return cut([self._to(row) for row in rows], window, lambda job: (job.created_at, job.id))
 
     def in_status(self, *statuses: JobStatus) -> builtins.list[Job]:
@@ -403,11 +274,11 @@ class AuditStore:
 
     def page(self, window: Window) -> Page[AuditEntry]:
         """Newest first."""
-        rows = self._s.scalars(_keyset(select(AuditRow), (AuditRow.id,), window, descending=True))
-        return cut([_convert(row, AuditEntry, {}) for row in rows], window, lambda entry: (entry.id,))
+        rows = self._s.scalars(keyset(select(AuditRow), (AuditRow.id,), window, descending=True))
+        return cut([convert_row(row, AuditEntry, {}) for row in rows], window, lambda entry: (entry.id,))
 
 
-class TokenStore(_Store[Token]):
+class TokenStore(Store[Token]):
     """API tokens, looked up by the hash of their secret (authentication comes before any scope)."""
 
     row = TokenRow
@@ -432,7 +303,7 @@ class TokenStore(_Store[Token]):
 
     def _check_placement(self, values: dict[str, Any]) -> None:
         if "tenant_id" in values and not self._scope.allows(values["tenant_id"]):
-            raise _no_owner(values["tenant_id"])
+            raise no_owner(values["tenant_id"])
 
     def resolve(self, ref: str) -> Token:
         """The visible token with id or name ``ref``."""
@@ -450,11 +321,11 @@ class TokenStore(_Store[Token]):
     def page(self, window: Window) -> Page[Token]:
         """By name (unique across scopes; the id only makes the key a row's own)."""
         query = self._scope.where(select(TokenRow), TokenRow.tenant_id)
-        rows = self._s.scalars(_keyset(query, (TokenRow.name, TokenRow.id), window))
+        rows = self._s.scalars(keyset(query, (TokenRow.name, TokenRow.id), window))
         return cut([self._to(row) for row in rows], window, lambda token: (token.name, token.id))
 
 
-class TenantStore(_Store[Tenant]):
+class TenantStore(Store[Tenant]):
     """Tenants a scope sees: its own tenant and those beneath it (the system sees all)."""
 
     row = TenantRow
@@ -546,43 +417,7 @@ class TenantStore(_Store[Tenant]):
         if values["parent_id"] is not None:
             self._row(values["parent_id"])
         elif self._scope.tenant_id is not None:
-            raise _no_owner(None)
-
-
-class TagStore:
-    """Tags on objects (``object_type`` is ``vm``, ``volume`` or ``tenant``). The object is resolved through
-    its own store (and scope) first; tags are reached only through it."""
-
-    def __init__(self, session: Session) -> None:
-        self._s = session
-
-    def of(self, object_type: str, object_id: str) -> tuple[str, ...]:
-        query = select(TagRow.tag).where(TagRow.object_type == object_type, TagRow.object_id == object_id)
-        return tuple(sorted(self._s.scalars(query)))
-
-    def of_all(self, object_type: str) -> dict[str, tuple[str, ...]]:
-        """Every object of a kind that has tags, with them (for listings: one query, not one per row)."""
-        found: dict[str, builtins.list[str]] = {}
-        for object_id, tag in self._s.execute(
-            select(TagRow.object_id, TagRow.tag).where(TagRow.object_type == object_type)
-        ):
-            found.setdefault(object_id, []).append(tag)
-        return {object_id: tuple(sorted(tags)) for object_id, tags in found.items()}
-
-    def add(self, object_type: str, object_id: str, tag: str) -> None:
-        """Idempotent."""
-        if tag not in self.of(object_type, object_id):
-            self._s.add(TagRow(object_type=object_type, object_id=object_id, tag=tag))
-            self._s.flush()
-
-    def remove(self, object_type: str, object_id: str, tag: str | None = None) -> None:
-        """One tag (idempotent), or every tag of the object when ``tag`` is None."""
-        query = select(TagRow).where(TagRow.object_type == object_type, TagRow.object_id == object_id)
-        if tag is not None:
-            query = query.where(TagRow.tag == tag)
-        for row in self._s.scalars(query):
-            self._s.delete(row)
-        self._s.flush()
+            raise no_owner(None)
 
 
 class SettingStore:
@@ -595,7 +430,7 @@ class SettingStore:
 
     def _rows(self, owner_tenant_id: str | None) -> builtins.list[SettingRow]:
         if not self._scope.allows(owner_tenant_id):
-            raise _no_owner(owner_tenant_id)
+            raise no_owner(owner_tenant_id)
         owner = SettingRow.owner_tenant_id
         query = select(SettingRow).where(owner.is_(None) if owner_tenant_id is None else owner == owner_tenant_id)
         return list(self._s.scalars(query))
@@ -632,3 +467,7 @@ class Unit:
         self.networks = NetworkStore(session, scope)
         self.tags = TagStore(session)
         self.settings = SettingStore(session, scope)
+        self.profiles = ProfileStore(session, scope)
+        self.assignments = AssignmentStore(session, scope)
+        self.schedule = ScheduleStore(session)
+        self.meta = MetaStore(session)

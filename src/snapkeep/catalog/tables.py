@@ -195,3 +195,77 @@ class TokenRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
     created_at: Mapped[datetime]
+
+
+class ProfileRow(Base):
+    """A snapshot profile (``model.profile.Profile``); its periods are :class:`PeriodRow`."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    ignore_warning: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class PeriodRow(Base):
+    """One period of a profile. Its rule (frequency, when, retention, how it takes) is one JSON document:
+    nothing queries inside it, and a new field needs no migration."""
+
+    __tablename__ = "profile_periods"
+    __table_args__ = (UniqueConstraint("profile_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[dict[str, Any]]
+
+
+class AssignmentRow(Base):
+    """A profile assigned to a subject; a subject has at most one profile."""
+
+    __tablename__ = "profile_assignments"
+    __table_args__ = (UniqueConstraint("subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(36))
+    subject_name: Mapped[str] = mapped_column(String(128))
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    created_at: Mapped[datetime]
+
+
+class ScheduleRow(Base):
+    """The scheduler's state of one period on one subject: which slot it waits for, when to act next (the
+    slot itself, or a retry after a failure), and whether a take is running. Due work is one indexed query
+    on ``next_due``, so finding it costs what is due, not what is scheduled."""
+
+    __tablename__ = "schedule"
+    __table_args__ = (UniqueConstraint("period_id", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period_id: Mapped[str] = mapped_column(ForeignKey("profile_periods.id", ondelete="CASCADE"), index=True)
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    slot: Mapped[datetime | None]  # None: the period will not fire again (a "once" that has run)
+    next_due: Mapped[datetime | None] = mapped_column(index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_run: Mapped[datetime | None]
+    last_snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    running_since: Mapped[datetime | None]
+
+
+class MetaRow(Base):
+    """Facts about the catalog itself, e.g. when the installed profiles were installed (once: an operator
+    who deletes one does not get it back at the next start)."""
+
+    __tablename__ = "catalog_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -10,6 +10,7 @@ from snapkeep import __version__
 from snapkeep.cli import (
     job_cmd,
     network_cmd,
+    profile_cmd,
     serve_cmd,
     settings_cmd,
     snapshot_cmd,
@@ -55,6 +56,8 @@ app.add_typer(network_cmd.app, name="network")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(tag_cmd.app, name="tag")
 app.add_typer(token_cmd.app, name="token")
+app.add_typer(profile_cmd.app, name="profile")
+app.add_typer(profile_cmd.scheduler_app, name="scheduler")
 
 
 def main() -> None:

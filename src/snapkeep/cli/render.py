@@ -64,6 +64,14 @@ def local_time(value: str | float | None, missing: str = "-") -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def duration(seconds: int) -> str:
+    """A retention as it was likely written: the largest unit that divides it (``3h``, ``7d``, ``2w``)."""
+    for unit, length in (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % length == 0:
+            return f"{seconds // length}{unit}"
+    return f"{seconds}s"
+
+
 def size(value: int | None) -> str:
     """Bytes as people read them (binary units); ``-`` while not measured yet."""
     return format_size(value)

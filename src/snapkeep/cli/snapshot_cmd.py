@@ -106,6 +106,14 @@ def _window(ms: float | None) -> str:
     return f"{ms:.1f} ms" if ms is not None else "-"
 
 
+def _status(snap: JsonObject) -> str:
+    """The status; a held snapshot with how long it is overdue (its period's minimum count keeps it)."""
+    overdue = snap.get("overdue_seconds")
+    if snap["status"] != "held" or overdue is None:
+        return str(snap["status"])
+    return f"held ({render.duration(int(overdue) // 60 * 60 or 60)} overdue)"
+
+
 def _flags(snap: JsonObject) -> str:
     flags = []
     if snap["immutable"]:
@@ -269,7 +277,7 @@ def list_snapshots(
                 s["name"],
                 render.local_time(s["created_at"]),
                 render.local_time(s["expires_at"], missing="never"),
-                s["status"],
+                _status(s),
                 _flags(s),
                 render.size(s["exclusive_bytes"]),
             ]
@@ -292,7 +300,7 @@ def show(ref: RefArgument, volume: VolumeOption = None, vm: VmOption = None, as_
             ("name", snap["name"]),
             (snap["subject_type"], f"{snap['subject_name']} ({snap['subject_id']})"),
             ("description", snap["description"]),
-            ("status", snap["status"] + (f": {snap['status_reason']}" if snap["status_reason"] else "")),
+            ("status", _status(snap) + (f": {snap['status_reason']}" if snap["status_reason"] else "")),
             ("created", render.local_time(snap["created_at"])),
             ("expires", render.local_time(snap["expires_at"], missing="never")),
             ("origin", snap["origin"]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from snapkeep.model.selection import FULL, Selection
 
@@ -78,3 +79,78 @@ class Assignment:
     subject_name: str = ""
     owner_tenant_id: str | None = None  # the subject's owner (scope of the assignment)
     created_at: datetime | None = field(default=None, compare=False)
+
+
+def period_rule(period: Period) -> dict[str, Any]:
+    """The period's rule as the catalog stores it (everything but its id and name)."""
+    return {
+        "frequency": period.frequency.value,
+        "minute": period.minute,
+        "hour": period.hour,
+        "day_of_week": period.day_of_week,
+        "day_of_month": period.day_of_month,
+        "month": period.month,
+        "interval_minutes": period.interval_minutes,
+        "at": period.at.isoformat() if period.at else None,
+        "retention_seconds": None if period.retention is None else int(period.retention.total_seconds()),
+        "min_snapshots": period.min_snapshots,
+        "quiesce": period.quiesce,
+        "immutable": period.immutable,
+        "private": period.private,
+        "skip_missed": period.skip_missed,
+        "selection": period.selection.as_json(),
+    }
+
+
+def period_from_rule(period_id: str, name: str, rule: dict[str, Any]) -> Period:
+    """The inverse of :func:`period_rule`."""
+    retention = rule.get("retention_seconds")
+    at = rule.get("at")
+    selection = rule.get("selection") or {}
+    return Period(
+        id=period_id,
+        name=name,
+        frequency=Frequency(rule["frequency"]),
+        minute=rule.get("minute", 0),
+        hour=rule.get("hour", 0),
+        day_of_week=rule.get("day_of_week"),
+        day_of_month=rule.get("day_of_month"),
+        month=rule.get("month"),
+        interval_minutes=rule.get("interval_minutes"),
+        at=datetime.fromisoformat(at) if at else None,
+        retention=None if retention is None else timedelta(seconds=retention),
+        min_snapshots=rule.get("min_snapshots", 1),
+        quiesce=rule.get("quiesce", False),
+        immutable=rule.get("immutable", False),
+        private=rule.get("private", True),
+        skip_missed=rule.get("skip_missed", False),
+        selection=Selection(tuple(selection.get("include_tags", ())), tuple(selection.get("exclude_tags", ()))),
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """The scheduler's state of one period on one subject (see ``catalog.tables.ScheduleRow``)."""
+
+    id: int
+    period_id: str
+    subject_type: str
+    subject_id: str
+    slot: datetime | None
+    next_due: datetime | None
+    failures: int = 0
+    last_error: str | None = None
+    last_run: datetime | None = None
+    last_snapshot_id: str | None = None
+    running_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Due:
+    """One entry that has come due, with what taking its snapshot needs to know."""
+
+    entry: ScheduleEntry
+    period: Period
+    profile_name: str
+    timezone: str
+    owner_tenant_id: str | None  # the subject's owner: the scheduled job is its

@@ -25,12 +25,17 @@ def standard_tasks(services: Services) -> list[Task]:
         services.pool.refresh_limits()
         return None
 
+    def scheduled() -> str | None:
+        started = services.scheduled.run_due()
+        return f"started scheduled snapshots of {len(started)} subject(s)" if started else None
+
     def sweep() -> str | None:
         deleted = services.snapshots.sweep_expired(SYSTEM)
         return f"deleted {len(deleted)} expired snapshot(s)" if deleted else None
 
     return [
         Task("release pending holds", RELEASE_RETRY, release_pending),
+        Task("scheduled snapshots", timedelta(seconds=services.settings.schedule_tick), scheduled),
         Task("refresh size limits", sweep_every, refresh_limits, first_after=sweep_every),
         Task("expiry sweep", sweep_every, sweep, first_after=sweep_every),
     ]

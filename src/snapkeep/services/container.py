@@ -22,8 +22,10 @@ from snapkeep.services.guards import Guards
 from snapkeep.services.imports import Imports
 from snapkeep.services.jobs import JobRunner
 from snapkeep.services.networks import Networks
+from snapkeep.services.profiles import Profiles
 from snapkeep.services.reconcile import ReconcileReport, reconcile
 from snapkeep.services.restores import Restores
+from snapkeep.services.scheduled import ScheduledTakes
 from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import SubjectKind
@@ -65,6 +67,8 @@ class Services:
     settings_docs: SettingDocs
     tags: Tags
     rebuild: Rebuild
+    profiles: Profiles
+    scheduled: ScheduledTakes
 
     @classmethod
     def build(
@@ -82,7 +86,7 @@ class Services:
         intents = Intents(settings.run_dir)
         guards = Guards(clock)
         freeing = Freeing(pool)
-        jobs = JobRunner(db, clock, settings.job_workers)
+        jobs = JobRunner(db, clock, settings.job_workers, settings.scheduled_workers)
         volumes = Volumes(db, pool, audit, clock, jobs)
         vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards, jobs)
         volume_kind = VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout)
@@ -136,6 +140,8 @@ class Services:
             settings_docs=SettingDocs(db, audit),
             tags=Tags(db, audit),
             rebuild=rebuild,
+            profiles=Profiles(db, audit, clock, settings.profile_warn_at),
+            scheduled=ScheduledTakes(db, snapshots, jobs, audit, clock),
         )
 
     def release_pending(self) -> Released:
@@ -145,6 +151,8 @@ class Services:
     def reconcile(self) -> ReconcileReport:
         report = reconcile(self.db, self.pool, self.host, self.intents, self.clock)
         report.rebuilds_completed = self.rebuild.resume()  # after the guests are released, before requests
+        with self.db.unit() as uow:  # scheduled takes a stop cut short come due again (their slot is kept)
+            uow.schedule.release_running()
         self.freeing.wake()  # what a crash left queued is freed in the background
         return report
 

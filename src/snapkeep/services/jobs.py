@@ -7,7 +7,9 @@ left ``queued``/``running`` by a crash are failed by the reconciler at the next 
 Jobs run in one of two lanes, each its own thread pool, so that an operator's take or restore never waits
 behind background work: the foreground lane (``job_workers`` threads) runs what a caller waits for; the
 background lane (one thread at the lowest CPU priority) runs measurements nobody waits for, such as the
-space of a snapshot. However many background jobs queue up, they hold no foreground worker.
+space of a snapshot. However many background jobs queue up, they hold no foreground worker. The scheduled
+lane runs the snapshots of profiles, one job per subject, so that neither an operator nor the schedule
+waits behind the other, and a slow subject holds one of its workers, not the schedule.
 
 A job belongs to the owner of what it works on (``owner_tenant_id``, set by the service that submits it):
 a tenant's caller sees its own subtree's jobs only, like every other object.
@@ -57,6 +59,7 @@ def report_progress(fraction: float, message: str) -> None:
 class Lane(StrEnum):
     FOREGROUND = "foreground"
     BACKGROUND = "background"
+    SCHEDULED = "scheduled"
 
 
 def _lowest_cpu_priority() -> None:
@@ -68,7 +71,7 @@ def _lowest_cpu_priority() -> None:
 
 
 class JobRunner:
-    def __init__(self, db: Database, clock: Callable[[], datetime], workers: int) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime], workers: int, scheduled_workers: int = 4) -> None:
         self._db = db
         self._clock = clock
         self._lanes = {
@@ -76,6 +79,7 @@ class JobRunner:
             Lane.BACKGROUND: ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="snapkeep-background", initializer=_lowest_cpu_priority
             ),
+            Lane.SCHEDULED: ThreadPoolExecutor(max_workers=scheduled_workers, thread_name_prefix="snapkeep-scheduled"),
         }
         self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()

@@ -49,6 +49,7 @@ from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotKind, Sna
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Lane, Progress
+from snapkeep.services.retention import expired_unheld
 from snapkeep.services.subjects import Subject, SubjectKind
 from snapkeep.storage.pool import Pool
 
@@ -70,6 +71,12 @@ class TakeRequest:
     immutable: bool = False
     origin: str = "manual"
     period_id: str | None = None  # the profile period taking it (scheduled snapshots)
+    keep_for: timedelta | None = None  # instead of expires_at: expire this long after it is created
+
+    def expiry(self, created_at: datetime) -> datetime | None:
+        """When the snapshot expires: ``expires_at``, or ``keep_for`` after it is created."""
+        return self.expires_at if self.keep_for is None else created_at + self.keep_for
+
     private: bool | None = None  # system snapshots only (hidden from tenants); None: private for those
     selection: Selection = FULL  # system and tenant snapshots: which VMs and volumes
 
@@ -259,6 +266,7 @@ class Snapshots:
         snap_id = str(uuid.uuid4())
         self._replace_failed(self.subject(req.subject_type, req.ref, who), req.name, who)
         private = req.private if req.private is not None else kind.snapshot_kind is SnapshotKind.SYSTEM
+        now = self._clock()
         with self._db.unit(who) as uow:
             subject = kind.resolve(uow, req.ref, req.selection)
             if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
@@ -273,8 +281,8 @@ class Snapshots:
                     owner_tenant_id=subject.owner_tenant_id,
                     name=req.name,
                     description=req.description,
-                    created_at=self._clock(),
-                    expires_at=req.expires_at,
+                    created_at=now,
+                    expires_at=req.expiry(now),
                     origin=req.origin,
                     period_id=req.period_id,
                     quiesce_requested=req.quiesce,
@@ -371,7 +379,7 @@ class Snapshots:
                 subject_type=subject.type,
                 subject_id=subject.id,
                 created_at=created_at,
-                expires_at=req.expires_at,
+                expires_at=req.expiry(created_at),
                 origin=req.origin,
                 quiesced=report.quiesced,
                 quiesce_note=report.note,
@@ -523,7 +531,7 @@ class Snapshots:
         snapshots wait for their period's newer ones, which the scheduler sees to."""
         who.require(Role.ADMIN)
         with self._db.unit(who) as uow:  # its own only: a parent's exposed snapshots are not its to sweep
-            due = uow.snapshots.due(self._clock())
+            due = expired_unheld(uow, self._clock())
         deleted = []
         for snap in due:
             try:

@@ -320,6 +320,7 @@ class Tenants:
             for token in uow.tokens.list():  # its tokens stop working with it
                 if token.tenant_id in subtree_ids:
                     uow.tokens.delete(token.id)
+            uow.assignments.forget_tenants(frozenset(subtree_ids))  # their profiles and schedules
             for tenant in plan.tenants:
                 uow.settings.replace(tenant.id, {})
                 uow.tenants.delete(tenant.id)

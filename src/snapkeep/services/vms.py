@@ -369,5 +369,6 @@ class VMs:
         self.host.undefine(vm.domain)
         with self._db.unit(who) as uow:
             uow.vms.delete(vm.id)
+            uow.assignments.forget("vm", vm.id)
             self._audit.done(uow, who.name, "vm.delete", f"vm:{vm.name}")
         self._pool.destroy_dataset(vm.dataset)

@@ -182,6 +182,7 @@ class Volumes:
         snapshots.delete_all_of("volume", volume.id, who)
         with self._db.unit(who) as uow:
             uow.volumes.delete(volume.id)
+            uow.assignments.forget("volume", volume.id)
             self._audit.done(uow, who.name, "volume.delete", f"volume:{volume.name}")
         self._pool.destroy_dataset(volume.dataset)
 
