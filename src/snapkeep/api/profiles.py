@@ -25,6 +25,7 @@ from snapkeep.api.profile_schemas import (
     ProfileUpdate,
     ScheduledPublic,
 )
+from snapkeep.model.paging import page_of
 from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.services.profiles import upcoming
 
@@ -32,6 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["profiles"])
 PROFILES = Listing("profiles", (str, str))
 SCHEDULE = Listing("scheduler", (datetime, int))
 ASSIGNMENTS = Listing("assignments", (int,))
+PREVIEW = Listing("preview", (datetime, str, str))
 At = Query(description="the time to preview (ISO 8601; in the future)")
 
 
@@ -109,19 +111,21 @@ def unassign_profile(svc: Svc, who: Caller, subject_type: SubjectOfProfile, subj
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/profiles/{ref}/preview", response_model=list[PlannedPublic])
+@router.get("/profiles/{ref}/preview", response_model=list[PlannedPublic], responses=PAGED)
 def preview_profile(
     svc: Svc,
     who: Caller,
     ref: str,
+    pages: Paged,
     at: datetime = At,
     subject_type: SubjectOfProfile | None = None,
     subject: str | None = None,
-) -> list[PlannedPublic]:
+) -> Sequence[PlannedPublic]:
     """Which snapshots of one subject would exist at ``at`` (with a subject: its existing snapshots count
-    too); nothing is taken."""
+    too), oldest first, a page at a time; nothing is taken."""
     planned = svc.profiles.preview(ref, at, who, subject_type=subject_type, subject=subject)
-    return [PlannedPublic.model_validate(p, from_attributes=True) for p in planned]
+    page = page_of(planned, pages.window(PREVIEW), lambda p: (p.created_at, p.period, p.name))
+    return pages.send(PREVIEW, page, lambda p: PlannedPublic.model_validate(p, from_attributes=True))
 
 
 @router.get("/scheduler", response_model=list[ScheduledPublic], responses=PAGED)

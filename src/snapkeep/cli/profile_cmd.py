@@ -242,7 +242,7 @@ def preview(
     params: dict[str, Any] = {"at": at}
     if system or tenant or vm or volume:
         params["subject_type"], params["subject"] = _subject(system, tenant, vm, volume)
-    planned: list[JsonObject] = connect().get("profiles", ref, "preview", **params)
+    planned = connect().listing("profiles", ref, "preview", **params)
     if as_json:
         render.print_json(planned)
         return
