@@ -8,9 +8,12 @@ minutes of the wall clock, so each test waits for one to three of them:
 - a 1-minute period takes quiesced snapshots of the volume and the VM each minute, named after their slot
   and attributed to their period, and a period kept 1 minute (minimum 0) sees its snapshots swept;
 - a ``kill -9`` while a scheduled take holds the guest frozen: after the restart the guest is thawed before
-  the schedule runs on, the schedule is intact and the next slot takes its snapshot;
+  the schedule runs on, the schedule is intact and the next slot takes its snapshot. The killed service runs
+  with a fault switch (tests/faults/sitecustomize.py) that waits a few seconds after each real freeze, so
+  the kill always lands in the frozen window: catching the ~50 ms window by luck costs a minute a try;
 - a guest whose agent does not answer waits out its timeout in its own worker: the volume due at the same
-  minute is taken at once.
+  minute is taken at once. The scheduler looks every 0.25 s here (1 s by default) so that its own tick does
+  not eat the second the volume's snapshot is allowed after its slot.
 
 A restart after downtime (``skip_missed`` both ways) is tested in-process (test_profiles.py): the service's
 own clock cannot be moved, and a real downtime long enough to count as missed is over five minutes.
@@ -352,16 +355,17 @@ def test_a_guest_whose_agent_hangs_does_not_delay_a_volume_due_at_the_same_minut
     with profile(rig, "slowpoke", periods, subjects) as period_ids, rig.api() as api:
         slot = first_slot(api, rig.vm)
         assert first_slot(api, rig.volume) == slot
-        if slot - datetime.now(UTC) < timedelta(seconds=8):  # too close to stop the agent in time: the next one
+        if slot - datetime.now(UTC) < timedelta(seconds=15):  # too close to stop the agent in time: the next one
             sleep_until(slot)
             for subject in (rig.vm, rig.volume):
                 wait_for(partial(moved_on, api, subject, slot), 60, f"{subject}'s schedule after that slot")
             slot = first_slot(api, rig.vm)
         name = slot_name("same", slot)
-        sleep_until(slot - timedelta(seconds=4))
-        hang = "killall -STOP qemu-ga; sleep 14; killall -CONT qemu-ga"  # over the slot and the agent timeout
-        rig.host.guest_exec(rig.domain, ["/bin/sh", "-c", hang], 5.0)
-        wait_for(lambda: not rig.host.agent_ping(rig.domain, 0.5), 3, "the agent stopping")
+        sleep_until(slot - timedelta(seconds=10))
+        hang = "killall -STOP qemu-ga; sleep 22; killall -CONT qemu-ga"  # over the slot, the freeze and the thaw
+        rig.host.guest_exec(rig.domain, ["/bin/sh", "-c", hang], 10.0)  # a busy TCG guest can take seconds
+        wait_for(lambda: not rig.host.agent_ping(rig.domain, 0.5), 5, "the agent stopping")
+        assert datetime.now(UTC) < slot, "the agent was stopped too late for the slot"
 
         sleep_until(slot)
         volume_snap = ready(api, "volume", rig.volume, period_ids["same"], name, 20)
@@ -380,7 +384,7 @@ def test_a_guest_whose_agent_hangs_does_not_delay_a_volume_due_at_the_same_minut
         assert vm_snap["quiesce_note"] and "not quiesced" in vm_snap["quiesce_note"]
         assert at(vm_snap["created_at"]) - slot < timedelta(seconds=1), "the VM's take started on time too"
 
-        # the agent comes back (14 s after it stopped); the service's pending thaw leaves the guest running
+        # the agent comes back (22 s after it stopped); the service's pending thaw leaves the guest running
         wait_for(lambda: rig.host.agent_ping(rig.domain, 1.0), 30, "the agent answering again")
         wait_for(lambda: not rig.frozen() and rig.intents() == [], 20, "the guest thawed, no hold left")
         assert api.get(f"/api/v1/vms/{rig.vm}").json()["state"] == "running"
