@@ -278,6 +278,11 @@ def test_a_one_minute_period_on_a_volume_and_a_running_vm_in_real_time(rig: Rig)
                 assert snap["quiesce_note"] is None
             if kind == "vm":
                 assert all(s["paused_window_ms"] is not None for s in minutely.values())
+            late = [
+                round((at(minutely[n]["created_at"]) - slot).total_seconds(), 3)
+                for slot, n in zip(slots, names, strict=True)
+            ]
+            print(f"{kind}: created after their slots by {late} s")
 
         # a brief snapshot expires a minute after it was taken; the sweep (every 5 s) deletes it, unheld
         for snap in brief:
