@@ -166,8 +166,6 @@ def rig(libvirtd: None) -> Iterator[Rig]:
                 if rig.domain:
                     step(rig.domain)
         host.close()
-        with contextlib.suppress(OSError):  # debugging aid
-            shutil.copy(os.path.join(data_dir, "serve.log"), f"/tmp/sched-serve-{os.getpid()}.log")
         unmount_fs(mounted)
         shutil.rmtree(data_dir, ignore_errors=True)
 
