@@ -6,7 +6,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from snapkeep.api.schemas import Description, Name, RequestBody, Tag, TenantRef
 from snapkeep.errors import InvalidSchedule
@@ -39,21 +39,34 @@ def _retention(text: str | None) -> Any:
     return parse_duration(text)
 
 
+# Fields that may be left out but not sent as null (null is refused with a clear error): their schema says so.
+Flag = Annotated[bool | None, WithJsonSchema({"type": "boolean"})]
+Minute = Annotated[int | None, Field(ge=0, le=59), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 59})]
+Hour = Annotated[int | None, Field(ge=0, le=23), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 23})]
+MinSnapshots = Annotated[
+    int | None, Field(ge=0, le=1000), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 1000})
+]
+FrequencyField = Annotated[Frequency | None, WithJsonSchema({"enum": [f.value for f in Frequency]})]
+
+
 class _PeriodFields(RequestBody):
-    frequency: Frequency | None = Field(default=None, strict=False)
-    minute: int | None = Field(default=None, ge=0, le=59)
-    hour: int | None = Field(default=None, ge=0, le=23)
+    """A period's fields, each optional (left out: its default, or unchanged). Those with an "any" or "none"
+    value take null for it; the others may not be null."""
+
+    frequency: FrequencyField = Field(default=None, strict=False)
+    minute: Minute = None
+    hour: Hour = None
     day_of_week: int | None = Field(default=None, ge=0, le=6, description="0 = Sunday … 6 = Saturday; null: any")
     day_of_month: int | None = Field(default=None, ge=1, le=31, description="null: any")
     month: int | None = Field(default=None, ge=1, le=12, description="null: any")
     interval_minutes: int | None = Field(default=None, ge=1, le=1440)
     at: Moment
     retention: Retention
-    min_snapshots: int | None = Field(default=None, ge=0, le=1000)
-    quiesce: bool | None = None
-    immutable: bool | None = None
-    private: bool | None = None
-    skip_missed: bool | None = None
+    min_snapshots: MinSnapshots = None
+    quiesce: Flag = None
+    immutable: Flag = None
+    private: Flag = None
+    skip_missed: Flag = None
     include_tags: list[Tag] | None = None
     exclude_tags: list[Tag] | None = None
 
@@ -75,11 +88,9 @@ class _PeriodFields(RequestBody):
 
 class PeriodCreate(_PeriodFields):
     name: PeriodName
-    frequency: Frequency | None = Field(strict=False, description="required")
+    frequency: FrequencyField = Field(strict=False)
 
     def period(self) -> Period:
-        if self.frequency is None:
-            raise InvalidSchedule("a period needs a frequency", period=self.name)
         changes = {k: v for k, v in self.changes().items() if v is not None or k in ("retention", "at")}
         return Period(name=self.name, **changes)
 

@@ -24,6 +24,7 @@ from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Conflict, Forbidden, InvalidInput, NameClash, NotFound
 from snapkeep.model.installed_profiles import SYSTEM_PROFILE, installed_profiles
+from snapkeep.model.names import check_description, check_name
 from snapkeep.model.paging import MAX_LIMIT, Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.profile import Assignment, Period, Profile, ScheduleEntry, SubjectOfProfile
@@ -111,6 +112,8 @@ class Profiles:
     ) -> Saved:
         """A new profile owned by ``tenant`` (default: the caller's own owner)."""
         who.require(Role.OPERATOR)
+        check_name(name, "profile name")
+        check_description(description)
         periods = tuple(replace(p, id=p.id or str(uuid.uuid4())) for p in periods)
         with self._db.unit(who) as uow:
             owner = uow.tenants.owner(tenant)
@@ -137,6 +140,10 @@ class Profiles:
         allowed = {"name", "description", "timezone", "ignore_warning"}
         if set(changes) - allowed:
             raise TypeError(f"profiles have no changeable field(s) {sorted(set(changes) - allowed)}")
+        if "name" in changes:
+            check_name(changes["name"], "profile name")
+        if "description" in changes:
+            check_description(changes["description"])
         with self._db.unit(who) as uow:
             profile = uow.profiles.resolve(ref)
             changed = replace(profile, **changes)
