@@ -127,8 +127,16 @@ def test_every_list_route_pages_through_the_same_rows_as_one_page(api: httpx.Cli
     assert api.post("/api/v1/tenants", json={"name": "child", "parent": "pa"}).status_code == 201
     for name in ("t3", "t1", "t2"):
         assert api.post("/api/v1/tokens", json={"name": name, "role": "viewer"}).status_code == 201
+    folder = volume(api, "vol-f")["path"]
+    for i in range(5):
+        with open(f"{folder}/file-{i}", "w") as f:
+            f.write("x")
+    files = take(api, "vol-f", "files")
     for name in ("one", "two", "three"):
         take(api, "vol-a", name)
+    whole = api.get(f"/api/v1/snapshots/{files}/files").json()
+    paged, pages = every(api, f"/api/v1/snapshots/{files}/files", limit=2)
+    assert paged == whole and [e["name"] for e in paged] == [f"file-{i}" for i in range(5)] and pages == 3
     for path in ("volumes", "tenants", "tokens", "jobs", "audit", "snapshots", "vms", "networks"):
         whole = api.get(f"/api/v1/{path}", params={"limit": 1000})
         assert whole.status_code == 200 and "x-next-cursor" not in whole.headers, (path, whole.text)

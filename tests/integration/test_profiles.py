@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from snapkeep.errors import Conflict, InvalidSchedule, NameClash
+from snapkeep.errors import Conflict, Forbidden, InvalidSchedule, NameClash
+from snapkeep.model.paging import Window
 from snapkeep.model.principal import SYSTEM
-from snapkeep.model.profile import Frequency, Period, SubjectOfProfile
+from snapkeep.model.profile import Frequency, Period, ScheduleEntry, SubjectOfProfile
 from snapkeep.model.types import JobStatus, Snapshot, SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.profiles import upcoming
@@ -36,6 +37,11 @@ def run_schedule(svc: Services) -> list[str]:
     for job in jobs:
         assert svc.jobs.wait(job.id, 60, SYSTEM).status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
     return [job.id for job in jobs]
+
+
+def entries(svc: Services) -> list[ScheduleEntry]:
+    """The scheduler's entries, as ``scheduler status`` lists them."""
+    return [u.entry for u in upcoming(svc.db, SYSTEM, Window(1000)).items]
 
 
 def scheduled(svc: Services, volume: str) -> list[Snapshot]:
@@ -91,7 +97,7 @@ def test_a_due_period_takes_a_snapshot_named_after_its_slot(services: Services, 
     assert snap.status is SnapshotStatus.READY and services.pool.has_snapshot(snap.id)
     assert snap.expires_at is not None and snap.expires_at - snap.created_at == timedelta(days=3)
     assert run_schedule(services) == []  # the next slot is tomorrow
-    [entry] = [u.entry for u in upcoming(services.db, SYSTEM)]
+    [entry] = entries(services)
     assert entry.next_due == datetime(2027, 3, 2, 2, 30, tzinfo=UTC) and entry.last_snapshot_id == snap.id
 
 
@@ -116,7 +122,7 @@ def test_a_failed_take_is_retried_with_back_off_and_audited(services: Services, 
         [job] = run_schedule(services)
     assert services.jobs.get(job, SYSTEM).status is JobStatus.FAILED
     assert scheduled(services, "docs") == []
-    [entry] = [u.entry for u in upcoming(services.db, SYSTEM)]
+    [entry] = entries(services)
     assert (
         entry.failures == 1
         and entry.last_error
@@ -129,7 +135,7 @@ def test_a_failed_take_is_retried_with_back_off_and_audited(services: Services, 
     run_schedule(services)
     [snap] = scheduled(services, "docs")
     assert snap.name == "daily_20270301_0230"  # the retry stands for the slot it retries
-    [entry] = [u.entry for u in upcoming(services.db, SYSTEM)]
+    [entry] = entries(services)
     assert entry.failures == 0 and entry.next_due == datetime(2027, 3, 2, 2, 30, tzinfo=UTC)
 
 
@@ -144,7 +150,7 @@ def test_after_downtime_one_catch_up_or_none(
     run_schedule(services)
     names = [s.name for s in scheduled(services, "docs")]
     assert names == ([] if skip_missed else ["daily_20270304_0230"])
-    [entry] = [u.entry for u in upcoming(services.db, SYSTEM)]
+    [entry] = entries(services)
     assert entry.next_due == datetime(2027, 3, 5, 2, 30, tzinfo=UTC)
 
 
@@ -187,7 +193,7 @@ def test_unassigned_subjects_keep_their_snapshots_with_their_expiry(
     with pytest.raises(Conflict, match="assigned"):
         services.profiles.delete("short", SYSTEM)
     services.profiles.delete("short", SYSTEM, detach=True)
-    assert upcoming(services.db, SYSTEM) == []
+    assert entries(services) == []
     [kept] = scheduled(services, "docs")  # the profile is gone, its snapshot stays until its expiry is swept
     assert kept.id == held.id and kept.status is SnapshotStatus.READY
     services.snapshots.sweep_expired(SYSTEM)
@@ -203,3 +209,47 @@ def test_the_installed_profiles_come_once(services: Services) -> None:
     services.profiles.delete("SOX", SYSTEM)
     assert not services.profiles.install()
     assert "SOX" not in {p.name for p in services.profiles.listing(SYSTEM)}
+
+
+def test_a_changed_period_moves_its_slots_and_a_removed_one_leaves_its_snapshots(
+    services: Services, clock: TestClock, docs: str
+) -> None:
+    at(clock, datetime(2027, 3, 1, 2, 0, tzinfo=UTC))
+    services.profiles.create("nightly", SYSTEM, periods=(daily(retention=timedelta(hours=1)),))
+    services.profiles.assign("nightly", VOLUME, docs, SYSTEM)
+    at(clock, datetime(2027, 3, 1, 2, 30, 1, tzinfo=UTC))
+    run_schedule(services)
+    at(clock, datetime(2027, 3, 1, 5, 0, tzinfo=UTC))
+    services.snapshots.sweep_expired(SYSTEM)
+    [held] = scheduled(services, "docs")
+    assert held.status is SnapshotStatus.HELD
+
+    saved = services.profiles.update_period("nightly", "daily", SYSTEM, name="late", hour=23)
+    assert [p.name for p in saved.profile.periods] == ["late"]
+    [entry] = entries(services)
+    assert entry.next_due == datetime(2027, 3, 1, 23, 30, tzinfo=UTC)  # from now, at the new time
+    services.snapshots.sweep_expired(SYSTEM)  # still its period's newest: held again
+    assert [s.status for s in scheduled(services, "docs")] == [SnapshotStatus.HELD]
+
+    services.profiles.remove_period("nightly", "late", SYSTEM)
+    assert entries(services) == []
+    [kept] = scheduled(services, "docs")
+    assert kept.id == held.id and kept.status is SnapshotStatus.READY  # no period holds it now
+    services.snapshots.sweep_expired(SYSTEM)
+    assert scheduled(services, "docs") == []
+
+
+def test_a_deleted_tenant_takes_its_profiles_and_schedule_along(services: Services, clock: TestClock) -> None:
+    tenant = services.tenants.create(SYSTEM, "acme").tenant
+    volume = services.volumes.create("files", size_limit=64 * MB, tenant=tenant.id, who=SYSTEM)
+    theirs = services.profiles.create("theirs", SYSTEM, periods=(daily(),), tenant=tenant.id).profile.id
+    services.profiles.assign(theirs, VOLUME, volume.id, SYSTEM)  # names resolve in the caller's own owner
+    services.profiles.create("ours", SYSTEM, periods=(daily("ours"),))
+    services.profiles.assign("ours", SubjectOfProfile.TENANT, tenant.id, SYSTEM)
+    assert len(entries(services)) == 2
+    with pytest.raises(Forbidden):  # a tenant's profile goes only on what that tenant owns
+        services.profiles.assign(theirs, SubjectOfProfile.SYSTEM, "system", SYSTEM)
+
+    services.tenants.delete(SYSTEM, tenant.id, force=True)
+    assert entries(services) == [] and services.profiles.assignments(SYSTEM) == []
+    assert [p.name for p in services.profiles.listing(SYSTEM)] == ["ours"]

@@ -165,8 +165,8 @@ def test_a_profile_is_refused_for_its_first_bad_period() -> None:
 def test_a_once_period_that_has_run_does_not_block_editing_the_profile_but_a_new_past_one_is_refused() -> None:
     ran = Period("go-live", Frequency.ONCE, at=utc(2025, 12, 1, 8, 0), id="p1")
     stored = Profile("id", "x", "", None, "UTC", (ran,))
-    edited = replace(stored, periods=(replace(ran, id=""), Period("daily", Frequency.DAILY)))
-    check_profile(edited, NOW, previous=stored)
+    edited = replace(stored, periods=(replace(ran, min_snapshots=0), Period("daily", Frequency.DAILY)))
+    check_profile(edited, NOW, previous=stored)  # the once period keeps its time: its other fields may change
     with pytest.raises(InvalidSchedule, match="in the past"):
         check_profile(edited, NOW)
     moved = replace(stored, periods=(replace(ran, at=utc(2025, 12, 2, 8, 0)),))

@@ -3,6 +3,7 @@ never keeps the others from running."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,3 +79,25 @@ def test_task_names_are_unique() -> None:
 def test_the_loop_looks_as_often_as_its_most_frequent_task() -> None:
     tasks = [counter([], "ten"), Task("two", timedelta(seconds=2), lambda: None)]
     assert Scheduler(tasks, Clock()).tick_seconds() == 2.0
+
+
+def test_a_task_running_apart_does_not_hold_the_others_and_is_not_started_twice() -> None:
+    clock, runs = Clock(), []
+    release = threading.Event()
+
+    def long_sweep() -> str | None:
+        runs.append("sweep")
+        release.wait(10)
+        return None
+
+    sweep = Task("sweep", timedelta(seconds=10), long_sweep, apart=True)
+    scheduler = Scheduler([sweep, counter(runs, "takes")], clock)
+    assert scheduler.run_due() == ["sweep", "takes"]
+    clock.advance(seconds=10)
+    assert scheduler.run_due() == ["takes"]  # the sweep still runs: not started again, the others go on
+    release.set()
+    scheduler.settle()
+    clock.advance(seconds=10)
+    assert scheduler.run_due() == ["sweep", "takes"]
+    scheduler.settle()
+    assert runs == ["sweep", "takes", "takes", "sweep", "takes"]

@@ -28,6 +28,11 @@ Retention = Annotated[
 Moment = Annotated[datetime | None, Field(default=None, strict=False, description="'once' periods: ISO 8601 with zone")]
 
 
+_NOT_NULL = frozenset(
+    {"frequency", "minute", "hour", "min_snapshots", "quiesce", "immutable", "private", "skip_missed"}
+)
+
+
 def _retention(text: str | None) -> Any:
     if text is None or text.strip() in ("forever", "never"):
         return None
@@ -53,8 +58,12 @@ class _PeriodFields(RequestBody):
     exclude_tags: list[Tag] | None = None
 
     def changes(self) -> dict[str, Any]:
-        """The fields given (set in the body), as the period's own values."""
+        """The fields given (set in the body), as the period's own values. ``null`` means "any" or "none"
+        where a field has such a value (days, month, interval, time, retention, tags), and is refused
+        elsewhere."""
         given = self.model_dump(exclude_unset=True)
+        for field in _NOT_NULL & {k for k, v in given.items() if v is None}:
+            raise InvalidSchedule(f"{field} cannot be null", field=field)
         include, exclude = given.pop("include_tags", None), given.pop("exclude_tags", None)
         if include is not None or exclude is not None:
             given["selection"] = Selection(tuple(include or ()), tuple(exclude or ()))

@@ -7,11 +7,13 @@ subject has at most one profile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from fastapi import APIRouter, Query, Response, status
 
 from snapkeep.api.deps import Caller, Svc
+from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.profile_schemas import (
     AssignmentPublic,
     AssignRequest,
@@ -23,16 +25,23 @@ from snapkeep.api.profile_schemas import (
     ProfileUpdate,
     ScheduledPublic,
 )
+from snapkeep.model.paging import page_of
 from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.services.profiles import upcoming
 
 router = APIRouter(prefix="/api/v1", tags=["profiles"])
+PROFILES = Listing("profiles", (str, str))
+SCHEDULE = Listing("scheduler", (datetime, int))
+ASSIGNMENTS = Listing("assignments", (int,))
+PREVIEW = Listing("preview", (datetime, str, str))
 At = Query(description="the time to preview (ISO 8601; in the future)")
 
 
-@router.get("/profiles", response_model=list[ProfilePublic])
-def list_profiles(svc: Svc, who: Caller) -> list[ProfilePublic]:
-    return [ProfilePublic.of(svc.profiles.saved(p)) for p in svc.profiles.listing(who)]
+@router.get("/profiles", response_model=list[ProfilePublic], responses=PAGED)
+def list_profiles(svc: Svc, who: Caller, pages: Paged) -> Sequence[ProfilePublic]:
+    """By name, a page at a time."""
+    page = svc.profiles.page(who, pages.window(PROFILES))
+    return pages.send(PROFILES, page, lambda p: ProfilePublic.of(svc.profiles.saved(p)))
 
 
 @router.post("/profiles", response_model=ProfilePublic, status_code=status.HTTP_201_CREATED)
@@ -82,9 +91,11 @@ def remove_period(svc: Svc, who: Caller, ref: str, name: str) -> ProfilePublic:
     return ProfilePublic.of(svc.profiles.remove_period(ref, name, who))
 
 
-@router.get("/profiles/{ref}/assignments", response_model=list[AssignmentPublic])
-def list_assignments(svc: Svc, who: Caller, ref: str) -> list[AssignmentPublic]:
-    return [AssignmentPublic.of(a) for a in svc.profiles.assignments(who, ref)]
+@router.get("/profiles/{ref}/assignments", response_model=list[AssignmentPublic], responses=PAGED)
+def list_assignments(svc: Svc, who: Caller, ref: str, pages: Paged) -> Sequence[AssignmentPublic]:
+    """The subjects the profile is on, in the order it was assigned, a page at a time."""
+    page = svc.profiles.assignments_page(ref, who, pages.window(ASSIGNMENTS))
+    return pages.send(ASSIGNMENTS, page, AssignmentPublic.of)
 
 
 @router.post("/profiles/{ref}/assignments", response_model=AssignmentPublic, status_code=status.HTTP_201_CREATED)
@@ -100,22 +111,25 @@ def unassign_profile(svc: Svc, who: Caller, subject_type: SubjectOfProfile, subj
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/profiles/{ref}/preview", response_model=list[PlannedPublic])
+@router.get("/profiles/{ref}/preview", response_model=list[PlannedPublic], responses=PAGED)
 def preview_profile(
     svc: Svc,
     who: Caller,
     ref: str,
+    pages: Paged,
     at: datetime = At,
     subject_type: SubjectOfProfile | None = None,
     subject: str | None = None,
-) -> list[PlannedPublic]:
+) -> Sequence[PlannedPublic]:
     """Which snapshots of one subject would exist at ``at`` (with a subject: its existing snapshots count
-    too); nothing is taken."""
+    too), oldest first, a page at a time; nothing is taken."""
     planned = svc.profiles.preview(ref, at, who, subject_type=subject_type, subject=subject)
-    return [PlannedPublic.model_validate(p, from_attributes=True) for p in planned]
+    page = page_of(planned, pages.window(PREVIEW), lambda p: (p.created_at, p.period, p.name))
+    return pages.send(PREVIEW, page, lambda p: PlannedPublic.model_validate(p, from_attributes=True))
 
 
-@router.get("/scheduler", response_model=list[ScheduledPublic])
-def scheduler_status(svc: Svc, who: Caller) -> list[ScheduledPublic]:
-    """Every scheduled (subject, period) the caller sees, next run first."""
-    return [ScheduledPublic.of(item) for item in upcoming(svc.db, who)]
+@router.get("/scheduler", response_model=list[ScheduledPublic], responses=PAGED)
+def scheduler_status(svc: Svc, who: Caller, pages: Paged) -> Sequence[ScheduledPublic]:
+    """Every scheduled (subject, period) the caller sees that will run again, next run first, a page at a
+    time."""
+    return pages.send(SCHEDULE, upcoming(svc.db, who, pages.window(SCHEDULE)), ScheduledPublic.of)

@@ -37,6 +37,7 @@ from snapkeep.services.snapshots import TakeRequest
 router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
 Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")
 SNAPSHOTS = Listing("snapshots", (datetime, str))
+FILES = Listing("files", (str,))
 
 
 def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
@@ -167,17 +168,20 @@ def measure_space(svc: Svc, who: Caller, snap_id: str, wait: float = Wait) -> Jo
     return job_response(svc, svc.snapshots.submit_space(snap_id, who=who), wait)
 
 
-@router.get("/{snap_id}/files", response_model=list[FileEntryPublic])
+@router.get("/{snap_id}/files", response_model=list[FileEntryPublic], responses=PAGED)
 def browse_snapshot(
     svc: Svc,
     who: Caller,
+    pages: Paged,
     snap_id: str,
     path: str | None = Query(None, description="a folder or file relative to the volume's root (default: root)"),
     path_b64: str | None = Query(None, description="the path's bytes in base64, for names that are not UTF-8"),
     volume: str | None = Query(None, description="system snapshots: the volume to read"),
-) -> list[FileEntryPublic]:
+) -> Sequence[FileEntryPublic]:
+    """A folder's entries by name, a page at a time (or the one entry a file's path names)."""
     raw = raw_path(path, path_b64, "path") or b""
-    return [FileEntryPublic.of(e) for e in svc.files.browse(snap_id, raw, volume=volume, who=who)]
+    page = svc.files.browse_page(snap_id, raw, pages.window(FILES), volume=volume, who=who)
+    return pages.send(FILES, page, FileEntryPublic.of)
 
 
 @router.post("/{snap_id}/extract", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)

@@ -8,7 +8,6 @@ the system, so its store has no scope.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +15,9 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope
-from snapkeep.catalog.store_base import NamedStore, as_utc, convert_row
+from snapkeep.catalog.store_base import NamedStore, as_utc, convert_row, keyset
 from snapkeep.catalog.tables import AssignmentRow, MetaRow, PeriodRow, ProfileRow, ScheduleRow
+from snapkeep.model.paging import Page, Window, cut
 from snapkeep.model.profile import (
     Assignment,
     Due,
@@ -112,6 +112,13 @@ class AssignmentStore:
         query = select(AssignmentRow).where(AssignmentRow.profile_id == profile_id).order_by(AssignmentRow.id)
         return [self._to(row) for row in self._s.scalars(query)]
 
+    def page(self, profile_id: str, window: Window) -> Page[Assignment]:
+        """The visible assignments of one profile, in the order they were made."""
+        query = self._scope.where(select(AssignmentRow), AssignmentRow.owner_tenant_id)
+        query = query.where(AssignmentRow.profile_id == profile_id)
+        rows = cut(list(self._s.scalars(keyset(query, (AssignmentRow.id,), window))), window, lambda row: (row.id,))
+        return Page([self._to(row) for row in rows.items], rows.next)
+
     def list(self) -> builtins.list[Assignment]:
         query = self._scope.where(select(AssignmentRow), AssignmentRow.owner_tenant_id).order_by(AssignmentRow.id)
         return [self._to(row) for row in self._s.scalars(query)]
@@ -135,6 +142,24 @@ class AssignmentStore:
     def remove(self, subject_type: str, subject_id: str) -> None:
         self._s.execute(delete(AssignmentRow).where(*_subject_is(subject_type, subject_id)))
         self._s.flush()
+
+    def scheduled(self, window: Window) -> Page[tuple[ScheduleEntry, Assignment, str, str]]:
+        """The schedule entries of the subjects the scope sees that will run again, soonest first, a page
+        at a time: (entry, assignment, profile name, period name)."""
+        query = (
+            select(ScheduleRow, AssignmentRow, ProfileRow.name, PeriodRow.name)
+            .join(AssignmentRow, and_(*_subject_is(ScheduleRow.subject_type, ScheduleRow.subject_id)))
+            .join(PeriodRow, PeriodRow.id == ScheduleRow.period_id)
+            .join(ProfileRow, ProfileRow.id == PeriodRow.profile_id)
+            .where(ScheduleRow.next_due.is_not(None))
+        )
+        query = self._scope.where(query, AssignmentRow.owner_tenant_id)
+        rows = self._s.execute(keyset(query, (ScheduleRow.next_due, ScheduleRow.id), window)).all()
+        found = [
+            (convert_row(entry, ScheduleEntry, {}), self._to(assignment), profile, period)
+            for entry, assignment, profile, period in rows
+        ]
+        return cut(found, window, lambda item: (as_utc(item[0].next_due), item[0].id))  # type: ignore[arg-type]
 
     def forget(self, subject_type: str, subject_id: str) -> None:
         """The subject is being deleted: its assignment and its schedule go with it."""
@@ -177,13 +202,6 @@ class ScheduleStore:
     def of_period(self, period_id: str) -> builtins.list[ScheduleEntry]:
         query = select(ScheduleRow).where(ScheduleRow.period_id == period_id)
         return [self._to(row) for row in self._s.scalars(query)]
-
-    def of_subjects(self, subjects: Iterable[tuple[str, str]] | None = None) -> builtins.list[ScheduleEntry]:
-        """The entries of the given (type, id) subjects, or all of them; soonest first."""
-        query = select(ScheduleRow).order_by(ScheduleRow.next_due, ScheduleRow.id)
-        wanted = None if subjects is None else set(subjects)
-        rows = self._s.scalars(query)
-        return [self._to(r) for r in rows if wanted is None or (r.subject_type, r.subject_id) in wanted]
 
     def _due_query(self) -> Any:
         return (

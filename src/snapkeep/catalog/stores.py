@@ -194,16 +194,20 @@ class SnapshotStore(OwnedStore[Snapshot]):
         self._s.execute(query.values(status=SnapshotStatus.READY.value))
 
     def due(self, now: datetime) -> builtins.list[Snapshot]:
-        """The scope's own ``ready`` snapshots whose expiry has passed, soonest expired first: read through
-        the (status, expires_at) index, so the cost follows what is due, not the size of the catalog.
-        ``held`` ones are not among them (their period decides when they go), nor a parent's snapshots
-        exposed to a tenant (not its to delete)."""
-        query = self._scope.where(select(SnapshotRow), SnapshotRow.owner_tenant_id).where(
-            SnapshotRow.status == SnapshotStatus.READY.value,
-            SnapshotRow.expires_at.is_not(None),
-            SnapshotRow.expires_at <= now,
-        )
-        return [self._to(row) for row in self._s.scalars(query.order_by(SnapshotRow.expires_at))]
+        """The scope's own ``ready`` (and ``failed``: the record of a take that failed) snapshots whose
+        expiry has passed, soonest expired first: read through the (status, expires_at) index, one status
+        at a time, so the cost follows what is due, not the size of the catalog. ``held`` ones are not
+        among them (their period decides when they go), nor a parent's snapshots exposed to a tenant (not
+        its to delete)."""
+        found: builtins.list[Snapshot] = []
+        for status in (SnapshotStatus.READY, SnapshotStatus.FAILED):
+            query = self._scope.where(select(SnapshotRow), SnapshotRow.owner_tenant_id).where(
+                SnapshotRow.status == status.value,
+                SnapshotRow.expires_at.is_not(None),
+                SnapshotRow.expires_at <= now,
+            )
+            found += [self._to(row) for row in self._s.scalars(query.order_by(SnapshotRow.expires_at))]
+        return sorted(found, key=lambda snap: snap.expires_at or now)
 
 
 def _snapshot_key(snap: Snapshot) -> Key:

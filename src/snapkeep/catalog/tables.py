@@ -129,6 +129,8 @@ class SnapshotRow(Base):
         Index("ix_snapshots_subject_created_at_id", "subject_type", "subject_id", "created_at", "id"),
         Index("ix_snapshots_status_expires_at", "status", "expires_at"),
         Index("ix_snapshots_period_created_at_id", "period_id", "created_at", "id"),
+        # a period's newest snapshots of one subject (the hold rule), whatever the period's other subjects
+        Index("ix_snapshots_subject_period_created_at", "subject_id", "period_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -246,7 +248,8 @@ class ScheduleRow(Base):
     on ``next_due``, so finding it costs what is due, not what is scheduled."""
 
     __tablename__ = "schedule"
-    __table_args__ = (UniqueConstraint("period_id", "subject_type", "subject_id"),)
+    # subject first: "does this subject still have this period" (the sweep's hold rule) reads this index
+    __table_args__ = (UniqueConstraint("subject_id", "period_id", "subject_type"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     period_id: Mapped[str] = mapped_column(ForeignKey("profile_periods.id", ondelete="CASCADE"), index=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -79,7 +79,11 @@ class ApiClient:
 
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        # Plain http (the local service) has no TLS to verify: not loading the CA bundle for it saves about
+        # 0.2 s per command. https is verified as always (redirects are not followed, so none leads to it).
+        tls = urlsplit(self.url).scheme.lower() != "http"
+        headers = {"Authorization": f"Bearer {token}"}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=tls)
 
     def request(self, method: str, *parts: str, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
         """Send one request and return its JSON; a refusal raises the service's error."""

@@ -50,6 +50,14 @@ def _subject(system: bool, tenant: str | None, vm: str | None, volume: str | Non
     return given[0]
 
 
+def _period_flags(period: JsonObject) -> str:
+    """What a period does beyond the defaults (``public``: its system snapshots are shown to tenants)."""
+    flags = [f for f in ("quiesce", "immutable", "skip_missed") if period[f]]
+    flags += [] if period["private"] else ["public"]
+    flags += [f"+{tag}" for tag in period["include_tags"]] + [f"-{tag}" for tag in period["exclude_tags"]]
+    return ",".join(flags) or "-"
+
+
 def _period_table(profile: JsonObject) -> None:
     render.table(
         ["PERIOD", "RUNS", "RETENTION", "MIN", "FLAGS", "KEEPS"],
@@ -59,7 +67,7 @@ def _period_table(profile: JsonObject) -> None:
                 p["runs"],
                 "forever" if p["retention_seconds"] is None else render.duration(p["retention_seconds"]),
                 str(p["min_snapshots"]),
-                ",".join(f for f in ("quiesce", "immutable", "private", "skip_missed") if p[f]) or "-",
+                _period_flags(p),
                 "unbounded" if p["estimate"] is None else str(p["estimate"]),
             ]
             for p in profile["periods"]
@@ -113,7 +121,7 @@ def create(
 @app.command("list")
 def list_profiles(as_json: JsonOption = False) -> None:
     """Every profile you see."""
-    profiles: list[JsonObject] = connect().get("profiles")
+    profiles = connect().listing("profiles")
     if as_json:
         render.print_json(profiles)
         return
@@ -138,7 +146,7 @@ def show(ref: ProfileArgument, as_json: JsonOption = False) -> None:
     """One profile with its periods (when each runs, how many snapshots it keeps) and its subjects."""
     client = connect()
     profile: JsonObject = client.get("profiles", ref)
-    assigned: list[JsonObject] = client.get("profiles", profile["id"], "assignments")
+    assigned = client.listing("profiles", profile["id"], "assignments")
     if as_json:
         render.print_json({**profile, "assignments": assigned})
         return
@@ -234,7 +242,7 @@ def preview(
     params: dict[str, Any] = {"at": at}
     if system or tenant or vm or volume:
         params["subject_type"], params["subject"] = _subject(system, tenant, vm, volume)
-    planned: list[JsonObject] = connect().get("profiles", ref, "preview", **params)
+    planned = connect().listing("profiles", ref, "preview", **params)
     if as_json:
         render.print_json(planned)
         return
@@ -388,7 +396,7 @@ def remove_period(ref: ProfileArgument, name: PeriodArgument, as_json: JsonOptio
 @scheduler_app.command("status")
 def status(as_json: JsonOption = False) -> None:
     """The next run of every period on every subject you see, soonest first."""
-    entries: list[JsonObject] = connect().get("scheduler")
+    entries = connect().listing("scheduler")
     if as_json:
         render.print_json(entries)
         return

@@ -490,7 +490,8 @@ def browse(
     """List a folder of a snapshot (read-only); of a system snapshot, of the volume --volume names."""
     api = connect()
     snap_id, member = _target(api, ref, volume, None)
-    entries: list[JsonObject] = api.get("snapshots", snap_id, "files", **_path_query("path", path), **member)
+    query: JsonObject = {**_path_query("path", path), **member}
+    entries = api.listing("snapshots", snap_id, "files", **query)
     if as_json:
         render.print_json(entries)
         return

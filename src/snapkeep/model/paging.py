@@ -29,9 +29,6 @@ class Window:
     after: Key | None = None
 
 
-EVERYTHING = Window(limit=2**62)  # in-process callers that want every row at once
-
-
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]

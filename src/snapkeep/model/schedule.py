@@ -57,7 +57,7 @@ from __future__ import annotations
 import re
 from calendar import monthrange
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import cache, lru_cache
@@ -153,8 +153,8 @@ def check_period(period: Period, zone: str, now: datetime) -> None:
 def check_profile(profile: Profile, now: datetime, previous: Profile | None = None) -> None:
     """Raise :class:`InvalidSchedule` unless every period of ``profile`` can run as written in its zone.
 
-    ``previous`` is the stored version when a profile is updated: a once period it already held unchanged is
-    not refused for having passed (it ran; the profile may still be edited).
+    ``previous`` is the stored version when a profile is updated: a once period it already held at the same
+    time is not refused for having passed (it ran; its other fields and the profile may still be edited).
     """
     check_zone(profile.timezone)
     if len(profile.periods) > MAX_PERIODS:
@@ -166,9 +166,10 @@ def check_profile(profile: Profile, now: datetime, previous: Profile | None = No
         if period.name in seen:
             raise InvalidSchedule(f"two periods are named {period.name!r}: names are unique in a profile")
         seen.add(period.name)
-    kept = {replace(p, id="") for p in previous.periods} if previous is not None else set()
-    for period in profile.periods:
-        _check_period(period, None if replace(period, id="") in kept else now)
+    ran_at = {p.id: p.at for p in previous.periods if p.id} if previous is not None else {}
+    for period in profile.periods:  # a stored once period keeping its time may have passed (it ran)
+        kept = period.id in ran_at and ran_at[period.id] == period.at
+        _check_period(period, None if kept else now)
 
 
 def _check_period(period: Period, now: datetime | None) -> None:
@@ -193,6 +194,13 @@ def _check_period(period: Period, now: datetime | None) -> None:
         if field not in uses and getattr(period, field) != default:
             article = "an" if frequency in (Frequency.INTERVAL, Frequency.HOURLY) else "a"
             raise refuse(field, f"{article} {frequency} period does not use {field}; leave it at {default}")
+    for flag in ("quiesce", "immutable", "private", "skip_missed"):
+        if not isinstance(getattr(period, flag), bool):
+            raise refuse(flag, f"{flag} is true or false, got {getattr(period, flag)!r}")
+    for field in ("minute", "hour", "min_snapshots"):
+        value = getattr(period, field)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse(field, f"{field} is a whole number, got {value!r}")
     _check_range(refuse, "minute", period.minute, 0, 59)
     _check_range(refuse, "hour", period.hour, 0, 23)
     _check_range(refuse, "day_of_week", period.day_of_week, 0, 6, " (0 = Sunday ... 6 = Saturday)")
@@ -535,7 +543,7 @@ def preview(profile: Profile, existing: Iterable[Existing], now: datetime, at: d
                 raise InvalidSchedule(
                     f"the preview would list more than {MAX_PREVIEW} snapshots; choose an earlier time"
                 )
-            expires = slot + period.retention if period.retention is not None else None
+            expires = _expiry(slot, period.retention)
             future.append((slot, snapshot_name(period.name, slot, profile.timezone), expires, period.immutable, False))
     holds = {period.name: period.min_snapshots for period in profile.periods}
     result: list[Planned] = []
@@ -551,6 +559,16 @@ def preview(profile: Profile, existing: Iterable[Existing], now: datetime, at: d
             result.append(Planned(period_name, name, created, expires, status, taken, immutable, overdue))
     result.sort(key=lambda snap: (snap.created_at, snap.period, snap.name))
     return result
+
+
+def _expiry(created: datetime, retention: timedelta | None) -> datetime | None:
+    """created + retention; past the calendar's end (the year 9999) it never comes: None."""
+    if retention is None:
+        return None
+    try:
+        return created + retention
+    except OverflowError:
+        return None
 
 
 def _first_needed(period: Period, now: datetime, at: datetime) -> datetime:

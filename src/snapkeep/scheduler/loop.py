@@ -2,6 +2,8 @@
 
 One task failing (an exception) is logged and retried at its next turn; it never stops the others. A task
 is due again ``every`` after it *started*, so a slow run does not push later runs back by its duration.
+A task that can take long (the expiry sweep deleting thousands of snapshots) runs ``apart``, in a thread of
+its own, so that the loop goes on starting the others on time; it is not started again while it runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Task:
     every: timedelta
     run: Callable[[], str | None]  # returns a line worth logging, or None when there was nothing to do
     first_after: timedelta = timedelta(0)  # the first run comes this long after the scheduler starts
+    apart: bool = False  # run in a thread of its own (see the module docstring)
 
 
 class Scheduler:
@@ -32,27 +35,45 @@ class Scheduler:
         self._clock = clock
         now = clock()
         self._due = {task.name: now + task.first_after for task in tasks}
+        self._apart: dict[str, threading.Thread] = {}
 
     def next_due(self, name: str) -> datetime:
         return self._due[name]
 
     def run_due(self) -> list[str]:
-        """Run, in their listed order, the tasks due now; the names of those that ran (failed ones too)."""
+        """Run, in their listed order, the tasks due now (start those that run apart); the names of those
+        that ran or started (failed ones too)."""
         ran = []
         for task in self._tasks:
             started = self._clock()
             if self._due[task.name] > started:
                 continue
             self._due[task.name] = started + task.every
+            if task.apart:
+                running = self._apart.get(task.name)
+                if running is not None and running.is_alive():
+                    continue  # the last run goes on; this turn is skipped
+                thread = threading.Thread(target=self._run, args=(task,), name=f"snapkeep-{task.name}", daemon=True)
+                self._apart[task.name] = thread
+                thread.start()
+            else:
+                self._run(task)
             ran.append(task.name)
-            try:
-                said = task.run()
-            except Exception:
-                log.exception("scheduled task %s failed; it runs again at %s", task.name, self._due[task.name])
-                continue
-            if said:
-                log.info("%s: %s", task.name, said)
         return ran
+
+    def _run(self, task: Task) -> None:
+        try:
+            said = task.run()
+        except Exception:
+            log.exception("scheduled task %s failed; it runs again at %s", task.name, self._due[task.name])
+            return
+        if said:
+            log.info("%s: %s", task.name, said)
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait for the tasks running apart to finish (tests; the service's shutdown)."""
+        for thread in list(self._apart.values()):
+            thread.join(timeout)
 
     def tick_seconds(self) -> float:
         """How often the loop looks: often enough for the most frequent task."""
@@ -73,5 +94,6 @@ class Scheduler:
         def halt() -> None:
             stop.set()
             thread.join()
+            self.settle()
 
         return halt

@@ -36,6 +36,6 @@ def standard_tasks(services: Services) -> list[Task]:
     return [
         Task("release pending holds", RELEASE_RETRY, release_pending),
         Task("scheduled snapshots", timedelta(seconds=services.settings.schedule_tick), scheduled),
-        Task("refresh size limits", sweep_every, refresh_limits, first_after=sweep_every),
-        Task("expiry sweep", sweep_every, sweep, first_after=sweep_every),
+        Task("refresh size limits", sweep_every, refresh_limits, first_after=sweep_every, apart=True),
+        Task("expiry sweep", sweep_every, sweep, first_after=sweep_every, apart=True),
     ]

@@ -32,6 +32,7 @@ from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError
 from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.paging import Page, Window, page_of
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import FileEntry, Job, SnapshotKind, SubjectType, Volume
 from snapkeep.services.audit import Audit
@@ -107,6 +108,13 @@ class Files:
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
             entries = filerestore.browse(root, parts, _shown(parts))
         return entries if parts else [e for e in entries if e.name not in INTERNAL_NAMES]
+
+    def browse_page(
+        self, snap_id: str, path: PathArg, window: Window, *, volume: str | None = None, who: Principal
+    ) -> Page[FileEntry]:
+        """:meth:`browse` a page at a time, by name. The folder is read again for each page (a snapshot's
+        folder never changes, so pages stay whole); what paging bounds is the size of each answer."""
+        return page_of(self.browse(snap_id, path, volume=volume, who=who), window, lambda entry: (entry.name,))
 
     def check_extract(
         self,

@@ -16,13 +16,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Conflict, Forbidden, InvalidInput, NameClash, NotFound
 from snapkeep.model.installed_profiles import SYSTEM_PROFILE, installed_profiles
+from snapkeep.model.paging import MAX_LIMIT, Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.profile import Assignment, Period, Profile, ScheduleEntry, SubjectOfProfile
 from snapkeep.model.schedule import Existing, Planned, check_profile, next_slot, preview, profile_estimate
@@ -63,6 +65,11 @@ class Profiles:
         with self._db.unit(who) as uow:
             return uow.profiles.list()
 
+    def page(self, who: Principal, window: Window) -> Page[Profile]:
+        """By name, a page at a time."""
+        with self._db.unit(who) as uow:
+            return uow.profiles.page(window)
+
     def get(self, ref: str, who: Principal) -> Profile:
         with self._db.unit(who) as uow:
             return uow.profiles.resolve(ref)
@@ -72,8 +79,12 @@ class Profiles:
         with self._db.unit(who) as uow:
             if ref is None:
                 return uow.assignments.list()
-            profile_id = uow.profiles.resolve(ref).id
-            return [a for a in uow.assignments.list() if a.profile_id == profile_id]
+            return uow.assignments.page(uow.profiles.resolve(ref).id, Window(MAX_LIMIT)).items
+
+    def assignments_page(self, ref: str, who: Principal, window: Window) -> Page[Assignment]:
+        """The subjects of one profile the caller sees, in the order they were assigned, a page at a time."""
+        with self._db.unit(who) as uow:
+            return uow.assignments.page(uow.profiles.resolve(ref).id, window)
 
     def saved(self, profile: Profile) -> Saved:
         total, per_period = profile_estimate(profile)
@@ -171,22 +182,20 @@ class Profiles:
             self._audit.done(uow, who.name, "profile.period.add", f"profile:{profile.name}", period.name)
             return self.saved(uow.profiles.get(profile.id))
 
-    def update_period(self, ref: str, name: str, who: Principal, **changes: Any) -> Saved:
-        """Change fields of period ``name``; its slots are computed again from now on its subjects."""
+    def update_period(self, ref: str, period_name: str, who: Principal, /, **changes: Any) -> Saved:
+        """Change fields of period ``period_name`` (``name`` among them renames it); its slots are computed
+        again from now on its subjects."""
         who.require(Role.OPERATOR)
         with self._db.unit(who) as uow:
             profile = uow.profiles.resolve(ref)
-            old = _period(profile, name)
-            try:
-                new = replace(old, **changes)
-            except TypeError:
-                raise TypeError(f"periods have no field(s) {sorted(changes)}") from None
+            old = _period(profile, period_name)
+            new = replace(old, **changes)
             others = tuple(p for p in profile.periods if p.id != old.id)
             check_profile(replace(profile, periods=(*others, new)), self._clock(), previous=profile)
             uow.profiles.put_period(profile.id, new)
             self._reschedule(uow, profile, new)
             uow.snapshots.release_holds(period_id=new.id)
-            detail = f"{name}: " + ", ".join(sorted(changes))
+            detail = f"{period_name}: " + ", ".join(sorted(changes))
             self._audit.done(uow, who.name, "profile.period.update", f"profile:{profile.name}", detail)
             return self.saved(uow.profiles.get(profile.id))
 
@@ -216,6 +225,7 @@ class Profiles:
                 )
             previous = uow.assignments.of_subject(subject.type, subject.id)
             if previous is not None:
+                _require_own(uow, previous, subject)
                 self._unassign(uow, previous)
             assignment = uow.assignments.put(
                 Assignment(profile.id, subject.type, subject.id, subject.name, subject.owner_tenant_id, self._clock())
@@ -233,6 +243,7 @@ class Profiles:
             subject = _subject(uow, subject_type, subject_ref)
             assignment = uow.assignments.of_subject(subject.type, subject.id)
             if assignment is not None:
+                _require_own(uow, assignment, subject)
                 self._unassign(uow, assignment)
                 self._audit.done(uow, who.name, "profile.unassign", f"{subject.type}:{subject.name}")
 
@@ -264,13 +275,15 @@ class Profiles:
         subject_type: SubjectOfProfile | None = None,
         subject: str | None = None,
     ) -> list[Planned]:
-        """Which snapshots of one subject the profile's periods leave at ``at``, taking none. With a subject,
-        the snapshots its periods already took of it count too; without, a subject assigned from now."""
+        """Which snapshots of one subject the profile's periods leave at ``at`` (without a zone: in the
+        profile's), taking none. With a subject, the snapshots its periods already took of it count too;
+        without, a subject assigned from now."""
         if (subject_type is None) != (subject is None):
             raise InvalidInput("a preview of a subject names both its type and the subject")
-        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
         with self._db.unit(who) as uow:
             profile = uow.profiles.resolve(ref)
+            if at.tzinfo is None:  # a wall-clock time, as the profile's periods are written: in its zone
+                at = at.replace(tzinfo=ZoneInfo(profile.timezone))
             existing = []
             if subject_type is not None and subject is not None:
                 found = _subject(uow, subject_type, subject)
@@ -283,22 +296,40 @@ class Profiles:
     # --- installed profiles ------------------------------------------------------------------------
     def install(self) -> bool:
         """At the first start of a catalog: the installed profiles, System Snapshots assigned to the system.
-        Once only: profiles an operator deleted or changed stay as the operator left them."""
+        Once only: profiles an operator deleted or changed stay as the operator left them. A start cut short
+        while installing completes the install at the next (what exists already is kept)."""
         with self._db.unit() as uow:
             if uow.meta.get(_INSTALLED) is not None:
                 return False
-            uow.meta.put(_INSTALLED, self._clock().isoformat())
+            existing = {p.name for p in uow.profiles.list(owned_by=None) if p.owner_tenant_id is None}
+            system_assigned = uow.assignments.of_subject(SubjectOfProfile.SYSTEM, WHOLE_SYSTEM) is not None
         for profile in installed_profiles():
-            self.create(
-                profile.name,
-                SYSTEM,
-                description=profile.description,
-                timezone=profile.timezone,
-                periods=profile.periods,
-                ignore_warning=profile.ignore_warning,
-            )
-        self.assign(SYSTEM_PROFILE, SubjectOfProfile.SYSTEM, WHOLE_SYSTEM, SYSTEM)
+            if profile.name not in existing:
+                self.create(
+                    profile.name,
+                    SYSTEM,
+                    description=profile.description,
+                    timezone=profile.timezone,
+                    periods=profile.periods,
+                    ignore_warning=profile.ignore_warning,
+                )
+        if not system_assigned:
+            self.assign(SYSTEM_PROFILE, SubjectOfProfile.SYSTEM, WHOLE_SYSTEM, SYSTEM)
+        with self._db.unit() as uow:
+            uow.meta.put(_INSTALLED, self._clock().isoformat())
         return True
+
+
+def _require_own(uow: Unit, assignment: Assignment, subject: Subject) -> None:
+    """A profile put on a subject from above (a parent's, the system's) is not the subject's owner's to take
+    away or replace: only callers who see that profile may."""
+    try:
+        uow.profiles.get(assignment.profile_id)
+    except NotFound:
+        raise Forbidden(
+            f"{subject.type} {subject.name!r} has a profile assigned by your parent; only it can change that",
+            subject=subject.id,
+        ) from None
 
 
 def _period(profile: Profile, name: str) -> Period:
@@ -333,18 +364,10 @@ class Upcoming:
     entry: ScheduleEntry
 
 
-def upcoming(db: Database, who: Principal) -> list[Upcoming]:
-    """Every scheduled (subject, period) the caller sees, soonest first. A subject of the caller's may have
-    a profile of its parent's: its name and periods are shown, nothing else of it."""
+def upcoming(db: Database, who: Principal, window: Window) -> Page[Upcoming]:
+    """The scheduled (subject, period) pairs the caller sees that will run again, soonest first, a page at a
+    time. A subject of the caller's may have its parent's profile: its name and periods are shown."""
     with db.unit(who) as uow:
-        assignments = {(a.subject_type.value, a.subject_id): a for a in uow.assignments.list()}
-        entries = uow.schedule.of_subjects(assignments)
-    with db.unit() as uow:
-        profiles = {p.id: p for p in uow.profiles.list()}
-    found = []
-    for entry in entries:
-        assignment = assignments[(entry.subject_type, entry.subject_id)]
-        profile = profiles[assignment.profile_id]
-        period = next((p.name for p in profile.periods if p.id == entry.period_id), "?")
-        found.append(Upcoming(assignment, profile.name, period, entry))
-    return found
+        page = uow.assignments.scheduled(window)
+    found = [Upcoming(assignment, profile, period, entry) for entry, assignment, profile, period in page.items]
+    return Page(found, page.next)

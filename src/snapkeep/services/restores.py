@@ -98,9 +98,11 @@ class Restores:
             target = None
         elif options.member is None:  # the snapshot's own subject: from its catalog row, nothing else read
             target = (snap.subject_type, snap.subject_id, snap.subject_name)
-        else:  # one member: named by the manifest (checked again, with the guards held, by _plan)
-            _snap, kind, source = self._plan(snap_id, options, who)
-            target = (kind.type.value, source.id, source.name)
+        else:  # one member, named by the manifest: read while the snapshot is held (a delete cannot take it
+            # away meanwhile), then claimed with the member before that first hold goes
+            with self._snapshots.claim_restore(snap, None):
+                _snap, kind, source = self._plan(snap_id, options, who)
+                return self._snapshots.claim_restore(snap, (kind.type.value, source.id, source.name))
         return self._snapshots.claim_restore(snap, target)
 
     def _plan(

@@ -4,7 +4,8 @@ A snapshot whose expiry has passed is deleted, unless a period holds it: it was 
 still on its subject's schedule, and it is one of that period's newest ``min_snapshots`` snapshots of the
 subject. Then it is marked ``held`` instead, and stays until a newer snapshot of the period (or a change to
 the period or the assignment) releases it, after which the next sweep decides again. A snapshot taken by
-hand has only its own expiry. Only due ``ready`` snapshots are read, so a sweep costs what is due.
+hand has only its own expiry, and so has the record of a take that failed. Only what is due is read, and
+each hold is decided through indexes on (subject, period), so a sweep costs what is due.
 """
 
 from __future__ import annotations

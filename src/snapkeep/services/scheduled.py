@@ -10,9 +10,15 @@ run, one snapshot each.
 A snapshot is taken through :meth:`Snapshots.take`, as a manual one is, named ``<period>_<YYYYMMDD>_<HHMM>``
 after the slot it stands for (in the profile's zone), expiring at created + retention, attributed to its
 period. A take that fails is retried with back-off (30 s, doubling, at most an hour) until the next slot
-comes; then that slot is given up and recorded. After downtime, an entry whose slot has passed by more
-than :data:`LATE` takes one catch-up snapshot for the newest missed slot, or none when the period says
-``skip_missed``; either way the next slot is the first one after now.
+comes (a once period: for a day); then that slot is given up and audited, and so is a slot whose name a
+snapshot of someone else's already has. After downtime, an entry the scheduler sees more than :data:`LATE`
+after its slot takes one catch-up snapshot for the newest missed slot, or none when the period says
+``skip_missed``; either way the next slot is the first one after now. Lateness is judged when the pass sees
+the entry due, not when a busy lane gets to it: waiting behind slow subjects is no downtime.
+
+Each take starts by reading its entry again: a profile unassigned, deleted or changed while the take
+waited in the lane takes nothing. Whatever goes wrong, the entry leaves ``running``: a take that raises
+something unexpected is retried like a failed one.
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ log = logging.getLogger(__name__)
 LATE = timedelta(minutes=5)  # a slot passed by more than this was missed (the service was down)
 FIRST_RETRY = timedelta(seconds=30)
 LAST_RETRY = timedelta(hours=1)
+ONCE_RETRIED_FOR = timedelta(days=1)  # a once period has no next slot to give way to
 BATCH = 1000  # due entries handled per pass; the rest come in the next pass, a few seconds later
-# How far back the newest missed slot can lie from its successor: the longest gap between two slots.
-_LONGEST_GAP = timedelta(days=367)
+# Windows in which the newest missed slot is looked for, each larger than the longest gap between two slots of
+# some frequency (interval, hourly, daily, weekly, monthly, yearly; with room for DST and 29 February).
+_LOOK_BACK = tuple(timedelta(minutes=m) for m in (2, 125, 2 * 1500, 8 * 1440, 32 * 1440, 367 * 1440, 1500 * 1440))
 
 
 @dataclass(frozen=True)
@@ -65,11 +73,20 @@ def take_target(subject_type: str, subject_id: str) -> tuple[str, str]:
 
 
 def newest_slot_by(due: Due, now: datetime) -> datetime:
-    """The newest slot of the entry's period at or before ``now`` (the entry's own slot if none is newer)."""
+    """The newest slot of the entry's period at or before ``now`` (the entry's own slot if none is newer).
+    Looked for in windows before ``now`` that grow until one holds a slot, so that a year of downtime of a
+    one-minute period costs a few slots, not half a million."""
     newest = due.entry.slot
     assert newest is not None  # due entries have a slot
-    for slot in slots_between(due.period, due.timezone, newest, now):
-        newest = slot
+    for gap in _LOOK_BACK:
+        start = max(newest, now - gap)
+        found = None
+        for slot in slots_between(due.period, due.timezone, start, now):
+            found = slot
+        if found is not None:
+            return found
+        if start == newest:
+            break
     return newest
 
 
@@ -85,27 +102,27 @@ class ScheduledTakes:
 
     def run_due(self) -> list[Job]:
         """Start a job for every subject with due entries; the jobs started."""
-        now = self._clock()
+        seen = self._clock()
         with self._db.unit() as uow:
-            due = uow.schedule.due(now, BATCH)
+            due = uow.schedule.due(seen, BATCH)
             for item in due:
-                uow.schedule.update(item.entry.id, running_since=now)
+                uow.schedule.update(item.entry.id, running_since=seen)
         key = lambda item: (item.entry.subject_type, item.entry.subject_id)  # noqa: E731
         jobs = []
         for (subject_type, subject_id), items in groupby(sorted(due, key=key), key=key):
             batch = list(items)
             params = {"subject_type": subject_type, "subject_id": subject_id, "periods": [d.period.name for d in batch]}
             owner = batch[0].owner_tenant_id
-            run = self._runner(batch)
+            run = self._runner(batch, seen)
             jobs.append(self._jobs.submit("snapshot.scheduled", params, run, Lane.SCHEDULED, owner_tenant_id=owner))
         return jobs
 
-    def _runner(self, batch: list[Due]) -> Callable[[Progress], dict[str, object]]:
+    def _runner(self, batch: list[Due], seen: datetime) -> Callable[[Progress], dict[str, object]]:
         def run(progress: Progress) -> dict[str, object]:
             outcomes = []
             for done, due in enumerate(batch):
                 progress(done / len(batch), f"period {due.period.name}")
-                outcomes.append(self._run_one(due))
+                outcomes.append(self._run_safely(due.entry.id, seen))
             failed = [o.error for o in outcomes if o.error]
             if failed:  # the job shows failed; every other period of the subject still ran
                 raise ScheduledTakeFailed("; ".join(failed))
@@ -114,13 +131,27 @@ class ScheduledTakes:
 
         return run
 
-    def _run_one(self, due: Due) -> Outcome:
-        now = self._clock()
+    def _run_safely(self, entry_id: int, seen: datetime) -> Outcome:
+        try:
+            with self._db.unit() as uow:
+                due = uow.schedule.due_entry(entry_id)
+            if due is None or due.entry.running_since != seen:  # unassigned, removed or rescheduled meanwhile
+                return Outcome(entry_id)
+            return self._run_one(due, seen)
+        except Exception as exc:  # the entry must not stay 'running': retried like a failed take
+            log.exception("scheduled entry %s failed", entry_id)
+            with self._db.unit() as uow:
+                failures = (entry.failures + 1) if (entry := uow.schedule.get(entry_id)) else 1
+                retry = self._clock() + min(FIRST_RETRY * 2 ** (failures - 1), LAST_RETRY)
+                uow.schedule.update(entry_id, next_due=retry, failures=failures, running_since=None)
+            return Outcome(entry_id, error=f"internal error: {exc!r}")
+
+    def _run_one(self, due: Due, seen: datetime) -> Outcome:
         entry, period = due.entry, due.period
-        slot = newest_slot_by(due, now)
+        slot = newest_slot_by(due, seen)
         target = f"{entry.subject_type}:{entry.subject_id}"
-        if now - slot > LATE and entry.failures == 0 and period.skip_missed:
-            self._advance(entry, now, snapshot_id=None)
+        if seen - slot > LATE and entry.failures == 0 and period.skip_missed:
+            self._advance(entry, snapshot_id=None)
             with self._db.unit() as uow:
                 missed = f"{due.profile_name}/{period.name} missed {slot.isoformat()}"
                 self._audit.done(uow, SYSTEM.name, "schedule.skip", target, missed)
@@ -140,37 +171,53 @@ class ScheduledTakes:
         )
         try:
             snap = self._snapshots.take(request, who=SYSTEM)
-        except NameClash:  # this slot was taken already (a crash after the take, before the entry moved on)
-            self._advance(entry, now, snapshot_id=None)
-            return Outcome(entry.id)
+        except NameClash:
+            return self._name_taken(due, slot, request)
         except SnapkeepError as exc:
-            return self._failed(due, slot, now, exc.message)
-        except Exception as exc:  # an unexpected error must not stop the schedule of this entry
-            log.exception("scheduled take %s failed", request.name)
-            return self._failed(due, slot, now, f"internal error: {exc!r}")
-        self._advance(entry, now, snapshot_id=snap.id)
+            return self._failed(due, slot, exc.message)
+        self._advance(entry, snapshot_id=snap.id)
         return Outcome(entry.id, snapshot_id=snap.id)
 
-    def _advance(self, entry: ScheduleEntry, now: datetime, snapshot_id: str | None) -> None:
+    def _name_taken(self, due: Due, slot: datetime, request: TakeRequest) -> Outcome:
+        """The slot's name is taken: by this period's own snapshot (a crash came between the take and the
+        entry moving on: nothing is lost), or by another snapshot (the slot is given up, audited)."""
+        with self._db.unit() as uow:
+            found = uow.snapshots.find(request.subject_type, due.entry.subject_id, request.name)
+        if found is not None and found.period_id == due.period.id:
+            self._advance(due.entry, snapshot_id=None)
+            return Outcome(due.entry.id)
+        why = f"a snapshot named {request.name!r} exists already"
+        with self._db.unit() as uow:
+            target = f"{due.entry.subject_type}:{due.entry.subject_id}"
+            detail = f"{due.profile_name}/{due.period.name} slot {slot.isoformat()}: {why} (given up)"
+            self._audit.failed(uow, SYSTEM.name, "schedule.take", target, detail)
+        self._advance(due.entry, snapshot_id=None, error=why)
+        return Outcome(due.entry.id, error=why)
+
+    def _advance(self, entry: ScheduleEntry, snapshot_id: str | None, error: str | None = None) -> None:
         """The entry waits for its next slot after now."""
+        now = self._clock()
         with self._db.unit() as uow:
             due = uow.schedule.due_entry(entry.id)
             if due is None:  # unassigned or removed meanwhile
                 return
             upcoming = next_slot(due.period, due.timezone, now)
             changes: dict[str, object] = {"slot": upcoming, "next_due": upcoming, "failures": 0, "running_since": None}
+            if error is not None:
+                changes["last_error"] = error
             if snapshot_id is not None:
                 changes.update(last_run=now, last_snapshot_id=snapshot_id, last_error=None)
                 # a newer snapshot of the period: the sweep decides again which older ones it still holds
                 uow.snapshots.release_holds(period_id=entry.period_id, subject_id=entry.subject_id)
             uow.schedule.update(entry.id, **changes)
 
-    def _failed(self, due: Due, slot: datetime, now: datetime, why: str) -> Outcome:
-        """Retry with back-off until the next slot; then give this slot up."""
+    def _failed(self, due: Due, slot: datetime, why: str) -> Outcome:
+        """Retry with back-off until the next slot (a once period: for a day); then give this slot up."""
+        now = self._clock()
         entry = due.entry
         wait = min(FIRST_RETRY * 2**entry.failures, LAST_RETRY)
-        upcoming = next_slot(due.period, due.timezone, slot)
-        gives_up = upcoming is None or now + wait >= upcoming
+        deadline = next_slot(due.period, due.timezone, slot) or slot + ONCE_RETRIED_FOR
+        gives_up = now + wait >= deadline
         with self._db.unit() as uow:
             target = f"{entry.subject_type}:{entry.subject_id}"
             detail = f"{due.profile_name}/{due.period.name} slot {slot.isoformat()}: {why}"

@@ -71,6 +71,10 @@ class Tokens:
             uow.audit.append(self._clock(), who.name, "token.create", f"token:{name}", "done", f"role:{role}")
             return token, secret
 
+    def listing(self, who: Principal) -> list[Token]:
+        with self._db.unit(who) as uow:
+            return uow.tokens.list()
+
     def page(self, who: Principal, window: Window) -> Page[Token]:
         """The tokens of the caller's subtree, by name."""
         with self._db.unit(who) as uow:

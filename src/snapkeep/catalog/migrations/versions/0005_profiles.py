@@ -87,7 +87,7 @@ def upgrade() -> None:
         sa.Column("running_since", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["period_id"], ["profile_periods.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("period_id", "subject_type", "subject_id"),
+        sa.UniqueConstraint("subject_id", "period_id", "subject_type"),
     )
     with op.batch_alter_table("schedule", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_schedule_next_due"), ["next_due"], unique=False)

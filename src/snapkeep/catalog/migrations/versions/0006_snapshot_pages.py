@@ -22,6 +22,9 @@ def upgrade() -> None:
             "ix_snapshots_subject_created_at_id", ["subject_type", "subject_id", "created_at", "id"], unique=False
         )
         batch.create_index("ix_snapshots_status_expires_at", ["status", "expires_at"], unique=False)
+        batch.create_index(
+            "ix_snapshots_subject_period_created_at", ["subject_id", "period_id", "created_at", "id"], unique=False
+        )
     with op.batch_alter_table("jobs") as batch:
         batch.create_index("ix_jobs_created_at_id", ["created_at", "id"], unique=False)
 
@@ -30,6 +33,7 @@ def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.drop_index("ix_jobs_created_at_id")
     with op.batch_alter_table("snapshots") as batch:
+        batch.drop_index("ix_snapshots_subject_period_created_at")
         batch.drop_index("ix_snapshots_status_expires_at")
         batch.drop_index("ix_snapshots_subject_created_at_id")
         batch.drop_index("ix_snapshots_created_at_id")
