@@ -258,7 +258,7 @@ def unindexed(svc: Services, sql: str, now: datetime) -> int:
 
 
 def measure(svc: Services, pool: Pool, clock: SimulatedClock, args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"pool": pool.driver.name}
     profile = svc.profiles.create("bench", SYSTEM, periods=tuple(p for *_, p in PERIODS), ignore_warning=True).profile
     started = time.perf_counter()
     volumes, first_to_expire = fill_catalog(svc, profile, args.subjects)
@@ -342,8 +342,8 @@ def verdict(op: str, median_ms: float) -> str:
 def print_table(results: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"\n{args.subjects:,} volumes x {len(PERIODS)} periods ({results['schedule_entries']:,} schedule entries), "
-        f"{results['snapshots_in_catalog']:,} snapshots in the catalog; set-up {results['setup_catalog_s']} s "
-        f"(catalog) + {results['setup_pool_s']} s (pool)"
+        f"{results['snapshots_in_catalog']:,} snapshots in the catalog, a {results['pool']} pool; "
+        f"set-up {results['setup_catalog_s']} s (catalog) + {results['setup_pool_s']} s (pool)"
     )
     header = f"{'operation':<52} {'rows':>7} {'median ms':>10} {'best ms':>9}  target"
     print(header)
@@ -366,14 +366,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--image-size", default="8G")
+    parser.add_argument(
+        "--copy-pool",
+        action="store_true",
+        help="a copy-mode pool in a plain directory (snapshots are directory trees) instead of loop-mounted btrfs",
+    )
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.smoke:
         args.subjects, args.rounds, args.image_size = 20, 1, "1G"
-    mounted = mount_fs("btrfs", args.image_size)
+    mounted = None if args.copy_pool else mount_fs("btrfs", args.image_size)
     data_dir = make_traversable_tmp("snapkeep-bench-scheduler-")
     try:
-        pool = Pool.open(mounted.new_dir("pool"))
+        if mounted is None:
+            pool = Pool.open(os.path.join(data_dir, "pool"), allow_slow_copy=True)
+        else:
+            pool = Pool.open(mounted.new_dir("pool"))
         clock = SimulatedClock(NOW)
         svc = build_services(data_dir, pool, clock)
         try:
@@ -382,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             svc.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-        unmount_fs(mounted)
+        if mounted is not None:
+            unmount_fs(mounted)
     print_table(results, args)
     document = {
         "benchmark": "scheduler",

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from snapkeep.errors import NameClash
+from snapkeep.model.paging import Window
 from snapkeep.model.principal import SYSTEM, Principal
 from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.types import JobStatus, Snapshot, SnapshotStatus
@@ -252,8 +253,11 @@ def sim_services() -> Iterator[Services]:
 
 
 def next_due(svc: Services) -> datetime:
+    """The soonest time any scheduled entry comes due, as ``snapkeep scheduler status`` reads it."""
     with svc.db.unit() as uow:
-        return min(e.next_due for e in uow.schedule.of_subjects() if e.next_due is not None)
+        [(entry, *_)] = uow.assignments.scheduled(Window(1)).items
+    assert entry.next_due is not None
+    return entry.next_due
 
 
 def simulate(
