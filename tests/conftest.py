@@ -126,6 +126,17 @@ class TestClock:
         self.offset += delta
 
 
+class SimulatedClock:
+    """A clock that stands where a simulation puts it (``now``): what a scheduled take records as created
+    is exactly the slot the simulation moved to (used by the simulated-year test and the scheduler bench)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def volume_restored_as_new(svc: Services, snap_id: str, name: str | None = None) -> Volume:
     """Restore a volume snapshot as a new volume, as the system, and return that volume."""
     made = svc.restores.as_new(snap_id, RestoreOptions(as_new=True, name=name), SYSTEM)
