@@ -28,7 +28,6 @@ from snapkeep.model.types import (
     QuiescePolicy,
     RestoreMode,
     Snapshot,
-    SnapshotStatus,
     SubjectType,
     Token,
     Volume,
@@ -326,13 +325,10 @@ class SnapshotPublic(BaseModel):
     )
 
     @classmethod
-    def of(cls, snap: Snapshot, deletable_at: datetime | None, now: datetime | None = None) -> SnapshotPublic:
+    def of(cls, snap: Snapshot, deletable_at: datetime | None, overdue_seconds: float | None = None) -> SnapshotPublic:
         values = dict(vars(snap))  # not asdict(): its deep copies cost more than the rest of a page of rows
         values.pop("owner_tenant_id")
-        overdue = None
-        if snap.status is SnapshotStatus.HELD and snap.expires_at is not None and now is not None:
-            overdue = max(0.0, (now - snap.expires_at).total_seconds())
-        return cls(**values, deletable_at=deletable_at, overdue_seconds=overdue)
+        return cls(**values, deletable_at=deletable_at, overdue_seconds=overdue_seconds)
 
 
 def _both(a: str, b: str) -> dict[str, Any]:

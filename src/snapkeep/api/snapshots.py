@@ -41,7 +41,7 @@ FILES = Listing("files", (str,))
 
 
 def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
-    return SnapshotPublic.of(snap, svc.snapshots.deletable_at(snap), svc.clock())
+    return SnapshotPublic.of(snap, svc.snapshots.deletable_at(snap), svc.snapshots.overdue_seconds(snap))
 
 
 @router.get("", response_model=list[SnapshotPublic], responses=PAGED)

@@ -250,7 +250,14 @@ class Snapshots:
         values: dict[str, Any] = _AS_JSON.dump_python(snap, mode="json")
         values.pop("owner_tenant_id")
         values["deletable_at"] = _WHEN_AS_JSON.dump_python(self.deletable_at(snap), mode="json")
+        values["overdue_seconds"] = self.overdue_seconds(snap)
         return values
+
+    def overdue_seconds(self, snap: Snapshot) -> float | None:
+        """A held snapshot: how long past its expiry its period's minimum count has kept it."""
+        if snap.status is not SnapshotStatus.HELD or snap.expires_at is None:
+            return None
+        return max(0.0, (self._clock() - snap.expires_at).total_seconds())
 
     def _check_request(self, req: TakeRequest) -> None:
         check_name(req.name, "snapshot name")
