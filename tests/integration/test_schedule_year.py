@@ -42,11 +42,11 @@ from snapkeep.errors import NameClash
 from snapkeep.model.paging import Window
 from snapkeep.model.principal import SYSTEM, Principal
 from snapkeep.model.profile import SubjectOfProfile
-from snapkeep.model.types import JobStatus, Snapshot, SnapshotKind, SnapshotStatus
+from snapkeep.model.types import JobStatus, Snapshot, SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.retention import expired_unheld
 from snapkeep.services.scheduled import ScheduledTakes
-from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.snapshots import TakeRequest, snapshot_record
 from snapkeep.services.subjects import Subject
 from snapkeep.storage.pool import Pool
 from tests.conftest import SimulatedClock, build_services
@@ -74,34 +74,8 @@ class CatalogTakes:
                 subject = self._subjects[req.subject_type, req.ref] = kind.resolve(uow, req.ref, req.selection)
             if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
-            return uow.snapshots.insert(
-                Snapshot(
-                    id=str(uuid.uuid4()),
-                    kind=kind.snapshot_kind,
-                    subject_type=subject.type,
-                    subject_id=subject.id,
-                    subject_name=subject.name,
-                    owner_tenant_id=subject.owner_tenant_id,
-                    name=req.name,
-                    description=req.description,
-                    created_at=now,
-                    expires_at=req.expiry(now),
-                    origin=req.origin,
-                    period_id=req.period_id,
-                    quiesce_requested=req.quiesce,
-                    quiesced=False,
-                    quiesce_note=None,
-                    quiesce_window_ms=None,
-                    paused_window_ms=None,
-                    immutable=req.immutable,
-                    unlocked_at=None,
-                    private=req.private if req.private is not None else kind.snapshot_kind is SnapshotKind.SYSTEM,
-                    status=SnapshotStatus.READY,
-                    status_reason=None,
-                    exclusive_bytes=None,
-                    shared_bytes=None,
-                )
-            )
+            record = snapshot_record(req, subject, kind, str(uuid.uuid4()), now, SnapshotStatus.READY)
+            return uow.snapshots.insert(record)
 
 
 def sweep(svc: Services) -> None:

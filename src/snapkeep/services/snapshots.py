@@ -81,6 +81,43 @@ class TakeRequest:
     selection: Selection = FULL  # system and tenant snapshots: which VMs and volumes
 
 
+def _private(req: TakeRequest, kind: SubjectKind) -> bool:
+    """Hidden from tenants: as asked, else for system snapshots."""
+    return req.private if req.private is not None else kind.snapshot_kind is SnapshotKind.SYSTEM
+
+
+def snapshot_record(
+    req: TakeRequest, subject: Subject, kind: SubjectKind, snap_id: str, now: datetime, status: SnapshotStatus
+) -> Snapshot:
+    """The catalog's record of a snapshot that ``req`` takes of ``subject`` at ``now``, nothing captured yet."""
+    return Snapshot(
+        id=snap_id,
+        kind=kind.snapshot_kind,
+        subject_type=subject.type,
+        subject_id=subject.id,
+        subject_name=subject.name,
+        owner_tenant_id=subject.owner_tenant_id,
+        name=req.name,
+        description=req.description,
+        created_at=now,
+        expires_at=req.expiry(now),
+        origin=req.origin,
+        period_id=req.period_id,
+        quiesce_requested=req.quiesce,
+        quiesced=False,
+        quiesce_note=None,
+        quiesce_window_ms=None,
+        paused_window_ms=None,
+        immutable=req.immutable,
+        unlocked_at=None,
+        private=_private(req, kind),
+        status=status,
+        status_reason=None,
+        exclusive_bytes=None,
+        shared_bytes=None,
+    )
+
+
 class Snapshots:
     def __init__(
         self,
@@ -272,39 +309,14 @@ class Snapshots:
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
         self._replace_failed(self.subject(req.subject_type, req.ref, who), req.name, who)
-        private = req.private if req.private is not None else kind.snapshot_kind is SnapshotKind.SYSTEM
+        private = _private(req, kind)
         now = self._clock()
         with self._db.unit(who) as uow:
             subject = kind.resolve(uow, req.ref, req.selection)
             if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
             created_at = uow.snapshots.insert(
-                Snapshot(
-                    id=snap_id,
-                    kind=kind.snapshot_kind,
-                    subject_type=subject.type,
-                    subject_id=subject.id,
-                    subject_name=subject.name,
-                    owner_tenant_id=subject.owner_tenant_id,
-                    name=req.name,
-                    description=req.description,
-                    created_at=now,
-                    expires_at=req.expiry(now),
-                    origin=req.origin,
-                    period_id=req.period_id,
-                    quiesce_requested=req.quiesce,
-                    quiesced=False,
-                    quiesce_note=None,
-                    quiesce_window_ms=None,
-                    paused_window_ms=None,
-                    immutable=req.immutable,
-                    unlocked_at=None,
-                    private=private,
-                    status=SnapshotStatus.CREATING,
-                    status_reason=None,
-                    exclusive_bytes=None,
-                    shared_bytes=None,
-                )
+                snapshot_record(req, subject, kind, snap_id, now, SnapshotStatus.CREATING)
             ).created_at
         try:
             # members that appeared since the request claimed are claimed too (nothing more to claim: no-op)
