@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from snapkeep.config import Settings
 from snapkeep.model.principal import SYSTEM
@@ -182,6 +185,7 @@ class Server:
     pool_dir: str
     process: subprocess.Popen[bytes]
     env: dict[str, str]
+    admin_password: str  # of the web UI's first user, ``admin``
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
@@ -219,7 +223,8 @@ def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Serve
         process.kill()
         raise RuntimeError(f"snapkeep serve did not answer within {SERVE_START_TIMEOUT:.0f} s")
     token = Path(data_dir, "admin.token").read_text().strip()
-    return Server(url, token, data_dir, pool_dir, process, env)
+    password = Path(data_dir, "admin.password").read_text().strip()
+    return Server(url, token, data_dir, pool_dir, process, env, password)
 
 
 def stop_server(server: Server) -> None:
@@ -254,3 +259,63 @@ def libvirtd() -> Iterator[None]:
     daemons = ensure_libvirtd()
     yield
     stop_daemons(daemons)
+
+
+# --- a real browser ----------------------------------------------------------------------------------------
+# Debian's headless Chromium driven by Playwright (never a downloaded browser), one per test session (a
+# launch costs 1-2 s); each test gets a fresh context (its own cookies). A failing test leaves a screenshot
+# and the page's HTML in test-artifacts/.
+CHROMIUM = "/usr/lib/chromium/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_FLAGS = [  # Chromium's own calls home are refused on a closed network; they only slow it down
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+    "--disable-quic",
+]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test, so a fixture's teardown knows whether the test failed."""
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    require(os.path.exists(CHROMIUM), f"Debian's chromium is not installed ({CHROMIUM}); scripts/setup installs it")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a browser context of its own; on failure its screenshot and HTML are kept."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    tab = context.new_page()
+    yield tab
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+        try:
+            tab.screenshot(path=str(ARTIFACTS / f"{stem}.png"), full_page=True)
+            (ARTIFACTS / f"{stem}.html").write_text(tab.content())
+        except PlaywrightError as exc:  # the page may be what failed; the test's own error matters more
+            (ARTIFACTS / f"{stem}.txt").write_text(f"no screenshot: {exc}")
+    context.close()
+
+
+def log_in(tab: Page, base_url: str, name: str, password: str) -> None:
+    """Log in through the login form, as a person would."""
+    tab.goto(f"{base_url}/login")
+    tab.get_by_label("User name").fill(name)
+    tab.get_by_label("Password").fill(password)
+    tab.get_by_role("button", name="Log in").click()

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     install_profiles: bool = True  # the installed profiles at a catalog's first start (System Snapshots assigned)
     profile_warn_at: int = 200  # a profile keeping more snapshots per subject warns at save time
     libvirt_uri: str = "qemu:///system"
+    session_idle_minutes: float = 30.0  # a web UI session without a request for this long has ended
+    session_hours: float = 12.0  # and any session ends after this long
+    tls_cert: str | None = None  # with tls_key: serve HTTPS (session cookies are then Secure)
+    tls_key: str | None = None
 
     @field_validator("listen")
     @classmethod
@@ -59,6 +63,11 @@ class Settings(BaseSettings):
     @property
     def token_file(self) -> str:
         return os.path.join(self.data_dir, "admin.token")
+
+    @property
+    def admin_password_file(self) -> str:
+        """The first admin user's password, written at a catalog's first start."""
+        return os.path.join(self.data_dir, "admin.password")
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -31,6 +31,8 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   ├── TenantOnline               tenant_online
     │   └── PoolUnreachable            pool_unreachable
     ├── Unauthorized                   unauthorized (401)
+    │   └── LoginRequired              login_required
+    ├── TooManyAttempts                too_many_attempts (429, retryable)
     ├── Forbidden                      forbidden (403)
     ├── PoolError                      pool_error (500)
     │   ├── UnsupportedFilesystem      unsupported_filesystem
@@ -207,6 +209,20 @@ class Unauthorized(SnapkeepError):
     code = "unauthorized"
     http_status = 401
     exit_code = 5
+
+
+class LoginRequired(Unauthorized):
+    """A web UI page without a live session; the browser is sent to the login page."""
+
+    code = "login_required"
+
+
+class TooManyAttempts(SnapkeepError):
+    """Too many failed logins for this user or from this address lately; wait before trying again."""
+
+    code = "too_many_attempts"
+    http_status = 429
+    retryable = True
 
 
 class Forbidden(SnapkeepError):

@@ -1,4 +1,5 @@
-"""The FastAPI application: the request gate, routers, the error handlers (api/problems.py), health and audit."""
+"""The FastAPI application: the request gate, routers, the error handlers (api/problems.py), health and audit,
+and the web UI (:mod:`snapkeep.ui`) under ``/``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from snapkeep.api.paging import PAGED, Listing, Paged
 from snapkeep.api.problems import install_error_handlers, install_openapi
 from snapkeep.api.schemas import AuditPublic
 from snapkeep.services.container import Services
+from snapkeep.ui.site import install_ui
 
 misc = APIRouter(prefix="/api/v1", tags=["service"])
 AUDIT = Listing("audit", (int,))
@@ -51,5 +53,6 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(router)
     for router in (tenants.router, networks.router, settings_api.router, tags.router, tokens.router, profiles.router):
         app.include_router(router)
+    install_ui(app)
     install_openapi(app)
     return app

@@ -33,6 +33,7 @@ from snapkeep.errors import (
     BodyTooLarge,
     Forbidden,
     InvalidInput,
+    LoginRequired,
     MalformedBody,
     MethodNotAllowed,
     NotFound,
@@ -41,6 +42,7 @@ from snapkeep.errors import (
     Unauthorized,
     all_error_classes,
 )
+from snapkeep.ui.errors import error_page
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +81,33 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted({method.upper() for item in matched for method in item if method in _METHODS})
 
 
+def is_api(request: Request) -> bool:
+    """Whether the request is the API's (answered JSON) rather than the web UI's (answered HTML)."""
+    path: str = request.scope["path"]
+    return path.startswith("/api/") or path in ("/openapi.json", "/docs", "/redoc")
+
+
+def answer(request: Request, exc: SnapkeepError, headers: dict[str, str] | None = None) -> Response:
+    """The refusal as the caller reads it: the JSON error body for the API, a page for the web UI."""
+    if is_api(request):
+        return error_response(exc, headers)
+    page = error_page(request, exc)
+    page.headers.update(headers or {})
+    return page
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SnapkeepError)
     async def snapkeep_error(request: Request, exc: SnapkeepError) -> Response:
-        if isinstance(exc, Unauthorized | Forbidden) or (isinstance(exc, NotFound) and exc.outside_scope):
+        refused = isinstance(exc, Unauthorized | Forbidden) or (isinstance(exc, NotFound) and exc.outside_scope)
+        if refused and not isinstance(exc, LoginRequired):  # a browser sent to the login page is no refusal
             await run_in_threadpool(_audit_refusal, request, exc)
-        return error_response(exc)
+        return answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
-        return error_response(InvalidInput(_summary(problems), problems=problems))
+        return answer(request, InvalidInput(_summary(problems), problems=problems))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -99,17 +117,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"{request.method} is not allowed on {request.url.path}; it answers {', '.join(allowed)}",
                 allowed=allowed,
             )
-            return error_response(error, headers={"Allow": ", ".join(allowed)})
+            return answer(request, error, headers={"Allow": ", ".join(allowed)})
         if exc.status_code == 404:
-            return error_response(NotFound(f"no such API route: {request.url.path}"))
+            what = "API route" if is_api(request) else "page"
+            return answer(request, NotFound(f"no such {what}: {request.url.path}"))
         cls = _BY_STATUS.get(exc.status_code, InvalidInput if exc.status_code < 500 else SnapkeepError)
-        return error_response(cls(str(exc.detail)))
+        return answer(request, cls(str(exc.detail)))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         """A bug, not a refusal: logged with its traceback, answered as ``internal`` in the error body."""
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error_response(SnapkeepError(f"internal error ({type(exc).__name__}); the service log has details"))
+        return answer(request, SnapkeepError(f"internal error ({type(exc).__name__}); the service log has details"))
 
 
 def _summary(problems: list[dict[str, Any]]) -> str:

@@ -48,6 +48,8 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
         log.warning("limits are not enforced on this pool (%s): %s", pool.root, pool.limits_problem)
     services = Services.build(settings, pool)
     services.tokens.ensure_admin_file(settings.token_file)
+    if services.users.ensure_first_admin(settings.admin_password_file):
+        log.info("made the web UI's first user, admin; its password is in %s", settings.admin_password_file)
     report = services.reconcile()
     log.info("pool %s (%s); reconciled: %s", pool.root, pool.driver.name, report)
     if settings.install_profiles and services.profiles.install():
@@ -59,7 +61,14 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     stop_scheduler = Scheduler(standard_tasks(services), services.clock).start()
     host, port = settings.host_port
     try:
-        uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(services),
+            host=host,
+            port=port,
+            log_level="warning",
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
+        )
     finally:
         stop_scheduler()
         services.close()

@@ -41,6 +41,7 @@ from snapkeep.catalog.tables import (
     VmRow,
     VolumeRow,
 )
+from snapkeep.catalog.user_stores import UserStore, WebSessionStore
 from snapkeep.errors import NotFound
 from snapkeep.model.filters import SnapshotFilter
 from snapkeep.model.paging import Key, Page, Window, cut
@@ -475,3 +476,5 @@ class Unit:
         self.assignments = AssignmentStore(session, scope)
         self.schedule = ScheduleStore(session)
         self.meta = MetaStore(session)
+        self.users = UserStore(session, scope)
+        self.web_sessions = WebSessionStore(session)

@@ -21,6 +21,7 @@ from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards
 from snapkeep.services.imports import Imports
 from snapkeep.services.jobs import JobRunner
+from snapkeep.services.logins import Logins
 from snapkeep.services.networks import Networks
 from snapkeep.services.profiles import Profiles
 from snapkeep.services.reconcile import ReconcileReport, reconcile
@@ -37,6 +38,7 @@ from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.tags import Tags
 from snapkeep.services.tenants import Tenants
 from snapkeep.services.tokens import Tokens
+from snapkeep.services.users import Users
 from snapkeep.services.vms import VMs
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
@@ -51,6 +53,8 @@ class Services:
     audit: Audit
     jobs: JobRunner
     tokens: Tokens
+    users: Users
+    logins: Logins
     volumes: Volumes
     snapshots: Snapshots
     restores: Restores
@@ -124,6 +128,14 @@ class Services:
             audit=audit,
             jobs=jobs,
             tokens=Tokens(db, clock),
+            users=Users(db, audit, clock),
+            logins=Logins(
+                db,
+                audit,
+                clock,
+                idle=timedelta(minutes=settings.session_idle_minutes),
+                lifetime=timedelta(hours=settings.session_hours),
+            ),
             volumes=volumes,
             snapshots=snapshots,
             restores=restores,

@@ -320,6 +320,8 @@ class Tenants:
             for token in uow.tokens.list():  # its tokens stop working with it
                 if token.tenant_id in subtree_ids:
                     uow.tokens.delete(token.id)
+            for user in uow.users.in_tenants(frozenset(subtree_ids)):  # and its users (their sessions end)
+                uow.users.delete(user.id)
             uow.assignments.forget_tenants(frozenset(subtree_ids))  # their profiles and schedules
             for tenant in plan.tenants:
                 uow.settings.replace(tenant.id, {})

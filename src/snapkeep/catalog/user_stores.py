@@ -1,0 +1,102 @@
+"""Users of the web UI and their login sessions (see :mod:`snapkeep.model.user`).
+
+Users are scoped as API tokens are: a scope sees and places users of its own subtree only, while a login
+finds any user by name (authentication comes before any scope). Sessions belong to no scope: they are found
+by the hash of the cookie's secret, and end with their user (the table's ``ON DELETE CASCADE``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from snapkeep.catalog.store_base import Store, as_utc, keyset, no_owner
+from snapkeep.catalog.tables import UserRow, WebSessionRow
+from snapkeep.errors import NotFound
+from snapkeep.model.paging import Page, Window, cut
+from snapkeep.model.principal import Role
+from snapkeep.model.user import User, WebSession
+
+
+class UserStore(Store[User]):
+    row = UserRow
+    record = User
+    enums: ClassVar[dict[str, type[StrEnum]]] = {"role": Role}
+
+    def _missing(self, row_id: Any) -> NotFound:
+        return NotFound(f"no user with id {row_id}", user=row_id)
+
+    def _visible(self, row: Any) -> bool:
+        return self._scope.allows(row.tenant_id)
+
+    def _check_placement(self, values: dict[str, Any]) -> None:
+        if "tenant_id" in values and not self._scope.allows(values["tenant_id"]):
+            raise no_owner(values["tenant_id"])
+
+    def find_by_name(self, name: str) -> User | None:
+        """Any user of that name, visible or not: for logging in and for the name check."""
+        row = self._s.scalar(select(UserRow).where(UserRow.name == name))
+        return None if row is None else self._to(row)
+
+    def resolve(self, ref: str) -> User:
+        """The visible user with id or name ``ref``."""
+        row = self._s.get(UserRow, ref) or self._s.scalar(select(UserRow).where(UserRow.name == ref))
+        if row is None:
+            raise NotFound(f"no user named or with id {ref!r}", user=ref)
+        if not self._visible(row):
+            raise NotFound(f"no user named or with id {ref!r}", user=ref).hiding()
+        return self._to(row)
+
+    def in_tenants(self, tenant_ids: frozenset[str]) -> builtins.list[User]:
+        """The users of these tenants (a tenant being deleted takes its users along)."""
+        rows = self._s.scalars(select(UserRow).where(UserRow.tenant_id.in_(tenant_ids)))
+        return [self._to(row) for row in rows]
+
+    def page(self, window: Window) -> Page[User]:
+        """By name (unique across scopes)."""
+        query = self._scope.where(select(UserRow), UserRow.tenant_id)
+        rows = self._s.scalars(keyset(query, (UserRow.name, UserRow.id), window))
+        return cut([self._to(row) for row in rows], window, lambda user: (user.name, user.id))
+
+
+class WebSessionStore:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def insert(self, web_session: WebSession) -> None:
+        self._s.add(WebSessionRow(**web_session.__dict__))
+        self._s.flush()
+
+    def find(self, session_id: str) -> WebSession | None:
+        row = self._s.get(WebSessionRow, session_id)
+        if row is None:
+            return None
+        return WebSession(
+            id=row.id,
+            user_id=row.user_id,
+            csrf=row.csrf,
+            created_at=as_utc(row.created_at),
+            seen_at=as_utc(row.seen_at),
+            expires_at=as_utc(row.expires_at),
+        )
+
+    def touch(self, session_id: str, seen_at: datetime, expires_at: datetime) -> None:
+        row = self._s.get(WebSessionRow, session_id)
+        if row is not None:
+            row.seen_at, row.expires_at = seen_at, expires_at
+
+    def end(self, session_id: str) -> None:
+        self._s.execute(delete(WebSessionRow).where(WebSessionRow.id == session_id))
+
+    def end_of_user(self, user_id: str) -> None:
+        """Every session of a user (a changed password or role logs them out everywhere)."""
+        self._s.execute(delete(WebSessionRow).where(WebSessionRow.user_id == user_id))
+
+    def end_expired(self, now: datetime) -> int:
+        result = self._s.execute(delete(WebSessionRow).where(WebSessionRow.expires_at <= now))
+        return int(result.rowcount)  # type: ignore[attr-defined]

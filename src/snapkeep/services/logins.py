@@ -1,0 +1,110 @@
+"""Logging in to the web UI: a password checked, a session opened, and every later request tied to it.
+
+A session is a random secret in an HttpOnly cookie; the catalog keeps only its SHA-256, the user it
+belongs to, and a CSRF token that every form and htmx request of the session sends back. It ends at logout,
+after ``idle`` without a request, after ``lifetime`` in any case, and when its user is changed or removed.
+Failed logins are limited per user name and per address (:mod:`snapkeep.services.login_limits`); each
+failure and each refusal is in the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from snapkeep.catalog.db import Database
+from snapkeep.errors import TooManyAttempts, Unauthorized
+from snapkeep.model.principal import Principal
+from snapkeep.model.user import WebSession
+from snapkeep.services.audit import Audit
+from snapkeep.services.login_limits import FailedLogins, LoginLimits
+from snapkeep.services.passwords import verify_password
+
+_TOUCH_EVERY = timedelta(minutes=1)  # a session's idle deadline moves at most this often (one write a minute)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A request of a logged-in browser: who it acts as, and the CSRF token its forms must carry."""
+
+    who: Principal
+    csrf: str
+
+
+def _session_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Logins:
+    def __init__(
+        self,
+        db: Database,
+        audit: Audit,
+        clock: Callable[[], datetime],
+        idle: timedelta,
+        lifetime: timedelta,
+        limits: LoginLimits | None = None,
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self._clock = clock
+        self._idle = idle
+        self._lifetime = lifetime
+        self._failures = FailedLogins(limits or LoginLimits(), clock)
+
+    def login(self, name: str, password: str, address: str) -> tuple[str, Visit]:
+        """The new session's cookie secret and its visit; refused alike for an unknown name or a wrong password."""
+        wait = self._failures.blocked_for(name, address)
+        if wait is not None:
+            seconds = max(1, int(wait.total_seconds()))
+            self._audit.refused(name[:128], "login", f"user:{name}"[:256], f"too many failed logins; from {address}")
+            raise TooManyAttempts(f"too many failed logins; try again in {seconds} s", retry_after=seconds)
+        with self._db.unit() as uow:
+            user = uow.users.find_by_name(name)
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            self._failures.failed(name, address)
+            self._audit.refused(name[:128], "login", f"user:{name}"[:256], f"wrong name or password; from {address}")
+            raise Unauthorized("wrong user name or password")
+        self._failures.succeeded(name)
+        secret = secrets.token_urlsafe(32)
+        now = self._clock()
+        web_session = WebSession(
+            id=_session_id(secret),
+            user_id=user.id,
+            csrf=secrets.token_urlsafe(32),
+            created_at=now,
+            seen_at=now,
+            expires_at=min(now + self._idle, now + self._lifetime),
+        )
+        with self._db.unit() as uow:
+            uow.web_sessions.end_expired(now)
+            uow.web_sessions.insert(web_session)
+            self._audit.done(uow, user.name, "login", f"user:{user.name}", f"from {address}")
+        return secret, Visit(user.principal, web_session.csrf)
+
+    def visit(self, secret: str | None) -> Visit:
+        """Who the browser holding ``secret`` is; Unauthorized once its session has ended."""
+        if not secret:
+            raise Unauthorized("not logged in")
+        now = self._clock()
+        with self._db.unit() as uow:
+            web_session = uow.web_sessions.find(_session_id(secret))
+            if web_session is None or web_session.expires_at <= now:
+                raise Unauthorized("the session has ended; log in again")
+            user = uow.users.get(web_session.user_id)
+            if now - web_session.seen_at >= _TOUCH_EVERY:
+                expires = min(now + self._idle, web_session.created_at + self._lifetime)
+                uow.web_sessions.touch(web_session.id, now, expires)
+            return Visit(user.principal, web_session.csrf)
+
+    def logout(self, secret: str) -> None:
+        with self._db.unit() as uow:
+            web_session = uow.web_sessions.find(_session_id(secret))
+            if web_session is None:
+                return
+            user = uow.users.get(web_session.user_id)
+            uow.web_sessions.end(web_session.id)
+            self._audit.done(uow, user.name, "logout", f"user:{user.name}")

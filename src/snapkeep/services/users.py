@@ -1,0 +1,105 @@
+"""Users of the web UI: made, changed and removed by admins, within their own scope.
+
+The rules are the API tokens' (:mod:`snapkeep.services.tokens`): an admin manages the users of its own
+scope and of the tenants beneath it, never giving a role above its own; every other role may only read its
+own scope's users. A changed password or role, and a removed user, end that user's sessions at once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from snapkeep.catalog.db import Database
+from snapkeep.errors import Forbidden, NameClash
+from snapkeep.model.names import check_name
+from snapkeep.model.paging import Page, Window
+from snapkeep.model.principal import SYSTEM, Principal, Role
+from snapkeep.model.user import User
+from snapkeep.services.audit import Audit
+from snapkeep.services.passwords import hash_password
+
+
+class Users:
+    def __init__(self, db: Database, audit: Audit, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._audit = audit
+        self._clock = clock
+
+    def create(self, who: Principal, name: str, password: str, role: Role, tenant: str | None = None) -> User:
+        """A new user of ``tenant`` (else the caller's own scope), of at most the caller's role."""
+        who.require(Role.ADMIN)
+        check_name(name, "user name")
+        password_hash = hash_password(password)
+        with self._db.unit(who) as uow:
+            tenant_id = uow.tenants.owner(tenant)
+            if uow.users.find_by_name(name) is not None:
+                raise NameClash(f"a user named {name!r} already exists", name=name)
+            user = uow.users.insert(
+                User(
+                    id=str(uuid.uuid4()),
+                    name=name,
+                    password_hash=password_hash,
+                    role=role,
+                    tenant_id=tenant_id,
+                    created_at=self._clock(),
+                )
+            )
+            self._audit.done(uow, who.name, "user.create", f"user:{name}", f"role:{role}")
+            return user
+
+    def page(self, who: Principal, window: Window) -> Page[User]:
+        """The users of the caller's subtree, by name."""
+        with self._db.unit(who) as uow:
+            return uow.users.page(window)
+
+    def show(self, who: Principal, ref: str) -> User:
+        with self._db.unit(who) as uow:
+            return uow.users.resolve(ref)
+
+    def update(self, who: Principal, ref: str, password: str | None = None, role: Role | None = None) -> User:
+        """A new password and/or role; either logs the user out everywhere."""
+        who.require(Role.ADMIN)
+        changes: dict[str, object] = {}
+        if password is not None:
+            changes["password_hash"] = hash_password(password)
+        if role is not None:
+            changes["role"] = role
+        with self._db.unit(who) as uow:
+            user = uow.users.resolve(ref)
+            if not changes:
+                return user
+            if user.name == who.name and role is not None and role is not user.role:
+                raise Forbidden("a user cannot change their own role (another admin can)")
+            changed = uow.users.update(user.id, **changes)
+            uow.web_sessions.end_of_user(user.id)
+            what = ", ".join(sorted("password" if key == "password_hash" else f"role:{role}" for key in changes))
+            self._audit.done(uow, who.name, "user.update", f"user:{user.name}", what)
+            return changed
+
+    def delete(self, who: Principal, ref: str) -> None:
+        who.require(Role.ADMIN)
+        with self._db.unit(who) as uow:
+            user = uow.users.resolve(ref)
+            if user.name == who.name:
+                raise Forbidden("a user cannot delete themselves (another admin can)")
+            uow.web_sessions.end_of_user(user.id)
+            uow.users.delete(user.id)
+            self._audit.done(uow, who.name, "user.delete", f"user:{user.name}")
+
+    def ensure_first_admin(self, path: str) -> bool:
+        """With no user at all, make ``admin`` (a system admin) with a random password written to ``path``
+        (mode 0600), so a new installation can be logged in to; True if it did."""
+        with self._db.unit() as uow:
+            if uow.users.page(Window(1)).items:
+                return False
+        password = secrets.token_urlsafe(12)
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        self.create(SYSTEM, "admin", password, Role.ADMIN)
+        os.replace(path + ".tmp", path)
+        return True

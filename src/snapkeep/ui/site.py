@@ -1,0 +1,16 @@
+"""The web UI put together: its pages' routers and its static files, added to the service's application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from snapkeep.ui import auth, dashboard
+
+PAGES = (auth.router, dashboard.router)
+
+
+def install_ui(app: FastAPI) -> None:
+    for router in PAGES:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(packages=[("snapkeep.ui", "static")]), name="static")
