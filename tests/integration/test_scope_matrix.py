@@ -85,6 +85,9 @@ class Route:
     query: dict[str, str] | None = None  # the query string a GET needs
 
 
+MATRIX_PASSWORD = "matrix-password-1"
+
+
 def next_cidr(w: World) -> str:
     """A range no network of the matrix has had yet."""
     w.cidrs += 1
@@ -169,6 +172,14 @@ ROUTES: dict[tuple[str, str], Route] = {
         OPERATOR, body=lambda w: {"name": unique("mx"), "role": "viewer", "tenant": a_path(w)}
     ),
     ("delete", "/api/v1/tokens/{ref}"): Route(OPERATOR, fresh=True),
+    # users (of A): an admin makes, changes and removes those of its subtree; any role reads them
+    ("get", "/api/v1/users"): Route(VIEWER),
+    ("post", "/api/v1/users"): Route(
+        ADMIN, body=lambda w: {"name": unique("mx"), "password": MATRIX_PASSWORD, "role": "viewer", "tenant": a_path(w)}
+    ),
+    ("get", "/api/v1/users/{ref}"): Route(VIEWER),
+    ("patch", "/api/v1/users/{ref}"): Route(ADMIN, body=lambda _w: {"password": MATRIX_PASSWORD}),
+    ("delete", "/api/v1/users/{ref}"): Route(ADMIN, fresh=True),
     # profiles (A's own, with period "d", assigned to A's volume)
     ("get", "/api/v1/profiles"): Route(VIEWER),
     ("post", "/api/v1/profiles"): Route(OPERATOR, body=lambda w: {"name": unique("mx"), "tenant": a_path(w)}),
@@ -196,6 +207,7 @@ LISTINGS = {  # a listing is never refused: it shows the caller's scope only (th
     "/api/v1/tenants": ("tenant", "id"),
     "/api/v1/networks": ("network", "id"),
     "/api/v1/tokens": ("token", "id"),
+    "/api/v1/users": ("user", "id"),
     "/api/v1/profiles": ("profile", "id"),
     "/api/v1/scheduler": ("volume", "subject_id"),
 }
@@ -207,6 +219,7 @@ PARAMS = {  # path parameter -> the object of A it names
     ("/api/v1/tenants", "ref"): "tenant",
     ("/api/v1/networks", "ref"): "network",
     ("/api/v1/tokens", "ref"): "token",
+    ("/api/v1/users", "ref"): "user",
     ("/api/v1/profiles", "ref"): "profile",
     ("/api/v1/profiles", "name"): "period",
 }
@@ -258,6 +271,9 @@ def fresh_object(w: World, kind: str) -> str:
         name = unique("mx")
         ok(api.post(f"/api/v1/profiles/{w.objects['profile']}/periods", json={"name": name, "frequency": "daily"}))
         return name
+    if kind == "user":
+        body = {"name": unique("mx"), "password": MATRIX_PASSWORD, "role": "viewer", "tenant": a}
+        return str(ok(api.post("/api/v1/users", json=body))["id"])
     assert kind == "token", kind
     return str(ok(api.post("/api/v1/tokens", json={"name": unique("mx"), "role": "viewer", "tenant": a}))["id"])
 
@@ -270,6 +286,7 @@ def snapshot_of_state(w: World) -> dict[str, Any]:
         for path in ("/api/v1/volumes", "/api/v1/vms", "/api/v1/snapshots", "/api/v1/tenants", "/api/v1/networks")
     }
     state["tokens"] = sorted(t["id"] for t in api.get("/api/v1/tokens").json())
+    state["users"] = api.get("/api/v1/users").json()
     state["settings"] = api.get("/api/v1/settings").json()
     state["a-settings"] = api.get(f"/api/v1/tenants/{w.objects['tenant']}/settings").json()
     state["jobs"] = sorted(j["id"] for j in api.get("/api/v1/jobs", params={"limit": 1000}).json())
@@ -308,6 +325,8 @@ def world(server: Server, libvirtd: None) -> Iterator[World]:
     own = {"system": True, "tenant": a["id"], "name": "sys", "private": False}
     system_snapshot = ok(admin.post("/api/v1/snapshots", params={"wait": 30}, json=own))["result"]["snapshot"]
     a_token = ok(admin.post("/api/v1/tokens", json={"name": unique("mx-a-token"), "role": "viewer", "tenant": a["id"]}))
+    a_user = {"name": unique("mx-a-user"), "password": MATRIX_PASSWORD, "role": "viewer", "tenant": a["id"]}
+    a_user = ok(admin.post("/api/v1/users", json=a_user))
     tenants = {"a": a, "b": b, "child": child}
     clients, token_names = {}, {}
     for caller in CALLERS:
@@ -332,6 +351,7 @@ def world(server: Server, libvirtd: None) -> Iterator[World]:
         "job": taken["id"],
         "network": network["id"],
         "token": a_token["id"] if "id" in a_token else a_token["token"]["id"],
+        "user": a_user["id"],
         "tenant": a["id"],
         "profile": profile["id"],
         "period": "d",

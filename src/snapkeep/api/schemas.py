@@ -33,7 +33,10 @@ from snapkeep.model.types import (
     Volume,
 )
 from snapkeep.model.units import MAX_SIZE, MAX_SIZE_TEXT, MIN_VOLUME_SIZE, SIZE_PATTERN
+from snapkeep.model.user import User
 from snapkeep.services.contents import Contents
+from snapkeep.services.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
+from snapkeep.services.passwords import MIN_LENGTH as MIN_PASSWORD_LENGTH
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.services.tenants import TenantView
 
@@ -634,6 +637,42 @@ class TokenPublic(BaseModel):
 
 class TokenCreated(TokenPublic):
     secret: str = Field(description="the token itself: shown this once, only its hash is kept")
+
+
+Password = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH, "writeOnly": True}
+    ),
+]
+
+
+class UserCreate(RequestBody):
+    name: Name
+    password: Password
+    role: Role = Field(strict=False, description="admin, operator or viewer")
+    tenant: TenantRef
+
+
+class UserUpdate(RequestBody):
+    """A new password and/or role; either ends the user's sessions."""
+
+    password: Password | None = None
+    role: Role | None = Field(default=None, strict=False, description="admin, operator or viewer")
+
+
+class UserPublic(BaseModel):
+    """A user as shown: never its password hash."""
+
+    id: str
+    name: str
+    role: str
+    tenant_id: str | None = Field(description="its scope; null: the system")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: User) -> UserPublic:
+        return cls(id=u.id, name=u.name, role=u.role, tenant_id=u.tenant_id, created_at=u.created_at)
 
 
 class ErrorBody(BaseModel):

@@ -24,7 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.profile_stores import AssignmentStore, MetaStore, ProfileStore, ScheduleStore
@@ -43,7 +43,7 @@ from snapkeep.catalog.tables import (
 )
 from snapkeep.catalog.user_stores import UserStore, WebSessionStore
 from snapkeep.errors import NotFound
-from snapkeep.model.filters import SnapshotFilter
+from snapkeep.model.filters import AuditFilter, SnapshotFilter
 from snapkeep.model.paging import Key, Page, Window, cut
 from snapkeep.model.principal import Role
 from snapkeep.model.types import (
@@ -277,10 +277,24 @@ class AuditStore:
         """The newest ``limit``, newest first."""
         return self.page(Window(limit)).items
 
-    def page(self, window: Window) -> Page[AuditEntry]:
-        """Newest first."""
-        rows = self._s.scalars(keyset(select(AuditRow), (AuditRow.id,), window, descending=True))
+    def page(self, window: Window, where: AuditFilter | None = None) -> Page[AuditEntry]:
+        """Newest first; only the entries ``where`` matches (all of them without it)."""
+        query = select(AuditRow).where(*_audit_conditions(where or AuditFilter()))
+        rows = self._s.scalars(keyset(query, (AuditRow.id,), window, descending=True))
         return cut([convert_row(row, AuditEntry, {}) for row in rows], window, lambda entry: (entry.id,))
+
+
+def _audit_conditions(where: AuditFilter) -> builtins.list[ColumnElement[bool]]:
+    """The SQL of an :class:`AuditFilter`: one condition per field given."""
+    equal = {AuditRow.actor: where.actor, AuditRow.action: where.action, AuditRow.outcome: where.outcome}
+    found: builtins.list[ColumnElement[bool]] = [col == value for col, value in equal.items() if value is not None]
+    if where.target is not None:
+        found.append(func.lower(AuditRow.target).contains(where.target.lower(), autoescape=True))
+    if where.since is not None:
+        found.append(AuditRow.at >= where.since)
+    if where.until is not None:
+        found.append(AuditRow.at < where.until)
+    return found
 
 
 class TokenStore(Store[Token]):

@@ -178,6 +178,12 @@ class JobRow(Base):
 
 class AuditRow(Base):
     __tablename__ = "audit_log"
+    # the log's filters that match exactly, each read newest first (by id) from its index
+    __table_args__ = (
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_action_id", "action", "id"),
+        Index("ix_audit_log_outcome_id", "outcome", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(index=True)

@@ -8,6 +8,7 @@ import typer
 
 from snapkeep import __version__
 from snapkeep.cli import (
+    audit_cmd,
     job_cmd,
     network_cmd,
     profile_cmd,
@@ -17,6 +18,7 @@ from snapkeep.cli import (
     tag_cmd,
     tenant_cmd,
     token_cmd,
+    user_cmd,
     vm_cmd,
     volume_cmd,
 )
@@ -56,6 +58,8 @@ app.add_typer(network_cmd.app, name="network")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(tag_cmd.app, name="tag")
 app.add_typer(token_cmd.app, name="token")
+app.add_typer(user_cmd.app, name="user")
+app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(profile_cmd.scheduler_app, name="scheduler")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from snapkeep.errors import InvalidExpiry
+from snapkeep.errors import InvalidExpiry, InvalidInput
 
 MAX_EXPIRY_TEXT = 64  # an ISO date with fractions and offset is 32 characters
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -38,6 +38,17 @@ def parse_duration(text: str) -> timedelta:
     if not _ADMITTED.match(text):
         raise InvalidExpiry(f"duration {text!r} is out of range: from 1 minute to 999 years", value=text)
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_time(text: str | None, what: str) -> datetime | None:
+    """An ISO 8601 time as a filter takes it (UTC when it has no offset); None and "" for none at all."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{what} must be an ISO 8601 time such as 2026-11-30T08:00:00Z", **{what: text}) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def parse_expiry(text: str | None, now: datetime) -> datetime | None:

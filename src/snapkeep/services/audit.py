@@ -11,7 +11,8 @@ from datetime import datetime
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.errors import Forbidden
+from snapkeep.errors import Forbidden, InvalidInput
+from snapkeep.model.filters import AuditFilter
 from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import AuditEntry
@@ -40,10 +41,12 @@ class Audit:
         """The newest entries; any role of the system's scope (see the module docstring)."""
         return self.page(who, Window(limit)).items
 
-    def page(self, who: Principal, window: Window) -> Page[AuditEntry]:
-        """The entries a page at a time, newest first; as :meth:`entries`."""
+    def page(self, who: Principal, window: Window, where: AuditFilter | None = None) -> Page[AuditEntry]:
+        """The entries ``where`` matches, a page at a time, newest first; as :meth:`entries`."""
         who.require(Role.VIEWER)
         if who.tenant_id is not None:
             raise Forbidden(f"token {who.name!r} is scoped to a tenant; the audit log is the system's")
+        if where is not None and where.since is not None and where.until is not None and where.since >= where.until:
+            raise InvalidInput("since must be earlier than until", since=where.since.isoformat())
         with self._db.unit() as uow:
-            return uow.audit.page(window)
+            return uow.audit.page(window, where)
