@@ -80,6 +80,11 @@ class Tokens:
         with self._db.unit(who) as uow:
             return uow.tokens.page(window)
 
+    def show(self, who: Principal, ref: str) -> Token:
+        """A token of the caller's subtree, by id or name (never its secret: only the hash is kept)."""
+        with self._db.unit(who) as uow:
+            return uow.tokens.resolve(ref)
+
     def revoke(self, who: Principal, ref: str) -> None:
         """Delete a token of the caller's subtree, of at most the caller's role; its secret stops working."""
         who.require(Role.OPERATOR)

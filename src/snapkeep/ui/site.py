@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from snapkeep.ui import auth, dashboard
+from snapkeep.ui import audit, auth, dashboard, tokens, users
 
-PAGES = (auth.router, dashboard.router)
+PAGES = (auth.router, dashboard.router, users.router, tokens.router, audit.router)
 
 
 def install_ui(app: FastAPI) -> None:
