@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -186,15 +187,27 @@ class Server:
     process: subprocess.Popen[bytes]
     env: dict[str, str]
     admin_password: str  # of the web UI's first user, ``admin``
+    ca_file: str | None = None  # over HTTPS: the certificate to trust (the test's self-signed one)
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies this server's certificate with."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=self.verify)
 
     def cli_env(self) -> dict[str, str]:
-        return {**os.environ, "SNAPKEEP_URL": self.url, "SNAPKEEP_TOKEN": self.token}
+        trust = {"SSL_CERT_FILE": self.ca_file} if self.ca_file else {}
+        return {**os.environ, "SNAPKEEP_URL": self.url, "SNAPKEEP_TOKEN": self.token, **trust}
 
 
-def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Server:
+def start_server(
+    data_dir: str, pool_dir: str, port: int | None = None, tls: tuple[str, str] | None = None, **settings: str
+) -> Server:
+    """``snapkeep serve`` on a loopback port; with ``tls`` (certificate, key) over HTTPS, the certificate
+    trusted by the returned server's clients; ``settings`` are more SNAPKEEP_* variables (``session_hours="1"``)."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -203,18 +216,21 @@ def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Serve
         "SNAPKEEP_LISTEN": f"127.0.0.1:{port}",
         # no hourly system snapshots in the middle of other tests: the tests of profiles install their own
         "SNAPKEEP_INSTALL_PROFILES": "false",
+        **{f"SNAPKEEP_{key.upper()}": value for key, value in settings.items()},
     }
+    tls_args = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
+    verify = ssl.create_default_context(cafile=tls[0]) if tls else True
     log = open(os.path.join(data_dir, "serve.log"), "ab")  # noqa: SIM115 (kept open for the child)
     process = subprocess.Popen(
-        [sys.executable, "-m", "snapkeep.cli.main", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "snapkeep.cli.main", "serve", *tls_args], env=env, stdout=log, stderr=subprocess.STDOUT
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVE_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"snapkeep serve exited: {Path(data_dir, 'serve.log').read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/api/v1/health", timeout=1, verify=verify).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
@@ -224,7 +240,7 @@ def start_server(data_dir: str, pool_dir: str, port: int | None = None) -> Serve
         raise RuntimeError(f"snapkeep serve did not answer within {SERVE_START_TIMEOUT:.0f} s")
     token = Path(data_dir, "admin.token").read_text().strip()
     password = Path(data_dir, "admin.password").read_text().strip()
-    return Server(url, token, data_dir, pool_dir, process, env, password)
+    return Server(url, token, data_dir, pool_dir, process, env, password, tls[0] if tls else None)
 
 
 def stop_server(server: Server) -> None:

@@ -1,4 +1,9 @@
-"""``snapkeep serve``: run the service (REST API, job runner, expiry sweep) in this process."""
+"""``snapkeep serve``: run the service (REST API, web UI, job runner, expiry sweep) in this process.
+
+With ``--tls-cert`` and ``--tls-key`` (or ``SNAPKEEP_TLS_CERT``/``SNAPKEEP_TLS_KEY``) it serves HTTPS, and the
+web UI's session cookies are then Secure. The two go together: one without the other is refused before
+anything starts, as is a file that cannot be read.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,25 @@ import typer
 
 from snapkeep.cli.settings import load
 from snapkeep.config import Settings
+from snapkeep.errors import InvalidInput
+
+
+def check_tls(settings: Settings) -> None:
+    """Both TLS files or neither, and each readable: a clear refusal instead of a server that half starts."""
+    given = {"--tls-cert": settings.tls_cert, "--tls-key": settings.tls_key}
+    missing = [option for option, path in given.items() if not path]
+    if len(missing) == 1:
+        raise InvalidInput(
+            f"{missing[0]} is missing: HTTPS needs both --tls-cert and --tls-key (or SNAPKEEP_TLS_CERT and "
+            "SNAPKEEP_TLS_KEY); give neither to serve plain HTTP"
+        )
+    for option, path in given.items():
+        if path:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise InvalidInput(f"{option} {path}: cannot be read ({exc.strerror})", path=path) from None
 
 
 def serve(
@@ -27,8 +51,18 @@ def serve(
             "image there.",
         ),
     ] = False,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option("--tls-cert", metavar="FILE", help="Serve HTTPS with this certificate (PEM; with --tls-key)."),
+    ] = None,
+    tls_key: Annotated[
+        str | None,
+        typer.Option("--tls-key", metavar="FILE", help="The certificate's private key (PEM; with --tls-cert)."),
+    ] = None,
 ) -> None:
     """Run the snapkeep service; at first start it writes an admin token to DIR/admin.token."""
+    settings = load(Settings, data_dir=data_dir, listen=listen, tls_cert=tls_cert, tls_key=tls_key)
+    check_tls(settings)
     from snapkeep.api.server import serve as run_service  # the server stack loads only for this command
 
-    run_service(load(Settings, data_dir=data_dir, listen=listen), create_loop_pool)
+    run_service(settings, create_loop_pool)

@@ -1,0 +1,109 @@
+"""``snapkeep serve --tls-cert --tls-key``: a real server over HTTPS with a certificate made here (openssl),
+whose session cookie is Secure, HttpOnly and SameSite=Strict; and a half-given TLS setting refused before
+anything starts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.conftest import Mounted, Server, log_in, make_traversable_tmp, require, start_server, stop_server
+from tests.integration.test_cli import clean_env
+
+
+def self_signed(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 (valid a day) and its key, as PEM files."""
+    require(shutil.which("openssl") is not None, "openssl is not installed")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def https_server(fs: Mounted, tmp_path: Path) -> Iterator[Server]:
+    data_dir = make_traversable_tmp("snapkeep-tls-")
+    server = start_server(data_dir, fs.new_dir("tls-pool"), tls=self_signed(tmp_path))
+    try:
+        yield server
+    finally:
+        stop_server(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _cookie_flags(set_cookie: str) -> set[str]:
+    return {part.strip().lower() for part in set_cookie.split(";")[1:]}
+
+
+@pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # TLS does not depend on the driver
+def test_https_sessions_have_secure_cookies(https_server: Server, browser: Browser) -> None:
+    server = https_server
+    assert server.url.startswith("https://")
+    with httpx.Client(base_url=server.url, verify=server.verify, timeout=60) as client:
+        form = client.get("/login")
+        assert "secure" in _cookie_flags(form.headers["set-cookie"])  # the login form's own token, too
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert token, form.text
+        answer = client.post(
+            "/login", data={"login_token": token.group(1), "name": "admin", "password": server.admin_password}
+        )
+        assert answer.status_code == 303, answer.text
+        session = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("snapkeep_session="))
+        assert {"secure", "httponly", "samesite=strict"} <= _cookie_flags(session), session
+        assert client.get("/").status_code == 200
+    # plain HTTP on the same port is not served
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(server.url.replace("https://", "http://") + "/api/v1/health", timeout=5)
+    # the API and the CLI over HTTPS, the certificate verified
+    with server.client() as api:
+        assert api.get("/api/v1/users").json()[0]["name"] == "admin"
+    done = subprocess.run(
+        [sys.executable, "-m", "snapkeep.cli.main", "user", "list"],
+        env=server.cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "admin" in done.stdout, done.stderr
+    # and a real browser keeps the cookie as Secure
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        log_in(page, server.url, "admin", server.admin_password)
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        cookie = next(c for c in context.cookies() if c["name"] == "snapkeep_session")
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    finally:
+        context.close()
+
+
+def test_half_a_tls_setting_is_refused(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    serve = [sys.executable, "-m", "snapkeep.cli.main", "serve", "--data-dir", str(tmp_path / "data")]
+    env = clean_env(SNAPKEEP_LISTEN="127.0.0.1:1")  # were anything to start, it could not listen there
+    cases = {
+        ("--tls-cert", cert): "--tls-key is missing",
+        ("--tls-key", key): "--tls-cert is missing",
+        ("--tls-cert", cert, "--tls-key", str(tmp_path / "nothing.pem")): "nothing.pem: cannot be read",
+    }
+    for args, message in cases.items():
+        done = subprocess.run([*serve, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert message in done.stderr and "(invalid_input)" in done.stderr, done.stderr
+    half = subprocess.run(serve, env={**env, "SNAPKEEP_TLS_KEY": key}, capture_output=True, text=True, timeout=60)
+    assert half.returncode == 2 and "--tls-cert is missing" in half.stderr, half.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was made
