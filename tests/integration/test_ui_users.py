@@ -115,3 +115,20 @@ def test_refused_changes_in_the_pages_change_nothing(server: Server) -> None:
             api.delete(f"/api/v1/tenants/{tenant['id']}", params={"force": True, "wait": 60})
         assert client.get("/audit", params={"since": "yesterday"}).status_code == 422
         assert client.get("/audit", params={"cursor": "forged"}).status_code == 422
+
+
+def test_the_audit_page_pages_with_its_filters_kept(server: Server) -> None:
+    tag = uuid.uuid4().hex[:8]
+    client, _csrf = _logged_in(server)
+    with server.client() as api:
+        for i in range(2):
+            body = {"name": f"ui-audit-{tag}-{i}", "password": PASSWORD, "role": "viewer"}
+            assert api.post("/api/v1/users", json=body).status_code == 201
+    first = client.get("/audit", params={"target": tag, "action": "user.create", "limit": 1})
+    assert first.status_code == 200 and f"user:ui-audit-{tag}-1" in first.text and f"{tag}-0" not in first.text
+    link = re.search(r'<a href="([^"]+)" rel="next">Next page</a>', first.text)
+    assert link, first.text
+    second = client.get(link.group(1).replace("&amp;", "&"))
+    assert f"user:ui-audit-{tag}-0" in second.text and f"{tag}-1" not in second.text
+    assert "Next page" not in second.text
+    assert f'value="{tag}"' in second.text  # the form shows the filter it was read with
