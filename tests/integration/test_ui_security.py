@@ -1,0 +1,78 @@
+"""The web UI's defences, attacked over plain HTTP against a real ``snapkeep serve``.
+
+Each test sends what a hostile client would (concurrent guesses, a flood of unauthenticated logins, a
+page framed by another site) and checks the service holds. The login limits count per process, so the
+tests that use them up start a service of their own.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server
+
+pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # logins do not depend on the driver
+
+ARGON2_MIB = 64  # what one password check allocates (argon2-cffi's RFC 9106 low-memory profile)
+
+
+@pytest.fixture
+def own_server(fs: Mounted) -> Iterator[Server]:
+    """A service of its own, with login limits no other test has used up."""
+    data_dir = make_traversable_tmp("snapkeep-security-")
+    srv = start_server(data_dir, fs.new_dir("security-pool"))
+    yield srv
+    stop_server(srv)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _login_token(client: httpx.Client) -> str:
+    match = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text)
+    assert match
+    return match.group(1)
+
+
+def _try_login(server: Server, name: str, password: str) -> int:
+    """One login attempt by a fresh browser: the status it got."""
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        data = {"login_token": _login_token(client), "name": name, "password": password}
+        return client.post("/login", data=data).status_code
+
+
+def _peak_rss_mib(server: Server) -> int:
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    assert match, status
+    return int(match.group(1)) // 1024
+
+
+def test_concurrent_guesses_cannot_pass_the_per_user_limit(own_server: Server) -> None:
+    """Guesses sent at once are all counted: no more than the limit (5) are ever checked."""
+    statuses: list[int] = []
+    for wave in range(5):  # a dozen guesses at once, again and again, until the limit refuses them
+        guesses = [f"guess {wave}.{i}" for i in range(12)]
+        with ThreadPoolExecutor(12) as pool:
+            statuses += pool.map(lambda guess: _try_login(own_server, "admin", guess), guesses)
+        if 429 in statuses:
+            break
+    assert statuses.count(401) <= 5, statuses
+    assert set(statuses) <= {401, 429, 503}, statuses
+    assert _try_login(own_server, "admin", own_server.admin_password) == 429  # admin's limit is reached
+
+
+def test_a_flood_of_logins_is_not_a_flood_of_64_mib_hashes(own_server: Server) -> None:
+    """Unauthenticated logins (each argon2 check costs 64 MiB) are checked a few at a time, not all at once."""
+    before = _peak_rss_mib(own_server)
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda i: _try_login(own_server, f"nobody-{i}", "wrong password"), range(16)))
+    grown = _peak_rss_mib(own_server) - before
+    assert grown < 8 * ARGON2_MIB, (grown, statuses)
+    assert set(statuses) <= {401, 503}, statuses
+    assert httpx.get(f"{own_server.url}/api/v1/health").status_code == 200
