@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
-from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server
+from tests.conftest import Mounted, Server, log_in, make_traversable_tmp, start_server, stop_server
 
 pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # logins do not depend on the driver
 
@@ -76,3 +77,43 @@ def test_a_flood_of_logins_is_not_a_flood_of_64_mib_hashes(own_server: Server) -
     assert grown < 8 * ARGON2_MIB, (grown, statuses)
     assert set(statuses) <= {401, 503}, statuses
     assert httpx.get(f"{own_server.url}/api/v1/health").status_code == 200
+
+
+def _logged_in(server: Server) -> tuple[httpx.Client, str]:
+    """A client with admin's session cookie, and the session's CSRF token read off a page."""
+    client = httpx.Client(base_url=server.url, timeout=60)
+    data = {"login_token": _login_token(client), "name": "admin", "password": server.admin_password}
+    assert client.post("/login", data=data).status_code == 303
+    match = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+    assert match
+    return client, match.group(1)
+
+
+def test_pages_cannot_be_framed_sniffed_cached_or_run_foreign_scripts(server: Server) -> None:
+    client, _csrf = _logged_in(server)
+    answers = {
+        "login page": httpx.get(f"{server.url}/login"),
+        "dashboard": client.get("/"),
+        "error page": client.get("/no-such-page"),
+        "API": server.client().get("/api/v1/volumes"),
+    }
+    for what, answer in answers.items():
+        headers = answer.headers
+        csp = headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in csp and headers.get("x-frame-options") == "DENY", what
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0], what
+        assert headers.get("x-content-type-options") == "nosniff", what
+        assert headers.get("referrer-policy") == "same-origin", what
+        assert headers.get("cache-control") == "no-store", what
+
+
+def test_the_vendored_htmx_runs_under_the_content_security_policy(page: Page, server: Server) -> None:
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security" in message.text else None)
+    log_in(page, server.url, "admin", server.admin_password)
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    assert page.evaluate("typeof window.htmx") == "object"
+    page.goto(f"{server.url}/no-such-page")
+    page.get_by_role("link", name="Back to the dashboard").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    assert refused == []
