@@ -117,3 +117,14 @@ def test_the_vendored_htmx_runs_under_the_content_security_policy(page: Page, se
     page.get_by_role("link", name="Back to the dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     assert refused == []
+
+
+def test_an_error_page_still_logs_out(server: Server) -> None:
+    """A refusal's page keeps the session's CSRF token in its Log out form (and its htmx headers)."""
+    client, csrf = _logged_in(server)
+    refused = client.post("/logout", data={"csrf": "forged"})
+    assert refused.status_code == 403 and "Log out" in refused.text
+    assert f'name="csrf" value="{csrf}"' in refused.text and f'"X-CSRF-Token": "{csrf}"' in refused.text
+    match = re.search(r'name="csrf" value="([^"]*)"', refused.text)
+    assert match and client.post("/logout", data={"csrf": match.group(1)}).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303  # logged out
