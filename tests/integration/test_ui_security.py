@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from snapkeep.catalog.db import Database, make_engine
+from snapkeep.model.principal import SYSTEM, Role
+from snapkeep.model.timespec import utcnow
+from snapkeep.services.audit import Audit
+from snapkeep.services.users import Users
 from tests.conftest import Mounted, Server, log_in, make_traversable_tmp, start_server, stop_server
 
 pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # logins do not depend on the driver
@@ -79,10 +85,10 @@ def test_a_flood_of_logins_is_not_a_flood_of_64_mib_hashes(own_server: Server) -
     assert httpx.get(f"{own_server.url}/api/v1/health").status_code == 200
 
 
-def _logged_in(server: Server) -> tuple[httpx.Client, str]:
-    """A client with admin's session cookie, and the session's CSRF token read off a page."""
-    client = httpx.Client(base_url=server.url, timeout=60)
-    data = {"login_token": _login_token(client), "name": "admin", "password": server.admin_password}
+def _logged_in(server: Server, name: str = "admin", password: str | None = None) -> tuple[httpx.Client, str]:
+    """A client with a session cookie (admin's by default), and the session's CSRF token read off a page."""
+    client = httpx.Client(base_url=server.url, timeout=60, follow_redirects=False)
+    data = {"login_token": _login_token(client), "name": name, "password": password or server.admin_password}
     assert client.post("/login", data=data).status_code == 303
     match = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
     assert match
@@ -128,3 +134,34 @@ def test_an_error_page_still_logs_out(server: Server) -> None:
     match = re.search(r'name="csrf" value="([^"]*)"', refused.text)
     assert match and client.post("/logout", data={"csrf": match.group(1)}).status_code == 303
     assert client.get("/", follow_redirects=False).status_code == 303  # logged out
+
+
+def _add_user(server: Server, role: Role = Role.ADMIN, tenant: str | None = None) -> tuple[str, str]:
+    """A new user written straight into the running service's catalog: its name and password."""
+    name, password = f"user-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    engine = make_engine(f"sqlite:///{server.data_dir}/catalog.db")
+    db = Database(engine)
+    try:
+        Users(db, Audit(db, utcnow), utcnow).create(SYSTEM, name, password, role, tenant)
+    finally:
+        engine.dispose()
+    return name, password
+
+
+def test_a_deleted_tenants_users_are_logged_out(server: Server) -> None:
+    api = server.client()
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    assert api.post("/api/v1/tenants", json={"name": tenant}).status_code == 201
+    name, password = _add_user(server, Role.ADMIN, tenant)
+    client, _csrf = _logged_in(server, name, password)
+    assert client.get("/", follow_redirects=False).status_code == 200
+    job = api.delete(f"/api/v1/tenants/{tenant}", params={"wait": 60}).json()
+    assert job["status"] == "succeeded", job
+    assert client.get("/", follow_redirects=False).status_code == 303  # to the login page
+
+
+def test_a_session_cookie_is_no_api_credential_and_a_token_opens_no_page(server: Server) -> None:
+    client, _csrf = _logged_in(server)
+    assert client.get("/api/v1/volumes").status_code == 401
+    token_only = httpx.get(f"{server.url}/", headers={"Authorization": f"Bearer {server.token}"})
+    assert token_only.status_code == 303 and token_only.headers["location"].startswith("/login")
