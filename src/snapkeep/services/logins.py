@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from snapkeep.catalog.db import Database
 from snapkeep.errors import ServiceUnavailable, TooManyAttempts, Unauthorized
+from snapkeep.model.names import MAX_NAME_LENGTH
 from snapkeep.model.principal import Principal
 from snapkeep.model.user import WebSession
 from snapkeep.services.audit import Audit
@@ -71,6 +72,7 @@ class Logins:
             self._checking.release()
 
     def _login(self, name: str, password: str, address: str) -> tuple[str, Visit]:
+        name = name[: MAX_NAME_LENGTH + 1]  # no user's name is longer: the limits keep no more of it
         wait = self._failures.attempt(name, address)
         if wait is not None:
             seconds = max(1, int(wait.total_seconds()))
