@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from playwright.sync_api import Page, expect
 
 from snapkeep.catalog.db import Database, make_engine
@@ -23,6 +24,7 @@ from snapkeep.model.principal import SYSTEM, Role
 from snapkeep.model.timespec import utcnow
 from snapkeep.services.audit import Audit
 from snapkeep.services.users import Users
+from snapkeep.ui.site import PAGES
 from tests.conftest import Mounted, Server, log_in, make_traversable_tmp, start_server, stop_server
 
 pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # logins do not depend on the driver
@@ -165,3 +167,29 @@ def test_a_session_cookie_is_no_api_credential_and_a_token_opens_no_page(server:
     assert client.get("/api/v1/volumes").status_code == 401
     token_only = httpx.get(f"{server.url}/", headers={"Authorization": f"Bearer {server.token}"})
     assert token_only.status_code == 303 and token_only.headers["location"].startswith("/login")
+
+
+PUBLIC_PAGES = {("GET", "/login"), ("POST", "/login")}  # the login form has a CSRF token of its own
+
+
+def _ui_routes() -> list[tuple[str, str]]:
+    """Every page route of the web UI (method, path with each parameter as ``x``), from its route table."""
+    routes = [route for router in PAGES for route in router.routes if isinstance(route, APIRoute)]
+    found = {(method, re.sub(r"\{[^}]+\}", "x", route.path)) for route in routes for method in route.methods}
+    return sorted(found - PUBLIC_PAGES)
+
+
+def test_every_page_wants_a_session_and_every_change_its_csrf_token(server: Server) -> None:
+    """Generated from the route table, so a new page cannot forget the Visitor dependency."""
+    client, _csrf = _logged_in(server)
+    anonymous = httpx.Client(base_url=server.url, timeout=60, follow_redirects=False)
+    for method, path in _ui_routes():
+        answer = anonymous.request(method, path, data={"csrf": "forged"} if method != "GET" else None)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (method, path)
+        if method not in ("GET", "HEAD"):
+            for sent in ({}, {"csrf": "forged"}):
+                answer = client.request(method, path, data=sent)
+                assert answer.status_code == 403, (method, path, sent, answer.text[:300])
+            answer = client.request(method, path, json={"csrf": "forged"}, headers={"HX-Request": "true"})
+            assert answer.status_code == 403, (method, path, "htmx")
+    assert client.get("/").status_code == 200  # nothing above logged the session out
