@@ -193,3 +193,28 @@ def test_every_page_wants_a_session_and_every_change_its_csrf_token(server: Serv
             answer = client.request(method, path, json={"csrf": "forged"}, headers={"HX-Request": "true"})
             assert answer.status_code == 403, (method, path, "htmx")
     assert client.get("/").status_code == 200  # nothing above logged the session out
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https://evil.example/",
+        "/\t/evil.example",
+        "/\r\n/evil.example",
+        "/%2F/evil.example",
+        "javascript:alert(1)",
+        " //evil.example",
+    ],
+)
+def test_after_login_the_browser_stays_on_this_site(server: Server, target: str) -> None:
+    client = httpx.Client(base_url=server.url, timeout=60, follow_redirects=False)
+    data = {"login_token": _login_token(client), "name": "admin", "password": server.admin_password, "next": target}
+    answer = client.post("/login", data=data)
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    resolved = httpx.URL(server.url).join(location)
+    assert resolved.host == "127.0.0.1" and resolved.scheme == "http", location
+    assert not re.match(r"^[/\\\s]{2}", location), location  # a browser drops tabs and newlines: //evil
