@@ -83,7 +83,6 @@ class Logins:
         if not verify_password(user.password_hash if user else None, password) or user is None:
             self._audit.refused(name[:128], "login", f"user:{name}"[:256], f"wrong name or password; from {address}")
             raise Unauthorized("wrong user name or password")
-        self._failures.succeeded(name, address)
         secret = secrets.token_urlsafe(32)
         now = self._clock()
         web_session = WebSession(
@@ -95,9 +94,15 @@ class Logins:
             expires_at=min(now + self._idle, now + self._lifetime),
         )
         with self._db.unit() as uow:
+            now_user = uow.users.find_by_name(name)
+            if now_user is None or now_user.password_hash != user.password_hash:  # changed while it was checked
+                why = f"password changed or user removed during the check; from {address}"
+                self._audit.refused(user.name, "login", f"user:{user.name}", why)
+                raise Unauthorized("wrong user name or password")
             uow.web_sessions.end_expired(now)
             uow.web_sessions.insert(web_session)
             self._audit.done(uow, user.name, "login", f"user:{user.name}", f"from {address}")
+        self._failures.succeeded(name, address)
         return secret, Visit(user.principal, web_session.csrf)
 
     def visit(self, secret: str | None) -> Visit:
