@@ -218,3 +218,15 @@ def test_after_login_the_browser_stays_on_this_site(server: Server, target: str)
     resolved = httpx.URL(server.url).join(location)
     assert resolved.host == "127.0.0.1" and resolved.scheme == "http", location
     assert not re.match(r"^[/\\\s]{2}", location), location  # a browser drops tabs and newlines: //evil
+
+
+def test_a_client_cannot_choose_the_address_its_failures_count_against(server: Server) -> None:
+    """X-Forwarded-For is believed only from a configured proxy: else one client could spread its guesses over
+    as many addresses as it likes, and write any address into the audit log."""
+    name = f"nobody-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=server.url, timeout=60, headers={"X-Forwarded-For": "203.0.113.7"}) as client:
+        data = {"login_token": _login_token(client), "name": name, "password": "wrong password"}
+        assert client.post("/login", data=data).status_code == 401
+    entries = server.client().get("/api/v1/audit", params={"limit": 50}).json()
+    refusal = next(e for e in entries if e["action"] == "login" and e["target"] == f"user:{name}")
+    assert refusal["detail"].endswith("from 127.0.0.1"), refusal
