@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     session_hours: float = 12.0  # and any session ends after this long
     tls_cert: str | None = None  # with tls_key: serve HTTPS (session cookies are then Secure)
     tls_key: str | None = None
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed ("127.0.0.1", comma-separated); none by default,
+    # since from anyone else the header would choose the address that login limits and the audit log use.
+    trusted_proxies: str = ""
 
     @field_validator("listen")
     @classmethod
