@@ -8,7 +8,7 @@ guards and submit the jobs, so a busy subject is refused synchronously (409 ``bu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -28,7 +28,7 @@ from snapkeep.api.schemas import (
 )
 from snapkeep.errors import InvalidInput
 from snapkeep.model.filters import SnapshotFilter
-from snapkeep.model.timespec import parse_expiry
+from snapkeep.model.timespec import parse_expiry, parse_time
 from snapkeep.model.types import Snapshot, SnapshotKind, SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.contents import read_contents
@@ -65,7 +65,7 @@ def list_snapshots(
     subject_type, ref = _listed(volume, vm, system, tenant)
     if name is not None and ref is not None:  # names are unique per subject: that one, or not found
         return [public(svc, svc.snapshots.find(ref, name, subject_type, who=who))]
-    after, before = _time(created_after, "created_after"), _time(created_before, "created_before")
+    after, before = parse_time(created_after, "created_after"), parse_time(created_before, "created_before")
     if after is not None and before is not None and after >= before:
         raise InvalidInput("created_after must be earlier than created_before", created_after=str(after))
     where = SnapshotFilter(
@@ -80,17 +80,6 @@ def list_snapshots(
     )
     page = svc.snapshots.page(where, pages.window(SNAPSHOTS), ref, who=who)
     return pages.send(SNAPSHOTS, page, lambda snap: public(svc, snap))
-
-
-def _time(text: str | None, what: str) -> datetime | None:
-    """An ISO 8601 time (UTC when it has no offset); not a number of seconds, which pydantic would take."""
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{what} must be an ISO 8601 time such as 2026-11-30T08:00:00Z", **{what: text}) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _listed(volume: str | None, vm: str | None, system: bool, tenant: str | None) -> tuple[str, str | None]:

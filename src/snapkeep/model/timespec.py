@@ -41,11 +41,12 @@ def parse_duration(text: str) -> timedelta:
 
 
 def parse_time(text: str | None, what: str) -> datetime | None:
-    """An ISO 8601 time as a filter takes it (UTC when it has no offset); None and "" for none at all."""
-    if not text:
+    """An ISO 8601 time as a filter takes it (UTC when it has no offset); not a number of seconds, which
+    pydantic would take. None: no time given."""
+    if text is None:
         return None
     try:
-        when = datetime.fromisoformat(text.strip())
+        when = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{what} must be an ISO 8601 time such as 2026-11-30T08:00:00Z", **{what: text}) from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when

@@ -29,8 +29,8 @@ def _filter(typed: dict[str, str]) -> AuditFilter:
         action=optional(typed["action"]),
         target=optional(typed["target"]),
         outcome=outcome,
-        since=parse_time(typed["since"], "since"),
-        until=parse_time(typed["until"], "until"),
+        since=parse_time(optional(typed["since"]), "since"),
+        until=parse_time(optional(typed["until"]), "until"),
     )
 
 
