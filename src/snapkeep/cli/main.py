@@ -17,6 +17,7 @@ from snapkeep.errors import SnapkeepError
 # in sys.modules makes that import fail, which httpx expects (it then stubs ``httpx.main``).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
+
 class _Commands(LazyGroup):
     """Every command of ``snapkeep``, each imported only when it is run (see :mod:`snapkeep.cli.lazy`)."""
 
