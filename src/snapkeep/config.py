@@ -7,12 +7,14 @@ import os
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from snapkeep import defaults
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SNAPKEEP_")
 
-    data_dir: str = "/var/lib/snapkeep"
-    listen: str = "127.0.0.1:8470"
+    data_dir: str = defaults.DATA_DIR
+    listen: str = defaults.LISTEN
     database_url: str | None = None
     pool_dir: str | None = None
     pool_image_size: str = "20G"
@@ -65,7 +67,7 @@ class Settings(BaseSettings):
 
     @property
     def token_file(self) -> str:
-        return os.path.join(self.data_dir, "admin.token")
+        return defaults.admin_token_file(self.data_dir)
 
     @property
     def admin_password_file(self) -> str:
