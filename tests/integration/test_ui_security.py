@@ -121,6 +121,8 @@ def test_the_vendored_htmx_runs_under_the_content_security_policy(page: Page, se
     log_in(page, server.url, "admin", server.admin_password)
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     assert page.evaluate("typeof window.htmx") == "object"
+    config = page.evaluate("[htmx.config.historyCacheSize, htmx.config.allowEval, htmx.config.allowScriptTags]")
+    assert config == [0, False, False]  # no page (nor CSRF token) kept in localStorage past logout; no eval
     page.goto(f"{server.url}/no-such-page")
     page.get_by_role("link", name="Back to the dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()

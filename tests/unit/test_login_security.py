@@ -10,7 +10,9 @@ import pytest
 from snapkeep.catalog.db import Database, make_engine, migrate
 from snapkeep.errors import TooManyAttempts, Unauthorized
 from snapkeep.model.names import MAX_NAME_LENGTH
+from snapkeep.model.paging import Window
 from snapkeep.model.principal import SYSTEM, Role
+from snapkeep.model.types import AuditEntry
 from snapkeep.services import logins as logins_module
 from snapkeep.services.audit import Audit
 from snapkeep.services.logins import Logins
@@ -64,3 +66,21 @@ def test_an_old_password_opens_no_session_once_changed_during_its_check(
     monkeypatch.setattr(logins_module, "verify_password", verify_while_the_admin_acts)
     with pytest.raises(Unauthorized):
         logins.login("alice", "old password", "192.0.2.1")
+
+
+def test_a_tried_name_reaches_the_audit_log_as_printable_text(tmp_path: Path) -> None:
+    """Anyone may type a name; terminal escapes or a right-to-left override must not reach an admin's
+    terminal (``audit list``) or the audit page as such."""
+    logins, _users = _logins_and_users(tmp_path)
+    with pytest.raises(Unauthorized):
+        logins.login("evil\x1b[2J\u202enimda", "wrong password", "192.0.2.1")
+    entry = _newest_audit_entry(tmp_path)
+    for text in (entry.actor, entry.target, entry.detail):
+        assert text.isascii() and text.isprintable(), text
+    assert "evil" in entry.actor and "\\x1b" in entry.actor
+
+
+def _newest_audit_entry(tmp_path: Path) -> AuditEntry:
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    db = Database(engine)
+    return Audit(db, lambda: T0).page(SYSTEM, Window(1)).items[0]

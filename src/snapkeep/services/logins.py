@@ -44,6 +44,12 @@ def _session_id(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _printable(name: str) -> str:
+    """A tried name as the audit log keeps it: anyone may type one, so anything but printable ASCII (which
+    every user name is) is kept escaped: no terminal escape reaches ``audit list``, no bidi override the page."""
+    return name if name.isascii() and name.isprintable() else ascii(name)
+
+
 class Logins:
     def __init__(
         self,
@@ -73,15 +79,16 @@ class Logins:
 
     def _login(self, name: str, password: str, address: str) -> tuple[str, Visit]:
         name = name[: MAX_NAME_LENGTH + 1]  # no user's name is longer: the limits keep no more of it
+        shown = _printable(name)
         wait = self._failures.attempt(name, address)
         if wait is not None:
             seconds = max(1, int(wait.total_seconds()))
-            self._audit.refused(name[:128], "login", f"user:{name}"[:256], f"too many failed logins; from {address}")
+            self._audit.refused(shown[:128], "login", f"user:{shown}"[:256], f"too many failed logins; from {address}")
             raise TooManyAttempts(f"too many failed logins; try again in {seconds} s", retry_after=seconds)
         with self._db.unit() as uow:
             user = uow.users.find_by_name(name)
         if not verify_password(user.password_hash if user else None, password) or user is None:
-            self._audit.refused(name[:128], "login", f"user:{name}"[:256], f"wrong name or password; from {address}")
+            self._audit.refused(shown[:128], "login", f"user:{shown}"[:256], f"wrong name or password; from {address}")
             raise Unauthorized("wrong user name or password")
         secret = secrets.token_urlsafe(32)
         now = self._clock()
