@@ -5,9 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from snapkeep.ui import auth, dashboard
+from snapkeep.ui import auth, dashboard, jobs, networks, snapshots, tenants, vms, volumes
 
-PAGES = (auth.router, dashboard.router)
+PAGES = (
+    auth.router,
+    dashboard.router,
+    volumes.router,
+    vms.router,
+    tenants.router,
+    networks.router,
+    snapshots.router,
+    jobs.router,
+)
 
 
 def install_ui(app: FastAPI) -> None:
