@@ -37,7 +37,6 @@ def network_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Re
         "networks/detail.html",
         visit,
         network=network,
-        realised=svc.networks.realised(network),
         owners=owner_names(svc, visit.who),
         subject_type="network",
         subject=network,

@@ -42,4 +42,4 @@ def snapshot_rows(svc: Services, snaps: Iterable[Snapshot]) -> list[SnapshotRow]
 
 def owner_names(svc: Services, who: Principal) -> dict[str, str]:
     """Tenant id -> its path as the caller sees it (``acme/dev``), for the owner column of a list."""
-    return {view.tenant.id: view.path for view in svc.tenants.tree(who)}
+    return svc.tenants.paths(who)
