@@ -12,6 +12,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,6 +38,7 @@ class World:
     sibling_volume: dict[str, Any]
     network: dict[str, Any]
     system_snapshot: dict[str, Any]
+    profile: dict[str, Any]
 
 
 def _ok(answer: httpx.Response) -> Any:
@@ -78,7 +80,14 @@ def world(server: Server) -> World:
             )
         )
         system_snapshot = _snapshot(api, {"system": True, "name": f"whole-{tag}"})
-    return World(tag, volume, snapshot, tenant, child, sibling, tenant_volume, sibling_volume, network, system_snapshot)
+        far = (datetime.now(UTC).hour + 12) % 24  # no run during the tests
+        period = {"name": "nightly", "frequency": "daily", "hour": far, "retention": "2d"}
+        profile = _ok(api.post("/api/v1/profiles", json={"name": f"keep-{tag}", "periods": [period]}))
+        assignment = {"subject_type": "volume", "subject": volume["id"]}
+        _ok(api.post(f"/api/v1/profiles/{profile['id']}/assignments", json=assignment))
+    return World(
+        tag, volume, snapshot, tenant, child, sibling, tenant_volume, sibling_volume, network, system_snapshot, profile
+    )
 
 
 def _login_token(client: httpx.Client) -> str:
@@ -212,6 +221,7 @@ def test_pages_fit_a_phone(page: Page, server: Server, world: World) -> None:
 
 def test_every_list_and_detail_page_shows_its_objects(admin: httpx.Client, world: World) -> None:
     expected = {
+        "/": [world.profile["name"], "nightly"],  # the next scheduled run
         "/volumes": [world.volume["name"], world.tenant_volume["name"]],
         f"/volumes/{world.volume['id']}": [world.snapshot["name"], "64.0 MiB"],
         "/vms": [],
