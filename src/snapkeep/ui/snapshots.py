@@ -33,7 +33,8 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None
 @router.get("/snapshots")
 def snapshot_list(request: Request, visit: Visitor, svc: UiSvc) -> Response:
     """Filtered as the API's listing: one subject (a volume, VM or tenant by id or name; the system's own
-    system snapshots, or with a tenant that tenant's), kind, status, origin, period."""
+    system snapshots, or with a tenant that tenant's) or every subject of a type, kind, status, origin,
+    period."""
     query = request.query_params
     subject_type = _choice(request, "subject_type", SUBJECT_TYPES)
     subject = (query.get("subject") or "").strip() or None
@@ -44,7 +45,7 @@ def snapshot_list(request: Request, visit: Visitor, svc: UiSvc) -> Response:
     kind = _choice(request, "kind", tuple(SnapshotKind))
     status = _choice(request, "status", tuple(SnapshotStatus))
     where = SnapshotFilter(
-        subject_type=subject_type if subject is not None else None,
+        subject_type=subject_type,
         kind=SnapshotKind(kind) if kind else None,
         status=SnapshotStatus(status) if status else None,
         origin=(query.get("origin") or "")[:128] or None,
