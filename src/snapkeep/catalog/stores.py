@@ -287,16 +287,16 @@ class AuditStore:
         self._s.add(AuditRow(at=at, actor=actor, action=action, target=target, outcome=outcome, detail=detail))
         self._s.flush()
 
-    def list(self, limit: int = 200) -> list[AuditEntry]:
-        """The newest ``limit``, newest first."""
-        return self.page(Window(limit)).items
-
     def failed_since(self, since: datetime, limit: int) -> builtins.list[AuditEntry]:
         """The newest ``limit`` entries of operations that failed at or after ``since``, newest first."""
         query = select(AuditRow).where(AuditRow.outcome == "failed", AuditRow.at >= since)
         return [
             convert_row(row, AuditEntry, {}) for row in self._s.scalars(query.order_by(AuditRow.id.desc()).limit(limit))
         ]
+
+    def list(self, limit: int = 200) -> list[AuditEntry]:
+        """The newest ``limit``, newest first."""
+        return self.page(Window(limit)).items
 
     def page(self, window: Window) -> Page[AuditEntry]:
         """Newest first."""

@@ -68,7 +68,9 @@ def snapshot_list(request: Request, visit: Visitor, svc: UiSvc) -> Response:
 @router.get("/snapshots/{snap_id}")
 def snapshot_detail(request: Request, visit: Visitor, svc: UiSvc, snap_id: str) -> Response:
     snap = svc.snapshots.get(snap_id, visit.who)
-    return render(request, "snapshots/detail.html", visit, row=snapshot_row(svc, snap), subject_type="snapshot")
+    return render(
+        request, "snapshots/detail.html", visit, row=snapshot_row(svc, snap), subject_type="snapshot", snapshot=snap
+    )
 
 
 @router.get("/snapshots/{snap_id}/contents")

@@ -35,11 +35,13 @@ def tenant_tree(request: Request, visit: Visitor, svc: UiSvc) -> Response:
 def tenant_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Response:
     view = svc.tenants.get(visit.who, ref)
     tenant_id, who = view.tenant.id, visit.who
+    snapshots = subject_snapshots(svc, who, "tenant", tenant_id)
     return render(
         request,
         "tenants/detail.html",
         visit,
-        tenant=view,
+        view=view,
+        tenant=view.tenant,
         children=[v for v in svc.tenants.tree(who) if v.tenant.parent_id == tenant_id],
         volumes=svc.volumes.page(Window(OWNED_SHOWN), tenant_id, who=who).items,
         vms=svc.vms.page(Window(OWNED_SHOWN), tenant_id, who=who).items,
@@ -47,6 +49,7 @@ def tenant_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Res
         settings=svc.settings_docs.get(who, tenant=tenant_id),
         subject_type="tenant",
         subject=view,
-        snapshots=subject_snapshots(svc, who, "tenant", tenant_id),
+        snapshots=snapshots,
         system_snapshots=subject_snapshots(svc, who, "system", tenant_id),
+        timeline_snapshots=[row.snap for row in snapshots.rows],
     )

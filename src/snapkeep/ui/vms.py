@@ -34,6 +34,7 @@ def vm_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Respons
     """Its state from libvirt, without asking the guest agent (which may take its timeout to not answer)."""
     vm = svc.vms.get(ref, who=visit.who)
     networks = {n.id: n.name for n in svc.networks.list(visit.who)}
+    snapshots = subject_snapshots(svc, visit.who, "vm", vm.id)
     return render(
         request,
         "vms/detail.html",
@@ -43,5 +44,6 @@ def vm_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Respons
         owners=owner_names(svc, visit.who),
         subject_type="vm",
         subject=vm,
-        snapshots=subject_snapshots(svc, visit.who, "vm", vm.id),
+        snapshots=snapshots,
+        timeline_snapshots=[row.snap for row in snapshots.rows],
     )

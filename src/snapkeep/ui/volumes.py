@@ -32,6 +32,7 @@ def volume_list(request: Request, visit: Visitor, svc: UiSvc) -> Response:
 @router.get("/volumes/{ref}")
 def volume_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Response:
     volume = svc.volumes.get(ref, visit.who)
+    snapshots = subject_snapshots(svc, visit.who, "volume", volume.id)
     return render(
         request,
         "volumes/detail.html",
@@ -41,5 +42,6 @@ def volume_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Res
         owners=owner_names(svc, visit.who),
         subject_type="volume",
         subject=volume,
-        snapshots=subject_snapshots(svc, visit.who, "volume", volume.id),
+        snapshots=snapshots,
+        timeline_snapshots=[row.snap for row in snapshots.rows],
     )
