@@ -296,7 +296,7 @@ def test_a_tenant_user_sees_only_its_subtree(server: Server, admin: httpx.Client
         pytest.skip("users API not merged yet")
     assert made.status_code == 201, made.text
     user = _session(server, name, password)
-    with user:
+    try:
         assert world.tenant_volume["name"] in user.get("/volumes").text
         assert world.sibling_volume["name"] not in user.get("/volumes").text
         tree = user.get("/tenants").text
@@ -305,5 +305,10 @@ def test_a_tenant_user_sees_only_its_subtree(server: Server, admin: httpx.Client
         assert user.get(f"/tenants/{world.sibling['id']}").status_code == 404
         assert user.get(f"/volumes/{world.volume['id']}").status_code == 404  # the system's own
         assert world.snapshot["name"] not in user.get("/snapshots").text
+        assert world.system_snapshot["name"] not in user.get("/snapshots").text  # private to the system
         dashboard = user.get("/").text
-        assert 'aria-label="Pool usage"' not in dashboard
+        assert 'aria-label="Pool usage"' not in dashboard, "the host's disk is the system's"
+        for counted, number in (("volumes", 1), ("tenants", 2), ("networks", 1), ("snapshots", 0)):
+            assert f'data-count="{counted}">{number}<' in dashboard, counted
+    finally:
+        user.close()

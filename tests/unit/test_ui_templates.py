@@ -68,7 +68,8 @@ def test_the_vm_list() -> None:
 def test_a_snapshot_unlocked_and_cooling_off() -> None:
     snap = snapshot(T0, immutable=True, unlocked_at=T0)
     cooling = SnapshotRow(snap, T0 + timedelta(days=7), False, None)
-    html = _render("snapshots/detail.html", row=cooling, subject_type="snapshot")
+    html = _render("snapshots/detail.html", row=cooling, subject_type="snapshot", snapshot=snap)
     assert "no longer (unlocked 2026-03-01 12:00:00 UTC)" in html
     locked = SnapshotRow(snapshot(T0, immutable=True), None, True, None)
-    assert "until unlocked" in _render("snapshots/detail.html", row=locked, subject_type="snapshot")
+    html = _render("snapshots/detail.html", row=locked, subject_type="snapshot", snapshot=locked.snap)
+    assert "until unlocked" in html
