@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from snapkeep.catalog.scope import Scope
@@ -139,6 +139,10 @@ class OwnedStore(Store[T]):
     def _check_placement(self, values: dict[str, Any]) -> None:
         if "owner_tenant_id" in values and not self._scope.allows(values["owner_tenant_id"]):
             raise no_owner(values["owner_tenant_id"])
+
+    def count(self) -> int:
+        """How many the scope sees: one counting query, not a listing (the dashboard's numbers)."""
+        return int(self._s.scalar(select(func.count()).select_from(self._select().subquery())) or 0)
 
 
 class NamedStore(OwnedStore[T]):

@@ -157,6 +157,15 @@ class SnapshotStore(OwnedStore[Snapshot]):
         rows = self._s.scalars(keyset(query, (SnapshotRow.created_at, SnapshotRow.id), window))
         return cut([self._to(row) for row in rows], window, _snapshot_key)
 
+    def tally(self) -> dict[SnapshotStatus, tuple[int, int, int]]:
+        """Per status, of the snapshots the scope sees: how many, how many have their space measured, and
+        the exclusive bytes of those (one grouped query)."""
+        seen = self._select().subquery()
+        query = select(
+            seen.c.status, func.count(), func.count(seen.c.exclusive_bytes), func.sum(seen.c.exclusive_bytes)
+        ).group_by(seen.c.status)
+        return {SnapshotStatus(st): (n, measured, int(size or 0)) for st, n, measured, size in self._s.execute(query)}
+
     def newest_of_period(self, subject_id: str, period_id: str, count: int) -> frozenset[str]:
         """The ids of the ``count`` newest ready or held snapshots a period took of a subject (the ones its
         minimum count keeps)."""
@@ -255,6 +264,11 @@ class JobStore(OwnedStore[Job]):
         query = self._select().where(JobRow.status.in_([st.value for st in statuses]))
         return [self._to(row) for row in self._s.scalars(query)]
 
+    def failed_since(self, since: datetime, limit: int) -> builtins.list[Job]:
+        """The newest ``limit`` jobs that failed at or after ``since``, newest first."""
+        query = self._select().where(JobRow.status == JobStatus.FAILED.value, JobRow.finished_at >= since)
+        return [self._to(row) for row in self._s.scalars(query.order_by(JobRow.finished_at.desc()).limit(limit))]
+
     def hand_over(self, owners: Iterable[str], to: str | None) -> None:
         """Give the jobs of tenants that are going away to ``to``, so that their history stays readable
         above them. The new owner must be in the scope."""
@@ -272,6 +286,13 @@ class AuditStore:
     def append(self, at: datetime, actor: str, action: str, target: str, outcome: str, detail: str) -> None:
         self._s.add(AuditRow(at=at, actor=actor, action=action, target=target, outcome=outcome, detail=detail))
         self._s.flush()
+
+    def failed_since(self, since: datetime, limit: int) -> builtins.list[AuditEntry]:
+        """The newest ``limit`` entries of operations that failed at or after ``since``, newest first."""
+        query = select(AuditRow).where(AuditRow.outcome == "failed", AuditRow.at >= since)
+        return [
+            convert_row(row, AuditEntry, {}) for row in self._s.scalars(query.order_by(AuditRow.id.desc()).limit(limit))
+        ]
 
     def list(self, limit: int = 200) -> list[AuditEntry]:
         """The newest ``limit``, newest first."""

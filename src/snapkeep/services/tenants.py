@@ -188,6 +188,18 @@ class Tenants:
             views = [self._view(uow, who, t, running) for t in uow.tenants.visible()]
         return sorted(views, key=lambda v: v.path.split("/"))
 
+    def paths(self, who: Principal) -> dict[str, str]:
+        """Tenant id -> its path as the caller sees it (``acme/dev``): for naming owners, without asking
+        libvirt which VMs run (as :meth:`tree` does)."""
+        with self._db.unit(who) as uow:
+            seen = {t.id: t for t in uow.tenants.visible()}  # the scope's top has no parent among them
+
+        def path(tenant: Tenant) -> str:
+            parent = seen.get(tenant.parent_id or "")
+            return tenant.name if parent is None else f"{path(parent)}/{tenant.name}"
+
+        return {tenant_id: path(tenant) for tenant_id, tenant in seen.items()}
+
     def page(self, who: Principal, window: Window) -> Page[TenantView]:
         """:meth:`tree` a page at a time, keyed by the tenant's path (names hold no ``/``)."""
         return page_of(self.tree(who), window, lambda v: (v.path,), lambda key: str(key[0]).split("/"))

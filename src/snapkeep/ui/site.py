@@ -5,10 +5,22 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from snapkeep.ui import audit, auth, dashboard, tokens, users
+from snapkeep.ui import audit, auth, dashboard, jobs, networks, snapshots, tenants, tokens, users, vms, volumes
 from snapkeep.ui.headers import SecurityHeaders
 
-PAGES = (auth.router, dashboard.router, users.router, tokens.router, audit.router)
+PAGES = (
+    auth.router,
+    dashboard.router,
+    volumes.router,
+    vms.router,
+    tenants.router,
+    networks.router,
+    snapshots.router,
+    jobs.router,
+    users.router,
+    tokens.router,
+    audit.router,
+)
 
 
 def install_ui(app: FastAPI) -> None:
