@@ -1,0 +1,217 @@
+"""Taking, restoring and browsing snapshots, and profiles, through the web UI: in a real browser for the flows
+an operator goes through, over plain HTTP for the details (refusals, headers, what changed).
+
+Test data is made through the API (fast); only the flow under test goes through the pages. Refused requests
+are checked to have changed nothing: the volume's files (names and bytes) and the catalog's snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import Server, log_in
+from tests.integration.test_ui_login import _logged_in
+
+pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # the pages do not depend on the driver
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _volume(api: httpx.Client, files: dict[str, bytes]) -> dict[str, Any]:
+    """A new volume holding ``files`` (relative path → bytes)."""
+    answer = api.post("/api/v1/volumes", json={"name": _name("flows"), "size_limit": "1G"})
+    assert answer.status_code == 201, answer.text
+    vol: dict[str, Any] = answer.json()
+    for rel, data in files.items():
+        path = Path(vol["path"], rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return vol
+
+
+def _snapshot(api: httpx.Client, vol: dict[str, Any], name: str = "s1") -> str:
+    job = api.post("/api/v1/snapshots", params={"wait": 30}, json={"volume": vol["id"], "name": name}).json()
+    assert job["status"] == "succeeded", job
+    return str(job["result"]["snapshot"]["id"])
+
+
+def _job(api: httpx.Client, location: str) -> dict[str, Any]:
+    """The job a page redirected to (``/jobs/<id>``), once it has ended."""
+    match = re.fullmatch(r"/jobs/([0-9a-f-]+)", location)
+    assert match, location
+    job: dict[str, Any] = api.get(f"/api/v1/jobs/{match.group(1)}", params={"wait": 60}).json()
+    assert job["status"] in ("succeeded", "failed"), job
+    return job
+
+
+def _latest_job(api: httpx.Client) -> str:
+    return str(api.get("/api/v1/jobs", params={"limit": 1}).json()[0]["id"])
+
+
+def _tree(root: str) -> dict[str, bytes | None]:
+    """Every entry under ``root``: files with their bytes, folders as None."""
+    found: dict[str, bytes | None] = {}
+    for folder, dirs, files in os.walk(root):
+        for d in dirs:
+            found[os.path.relpath(os.path.join(folder, d), root)] = None
+        for f in files:
+            found[os.path.relpath(os.path.join(folder, f), root)] = Path(folder, f).read_bytes()
+    return found
+
+
+def _snapshots(api: httpx.Client, vol: dict[str, Any]) -> list[str]:
+    return sorted(s["name"] for s in api.get("/api/v1/snapshots", params={"volume": vol["id"]}).json())
+
+
+# --- over HTTP -----------------------------------------------------------------------------------------------
+
+
+def test_take_form_takes_and_a_refused_take_shows_the_form_again(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"a.txt": b"a"})
+    client, csrf = _logged_in(server)
+    form = client.get(f"/volumes/{vol['id']}/snapshot")
+    assert form.status_code == 200 and f"Take a snapshot of volume {vol['name']}" in form.text
+    sent = {"csrf": csrf, "name": "by-ui", "description": "from the form", "expires": "7d", "immutable": "on"}
+    answer = client.post(f"/volumes/{vol['id']}/snapshot", data=sent)
+    assert answer.status_code == 303, answer.text
+    job = _job(api, answer.headers["location"])
+    assert job["status"] == "succeeded", job
+    snap = job["result"]["snapshot"]
+    assert snap["description"] == "from the form" and snap["immutable"] and snap["expires_at"]
+
+    again = client.post(f"/volumes/{vol['id']}/snapshot", data={**sent, "description": "kept"})
+    assert again.status_code == 409 and 'role="alert"' in again.text and "by-ui" in again.text
+    assert ">kept</textarea>" in again.text  # what was typed is kept
+    past = client.post(f"/volumes/{vol['id']}/snapshot", data={"csrf": csrf, "name": "x", "expires": "2001-01-01"})
+    assert past.status_code == 422 and "in the past" in past.text
+    assert _snapshots(api, vol) == ["by-ui"]
+    assert client.post(f"/volumes/{vol['id']}/snapshot", data={"name": "no-csrf"}).status_code == 403
+    assert _snapshots(api, vol) == ["by-ui"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"path": "../"},
+        {"path": "../../etc/passwd"},
+        {"path": "/etc/passwd"},
+        {"path": "a/../../x"},
+        {"path_b64": "Ly4uL2V0Yw=="},  # "/../etc"
+    ],
+)
+def test_file_paths_that_climb_out_are_refused_and_change_nothing(server: Server, bad: dict[str, str]) -> None:
+    api = server.client()
+    vol = _volume(api, {"a/b.txt": b"inside"})
+    snap_id = _snapshot(api, vol)
+    Path(vol["path"], "a", "b.txt").write_bytes(b"changed since")
+    before, jobs_before = _tree(vol["path"]), _latest_job(api)
+    client, csrf = _logged_in(server)
+    for url in ("files", "files/download", "files/restore"):
+        answer = client.get(f"/snapshots/{snap_id}/{url}", params=bad)
+        assert answer.status_code == 422, (url, answer.text)
+        assert 'role="alert"' in answer.text and "invalid_path" in answer.text
+    posted = client.post(f"/snapshots/{snap_id}/files/restore", data={"csrf": csrf, **bad})
+    assert posted.status_code == 422, posted.text
+    to = {"to_path": bad.get("path", "/x")} if "path" in bad else {"to_path_b64": bad["path_b64"]}
+    onto = client.post(f"/snapshots/{snap_id}/files/restore", data={"csrf": csrf, "path": "a/b.txt", **to})
+    assert onto.status_code == 422, onto.text
+    assert _tree(vol["path"]) == before
+    assert _latest_job(api) == jobs_before  # refused before any job started
+
+
+def test_download_sends_the_exact_bytes_as_an_attachment_with_a_safe_name(server: Server) -> None:
+    api = server.client()
+    hostile = '<img src=x onerror=alert(1)>"; filename=evil.html'
+    data = os.urandom(3 * 1024 * 1024 + 17)  # several chunks
+    vol = _volume(api, {"big.bin": data, hostile: b"<script>alert(1)</script>"})
+    os.symlink("/etc/passwd", os.path.join(vol["path"], "link"))
+    os.mkfifo(os.path.join(vol["path"], "fifo"))
+    snap_id = _snapshot(api, vol)
+    client, _csrf = _logged_in(server)
+    big = client.get(f"/snapshots/{snap_id}/files/download", params={"path": "big.bin"})
+    assert big.status_code == 200 and big.content == data
+    assert big.headers["content-disposition"].startswith('attachment; filename="big.bin"')
+    evil = client.get(f"/snapshots/{snap_id}/files/download", params={"path": hostile})
+    assert evil.status_code == 200 and evil.content == b"<script>alert(1)</script>"
+    assert evil.headers["content-type"] == "application/octet-stream"
+    assert evil.headers["x-content-type-options"] == "nosniff"
+    disposition = evil.headers["content-disposition"]
+    fallback = re.fullmatch(r'attachment; filename="([^"]*)"; filename\*=UTF-8\'\'(\S+)', disposition)
+    assert fallback, disposition
+    assert re.fullmatch(r"[A-Za-z0-9._ -]+", fallback.group(1)), disposition
+    for name in ("link", "fifo", ""):
+        refused = client.get(f"/snapshots/{snap_id}/files/download", params={"path": name})
+        assert refused.status_code == 422, (name, refused.text)
+    listing = client.get(f"/snapshots/{snap_id}/files")
+    assert listing.status_code == 200, listing.text
+    assert "&lt;img src=x onerror=alert(1)&gt;&#34;" in listing.text and "<img" not in listing.text
+
+
+def test_restore_confirmation_names_what_it_overwrites(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"doc.txt": b"v1"})
+    snap_id = _snapshot(api, vol, "before")
+    client, csrf = _logged_in(server)
+    page = client.get(f"/snapshots/{snap_id}/restore")
+    assert page.status_code == 200 and "As a new volume" in page.text
+    confirm = client.get(f"/snapshots/{snap_id}/restore/confirm", params={"mode": "data", "pre_restore": "on"})
+    assert confirm.status_code == 200
+    text = re.sub(r"<[^>]+>", "", confirm.text)
+    assert f"volume {vol['name']}" in text and "before" in text and "pre-restore snapshot" in text
+    assert re.search(r"taken \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text)
+    assert _snapshots(api, vol) == ["before"]  # showing the confirmation changed nothing
+
+    new_name = _name("copy")
+    answer = client.post(f"/snapshots/{snap_id}/restore", data={"csrf": csrf, "name": new_name})
+    job = _job(api, answer.headers["location"])
+    assert job["status"] == "succeeded", job
+    copy = api.get(f"/api/v1/volumes/{new_name}").json()
+    assert Path(copy["path"], "doc.txt").read_bytes() == b"v1"
+    clash = client.post(f"/snapshots/{snap_id}/restore", data={"csrf": csrf, "name": new_name})
+    assert clash.status_code == 409 and new_name in clash.text
+
+
+# --- in a real browser ---------------------------------------------------------------------------------------
+
+
+def _job_of(page: Page, api: httpx.Client) -> dict[str, Any]:
+    """The job the page was sent to after a submit, once it has ended."""
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]+$"))
+    return _job(api, "/" + page.url.split("/", 3)[3])
+
+
+def test_take_a_volume_snapshot_and_restore_one_file_in_the_browser(page: Page, server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"docs/report.txt": b"the original report\n", "docs/other.txt": b"untouched\n"})
+    log_in(page, server.url, "admin", server.admin_password)
+    page.goto(f"{server.url}/volumes/{vol['id']}/snapshot")
+    page.get_by_label("Snapshot name").fill("before-edit")
+    page.get_by_label("Description").fill("taken in the browser")
+    page.get_by_role("button", name="Take snapshot").click()
+    job = _job_of(page, api)
+    assert job["status"] == "succeeded", job
+    snap_id = job["result"]["snapshot"]["id"]
+
+    Path(vol["path"], "docs", "report.txt").write_bytes(b"overwritten by a user\n")
+    Path(vol["path"], "docs", "other.txt").write_bytes(b"changed too, and stays so\n")
+    page.goto(f"{server.url}/snapshots/{snap_id}/files")
+    page.get_by_role("link", name="docs/").click()
+    expect(page.get_by_role("heading", name="Folder docs")).to_be_visible()
+    page.get_by_role("link", name="Restore report.txt").click()
+    expect(page.get_by_text("exists in volume")).to_contain_text("will be overwritten")
+    page.get_by_role("button", name=f"Overwrite docs/report.txt in {vol['name']}").click()
+    job = _job_of(page, api)
+    assert job["status"] == "succeeded", job
+    assert Path(vol["path"], "docs", "report.txt").read_bytes() == b"the original report\n"
+    assert Path(vol["path"], "docs", "other.txt").read_bytes() == b"changed too, and stays so\n"
