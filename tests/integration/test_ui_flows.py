@@ -215,3 +215,48 @@ def test_take_a_volume_snapshot_and_restore_one_file_in_the_browser(page: Page, 
     assert job["status"] == "succeeded", job
     assert Path(vol["path"], "docs", "report.txt").read_bytes() == b"the original report\n"
     assert Path(vol["path"], "docs", "other.txt").read_bytes() == b"changed too, and stays so\n"
+
+
+def test_create_a_profile_with_two_periods_and_see_its_preview_timeline(page: Page, server: Server) -> None:
+    name = _name("plan")
+    log_in(page, server.url, "admin", server.admin_password)
+    page.goto(f"{server.url}/profiles/new")
+    page.get_by_label("Profile name").fill(name)
+    page.get_by_label("Description").fill("checked in a browser")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_role("button", name="Create profile").click()
+    expect(page.get_by_role("heading", name=f"Profile {name}")).to_be_visible()
+
+    page.get_by_label("Period name").fill("hourly")
+    page.get_by_label("Frequency").select_option("hourly")
+    page.get_by_label("Minute (0-59)").fill("15")
+    page.get_by_label("Retention").fill("6h")
+    page.get_by_label("Minimum snapshots kept").fill("2")
+    page.get_by_role("button", name="Add period").click()
+    expect(page.get_by_role("cell", name="every hour at minute 15", exact=False)).to_be_visible()
+
+    page.get_by_text("Add a period").click()
+    page.get_by_label("Period name").fill("weekly")
+    page.get_by_label("Frequency").select_option("weekly")
+    page.get_by_label("Day of week").select_option("Monday")
+    page.get_by_label("Hour (0-23)").fill("2")
+    page.get_by_label("Retention").fill("1d")
+    page.get_by_label("Minimum snapshots kept").fill("2")
+    page.get_by_label("Immutable").check()
+    page.get_by_role("button", name="Add period").click()
+    expect(page.get_by_role("cell", name="weekly on Monday at 02:00")).to_be_visible()
+
+    timeline = page.get_by_role("img", name=re.compile(f"Snapshots of {name}"))
+    expect(timeline).to_be_visible()
+    hourly = timeline.locator('g.period[data-period="hourly"] rect.mark')
+    weekly = timeline.locator('g.period[data-period="weekly"] rect.mark')
+    assert 4 * 7 * 24 - 2 <= hourly.count() <= 4 * 7 * 24 + 2  # a mark per hour for four weeks
+    assert weekly.count() in (4, 5)
+    assert timeline.locator('g.period[data-period="weekly"] rect.mark.locked').count() == weekly.count()
+    assert timeline.locator('g.period[data-period="weekly"] rect.held').count() >= 1  # kept past a day: 2 at least
+    hourly_rows = timeline.locator('g.period[data-period="hourly"] rect.held')
+    assert hourly_rows.count() == 0  # six hours of hourly snapshots always hold more than two
+    page.get_by_label("Weeks ahead").select_option("2")
+    page.get_by_role("button", name="Show preview").click()
+    expect(page.get_by_role("img", name=re.compile("over the next 2 weeks$"))).to_be_visible()
+    assert 2 * 7 * 24 - 2 <= page.locator('g.period[data-period="hourly"] rect.mark').count() <= 2 * 7 * 24 + 2

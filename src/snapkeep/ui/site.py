@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from snapkeep.ui import auth, dashboard, files, restores, takes
+from snapkeep.ui import auth, dashboard, files, profiles, restores, takes
 
-PAGES = (auth.router, dashboard.router, takes.router, restores.router, files.router)
+PAGES = (auth.router, dashboard.router, takes.router, restores.router, files.router, profiles.router)
 
 
 def install_ui(app: FastAPI) -> None:
