@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,91 @@ def test_create_a_profile_with_two_periods_and_see_its_preview_timeline(page: Pa
     page.get_by_role("button", name="Show preview").click()
     expect(page.get_by_role("img", name=re.compile("over the next 2 weeks$"))).to_be_visible()
     assert 2 * 7 * 24 - 2 <= page.locator('g.period[data-period="hourly"] rect.mark').count() <= 2 * 7 * 24 + 2
+
+
+def test_restore_a_volume_in_place_through_the_confirmation_page(page: Page, server: Server) -> None:
+    api = server.client()
+    original = {"data/a.bin": os.urandom(200_000), "data/b.txt": b"second file\n", "top.txt": b"top\n"}
+    vol = _volume(api, original)
+    snap_id = _snapshot(api, vol, "good-state")
+    Path(vol["path"], "data", "a.bin").write_bytes(b"ransomware was here")
+    Path(vol["path"], "top.txt").unlink()
+    Path(vol["path"], "new-since.txt").write_bytes(b"made after the snapshot")
+    damaged = _tree(vol["path"])
+
+    log_in(page, server.url, "admin", server.admin_password)
+    page.goto(f"{server.url}/snapshots/{snap_id}/restore")
+    page.get_by_role("button", name="Restore over the volume…").click()
+    expect(page.get_by_role("heading", name=f"Restore over volume {vol['name']}?")).to_be_visible()
+    facts = page.get_by_role("region", name="What will happen")
+    expect(facts).to_contain_text(f"volume {vol['name']}")
+    expect(facts).to_contain_text("good-state")
+    expect(facts).to_contain_text("A pre-restore snapshot")
+    assert _snapshots(api, vol) == ["good-state"] and _tree(vol["path"]) == damaged  # nothing yet
+    page.get_by_role("button", name=f"Restore over volume {vol['name']}").click()
+    job = _job_of(page, api)
+    assert job["status"] == "succeeded", job
+
+    assert _tree(vol["path"]) == {"data": None, **original}
+    pre = job["result"]["pre_restore_snapshot_id"]
+    assert pre is not None
+    saved = api.get(f"/api/v1/snapshots/{pre}").json()
+    assert saved["name"].startswith("pre-restore_") and saved["subject_id"] == vol["id"]
+    assert sorted(_snapshots(api, vol)) == sorted(["good-state", saved["name"]])
+    undo = api.post(f"/api/v1/snapshots/{pre}/restore", params={"wait": 30}, json={"pre_restore": False}).json()
+    assert undo["status"] == "succeeded" and _tree(vol["path"]) == damaged  # the pre-restore snapshot holds it
+
+
+@pytest.fixture
+def stopped_vm(server: Server, libvirtd: None) -> Iterator[dict[str, Any]]:
+    """A VM that is not started (its disks hold random bytes); it and every VM made from it are deleted after."""
+    with server.client() as api:
+        before = {v["id"] for v in api.get("/api/v1/vms").json()}
+        answer = api.post("/api/v1/vms", json={"name": _name("ui-vm"), "disks": ["16M"], "nics": 1})
+        assert answer.status_code == 201, answer.text
+        vm: dict[str, Any] = answer.json()
+        for disk in vm["disks"]:
+            with open(disk["path"], "r+b") as f:
+                for offset in (0, disk["size"] // 2, disk["size"] - 4096):
+                    os.pwrite(f.fileno(), os.urandom(4096), offset)
+        try:
+            yield vm
+        finally:
+            for made in api.get("/api/v1/vms").json():
+                if made["id"] not in before:
+                    api.delete(f"/api/v1/vms/{made['id']}", params={"force": "true", "wait": 30})
+
+
+def _disks(vm: dict[str, Any]) -> list[bytes]:
+    return [Path(disk["path"]).read_bytes() for disk in vm["disks"]]
+
+
+def test_take_a_vm_snapshot_and_restore_it_as_a_new_vm_in_the_browser(
+    page: Page, server: Server, stopped_vm: dict[str, Any]
+) -> None:
+    api = server.client()
+    vm = stopped_vm
+    good = _disks(vm)
+    log_in(page, server.url, "admin", server.admin_password)
+    page.goto(f"{server.url}/vms/{vm['id']}/snapshot")
+    expect(page.get_by_role("heading", name=f"Take a snapshot of vm {vm['name']}")).to_be_visible()
+    page.get_by_label("Snapshot name").fill("before-upgrade")
+    page.get_by_label("Never expires").check()
+    page.get_by_role("button", name="Take snapshot").click()
+    job = _job_of(page, api)
+    assert job["status"] == "succeeded", job
+    snap = job["result"]["snapshot"]
+    assert (snap["subject_type"], snap["subject_id"], snap["expires_at"]) == ("vm", vm["id"], None)
+
+    for disk in vm["disks"]:  # the source changes after the snapshot; the copy must not
+        Path(disk["path"]).write_bytes(os.urandom(disk["size"]))
+    copy_name = _name("restored")
+    page.goto(f"{server.url}/snapshots/{snap['id']}/restore")
+    page.get_by_label("New VM's name").fill(copy_name)
+    page.get_by_role("button", name="Restore as new VM").click()
+    job = _job_of(page, api)
+    assert job["status"] == "succeeded", job
+    copy = api.get(f"/api/v1/vms/{copy_name}").json()
+    assert copy["id"] != vm["id"] and copy["state"] == "shutoff"
+    assert _disks(copy) == good
+    assert set(copy["macs"]).isdisjoint(vm["macs"])  # new MACs unless asked to keep them
