@@ -28,9 +28,9 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _volume(api: httpx.Client, files: dict[str, bytes]) -> dict[str, Any]:
+def _volume(api: httpx.Client, files: dict[str, bytes], tags: tuple[str, ...] = ()) -> dict[str, Any]:
     """A new volume holding ``files`` (relative path → bytes)."""
-    answer = api.post("/api/v1/volumes", json={"name": _name("flows"), "size_limit": "1G"})
+    answer = api.post("/api/v1/volumes", json={"name": _name("flows"), "size_limit": "1G", "tags": list(tags)})
     assert answer.status_code == 201, answer.text
     vol: dict[str, Any] = answer.json()
     for rel, data in files.items():
@@ -181,6 +181,166 @@ def test_restore_confirmation_names_what_it_overwrites(server: Server) -> None:
     assert Path(copy["path"], "doc.txt").read_bytes() == b"v1"
     clash = client.post(f"/snapshots/{snap_id}/restore", data={"csrf": csrf, "name": new_name})
     assert clash.status_code == 409 and new_name in clash.text
+
+
+def _profile(api: httpx.Client, ref: str) -> dict[str, Any]:
+    answer = api.get(f"/api/v1/profiles/{ref}")
+    assert answer.status_code == 200, answer.text
+    profile: dict[str, Any] = answer.json()
+    return profile
+
+
+PERIOD = {"name": "nightly", "frequency": "daily", "hour": "3", "minute": "30", "retention": "7d", "min_snapshots": "2"}
+
+
+def test_the_period_editor_sets_every_field_and_refusals_change_nothing(server: Server) -> None:
+    api = server.client()
+    client, csrf = _logged_in(server)
+    name = _name("editor")
+    created = client.post("/profiles/new", data={"csrf": csrf, "name": name, "timezone": "Europe/Berlin"})
+    assert created.status_code == 303, created.text
+    ref = created.headers["location"].rsplit("/", 1)[1]
+    added = client.post(f"/profiles/{ref}/periods", data={"csrf": csrf, **PERIOD, "private": "on"})
+    assert added.status_code == 303, added.text
+    form = client.get(f"/profiles/{ref}/periods/nightly")
+    assert form.status_code == 200 and 'value="1w"' in form.text  # 7d, shown in whole weeks
+
+    every = {
+        "csrf": csrf,
+        "name": "monthly-close",
+        "frequency": "monthly",
+        "minute": "45",
+        "hour": "23",
+        "day_of_week": "",
+        "day_of_month": "31",
+        "month": "",
+        "interval_minutes": "",
+        "at": "",
+        "retention": "1y",
+        "min_snapshots": "3",
+        "quiesce": "on",
+        "immutable": "on",
+        "skip_missed": "on",
+        "include_tags": "finance, db",
+        "exclude_tags": "",
+    }
+    changed = client.post(f"/profiles/{ref}/periods/nightly", data=every)
+    assert changed.status_code == 303, re.findall(r"role=\"alert\">([^<]*)", changed.text)
+    [period] = _profile(api, ref)["periods"]
+    assert {k: period[k] for k in ("name", "frequency", "minute", "hour", "day_of_month", "min_snapshots")} == {
+        "name": "monthly-close",
+        "frequency": "monthly",
+        "minute": 45,
+        "hour": 23,
+        "day_of_month": 31,
+        "min_snapshots": 3,
+    }
+    assert period["retention_seconds"] == 365 * 86400 and period["day_of_week"] is None
+    assert (period["quiesce"], period["immutable"], period["private"], period["skip_missed"]) == (
+        True,
+        True,
+        False,
+        True,
+    )
+    assert (period["include_tags"], period["exclude_tags"]) == (["finance", "db"], [])
+    shown = client.get(f"/profiles/{ref}")
+    assert "monthly on day 31 at 23:45 (the last day in shorter months)" in shown.text
+
+    before = _profile(api, ref)
+    for bad, why in (
+        ({"minute": "61"}, "minute"),
+        ({"minute": "soon"}, "whole number"),
+        ({"frequency": "weekly"}, "day_of_month"),  # a weekly period given a day of the month
+        ({"retention": "a while"}, "retention"),
+        ({"frequency": "fortnightly"}, "frequency"),
+        ({"exclude_tags": "scratch"}, "not both"),
+    ):
+        refused = client.post(f"/profiles/{ref}/periods/monthly-close", data={**every, **bad})
+        assert refused.status_code in (400, 422), (bad, refused.status_code)
+        assert 'role="alert"' in refused.text and why in refused.text, (bad, refused.text[-800:])
+        assert all(f'value="{v}"' in refused.text for k, v in bad.items() if k in ("minute", "retention"))
+    clash = client.post(f"/profiles/{ref}/periods", data={"csrf": csrf, **PERIOD, "name": "monthly-close"})
+    assert clash.status_code == 422 and "monthly-close" in clash.text
+    assert _profile(api, ref) == before
+
+    confirm = client.get(f"/profiles/{ref}/periods/monthly-close/remove")
+    assert confirm.status_code == 200 and "Remove period monthly-close" in confirm.text
+    assert _profile(api, ref) == before
+    assert client.post(f"/profiles/{ref}/periods/monthly-close/remove", data={"csrf": csrf}).status_code == 303
+    assert _profile(api, ref)["periods"] == []
+
+
+def test_assign_and_delete_a_profile_behind_its_confirmation(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {})
+    client, csrf = _logged_in(server)
+    name = _name("assigned")
+    ref = client.post("/profiles/new", data={"csrf": csrf, "name": name}).headers["location"].rsplit("/", 1)[1]
+    client.post(f"/profiles/{ref}/periods", data={"csrf": csrf, **PERIOD})
+    picked = client.get("/profiles", params={"assign": "volume", "subject": vol["id"]})
+    assert picked.status_code == 200 and f'aria-label="Assign {name}"' in picked.text
+    assigned = client.post(
+        f"/profiles/{ref}/assign", data={"csrf": csrf, "subject_type": "volume", "subject": vol["id"]}
+    )
+    assert assigned.status_code == 303
+    assert [a["subject_id"] for a in api.get(f"/api/v1/profiles/{ref}/assignments").json()] == [vol["id"]]
+    timeline = client.get(f"/profiles/{ref}", params={"subject_type": "volume", "subject": vol["name"], "weeks": 1})
+    assert timeline.status_code == 200 and 'data-period="nightly"' in timeline.text
+
+    confirm = client.get(f"/profiles/{ref}/delete")
+    assert confirm.status_code == 200 and vol["name"] in confirm.text and "Detach it from every subject" in confirm.text
+    refused = client.post(f"/profiles/{ref}/delete", data={"csrf": csrf})
+    assert refused.status_code == 409 and "assigned" in refused.text
+    assert _profile(api, ref)["name"] == name
+    assert client.post(f"/profiles/{ref}/unassign", data={"csrf": csrf, "subject_type": "volume", "subject": vol["id"]})
+    assert api.get(f"/api/v1/profiles/{ref}/assignments").json() == []
+    client.post(f"/profiles/{ref}/assign", data={"csrf": csrf, "subject_type": "volume", "subject": vol["id"]})
+    gone = client.post(f"/profiles/{ref}/delete", data={"csrf": csrf, "detach": "on"})
+    assert gone.status_code == 303 and api.get(f"/api/v1/profiles/{ref}").status_code == 404
+
+
+def test_system_snapshot_taken_partial_then_one_volume_restored_as_new_and_imported(server: Server) -> None:
+    api = server.client()
+    tag = _name("ui-tag")
+    vol = _volume(api, {"keep.txt": b"system copy\n"}, tags=(tag,))
+    client, csrf = _logged_in(server)
+    form = client.get("/system/snapshot")
+    assert form.status_code == 200 and "Take a snapshot of the system" in form.text and "checked" in form.text
+    snap_name = _name("sys")
+    taken = client.post(
+        "/system/snapshot", data={"csrf": csrf, "name": snap_name, "include_tags": tag, "private": "on"}
+    )
+    job = _job(api, taken.headers["location"])
+    assert job["status"] == "succeeded", job
+    snap = job["result"]["snapshot"]
+    assert snap["kind"] == "system" and snap["private"]
+    contents = api.get(f"/api/v1/snapshots/{snap['id']}/contents").json()
+    assert [v["name"] for v in contents["volumes"]] == [vol["name"]]
+
+    page = client.get(f"/snapshots/{snap['id']}/restore")
+    assert page.status_code == 200 and "Restore everything" in page.text and vol["name"] in page.text
+    whole = client.get(f"/snapshots/{snap['id']}/restore/confirm", params={"pre_restore": "on"})
+    assert whole.status_code == 200 and "Restore over the whole system?" in whole.text
+    one = client.get(f"/snapshots/{snap['id']}/restore/confirm", params={"member_type": "volume", "member": vol["id"]})
+    assert one.status_code == 200 and f"Restore over volume {vol['name']}?" in one.text
+    assert "No pre-restore snapshot" in one.text
+
+    copy = _name("from-sys")
+    made = client.post(
+        f"/snapshots/{snap['id']}/restore",
+        data={"csrf": csrf, "member_type": "volume", "member": vol["id"], "name": copy},
+    )
+    assert _job(api, made.headers["location"])["status"] == "succeeded"
+    assert Path(api.get(f"/api/v1/volumes/{copy}").json()["path"], "keep.txt").read_bytes() == b"system copy\n"
+    imported = client.post(
+        f"/snapshots/{snap['id']}/import", data={"csrf": csrf, "member_type": "volume", "member": vol["id"]}
+    )
+    assert _job(api, imported.headers["location"])["status"] == "succeeded"
+    assert snap_name in _snapshots(api, vol)
+    browse = client.get(f"/snapshots/{snap['id']}/files")
+    assert browse.status_code == 200 and vol["name"] in browse.text
+    inside = client.get(f"/snapshots/{snap['id']}/files/download", params={"volume": vol["id"], "path": "keep.txt"})
+    assert inside.status_code == 200 and inside.content == b"system copy\n"
 
 
 # --- in a real browser ---------------------------------------------------------------------------------------

@@ -41,11 +41,15 @@ class Span:
 
 @dataclass(frozen=True)
 class Mark:
+    """A snapshot's bar: ``x`` to ``x + width`` until its expiry (locked, if it is, all along: a lock ends at
+    expiry), then ``held_x`` to ``held_x + held_width`` while its period's minimum count keeps it."""
+
     x: float
     width: float
     y: float
     height: float
-    held_x: float | None  # where the held part (past the expiry) begins
+    held_x: float | None
+    held_width: float
     locked: bool
     existing: bool
     title: str
@@ -104,7 +108,8 @@ def _ticks(start: datetime, end: datetime) -> list[Tick]:
     days = (end - start) / timedelta(days=1)
     day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     ticks = []
-    while day < end:
+    last = end - (end - start) * 0.04  # no label cut by the right edge
+    while day < last:
         if days <= 16:
             ticks.append(Tick(_x(day, start, end), f"{day:%a %d}"))
         elif days <= 120 and day.weekday() == 0:
@@ -130,14 +135,17 @@ def drawing(
         for span, lane in list(zip(spans, lanes, strict=True))[:MAX_MARKS]:
             x = _x(span.created, start, end)
             x_end = _x(span.gone or end, start, end)
-            held = span.expires is not None and span.expires < end and (span.gone is None or span.gone > span.expires)
+            expires = span.expires
+            held = expires is not None and expires < end and (span.gone is None or span.gone > expires)
+            x_held = _x(expires, start, end) if held and expires is not None else None
             marks.append(
                 Mark(
                     x=round(x, 2),
-                    width=round(max(x_end - x, 1.5), 2),
+                    width=round(max((x_held if x_held is not None else x_end) - x, 1.5), 2),
                     y=round(y + lane * lane_h, 2),
                     height=round(max(lane_h - 1, 0.5), 2),
-                    held_x=round(_x(span.expires, start, end), 2) if held and span.expires else None,
+                    held_x=round(x_held, 2) if x_held is not None else None,
+                    held_width=round(max(x_end - x_held, 1.0), 2) if x_held is not None else 0.0,
                     locked=span.locked,
                     existing=span.existing,
                     title=span.title,
