@@ -7,6 +7,7 @@ it has one row per period with a mark per snapshot.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 
 from snapkeep.model.profile import Frequency, Period, Profile
 from snapkeep.model.schedule import Existing, lifetimes, preview
+from snapkeep.model.types import Snapshot, SnapshotKind, SnapshotStatus
+from snapkeep.ui.templating import environment
 from snapkeep.ui.timeline import profile_drawing
 
 NOW = datetime(2026, 3, 20, 10, 17, tzinfo=UTC)  # the days before Europe/Berlin's spring-forward
@@ -83,3 +86,53 @@ def test_the_drawing_has_a_row_per_period_and_a_mark_per_snapshot() -> None:
     assert all(mark.locked for mark in rows["hourly"].marks)
     assert any(mark.held_x is not None for mark in rows["daily"].marks)  # held past their two days
     assert all(0 <= mark.x <= mark.x + mark.width <= drawing.width for row in drawing.rows for mark in row.marks)
+
+
+def _snap(name: str, origin: str, created: datetime, expires: datetime | None, **extra: object) -> Snapshot:
+    values: dict[str, object] = {
+        "id": name,
+        "kind": SnapshotKind.VOLUME,
+        "subject_type": "volume",
+        "subject_id": "v",
+        "subject_name": "docs",
+        "owner_tenant_id": None,
+        "name": name,
+        "description": "",
+        "created_at": created,
+        "expires_at": expires,
+        "origin": origin,
+        "quiesce_requested": False,
+        "quiesced": False,
+        "quiesce_note": None,
+        "quiesce_window_ms": None,
+        "paused_window_ms": None,
+        "immutable": False,
+        "unlocked_at": None,
+        "private": False,
+        "status": SnapshotStatus.READY,
+        "status_reason": None,
+        "exclusive_bytes": None,
+        "shared_bytes": None,
+        **extra,
+    }
+    return Snapshot(**values)  # type: ignore[arg-type]  # the fields above, of their types
+
+
+def test_a_subjects_snapshots_render_as_a_timeline_from_the_macro_the_detail_pages_include() -> None:
+    day = timedelta(days=1)
+    snaps = [
+        _snap("manual-1", "manual", NOW - 3 * day, None, immutable=True),
+        _snap("daily_1", "p/daily", NOW - 2 * day, NOW + day),
+        _snap("daily_0", "p/daily", NOW - 5 * day, NOW - day, status=SnapshotStatus.HELD),
+        _snap("<b>x</b>", "pre-restore", NOW - day, NOW + 6 * day, immutable=True, unlocked_at=NOW),
+    ]
+    template = '{% from "timeline.html" import snapshot_timeline %}{{ snapshot_timeline(snaps) }}'
+    html = environment.from_string(template).render(snaps=snaps)
+    assert re.search(r'<svg [^>]*role="img"', html)
+    rows = dict(re.findall(r'<g class="period" data-period="([^"]+)">(.*?)</g>', html, re.S))
+    assert set(rows) == {"manual", "p/daily", "pre-restore"}
+    assert rows["p/daily"].count('class="mark') == 2 and rows["p/daily"].count('class="held"') == 1
+    assert 'mark existing locked"' in rows["manual"]  # never expires, locked
+    assert "locked" not in rows["pre-restore"] and "&lt;b&gt;x&lt;/b&gt;" in rows["pre-restore"]
+    assert "<b>x</b>" not in html
+    assert environment.from_string(template).render(snaps=[]).count('class="mark') == 0  # no snapshots yet
