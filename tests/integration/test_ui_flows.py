@@ -159,6 +159,25 @@ def test_download_sends_the_exact_bytes_as_an_attachment_with_a_safe_name(server
     assert "&lt;img src=x onerror=alert(1)&gt;&#34;" in listing.text and "<img" not in listing.text
 
 
+def test_a_big_folder_is_browsed_a_page_at_a_time(server: Server) -> None:
+    api = server.client()
+    names = {f"f{i:04d}.txt" for i in range(1001)} | {"caf\u00e9-\u00fc.txt"}
+    vol = _volume(api, {f"many/{name}": b"" for name in names})
+    Path(vol["path"], "many", "latin-\udcff.txt").write_bytes(b"")  # a name that is not UTF-8
+    snap_id = _snapshot(api, vol)
+    client, _csrf = _logged_in(server)
+    seen: list[str] = []
+    url: str | None = f"/snapshots/{snap_id}/files?path=many"
+    while url is not None:
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.text
+        seen += re.findall(r'aria-label="Restore ([^"]+)"', answer.text)
+        more = re.search(r'<a href="([^"]+)">Next page</a>', answer.text)
+        url = more.group(1).replace("&amp;", "&") if more else None
+    assert len(seen) == len(set(seen)) == len(names) + 1
+    assert set(seen) == names | {"latin-\\xff.txt"}  # shown with the byte escaped
+
+
 def test_restore_confirmation_names_what_it_overwrites(server: Server) -> None:
     api = server.client()
     vol = _volume(api, {"doc.txt": b"v1"})

@@ -22,12 +22,14 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from snapkeep.errors import InvalidPath
 from snapkeep.model import relpath
+from snapkeep.model.paging import Window
 from snapkeep.model.types import FileEntry
 from snapkeep.ui import forms
 from snapkeep.ui.deps import Form, UiSvc, Visitor
 from snapkeep.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
+FOLDER_PAGE = 500  # entries of a folder per page, by name
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 
 
@@ -80,7 +82,8 @@ def _crumbs(folder: bytes, volume: str | None) -> list[tuple[str, str]]:
 
 @router.get("/snapshots/{snap_id}/files")
 def browse(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume: str | None = None) -> Response:
-    """A folder of the snapshot (the root by default); a system snapshot's volume is chosen first."""
+    """A folder of the snapshot (the root by default), by name, a page at a time (``after``: the last name of
+    the page before); a system snapshot's volume is chosen first."""
     snap = svc.snapshots.get(snap_id, visit.who)
     raw = b"/".join(relpath.split(_raw(request.query_params)))
     if snap.kind != "volume" and volume is None:
@@ -94,7 +97,12 @@ def browse(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume: s
             e for e in svc.files.browse(snap_id, parent, volume=volume, who=visit.who) if os.fsencode(e.name) == last
         ]
         folder = raw if named and named[0].type == "dir" else parent
-    entries = svc.files.browse(snap_id, folder, volume=volume, who=visit.who)
+    after = _raw(request.query_params, "after") or None
+    window = Window(limit=FOLDER_PAGE, after=(os.fsdecode(after),) if after else None)
+    page = svc.files.browse_page(snap_id, folder, window, volume=volume, who=visit.who)
+    more = None
+    if page.next is not None:  # the next page: this folder, after the last name shown
+        more = urlencode({**_query(folder, volume), **_query(os.fsencode(str(page.next[0])), None, "after")})
     return render(
         request,
         "flows/files.html",
@@ -105,7 +113,8 @@ def browse(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume: s
         folder=relpath.shown(folder) or "/",
         crumbs=_crumbs(folder, volume),
         root_query=urlencode(_query(b"", volume)),
-        rows=sorted(_rows(folder, entries, volume), key=lambda r: (r.entry.type != "dir", r.entry.name)),
+        rows=_rows(folder, page.items, volume),
+        more=more,
     )
 
 
