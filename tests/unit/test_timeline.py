@@ -18,7 +18,7 @@ from snapkeep.model.profile import Frequency, Period, Profile
 from snapkeep.model.schedule import Existing, lifetimes, preview
 from snapkeep.model.types import Snapshot, SnapshotKind, SnapshotStatus
 from snapkeep.ui.templating import environment
-from snapkeep.ui.timeline import profile_drawing
+from snapkeep.ui.timeline import Span, _lanes, profile_drawing
 
 NOW = datetime(2026, 3, 20, 10, 17, tzinfo=UTC)  # the days before Europe/Berlin's spring-forward
 
@@ -136,3 +136,26 @@ def test_a_subjects_snapshots_render_as_a_timeline_from_the_macro_the_detail_pag
     assert "locked" not in rows["pre-restore"] and "&lt;b&gt;x&lt;/b&gt;" in rows["pre-restore"]
     assert "<b>x</b>" not in html
     assert environment.from_string(template).render(snaps=[]).count('class="mark') == 0  # no snapshots yet
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 500), st.one_of(st.none(), st.integers(1, 200))), max_size=60))
+def test_spans_in_one_lane_never_overlap_and_lanes_are_as_few_as_can_be(raw: list[tuple[int, int | None]]) -> None:
+    spans = [
+        Span(
+            "s",
+            NOW + timedelta(minutes=start),
+            None,
+            None if length is None else NOW + timedelta(minutes=start + length),
+            False,
+            False,
+        )
+        for start, length in sorted(raw, key=lambda r: r[0])
+    ]
+    lanes = _lanes(spans)
+    end = NOW + timedelta(days=30)
+    for lane in set(lanes):
+        mine = [s for s, lane_of in zip(spans, lanes, strict=True) if lane_of == lane]
+        assert all((a.gone or end) <= b.created for a, b in pairwise(mine))
+    most = max((sum(1 for s in spans if s.created <= t.created < (s.gone or end)) for t in spans), default=0)
+    assert len(set(lanes)) == most  # as many lanes as snapshots alive at once, no more

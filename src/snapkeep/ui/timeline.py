@@ -9,6 +9,7 @@ JavaScript and the picture is in the HTML a test reads.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ MAX_MARKS = 2000  # per row; more would make a page of megabytes (a 1-minute int
 class Span:
     """One snapshot as drawn: when it exists, and how."""
 
-    title: str
+    name: str
     created: datetime
     expires: datetime | None
     gone: datetime | None  # None: past the end of the picture
@@ -90,15 +91,21 @@ def _x(when: datetime, start: datetime, end: datetime) -> float:
 
 
 def _lanes(spans: Sequence[Span]) -> list[int]:
-    """A lane per span (in order of creation) such that spans in one lane never overlap."""
-    ends: list[datetime | None] = []
+    """A lane per span (in order of creation) such that spans in one lane never overlap: the lowest lane
+    free when it is created (heaps: O(n log n), for a period with thousands of snapshots alive at once)."""
+    busy: list[tuple[datetime, int]] = []  # (end, lane) of lanes whose span ends (spans that never end: none)
+    free: list[int] = []
+    count = 0
     lanes = []
     for span in spans:
-        lane = next((i for i, end in enumerate(ends) if end is not None and end <= span.created), len(ends))
-        if lane == len(ends):
-            ends.append(span.gone)
+        while busy and busy[0][0] <= span.created:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            lane = heapq.heappop(free)
         else:
-            ends[lane] = span.gone
+            lane, count = count, count + 1
+        if span.gone is not None:
+            heapq.heappush(busy, (span.gone, lane))
         lanes.append(lane)
     return lanes
 
@@ -148,7 +155,7 @@ def drawing(
                     held_width=round(max(x_end - x_held, 1.0), 2) if x_held is not None else 0.0,
                     locked=span.locked,
                     existing=span.existing,
-                    title=span.title,
+                    title=_title(span, held),
                 )
             )
         held_count = sum(1 for mark in marks if mark.held_x is not None)
@@ -162,17 +169,22 @@ def _when(moment: datetime | None) -> str:
     return "never" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
+def _title(span: Span, held: bool) -> str:
+    """The words a mark's tooltip (and a screen reader) gives; made for the marks drawn only."""
+    title = f"{span.name}: {'taken' if span.existing else 'to be taken'} {_when(span.created)}, "
+    title += f"expires {_when(span.expires)}"
+    if held:
+        title += f", held until {_when(span.gone)}" if span.gone else ", held past its expiry"
+    return title + (", locked" if span.locked else "")
+
+
 def profile_drawing(profile: Profile, lives: Sequence[Lifetime], now: datetime, until: datetime) -> Drawing:
     """A profile's preview: a row per period (and one per period it no longer has, for snapshots taken)."""
     by_period: dict[str, list[Span]] = {period.name: [] for period in profile.periods}
     for life in lives:
         gone = life.gone_at if life.gone_at is None or life.gone_at < until else None
-        title = f"{life.name}: {'taken' if life.existing else 'to be taken'} {_when(life.created_at)}, "
-        title += f"expires {_when(life.expires_at)}"
-        if gone is not None and gone != life.expires_at:
-            title += f", held until {_when(gone)}"
         by_period.setdefault(life.period, []).append(
-            Span(title, life.created_at, life.expires_at, gone, life.immutable, life.existing)
+            Span(life.name, life.created_at, life.expires_at, gone, life.immutable, life.existing)
         )
     start = min([now, *(life.created_at for life in lives)])
     return drawing(by_period.items(), start, until, now)
@@ -209,9 +221,7 @@ def snapshot_drawing(snapshots: Sequence[Snapshotish], now: datetime | None = No
     for snap in sorted(snapshots, key=lambda s: s.created_at):
         held = snap.status == SnapshotStatus.HELD
         gone = None if held or snap.expires_at is None or snap.expires_at >= end else snap.expires_at
-        title = f"{snap.name}: taken {_when(snap.created_at)}, expires {_when(snap.expires_at)}"
-        title += " (held past its expiry)" if held else ""
         locked = snap.immutable and snap.unlocked_at is None
-        span = Span(title, snap.created_at, snap.expires_at if held or gone else None, gone, locked, True)
+        span = Span(snap.name, snap.created_at, snap.expires_at, gone, locked, True)
         rows.setdefault(snap.origin, []).append(span)
     return drawing(rows.items(), start, end, now)
