@@ -561,6 +561,61 @@ def preview(profile: Profile, existing: Iterable[Existing], now: datetime, at: d
     return result
 
 
+@dataclass(frozen=True)
+class Lifetime:
+    """One snapshot of a subject over a stretch of time: from its creation until the expiry sweep may
+    delete it (its expiry, or later while its period's minimum count holds it)."""
+
+    period: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    gone_at: datetime | None  # None: not before the end of the stretch (or never)
+    existing: bool
+    immutable: bool
+
+
+def lifetimes(profile: Profile, existing: Iterable[Existing], now: datetime, until: datetime) -> list[Lifetime]:
+    """Every snapshot of one subject that exists at some time of [``now``, ``until``], with when it goes:
+    the timeline of :func:`preview`. At any ``at`` of that stretch, the snapshots ``preview(profile, existing,
+    now, at)`` lists are those with ``created_at <= at < gone_at``. Sorted like :func:`preview`."""
+    _require_aware(now, "now")
+    _require_aware(until, "until")
+    if until < now:
+        raise InvalidSchedule(f"a timeline looks ahead: {until.isoformat()} is before now ({now.isoformat()})")
+    candidates: dict[str, list[tuple[datetime, str, datetime | None, bool, bool]]] = {}
+    for snap in existing:
+        if snap.created_at <= until:
+            candidates.setdefault(snap.period, []).append(
+                (snap.created_at, snap.name, snap.expires_at, snap.immutable, True)
+            )
+    planned = 0
+    for period in profile.periods:
+        future = candidates.setdefault(period.name, [])
+        for slot in slots_between(period, profile.timezone, now, until):
+            planned += 1
+            if planned > MAX_PREVIEW:
+                raise InvalidSchedule(f"the timeline would hold more than {MAX_PREVIEW} snapshots; look less far")
+            expires = _expiry(slot, period.retention)
+            future.append((slot, snapshot_name(period.name, slot, profile.timezone), expires, period.immutable, False))
+    holds = {period.name: period.min_snapshots for period in profile.periods}
+    result: list[Lifetime] = []
+    for period_name, snaps in candidates.items():
+        snaps.sort(key=lambda snap: snap[0])
+        keep = holds.get(period_name, 0)
+        for index, (created, name, expires, immutable, taken) in enumerate(snaps):
+            # held past its expiry until ``keep`` newer snapshots of its period exist
+            pushed_out = snaps[index + keep][0] if keep and index + keep < len(snaps) else None
+            if expires is None or (keep and pushed_out is None):
+                gone = None
+            else:
+                gone = expires if pushed_out is None else max(expires, pushed_out)
+            if gone is None or gone > now:
+                result.append(Lifetime(period_name, name, created, expires, gone, taken, immutable))
+    result.sort(key=lambda snap: (snap.created_at, snap.period, snap.name))
+    return result
+
+
 def _expiry(created: datetime, retention: timedelta | None) -> datetime | None:
     """created + retention; past the calendar's end (the year 9999) it never comes: None."""
     if retention is None:

@@ -25,6 +25,8 @@ import base64
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from snapkeep.catalog.db import Database
@@ -64,6 +66,29 @@ class ExtractPlan:
     source: tuple[bytes, ...]
     volume: Volume
     dest: tuple[bytes, ...]
+    replaces: bool = False  # something is at the destination now: the extract replaces it
+
+
+class Download:
+    """A file being read out of a snapshot: its entry, and its bytes a chunk at a time (:meth:`chunks`).
+    :meth:`close` lets the snapshot go; reading to the end closes it too."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, entry: FileEntry, fd: int, held: ExitStack) -> None:
+        self.entry = entry
+        self._fd = fd
+        self._held = held
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            while chunk := os.read(self._fd, self.CHUNK):
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._held.close()  # idempotent: the callbacks run once
 
 
 class Files:
@@ -139,8 +164,26 @@ class Files:
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
             filerestore.check_source(root, source_parts, _shown(source_parts))
         target = self._volumes.get(to_volume or source.id, who)
-        filerestore.check_destination(self._pool.dataset_tree(target.dataset), dest, _shown(dest))
-        return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest)
+        replaces = filerestore.check_destination(self._pool.dataset_tree(target.dataset), dest, _shown(dest))
+        return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
+
+    def download(self, snap_id: str, path: PathArg, *, volume: str | None = None, who: Principal) -> Download:
+        """One file of the snapshot to read (any role, like browsing): its entry and its bytes. The
+        snapshot stays readable (an image volume's stays mounted) until the download is read to its end or
+        closed."""
+        parts = _users_parts(path)
+        if not parts:
+            raise InvalidPath("name a file to download, not the whole snapshot")
+        source = self._source(snap_id, who, volume)
+        held = ExitStack()
+        try:
+            root = held.enter_context(self._pool.snapshot_tree(snap_id, source.datasets[0]))
+            fd, entry = filerestore.open_file(root, parts, _shown(parts))
+            held.callback(os.close, fd)  # closed before the snapshot's tree is let go
+        except BaseException:
+            held.close()
+            raise
+        return Download(entry, fd, held)
 
     def claim_extract(self, snap_id: str, to_volume: str | None, who: Principal, volume: str | None = None) -> Claim:
         """An extract reads the snapshot (shared) and writes into the destination volume (exclusive)."""

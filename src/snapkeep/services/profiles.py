@@ -28,7 +28,16 @@ from snapkeep.model.names import check_description, check_name
 from snapkeep.model.paging import MAX_LIMIT, Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.profile import Assignment, Period, Profile, ScheduleEntry, SubjectOfProfile
-from snapkeep.model.schedule import Existing, Planned, check_profile, next_slot, preview, profile_estimate
+from snapkeep.model.schedule import (
+    Existing,
+    Lifetime,
+    Planned,
+    check_profile,
+    lifetimes,
+    next_slot,
+    preview,
+    profile_estimate,
+)
 from snapkeep.services.audit import Audit
 from snapkeep.services.subjects.system import WHOLE_SYSTEM
 
@@ -291,14 +300,27 @@ class Profiles:
             profile = uow.profiles.resolve(ref)
             if at.tzinfo is None:  # a wall-clock time, as the profile's periods are written: in its zone
                 at = at.replace(tzinfo=ZoneInfo(profile.timezone))
-            existing = []
-            if subject_type is not None and subject is not None:
-                found = _subject(uow, subject_type, subject)
-                names = {p.id: p.name for p in profile.periods}
-                for snap in uow.snapshots.taken_by(found.id, tuple(names)):
-                    period = names[snap.period_id or ""]
-                    existing.append(Existing(snap.name, period, snap.created_at, snap.expires_at, snap.immutable))
+            existing = _existing(uow, profile, subject_type, subject)
         return preview(profile, existing, self._clock(), at)
+
+    def timeline(
+        self,
+        ref: str,
+        until: datetime,
+        who: Principal,
+        *,
+        subject_type: SubjectOfProfile | None = None,
+        subject: str | None = None,
+    ) -> tuple[Profile, list[Lifetime]]:
+        """The profile, and every snapshot of one subject its periods leave at some time from now until
+        ``until``, with when each goes (:func:`~snapkeep.model.schedule.lifetimes`: the preview at every
+        point at once); with a subject, its snapshots the periods already took count too. Any role."""
+        if (subject_type is None) != (subject is None):
+            raise InvalidInput("a timeline of a subject names both its type and the subject")
+        with self._db.unit(who) as uow:
+            profile = uow.profiles.resolve(ref)
+            existing = _existing(uow, profile, subject_type, subject)
+        return profile, lifetimes(profile, existing, self._clock(), until)
 
     # --- installed profiles ------------------------------------------------------------------------
     def install(self) -> bool:
@@ -337,6 +359,20 @@ def _require_own(uow: Unit, assignment: Assignment, subject: Subject) -> None:
             f"{subject.type} {subject.name!r} has a profile assigned by your parent; only it can change that",
             subject=subject.id,
         ) from None
+
+
+def _existing(
+    uow: Unit, profile: Profile, subject_type: SubjectOfProfile | None, subject: str | None
+) -> list[Existing]:
+    """The snapshots the profile's periods already took of the subject (none without a subject)."""
+    if subject_type is None or subject is None:
+        return []
+    found = _subject(uow, subject_type, subject)
+    names = {p.id: p.name for p in profile.periods}
+    return [
+        Existing(snap.name, names[snap.period_id or ""], snap.created_at, snap.expires_at, snap.immutable)
+        for snap in uow.snapshots.taken_by(found.id, tuple(names))
+    ]
 
 
 def _period(profile: Profile, name: str) -> Period:

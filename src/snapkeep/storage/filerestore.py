@@ -140,10 +140,39 @@ def check_source(root: str, parts: Sequence[bytes], shown: str) -> None:
         )
 
 
-def check_destination(root: str, parts: Sequence[bytes], shown: str) -> None:
-    """Refuse, before anything is written, a destination whose folder is missing or not reachable."""
-    with translated("checking the destination", shown), closing(open_root(root)) as root_fd:
-        os.close(open_dir(root_fd, parts[:-1]))
+def check_destination(root: str, parts: Sequence[bytes], shown: str) -> bool:
+    """Refuse, before anything is written, a destination whose folder is missing or not reachable; whether
+    something is there now (the extract would replace it)."""
+    with (
+        translated("checking the destination", shown),
+        closing(open_root(root)) as root_fd,
+        closing(open_dir(root_fd, parts[:-1])) as parent,
+    ):
+        return lstat_at(parent, parts[-1]) is not None
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def open_file(root: str, parts: Sequence[bytes], shown: str) -> tuple[int, FileEntry]:
+    """A descriptor reading the regular file ``parts`` under ``root``, and its entry; never through a
+    symlink (``O_NOFOLLOW`` on the file, :func:`open_dir` on the way), never a folder or a special file
+    (checked before opening, and again on the descriptor)."""
+    with (
+        translated("reading the snapshot", shown),
+        closing(open_root(root)) as root_fd,
+        closing(open_dir(root_fd, parts[:-1])) as parent,
+    ):
+        st = lstat_at(parent, parts[-1])
+        if st is None:
+            raise FileNotFoundError(errno.ENOENT, "missing", shown)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{shown!r} is a {_kind(st.st_mode)}; only files can be downloaded", path=shown)
+        fd = os.open(parts[-1], _READ_FLAGS, dir_fd=parent)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InvalidInput(f"{shown!r} is not a file; only files can be downloaded", path=shown)
+        return fd, _entry(parent, parts[-1], st)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,23 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from snapkeep.ui import audit, auth, dashboard, jobs, networks, snapshots, tenants, tokens, users, vms, volumes
+from snapkeep.ui import (
+    audit,
+    auth,
+    dashboard,
+    files,
+    jobs,
+    networks,
+    profiles,
+    restores,
+    snapshots,
+    takes,
+    tenants,
+    tokens,
+    users,
+    vms,
+    volumes,
+)
 from snapkeep.ui.headers import SecurityHeaders
 
 PAGES = (
@@ -17,6 +33,10 @@ PAGES = (
     networks.router,
     snapshots.router,
     jobs.router,
+    takes.router,
+    restores.router,
+    files.router,
+    profiles.router,
     users.router,
     tokens.router,
     audit.router,

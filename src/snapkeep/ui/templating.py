@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 
 from snapkeep.model.units import format_size
 from snapkeep.services.logins import Visit
+from snapkeep.ui.timeline import snapshot_drawing
 
 NAV = (
     ("/", "Dashboard"),
@@ -46,6 +47,7 @@ environment = Environment(
 )
 environment.filters["when"] = _when
 environment.filters["size"] = format_size
+environment.globals["snapshot_drawing"] = snapshot_drawing  # for the timeline.html macros
 
 
 def render(request: Request, template: str, visit: Visit | None, status: int = 200, **context: Any) -> HTMLResponse:
