@@ -7,7 +7,8 @@ operator of A's child. A scope sees its own subtree only: B and the child are an
 A, as if it did not exist (A's own system snapshot, exposed to its child, excepted); a viewer may read and is
 refused (403) every change; an admin-only operation is refused (403) to every other role, and an operation
 of the system's alone to every tenant's caller. Each refused request is checked to have changed nothing
-(catalog through the API, and the pool on disk) and to be in the audit log, once. Requests that are allowed
+(every table of the catalog, read beside the running service, and the pool on disk) and to be in the audit
+log, once. Requests that are allowed
 are sent too, and must succeed (a job they start included); those that destroy or power their target
 (``fresh`` in the table) are sent against a new object of A made for the case.
 
@@ -15,8 +16,8 @@ are sent too, and must succeed (a job they start included); those that destroy o
 application (the web UI's pages and forms, static files, the API's documentation pages): a new route fails
 this test until it says who may call it. In the web UI the callers are users logged in with a session (one
 of each role and scope, and a browser that is not logged in); every change is sent without the session's
-CSRF token first (refused 403, nothing changed) and then with it; every page answered must not name an
-object outside the caller's subtree.
+CSRF token first (refused 403, nothing changed) and then with it; no page answered may name an object
+outside the caller's subtree (each scope has objects with unique names to look for).
 """
 
 from __future__ import annotations
@@ -586,7 +587,8 @@ class UiRoute:
     token_from: str | None = None  # a public form's own token (``login_token``) is on this page; None: the CSRF's
     system_only: bool = False  # a page of the system's alone: a tenant's user is refused (403)
     exposed: bool = False  # A's child reads it too (A's own system snapshot)
-    lists: str | None = None  # the kind of A's objects (a key of World.objects) the page lists, by name
+    lists: str | None = None  # the kind of A's objects (a key of World.names) the page lists, by name
+    query: dict[str, str] | None = None  # the query string a GET sends (a page size, a filter)
 
 
 UI_ROUTES: dict[tuple[str, str], UiRoute] = {
@@ -656,15 +658,15 @@ def form_token(route: UiRoute, client: httpx.Client, session: Session | None) ->
 
 
 def ui_refused(
-    w: World, caller: Caller | None, client: httpx.Client, method: str, path: str, form: dict[str, str],
-    statuses: set[int], audited: bool = True,
+    w: World, route: UiRoute, caller: Caller | None, client: httpx.Client, method: str, path: str,
+    form: dict[str, str], statuses: set[int],
 ) -> None:  # fmt: skip
     """Send one request that must be refused: with one of ``statuses``, changing nothing, the caller still
-    logged in, and audited once when a user sent it (``audited``; a browser sent to the login page is not a
-    refusal, nor a login form without its token: no one is identified)."""
+    logged in, and audited once when a user sent it (a browser sent to the login page is not a refusal, nor
+    a login form without its own token: no one is identified)."""
     session = w.sessions[caller.name] if caller is not None else None
     before, since = snapshot_of_state(w), newest_audit_id(w)
-    answer = client.request(method, path, data=form if method != "get" else None)
+    answer = client.request(method, path, data=form or None, params=route.query)
     assert answer.status_code in statuses, f"expected {statuses}, got {answer.status_code}: {answer.text[:2000]}"
     if answer.status_code == 303:
         assert answer.headers["location"].startswith("/login"), answer.headers["location"]
@@ -672,7 +674,7 @@ def ui_refused(
     assert snapshot_of_state(w) == before, "a refused request changed something"
     if session is not None:
         assert session.client.get("/").status_code == 200, "a refused request ended the session"
-        if audited and answer.status_code != 303:
+        if route.token_from is None and answer.status_code != 303:
             assert refusals_since(w, session.user, since) == 1, "a refusal not audited (once)"
 
 
@@ -697,11 +699,11 @@ def test_ui_scope(world: World, key: tuple[str, str], caller: Caller | None) -> 
         if method != "get":  # a change without its form's token: refused, whoever sends it
             login_first = caller is None and route.needs != PUBLIC
             statuses = {303} if login_first else {403}
-            ui_refused(world, caller, client, method, path, fields, statuses, audited=route.token_from is None)
+            ui_refused(world, route, caller, client, method, path, fields, statuses)
         if refused:
             if caller is not None or method == "get":
                 token = form_token(route, client, session) if method != "get" else {}
-                ui_refused(world, caller, client, method, path, fields | token, refused)
+                ui_refused(world, route, caller, client, method, path, fields | token, refused)
             return
         if route.own_session and (session is None or route.token_from is not None):
             client, session = browser, None
@@ -711,7 +713,7 @@ def test_ui_scope(world: World, key: tuple[str, str], caller: Caller | None) -> 
             opened.append(client)
         if method != "get":
             fields |= form_token(route, client, session)
-        answer = client.request(method, path, data=fields if method != "get" else None)
+        answer = client.request(method, path, data=fields or None, params=route.query)
         assert answer.status_code == 200 if method == "get" else answer.status_code < 400, answer.text[:2000]
         assert_no_leak(world, caller, answer.text)
         if route.lists is not None:
