@@ -7,12 +7,14 @@ import os
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from snapkeep import defaults
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SNAPKEEP_")
 
-    data_dir: str = "/var/lib/snapkeep"
-    listen: str = "127.0.0.1:8470"
+    data_dir: str = defaults.DATA_DIR
+    listen: str = defaults.LISTEN
     database_url: str | None = None
     pool_dir: str | None = None
     pool_image_size: str = "20G"
@@ -33,6 +35,9 @@ class Settings(BaseSettings):
     session_hours: float = 12.0  # and any session ends after this long
     tls_cert: str | None = None  # with tls_key: serve HTTPS (session cookies are then Secure)
     tls_key: str | None = None
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed ("127.0.0.1", comma-separated); none by default,
+    # since from anyone else the header would choose the address that login limits and the audit log use.
+    trusted_proxies: str = ""
 
     @field_validator("listen")
     @classmethod
@@ -62,7 +67,7 @@ class Settings(BaseSettings):
 
     @property
     def token_file(self) -> str:
-        return os.path.join(self.data_dir, "admin.token")
+        return defaults.admin_token_file(self.data_dir)
 
     @property
     def admin_password_file(self) -> str:

@@ -68,6 +68,7 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
             log_level="warning",
             ssl_certfile=settings.tls_cert,
             ssl_keyfile=settings.tls_key,
+            forwarded_allow_ips=settings.trusted_proxies,  # uvicorn's default believes any local client
         )
     finally:
         stop_scheduler()

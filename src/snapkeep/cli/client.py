@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from snapkeep.cli.settings import ClientSettings, load
+from snapkeep.cli.settings import ClientSettings
 from snapkeep.errors import (
     Conflict,
     Forbidden,
@@ -142,5 +142,5 @@ class ApiClient:
 
 def connect() -> ApiClient:
     """The client every command uses, configured from the environment (see the module docstring)."""
-    settings = load(ClientSettings)
+    settings = ClientSettings.from_env()
     return ApiClient(settings.url, settings.api_token())

@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from collections.abc import Mapping
+from typing import Annotated, ClassVar
 
 import typer
 
 from snapkeep import __version__
-from snapkeep.cli import (
-    job_cmd,
-    network_cmd,
-    profile_cmd,
-    serve_cmd,
-    settings_cmd,
-    snapshot_cmd,
-    tag_cmd,
-    tenant_cmd,
-    token_cmd,
-    vm_cmd,
-    volume_cmd,
-)
+from snapkeep.cli.lazy import LazyGroup
 from snapkeep.errors import SnapkeepError
 
+# httpx's __init__ imports httpx's own command line (click, rich, pygments: a tenth of a second of every
+# command) whenever those are installed, as they are beside typer and uvicorn; snapkeep never runs it. A None
+# in sys.modules makes that import fail, which httpx expects (it then stubs ``httpx.main``).
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
+class _Commands(LazyGroup):
+    """Every command of ``snapkeep``, each imported only when it is run (see :mod:`snapkeep.cli.lazy`)."""
+
+    lazy: ClassVar[Mapping[str, str]] = {
+        "serve": "snapkeep.cli.serve_cmd:serve",
+        "volume": "snapkeep.cli.volume_cmd:app",
+        "vm": "snapkeep.cli.vm_cmd:app",
+        "snapshot": "snapkeep.cli.snapshot_cmd:app",
+        "job": "snapkeep.cli.job_cmd:app",
+        "tenant": "snapkeep.cli.tenant_cmd:app",
+        "network": "snapkeep.cli.network_cmd:app",
+        "settings": "snapkeep.cli.settings_cmd:app",
+        "tag": "snapkeep.cli.tag_cmd:app",
+        "token": "snapkeep.cli.token_cmd:app",
+        "profile": "snapkeep.cli.profile_cmd:app",
+        "scheduler": "snapkeep.cli.profile_cmd:scheduler_app",
+    }
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="snapkeep",
     help="Instant snapshots and restores for KVM/libvirt hosts (a client of the snapkeep service).",
     no_args_is_help=True,
@@ -44,20 +60,6 @@ def _options(
     ] = False,
 ) -> None:
     """Instant snapshots and restores for KVM/libvirt hosts (a client of the snapkeep service)."""
-
-
-app.command("serve")(serve_cmd.serve)
-app.add_typer(volume_cmd.app, name="volume")
-app.add_typer(vm_cmd.app, name="vm")
-app.add_typer(snapshot_cmd.app, name="snapshot")
-app.add_typer(job_cmd.app, name="job")
-app.add_typer(tenant_cmd.app, name="tenant")
-app.add_typer(network_cmd.app, name="network")
-app.add_typer(settings_cmd.app, name="settings")
-app.add_typer(tag_cmd.app, name="tag")
-app.add_typer(token_cmd.app, name="token")
-app.add_typer(profile_cmd.app, name="profile")
-app.add_typer(profile_cmd.scheduler_app, name="scheduler")
 
 
 def main() -> None:

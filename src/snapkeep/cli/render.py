@@ -9,37 +9,40 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.cells import cell_len
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
 from snapkeep.model.units import format_size
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON (and nothing else) on stdout.")]
 LimitOption = Annotated[
     int | None, typer.Option("--limit", min=1, help="Show at most this many (default: all of them, page by page).")
 ]
 
-# Like docker or kubectl, rows are never wrapped or cut to fit a screen (the terminal folds long lines):
-# ids stay whole for copying into the next command, and piped output stays one row per line.
-# Cells are plain text: no rich markup (names and descriptions may hold brackets) and no emoji codes
-# (the MAC 52:54:00:ab:cd:ef would otherwise show an emoji for ":ab:").
-_out = Console(highlight=False, markup=False, emoji=False, width=100_000)
-_err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+@cache
+def _console(stderr: bool = False) -> Console:
+    """rich's console for stdout or stderr, made (and rich imported: a tenth of a second) only when needed.
+
+    Like docker or kubectl, rows are never wrapped or cut to fit a screen (the terminal folds long lines):
+    ids stay whole for copying into the next command, and piped output stays one row per line. Cells are
+    plain text: no rich markup (names and descriptions may hold brackets) and no emoji codes (the MAC
+    52:54:00:ab:cd:ef would otherwise show an emoji for ":ab:").
+    """
+    from rich.console import Console
+
+    if stderr:
+        return Console(stderr=True, highlight=False, markup=False, emoji=False)
+    return Console(highlight=False, markup=False, emoji=False, width=100_000)
 
 
 def print_json(data: Any) -> None:
@@ -116,9 +119,9 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     characters still line up; control characters and line breaks in a cell become spaces.
     """
     lines = [list(columns), *([_cell(value) for value in row] for row in rows)]
-    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(columns))]
+    widths = [max(_width(line[i]) for line in lines) for i in range(len(columns))]
     text = ["  ".join(_pad(value, width) for value, width in zip(line, widths, strict=True)).rstrip() for line in lines]
-    if _out.is_terminal:
+    if sys.stdout.isatty():
         text[0] = typer.style(text[0], bold=True)
     typer.echo("\n".join(text))
 
@@ -127,8 +130,17 @@ def _cell(value: str) -> str:
     return value.translate(_CONTROL) if not value.isprintable() else value
 
 
+def _width(value: str) -> int:
+    """The terminal cells ``value`` takes: its length if ASCII (almost every cell), else as rich counts them."""
+    if value.isascii():
+        return len(value)
+    from rich.cells import cell_len
+
+    return cell_len(value)
+
+
 def _pad(value: str, width: int) -> str:
-    return value + " " * (width - cell_len(value))
+    return value + " " * (width - _width(value))
 
 
 _CONTROL = {code: " " for code in (*range(0x20), 0x7F)}
@@ -136,12 +148,14 @@ _CONTROL = {code: " " for code in (*range(0x20), 0x7F)}
 
 def details(pairs: Iterable[tuple[str, str]]) -> None:
     """One object as ``field  value`` lines, for the ``show`` commands."""
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     for key, value in pairs:
         grid.add_row(key, value)
-    _out.print(grid)
+    _console().print(grid)
 
 
 @contextmanager
@@ -150,6 +164,9 @@ def job_progress(job: dict[str, Any]) -> Iterator[Callable[[dict[str, Any]], Non
 
     Transient, and silent when stderr is not a terminal, so logs and captured output stay clean.
     """
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    err = _console(stderr=True)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
@@ -157,9 +174,9 @@ def job_progress(job: dict[str, Any]) -> Iterator[Callable[[dict[str, Any]], Non
         TaskProgressColumn(),
         TextColumn("{task.fields[message]}", markup=False),
         TimeElapsedColumn(),
-        console=_err,
+        console=err,
         transient=True,
-        disable=not _err.is_terminal,
+        disable=not err.is_terminal,
     )
     task = progress.add_task(job["kind"], total=1.0, completed=job["progress"], message=job["message"])
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from snapkeep.cli.settings import load
 from snapkeep.config import Settings
+from snapkeep.errors import InvalidInput
 
 
 def serve(
@@ -31,4 +32,16 @@ def serve(
     """Run the snapkeep service; at first start it writes an admin token to DIR/admin.token."""
     from snapkeep.api.server import serve as run_service  # the server stack loads only for this command
 
-    run_service(load(Settings, data_dir=data_dir, listen=listen), create_loop_pool)
+    run_service(_settings(data_dir=data_dir, listen=listen), create_loop_pool)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """The service's settings from the environment, with the command line's ``overrides`` (``None`` = not
+    given); a bad value becomes :class:`InvalidInput` naming the setting, not a traceback."""
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SNAPKEEP_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"invalid setting: {problems}") from exc

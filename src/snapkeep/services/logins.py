@@ -4,19 +4,24 @@ A session is a random secret in an HttpOnly cookie; the catalog keeps only its S
 belongs to, and a CSRF token that every form and htmx request of the session sends back. It ends at logout,
 after ``idle`` without a request, after ``lifetime`` in any case, and when its user is changed or removed.
 Failed logins are limited per user name and per address (:mod:`snapkeep.services.login_limits`); each
-failure and each refusal is in the audit log.
+failure and each refusal is in the audit log. A password check costs 64 MiB and most of a second of a core
+(:mod:`snapkeep.services.passwords`) and anyone may ask for one, so only a few logins are checked at once; a
+login beyond them is answered "busy" at once rather than queued, which would hold the threads other requests
+need.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from snapkeep.catalog.db import Database
-from snapkeep.errors import TooManyAttempts, Unauthorized
+from snapkeep.errors import ServiceUnavailable, TooManyAttempts, Unauthorized
+from snapkeep.model.names import MAX_NAME_LENGTH
 from snapkeep.model.principal import Principal
 from snapkeep.model.user import WebSession
 from snapkeep.services.audit import Audit
@@ -24,6 +29,7 @@ from snapkeep.services.login_limits import FailedLogins, LoginLimits
 from snapkeep.services.passwords import verify_password
 
 _TOUCH_EVERY = timedelta(minutes=1)  # a session's idle deadline moves at most this often (one write a minute)
+_CHECKS_AT_ONCE = 4  # logins being checked at the same time: at most 256 MiB of argon2 memory
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,20 @@ class Logins:
         self._idle = idle
         self._lifetime = lifetime
         self._failures = FailedLogins(limits or LoginLimits(), clock)
+        self._checking = threading.BoundedSemaphore(_CHECKS_AT_ONCE)
 
     def login(self, name: str, password: str, address: str) -> tuple[str, Visit]:
         """The new session's cookie secret and its visit; refused alike for an unknown name or a wrong password."""
-        wait = self._failures.blocked_for(name, address)
+        if not self._checking.acquire(blocking=False):
+            raise ServiceUnavailable("the service is busy checking other logins; try again in a moment")
+        try:
+            return self._login(name, password, address)
+        finally:
+            self._checking.release()
+
+    def _login(self, name: str, password: str, address: str) -> tuple[str, Visit]:
+        name = name[: MAX_NAME_LENGTH + 1]  # no user's name is longer: the limits keep no more of it
+        wait = self._failures.attempt(name, address)
         if wait is not None:
             seconds = max(1, int(wait.total_seconds()))
             self._audit.refused(name[:128], "login", f"user:{name}"[:256], f"too many failed logins; from {address}")
@@ -65,10 +81,8 @@ class Logins:
         with self._db.unit() as uow:
             user = uow.users.find_by_name(name)
         if not verify_password(user.password_hash if user else None, password) or user is None:
-            self._failures.failed(name, address)
             self._audit.refused(name[:128], "login", f"user:{name}"[:256], f"wrong name or password; from {address}")
             raise Unauthorized("wrong user name or password")
-        self._failures.succeeded(name)
         secret = secrets.token_urlsafe(32)
         now = self._clock()
         web_session = WebSession(
@@ -80,9 +94,15 @@ class Logins:
             expires_at=min(now + self._idle, now + self._lifetime),
         )
         with self._db.unit() as uow:
+            now_user = uow.users.find_by_name(name)
+            if now_user is None or now_user.password_hash != user.password_hash:  # changed while it was checked
+                why = f"password changed or user removed during the check; from {address}"
+                self._audit.refused(user.name, "login", f"user:{user.name}", why)
+                raise Unauthorized("wrong user name or password")
             uow.web_sessions.end_expired(now)
             uow.web_sessions.insert(web_session)
             self._audit.done(uow, user.name, "login", f"user:{user.name}", f"from {address}")
+        self._failures.succeeded(name, address)
         return secret, Visit(user.principal, web_session.csrf)
 
     def visit(self, secret: str | None) -> Visit:

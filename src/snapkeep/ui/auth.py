@@ -13,7 +13,7 @@ import secrets
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from snapkeep.errors import TooManyAttempts, Unauthorized
+from snapkeep.errors import ServiceUnavailable, TooManyAttempts, Unauthorized
 from snapkeep.ui.deps import COOKIE, Form, UiSvc, Visitor
 from snapkeep.ui.templating import render
 
@@ -58,8 +58,8 @@ def login(request: Request, svc: UiSvc, form: Form) -> Response:
     address = request.client.host if request.client else "unknown"
     try:
         secret, _visit = svc.logins.login(str(form.get("name", "")), str(form.get("password", "")), address)
-    except TooManyAttempts as exc:
-        return _login_page(request, exc.message, status=429)
+    except (TooManyAttempts, ServiceUnavailable) as exc:
+        return _login_page(request, exc.message, status=exc.http_status)
     except Unauthorized as exc:
         return _login_page(request, exc.message, status=401)
     response = RedirectResponse(_local(str(form.get("next", ""))), status_code=303)

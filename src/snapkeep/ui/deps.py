@@ -40,6 +40,7 @@ async def visitor(request: Request) -> Visit:
     except Unauthorized as exc:
         raise LoginRequired(exc.message, next=quote(request.url.path)) from None
     request.state.principal = visit.who  # refusals further on are audited under the user's name
+    request.state.visit = visit  # and their pages keep the session's CSRF token (the Log out form needs it)
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER)
         if sent is None:

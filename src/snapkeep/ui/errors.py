@@ -22,8 +22,7 @@ def error_page(request: Request, exc: SnapkeepError) -> Response:
         if request.headers.get("HX-Request"):
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    principal = getattr(request.state, "principal", None)
-    visit = Visit(principal, "") if principal is not None else None
+    visit: Visit | None = getattr(request.state, "visit", None)
     if request.headers.get("HX-Request"):
         return render(request, "fragments/error.html", visit, status=exc.http_status, error=exc)
     return render(request, "error.html", visit, status=exc.http_status, error=exc)

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from snapkeep.ui import auth, dashboard
+from snapkeep.ui.headers import SecurityHeaders
 
 PAGES = (auth.router, dashboard.router)
 
@@ -14,3 +15,4 @@ def install_ui(app: FastAPI) -> None:
     for router in PAGES:
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("snapkeep.ui", "static")]), name="static")
+    app.add_middleware(SecurityHeaders)  # outermost: on the request gate's refusals too
