@@ -588,7 +588,7 @@ class UiRoute:
     system_only: bool = False  # a page of the system's alone: a tenant's user is refused (403)
     exposed: bool = False  # A's child reads it too (A's own system snapshot)
     lists: str | None = None  # the kind of A's objects (a key of World.names) the page lists, by name
-    query: dict[str, str] | None = None  # the query string a GET sends (a page size, a filter)
+    query: Callable[[World], dict[str, str]] | None = None  # the query string sent (a page size, a filter)
 
 
 UI_ROUTES: dict[tuple[str, str], UiRoute] = {
@@ -666,7 +666,7 @@ def ui_refused(
     a login form without its own token: no one is identified)."""
     session = w.sessions[caller.name] if caller is not None else None
     before, since = snapshot_of_state(w), newest_audit_id(w)
-    answer = client.request(method, path, data=form or None, params=route.query)
+    answer = client.request(method, path, data=form or None, params=route.query(w) if route.query else None)
     assert answer.status_code in statuses, f"expected {statuses}, got {answer.status_code}: {answer.text[:2000]}"
     if answer.status_code == 303:
         assert answer.headers["location"].startswith("/login"), answer.headers["location"]
@@ -713,7 +713,7 @@ def test_ui_scope(world: World, key: tuple[str, str], caller: Caller | None) -> 
             opened.append(client)
         if method != "get":
             fields |= form_token(route, client, session)
-        answer = client.request(method, path, data=fields or None, params=route.query)
+        answer = client.request(method, path, data=fields or None, params=route.query(world) if route.query else None)
         assert answer.status_code == 200 if method == "get" else answer.status_code < 400, answer.text[:2000]
         assert_no_leak(world, caller, answer.text)
         if route.lists is not None:
