@@ -8,9 +8,8 @@ A, as if it did not exist (A's own system snapshot, exposed to its child, except
 refused (403) every change; an admin-only operation is refused (403) to every other role, and an operation
 of the system's alone to every tenant's caller. Each refused request is checked to have changed nothing
 (every table of the catalog, read beside the running service, and the pool on disk) and to be in the audit
-log, once. Requests that are allowed
-are sent too, and must succeed (a job they start included); those that destroy or power their target
-(``fresh`` in the table) are sent against a new object of A made for the case.
+log, once. Requests that are allowed are sent too, and must succeed (a job they start included); those that
+destroy or power their target (``fresh`` in the table) are sent against a new object of A made for the case.
 
 ``ROUTES`` must name every operation of the OpenAPI document, and ``UI_ROUTES`` every other route of the
 application (the web UI's pages and forms, static files, the API's documentation pages): a new route fails
