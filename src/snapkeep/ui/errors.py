@@ -11,9 +11,14 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from snapkeep.errors import SnapkeepError, Unauthorized
+from snapkeep.errors import Conflict, InvalidInput, SnapkeepError, Unauthorized
 from snapkeep.services.logins import Visit
 from snapkeep.ui.templating import render
+
+# The refusals a form shows again beside what was typed, because changing the input can fix them (a name
+# taken, minute 61). Every other refusal (a role or scope that does not allow it) goes to the error page
+# through the application's handler, which writes it to the audit log.
+FORM_ERRORS = (InvalidInput, Conflict)
 
 
 def error_page(request: Request, exc: SnapkeepError) -> Response:

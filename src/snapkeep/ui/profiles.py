@@ -13,7 +13,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from snapkeep.errors import InvalidInput, SnapkeepError
+from snapkeep.errors import InvalidInput
 from snapkeep.model.paging import Window
 from snapkeep.model.profile import Period, Profile, SubjectOfProfile
 from snapkeep.model.schedule import DAYS, INTERVALS, MONTHS, describe
@@ -21,6 +21,7 @@ from snapkeep.services.container import Services
 from snapkeep.services.logins import Visit
 from snapkeep.ui import forms
 from snapkeep.ui.deps import Form, UiSvc, Visitor
+from snapkeep.ui.errors import FORM_ERRORS
 from snapkeep.ui.period_form import FREQUENCIES, new_period, period_fields, period_values, retention_text
 from snapkeep.ui.templating import render
 from snapkeep.ui.timeline import profile_drawing
@@ -82,7 +83,7 @@ def create_profile(request: Request, visit: Visitor, svc: UiSvc, form: Form) -> 
             ignore_warning=forms.flag(form, "ignore_warning"),
             tenant=forms.optional(form, "tenant"),
         )
-    except SnapkeepError as exc:
+    except FORM_ERRORS as exc:
         return _form_page(request, visit, form, exc.message, exc.http_status)
     return RedirectResponse(f"/profiles/{saved.profile.id}", status_code=303)
 
@@ -160,7 +161,7 @@ def edit_profile(request: Request, visit: Visitor, svc: UiSvc, form: Form, ref: 
             timezone=forms.text(form, "timezone") or "UTC",
             ignore_warning=forms.flag(form, "ignore_warning"),
         )
-    except SnapkeepError as exc:
+    except FORM_ERRORS as exc:
         page = render(
             request,
             "profiles/form.html",
@@ -196,7 +197,7 @@ def add_period(request: Request, visit: Visitor, svc: UiSvc, form: Form, ref: st
     profile = svc.profiles.get(ref, visit.who)
     try:
         svc.profiles.add_period(profile.id, new_period(form), visit.who)
-    except SnapkeepError as exc:
+    except FORM_ERRORS as exc:
         return _profile_page(request, svc, visit, profile.id, error=exc.message, status=exc.http_status, values=form)
     return RedirectResponse(f"/profiles/{profile.id}#periods", status_code=303)
 
@@ -245,7 +246,7 @@ def update_period(request: Request, visit: Visitor, svc: UiSvc, form: Form, ref:
     profile_id, period = _period(svc, visit, ref, name)
     try:
         svc.profiles.update_period(profile_id, name, visit.who, **period_fields(form))
-    except SnapkeepError as exc:
+    except FORM_ERRORS as exc:
         return _period_page(request, visit, svc, profile_id, period, form, exc.message, exc.http_status)
     return RedirectResponse(f"/profiles/{profile_id}#periods", status_code=303)
 

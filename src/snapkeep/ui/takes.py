@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from snapkeep.errors import SnapkeepError
 from snapkeep.model.selection import Selection
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import QuiescePolicy
@@ -22,6 +21,7 @@ from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects.system import WHOLE_SYSTEM
 from snapkeep.ui import forms
 from snapkeep.ui.deps import Form, UiSvc, Visitor
+from snapkeep.ui.errors import FORM_ERRORS
 from snapkeep.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -78,7 +78,7 @@ def _take(request: Request, svc: Services, visit: Visit, form: Form, subject_typ
     form again with the reason and what was typed."""
     try:
         job = svc.snapshots.submit_take(_request(svc, form, subject_type, ref), who=visit.who)
-    except SnapkeepError as exc:
+    except FORM_ERRORS as exc:
         return _form(request, svc, visit, subject_type, ref, form, exc.message, exc.http_status)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from snapkeep.errors import SnapkeepError
 from snapkeep.model.cursors import Listing
 from snapkeep.ui.deps import Form, UiSvc, Visitor
+from snapkeep.ui.errors import FORM_ERRORS
 from snapkeep.ui.fields import ROLES, optional, role
 from snapkeep.ui.paging import next_url, window
 from snapkeep.ui.templating import render
@@ -37,7 +37,7 @@ def create_token(request: Request, visit: Visitor, svc: UiSvc, form: Form) -> Re
         token, secret = svc.tokens.issue(
             visit.who, str(form.get("name", "")).strip(), role(form.get("role")), optional(form.get("tenant"))
         )
-    except SnapkeepError as exc:
+    except FORM_ERRORS as exc:
         kept = {"name": form.get("name", ""), "role": form.get("role", ""), "tenant": form.get("tenant", "")}
         return render(request, "tokens/new.html", visit, status=exc.http_status, roles=ROLES, form=kept, error=exc)
     page = render(request, "tokens/created.html", visit, status=201, token=token, secret=secret)

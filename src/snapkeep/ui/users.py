@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from snapkeep.errors import InvalidInput, SnapkeepError
 from snapkeep.model.cursors import Listing
 from snapkeep.ui.deps import Form, UiSvc, Visitor
+from snapkeep.ui.errors import FORM_ERRORS
 from snapkeep.ui.fields import ROLES, optional, role
 from snapkeep.ui.paging import next_url, window
 from snapkeep.ui.templating import render
@@ -37,7 +38,7 @@ def create_user(request: Request, visit: Visitor, svc: UiSvc, form: Form) -> Res
         user = svc.users.create(
             visit.who, str(form.get("name", "")).strip(), password, role(form.get("role")), optional(form.get("tenant"))
         )
-    except SnapkeepError as exc:  # the form again, with what was typed (never the passwords) and why
+    except FORM_ERRORS as exc:  # the form again, with what was typed (never the passwords) and why
         kept = {"name": form.get("name", ""), "role": form.get("role", ""), "tenant": form.get("tenant", "")}
         return render(request, "users/new.html", visit, status=exc.http_status, roles=ROLES, form=kept, error=exc)
     return RedirectResponse(f"/users/{user.id}", status_code=303)
