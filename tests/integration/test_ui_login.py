@@ -111,6 +111,7 @@ def test_wrong_passwords_are_limited_per_user_and_the_refusal_is_audited(server:
         assert _try(server, name, "not the password").status_code == 401
     refused = _try(server, name, PASSWORD)  # the right one, the sixth time
     assert refused.status_code == 429 and "too many failed logins" in refused.text
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
     assert "snapkeep_session" not in refused.cookies
     with server.client() as api:
         entries = api.get("/api/v1/audit", params={"target": f"user:{name}", "action": "login"}).json()

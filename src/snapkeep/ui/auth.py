@@ -59,7 +59,9 @@ def login(request: Request, svc: UiSvc, form: Form) -> Response:
     try:
         secret, _visit = svc.logins.login(str(form.get("name", "")), str(form.get("password", "")), address)
     except (TooManyAttempts, ServiceUnavailable) as exc:
-        return _login_page(request, exc.message, status=exc.http_status)
+        page = _login_page(request, exc.message, status=exc.http_status)
+        page.headers["Retry-After"] = str(exc.details.get("retry_after", 1))  # RFC 9110: when to come back
+        return page
     except Unauthorized as exc:
         return _login_page(request, exc.message, status=401)
     response = RedirectResponse(_local(str(form.get("next", ""))), status_code=303)
