@@ -586,8 +586,29 @@ class UiRoute:
     token_from: str | None = None  # a public form's own token (``login_token``) is on this page; None: the CSRF's
     system_only: bool = False  # a page of the system's alone: a tenant's user is refused (403)
     exposed: bool = False  # A's child reads it too (A's own system snapshot)
+    parents_only: bool = False  # a tenant snapshot of A: its parent's to take, refused (403) to A's own callers
     lists: str | None = None  # the kind of A's objects (a key of World.names) the page lists, by name
     query: Callable[[World], dict[str, str]] | None = None  # the query string sent (a page size, a filter)
+
+
+def take_form(_w: World) -> dict[str, str]:
+    """A take form's fields: a new name, kept forever (a take is cheap: A's objects are small, the VM stopped)."""
+    return {"name": unique("mx"), "never": "on"}
+
+
+PERIOD = {"frequency": "daily", "retention": "2d", "min_snapshots": "1"}  # a period form's fields, but its name
+
+
+def assigned(w: World) -> dict[str, str]:
+    """The unassign form's fields, A's volume assigned to A's profile again first: an unassign refused after
+    one allowed must still find something to (not) remove."""
+    ok(
+        w.admin.post(
+            f"/api/v1/profiles/{w.objects['profile']}/assignments",
+            json={"subject_type": "volume", "subject": w.objects["volume"]},
+        )
+    )
+    return {"subject_type": "volume", "subject": w.objects["volume"]}
 
 
 UI_ROUTES: dict[tuple[str, str], UiRoute] = {
@@ -608,6 +629,130 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     ("post", "/logout"): UiRoute(VIEWER, own_session=True),
     # pages
     ("get", "/"): UiRoute(VIEWER),
+    ("get", "/volumes"): UiRoute(VIEWER, lists="volume", query=lambda _w: {"limit": "1000"}),
+    ("get", "/volumes/{ref}"): UiRoute(VIEWER, owner="a", args={"ref": "volume"}),
+    ("get", "/vms"): UiRoute(VIEWER, lists="vm", query=lambda _w: {"limit": "1000"}),
+    ("get", "/vms/{ref}"): UiRoute(VIEWER, owner="a", args={"ref": "vm"}),
+    ("get", "/tenants"): UiRoute(VIEWER),
+    ("get", "/tenants/{ref}"): UiRoute(VIEWER, owner="a", args={"ref": "tenant"}),
+    ("get", "/networks"): UiRoute(VIEWER, lists="network", query=lambda _w: {"limit": "1000"}),
+    ("get", "/networks/{ref}"): UiRoute(VIEWER, owner="a", args={"ref": "network"}),
+    ("get", "/snapshots"): UiRoute(VIEWER, lists="snapshot", query=lambda _w: {"limit": "1000"}),
+    ("get", "/snapshots/{snap_id}"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("get", "/snapshots/{snap_id}/contents"): UiRoute(
+        VIEWER, owner="a", args={"snap_id": "system-snapshot"}, exposed=True
+    ),
+    ("get", "/jobs"): UiRoute(VIEWER),
+    ("get", "/jobs/{job_id}"): UiRoute(VIEWER, owner="a", args={"job_id": "job"}),
+    ("get", "/jobs/{job_id}/progress"): UiRoute(VIEWER, owner="a", args={"job_id": "job"}),
+    # taking snapshots (each allowed take is a job of its own, followed on its page)
+    ("get", "/volumes/{ref}/snapshot"): UiRoute(VIEWER, owner="a", args={"ref": "volume"}),
+    ("post", "/volumes/{ref}/snapshot"): UiRoute(OPERATOR, owner="a", args={"ref": "volume"}, form=take_form),
+    ("get", "/vms/{ref}/snapshot"): UiRoute(VIEWER, owner="a", args={"ref": "vm"}),
+    ("post", "/vms/{ref}/snapshot"): UiRoute(OPERATOR, owner="a", args={"ref": "vm"}, form=take_form),
+    ("get", "/tenants/{ref}/snapshot"): UiRoute(VIEWER, owner="a", args={"ref": "tenant"}, parents_only=True),
+    ("post", "/tenants/{ref}/snapshot"): UiRoute(
+        OPERATOR, owner="a", args={"ref": "tenant"}, form=take_form, parents_only=True
+    ),
+    ("get", "/system/snapshot"): UiRoute(VIEWER, owner="a", query=lambda w: {"tenant": a_path(w)}),
+    ("post", "/system/snapshot"): UiRoute(
+        OPERATOR, owner="a", query=lambda w: {"tenant": a_path(w)}, form=lambda w: take_form(w) | {"private": "on"}
+    ),
+    # restoring (over A's volume: from a snapshot of a volume made for the case)
+    ("get", "/snapshots/{snap_id}/restore"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/restore"): UiRoute(
+        OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"name": unique("mx")}
+    ),
+    ("get", "/snapshots/{snap_id}/restore/confirm"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/restore/confirm"): UiRoute(
+        OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"mode": "data"}, fresh=True
+    ),
+    ("post", "/snapshots/{snap_id}/import"): UiRoute(
+        OPERATOR,
+        owner="a",
+        args={"snap_id": "system-snapshot"},
+        form=lambda w: {"member_type": "volume", "member": w.objects["volume"], "name": unique("mx")},
+    ),
+    # the file browser
+    ("get", "/snapshots/{snap_id}/files"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("get", "/snapshots/{snap_id}/files/download"): UiRoute(
+        VIEWER, owner="a", args={"snap_id": "snapshot"}, query=lambda _w: {"path": "f.txt"}
+    ),
+    ("get", "/snapshots/{snap_id}/files/restore"): UiRoute(
+        VIEWER, owner="a", args={"snap_id": "snapshot"}, query=lambda _w: {"path": "f.txt"}
+    ),
+    ("post", "/snapshots/{snap_id}/files/restore"): UiRoute(
+        OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"path": "f.txt"}, fresh=True
+    ),
+    # profiles (A's own, with period "d", assigned to A's volume)
+    ("get", "/profiles"): UiRoute(VIEWER, lists="profile"),
+    ("get", "/profiles/new"): UiRoute(VIEWER),
+    ("post", "/profiles/new"): UiRoute(
+        OPERATOR, owner="a", form=lambda w: {"name": unique("mx"), "timezone": "UTC", "tenant": a_path(w)}
+    ),
+    ("get", "/profiles/{ref}"): UiRoute(VIEWER, owner="a", args={"ref": "profile"}),
+    ("get", "/profiles/{ref}/edit"): UiRoute(VIEWER, owner="a", args={"ref": "profile"}),
+    ("post", "/profiles/{ref}/edit"): UiRoute(
+        OPERATOR,
+        owner="a",
+        args={"ref": "profile"},
+        form=lambda w: {"name": w.names["profile"], "description": "changed by the matrix", "timezone": "UTC"},
+    ),
+    ("get", "/profiles/{ref}/delete"): UiRoute(VIEWER, owner="a", args={"ref": "profile"}),
+    ("post", "/profiles/{ref}/delete"): UiRoute(OPERATOR, owner="a", args={"ref": "profile"}, fresh=True),
+    ("post", "/profiles/{ref}/periods"): UiRoute(
+        OPERATOR, owner="a", args={"ref": "profile"}, form=lambda _w: PERIOD | {"name": unique("mx")}
+    ),
+    ("get", "/profiles/{ref}/periods/{name}"): UiRoute(VIEWER, owner="a", args={"ref": "profile", "name": "period"}),
+    ("post", "/profiles/{ref}/periods/{name}"): UiRoute(
+        OPERATOR, owner="a", args={"ref": "profile", "name": "period"}, form=lambda _w: PERIOD | {"name": "d"}
+    ),
+    ("get", "/profiles/{ref}/periods/{name}/remove"): UiRoute(
+        VIEWER, owner="a", args={"ref": "profile", "name": "period"}
+    ),
+    ("post", "/profiles/{ref}/periods/{name}/remove"): UiRoute(
+        OPERATOR, owner="a", args={"ref": "profile", "name": "period"}, fresh=True
+    ),
+    ("post", "/profiles/{ref}/assign"): UiRoute(
+        OPERATOR,
+        owner="a",
+        args={"ref": "profile"},
+        form=lambda w: {"subject_type": "volume", "subject": w.objects["volume"]},
+    ),
+    ("post", "/profiles/{ref}/unassign"): UiRoute(OPERATOR, owner="a", args={"ref": "profile"}, form=assigned),
+    # users and API tokens (of A)
+    ("get", "/users"): UiRoute(VIEWER, lists="user"),
+    ("get", "/users/new"): UiRoute(VIEWER),
+    ("post", "/users/new"): UiRoute(
+        ADMIN,
+        owner="a",
+        form=lambda w: {
+            "name": unique("mx"),
+            "password": MATRIX_PASSWORD,
+            "password_again": MATRIX_PASSWORD,
+            "role": "viewer",
+            "tenant": a_path(w),
+        },
+    ),
+    ("get", "/users/{ref}"): UiRoute(VIEWER, owner="a", args={"ref": "user"}),
+    ("post", "/users/{ref}/role"): UiRoute(ADMIN, owner="a", args={"ref": "user"}, form=lambda _w: {"role": "viewer"}),
+    ("post", "/users/{ref}/password"): UiRoute(
+        ADMIN,
+        owner="a",
+        args={"ref": "user"},
+        form=lambda _w: {"password": MATRIX_PASSWORD, "password_again": MATRIX_PASSWORD},
+    ),
+    ("get", "/users/{ref}/delete"): UiRoute(VIEWER, owner="a", args={"ref": "user"}),
+    ("post", "/users/{ref}/delete"): UiRoute(ADMIN, owner="a", args={"ref": "user"}, fresh=True),
+    ("get", "/tokens"): UiRoute(VIEWER, lists="token"),
+    ("get", "/tokens/new"): UiRoute(VIEWER),
+    ("post", "/tokens/new"): UiRoute(
+        OPERATOR, owner="a", form=lambda w: {"name": unique("mx"), "role": "viewer", "tenant": a_path(w)}
+    ),
+    ("get", "/tokens/{ref}/revoke"): UiRoute(VIEWER, owner="a", args={"ref": "token"}),
+    ("post", "/tokens/{ref}/revoke"): UiRoute(OPERATOR, owner="a", args={"ref": "token"}, fresh=True),
+    # the audit log
+    ("get", "/audit"): UiRoute(VIEWER, system_only=True),
 }
 UI_CALLERS: list[Caller | None] = [*CALLERS, None]  # None: a browser that is not logged in
 
@@ -635,6 +780,8 @@ def ui_expected(caller: Caller | None, route: UiRoute) -> set[int]:
         return set()
     if caller is None:
         return {303}
+    if route.parents_only and caller.tenant == route.owner:
+        return {403}
     return refusal(caller, route.needs, visible(caller, route.owner, route.exposed), route.system_only)
 
 
@@ -714,6 +861,11 @@ def test_ui_scope(world: World, key: tuple[str, str], caller: Caller | None) -> 
             fields |= form_token(route, client, session)
         answer = client.request(method, path, data=fields or None, params=route.query(world) if route.query else None)
         assert answer.status_code == 200 if method == "get" else answer.status_code < 400, answer.text[:2000]
+        location = answer.headers.get("location", "")
+        if answer.status_code == 303 and location.startswith("/jobs/"):  # a job: it succeeded, its caller follows it
+            job = ok(world.admin.get(f"/api/v1{location}", params={"wait": 30}))
+            assert job["status"] == "succeeded", f"{caller.name if caller else 'anonymous'}'s job: {job}"
+            assert client.get(location).status_code == 200, "the caller cannot see its job"
         assert_no_leak(world, caller, answer.text)
         if route.lists is not None:
             listed = world.names[route.lists] in answer.text

@@ -35,7 +35,8 @@ def tenant_tree(request: Request, visit: Visitor, svc: UiSvc) -> Response:
 def tenant_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Response:
     view = svc.tenants.get(visit.who, ref)
     tenant_id, who = view.tenant.id, visit.who
-    snapshots = subject_snapshots(svc, who, "tenant", tenant_id)
+    own = tenant_id == who.tenant_id  # its tenant snapshots are its parent's: its own users neither see nor take them
+    snapshots = None if own else subject_snapshots(svc, who, "tenant", tenant_id)
     return render(
         request,
         "tenants/detail.html",
@@ -49,7 +50,8 @@ def tenant_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Res
         settings=svc.settings_docs.get(who, tenant=tenant_id),
         subject_type="tenant",
         subject=view,
+        own_tenant=own,
         snapshots=snapshots,
         system_snapshots=subject_snapshots(svc, who, "system", tenant_id),
-        timeline_snapshots=[row.snap for row in snapshots.rows],
+        timeline_snapshots=[row.snap for row in snapshots.rows] if snapshots else [],
     )
