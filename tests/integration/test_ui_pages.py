@@ -318,3 +318,28 @@ def test_a_tenant_user_sees_only_its_subtree(server: Server, admin: httpx.Client
             assert f'data-count="{counted}">{number}<' in dashboard, counted
     finally:
         user.close()
+
+
+def test_a_tenant_user_in_the_browser_sees_its_subtree_and_logs_out(page: Page, server: Server, world: World) -> None:
+    """The same rule as above, as the person sees it: lists, the tree, a sibling's page hidden, logging out."""
+    name, password = f"acme-viewer-{world.tag}", f"pw-{uuid.uuid4().hex}"
+    with server.client() as api:
+        body = {"name": name, "password": password, "role": "viewer", "tenant": world.tenant["id"]}
+        _ok(api.post("/api/v1/users", json=body))
+    log_in(page, server.url, name, password)
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Volumes").click()
+    expect(page.get_by_role("link", name=world.tenant_volume["name"])).to_be_visible()
+    expect(page.get_by_text(world.sibling_volume["name"])).to_have_count(0)
+    expect(page.get_by_text(world.volume["name"])).to_have_count(0)  # the system's own
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tenants").click()
+    expect(page.get_by_role("link", name=world.child["name"])).to_be_visible()
+    expect(page.get_by_text(world.sibling["name"])).to_have_count(0)
+    answer = page.goto(f"{server.url}/volumes/{world.sibling_volume['id']}")
+    assert answer is not None and answer.status == 404
+    page.goto(f"{server.url}/snapshots")
+    expect(page.get_by_text(world.system_snapshot["name"])).to_have_count(0)  # the system's private one
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto(f"{server.url}/volumes")
+    expect(page).to_have_url(re.compile(r"/login\?next=/volumes$"))
