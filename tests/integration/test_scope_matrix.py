@@ -659,7 +659,9 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
         OPERATOR, owner="a", query=lambda w: {"tenant": a_path(w)}, form=lambda w: take_form(w) | {"private": "on"}
     ),
     # restoring (over A's volume: from a snapshot of a volume made for the case)
-    ("get", "/snapshots/{snap_id}/restore"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("get", "/snapshots/{snap_id}/restore"): UiRoute(  # what it holds, as its child sees it
+        VIEWER, owner="a", args={"snap_id": "system-snapshot"}, exposed=True
+    ),
     ("post", "/snapshots/{snap_id}/restore"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"name": unique("mx")}
     ),
@@ -674,7 +676,9 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
         form=lambda w: {"member_type": "volume", "member": w.objects["volume"], "name": unique("mx")},
     ),
     # the file browser
-    ("get", "/snapshots/{snap_id}/files"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("get", "/snapshots/{snap_id}/files"): UiRoute(  # the volumes to browse, as its child sees them
+        VIEWER, owner="a", args={"snap_id": "system-snapshot"}, exposed=True
+    ),
     ("get", "/snapshots/{snap_id}/files/download"): UiRoute(
         VIEWER, owner="a", args={"snap_id": "snapshot"}, query=lambda _w: {"path": "f.txt"}
     ),
