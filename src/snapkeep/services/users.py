@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Forbidden, NameClash
 from snapkeep.model.names import check_name
 from snapkeep.model.paging import Page, Window
@@ -33,11 +34,12 @@ class Users:
         """A new user of ``tenant`` (else the caller's own scope), of at most the caller's role."""
         who.require(Role.ADMIN)
         check_name(name, "user name")
+        with self._db.unit(who) as uow:  # refusals first: a hash costs 64 MiB and most of a second
+            tenant_id = uow.tenants.owner(tenant)
+            self._check_free(uow, name)
         password_hash = hash_password(password)
         with self._db.unit(who) as uow:
-            tenant_id = uow.tenants.owner(tenant)
-            if uow.users.find_by_name(name) is not None:
-                raise NameClash(f"a user named {name!r} already exists", name=name)
+            self._check_free(uow, name)  # again: someone may have taken it meanwhile
             user = uow.users.insert(
                 User(
                     id=str(uuid.uuid4()),
@@ -50,6 +52,11 @@ class Users:
             )
             self._audit.done(uow, who.name, "user.create", f"user:{name}", f"role:{role}")
             return user
+
+    @staticmethod
+    def _check_free(uow: Unit, name: str) -> None:
+        if uow.users.find_by_name(name) is not None:
+            raise NameClash(f"a user named {name!r} already exists", name=name)
 
     def page(self, who: Principal, window: Window) -> Page[User]:
         """The users of the caller's subtree, by name."""
