@@ -11,7 +11,7 @@ from snapkeep.model.cursors import Listing
 from snapkeep.model.filters import AUDIT_OUTCOMES, AuditFilter
 from snapkeep.model.timespec import parse_time
 from snapkeep.ui.deps import UiSvc, Visitor
-from snapkeep.ui.fields import optional
+from snapkeep.ui.forms import optional
 from snapkeep.ui.paging import next_url, window
 from snapkeep.ui.templating import render
 
@@ -21,16 +21,16 @@ FIELDS = ("actor", "action", "target", "outcome", "since", "until")
 
 
 def _filter(typed: dict[str, str]) -> AuditFilter:
-    outcome = optional(typed["outcome"])
+    outcome = optional(typed, "outcome")
     if outcome is not None and outcome not in AUDIT_OUTCOMES:
         raise InvalidInput(f"the outcome must be one of {', '.join(AUDIT_OUTCOMES)}", outcome=outcome[:32])
     return AuditFilter(
-        actor=optional(typed["actor"]),
-        action=optional(typed["action"]),
-        target=optional(typed["target"]),
+        actor=optional(typed, "actor"),
+        action=optional(typed, "action"),
+        target=optional(typed, "target"),
         outcome=outcome,
-        since=parse_time(optional(typed["since"]), "since"),
-        until=parse_time(optional(typed["until"]), "until"),
+        since=parse_time(optional(typed, "since"), "since"),
+        until=parse_time(optional(typed, "until"), "until"),
     )
 
 

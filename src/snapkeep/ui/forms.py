@@ -6,12 +6,15 @@ helpers turn that into the values the services expect, so no route repeats the c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.datastructures import ImmutableMultiDict
+from snapkeep.errors import InvalidInput
+from snapkeep.model.principal import Role
 
-Fields = ImmutableMultiDict[str, Any]
+Fields = Mapping[str, Any]
 """A submitted form, or a query string (a GET form): both are read the same way."""
+ROLES = [role.value for role in Role]
 
 
 def text(form: Fields, name: str, default: str = "") -> str:
@@ -34,3 +37,12 @@ def flag(form: Fields, name: str) -> bool:
 def words(form: Fields, name: str) -> list[str]:
     """A field holding a list typed as words separated by commas or blanks (tags)."""
     return [word for word in text(form, name).replace(",", " ").split() if word]
+
+
+def role(form: Fields, name: str) -> Role:
+    """A role chosen in a select (or typed): one of :data:`ROLES`."""
+    value = text(form, name)
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInput(f"the role must be one of {', '.join(ROLES)}", role=value[:32]) from None

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from snapkeep.model.cursors import Listing
 from snapkeep.ui.deps import Form, UiSvc, Visitor
 from snapkeep.ui.errors import FORM_ERRORS
-from snapkeep.ui.fields import ROLES, optional, role
+from snapkeep.ui.forms import ROLES, optional, role, text
 from snapkeep.ui.paging import next_url, window
 from snapkeep.ui.templating import render
 
@@ -34,9 +34,7 @@ def create_token(request: Request, visit: Visitor, svc: UiSvc, form: Form) -> Re
     """The made token and its secret, on this answer alone: it is not kept, so no later page can show it.
     The answer is not stored by the browser (``Cache-Control: no-store``), so Back does not show it again."""
     try:
-        token, secret = svc.tokens.issue(
-            visit.who, str(form.get("name", "")).strip(), role(form.get("role")), optional(form.get("tenant"))
-        )
+        token, secret = svc.tokens.issue(visit.who, text(form, "name"), role(form, "role"), optional(form, "tenant"))
     except FORM_ERRORS as exc:
         kept = {"name": form.get("name", ""), "role": form.get("role", ""), "tenant": form.get("tenant", "")}
         return render(request, "tokens/new.html", visit, status=exc.http_status, roles=ROLES, form=kept, error=exc)

@@ -10,7 +10,7 @@ from snapkeep.errors import InvalidInput, SnapkeepError
 from snapkeep.model.cursors import Listing
 from snapkeep.ui.deps import Form, UiSvc, Visitor
 from snapkeep.ui.errors import FORM_ERRORS
-from snapkeep.ui.fields import ROLES, optional, role
+from snapkeep.ui.forms import ROLES, optional, role, text
 from snapkeep.ui.paging import next_url, window
 from snapkeep.ui.templating import render
 
@@ -35,9 +35,7 @@ def create_user(request: Request, visit: Visitor, svc: UiSvc, form: Form) -> Res
     try:
         if password != again:
             raise InvalidInput("the two passwords differ")
-        user = svc.users.create(
-            visit.who, str(form.get("name", "")).strip(), password, role(form.get("role")), optional(form.get("tenant"))
-        )
+        user = svc.users.create(visit.who, text(form, "name"), password, role(form, "role"), optional(form, "tenant"))
     except FORM_ERRORS as exc:  # the form again, with what was typed (never the passwords) and why
         kept = {"name": form.get("name", ""), "role": form.get("role", ""), "tenant": form.get("tenant", "")}
         return render(request, "users/new.html", visit, status=exc.http_status, roles=ROLES, form=kept, error=exc)
@@ -58,7 +56,7 @@ def user_detail(request: Request, visit: Visitor, svc: UiSvc, ref: str) -> Respo
 @router.post("/users/{ref}/role")
 def changerole(request: Request, visit: Visitor, svc: UiSvc, form: Form, ref: str) -> Response:
     try:
-        user = svc.users.update(visit.who, ref, role=role(form.get("role")))
+        user = svc.users.update(visit.who, ref, role=role(form, "role"))
     except InvalidInput as exc:
         return _detail(request, visit, svc, ref, exc)
     return RedirectResponse(f"/users/{user.id}", status_code=303)
