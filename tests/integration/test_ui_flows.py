@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import Server, log_in
+from tests.conftest import Mounted, Server, log_in, make_traversable_tmp, start_server, stop_server
 from tests.integration.test_ui_login import _logged_in
 
 pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # the pages do not depend on the driver
@@ -528,3 +529,45 @@ def test_take_a_vm_snapshot_and_restore_it_as_a_new_vm_in_the_browser(
     assert copy["id"] != vm["id"] and copy["state"] == "shutoff"
     assert _disks(copy) == good
     assert set(copy["macs"]).isdisjoint(vm["macs"])  # new MACs unless asked to keep them
+
+
+@pytest.fixture
+def own_server(fs: Mounted, libvirtd: None) -> Iterator[Server]:
+    """A service of its own: a whole-system restore puts back everything, which a shared one cannot afford."""
+    data_dir = make_traversable_tmp("snapkeep-ui-whole-")
+    srv = start_server(data_dir, fs.new_dir("ui-whole-pool"))
+    yield srv
+    stop_server(srv)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_restore_the_whole_system_in_place_through_the_confirmation_page(page: Page, own_server: Server) -> None:
+    server, api = own_server, own_server.client()
+    kept = _volume(api, {"report.txt": b"as it was\n"})
+    tenant = api.post("/api/v1/tenants", json={"name": _name("gone")}).json()
+    taken = api.post("/api/v1/snapshots", params={"wait": 60}, json={"system": True, "name": "before"}).json()
+    assert taken["status"] == "succeeded", taken
+    snap_id = taken["result"]["snapshot"]["id"]
+    Path(kept["path"], "report.txt").write_bytes(b"overwritten\n")
+    made_since = _volume(api, {"new.txt": b"made after the snapshot\n"})
+    assert api.delete(f"/api/v1/tenants/{tenant['id']}", params={"wait": 60}).status_code < 300
+
+    log_in(page, server.url, "admin", server.admin_password)
+    page.goto(f"{server.url}/snapshots/{snap_id}/restore")
+    page.get_by_role("button", name="Restore everything…").click()
+    expect(page.get_by_role("heading", name="Restore over the whole system?")).to_be_visible()
+    facts = page.get_by_role("region", name="What will happen")
+    expect(facts).to_contain_text("before")
+    expect(facts).to_contain_text("A pre-restore snapshot")
+    expect(facts).to_contain_text("Objects created since the snapshot are removed")
+    assert made_since["id"] in {v["id"] for v in api.get("/api/v1/volumes").json()}  # nothing changed yet
+    page.get_by_role("button", name="Restore over the whole system").click()
+    job = _job_of(page, api)
+    assert job["status"] == "succeeded", job
+
+    volumes = {v["id"]: v for v in api.get("/api/v1/volumes").json()}
+    assert made_since["id"] not in volumes and kept["id"] in volumes
+    assert Path(volumes[kept["id"]]["path"], "report.txt").read_bytes() == b"as it was\n"
+    assert tenant["id"] in {t["id"] for t in api.get("/api/v1/tenants").json()}  # deleted, and back
+    pre = job["result"]["pre_restore_snapshot_id"]
+    assert pre is not None and api.get(f"/api/v1/snapshots/{pre}").json()["kind"] == "system"
