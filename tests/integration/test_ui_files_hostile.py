@@ -1,0 +1,169 @@
+"""The web UI's file browser and downloads against what a hostile NAS user or a lesser user can do: a client
+that goes away mid-download, a viewer that tries to restore, names that are not UTF-8.
+
+Files are written at the ``path`` the admin's API gives for a volume, as in test_ui_flows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from snapkeep.storage.beneath import closing
+from snapkeep.storage.linux import RENAME_EXCHANGE, renameat2
+from tests.conftest import Server
+from tests.integration.test_ui_flows import _job, _latest_job, _snapshot, _tree, _volume
+from tests.integration.test_ui_login import PASSWORD, _logged_in, _user
+
+pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)
+
+
+def _open_under(pid: int, folder: str) -> list[str]:
+    """The paths of the descriptors process ``pid`` holds on files under ``folder``."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith(folder):
+            found.append(target)
+    return found
+
+
+def test_a_download_the_client_abandons_lets_its_file_go(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {})
+    with open(Path(vol["path"], "huge.bin"), "wb") as f:
+        f.truncate(1 << 30)  # sparse: far more than the socket buffers hold
+    snap_id = _snapshot(api, vol)
+    client, _csrf = _logged_in(server)
+    with client.stream("GET", f"/snapshots/{snap_id}/files/download", params={"path": "huge.bin"}) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-length"] == str(1 << 30)
+        next(answer.iter_raw())
+        assert _open_under(server.process.pid, server.pool_dir)  # the file is being read
+    client.close()  # the client goes away with most of it unread
+    left = _open_under(server.process.pid, server.pool_dir)
+    for _ in range(100):  # the server notices at its next write; give it up to ~10 s on a busy machine
+        if not left:
+            break
+        time.sleep(0.1)
+        left = _open_under(server.process.pid, server.pool_dir)
+    assert not left, left
+
+
+def test_a_viewer_can_download_but_not_restore(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"doc.txt": b"v1"})
+    snap_id = _snapshot(api, vol)
+    Path(vol["path"], "doc.txt").write_bytes(b"v2")
+    before, jobs_before = _tree(vol["path"]), _latest_job(api)
+    client, csrf = _logged_in(server, _user(server, "viewer"), PASSWORD)
+    got = client.get(f"/snapshots/{snap_id}/files/download", params={"path": "doc.txt"})
+    assert got.status_code == 200 and got.content == b"v1"
+    posted = client.post(f"/snapshots/{snap_id}/files/restore", data={"csrf": csrf, "path": "doc.txt"})
+    assert posted.status_code == 403, posted.text
+    assert _tree(vol["path"]) == before
+    assert _latest_job(api) == jobs_before
+
+
+def test_a_name_that_is_not_utf8_downloads_under_its_own_bytes(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {})
+    Path(os.fsdecode(os.path.join(os.fsencode(vol["path"]), b"caf\xe9\r\n.txt"))).write_bytes(b"latin-1")
+    snap_id = _snapshot(api, vol)
+    client, _csrf = _logged_in(server)
+    got = client.get(f"/snapshots/{snap_id}/files/download", params={"path_b64": "Y2Fm6Q0KLnR4dA=="})
+    assert got.status_code == 200 and got.content == b"latin-1"
+    disposition = got.headers["content-disposition"]
+    assert "\r" not in disposition and "\n" not in disposition
+    assert 'filename="caf_' in disposition
+
+
+def test_a_snapshot_deleted_mid_download_is_still_read_to_its_end(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {})
+    with open(Path(vol["path"], "huge.bin"), "wb") as f:
+        f.truncate(1 << 30)
+    snap_id = _snapshot(api, vol)
+    client, _csrf = _logged_in(server)
+    with client.stream("GET", f"/snapshots/{snap_id}/files/download", params={"path": "huge.bin"}) as answer:
+        assert answer.status_code == 200
+        chunks = answer.iter_raw()
+        first = next(chunks)
+        deleted = api.delete(f"/api/v1/snapshots/{snap_id}", params={"wait": 30})  # not held: deleted
+        assert deleted.status_code == 202 and deleted.json()["status"] == "succeeded", deleted.text
+        got = len(b"".join(chunks)) + len(first)
+    assert got == 1 << 30  # read to its end from the deleted snapshot, which the open file kept alive
+    assert api.get(f"/api/v1/snapshots/{snap_id}").status_code == 404
+    assert not _open_under(server.process.pid, server.pool_dir)
+
+
+def test_restore_after_the_folder_became_a_symlink_writes_nothing_outside(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"d/doc.txt": b"v1"})
+    snap_id = _snapshot(api, vol)
+    outside = Path(server.data_dir).parent / f"outside-{os.getpid()}-{time.monotonic_ns()}"
+    outside.mkdir()
+    try:
+        (outside / "doc.txt").write_bytes(b"precious")
+        client, csrf = _logged_in(server)
+        confirm = client.get(f"/snapshots/{snap_id}/files/restore", params={"path": "d/doc.txt"})
+        assert confirm.status_code == 200 and "will be overwritten" in confirm.text
+        d = Path(vol["path"], "d")
+        (d / "doc.txt").unlink()
+        d.rmdir()
+        d.symlink_to(outside)  # the NAS user's move between the confirmation and the POST
+        posted = client.post(
+            f"/snapshots/{snap_id}/files/restore", data={"csrf": csrf, "path": "d/doc.txt", "to_path": "d/doc.txt"}
+        )
+        assert posted.status_code == 422
+        assert sorted(os.listdir(outside)) == ["doc.txt"] and (outside / "doc.txt").read_bytes() == b"precious"
+    finally:
+        for entry in outside.iterdir():
+            entry.unlink()
+        outside.rmdir()
+
+
+def test_restores_while_the_folder_keeps_flipping_to_a_symlink_write_nothing_outside(server: Server) -> None:
+    """The POST and its job both meet the flip: each restore is refused or lands inside the volume."""
+    api = server.client()
+    vol = _volume(api, {"d/doc.txt": b"v1"})
+    snap_id = _snapshot(api, vol)
+    outside = Path(server.data_dir).parent / f"outside-{os.getpid()}-{time.monotonic_ns()}"
+    outside.mkdir()
+    (outside / "doc.txt").write_bytes(b"precious")
+    Path(vol["path"], "flip").symlink_to(outside)
+    stop = threading.Event()
+
+    def flip() -> None:  # "d" is the folder, then the symlink, then the folder...: one atomic exchange each
+        with closing(os.open(vol["path"], os.O_RDONLY | os.O_DIRECTORY)) as top:
+            while not stop.is_set():
+                renameat2(top, b"d", top, b"flip", RENAME_EXCHANGE)
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    outcomes: list[int | str] = []
+    try:
+        client, csrf = _logged_in(server)
+        for _ in range(20):
+            posted = client.post(
+                f"/snapshots/{snap_id}/files/restore", data={"csrf": csrf, "path": "d/doc.txt", "to_path": "d/doc.txt"}
+            )
+            outcomes.append(
+                _job(api, posted.headers["location"])["status"] if posted.status_code == 303 else posted.status_code
+            )
+    finally:
+        stop.set()
+        flipper.join()
+        assert sorted(os.listdir(outside)) == ["doc.txt"] and (outside / "doc.txt").read_bytes() == b"precious"
+        for entry in outside.iterdir():
+            entry.unlink()
+        outside.rmdir()
+    assert set(outcomes) <= {"succeeded", "failed", 422}, outcomes
+    assert "succeeded" in outcomes or 422 in outcomes
