@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,42 @@ def test_restores_while_the_folder_keeps_flipping_to_a_symlink_write_nothing_out
         outside.rmdir()
     assert set(outcomes) <= {"succeeded", "failed", 422}, outcomes
     assert "succeeded" in outcomes or 422 in outcomes
+
+
+def test_a_tenant_user_gets_404_for_another_tenants_snapshot_files(server: Server) -> None:
+    api = server.client()
+    tag = uuid.uuid4().hex[:8]
+    mine = api.post("/api/v1/tenants", json={"name": f"mine-{tag}"}).json()
+    theirs = api.post("/api/v1/tenants", json={"name": f"theirs-{tag}"}).json()
+    made = api.post("/api/v1/volumes", json={"name": f"theirs-{tag}", "size_limit": "64M", "tenant": theirs["id"]})
+    assert made.status_code == 201, made.text
+    vol = made.json()
+    Path(vol["path"], "secret.txt").write_bytes(b"theirs")
+    snap_id = _snapshot(api, vol)
+    system = api.post("/api/v1/snapshots", params={"wait": 60}, json={"system": True, "name": f"sys-{tag}"}).json()
+    assert system["status"] == "succeeded", system
+    system_id = system["result"]["snapshot"]["id"]
+    name = f"mine-op-{tag}"
+    body = {"name": name, "password": PASSWORD, "role": "operator", "tenant": mine["id"]}
+    assert api.post("/api/v1/users", json=body).status_code == 201
+    client, csrf = _logged_in(server, name, PASSWORD)
+    for snap, extra in ((snap_id, {}), (system_id, {"volume": vol["id"]}), (system_id, {"volume": vol["name"]})):
+        for url in ("files", "files/download", "files/restore"):
+            answer = client.get(f"/snapshots/{snap}/{url}", params={"path": "secret.txt", **extra})
+            assert answer.status_code == 404, (snap, url, extra, answer.status_code)
+            assert answer.content != b"theirs"
+        posted = client.post(f"/snapshots/{snap}/files/restore", data={"csrf": csrf, "path": "secret.txt", **extra})
+        assert posted.status_code == 404, (snap, extra, posted.status_code)
+    listing = client.get(f"/snapshots/{system_id}/files")
+    assert listing.status_code in (200, 404) and vol["id"] not in listing.text
+
+
+def test_a_viewer_is_not_shown_a_restore_confirmation(server: Server) -> None:
+    """The confirmation tells whether a path exists in the live volume now; a viewer may not restore."""
+    api = server.client()
+    vol = _volume(api, {"doc.txt": b"v1"})
+    snap_id = _snapshot(api, vol)
+    client, _csrf = _logged_in(server, _user(server, "viewer"), PASSWORD)
+    probe = client.get(f"/snapshots/{snap_id}/files/restore", params={"path": "doc.txt"})
+    assert probe.status_code == 403, probe.status_code
+    assert "overwritten" not in probe.text

@@ -151,7 +151,9 @@ class Files:
         volume: str | None = None,
         who: Principal,
     ) -> ExtractPlan:
-        """Check an extract request before anything is written, so the API refuses bad ones synchronously."""
+        """Check an extract request before anything is written, so the API refuses bad ones synchronously;
+        operator, as the extract (the plan tells whether a path exists in the live volume now)."""
+        who.require(Role.OPERATOR)
         source_parts = _users_parts(path)
         if not source_parts:
             raise InvalidPath("name a file or folder to extract, not the whole snapshot (restore it instead)")
