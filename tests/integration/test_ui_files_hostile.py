@@ -6,7 +6,9 @@ Files are written at the ``path`` the admin's API gives for a volume, as in test
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import threading
 import time
 import uuid
@@ -207,3 +209,31 @@ def test_a_viewer_is_not_shown_a_restore_confirmation(server: Server) -> None:
     probe = client.get(f"/snapshots/{snap_id}/files/restore", params={"path": "doc.txt"})
     assert probe.status_code == 403, probe.status_code
     assert "overwritten" not in probe.text
+
+
+def _confirmation_form(page: str) -> dict[str, str]:
+    """The hidden fields of a restore confirmation page's POST form."""
+    start = re.search(r'<form method="post" action="/snapshots/[^"]+/files/restore">', page)
+    assert start, page
+    form = page[start.start() : page.index("</form>", start.start())]
+    return {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)}
+
+
+def test_a_restore_confirmed_as_creating_never_overwrites_what_a_user_put_there_since(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"doc.txt": b"v1"})
+    snap_id = _snapshot(api, vol)
+    client, _csrf = _logged_in(server)
+    confirm = client.get(f"/snapshots/{snap_id}/files/restore", params={"path": "doc.txt", "to_path": "new.txt"})
+    assert confirm.status_code == 200 and "it will be created" in confirm.text
+    Path(vol["path"], "new.txt").write_bytes(b"a NAS user's own, written since")
+    before, jobs_before = _tree(vol["path"]), _latest_job(api)
+    posted = client.post(f"/snapshots/{snap_id}/files/restore", data=_confirmation_form(confirm.text))
+    assert posted.status_code == 409, posted.text
+    assert "new.txt" in posted.text
+    assert _tree(vol["path"]) == before and _latest_job(api) == jobs_before
+    again = client.get(f"/snapshots/{snap_id}/files/restore", params={"path": "doc.txt", "to_path": "new.txt"})
+    assert "will be overwritten" in again.text  # confirmed again, for what is there now, it goes through
+    done = client.post(f"/snapshots/{snap_id}/files/restore", data=_confirmation_form(again.text))
+    assert _job(api, done.headers["location"])["status"] == "succeeded"
+    assert Path(vol["path"], "new.txt").read_bytes() == b"v1"

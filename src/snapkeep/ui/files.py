@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from snapkeep.errors import InvalidPath
+from snapkeep.errors import Conflict, InvalidPath
 from snapkeep.model import relpath
 from snapkeep.model.paging import Window
 from snapkeep.model.types import FileEntry
@@ -170,11 +170,22 @@ def restore_form(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, vol
 
 @router.post("/snapshots/{snap_id}/files/restore")
 def restore(visit: Visitor, svc: UiSvc, form: Form, snap_id: str) -> Response:
+    """The restore as a job; refused if what is at the destination changed since the confirmation page named
+    it (it said "creates" and a user put something there since, or "overwrites" and it went)."""
     raw = _raw(form)
     to_raw = _raw(form, "to_path") or None
     to_volume, volume = forms.optional(form, "to_volume"), forms.optional(form, "volume")
     params: dict[str, object] = {"path": relpath.shown(raw), "to_volume": to_volume, "volume": volume}
     params["to_path"] = relpath.shown(to_raw) if to_raw is not None else None
+    confirmed = forms.optional(form, "replaces")  # what the confirmation page said: "yes" or "no"
+    if confirmed is not None:
+        plan = svc.files.check_extract(snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, who=visit.who)
+        if plan.replaces != (confirmed == "yes"):
+            dest = relpath.shown(b"/".join(plan.dest))
+            now = "something is there now" if plan.replaces else "nothing is there now"
+            raise Conflict(
+                f"{dest!r} in volume {plan.volume.name!r} changed since the confirmation ({now}); check again"
+            )
     job = svc.files.submit_extract(
         snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, params=params, who=visit.who
     )
