@@ -182,22 +182,34 @@ def test_a_tenant_user_gets_404_for_another_tenants_snapshot_files(server: Serve
     vol = made.json()
     Path(vol["path"], "secret.txt").write_bytes(b"theirs")
     snap_id = _snapshot(api, vol)
+    own = api.post("/api/v1/volumes", json={"name": f"mine-{tag}", "size_limit": "64M", "tenant": mine["id"]}).json()
+    Path(own["path"], "doc.txt").write_bytes(b"mine")
+    own_snap = _snapshot(api, own)
     system = api.post("/api/v1/snapshots", params={"wait": 60}, json={"system": True, "name": f"sys-{tag}"}).json()
     assert system["status"] == "succeeded", system
     system_id = system["result"]["snapshot"]["id"]
-    name = f"mine-op-{tag}"
-    body = {"name": name, "password": PASSWORD, "role": "operator", "tenant": mine["id"]}
-    assert api.post("/api/v1/users", json=body).status_code == 201
-    client, csrf = _logged_in(server, name, PASSWORD)
-    for snap, extra in ((snap_id, {}), (system_id, {"volume": vol["id"]}), (system_id, {"volume": vol["name"]})):
-        for url in ("files", "files/download", "files/restore"):
-            answer = client.get(f"/snapshots/{snap}/{url}", params={"path": "secret.txt", **extra})
-            assert answer.status_code == 404, (snap, url, extra, answer.status_code)
-            assert answer.content != b"theirs"
-        posted = client.post(f"/snapshots/{snap}/files/restore", data={"csrf": csrf, "path": "secret.txt", **extra})
-        assert posted.status_code == 404, (snap, extra, posted.status_code)
-    listing = client.get(f"/snapshots/{system_id}/files")
-    assert listing.status_code in (200, 404) and vol["id"] not in listing.text
+    try:
+        name = f"mine-op-{tag}"
+        body = {"name": name, "password": PASSWORD, "role": "operator", "tenant": mine["id"]}
+        assert api.post("/api/v1/users", json=body).status_code == 201
+        client, csrf = _logged_in(server, name, PASSWORD)
+        before = _tree(vol["path"])
+        for snap, extra in ((snap_id, {}), (system_id, {"volume": vol["id"]}), (system_id, {"volume": vol["name"]})):
+            for url in ("files", "files/download", "files/restore"):
+                answer = client.get(f"/snapshots/{snap}/{url}", params={"path": "secret.txt", **extra})
+                assert answer.status_code == 404, (snap, url, extra, answer.status_code)
+                assert answer.content != b"theirs"
+            data = {"csrf": csrf, "path": "secret.txt", **extra}
+            posted = client.post(f"/snapshots/{snap}/files/restore", data=data)
+            assert posted.status_code == 404, (snap, extra, posted.status_code)
+        listing = client.get(f"/snapshots/{system_id}/files")
+        assert listing.status_code in (200, 404) and vol["id"] not in listing.text
+        into = {"path": "doc.txt", "to_volume": vol["name"], "to_path": "secret.txt"}  # its own file, their volume
+        assert client.get(f"/snapshots/{own_snap}/files/restore", params=into).status_code == 404
+        assert client.post(f"/snapshots/{own_snap}/files/restore", data={"csrf": csrf, **into}).status_code == 404
+        assert _tree(vol["path"]) == before
+    finally:
+        api.delete(f"/api/v1/snapshots/{system_id}", params={"wait": 60})
 
 
 def test_a_viewer_is_not_shown_a_restore_confirmation(server: Server) -> None:
