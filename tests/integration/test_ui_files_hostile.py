@@ -22,7 +22,8 @@ from tests.conftest import Server
 from tests.integration.test_ui_flows import _job, _latest_job, _snapshot, _tree, _volume
 from tests.integration.test_ui_login import PASSWORD, _logged_in, _user
 
-pytestmark = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)
+BTRFS = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # the pages do not depend on the driver
+BOTH = pytest.mark.parametrize("fs", ["btrfs", "xfs"], indirect=True)  # downloads do: an XFS snapshot is mounted
 
 
 def _open_under(pid: int, folder: str) -> list[str]:
@@ -38,6 +39,15 @@ def _open_under(pid: int, folder: str) -> list[str]:
     return found
 
 
+def _rss(pid: int) -> int:
+    """The resident memory of process ``pid``, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@BOTH
 def test_a_download_the_client_abandons_lets_its_file_go(server: Server) -> None:
     api = server.client()
     vol = _volume(api, {})
@@ -48,8 +58,11 @@ def test_a_download_the_client_abandons_lets_its_file_go(server: Server) -> None
     with client.stream("GET", f"/snapshots/{snap_id}/files/download", params={"path": "huge.bin"}) as answer:
         assert answer.status_code == 200
         assert answer.headers["content-length"] == str(1 << 30)
+        start = _rss(server.process.pid)
         next(answer.iter_raw())
         assert _open_under(server.process.pid, server.pool_dir)  # the file is being read
+        time.sleep(1)  # a server that read ahead into memory would do so now, while the client waits
+        assert _rss(server.process.pid) - start < 128 << 20  # streamed a chunk at a time, never the whole file
     client.close()  # the client goes away with most of it unread
     left = _open_under(server.process.pid, server.pool_dir)
     for _ in range(100):  # the server notices at its next write; give it up to ~10 s on a busy machine
@@ -58,8 +71,12 @@ def test_a_download_the_client_abandons_lets_its_file_go(server: Server) -> None
         time.sleep(0.1)
         left = _open_under(server.process.pid, server.pool_dir)
     assert not left, left
+    with open("/proc/self/mounts") as mounts:  # an XFS snapshot's browse mount is gone too
+        browsing = os.path.join(server.pool_dir, "staging", "browse-")
+        assert not [m for m in mounts if m.split()[1].startswith(browsing)]
 
 
+@BTRFS
 def test_a_viewer_can_download_but_not_restore(server: Server) -> None:
     api = server.client()
     vol = _volume(api, {"doc.txt": b"v1"})
@@ -75,6 +92,7 @@ def test_a_viewer_can_download_but_not_restore(server: Server) -> None:
     assert _latest_job(api) == jobs_before
 
 
+@BTRFS
 def test_a_name_that_is_not_utf8_downloads_under_its_own_bytes(server: Server) -> None:
     api = server.client()
     vol = _volume(api, {})
@@ -88,6 +106,7 @@ def test_a_name_that_is_not_utf8_downloads_under_its_own_bytes(server: Server) -
     assert 'filename="caf_' in disposition
 
 
+@BOTH
 def test_a_snapshot_deleted_mid_download_is_still_read_to_its_end(server: Server) -> None:
     api = server.client()
     vol = _volume(api, {})
@@ -107,6 +126,7 @@ def test_a_snapshot_deleted_mid_download_is_still_read_to_its_end(server: Server
     assert not _open_under(server.process.pid, server.pool_dir)
 
 
+@BTRFS
 def test_restore_after_the_folder_became_a_symlink_writes_nothing_outside(server: Server) -> None:
     api = server.client()
     vol = _volume(api, {"d/doc.txt": b"v1"})
@@ -133,6 +153,7 @@ def test_restore_after_the_folder_became_a_symlink_writes_nothing_outside(server
         outside.rmdir()
 
 
+@BTRFS
 def test_restores_while_the_folder_keeps_flipping_to_a_symlink_write_nothing_outside(server: Server) -> None:
     """The POST and its job both meet the flip: each restore is refused or lands inside the volume."""
     api = server.client()
@@ -172,6 +193,7 @@ def test_restores_while_the_folder_keeps_flipping_to_a_symlink_write_nothing_out
     assert "succeeded" in outcomes or 422 in outcomes
 
 
+@BTRFS
 def test_a_tenant_user_gets_404_for_another_tenants_snapshot_files(server: Server) -> None:
     api = server.client()
     tag = uuid.uuid4().hex[:8]
@@ -212,6 +234,7 @@ def test_a_tenant_user_gets_404_for_another_tenants_snapshot_files(server: Serve
         api.delete(f"/api/v1/snapshots/{system_id}", params={"wait": 60})
 
 
+@BTRFS
 def test_a_viewer_is_not_shown_a_restore_confirmation(server: Server) -> None:
     """The confirmation tells whether a path exists in the live volume now; a viewer may not restore."""
     api = server.client()
@@ -231,6 +254,7 @@ def _confirmation_form(page: str) -> dict[str, str]:
     return {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)}
 
 
+@BTRFS
 def test_a_restore_confirmed_as_creating_never_overwrites_what_a_user_put_there_since(server: Server) -> None:
     api = server.client()
     vol = _volume(api, {"doc.txt": b"v1"})
