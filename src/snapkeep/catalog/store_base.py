@@ -18,6 +18,7 @@ from snapkeep.catalog.scope import Scope
 from snapkeep.catalog.tables import TagRow
 from snapkeep.errors import NotFound
 from snapkeep.model.paging import Page, Window, cut
+from snapkeep.model.principal import Role
 
 T = TypeVar("T")
 
@@ -224,3 +225,45 @@ class TagStore:
         for row in self._s.scalars(query):
             self._s.delete(row)
         self._s.flush()
+
+
+class CredentialStore(Store[T]):
+    """Holders of credentials — API tokens and users — with a role and a scope (``tenant_id``).
+
+    Their names are unique across scopes; a scope sees and places those of its own subtree only, while a
+    lookup by name for authentication or the name check finds any (authentication comes before any scope).
+    """
+
+    noun: ClassVar[str]
+    enums: ClassVar[dict[str, type[StrEnum]]] = {"role": Role}
+
+    def _missing(self, row_id: Any) -> NotFound:
+        return NotFound(f"no {self.noun} with id {row_id}", **{self.noun: row_id})
+
+    def _visible(self, row: Any) -> bool:
+        return self._scope.allows(row.tenant_id)
+
+    def _check_placement(self, values: dict[str, Any]) -> None:
+        if "tenant_id" in values and not self._scope.allows(values["tenant_id"]):
+            raise no_owner(values["tenant_id"])
+
+    def find_by_name(self, name: str) -> T | None:
+        """Any one of that name, visible or not."""
+        row = self._s.scalar(select(self.row).where(self.row.name == name))
+        return None if row is None else self._to(row)
+
+    def resolve(self, ref: str) -> T:
+        """The visible one with id or name ``ref``."""
+        row = self._s.get(self.row, ref) or self._s.scalar(select(self.row).where(self.row.name == ref))
+        missing = NotFound(f"no {self.noun} named or with id {ref!r}", **{self.noun: ref})
+        if row is None:
+            raise missing
+        if not self._visible(row):
+            raise missing.hiding()
+        return self._to(row)
+
+    def page(self, window: Window) -> Page[T]:
+        """By name (the id only makes the key a row's own)."""
+        query = self._scope.where(select(self.row), self.row.tenant_id)
+        rows = self._s.scalars(keyset(query, (self.row.name, self.row.id), window))
+        return cut([self._to(row) for row in rows], window, lambda held: (held.name, held.id))  # type: ignore[attr-defined]

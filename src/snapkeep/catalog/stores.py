@@ -29,7 +29,16 @@ from sqlalchemy.orm import Session
 
 from snapkeep.catalog.profile_stores import AssignmentStore, MetaStore, ProfileStore, ScheduleStore
 from snapkeep.catalog.scope import Scope, subtree
-from snapkeep.catalog.store_base import NamedStore, OwnedStore, Store, TagStore, convert_row, keyset, no_owner
+from snapkeep.catalog.store_base import (
+    CredentialStore,
+    NamedStore,
+    OwnedStore,
+    Store,
+    TagStore,
+    convert_row,
+    keyset,
+    no_owner,
+)
 from snapkeep.catalog.tables import (
     AuditRow,
     JobRow,
@@ -45,7 +54,6 @@ from snapkeep.catalog.user_stores import UserStore, WebSessionStore
 from snapkeep.errors import NotFound
 from snapkeep.model.filters import AuditFilter, SnapshotFilter
 from snapkeep.model.paging import Key, Page, Window, cut
-from snapkeep.model.principal import Role
 from snapkeep.model.types import (
     AuditEntry,
     Job,
@@ -318,51 +326,20 @@ def _audit_conditions(where: AuditFilter) -> builtins.list[ColumnElement[bool]]:
     return found
 
 
-class TokenStore(Store[Token]):
+class TokenStore(CredentialStore[Token]):
     """API tokens, looked up by the hash of their secret (authentication comes before any scope)."""
 
     row = TokenRow
     record = Token
-    enums: ClassVar[dict[str, type[StrEnum]]] = {"role": Role}
-
-    def _missing(self, row_id: Any) -> NotFound:
-        return NotFound(f"no token with id {row_id}", token=row_id)
+    noun = "token"
 
     def find_by_hash(self, token_hash: str) -> Token | None:
         row = self._s.scalar(select(TokenRow).where(TokenRow.token_hash == token_hash))
         return None if row is None else self._to(row)
 
-    def find_by_name(self, name: str) -> Token | None:
-        """Any token of that name (names are unique across scopes), visible or not: for the name check."""
-        row = self._s.scalar(select(TokenRow).where(TokenRow.name == name))
-        return None if row is None else self._to(row)
-
-    def _visible(self, row: Any) -> bool:
-        """A scope sees the tokens of its own subtree (by the hash, above, every token is found)."""
-        return self._scope.allows(row.tenant_id)
-
-    def _check_placement(self, values: dict[str, Any]) -> None:
-        if "tenant_id" in values and not self._scope.allows(values["tenant_id"]):
-            raise no_owner(values["tenant_id"])
-
-    def resolve(self, ref: str) -> Token:
-        """The visible token with id or name ``ref``."""
-        row = self._s.get(TokenRow, ref) or self._s.scalar(select(TokenRow).where(TokenRow.name == ref))
-        if row is None:
-            raise NotFound(f"no token named or with id {ref!r}", token=ref)
-        if not self._visible(row):
-            raise NotFound(f"no token named or with id {ref!r}", token=ref).hiding()
-        return self._to(row)
-
     def list(self) -> builtins.list[Token]:
         query = self._scope.where(select(TokenRow), TokenRow.tenant_id).order_by(TokenRow.name)
         return [self._to(row) for row in self._s.scalars(query)]
-
-    def page(self, window: Window) -> Page[Token]:
-        """By name (unique across scopes; the id only makes the key a row's own)."""
-        query = self._scope.where(select(TokenRow), TokenRow.tenant_id)
-        rows = self._s.scalars(keyset(query, (TokenRow.name, TokenRow.id), window))
-        return cut([self._to(row) for row in rows], window, lambda token: (token.name, token.id))
 
 
 class TenantStore(Store[Tenant]):

@@ -9,59 +9,24 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, ClassVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from snapkeep.catalog.store_base import Store, as_utc, keyset, no_owner
+from snapkeep.catalog.store_base import CredentialStore, as_utc
 from snapkeep.catalog.tables import UserRow, WebSessionRow
-from snapkeep.errors import NotFound
-from snapkeep.model.paging import Page, Window, cut
-from snapkeep.model.principal import Role
 from snapkeep.model.user import User, WebSession
 
 
-class UserStore(Store[User]):
+class UserStore(CredentialStore[User]):
     row = UserRow
     record = User
-    enums: ClassVar[dict[str, type[StrEnum]]] = {"role": Role}
-
-    def _missing(self, row_id: Any) -> NotFound:
-        return NotFound(f"no user with id {row_id}", user=row_id)
-
-    def _visible(self, row: Any) -> bool:
-        return self._scope.allows(row.tenant_id)
-
-    def _check_placement(self, values: dict[str, Any]) -> None:
-        if "tenant_id" in values and not self._scope.allows(values["tenant_id"]):
-            raise no_owner(values["tenant_id"])
-
-    def find_by_name(self, name: str) -> User | None:
-        """Any user of that name, visible or not: for logging in and for the name check."""
-        row = self._s.scalar(select(UserRow).where(UserRow.name == name))
-        return None if row is None else self._to(row)
-
-    def resolve(self, ref: str) -> User:
-        """The visible user with id or name ``ref``."""
-        row = self._s.get(UserRow, ref) or self._s.scalar(select(UserRow).where(UserRow.name == ref))
-        if row is None:
-            raise NotFound(f"no user named or with id {ref!r}", user=ref)
-        if not self._visible(row):
-            raise NotFound(f"no user named or with id {ref!r}", user=ref).hiding()
-        return self._to(row)
+    noun = "user"
 
     def in_tenants(self, tenant_ids: frozenset[str]) -> builtins.list[User]:
         """The users of these tenants (a tenant being deleted takes its users along)."""
         rows = self._s.scalars(select(UserRow).where(UserRow.tenant_id.in_(tenant_ids)))
         return [self._to(row) for row in rows]
-
-    def page(self, window: Window) -> Page[User]:
-        """By name (unique across scopes)."""
-        query = self._scope.where(select(UserRow), UserRow.tenant_id)
-        rows = self._s.scalars(keyset(query, (UserRow.name, UserRow.id), window))
-        return cut([self._to(row) for row in rows], window, lambda user: (user.name, user.id))
 
 
 class WebSessionStore:
