@@ -682,8 +682,8 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     ("get", "/snapshots/{snap_id}/files/download"): UiRoute(
         VIEWER, owner="a", args={"snap_id": "snapshot"}, query=lambda _w: {"path": "f.txt"}
     ),
-    ("get", "/snapshots/{snap_id}/files/restore"): UiRoute(
-        VIEWER, owner="a", args={"snap_id": "snapshot"}, query=lambda _w: {"path": "f.txt"}
+    ("get", "/snapshots/{snap_id}/files/restore"): UiRoute(  # it reads the live volume: operator, as the restore
+        OPERATOR, owner="a", args={"snap_id": "snapshot"}, query=lambda _w: {"path": "f.txt"}
     ),
     ("post", "/snapshots/{snap_id}/files/restore"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"path": "f.txt"}, fresh=True

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -321,6 +322,33 @@ def test_a_tenant_user_sees_only_its_subtree(server: Server, admin: httpx.Client
             assert f'data-count="{counted}">{number}<' in dashboard, counted
     finally:
         user.close()
+
+
+def test_a_viewer_is_not_offered_what_it_would_be_refused(server: Server, admin: httpx.Client, world: World) -> None:
+    """A viewer's pages leave out the take, restore and profile-editing controls an operator gets on the same
+    pages (the service would refuse them); the operator's pages are checked too, so the test can fail."""
+    password = f"pw-{uuid.uuid4().hex}"
+    with server.client() as api:
+        for role in ("viewer", "operator"):
+            _ok(api.post("/api/v1/users", json={"name": f"{role}-{world.tag}", "password": password, "role": role}))
+        Path(world.volume["path"], "offered.txt").write_bytes(b"x")
+        snap = _snapshot(api, {"volume": world.volume["id"], "name": f"offered-{world.tag}", "expires": "1d"})["id"]
+    pages = {
+        f"/volumes/{world.volume['id']}": f'href="/volumes/{world.volume["id"]}/snapshot"',
+        f"/snapshots/{snap}": f'href="/snapshots/{snap}/restore"',
+        f"/snapshots/{snap}/files": f'href="/snapshots/{snap}/files/restore?',
+        f"/profiles/{world.profile['id']}": f'href="/profiles/{world.profile["id"]}/edit"',
+        "/profiles": 'href="/profiles/new"',
+        "/": 'href="/system/snapshot"',
+    }
+    for role, offered in (("viewer", False), ("operator", True)):
+        user = _session(server, f"{role}-{world.tag}", password)
+        try:
+            for path, control in pages.items():
+                html = user.get(path).text
+                assert (control in html) == offered, f"{role} on {path}: {control} {'missing' if offered else 'shown'}"
+        finally:
+            user.close()
 
 
 def test_a_tenant_user_in_the_browser_sees_its_subtree_and_logs_out(page: Page, server: Server, world: World) -> None:

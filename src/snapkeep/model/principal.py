@@ -32,8 +32,12 @@ class Principal:
         """An admin of the whole system (not of one tenant): the only caller shown host paths."""
         return self.role is Role.ADMIN and self.tenant_id is None
 
+    def may(self, role: Role | str) -> bool:
+        """Whether this caller has ``role`` or a higher one (pages ask it to leave out what would be refused)."""
+        return _ORDER.index(self.role) >= _ORDER.index(Role(role))
+
     def require(self, role: Role) -> None:
-        if _ORDER.index(self.role) < _ORDER.index(role):
+        if not self.may(role):
             raise Forbidden(f"token {self.name!r} has role {self.role}; this needs {role}")
 
 
