@@ -665,7 +665,9 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     ("post", "/snapshots/{snap_id}/restore"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"name": unique("mx")}
     ),
-    ("get", "/snapshots/{snap_id}/restore/confirm"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("get", "/snapshots/{snap_id}/restore/confirm"): UiRoute(  # checked as the restore: operator
+        OPERATOR, owner="a", args={"snap_id": "snapshot"}
+    ),
     ("post", "/snapshots/{snap_id}/restore/confirm"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"mode": "data"}, fresh=True
     ),

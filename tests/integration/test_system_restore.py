@@ -233,6 +233,14 @@ def test_whole_system_restore_and_undo(estate: Estate, image: GuestImage, tmp_pa
     changed, data_changed = shape(svc), data(svc)
     assert changed != at_snapshot
 
+    effects = svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)  # what the confirmation names
+    assert {name for _vm, name in effects.stopped} == set(running(svc))
+    assert {name for _vm, name in effects.started} == {vm.name for vm in estate.guests}
+    assert {("tenant", "beta"), ("volume", "files-2"), ("vm", "newcomer")} <= set(effects.removed)
+    assert {("tenant", "dev"), ("volume", "shared"), ("network", "lan")} <= set(effects.brought_back)
+    assert ("tenant", "acme") in effects.overwritten  # under its recorded name
+    assert (shape(svc), data(svc)) == (changed, data_changed)  # and it changed nothing
+
     result = restore(svc, snap)
     assert result["pre_restore_snapshot_id"]
     assert shape(svc) == at_snapshot  # every object with its id (UUIDs, MACs, datasets) and configuration
@@ -273,8 +281,14 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     before = shape(svc), data(svc)
     with pytest.raises(TenantOnline):
         svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+    with pytest.raises(TenantOnline):  # what a confirmation page asks first
+        svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)
     assert (shape(svc), data(svc)) == before
     svc.vms.stop(vm.id, force=True, who=SYSTEM)
+    recorded = {("tenant", "shop"), ("tenant", "eu"), ("network", "lan"), ("volume", "orders"), ("vm", "till")}
+    effects = svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)
+    assert set(effects.overwritten) == recorded
+    assert effects.removed == effects.brought_back == effects.stopped == effects.started == ()
     restore(svc, snap)
     assert sorted(os.listdir(svc.volumes.get(volume.id, SYSTEM).path)) == ["order-1"]
 
@@ -301,6 +315,8 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     member = {"member_type": SubjectType.TENANT, "member": "shop"}
     with pytest.raises(InvalidInput):  # nothing left to take a pre-restore snapshot of
         svc.restores.submit(whole.id, RestoreOptions(**member), SYSTEM)  # type: ignore[arg-type]
+    effects = svc.restores.preview(whole.id, RestoreOptions(pre_restore=False, **member), SYSTEM)  # type: ignore[arg-type]
+    assert set(effects.brought_back) == recorded and effects.overwritten == effects.removed == ()
     restore(svc, whole, RestoreOptions(pre_restore=False, **member))  # type: ignore[arg-type]
     assert (shape(svc), data(svc)) == at_snapshot
     assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.SHUTOFF  # it was off when the snapshot was taken
@@ -312,6 +328,8 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     before = shape(svc), data(svc), svc.pool.list_snapshots()
     with pytest.raises(SnapshotLocked):
         svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+    with pytest.raises(SnapshotLocked):
+        svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)
     assert (shape(svc), data(svc), svc.pool.list_snapshots()) == before  # not even a pre-restore snapshot
 
 

@@ -559,7 +559,13 @@ def test_restore_the_whole_system_in_place_through_the_confirmation_page(page: P
     facts = page.get_by_role("region", name="What will happen")
     expect(facts).to_contain_text("before")
     expect(facts).to_contain_text("A pre-restore snapshot")
-    expect(facts).to_contain_text("Objects created since the snapshot are removed")
+    for listing, named in (
+        ("Overwritten", f"volume {kept['name']}"),
+        ("Removed", f"volume {made_since['name']}"),
+        ("Brought back", f"tenant {tenant['name']}"),
+    ):
+        expect(facts.get_by_role("list", name=re.compile(f"^{listing}"))).to_contain_text(named)
+    expect(facts.get_by_role("list", name=re.compile("^Removed"))).not_to_contain_text(kept["name"])
     assert made_since["id"] in {v["id"] for v in api.get("/api/v1/volumes").json()}  # nothing changed yet
     page.get_by_role("button", name="Restore over the whole system").click()
     job = _job_of(page, api)

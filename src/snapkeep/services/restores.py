@@ -20,7 +20,7 @@ from snapkeep.model.types import Job, Snapshot, SnapshotKind, SubjectType
 from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.subjects import RestoreOptions, SubjectKind
+from snapkeep.services.subjects import Effects, RestoreOptions, SubjectKind
 
 _MEMBERS = (SubjectType.VM, SubjectType.VOLUME, SubjectType.TENANT)  # what one restores out of a system
 
@@ -65,6 +65,15 @@ class Restores:
             return self._jobs.submit(
                 operation, params, run, claim=claim, owner_tenant_id=_job_owner(snap, source, options, who)
             )
+
+    def preview(self, snap_id: str, options: RestoreOptions, who: Principal) -> Effects:
+        """What a restore over the source would change, checked as :meth:`submit` checks it (refused the
+        same way), changing nothing: what a confirmation names before the restore, which checks again."""
+        who.require(Role.OPERATOR)
+        if options.as_new:
+            raise InvalidInput("a restore as new changes nothing that exists; preview a restore over the source")
+        snap, kind, source = self._plan(snap_id, options, who)
+        return kind.check_over(snap, source, replace(options, started_at=self._clock()), who)
 
     def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
         """Put the snapshot's state in place of its subject's (or of the member named in the options),

@@ -27,7 +27,7 @@ from snapkeep.model.vmconfig import VMConfig
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
-from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial, require_owner
+from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject, refuse_partial, require_owner
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
@@ -96,8 +96,10 @@ class VmKind:
         if options.mode is not RestoreMode.DATA:
             raise InvalidInput("a VM restore always replaces its disks and configuration; mode is for volumes")
 
-    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        self._vms.check_may_overwrite(self._current(source, who), options.power_off)
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> Effects:
+        vm = self._current(source, who)
+        self._vms.check_may_overwrite(vm, options.power_off)
+        return Effects.over(source, vm.name)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """Disks and configuration replaced together (or, on failure, both put back); the replaced disks
