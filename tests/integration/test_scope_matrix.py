@@ -615,8 +615,6 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     # the API's documentation and the UI's static files: for anyone
     ("get", "/openapi.json"): UiRoute(PUBLIC),
     ("get", "/docs"): UiRoute(PUBLIC),
-    ("get", "/docs/oauth2-redirect"): UiRoute(PUBLIC),
-    ("get", "/redoc"): UiRoute(PUBLIC),
     ("get", "/static/{path}"): UiRoute(PUBLIC, args={"path": "static-file"}),
     # logging in and out
     ("get", "/login"): UiRoute(PUBLIC),
