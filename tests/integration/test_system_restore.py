@@ -153,7 +153,7 @@ def write(path: str, content: bytes) -> None:
 @dataclass
 class Estate:
     svc: Services
-    guests: list[VM]  # running writers: one of the system, one of acme
+    guests: list[VM]  # four running writers: two of the system's, acme's, and its child dev's
     idle: VM  # dev's, off
 
 
@@ -169,7 +169,12 @@ def build_estate(svc: Services, image: GuestImage, wait_boot: bool = True) -> Es
         os.makedirs(os.path.join(volume.path, "docs"))
         write(os.path.join(volume.path, "docs", "a.txt"), f"{name} at snapshot time\n".encode() * 1000)
         write(os.path.join(volume.path, "big.bin"), os.urandom(2 * MiB))
-    guests = [make_vm(svc, image, "sys-writer", None, []), make_vm(svc, image, "acme-writer", "acme", [])]
+    guests = [
+        make_vm(svc, image, "sys-writer", None, []),
+        make_vm(svc, image, "ops-writer", None, []),
+        make_vm(svc, image, "acme-writer", "acme", []),
+        make_vm(svc, image, "dev-writer", "acme/dev", []),  # deleted with dev, back and running after
+    ]
     idle = make_vm(svc, image, "dev-idle", "acme/dev", [])
     if wait_boot:
         boot_all(svc, *guests)
@@ -257,7 +262,7 @@ def test_whole_system_restore_and_undo(estate: Estate, image: GuestImage, tmp_pa
     restore(svc, undo, RestoreOptions(pre_restore=False))
     assert shape(svc) == changed
     assert data(svc) == data_changed
-    assert running(svc) == ["acme-writer"]  # what ran when the restore was asked
+    assert running(svc) == ["acme-writer", "ops-writer"]  # what ran when the restore was asked
 
 
 @pytest.fixture(scope="module")
