@@ -338,6 +338,23 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     assert (shape(svc), data(svc), svc.pool.list_snapshots()) == before  # not even a pre-restore snapshot
 
 
+def test_a_vm_whose_network_is_gone_is_refused_up_front_naming_it(btrfs_services: Services, image: GuestImage) -> None:
+    """A VM out of a system snapshot whose network was deleted since would be made but could never start:
+    refused before anything is made, naming the network as recorded."""
+    svc = btrfs_services
+    svc.tenants.create(SYSTEM, "kiosk")
+    net = svc.networks.create(SYSTEM, "shopfloor", "10.232.9.0/24", tenant="kiosk")
+    vm = make_vm(svc, image, "till-2", "kiosk", ["shopfloor"])
+    snap = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="with-net"), who=SYSTEM)
+    svc.vms.delete(vm.id, svc.snapshots, force=True, who=SYSTEM)  # the VM, then its network, go
+    svc.networks.delete(SYSTEM, net.id)
+    before = shape(svc)
+    options = RestoreOptions(as_new=True, member_type=SubjectType.VM, member=vm.id)
+    with pytest.raises(NotFound, match="network 'shopfloor'"):
+        svc.restores.submit(snap.id, options, SYSTEM)
+    assert shape(svc) == before
+
+
 def test_partial_snapshot_restores_only_what_it_selects_and_refuses_a_clash(btrfs_services: Services) -> None:
     """A snapshot of the volumes tagged ``nas``: restoring it touches those and the ``nas`` volumes made
     since, never an untagged one; an untagged volume that took the name of a selected one is a clash."""

@@ -138,9 +138,14 @@ def require_owner(uow: Unit, pool: Pool, snap: Snapshot, source: ManifestObject)
     try:
         uow.tenants.get(owner)
     except NotFound:
-        recorded = Manifest.from_bytes(pool.read_manifest(snap.id)).objects
-        name = next((o.name for o in recorded if o.type == "tenant" and o.id == owner), owner)
+        name = recorded_name(pool, snap, "tenant", owner)
         raise NotFound(
             f"tenant {name!r}, where {source.type} {source.name!r} belonged, no longer exists; restore it first",
             tenant=name,
         ) from None
+
+
+def recorded_name(pool: Pool, snap: Snapshot, object_type: str, object_id: str) -> str:
+    """The name ``snap`` recorded for an object that is gone now (its id if the snapshot did not hold it)."""
+    recorded = Manifest.from_bytes(pool.read_manifest(snap.id)).objects
+    return next((o.name for o in recorded if o.type == object_type and o.id == object_id), object_id)
