@@ -675,6 +675,12 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
         args={"snap_id": "system-snapshot"},
         form=lambda w: {"member_type": "volume", "member": w.objects["volume"], "name": unique("mx")},
     ),
+    # deleting, unlocking and measuring one snapshot (a fresh one to delete: each allowed delete takes it)
+    ("get", "/snapshots/{snap_id}/delete"): UiRoute(OPERATOR, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/delete"): UiRoute(OPERATOR, owner="a", args={"snap_id": "snapshot"}, fresh=True),
+    ("get", "/snapshots/{snap_id}/unlock"): UiRoute(ADMIN, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/unlock"): UiRoute(ADMIN, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/space"): UiRoute(OPERATOR, owner="a", args={"snap_id": "snapshot"}),
     # the file browser
     ("get", "/snapshots/{snap_id}/files"): UiRoute(  # the volumes to browse, as its child sees them
         VIEWER, owner="a", args={"snap_id": "system-snapshot"}, exposed=True

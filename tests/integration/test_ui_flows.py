@@ -203,6 +203,44 @@ def test_restore_confirmation_names_what_it_overwrites(server: Server) -> None:
     assert clash.status_code == 409 and new_name in clash.text
 
 
+def test_delete_unlock_and_measure_a_snapshot_behind_their_confirmations(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"doc.txt": b"v1" * 100_000})
+    plain = _snapshot(api, vol, "plain")
+    Path(vol["path"], "doc.txt").write_bytes(b"v2")  # "plain" alone holds the old bytes
+    os.sync()  # once btrfs has committed the rewrite
+    taken = api.post(
+        "/api/v1/snapshots",
+        params={"wait": 30},
+        json={"volume": vol["id"], "name": "locked", "immutable": True},
+    ).json()
+    locked = taken["result"]["snapshot"]["id"]
+    client, csrf = _logged_in(server)
+
+    page = client.get(f"/snapshots/{locked}").text
+    assert f'href="/snapshots/{locked}/delete"' not in page and f'href="/snapshots/{locked}/unlock"' in page
+    refused = client.get(f"/snapshots/{locked}/delete")
+    assert refused.status_code == 200 and "immutable and locked" in refused.text
+    assert f'action="/snapshots/{locked}/delete"' not in refused.text  # no button to press
+    assert client.post(f"/snapshots/{locked}/delete", data={"csrf": csrf}).status_code == 409  # the service says no
+    confirm = re.sub(r"<[^>]+>", "", client.get(f"/snapshots/{locked}/unlock").text)
+    assert "locked" in confirm and re.search(r"deletable at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", confirm)
+    assert api.get(f"/api/v1/snapshots/{locked}").json()["unlocked_at"] is None  # the page changed nothing
+    assert client.post(f"/snapshots/{locked}/unlock", data={"csrf": csrf}).headers["location"] == f"/snapshots/{locked}"
+    assert api.get(f"/api/v1/snapshots/{locked}").json()["unlocked_at"] is not None
+    assert "cooling-off" in client.get(f"/snapshots/{locked}/delete").text  # still not deletable: cooling off
+
+    measured = client.post(f"/snapshots/{plain}/space", data={"csrf": csrf})
+    assert _job(api, measured.headers["location"])["status"] == "succeeded"
+    assert api.get(f"/api/v1/snapshots/{plain}").json()["exclusive_bytes"] > 0
+    confirm = re.sub(r"<[^>]+>", "", client.get(f"/snapshots/{plain}/delete").text)
+    assert f"Snapshot plain of volume {vol['name']}" in confirm and "cannot be undone" in confirm
+    assert _snapshots(api, vol) == ["locked", "plain"]
+    deleted = client.post(f"/snapshots/{plain}/delete", data={"csrf": csrf})
+    assert _job(api, deleted.headers["location"])["status"] == "succeeded"
+    assert _snapshots(api, vol) == ["locked"] and client.get(f"/snapshots/{plain}").status_code == 404
+
+
 def _profile(api: httpx.Client, ref: str) -> dict[str, Any]:
     answer = api.get(f"/api/v1/profiles/{ref}")
     assert answer.status_code == 200, answer.text
