@@ -55,15 +55,18 @@ def test_https_sessions_have_secure_cookies(https_server: Server, browser: Brows
     assert server.url.startswith("https://")
     with httpx.Client(base_url=server.url, verify=server.verify, timeout=60) as client:
         form = client.get("/login")
-        assert "secure" in _cookie_flags(form.headers["set-cookie"])  # the login form's own token, too
+        login_cookie = form.headers["set-cookie"]  # the login form's own token, too
+        assert login_cookie.startswith("__Host-snapkeep_login=") and "secure" in _cookie_flags(login_cookie)
         token = re.search(r'name="login_token" value="([^"]+)"', form.text)
         assert token, form.text
         answer = client.post(
             "/login", data={"login_token": token.group(1), "name": "admin", "password": server.admin_password}
         )
         assert answer.status_code == 303, answer.text
-        session = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("snapkeep_session="))
-        assert {"secure", "httponly", "samesite=strict"} <= _cookie_flags(session), session
+        # __Host-: a browser keeps it only Secure, host-only and Path=/, so no sibling subdomain can plant one
+        session = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("__Host-snapkeep_session="))
+        assert {"secure", "httponly", "samesite=strict", "path=/"} <= _cookie_flags(session), session
+        assert not any(flag.startswith("domain=") for flag in _cookie_flags(session)), session
         assert client.get("/").status_code == 200
     # plain HTTP on the same port is not served
     with pytest.raises(httpx.HTTPError):
@@ -85,8 +88,11 @@ def test_https_sessions_have_secure_cookies(https_server: Server, browser: Brows
         page = context.new_page()
         log_in(page, server.url, "admin", server.admin_password)
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-        cookie = next(c for c in context.cookies() if c["name"] == "snapkeep_session")
+        cookie = next(c for c in context.cookies() if c["name"] == "__Host-snapkeep_session")
         assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        page.get_by_role("button", name="Log out").click()  # its deletion carries the prefix's attributes too
+        expect(page).to_have_url(re.compile(r"/login$"))
+        assert not [c for c in context.cookies() if c["name"] == "__Host-snapkeep_session"]
     finally:
         context.close()
 

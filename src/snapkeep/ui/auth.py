@@ -14,11 +14,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from snapkeep.errors import ServiceUnavailable, TooManyAttempts, Unauthorized
-from snapkeep.ui.deps import COOKIE, Form, UiSvc, Visitor
+from snapkeep.ui import cookies
+from snapkeep.ui.deps import Form, UiSvc, Visitor
 from snapkeep.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
-LOGIN_COOKIE = "snapkeep_login"
 
 
 def _local(target: str | None) -> str:
@@ -39,9 +39,7 @@ def _login_page(request: Request, error: str = "", status: int = 200) -> Respons
         error=error,
         next=_local(request.query_params.get("next")),
     )
-    page.set_cookie(
-        LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict", secure=request.url.scheme == "https"
-    )
+    cookies.put(page, request, cookies.LOGIN, token, max_age=3600)
     return page
 
 
@@ -52,7 +50,7 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login")
 def login(request: Request, svc: UiSvc, form: Form) -> Response:
-    sent, expected = str(form.get("login_token", "")), request.cookies.get(LOGIN_COOKIE, "")
+    sent, expected = str(form.get("login_token", "")), cookies.read(request, cookies.LOGIN) or ""
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         return _login_page(request, "The login form expired; please try again.", status=403)
     address = request.client.host if request.client else "unknown"
@@ -65,16 +63,16 @@ def login(request: Request, svc: UiSvc, form: Form) -> Response:
     except Unauthorized as exc:
         return _login_page(request, exc.message, status=401)
     response = RedirectResponse(_local(str(form.get("next", ""))), status_code=303)
-    response.set_cookie(COOKIE, secret, httponly=True, samesite="strict", secure=request.url.scheme == "https")
-    response.delete_cookie(LOGIN_COOKIE)
+    cookies.put(response, request, cookies.SESSION, secret)
+    cookies.drop(response, request, cookies.LOGIN)
     return response
 
 
 @router.post("/logout")
 def logout(request: Request, svc: UiSvc, _visit: Visitor) -> Response:
-    secret = request.cookies.get(COOKIE)
+    secret = cookies.read(request, cookies.SESSION)
     if secret:
         svc.logins.logout(secret)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE)
+    cookies.drop(response, request, cookies.SESSION)
     return response

@@ -20,8 +20,8 @@ from starlette.datastructures import FormData
 from snapkeep.errors import Forbidden, LoginRequired, Unauthorized
 from snapkeep.services.container import Services
 from snapkeep.services.logins import Visit
+from snapkeep.ui import cookies
 
-COOKIE = "snapkeep_session"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -36,7 +36,7 @@ async def visitor(request: Request) -> Visit:
     """The logged-in visitor; for a change, only with the session's CSRF token."""
     svc: Services = request.app.state.services
     try:
-        visit = await run_in_threadpool(svc.logins.visit, request.cookies.get(COOKIE))
+        visit = await run_in_threadpool(svc.logins.visit, cookies.read(request, cookies.SESSION))
     except Unauthorized as exc:
         raise LoginRequired(exc.message, next=quote(request.url.path)) from None
     request.state.principal = visit.who  # refusals further on are audited under the user's name
