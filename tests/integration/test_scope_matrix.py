@@ -615,8 +615,6 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     # the API's documentation and the UI's static files: for anyone
     ("get", "/openapi.json"): UiRoute(PUBLIC),
     ("get", "/docs"): UiRoute(PUBLIC),
-    ("get", "/docs/oauth2-redirect"): UiRoute(PUBLIC),
-    ("get", "/redoc"): UiRoute(PUBLIC),
     ("get", "/static/{path}"): UiRoute(PUBLIC, args={"path": "static-file"}),
     # logging in and out
     ("get", "/login"): UiRoute(PUBLIC),
@@ -665,7 +663,9 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     ("post", "/snapshots/{snap_id}/restore"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"name": unique("mx")}
     ),
-    ("get", "/snapshots/{snap_id}/restore/confirm"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("get", "/snapshots/{snap_id}/restore/confirm"): UiRoute(  # checked as the restore: operator
+        OPERATOR, owner="a", args={"snap_id": "snapshot"}
+    ),
     ("post", "/snapshots/{snap_id}/restore/confirm"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"mode": "data"}, fresh=True
     ),

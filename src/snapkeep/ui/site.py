@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from snapkeep.ui import (
+    apidocs,
     audit,
     auth,
     dashboard,
@@ -40,6 +41,7 @@ PAGES = (
     users.router,
     tokens.router,
     audit.router,
+    apidocs.router,
 )
 
 
