@@ -3,7 +3,8 @@ second, where importing the CLI alone took 0.6-0.9 s).
 
 Checked by structure, not by timing: a fresh interpreter runs one command against a real ``snapkeep serve``
 and reports the modules it loaded. The service's stack (pydantic-settings, FastAPI, SQLAlchemy, uvicorn) is
-never among them for a listing or a subcommand's help, and neither is any other command group's module.
+never among them for a listing or a subcommand's help, and neither are httpx, pydantic or any other command
+group's module.
 Listing every command (``snapkeep --help``, shell completion, a mistyped name) still finds them all.
 """
 
@@ -33,6 +34,8 @@ finally:
         json.dump(sorted(sys.modules), f)
 """
 SERVICE_STACK = ("pydantic_settings", "fastapi", "starlette", "sqlalchemy", "uvicorn", "libvirt")
+# what no command needs: httpx (cli/transport.py sends with http.client) and pydantic (Typer 0.29 imports it)
+NOT_NEEDED = ("httpx", "httpcore", "pydantic", "pydantic_core")
 SERVICE_SIDE = ("snapkeep.config", "snapkeep.api", "snapkeep.services", "snapkeep.catalog", "snapkeep.storage")
 # rich (and httpx's own command line: click, pygments) only for what draws with rich: help, progress, `show`
 RICH = ("rich", "pygments", "click")
@@ -66,7 +69,8 @@ def loaded(server: Server, tmp_path: Path, *args: str) -> tuple[subprocess.Compl
 
 
 def heavy(modules: set[str], also: tuple[str, ...] = ()) -> set[str]:
-    return {m for m in modules if m.split(".")[0] in (*SERVICE_STACK, *also) or m.startswith(SERVICE_SIDE)}
+    top = (*SERVICE_STACK, *NOT_NEEDED, *also)
+    return {m for m in modules if m.split(".")[0] in top or m.startswith(SERVICE_SIDE)}
 
 
 def other_groups(modules: set[str], *wanted: str) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Annotated, ClassVar
 
@@ -11,11 +10,6 @@ import typer
 from snapkeep import __version__
 from snapkeep.cli.lazy import LazyGroup
 from snapkeep.errors import SnapkeepError
-
-# httpx's __init__ imports httpx's own command line (click, rich, pygments: a tenth of a second of every
-# command) whenever those are installed, as they are beside typer and uvicorn; snapkeep never runs it. A None
-# in sys.modules makes that import fail, which httpx expects (it then stubs ``httpx.main``).
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 class _Commands(LazyGroup):
