@@ -68,8 +68,12 @@ def test_the_vm_list() -> None:
 def test_a_snapshot_unlocked_and_cooling_off() -> None:
     snap = snapshot(T0, immutable=True, unlocked_at=T0)
     cooling = SnapshotRow(snap, T0 + timedelta(days=7), False, None)
-    html = _render("snapshots/detail.html", row=cooling, subject_type="snapshot", snapshot=snap)
+    html = _render("snapshots/detail.html", row=cooling, subject_type="snapshot", snapshot=snap, owned=True)
     assert "no longer (unlocked 2026-03-01 12:00:00 UTC)" in html
+    assert "/unlock" not in html  # unlocked already
     locked = SnapshotRow(snapshot(T0, immutable=True), None, True, None)
-    html = _render("snapshots/detail.html", row=locked, subject_type="snapshot", snapshot=locked.snap)
+    html = _render("snapshots/detail.html", row=locked, subject_type="snapshot", snapshot=locked.snap, owned=True)
     assert "until unlocked" in html
+    assert f'href="/snapshots/{locked.snap.id}/unlock"' in html and "/delete" not in html  # not while locked
+    html = _render("snapshots/detail.html", row=locked, subject_type="snapshot", snapshot=locked.snap, owned=False)
+    assert "/unlock" not in html  # a parent's exposed snapshot is its parent's to unlock
