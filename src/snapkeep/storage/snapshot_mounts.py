@@ -14,8 +14,10 @@ counted: the first reader mounts it, the last one out unmounts it (its loop devi
   :class:`~snapkeep.errors.SnapshotMountsFull` before anything is mounted; a reader of an image mounted
   already always shares it.
 - **Mounting and unmounting happen outside the table's lock** (each image has a lock of its own), so one
-  slow mount does not hold up the readers of other images. Mounts live in ``staging/browse-<uuid>``, which
-  the start-up reconciler clears (unmounting first) after a crash.
+  slow mount does not hold up the readers of other images. A reader that comes while the last reader of
+  the same image is unmounting it waits for that, then mounts it anew: an image is never mounted twice.
+  Mounts live in ``staging/browse-<uuid>``, which the start-up reconciler clears (unmounting first) after
+  a crash.
 """
 
 from __future__ import annotations
@@ -50,12 +52,12 @@ class SnapshotMounts:
         self._staging = staging
         self._lock = threading.Lock()
         self._mounts: dict[tuple[int, int], _Mount] = {}
-        self._leaving = 0  # mounts out of the table, still being unmounted
+        self._unmounting: dict[tuple[int, int], threading.Event] = {}  # set once unmounted
 
     def count(self) -> int:
         """Images mounted now (or being mounted or unmounted)."""
         with self._lock:
-            return len(self._mounts) + self._leaving
+            return len(self._mounts) + len(self._unmounting)
 
     @contextmanager
     def reading(self, image: str, limit: int | None = None) -> Iterator[str]:
@@ -66,20 +68,13 @@ class SnapshotMounts:
         except FileNotFoundError:
             raise NotFound(f"{os.path.basename(image)} is gone (its snapshot was deleted)") from None
         key = (st.st_dev, st.st_ino)
-        with self._lock:
-            mount = self._mounts.get(key)
-            if mount is None:
-                held = len(self._mounts) + self._leaving
-                if limit is not None and held >= limit:
-                    log.warning("refused to mount another snapshot to read: %d are mounted (the limit)", held)
-                    raise SnapshotMountsFull(
-                        f"{held} snapshots are mounted to be read, as many as this host allows at once "
-                        "(snapshot_mounts); try again when a download ends",
-                        limit=limit,
-                        retry_after=RETRY_AFTER,
-                    )
-                mount = self._mounts[key] = _Mount(os.path.join(self._staging, f"browse-{uuid.uuid4()}"))
-            mount.readers += 1
+        while True:
+            with self._lock:
+                unmounting = self._unmounting.get(key)
+                if unmounting is None:
+                    mount = self._join(key, limit)
+                    break
+            unmounting.wait()  # its last reader just left: mount it again once that is done
         try:
             with mount.lock, _translated("mounting a snapshot to read it"):
                 if not mount.mounted:
@@ -89,14 +84,32 @@ class SnapshotMounts:
         finally:
             self._leave(key, mount)
 
+    def _join(self, key: tuple[int, int], limit: int | None) -> _Mount:
+        """One reader more of the image ``key`` (under the table's lock): its mount, new if need be."""
+        mount = self._mounts.get(key)
+        if mount is None:
+            held = len(self._mounts) + len(self._unmounting)
+            if limit is not None and held >= limit:
+                log.warning("refused to mount another snapshot to read: %d are mounted (the limit)", held)
+                raise SnapshotMountsFull(
+                    f"{held} snapshots are mounted to be read, as many as this host allows at once "
+                    "(snapshot_mounts); try again when a download ends",
+                    limit=limit,
+                    retry_after=RETRY_AFTER,
+                )
+            mount = self._mounts[key] = _Mount(os.path.join(self._staging, f"browse-{uuid.uuid4()}"))
+        mount.readers += 1
+        return mount
+
     def _leave(self, key: tuple[int, int], mount: _Mount) -> None:
-        """One reader less; the last one unmounts. A reader arriving meanwhile makes a new mount."""
+        """One reader less; the last one unmounts. A reader of the same image arriving meanwhile waits
+        for that, then mounts it again (so an image is never mounted twice, nor refused for itself)."""
         with self._lock:
             mount.readers -= 1
             if mount.readers:
                 return
             del self._mounts[key]
-            self._leaving += 1
+            done = self._unmounting[key] = threading.Event()
         try:
             with mount.lock, _translated("unmounting a snapshot after reading it"):
                 if mount.mounted:
@@ -105,7 +118,8 @@ class SnapshotMounts:
                     os.rmdir(mount.mountpoint)
         finally:
             with self._lock:
-                self._leaving -= 1
+                del self._unmounting[key]
+            done.set()
 
 
 @contextmanager
