@@ -163,20 +163,37 @@ def test_the_host_wide_limit_on_mounted_snapshots_holds(limited: Server) -> None
     assert got.status_code == 200 and got.content == b"small"
 
 
+def _connected(server: Server, client_port: int) -> bool:
+    """Whether the server still has the connection from ``client_port`` (in any state but closed)."""
+    server_port = server.url.rsplit(":", 1)[1]
+    listed = subprocess.run(
+        ["ss", "--tcp", "--numeric", "--no-header", f"( sport = :{server_port} and dport = :{client_port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return bool(listed.stdout.strip())
+
+
 @XFS
 def test_a_download_whose_client_reads_nothing_is_closed_and_lets_its_mount_go(limited: Server) -> None:
+    """Closed twice over: the server stops waiting to send (the mount goes), and the kernel drops the
+    connection, whose unread data would otherwise stay queued for as long as the client keeps it."""
     api = limited.client()
     _vol, snap_id = _big_snapshot(api)
     client = _viewer(limited)
     with client.stream("GET", f"/snapshots/{snap_id}/files/download", params={"path": "big.bin"}) as answer:
         assert answer.status_code == 200
-        assert len(_browse_mounts(limited)) == 1
+        client_port = answer.extensions["network_stream"].get_extra_info("client_addr")[1]
+        assert len(_browse_mounts(limited)) == 1 and _connected(limited, client_port)
         started = time.monotonic()
         assert _eventually(lambda: not _browse_mounts(limited) or time.monotonic() - started > 3 * STALL)
         assert not _browse_mounts(limited)  # closed by the server, the client still connected
+        assert _eventually(lambda: not _connected(limited, client_port) or time.monotonic() - started > 3 * STALL)
+        assert not _connected(limited, client_port)  # and the connection with it, though nothing was read
         with pytest.raises(httpx.HTTPError):
             for _chunk in answer.iter_raw():
-                pass  # what the socket held, then the connection ends before Content-Length
+                pass  # the connection ends before Content-Length
     _all_let_go(limited)
 
 
