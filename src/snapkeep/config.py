@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     expedite_freeze: bool = True  # false: a volume's freeze waits out normal RCU grace periods (storage/rcu.py)
     immutable_cooloff_days: float = 7.0
     pre_restore_keep_days: float = 7.0
+    restore_min_free_mib: int = 256  # a restore must leave the pool this much free beyond its own estimate
     quiesce_timeout: float = 10.0
     sweep_interval: float = 60.0
     job_workers: int = 2

@@ -615,8 +615,6 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     # the API's documentation and the UI's static files: for anyone
     ("get", "/openapi.json"): UiRoute(PUBLIC),
     ("get", "/docs"): UiRoute(PUBLIC),
-    ("get", "/docs/oauth2-redirect"): UiRoute(PUBLIC),
-    ("get", "/redoc"): UiRoute(PUBLIC),
     ("get", "/static/{path}"): UiRoute(PUBLIC, args={"path": "static-file"}),
     # logging in and out
     ("get", "/login"): UiRoute(PUBLIC),
@@ -665,7 +663,9 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     ("post", "/snapshots/{snap_id}/restore"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"name": unique("mx")}
     ),
-    ("get", "/snapshots/{snap_id}/restore/confirm"): UiRoute(VIEWER, owner="a", args={"snap_id": "snapshot"}),
+    ("get", "/snapshots/{snap_id}/restore/confirm"): UiRoute(  # checked as the restore: operator
+        OPERATOR, owner="a", args={"snap_id": "snapshot"}
+    ),
     ("post", "/snapshots/{snap_id}/restore/confirm"): UiRoute(
         OPERATOR, owner="a", args={"snap_id": "snapshot"}, form=lambda _w: {"mode": "data"}, fresh=True
     ),
@@ -675,6 +675,12 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
         args={"snap_id": "system-snapshot"},
         form=lambda w: {"member_type": "volume", "member": w.objects["volume"], "name": unique("mx")},
     ),
+    # deleting, unlocking and measuring one snapshot (a fresh one to delete: each allowed delete takes it)
+    ("get", "/snapshots/{snap_id}/delete"): UiRoute(OPERATOR, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/delete"): UiRoute(OPERATOR, owner="a", args={"snap_id": "snapshot"}, fresh=True),
+    ("get", "/snapshots/{snap_id}/unlock"): UiRoute(ADMIN, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/unlock"): UiRoute(ADMIN, owner="a", args={"snap_id": "snapshot"}),
+    ("post", "/snapshots/{snap_id}/space"): UiRoute(OPERATOR, owner="a", args={"snap_id": "snapshot"}),
     # the file browser
     ("get", "/snapshots/{snap_id}/files"): UiRoute(  # the volumes to browse, as its child sees them
         VIEWER, owner="a", args={"snap_id": "system-snapshot"}, exposed=True

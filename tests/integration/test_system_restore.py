@@ -153,7 +153,7 @@ def write(path: str, content: bytes) -> None:
 @dataclass
 class Estate:
     svc: Services
-    guests: list[VM]  # running writers: one of the system, one of acme
+    guests: list[VM]  # four running writers: two of the system's, acme's, and its child dev's
     idle: VM  # dev's, off
 
 
@@ -169,7 +169,12 @@ def build_estate(svc: Services, image: GuestImage, wait_boot: bool = True) -> Es
         os.makedirs(os.path.join(volume.path, "docs"))
         write(os.path.join(volume.path, "docs", "a.txt"), f"{name} at snapshot time\n".encode() * 1000)
         write(os.path.join(volume.path, "big.bin"), os.urandom(2 * MiB))
-    guests = [make_vm(svc, image, "sys-writer", None, []), make_vm(svc, image, "acme-writer", "acme", [])]
+    guests = [
+        make_vm(svc, image, "sys-writer", None, []),
+        make_vm(svc, image, "ops-writer", None, []),
+        make_vm(svc, image, "acme-writer", "acme", []),
+        make_vm(svc, image, "dev-writer", "acme/dev", []),  # deleted with dev, back and running after
+    ]
     idle = make_vm(svc, image, "dev-idle", "acme/dev", [])
     if wait_boot:
         boot_all(svc, *guests)
@@ -233,6 +238,14 @@ def test_whole_system_restore_and_undo(estate: Estate, image: GuestImage, tmp_pa
     changed, data_changed = shape(svc), data(svc)
     assert changed != at_snapshot
 
+    effects = svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)  # what the confirmation names
+    assert {name for _vm, name in effects.stopped} == set(running(svc))
+    assert {name for _vm, name in effects.started} == {vm.name for vm in estate.guests}
+    assert {("tenant", "beta"), ("volume", "files-2"), ("vm", "newcomer")} <= set(effects.removed)
+    assert {("tenant", "dev"), ("volume", "shared"), ("network", "lan")} <= set(effects.brought_back)
+    assert ("tenant", "acme") in effects.overwritten  # under its recorded name
+    assert (shape(svc), data(svc)) == (changed, data_changed)  # and it changed nothing
+
     result = restore(svc, snap)
     assert result["pre_restore_snapshot_id"]
     assert shape(svc) == at_snapshot  # every object with its id (UUIDs, MACs, datasets) and configuration
@@ -249,7 +262,7 @@ def test_whole_system_restore_and_undo(estate: Estate, image: GuestImage, tmp_pa
     restore(svc, undo, RestoreOptions(pre_restore=False))
     assert shape(svc) == changed
     assert data(svc) == data_changed
-    assert running(svc) == ["acme-writer"]  # what ran when the restore was asked
+    assert running(svc) == ["acme-writer", "ops-writer"]  # what ran when the restore was asked
 
 
 @pytest.fixture(scope="module")
@@ -273,8 +286,14 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     before = shape(svc), data(svc)
     with pytest.raises(TenantOnline):
         svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+    with pytest.raises(TenantOnline):  # what a confirmation page asks first
+        svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)
     assert (shape(svc), data(svc)) == before
     svc.vms.stop(vm.id, force=True, who=SYSTEM)
+    recorded = {("tenant", "shop"), ("tenant", "eu"), ("network", "lan"), ("volume", "orders"), ("vm", "till")}
+    effects = svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)
+    assert set(effects.overwritten) == recorded
+    assert effects.removed == effects.brought_back == effects.stopped == effects.started == ()
     restore(svc, snap)
     assert sorted(os.listdir(svc.volumes.get(volume.id, SYSTEM).path)) == ["order-1"]
 
@@ -301,6 +320,8 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     member = {"member_type": SubjectType.TENANT, "member": "shop"}
     with pytest.raises(InvalidInput):  # nothing left to take a pre-restore snapshot of
         svc.restores.submit(whole.id, RestoreOptions(**member), SYSTEM)  # type: ignore[arg-type]
+    effects = svc.restores.preview(whole.id, RestoreOptions(pre_restore=False, **member), SYSTEM)  # type: ignore[arg-type]
+    assert set(effects.brought_back) == recorded and effects.overwritten == effects.removed == ()
     restore(svc, whole, RestoreOptions(pre_restore=False, **member))  # type: ignore[arg-type]
     assert (shape(svc), data(svc)) == at_snapshot
     assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.SHUTOFF  # it was off when the snapshot was taken
@@ -312,7 +333,26 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     before = shape(svc), data(svc), svc.pool.list_snapshots()
     with pytest.raises(SnapshotLocked):
         svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+    with pytest.raises(SnapshotLocked):
+        svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)
     assert (shape(svc), data(svc), svc.pool.list_snapshots()) == before  # not even a pre-restore snapshot
+
+
+def test_a_vm_whose_network_is_gone_is_refused_up_front_naming_it(btrfs_services: Services, image: GuestImage) -> None:
+    """A VM out of a system snapshot whose network was deleted since would be made but could never start:
+    refused before anything is made, naming the network as recorded."""
+    svc = btrfs_services
+    svc.tenants.create(SYSTEM, "kiosk")
+    net = svc.networks.create(SYSTEM, "shopfloor", "10.232.9.0/24", tenant="kiosk")
+    vm = make_vm(svc, image, "till-2", "kiosk", ["shopfloor"])
+    snap = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="with-net"), who=SYSTEM)
+    svc.vms.delete(vm.id, svc.snapshots, force=True, who=SYSTEM)  # the VM, then its network, go
+    svc.networks.delete(SYSTEM, net.id)
+    before = shape(svc)
+    options = RestoreOptions(as_new=True, member_type=SubjectType.VM, member=vm.id)
+    with pytest.raises(NotFound, match="network 'shopfloor'"):
+        svc.restores.submit(snap.id, options, SYSTEM)
+    assert shape(svc) == before
 
 
 def test_partial_snapshot_restores_only_what_it_selects_and_refuses_a_clash(btrfs_services: Services) -> None:

@@ -203,6 +203,44 @@ def test_restore_confirmation_names_what_it_overwrites(server: Server) -> None:
     assert clash.status_code == 409 and new_name in clash.text
 
 
+def test_delete_unlock_and_measure_a_snapshot_behind_their_confirmations(server: Server) -> None:
+    api = server.client()
+    vol = _volume(api, {"doc.txt": b"v1" * 100_000})
+    plain = _snapshot(api, vol, "plain")
+    Path(vol["path"], "doc.txt").write_bytes(b"v2")  # "plain" alone holds the old bytes
+    os.sync()  # once btrfs has committed the rewrite
+    taken = api.post(
+        "/api/v1/snapshots",
+        params={"wait": 30},
+        json={"volume": vol["id"], "name": "locked", "immutable": True},
+    ).json()
+    locked = taken["result"]["snapshot"]["id"]
+    client, csrf = _logged_in(server)
+
+    page = client.get(f"/snapshots/{locked}").text
+    assert f'href="/snapshots/{locked}/delete"' not in page and f'href="/snapshots/{locked}/unlock"' in page
+    refused = client.get(f"/snapshots/{locked}/delete")
+    assert refused.status_code == 200 and "immutable and locked" in refused.text
+    assert f'action="/snapshots/{locked}/delete"' not in refused.text  # no button to press
+    assert client.post(f"/snapshots/{locked}/delete", data={"csrf": csrf}).status_code == 409  # the service says no
+    confirm = re.sub(r"<[^>]+>", "", client.get(f"/snapshots/{locked}/unlock").text)
+    assert "locked" in confirm and re.search(r"deletable at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", confirm)
+    assert api.get(f"/api/v1/snapshots/{locked}").json()["unlocked_at"] is None  # the page changed nothing
+    assert client.post(f"/snapshots/{locked}/unlock", data={"csrf": csrf}).headers["location"] == f"/snapshots/{locked}"
+    assert api.get(f"/api/v1/snapshots/{locked}").json()["unlocked_at"] is not None
+    assert "cooling-off" in client.get(f"/snapshots/{locked}/delete").text  # still not deletable: cooling off
+
+    measured = client.post(f"/snapshots/{plain}/space", data={"csrf": csrf})
+    assert _job(api, measured.headers["location"])["status"] == "succeeded"
+    assert api.get(f"/api/v1/snapshots/{plain}").json()["exclusive_bytes"] > 0
+    confirm = re.sub(r"<[^>]+>", "", client.get(f"/snapshots/{plain}/delete").text)
+    assert f"Snapshot plain of volume {vol['name']}" in confirm and "cannot be undone" in confirm
+    assert _snapshots(api, vol) == ["locked", "plain"]
+    deleted = client.post(f"/snapshots/{plain}/delete", data={"csrf": csrf})
+    assert _job(api, deleted.headers["location"])["status"] == "succeeded"
+    assert _snapshots(api, vol) == ["locked"] and client.get(f"/snapshots/{plain}").status_code == 404
+
+
 def _profile(api: httpx.Client, ref: str) -> dict[str, Any]:
     answer = api.get(f"/api/v1/profiles/{ref}")
     assert answer.status_code == 200, answer.text
@@ -531,6 +569,33 @@ def test_take_a_vm_snapshot_and_restore_it_as_a_new_vm_in_the_browser(
     assert set(copy["macs"]).isdisjoint(vm["macs"])  # new MACs unless asked to keep them
 
 
+def test_a_running_vm_is_restored_over_only_when_the_confirmation_says_it_is_powered_off(
+    server: Server, stopped_vm: dict[str, Any]
+) -> None:
+    api, vm = server.client(), stopped_vm
+    taken = api.post("/api/v1/snapshots", params={"wait": 60}, json={"vm": vm["id"], "name": "before"}).json()
+    assert taken["status"] == "succeeded", taken
+    snap_id, good = taken["result"]["snapshot"]["id"], _disks(vm)
+    for disk in vm["disks"]:
+        Path(disk["path"]).write_bytes(os.urandom(disk["size"]))
+    changed = _disks(vm)
+    assert api.post(f"/api/v1/vms/{vm['id']}/start", params={"wait": 60}).json()["status"] == "succeeded"
+    client, csrf = _logged_in(server)
+    confirm = f"/snapshots/{snap_id}/restore/confirm"
+
+    refused = client.get(confirm, params={"pre_restore": "on"})  # checked as the restore: refused at once
+    assert refused.status_code == 409 and "power" in refused.text, refused.text[:500]
+    refused = client.post(confirm, data={"csrf": csrf, "pre_restore": "on"})
+    assert refused.status_code == 409, refused.text[:500]
+    assert api.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "running" and _disks(vm) == changed
+
+    page = client.get(confirm, params={"power_off": "on"})
+    assert page.status_code == 200 and "The VM is powered off first if it runs." in page.text
+    done = client.post(confirm, data={"csrf": csrf, "power_off": "on"})
+    assert _job(api, done.headers["location"])["status"] == "succeeded"
+    assert api.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "shutoff" and _disks(vm) == good
+
+
 @pytest.fixture
 def own_server(fs: Mounted, libvirtd: None) -> Iterator[Server]:
     """A service of its own: a whole-system restore puts back everything, which a shared one cannot afford."""
@@ -559,7 +624,13 @@ def test_restore_the_whole_system_in_place_through_the_confirmation_page(page: P
     facts = page.get_by_role("region", name="What will happen")
     expect(facts).to_contain_text("before")
     expect(facts).to_contain_text("A pre-restore snapshot")
-    expect(facts).to_contain_text("Objects created since the snapshot are removed")
+    for listing, named in (
+        ("Overwritten", f"volume {kept['name']}"),
+        ("Removed", f"volume {made_since['name']}"),
+        ("Brought back", f"tenant {tenant['name']}"),
+    ):
+        expect(facts.get_by_role("list", name=re.compile(f"^{listing}"))).to_contain_text(named)
+    expect(facts.get_by_role("list", name=re.compile("^Removed"))).not_to_contain_text(kept["name"])
     assert made_since["id"] in {v["id"] for v in api.get("/api/v1/volumes").json()}  # nothing changed yet
     page.get_by_role("button", name="Restore over the whole system").click()
     job = _job_of(page, api)

@@ -333,18 +333,20 @@ def test_a_viewer_is_not_offered_what_it_would_be_refused(server: Server, admin:
             _ok(api.post("/api/v1/users", json={"name": f"{role}-{world.tag}", "password": password, "role": role}))
         Path(world.volume["path"], "offered.txt").write_bytes(b"x")
         snap = _snapshot(api, {"volume": world.volume["id"], "name": f"offered-{world.tag}", "expires": "1d"})["id"]
-    pages = {
-        f"/volumes/{world.volume['id']}": f'href="/volumes/{world.volume["id"]}/snapshot"',
-        f"/snapshots/{snap}": f'href="/snapshots/{snap}/restore"',
-        f"/snapshots/{snap}/files": f'href="/snapshots/{snap}/files/restore?',
-        f"/profiles/{world.profile['id']}": f'href="/profiles/{world.profile["id"]}/edit"',
-        "/profiles": 'href="/profiles/new"',
-        "/": 'href="/system/snapshot"',
-    }
+    pages = [
+        (f"/volumes/{world.volume['id']}", f'href="/volumes/{world.volume["id"]}/snapshot"'),
+        (f"/snapshots/{snap}", f'href="/snapshots/{snap}/restore"'),
+        (f"/snapshots/{snap}", f'href="/snapshots/{snap}/delete"'),
+        (f"/snapshots/{snap}", f'action="/snapshots/{snap}/space"'),
+        (f"/snapshots/{snap}/files", f'href="/snapshots/{snap}/files/restore?'),
+        (f"/profiles/{world.profile['id']}", f'href="/profiles/{world.profile["id"]}/edit"'),
+        ("/profiles", 'href="/profiles/new"'),
+        ("/", 'href="/system/snapshot"'),
+    ]
     for role, offered in (("viewer", False), ("operator", True)):
         user = _session(server, f"{role}-{world.tag}", password)
         try:
-            for path, control in pages.items():
+            for path, control in pages:
                 html = user.get(path).text
                 assert (control in html) == offered, f"{role} on {path}: {control} {'missing' if offered else 'shown'}"
         finally:

@@ -103,6 +103,7 @@ def test_pages_cannot_be_framed_sniffed_cached_or_run_foreign_scripts(server: Se
         "login page": httpx.get(f"{server.url}/login"),
         "dashboard": client.get("/"),
         "error page": client.get("/no-such-page"),
+        "API reference": httpx.get(f"{server.url}/docs"),
         "API": server.client().get("/api/v1/volumes"),
     }
     for what, answer in answers.items():
@@ -113,6 +114,21 @@ def test_pages_cannot_be_framed_sniffed_cached_or_run_foreign_scripts(server: Se
         assert headers.get("x-content-type-options") == "nosniff", what
         assert headers.get("referrer-policy") == "same-origin", what
         assert headers.get("cache-control") == "no-store", what
+
+
+def test_the_api_reference_shows_every_operation_with_no_request_elsewhere(page: Page, server: Server) -> None:
+    """``/docs`` is this service's own page (FastAPI's loads scripts from a CDN, and ReDoc is not served)."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    answer = page.goto(f"{server.url}/docs")
+    assert answer is not None and answer.status == 200
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    shown = {text.strip() for text in page.get_by_role("heading", level=2).all_inner_texts()}
+    listed = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
+    assert listed and listed <= shown, listed - shown
+    expect(page.get_by_role("heading", name="VolumeCreate", exact=True)).to_be_visible()  # a schema with its fields
+    assert requested and all(url.startswith(server.url) for url in requested), requested
+    assert httpx.get(f"{server.url}/redoc").status_code == 404
 
 
 def test_the_vendored_htmx_runs_under_the_content_security_policy(page: Page, server: Server) -> None:
@@ -171,7 +187,8 @@ def test_a_session_cookie_is_no_api_credential_and_a_token_opens_no_page(server:
     assert token_only.status_code == 303 and token_only.headers["location"].startswith("/login")
 
 
-PUBLIC_PAGES = {("GET", "/login"), ("POST", "/login")}  # the login form has a CSRF token of its own
+# the login form has a CSRF token of its own; the API reference describes the API, as /openapi.json does
+PUBLIC_PAGES = {("GET", "/login"), ("POST", "/login"), ("GET", "/docs")}
 
 
 def _ui_routes() -> list[tuple[str, str]]:

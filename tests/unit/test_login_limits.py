@@ -77,7 +77,7 @@ def test_a_user_is_limited_from_every_address_but_others_are_not(world: World) -
         with pytest.raises(TooManyAttempts) as refused:
             world.logins.login("alice", PASSWORD, address)
     assert refused.value.details["retry_after"] == 7 * 60  # the oldest of the three leaves the window at T0+10
-    assert sum("too many failed logins" in d for d in world.refusals("alice")) == 2
+    assert sum("too many failed logins" in d for d in world.refusals("alice")) == 1  # one entry per lockout
     _secret, visit = world.logins.login("bob", PASSWORD, B)  # another user, from another address
     assert visit.who.name == "bob"
     world.clock.move(minutes=7)  # the window has slid past the first failure
@@ -95,6 +95,32 @@ def test_an_address_is_limited_for_every_name(world: World) -> None:
     world.logins.login("alice", PASSWORD, B)  # alice failed once only: her own limit is far
     world.clock.move(minutes=10)
     world.logins.login("bob", PASSWORD, A)  # the address's failures have left the window
+
+
+def test_an_ipv6_address_counts_with_its_64_and_a_mapped_ipv4_as_itself(world: World) -> None:
+    """One host picks any address of its /64: five names from five addresses of one /64 use up its limit."""
+    for n, name in enumerate(("carol", "dave", "erin", "frank", "gina"), start=1):
+        fail(world, name, f"2001:db8:1:2::{n:x}")
+    with pytest.raises(TooManyAttempts):
+        world.logins.login("bob", PASSWORD, "2001:db8:1:2:ffff::9")
+    world.logins.login("bob", PASSWORD, "2001:db8:1:3::1")  # the next /64 is someone else
+    for name in ("carol", "dave", "erin", "frank", "gina"):
+        fail(world, name, "::ffff:192.0.2.1")  # IPv4 mapped into IPv6: the IPv4 address A
+    with pytest.raises(TooManyAttempts):
+        world.logins.login("bob", PASSWORD, A)
+
+
+def test_a_flood_of_refused_logins_writes_one_audit_entry_per_lockout(world: World) -> None:
+    fail(world, "alice", A, times=3)
+    for _ in range(50):
+        with pytest.raises(TooManyAttempts):
+            world.logins.login("alice", WRONG, A)
+    assert sum("too many failed logins" in d for d in world.refusals("alice")) == 1
+    world.clock.move(minutes=10)  # the lockout is over; alice fails three times more: a second lockout
+    fail(world, "alice", A, times=3)
+    with pytest.raises(TooManyAttempts):
+        world.logins.login("alice", PASSWORD, A)
+    assert sum("too many failed logins" in d for d in world.refusals("alice")) == 2
 
 
 def test_a_success_clears_the_users_failures_not_the_addresses(world: World) -> None:

@@ -47,6 +47,8 @@ def create_app(services: Services) -> FastAPI:
         title="snapkeep",
         version=__version__,
         description="Instant snapshots and restores for KVM/libvirt hosts.",
+        docs_url=None,  # the UI's own /docs (no CDN scripts); no ReDoc
+        redoc_url=None,
     )
     app.state.services = services
     app.add_middleware(RequestGate)

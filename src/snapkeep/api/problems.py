@@ -84,7 +84,7 @@ def allowed_methods(request: Request) -> list[str]:
 def is_api(request: Request) -> bool:
     """Whether the request is the API's (answered JSON) rather than the web UI's (answered HTML)."""
     path: str = request.scope["path"]
-    return path.startswith("/api/") or path in ("/openapi.json", "/docs", "/redoc")
+    return path.startswith("/api/") or path == "/openapi.json"
 
 
 def answer(request: Request, exc: SnapkeepError, headers: dict[str, str] | None = None) -> Response:

@@ -120,7 +120,8 @@ class VmRow(Base):
 
 class SnapshotRow(Base):
     """Indexed for what schedules make large: pages in (created_at, id) order, of one subject or all; the
-    expiry sweep (ready rows by expiry); the rows one profile period took."""
+    expiry sweep (ready rows by expiry); the rows one profile period took; the dashboard's tally by status
+    and measured space, read off covering indexes (the system's, and a tenant's by owner and exposure)."""
 
     __tablename__ = "snapshots"
     __table_args__ = (
@@ -131,6 +132,9 @@ class SnapshotRow(Base):
         Index("ix_snapshots_period_created_at_id", "period_id", "created_at", "id"),
         # a period's newest snapshots of one subject (the hold rule), whatever the period's other subjects
         Index("ix_snapshots_subject_period_created_at", "subject_id", "period_id", "created_at", "id"),
+        Index("ix_snapshots_status_exclusive_bytes", "status", "exclusive_bytes"),
+        # a tenant's own, and its parent's exposed system snapshots (not private), without the rest
+        Index("ix_snapshots_scope_tally", "owner_tenant_id", "kind", "private", "status", "exclusive_bytes"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -14,6 +14,7 @@ from snapkeep.errors import InvalidInput
 # 10**18 bytes (888 PiB): within the catalog's and the kernel quota interfaces' signed 64 bits, and a round
 # number that a JSON number (a double) holds exactly, so the API schema's maximum means the same to every client.
 MAX_SIZE = 10**18
+MiB = 1 << 20
 MIN_VOLUME_SIZE = 1 << 20  # a volume's size limit: below, a filesystem's own metadata would not fit
 MAX_SIZE_TEXT = 64
 _FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}

@@ -14,6 +14,7 @@ from snapkeep.engine.recovery import Released, release_recorded
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.timespec import utcnow
+from snapkeep.model.units import MiB
 from snapkeep.services.audit import Audit
 from snapkeep.services.clones import Clones
 from snapkeep.services.download_slots import DownloadSlots
@@ -26,7 +27,7 @@ from snapkeep.services.logins import Logins
 from snapkeep.services.networks import Networks
 from snapkeep.services.profiles import Profiles
 from snapkeep.services.reconcile import ReconcileReport, reconcile
-from snapkeep.services.restores import Restores
+from snapkeep.services.restores import Restores, SpaceRule
 from snapkeep.services.scheduled import ScheduledTakes
 from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
@@ -104,7 +105,9 @@ class Services:
         cooloff = timedelta(days=settings.immutable_cooloff_days)
         snapshots = Snapshots(db, pool, audit, clock, kinds, cooloff=cooloff, guards=guards, jobs=jobs)
         keep = timedelta(days=settings.pre_restore_keep_days)
-        restores = Restores(snapshots, {kind.type.value: kind for kind in kinds}, jobs, clock, pre_restore_keep=keep)
+        space = SpaceRule(pool.free_bytes, settings.restore_min_free_mib * MiB)
+        by_type = {kind.type.value: kind for kind in kinds}
+        restores = Restores(snapshots, by_type, jobs, clock, pre_restore_keep=keep, space=space)
         networks = Networks(db, host, audit, clock)
         tenants = Tenants(db, audit, clock, guards, jobs, vms, volumes, snapshots, networks)
         rebuild = Rebuild(

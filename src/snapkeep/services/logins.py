@@ -80,10 +80,12 @@ class Logins:
     def _login(self, name: str, password: str, address: str) -> tuple[str, Visit]:
         name = name[: MAX_NAME_LENGTH + 1]  # no user's name is longer: the limits keep no more of it
         shown = _printable(name)
-        wait = self._failures.attempt(name, address)
-        if wait is not None:
-            seconds = max(1, int(wait.total_seconds()))
-            self._audit.refused(shown[:128], "login", f"user:{shown}"[:256], f"too many failed logins; from {address}")
+        refusal = self._failures.attempt(name, address)
+        if refusal is not None:
+            seconds = max(1, int(refusal.wait.total_seconds()))
+            if refusal.first:  # one entry per lockout, however many attempts it refuses
+                why = f"too many failed logins; from {address}; refused for {seconds} s, further refusals not logged"
+                self._audit.refused(shown[:128], "login", f"user:{shown}"[:256], why)
             raise TooManyAttempts(f"too many failed logins; try again in {seconds} s", retry_after=seconds)
         with self._db.unit() as uow:
             user = uow.users.find_by_name(name)

@@ -9,20 +9,36 @@ differs. The object restored is the one the snapshot was taken of, found in its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
-from snapkeep.errors import InvalidInput
+from snapkeep.errors import InvalidInput, PoolFull
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import check_name
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Job, Snapshot, SnapshotKind, SubjectType
+from snapkeep.model.units import MiB, format_size
 from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
-from snapkeep.services.subjects import RestoreOptions, SubjectKind
+from snapkeep.services.subjects import Effects, RestoreOptions, SubjectKind
 
 _MEMBERS = (SubjectType.VM, SubjectType.VOLUME, SubjectType.TENANT)  # what one restores out of a system
+
+
+# What one dataset cloned may cost the pool: clones share their data with the snapshot (btrfs subvolume
+# snapshots, XFS reflinks), so only metadata is new — a subvolume's trees, or the extent maps and reference
+# counts of a reflinked image, which grow with how fragmented it is. A generous allowance, not a measure.
+CLONE_ALLOWANCE = 16 * MiB
+
+
+@dataclass(frozen=True)
+class SpaceRule:
+    """How a restore's need for space is judged before it starts: the pool's free bytes now, and what
+    must stay free beyond the restore's estimate (the service's own catalog and logs live there too)."""
+
+    free: Callable[[], int]
+    min_free: int
 
 
 class Restores:
@@ -34,12 +50,14 @@ class Restores:
         clock: Callable[[], datetime],
         *,
         pre_restore_keep: timedelta,
+        space: SpaceRule,
     ) -> None:
         self._clock = clock
         self._snapshots = snapshots
         self._kinds = kinds
         self._jobs = jobs
         self._pre_restore_keep = pre_restore_keep
+        self._space = space
 
     def submit(self, snap_id: str, options: RestoreOptions, who: Principal) -> Job:
         """Check everything, then restore in a job that holds the guards claimed here (so a refused or busy
@@ -53,6 +71,7 @@ class Restores:
                 kind.new_name(snap, source, options, who)
             else:
                 kind.check_over(snap, source, options, who)
+            self._check_space(source, options)
             params = {"snapshot": snap_id, "snapshot_name": snap.name, **_shown(options)}
 
             def run(progress: Progress) -> dict[str, object]:
@@ -66,6 +85,17 @@ class Restores:
                 operation, params, run, claim=claim, owner_tenant_id=_job_owner(snap, source, options, who)
             )
 
+    def preview(self, snap_id: str, options: RestoreOptions, who: Principal) -> Effects:
+        """What a restore over the source would change, checked as :meth:`submit` checks it (refused the
+        same way), changing nothing: what a confirmation names before the restore, which checks again."""
+        who.require(Role.OPERATOR)
+        if options.as_new:
+            raise InvalidInput("a restore as new changes nothing that exists; preview a restore over the source")
+        snap, kind, source = self._plan(snap_id, options, who)
+        effects = kind.check_over(snap, source, replace(options, started_at=self._clock()), who)
+        self._check_space(source, options)
+        return effects
+
     def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
         """Put the snapshot's state in place of its subject's (or of the member named in the options),
         after a pre-restore snapshot unless the options say not to; answers with the restored object's id
@@ -77,6 +107,7 @@ class Restores:
         with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
             kind.check_over(snap, source, options, who)
+            self._check_space(source, options)
             safety = self._pre_restore(kind, source, who) if options.pre_restore else None
             subject_id = kind.restore_over(snap, source, options, who)
             return {f"{kind.type}_id": subject_id, "pre_restore_snapshot_id": safety.id if safety else None}
@@ -87,8 +118,24 @@ class Restores:
         with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
             name = kind.new_name(snap, source, options, who)
+            self._check_space(source, options)
             new_id, new_name = kind.restore_as_new(snap, source, name, options, who)
             return {f"{kind.type}_id": new_id, kind.type.value: new_name}
+
+    def _check_space(self, source: ManifestObject, options: RestoreOptions) -> None:
+        """Refused (:class:`PoolFull`, nothing changed) unless the pool has room for the restore's clones —
+        each dataset once, twice over the source with a pre-restore snapshot — and the minimum left free."""
+        clones = len(source.datasets) * (2 if options.pre_restore and not options.as_new else 1)
+        needed = clones * CLONE_ALLOWANCE + self._space.min_free
+        free = self._space.free()
+        if free < needed:
+            raise PoolFull(
+                f"the pool has {format_size(free)} free; this restore needs an estimated {format_size(needed)} "
+                f"({clones} dataset clone(s) at {format_size(CLONE_ALLOWANCE)} each, and "
+                f"{format_size(self._space.min_free)} kept free): free space first, e.g. delete old snapshots",
+                free=free,
+                needed=needed,
+            )
 
     def _claim(self, snap_id: str, options: RestoreOptions, who: Principal) -> Claim:
         """The snapshot, shared (several restores may read it, none may delete it meanwhile), and, over the

@@ -156,6 +156,11 @@ class Snapshots:
         with self._db.unit(who) as uow:
             return uow.snapshots.get(snap_id)
 
+    def is_own(self, snap: Snapshot, who: Principal) -> bool:
+        """Whether ``snap`` is the caller's own (see :meth:`own`): what pages offer to change."""
+        with self._db.unit(who) as uow:
+            return uow.snapshots.owned(snap)
+
     def own(self, snap_id: str, who: Principal) -> Snapshot:
         """The snapshot, if it is the caller's own to change, delete or restore whole: a parent's system
         snapshot exposed to a tenant is only read, and the tenant's own objects restored from it."""

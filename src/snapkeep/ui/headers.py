@@ -5,9 +5,10 @@ No other site may frame a page (clickjacking: CSP ``frame-ancestors`` and, for o
 htmx runs, an injected ``<script>`` or ``javascript:`` link would not); nothing is sniffed into another
 type; no URL goes to another site as a referrer; and nothing is kept in a cache, since pages hold CSRF
 tokens and API answers hold secrets (a new token), and what a user saw must not come back after logout.
-Two exceptions: static files may be cached, and FastAPI's API documentation pages (``/docs``, ``/redoc``)
-load their scripts from a CDN, so they get no CSP. Inline styles are allowed: an injected style could only
-come with injected markup, which the templates' autoescaping already keeps out.
+Static files may be cached. Every page, the API reference at ``/docs`` included, is held to the same
+CSP (FastAPI's own documentation pages, which load scripts from a CDN, are not served). Inline styles are
+allowed: an injected style could only come with injected markup, which the templates' autoescaping
+already keeps out.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 _ALWAYS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
-_THIRD_PARTY_SCRIPTS = frozenset({"/docs", "/redoc"})
 
 
 class SecurityHeaders:
@@ -33,11 +33,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        extra = dict(_ALWAYS)
-        if path not in _THIRD_PARTY_SCRIPTS:
-            extra["Content-Security-Policy"] = CSP
-        if not path.startswith("/static/"):
+        extra = dict(_ALWAYS, **{"Content-Security-Policy": CSP})
+        if not scope["path"].startswith("/static/"):
             extra["Cache-Control"] = "no-store"
 
         async def send_with_headers(message: Message) -> None:

@@ -71,9 +71,12 @@ def restore_as_new(visit: Visitor, svc: UiSvc, form: Form, snap_id: str) -> Resp
 
 @router.get("/snapshots/{snap_id}/restore/confirm")
 def restore_confirm(request: Request, visit: Visitor, svc: UiSvc, snap_id: str) -> Response:
-    """Names exactly what the restore overwrites; nothing is changed until its button is pressed."""
+    """Names exactly what the restore overwrites, removes, brings back and stops (the service's own checks,
+    so a restore that would be refused is refused here already); nothing changes until its button is
+    pressed."""
     options = _options(request.query_params, as_new=False)
     snap = svc.snapshots.get(snap_id, visit.who)
+    effects = svc.restores.preview(snap_id, options, visit.who)
     contents = _contents(svc, visit, snap_id) if snap.kind in _GROUPS else None
     member_name = None
     if options.member is not None and contents is not None:
@@ -91,6 +94,8 @@ def restore_confirm(request: Request, visit: Visitor, svc: UiSvc, snap_id: str) 
         snap=snap,
         options=options,
         target=_target(snap, options, member_name),
+        effects=effects,
+        whole=snap.kind in _GROUPS and options.member_type in (None, SubjectType.TENANT),
         query=request.url.query,
     )
 

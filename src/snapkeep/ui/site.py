@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from snapkeep.ui import (
+    apidocs,
     audit,
     auth,
     dashboard,
@@ -14,6 +15,7 @@ from snapkeep.ui import (
     networks,
     profiles,
     restores,
+    snapshot_changes,
     snapshots,
     takes,
     tenants,
@@ -32,6 +34,7 @@ PAGES = (
     tenants.router,
     networks.router,
     snapshots.router,
+    snapshot_changes.router,
     jobs.router,
     takes.router,
     restores.router,
@@ -40,6 +43,7 @@ PAGES = (
     users.router,
     tokens.router,
     audit.router,
+    apidocs.router,
 )
 
 

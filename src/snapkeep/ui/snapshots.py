@@ -69,7 +69,13 @@ def snapshot_list(request: Request, visit: Visitor, svc: UiSvc) -> Response:
 def snapshot_detail(request: Request, visit: Visitor, svc: UiSvc, snap_id: str) -> Response:
     snap = svc.snapshots.get(snap_id, visit.who)
     return render(
-        request, "snapshots/detail.html", visit, row=snapshot_row(svc, snap), subject_type="snapshot", snapshot=snap
+        request,
+        "snapshots/detail.html",
+        visit,
+        row=snapshot_row(svc, snap),
+        subject_type="snapshot",
+        snapshot=snap,
+        owned=svc.snapshots.is_own(snap, visit.who),
     )
 
 

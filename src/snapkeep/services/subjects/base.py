@@ -60,6 +60,26 @@ class RestoreOptions:
     started_at: datetime | None = None  # set by the restore service: what is made after it is left alone
 
 
+Named = tuple[str, str]  # (type, name) of an object, as an operator reads it
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What a restore over the source will change, as its checks found it: what the confirmation names
+    before the operator presses the button (the restore checks again when it runs)."""
+
+    overwritten: tuple[Named, ...]  # there now and in the snapshot: put back as recorded
+    removed: tuple[Named, ...] = ()  # made since the snapshot: deleted, with their own snapshots
+    brought_back: tuple[Named, ...] = ()  # deleted since: made again as recorded
+    stopped: tuple[Named, ...] = ()  # VMs that run now and are powered off for the restore
+    started: tuple[Named, ...] = ()  # VMs that ran at the snapshot: started again after it
+
+    @classmethod
+    def over(cls, source: ManifestObject, name: str) -> Effects:
+        """One object overwritten (a VM or volume restored over itself)."""
+        return cls(overwritten=((source.type, name),))
+
+
 class SubjectKind(Protocol):
     type: SubjectType
     snapshot_kind: SnapshotKind
@@ -82,9 +102,10 @@ class SubjectKind(Protocol):
         """Refuse (:class:`InvalidInput`) options that mean nothing for this kind."""
         ...
 
-    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> Effects:
         """Everything a restore over the source can check before changing anything (it still exists, it
-        is off, what the snapshot would bring back fits…); raises the error the caller should see."""
+        is off, what the snapshot would bring back fits…); raises the error the caller should see, or
+        says what the restore will change."""
         ...
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
@@ -117,9 +138,14 @@ def require_owner(uow: Unit, pool: Pool, snap: Snapshot, source: ManifestObject)
     try:
         uow.tenants.get(owner)
     except NotFound:
-        recorded = Manifest.from_bytes(pool.read_manifest(snap.id)).objects
-        name = next((o.name for o in recorded if o.type == "tenant" and o.id == owner), owner)
+        name = recorded_name(pool, snap, "tenant", owner)
         raise NotFound(
             f"tenant {name!r}, where {source.type} {source.name!r} belonged, no longer exists; restore it first",
             tenant=name,
         ) from None
+
+
+def recorded_name(pool: Pool, snap: Snapshot, object_type: str, object_id: str) -> str:
+    """The name ``snap`` recorded for an object that is gone now (its id if the snapshot did not hold it)."""
+    recorded = Manifest.from_bytes(pool.read_manifest(snap.id)).objects
+    return next((o.name for o in recorded if o.type == object_type and o.id == object_id), object_id)

@@ -54,6 +54,7 @@ from snapkeep.services.guards import Guards, Need, exclusive
 from snapkeep.services.jobs import report_progress
 from snapkeep.services.networks import Networks, definition
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.subjects.base import Effects
 from snapkeep.services.subjects.estate import read_estate
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
@@ -168,6 +169,9 @@ class Changes:
         return [exclusive(kind, i) for kind, i in sorted(found)]
 
 
+_OFF = (VMState.SHUTOFF, VMState.OTHER)  # what a rebuild does not power off
+
+
 def _set_tags(uow: Unit, kind: TagKind, object_id: str, tags: Iterable[str]) -> None:
     uow.tags.remove(kind, object_id)
     for tag in tags:
@@ -276,6 +280,30 @@ class Rebuild:
         for tenant in changes.gone_tenants:
             self._tenants.check_may_delete(who, self._tenants.subtree(SYSTEM, tenant.id), force=True)
         return changes
+
+    def effects(self, changes: Changes) -> Effects:
+        """What :meth:`over` will do with ``changes``, named for the operator who confirms it."""
+        recorded, current = changes.recorded, changes.current
+        now: dict[str, dict[str, Any]] = {
+            "tenant": current.tenants,
+            "network": current.networks,
+            "volume": current.volumes,
+            "vm": current.vms,
+        }
+        objects = [*recorded.tenants, *recorded.networks, *recorded.volumes, *recorded.vms]
+        gone: dict[str, list[Any]] = {
+            "tenant": changes.gone_tenants,  # with everything in them
+            "network": changes.gone_networks,
+            "volume": changes.gone_volumes,
+            "vm": changes.gone_vms,
+        }
+        return Effects(
+            overwritten=tuple((o.type, o.name) for o in objects if o.id in now[o.type]),
+            brought_back=tuple((o.type, o.name) for o in objects if o.id not in now[o.type]),
+            removed=tuple((kind, g.name) for kind, objects in gone.items() for g in objects),
+            stopped=tuple(sorted(("vm", r.name) for r in current.vms.values() if self._state(r) not in _OFF)),
+            started=tuple(sorted(("vm", o.name) for o in recorded.vms if o.config.get("running"))),
+        )
 
     def _check_names(self, uow: Unit, changes: Changes, who: Principal) -> None:
         """A recorded object comes back under its recorded name: refused if an object the rebuild leaves
@@ -405,7 +433,7 @@ class Rebuild:
         current = changes.current
         progress(0.2, "stopping the VMs")
         for record in current.vms.values():
-            if self._state(record) not in (VMState.SHUTOFF, VMState.OTHER):
+            if self._state(record) not in _OFF:
                 self._host.power_off(record.domain_name)
         progress(0.3, "removing what was created after the snapshot")
         for vm in changes.gone_vms:

@@ -28,7 +28,7 @@ from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType
 from snapkeep.model.vmspec import VMState
-from snapkeep.services.subjects.base import RestoreOptions, Subject
+from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject
 from snapkeep.services.subjects.estate import Estate, read_estate
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
@@ -142,7 +142,7 @@ class _SubtreeKind:
         if options.mode is not RestoreMode.DATA or options.preserve_macs:
             raise InvalidInput("mode and preserve_macs apply to volume and VM restores; name a --vm or --volume")
 
-    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> Effects:
         """Everything :meth:`Rebuild.check_over` checks (again in the job, once every member is held), and
         that a tenant deleted since is not asked for a pre-restore snapshot: there is nothing to take."""
         root = self._root(source)
@@ -152,7 +152,9 @@ class _SubtreeKind:
                 "of: restore it without one (pre_restore off), or as a new tenant",
                 tenant=source.name,
             )
-        self.rebuild.check_over(snap, self.rebuild.manifest(snap), root, who, options.started_at)
+        return self.rebuild.effects(
+            self.rebuild.check_over(snap, self.rebuild.manifest(snap), root, who, options.started_at)
+        )
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """The whole subtree as the snapshot recorded it (:meth:`Rebuild.over`)."""
@@ -201,10 +203,10 @@ class TenantKind(_SubtreeKind):
         return self._subject(uow, tenant.id, tenant.name, tenant.parent_id, tenant.id, selection)
 
     # --- restore: the tenant's subtree over itself, or as a new tenant ----------------------------------
-    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> Effects:
         """Refused while the tenant is online (a VM of its subtree runs): its owner stops it first."""
         self._refuse_online(source)
-        super().check_over(snap, source, options, who)
+        return super().check_over(snap, source, options, who)
 
     def _refuse_online(self, source: ManifestObject) -> None:
         running = self.rebuild.running(source.id)

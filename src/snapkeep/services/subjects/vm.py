@@ -27,7 +27,14 @@ from snapkeep.model.vmconfig import VMConfig
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
-from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial, require_owner
+from snapkeep.services.subjects.base import (
+    Effects,
+    RestoreOptions,
+    Subject,
+    recorded_name,
+    refuse_partial,
+    require_owner,
+)
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
@@ -96,8 +103,28 @@ class VmKind:
         if options.mode is not RestoreMode.DATA:
             raise InvalidInput("a VM restore always replaces its disks and configuration; mode is for volumes")
 
-    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        self._vms.check_may_overwrite(self._current(source, who), options.power_off)
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> Effects:
+        vm = self._current(source, who)
+        self._vms.check_may_overwrite(vm, options.power_off)
+        with self._db.unit() as uow:
+            self._require_networks(uow, snap, source)
+        return Effects.over(source, vm.name)
+
+    def _require_networks(self, uow: Unit, snap: Snapshot, source: ManifestObject) -> None:
+        """The snapkeep networks the recorded NICs are on must still exist: else refused up front, naming
+        the network as the snapshot recorded it, instead of a restored VM that cannot start."""
+        for nic in VMConfig.model_validate(source.config["vm"]).nics:
+            if nic.network_id is None:
+                continue
+            try:
+                uow.networks.get(nic.network_id)
+            except NotFound:
+                network = recorded_name(self._pool, snap, "network", nic.network_id)
+                raise NotFound(
+                    f"network {network!r}, which VM {source.name!r} was on, no longer exists; restore the "
+                    "whole system (or the VM's tenant) to bring it back with the VM",
+                    network=network,
+                ) from None
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """Disks and configuration replaced together (or, on failure, both put back); the replaced disks
@@ -130,6 +157,7 @@ class VmKind:
         snapshot (SPEC §3); refused if the owner has a VM of that name."""
         with self._db.unit() as uow:
             require_owner(uow, self._pool, snap, source)
+            self._require_networks(uow, snap, source)
             if options.name is None and snap.kind is not SnapshotKind.VM:
                 return numbered_name(source.name, lambda n: uow.vms.find(n, source.owner_tenant_id) is not None)
             name = options.name or restored_vm_name(snap.name)

@@ -18,7 +18,7 @@ from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
-from snapkeep.services.subjects.base import RestoreOptions, Subject, refuse_partial, require_owner
+from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject, refuse_partial, require_owner
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import kernel_served
@@ -87,8 +87,8 @@ class VolumeKind:
         if options.power_off or options.preserve_macs:
             raise InvalidInput("power_off and preserve_macs apply to VM snapshots only")
 
-    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> None:
-        self._current(source, who)
+    def check_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> Effects:
+        return Effects.over(source, self._current(source, who).name)
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """Swap the snapshot's data in atomically; the replaced data is queued to be freed in the

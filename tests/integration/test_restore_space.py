@@ -1,0 +1,72 @@
+"""A restore on a pool without room for it is refused before it starts — :class:`PoolFull`, no pre-restore
+snapshot, no clone, the volume as it was — and runs once there is room again. The pool is really full: its
+filesystem is filled by a preallocated file beside it, on both drivers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from snapkeep.errors import PoolFull
+from snapkeep.model.principal import SYSTEM
+from snapkeep.services.container import Services
+from snapkeep.services.restores import CLONE_ALLOWANCE
+from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.subjects import RestoreOptions
+from snapkeep.storage.pool import Pool
+from tests.treeutil import make_rich_tree, tree_signature
+
+MiB = 1 << 20
+MIN_FREE = 256 * MiB  # the default setting
+
+
+@contextmanager
+def filled(pool: Pool, leave: int) -> Iterator[None]:
+    """The pool's filesystem filled by one preallocated file outside the pool until about ``leave`` bytes
+    are free; the file goes after, whatever happens."""
+    path = os.path.join(os.path.dirname(pool.root), f"filler-{uuid.uuid4().hex}")
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, pool.free_bytes() - leave)
+        os.fsync(fd)  # btrfs counts the space once its transaction commits
+        yield
+    finally:
+        os.close(fd)
+        os.unlink(path)
+        os.sync()  # and btrfs frees it once its transaction commits
+
+
+def state(svc: Services, path: str) -> tuple[object, ...]:
+    snapshots = sorted(s.name for s in svc.snapshots.listing(None, None, who=SYSTEM))
+    return tree_signature(path), snapshots, sorted(svc.pool.list_datasets()), len(svc.volumes.list(who=SYSTEM))
+
+
+def test_a_restore_without_room_is_refused_and_changes_nothing(services: Services) -> None:
+    svc = services
+    volume = svc.volumes.create(f"full-{uuid.uuid4().hex[:6]}", 64 * MiB, who=SYSTEM)
+    make_rich_tree(volume.path)
+    at_snapshot = tree_signature(volume.path)
+    snap = svc.snapshots.take(TakeRequest(ref=volume.id, name="before"), who=SYSTEM)
+    with open(os.path.join(volume.path, "later.txt"), "w") as f:
+        f.write("written after the snapshot")
+    before = state(svc, volume.path)
+
+    with filled(svc.pool, MIN_FREE // 2):
+        assert svc.pool.free_bytes() < MIN_FREE + CLONE_ALLOWANCE
+        for options in (RestoreOptions(), RestoreOptions(pre_restore=False), RestoreOptions(as_new=True)):
+            with pytest.raises(PoolFull) as refused:
+                svc.restores.submit(snap.id, options, SYSTEM)
+            assert "needs an estimated" in refused.value.message and "free space first" in refused.value.message
+            run = svc.restores.as_new if options.as_new else svc.restores.over_source  # the job's own check
+            with pytest.raises(PoolFull):
+                run(snap.id, options, SYSTEM)
+        with pytest.raises(PoolFull):  # what the confirmation page asks first
+            svc.restores.preview(snap.id, RestoreOptions(), SYSTEM)
+        assert state(svc, volume.path) == before
+
+    result = svc.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
+    assert tree_signature(volume.path) == at_snapshot and result["pre_restore_snapshot_id"]
