@@ -48,10 +48,12 @@ def listening_socket(host: str, port: int, stall: float) -> socket.socket:
     zero window) or unacknowledged for ``stall`` seconds. A download closed for stalling
     (``ui/downloads.py``) otherwise left its connection open with ~4 MB queued in the kernel for as long as
     the client cared to keep it, and a client could pile such connections up."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)  # bound as uvicorn binds (no
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # IPV6_V6ONLY: "::" takes IPv4 clients too)
     try:
-        sock = socket.create_server((host, port), family=family)  # SO_REUSEADDR, as uvicorn
+        sock.bind((host, port))
     except OSError as exc:  # as uvicorn says it, and exits
+        sock.close()
         log.error("error while attempting to bind on address (%s, %d): %s", host, port, exc.strerror or exc)
         raise SystemExit(1) from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(stall * 1000))
