@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from snapkeep import defaults
@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     libvirt_uri: str = "qemu:///system"
     session_idle_minutes: float = 30.0  # a web UI session without a request for this long has ended
     session_hours: float = 12.0  # and any session ends after this long
+    # Downloads out of snapshots (files.py, storage/snapshot_mounts.py): each holds its snapshot open (an XFS
+    # pool's image mounted, one mount shared by its readers) until its client has read it or gone.
+    downloads_per_caller: int = Field(4, ge=1)  # open downloads one user or token may hold at once
+    snapshot_mounts: int = Field(16, ge=1)  # snapshot images mounted for downloads at once (XFS pools)
+    download_stall_seconds: float = Field(60.0, gt=0)  # a download whose client takes no chunk for this long ends
     tls_cert: str | None = None  # with tls_key: serve HTTPS (session cookies are then Secure)
     tls_key: str | None = None
     # Reverse proxies whose X-Forwarded-For/-Proto are believed ("127.0.0.1", comma-separated); none by default,

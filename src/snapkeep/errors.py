@@ -33,6 +33,7 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     ├── Unauthorized                   unauthorized (401)
     │   └── LoginRequired              login_required
     ├── TooManyAttempts                too_many_attempts (429, retryable)
+    ├── TooManyDownloads               too_many_downloads (429, retryable)
     ├── Forbidden                      forbidden (403)
     ├── PoolError                      pool_error (500)
     │   ├── UnsupportedFilesystem      unsupported_filesystem
@@ -42,7 +43,8 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │       └── FreezeTimeout          freeze_timeout
     ├── Interrupted                    interrupted (500, retryable)
     ├── ServiceUnavailable             service_unavailable (503, retryable)
-    │   └── HypervisorUnavailable      hypervisor_unavailable
+    │   ├── HypervisorUnavailable      hypervisor_unavailable
+    │   └── SnapshotMountsFull         snapshot_mounts_full
     ├── HypervisorError                hypervisor_error (500)
     │   └── ShutdownTimeout            shutdown_timeout (504, retryable)
     ├── GuestImageError                guest_image_error (500)
@@ -225,6 +227,14 @@ class TooManyAttempts(SnapkeepError):
     retryable = True
 
 
+class TooManyDownloads(SnapkeepError):
+    """You have as many downloads open as one caller may (downloads_per_caller); finish one, then try again."""
+
+    code = "too_many_downloads"
+    http_status = 429
+    retryable = True
+
+
 class Forbidden(SnapkeepError):
     """The token's role or scope does not allow this."""
 
@@ -332,6 +342,12 @@ class HypervisorUnavailable(ServiceUnavailable):
     """libvirtd cannot be reached (is it running?); try again."""
 
     code = "hypervisor_unavailable"
+
+
+class SnapshotMountsFull(ServiceUnavailable):
+    """As many snapshots are mounted to be read as the host allows at once (snapshot_mounts); try again later."""
+
+    code = "snapshot_mounts_full"
 
 
 class HypervisorError(SnapkeepError):

@@ -59,7 +59,8 @@ def test_a_download_the_client_abandons_lets_its_file_go(server: Server) -> None
         assert answer.status_code == 200
         assert answer.headers["content-length"] == str(1 << 30)
         start = _rss(server.process.pid)
-        next(answer.iter_raw())
+        chunks = answer.iter_raw()  # kept: a dropped iterator closes the connection (the download ends)
+        next(chunks)
         assert _open_under(server.process.pid, server.pool_dir)  # the file is being read
         time.sleep(1)  # a server that read ahead into memory would do so now, while the client waits
         assert _rss(server.process.pid) - start < 128 << 20  # streamed a chunk at a time, never the whole file

@@ -88,7 +88,11 @@ def is_api(request: Request) -> bool:
 
 
 def answer(request: Request, exc: SnapkeepError, headers: dict[str, str] | None = None) -> Response:
-    """The refusal as the caller reads it: the JSON error body for the API, a page for the web UI."""
+    """The refusal as the caller reads it: the JSON error body for the API, a page for the web UI; a
+    refusal that says when to come back (``retry_after`` seconds) says it in ``Retry-After`` too."""
+    wait = exc.details.get("retry_after")
+    if exc.retryable and isinstance(wait, int):
+        headers = {"Retry-After": str(wait)} | (headers or {})
     if is_api(request):
         return error_response(exc, headers)
     page = error_page(request, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import uvicorn
 
@@ -41,6 +42,24 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
     return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze)
 
 
+def listening_socket(host: str, port: int, stall: float) -> socket.socket:
+    """The socket to serve on, made here rather than by uvicorn so that every connection accepted on it
+    inherits ``TCP_USER_TIMEOUT``: the kernel drops a connection whose data the client leaves unread (a
+    zero window) or unacknowledged for ``stall`` seconds. A download closed for stalling
+    (``ui/downloads.py``) otherwise left its connection open with ~4 MB queued in the kernel for as long as
+    the client cared to keep it, and a client could pile such connections up."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)  # bound as uvicorn binds (no
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # IPV6_V6ONLY: "::" takes IPv4 clients too)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:  # as uvicorn says it, and exits
+        sock.close()
+        log.error("error while attempting to bind on address (%s, %d): %s", host, port, exc.strerror or exc)
+        raise SystemExit(1) from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(stall * 1000))
+    return sock
+
+
 def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pool = open_pool(settings, create_loop_pool)
@@ -61,7 +80,7 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     stop_scheduler = Scheduler(standard_tasks(services), services.clock).start()
     host, port = settings.host_port
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             create_app(services),
             host=host,
             port=port,
@@ -70,6 +89,10 @@ def serve(settings: Settings, create_loop_pool: bool = False) -> None:
             ssl_keyfile=settings.tls_key,
             forwarded_allow_ips=settings.trusted_proxies,  # uvicorn's default believes any local client
         )
+        server = uvicorn.Server(config)
+        server.run(sockets=[listening_socket(host, port, settings.download_stall_seconds)])
+        if not server.started:
+            raise SystemExit(3)  # as uvicorn.run: the application did not start
     finally:
         stop_scheduler()
         services.close()

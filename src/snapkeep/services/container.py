@@ -17,6 +17,7 @@ from snapkeep.model.timespec import utcnow
 from snapkeep.model.units import MiB
 from snapkeep.services.audit import Audit
 from snapkeep.services.clones import Clones
+from snapkeep.services.download_slots import DownloadSlots
 from snapkeep.services.files import Files
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards
@@ -143,7 +144,17 @@ class Services:
             snapshots=snapshots,
             restores=restores,
             imports=Imports(db, pool, audit, snapshots, jobs),
-            files=Files(db, pool, audit, volumes, snapshots, intents, jobs),
+            files=Files(
+                db,
+                pool,
+                audit,
+                volumes,
+                snapshots,
+                intents,
+                jobs,
+                DownloadSlots(settings.downloads_per_caller),
+                snapshot_mounts=settings.snapshot_mounts,
+            ),
             host=host,
             vms=vms,
             clones=Clones(db, vms, snapshots, restores, jobs, clock),

@@ -15,6 +15,9 @@ Before an extract makes its private folder it records where in an intent file
 (``<run dir>/extract-<op>.json``); a crash leaves the file, and :func:`clear_interrupted_extracts` (run by
 the reconciler at start-up) removes what the extract left, without walking the volume.
 
+Downloads are bounded (:meth:`Files.download`): per caller, and in snapshots mounted for them at once
+(browsing and extracting are brief, so they are not refused; they share a mounted snapshot too).
+
 Browsing needs any role, extracting an operator (the table in :mod:`snapkeep.services`); the snapshot and
 the destination volume are looked up in the caller's scope, so one outside it is :class:`NotFound`.
 """
@@ -38,6 +41,7 @@ from snapkeep.model.paging import Page, Window, page_of
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import FileEntry, Job, SnapshotKind, SubjectType, Volume
 from snapkeep.services.audit import Audit
+from snapkeep.services.download_slots import DownloadSlots
 from snapkeep.services.guards import Claim, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
@@ -101,8 +105,12 @@ class Files:
         snapshots: Snapshots,
         intents: Intents,
         jobs: JobRunner,
+        downloads: DownloadSlots,
+        snapshot_mounts: int,
     ) -> None:
         self._jobs = jobs
+        self._downloads = downloads
+        self._snapshot_mounts = snapshot_mounts  # at most this many snapshot images mounted for downloads
         self._db = db
         self._pool = pool
         self._audit = audit
@@ -171,15 +179,18 @@ class Files:
 
     def download(self, snap_id: str, path: PathArg, *, volume: str | None = None, who: Principal) -> Download:
         """One file of the snapshot to read (any role, like browsing): its entry and its bytes. The
-        snapshot stays readable (an image volume's stays mounted) until the download is read to its end or
-        closed."""
+        snapshot stays readable (an image volume's stays mounted, a mount shared with its other readers)
+        until the download is read to its end or closed. Refused, changing nothing, while the caller has as
+        many downloads open as one may (:class:`TooManyDownloads`), or when it needs a new mount and the
+        host has as many snapshots mounted for downloads as allowed (:class:`SnapshotMountsFull`)."""
         parts = _users_parts(path)
         if not parts:
             raise InvalidPath("name a file to download, not the whole snapshot")
         source = self._source(snap_id, who, volume)
         held = ExitStack()
         try:
-            root = held.enter_context(self._pool.snapshot_tree(snap_id, source.datasets[0]))
+            held.callback(self._downloads.take(who.name))  # given back last, once all is let go
+            root = held.enter_context(self._pool.snapshot_tree(snap_id, source.datasets[0], self._snapshot_mounts))
             fd, entry = filerestore.open_file(root, parts, _shown(parts))
             held.callback(os.close, fd)  # closed before the snapshot's tree is let go
         except BaseException:

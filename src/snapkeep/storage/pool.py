@@ -16,7 +16,8 @@ A snapshot exists in the pool only once its directory has been renamed from ``st
 and published by one rename, so whatever a crash leaves half-made is in ``staging/``.
 
 On XFS pools a volume is its own filesystem in an image file (``storage/images.py``): a snapshot of it is
-a freeze, one clone of the image and a thaw; browsing mounts the snapshot's image read-only. The pool is a
+a freeze, one clone of the image and a thaw; reading mounts the snapshot's image read-only (one mount
+shared by its readers). The pool is a
 shared bind mount of itself, so that guests' mount namespaces see volumes unmounted (docs/format.md,
 "Mount layout").
 """
@@ -27,7 +28,6 @@ import errno
 import json
 import os
 import stat
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Literal
@@ -39,6 +39,7 @@ from snapkeep.storage import images, rcu, tree
 from snapkeep.storage.detect import choose_driver
 from snapkeep.storage.drivers import Driver
 from snapkeep.storage.linux import FIEMAP_EXTENT_SHARED, exchange, extents, syncfs
+from snapkeep.storage.snapshot_mounts import SnapshotMounts
 from snapkeep.storage.tree import clone_file
 from snapkeep.timing import step
 
@@ -69,6 +70,7 @@ class Pool:
         self._early: dict[str, images.Ranges] = {}  # early clones (prepare_capture) and what they hold
         self.limits_problem: str | None = "the pool has not been opened"
         self.expedite_freeze = True  # see freeze and storage/rcu.py
+        self.snapshot_mounts = SnapshotMounts(os.path.join(root, "staging"))  # snapshot images being read
 
     @classmethod
     def open(
@@ -140,30 +142,15 @@ class Pool:
         """The directory where a dataset's live files are (what NAS users see of a volume)."""
         return self.dataset_path(dataset)
 
-    def snapshot_tree(self, snap_id: str, dataset: str) -> AbstractContextManager[str]:
-        """The directory holding a snapshot's read-only copy of ``dataset``, valid inside the ``with``
-        (an image is mounted read-only for the block and unmounted after it)."""
+    def snapshot_tree(self, snap_id: str, dataset: str, limit: int | None = None) -> AbstractContextManager[str]:
+        """The directory holding a snapshot's read-only copy of ``dataset``, valid inside the ``with``. An
+        image is mounted read-only, one mount shared by all its readers, until the last one's block ends;
+        with ``limit``, refused (:class:`~snapkeep.errors.SnapshotMountsFull`) if that needs a new mount
+        while ``limit`` snapshots are mounted (``storage/snapshot_mounts.py``)."""
         path = self.snapshot_data_path(snap_id, dataset)
         if not path.endswith(images.SUFFIX):
             return nullcontext(path)
-        return self._mounted_read_only(path)
-
-    @contextmanager
-    def _mounted_read_only(self, image: str) -> Iterator[str]:
-        mountpoint = self.staging_dir(f"browse-{uuid.uuid4()}")
-        with translated("mounting a snapshot to read it"):
-            os.mkdir(mountpoint, 0o700)
-            try:
-                images.mount(image, mountpoint, readonly=True)
-            except BaseException:
-                os.rmdir(mountpoint)
-                raise
-        try:
-            yield mountpoint
-        finally:
-            with translated("unmounting a snapshot after reading it"):
-                images.unmount(mountpoint)
-                os.rmdir(mountpoint)
+        return self.snapshot_mounts.reading(path, limit)
 
     def is_image_volume(self, dataset: str) -> bool:
         """True if ``dataset`` is a volume with a filesystem of its own (XFS pools)."""

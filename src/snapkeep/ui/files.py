@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from starlette.background import BackgroundTask
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from snapkeep.errors import Conflict, InvalidPath
 from snapkeep.model import relpath
@@ -26,6 +25,7 @@ from snapkeep.model.paging import Window
 from snapkeep.model.types import FileEntry
 from snapkeep.ui import forms
 from snapkeep.ui.deps import Form, UiSvc, Visitor
+from snapkeep.ui.downloads import Streamed
 from snapkeep.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -137,9 +137,7 @@ def download(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume:
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "no-store",
     }
-    return StreamingResponse(
-        got.chunks(), media_type="application/octet-stream", headers=headers, background=BackgroundTask(got.close)
-    )
+    return Streamed(got, stall=svc.settings.download_stall_seconds, headers=headers)
 
 
 @router.get("/snapshots/{snap_id}/files/restore")
