@@ -13,6 +13,7 @@ import pytest
 
 from snapkeep.errors import PoolFull
 from snapkeep.model.principal import SYSTEM
+from snapkeep.model.types import SubjectType
 from snapkeep.services.container import Services
 from snapkeep.services.restores import CLONE_ALLOWANCE
 from snapkeep.services.snapshots import TakeRequest
@@ -70,3 +71,17 @@ def test_a_restore_without_room_is_refused_and_changes_nothing(services: Service
 
     result = svc.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
     assert tree_signature(volume.path) == at_snapshot and result["pre_restore_snapshot_id"]
+
+
+def test_one_tenant_out_of_a_system_snapshot_is_estimated_by_its_subtree(services: Services) -> None:
+    """The tenant's own record holds no dataset: its estimate is its recorded volumes' (two, twice with the
+    pre-restore snapshot), so room for two clones is not enough."""
+    svc = services
+    tenant = f"shop-{uuid.uuid4().hex[:6]}"
+    svc.tenants.create(SYSTEM, tenant)
+    for name in ("orders", "invoices"):
+        svc.volumes.create(name, 16 * MiB, tenant=tenant, who=SYSTEM)
+    snap = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name=f"all-{tenant}"), who=SYSTEM)
+    options = RestoreOptions(member_type=SubjectType.TENANT, member=tenant)
+    with filled(svc.pool, MIN_FREE + 2 * CLONE_ALLOWANCE), pytest.raises(PoolFull, match="4 dataset clone"):
+        svc.restores.submit(snap.id, options, SYSTEM)

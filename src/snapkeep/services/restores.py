@@ -71,7 +71,7 @@ class Restores:
                 kind.new_name(snap, source, options, who)
             else:
                 kind.check_over(snap, source, options, who)
-            self._check_space(source, options)
+            self._check_space(snap_id, source, options)
             params = {"snapshot": snap_id, "snapshot_name": snap.name, **_shown(options)}
 
             def run(progress: Progress) -> dict[str, object]:
@@ -93,7 +93,7 @@ class Restores:
             raise InvalidInput("a restore as new changes nothing that exists; preview a restore over the source")
         snap, kind, source = self._plan(snap_id, options, who)
         effects = kind.check_over(snap, source, replace(options, started_at=self._clock()), who)
-        self._check_space(source, options)
+        self._check_space(snap_id, source, options)
         return effects
 
     def over_source(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
@@ -107,7 +107,7 @@ class Restores:
         with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
             kind.check_over(snap, source, options, who)
-            self._check_space(source, options)
+            self._check_space(snap_id, source, options)
             safety = self._pre_restore(kind, source, who) if options.pre_restore else None
             subject_id = kind.restore_over(snap, source, options, who)
             return {f"{kind.type}_id": subject_id, "pre_restore_snapshot_id": safety.id if safety else None}
@@ -118,14 +118,18 @@ class Restores:
         with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
             name = kind.new_name(snap, source, options, who)
-            self._check_space(source, options)
+            self._check_space(snap_id, source, options)
             new_id, new_name = kind.restore_as_new(snap, source, name, options, who)
             return {f"{kind.type}_id": new_id, kind.type.value: new_name}
 
-    def _check_space(self, source: ManifestObject, options: RestoreOptions) -> None:
+    def _check_space(self, snap_id: str, source: ManifestObject, options: RestoreOptions) -> None:
         """Refused (:class:`PoolFull`, nothing changed) unless the pool has room for the restore's clones —
-        each dataset once, twice over the source with a pre-restore snapshot — and the minimum left free."""
-        clones = len(source.datasets) * (2 if options.pre_restore and not options.as_new else 1)
+        each dataset once, twice over the source with a pre-restore snapshot — and the minimum left free.
+        One tenant out of a system snapshot clones the datasets of its recorded subtree."""
+        datasets = set(source.datasets)
+        if source.type == SubjectType.TENANT.value:
+            datasets |= {d for o in self._snapshots.manifest(snap_id).visible_to(source.id) for d in o.datasets}
+        clones = len(datasets) * (2 if options.pre_restore and not options.as_new else 1)
         needed = clones * CLONE_ALLOWANCE + self._space.min_free
         free = self._space.free()
         if free < needed:
