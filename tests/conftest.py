@@ -335,3 +335,30 @@ def log_in(tab: Page, base_url: str, name: str, password: str) -> None:
     tab.get_by_label("User name").fill(name)
     tab.get_by_label("Password").fill(password)
     tab.get_by_role("button", name="Log in").click()
+
+
+def self_signed(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 (valid a day) and its key, as PEM files."""
+    require(shutil.which("openssl") is not None, "openssl is not installed")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def https_server(fs: Mounted, tmp_path: Path) -> Iterator[Server]:
+    """A ``snapkeep serve`` of its own over HTTPS, with a self-signed certificate its clients are given."""
+    data_dir = make_traversable_tmp("snapkeep-tls-")
+    server = start_server(data_dir, fs.new_dir("tls-pool"), tls=self_signed(tmp_path))
+    try:
+        yield server
+    finally:
+        stop_server(server)
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -9,22 +9,19 @@ are not snapkeep's come from a real socket of the test's own (a fault server, in
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from snapkeep.cli.client import ApiClient
 from snapkeep.errors import InvalidInput, NotFound, ServiceUnavailable, SnapkeepError, Unauthorized
-from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server
+from tests.conftest import Server
 from tests.integration.test_cli import clean_env
-from tests.integration.test_ui_tls import self_signed
 
 ONE_DRIVER = pytest.mark.parametrize("fs", ["btrfs"], indirect=True)  # the pool plays no part here
 CLI = [sys.executable, "-m", "snapkeep.cli.main"]
@@ -45,17 +42,6 @@ def test_the_token_and_the_query_reach_the_service(server: Server) -> None:
 def test_a_url_that_is_no_http_url_is_refused_before_sending(url: str) -> None:
     with pytest.raises(InvalidInput, match="SNAPKEEP_URL"):
         ApiClient(url, "sk_x")
-
-
-@pytest.fixture
-def https_server(fs: Mounted, tmp_path: Path) -> Iterator[Server]:
-    data_dir = make_traversable_tmp("snapkeep-tls-")
-    server = start_server(data_dir, fs.new_dir("tls-cli-pool"), tls=self_signed(tmp_path))
-    try:
-        yield server
-    finally:
-        stop_server(server)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @ONE_DRIVER

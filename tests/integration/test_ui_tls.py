@@ -5,44 +5,16 @@ anything starts."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import Mounted, Server, log_in, make_traversable_tmp, require, start_server, stop_server
+from tests.conftest import Server, log_in, self_signed
 from tests.integration.test_cli import clean_env
-
-
-def self_signed(directory: Path) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 (valid a day) and its key, as PEM files."""
-    require(shutil.which("openssl") is not None, "openssl is not installed")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return str(cert), str(key)
-
-
-@pytest.fixture
-def https_server(fs: Mounted, tmp_path: Path) -> Iterator[Server]:
-    data_dir = make_traversable_tmp("snapkeep-tls-")
-    server = start_server(data_dir, fs.new_dir("tls-pool"), tls=self_signed(tmp_path))
-    try:
-        yield server
-    finally:
-        stop_server(server)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _cookie_flags(set_cookie: str) -> set[str]:
