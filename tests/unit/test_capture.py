@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from snapkeep.engine import capture as capture_module
-from snapkeep.engine.capture import capture
+from snapkeep.engine.capture import Holding, capture
 from snapkeep.errors import PoolFull, QuiesceFailed
 from snapkeep.model.types import QuiescePolicy
 
@@ -31,7 +31,7 @@ class FakePool:
         """Early clones: nothing to order against the holds."""
 
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
-        self.events.append("capture")
+        self.events.append("capture" if list(datasets) == ["ds"] else f"capture {' '.join(datasets)}")
         if self.fail:
             raise PoolFull("capturing: the pool is full")
 
@@ -61,7 +61,7 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def run(events: list[str], holds: list[FakeHold], policy: QuiescePolicy, fail: bool = False) -> object:
-    return capture(FakePool(events, fail), "snap", ["ds"], holds, policy)  # type: ignore[arg-type]
+    return capture(FakePool(events, fail), "snap", ["ds"], Holding(holds), policy)  # type: ignore[arg-type]
 
 
 def test_order_is_flush_freeze_pause_capture_then_release_in_reverse(events: list[str]) -> None:
@@ -81,7 +81,8 @@ def test_order_is_flush_freeze_pause_capture_then_release_in_reverse(events: lis
 
 def test_volumes_with_their_own_filesystem_are_not_flushed_pool_wide(events: list[str]) -> None:
     """Their hold freezes them, which flushes them into the pool: a pool-wide syncfs only adds time."""
-    capture(FakePool(events, images=True), "snap", ["ds"], [FakeHold(events, "quiesce", True)], QuiescePolicy.REQUIRE)  # type: ignore[arg-type]
+    holding = Holding([FakeHold(events, "quiesce", True)])  # type: ignore[list-item]
+    capture(FakePool(events, images=True), "snap", ["ds"], holding, QuiescePolicy.REQUIRE)  # type: ignore[arg-type]
     assert events == ["acquire quiesce", "capture", "release quiesce"]
 
 
@@ -117,3 +118,22 @@ def test_fallback_captures_and_says_why_not_quiesced(events: list[str]) -> None:
     assert events == ["syncfs", "acquire quiesce", "acquire paused", "capture", "release paused"]
     assert not report.quiesced and "did not happen" in report.note  # type: ignore[attr-defined]
     assert "quiesce" not in report.windows_ms  # type: ignore[attr-defined]
+
+
+def test_datasets_at_rest_are_captured_before_anything_is_held(events: list[str]) -> None:
+    """The disks of a VM that is off: outside the window, which holds only what can change."""
+    holding = Holding([FakeHold(events, "paused", False)], frozenset({"off-vm", "off-vm-2"}))  # type: ignore[list-item]
+    datasets = ["off-vm", "running-vm", "off-vm-2", "volume"]
+    capture(FakePool(events), "snap", datasets, holding, QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
+    assert events == [
+        "capture off-vm off-vm-2",
+        "syncfs",
+        "acquire paused",
+        "capture running-vm volume",
+        "release paused",
+    ]
+
+
+def test_with_nothing_to_hold_every_dataset_is_captured_in_one_go(events: list[str]) -> None:
+    capture(FakePool(events), "snap", ["off-vm", "volume"], Holding([], frozenset({"off-vm"})), QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
+    assert events == ["capture off-vm volume"]

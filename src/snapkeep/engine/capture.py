@@ -1,7 +1,7 @@
 """Capture a group of datasets at one instant, holding still what must hold still, never leaving it held.
 
-The dangerous path is written once, here, in this order: prepare (early clones) and flush (outside any
-window) → acquire each hold
+The dangerous path is written once, here, in this order: prepare (early clones), capture the datasets at
+rest and flush (outside any window) → acquire each hold
 in turn (pause a volume's writers; freeze a guest's filesystems, then pause the guest) with its own time
 limit → capture every dataset → release every hold acquired, in reverse, in ``finally`` right after the
 capture, even if acquiring a later hold raised → report the consistency actually achieved and how long
@@ -47,6 +47,16 @@ class Hold(Protocol):
 
 
 @dataclass(frozen=True)
+class Holding:
+    """What a capture of one subject holds still, in acquisition order, and which of its datasets are at
+    rest (the disks of a VM that is off: nothing writes them while the take holds its guards). Those are
+    captured before anything is held, so that the window holds only the datasets that can change."""
+
+    holds: Sequence[Hold] = ()
+    at_rest: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class CaptureReport:
     quiesced: bool
     note: str | None
@@ -54,10 +64,15 @@ class CaptureReport:
 
 
 def capture(
-    pool: Pool, snap_id: str, datasets: Sequence[str], holds: Sequence[Hold], policy: QuiescePolicy
+    pool: Pool, snap_id: str, datasets: Sequence[str], holding: Holding, policy: QuiescePolicy
 ) -> CaptureReport:
     """Capture ``datasets`` into the pool's staging area for ``snap_id`` (seal it afterwards)."""
+    holds = holding.holds
     pool.prepare_capture(snap_id, datasets)  # what costs time per extent happens before anything is held
+    at_rest = [d for d in datasets if d in holding.at_rest] if holds else []
+    if at_rest:
+        with step("capture at rest"):
+            pool.capture(snap_id, at_rest)
     # volumes with a filesystem of their own are flushed by their hold, and their freeze flushes their image
     # into the pool (through the loop device): a syncfs of the whole pool would only add to the take
     own_filesystems = all(pool.is_image_volume(d) for d in datasets)
@@ -80,7 +95,7 @@ def capture(
             if hold.quiesce and not own_filesystems:
                 with step("syncfs after quiesce"):
                     syncfs(pool.root)  # what quiescing flushed is committed before anything is paused
-        pool.capture(snap_id, datasets)
+        pool.capture(snap_id, [d for d in datasets if d not in at_rest])
     finally:
         for hold, started in reversed(held):
             try:

@@ -326,9 +326,9 @@ class Snapshots:
         try:
             # members that appeared since the request claimed are claimed too (nothing more to claim: no-op)
             with self._claim_members(subject):
-                holds = kind.holds(subject, req.quiesce, snap_id)
+                holding = kind.holds(subject, req.quiesce, snap_id)
                 policy = req.quiesce_policy or subject.quiesce_policy
-                report = capture(self._pool, snap_id, subject.datasets, holds, policy)
+                report = capture(self._pool, snap_id, subject.datasets, holding, policy)
             manifest = self._manifest(snap_id, req, subject, kind, created_at, report, private)
             self._pool.seal(snap_id, manifest.to_bytes())
         except QuiesceFailed:

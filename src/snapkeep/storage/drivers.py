@@ -31,7 +31,7 @@ import btrfsutil
 
 from snapkeep.errors import InvalidInput
 from snapkeep.storage import btrfs_quota, images, tree
-from snapkeep.storage.linux import destroy_subvolume
+from snapkeep.storage.linux import destroy_subvolume, snapshot_subvolume
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ class Driver(Protocol):
     slow: ClassVar[bool]
     limits_enforced: ClassVar[bool]
     volume_images: ClassVar[bool]
+    # copies made into one directory wait for each other (btrfs holds the target directory for the whole
+    # snapshot, commit included): a capture puts each copy in a directory of its own
+    copy_per_directory: ClassVar[bool]
 
     def make_dataset(self, path: str) -> None: ...
     def remove_dataset(self, path: str) -> None: ...
@@ -57,6 +60,7 @@ class BtrfsDriver:
     slow: ClassVar[bool] = False
     limits_enforced: ClassVar[bool] = True
     volume_images: ClassVar[bool] = False
+    copy_per_directory: ClassVar[bool] = True
 
     def make_dataset(self, path: str) -> None:
         btrfsutil.create_subvolume(path)
@@ -70,10 +74,10 @@ class BtrfsDriver:
             tree.remove_tree(path)
 
     def frozen_copy(self, src: str, dst: str) -> None:
-        btrfsutil.create_snapshot(src, dst, read_only=True)
+        snapshot_subvolume(src, dst, read_only=True)
 
     def writable_copy(self, src: str, dst: str) -> None:
-        btrfsutil.create_snapshot(src, dst, read_only=False)
+        snapshot_subvolume(src, dst, read_only=False)
 
     def set_size_limit(self, path: str, limit: int) -> None:
         """The limit of the subvolume's quota group on referenced bytes (all it holds, shared or not).
@@ -128,6 +132,7 @@ class ReflinkDriver:
     slow: ClassVar[bool] = False
     limits_enforced: ClassVar[bool] = True  # on image volumes; a directory volume made before them is not
     volume_images: ClassVar[bool] = True
+    copy_per_directory: ClassVar[bool] = False
 
     def make_dataset(self, path: str) -> None:
         os.mkdir(path, 0o755)

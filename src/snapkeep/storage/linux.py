@@ -1,5 +1,5 @@
 """The few Linux calls Python's ``os`` lacks: reflink clone, renameat2, openat2, syncfs, extent maps,
-filesystem freeze, btrfs subvolume deletion.
+filesystem freeze, btrfs subvolume snapshot and deletion.
 
 Each raises ``OSError`` with the errno the kernel gave; the drivers translate it.
 """
@@ -24,6 +24,8 @@ RENAME_NOREPLACE = 1 << 0
 RENAME_EXCHANGE = 1 << 1
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
 BTRFS_IOC_SNAP_DESTROY = 0x5000940F  # _IOW(0x94, 15, struct btrfs_ioctl_vol_args), 4096 bytes
+BTRFS_IOC_SNAP_CREATE_V2 = 0x50009417  # _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2), 4096 bytes
+BTRFS_SUBVOL_RDONLY = 1 << 1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
@@ -93,6 +95,30 @@ def destroy_subvolume(path: str) -> None:
         _check(_libc.ioctl(fd, BTRFS_IOC_SNAP_DESTROY, args), path)
     finally:
         os.close(fd)
+
+
+def snapshot_subvolume(src: str, dst: str, *, read_only: bool) -> None:
+    """Make ``dst`` a snapshot of the btrfs subvolume ``src`` with ``BTRFS_IOC_SNAP_CREATE_V2``.
+
+    Called through ctypes, so other threads run meanwhile: the call waits for a transaction commit, and
+    snapshots made by several threads at once (into different directories: the kernel holds the target
+    directory's lock throughout) join one commit, which is what keeps a capture of many datasets short.
+    libbtrfsutil's binding would hold the interpreter lock and so serialise them.
+    """
+    parent, name = os.path.split(dst)
+    # struct btrfs_ioctl_vol_args_v2 { __s64 fd; __u64 transid; __u64 flags; __u64 unused[4]; char name[4040]; }
+    src_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        flags = BTRFS_SUBVOL_RDONLY if read_only else 0
+        packed = struct.pack("=qQQ32x4040s", src_fd, 0, flags, os.fsencode(name))
+        args = ctypes.create_string_buffer(packed, 4096)
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _check(_libc.ioctl(parent_fd, BTRFS_IOC_SNAP_CREATE_V2, args), dst)
+        finally:
+            os.close(parent_fd)
+    finally:
+        os.close(src_fd)
 
 
 def reflink(src_fd: int, dst_fd: int) -> None:

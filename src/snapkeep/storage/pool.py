@@ -5,7 +5,8 @@ Layout (written down in docs/format.md)::
     <pool>/snapkeep-pool.json          format_version and driver
     <pool>/datasets/<dataset>          live data of one VM or volume (subvolume, directory or mountpoint)
     <pool>/datasets/<dataset>.xfs      XFS pools: a volume's own filesystem, mounted at datasets/<dataset>
-    <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id> (<ds>.xfs: its image)
+    <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id> (<ds>.xfs: its image;
+                                       <ds>.lane/<ds>: a btrfs capture's, one directory per copy)
     <pool>/snapshots/<id>/manifest.json  what the snapshot holds (the catalog can be rebuilt from it)
     <pool>/staging/<op>/               work in progress; whatever is here at start-up is garbage
     <pool>/trash/<op>/                 data a restore replaced, queued to be freed in the background
@@ -30,11 +31,13 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from typing import Literal
 
 from snapkeep.durable import fsync_dir, write_durably
 from snapkeep.errors import NotFound, PoolError, PoolFull
 from snapkeep.model.types import Space
+from snapkeep.parallel import each_at_once
 from snapkeep.storage import images, rcu, tree
 from snapkeep.storage.detect import choose_driver
 from snapkeep.storage.drivers import Driver
@@ -45,9 +48,13 @@ from snapkeep.timing import step
 
 DatasetKind = Literal["volume", "vm"]
 
-FORMAT_VERSION = 2  # 2: XFS volumes are image files (<dataset>.xfs); a version-1 pool is upgraded on open
+# 2: XFS volumes are image files (<dataset>.xfs); 3: a btrfs capture's copies are in <ds>.lane/<ds>. An older
+# pool is read as it is and its marker upgraded on open, so that an older snapkeep refuses it from then on
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, FORMAT_VERSION)
 POOL_FILE = "snapkeep-pool.json"
 MANIFEST = "manifest.json"
+LANE = ".lane"  # data/<ds>.lane/<ds>: a copy in a directory of its own (Driver.copy_per_directory)
 INTERNAL_NAMES = frozenset({images.RESERVE_DIR})  # at a volume's root: snapkeep's, not the users' files
 
 
@@ -111,15 +118,15 @@ class Pool:
         if os.path.exists(marker):
             with open(marker) as f:
                 info = json.load(f)
-            if info.get("format_version") not in (1, FORMAT_VERSION):
+            if info.get("format_version") not in READ_VERSIONS:
                 raise PoolError(
                     f"pool at {self.root} has format_version {info.get('format_version')}; "
-                    f"this snapkeep reads versions 1 and {FORMAT_VERSION} only"
+                    f"this snapkeep reads versions {', '.join(map(str, READ_VERSIONS))} only"
                 )
             if info["format_version"] == FORMAT_VERSION:
                 return
-            # version 1 is read as it is (its XFS volumes stay directories); the marker says 2 from now on,
-            # so that a snapkeep that knows no image volumes refuses the pool instead of misreading them
+            # read as it is (version 1's XFS volumes stay directories); the marker says the current version
+            # from now on, so that a snapkeep that knows less refuses the pool instead of misreading it
         write_durably(marker, json.dumps({"format_version": FORMAT_VERSION, "driver": self.driver.name}))
 
     # --- paths -------------------------------------------------------------------------------------
@@ -136,6 +143,9 @@ class Pool:
             return path
         if images.is_image(images.image_of(path)):
             return images.image_of(path)
+        in_lane = os.path.join(path + LANE, dataset)
+        if os.path.lexists(in_lane):
+            return in_lane
         raise NotFound(f"snapshot {snap_id} holds no dataset {dataset} in the pool", snapshot=snap_id)
 
     def dataset_tree(self, dataset: str) -> str:
@@ -317,22 +327,38 @@ class Pool:
 
     @step("pool.capture")
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:
-        """Freeze a copy of each dataset into ``staging/<snap_id>``: the step inside the quiesce window."""
+        """Freeze a copy of each dataset into ``staging/<snap_id>``: the step inside the quiesce window.
+
+        The copies are made all at once, on threads: each is a system call that lets the others run, and
+        btrfs puts snapshots made together into one transaction commit (measured on an idle host: 100
+        subvolume snapshots 251 ms one after another, 65 ms at once, each in a directory of its own).
+        """
         data_dir = os.path.join(self.staging_dir(snap_id), "data")
         with translated(f"capturing snapshot {snap_id}"):
             os.makedirs(data_dir, mode=0o755, exist_ok=True)
-            for dataset in datasets:
-                if self.is_image_volume(dataset):
-                    image = images.image_of(self.dataset_path(dataset))
-                    copy = os.path.join(data_dir, dataset + images.SUFFIX)
-                    early = self._early.pop(copy, None)
-                    with self._held(dataset):
-                        if early is None:
-                            clone_file(image, copy)
-                        else:
-                            images.catch_up(image, copy, early)
-                else:
-                    self.driver.frozen_copy(self.dataset_path(dataset), os.path.join(data_dir, dataset))
+            each_at_once(partial(self._capture_one, data_dir), datasets)
+
+    def _capture_one(self, data_dir: str, dataset: str) -> None:
+        if not self.is_image_volume(dataset):
+            copy = self._captured_copy(data_dir, dataset)
+            os.makedirs(os.path.dirname(copy), mode=0o755, exist_ok=True)
+            self.driver.frozen_copy(self.dataset_path(dataset), copy)
+            return
+        image = images.image_of(self.dataset_path(dataset))
+        copy = os.path.join(data_dir, dataset + images.SUFFIX)
+        early = self._early.pop(copy, None)
+        with self._held(dataset):
+            if early is None:
+                clone_file(image, copy)
+            else:
+                images.catch_up(image, copy, early)
+
+    def _captured_copy(self, data_dir: str, dataset: str) -> str:
+        """Where a capture puts its copy of a dataset that is not an image: ``data/<ds>``, or, if copies
+        into one directory wait for each other, ``data/<ds>.lane/<ds>`` (read by :meth:`snapshot_data_path`)."""
+        if self.driver.copy_per_directory:
+            return os.path.join(data_dir, dataset + LANE, dataset)
+        return os.path.join(data_dir, dataset)
 
     def capture_from_snapshot(self, source_snap: str, dataset: str, snap_id: str) -> None:
         """Stage, for a new snapshot ``snap_id``, a frozen copy of ``dataset`` as snapshot ``source_snap``
@@ -386,7 +412,11 @@ class Pool:
             images.unmount_beneath(holder)
             if os.path.isdir(data_dir):
                 for name in os.listdir(data_dir):
-                    self.driver.remove_dataset(os.path.join(data_dir, name))
+                    path = os.path.join(data_dir, name)
+                    if name.endswith(LANE) and not os.path.islink(path) and os.path.isdir(path):
+                        for inner in os.listdir(path):
+                            self.driver.remove_dataset(os.path.join(path, inner))
+                    self.driver.remove_dataset(path)
             tree.remove_tree(holder)
 
     def has_snapshot(self, snap_id: str) -> bool:

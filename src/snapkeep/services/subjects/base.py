@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from snapkeep.catalog.stores import Unit
-from snapkeep.engine.capture import Hold
+from snapkeep.engine.capture import Holding
 from snapkeep.errors import InvalidInput, NotFound
 from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.principal import Principal
@@ -90,7 +90,7 @@ class SubjectKind(Protocol):
         ``selection`` narrows what a system or tenant snapshot holds; other kinds refuse a partial one."""
         ...
 
-    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> Holding:
         """What must hold still, in acquisition order, to capture ``subject`` (quiesced if asked)."""
         ...
 

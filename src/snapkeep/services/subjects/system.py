@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from snapkeep.catalog.stores import Unit
-from snapkeep.engine.capture import Hold
+from snapkeep.engine.capture import Hold, Holding
 from snapkeep.engine.holds import GuestsPaused, VolumeFrozen
 from snapkeep.engine.intents import Intents
 from snapkeep.errors import Forbidden, InvalidInput, TenantOnline
@@ -105,10 +105,11 @@ class _SubtreeKind:
             estate=estate,
         )
 
-    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> Holding:
         """Every image volume frozen, then every running VM paused: crash-consistent across all of them (a
         guest writing to a frozen volume, through NFS say, is paused with that write still pending). The
-        freezes come first so that their time is not spent with the guests paused."""
+        freezes come first so that their time is not spent with the guests paused; the disks of VMs that
+        are off are at rest (the take holds their guards), captured before anything is held."""
         if quiesce:
             raise InvalidInput(
                 "system and tenant snapshots are crash-consistent: every VM is paused at one instant; "
@@ -119,10 +120,12 @@ class _SubtreeKind:
         images = [d for s in estate.volumes for d in s.datasets if self._pool.is_image_volume(d)]
         if images:
             holds.append(VolumeFrozen(self._pool, images, self._intents, snap_id, quiesce=False))
-        domains = [estate.domains[vm_id] for vm_id in sorted(self._running(estate))]
+        states = self._states(estate)
+        domains = [estate.domains[vm_id] for vm_id, state in sorted(states.items()) if state is VMState.RUNNING]
         if domains:
             holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
-        return holds
+        at_rest = frozenset(d for vm in estate.vms if states[vm.id] is VMState.SHUTOFF for d in vm.datasets)
+        return Holding(holds, at_rest)
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
         estate = _estate(subject)
@@ -131,10 +134,13 @@ class _SubtreeKind:
 
     def _running(self, estate: Estate) -> set[str]:
         """The ids of the estate's VMs that libvirt says run now (a VM paused by someone else is left be)."""
+        return {vm_id for vm_id, state in self._states(estate).items() if state is VMState.RUNNING}
+
+    def _states(self, estate: Estate) -> dict[str, VMState]:
+        """Each VM's state by id, as libvirt says now (a VM without a domain is off)."""
         return {
-            vm_id
+            vm_id: self._host.state(domain) if self._host.exists(domain) else VMState.SHUTOFF
             for vm_id, domain in estate.domains.items()
-            if self._host.exists(domain) and self._host.state(domain) is VMState.RUNNING
         }
 
     # --- restore (the whole subtree) ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ import uuid
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.engine.capture import Hold
+from snapkeep.engine.capture import Hold, Holding
 from snapkeep.engine.holds import CannotQuiesce, GuestFrozen, GuestsPaused
 from snapkeep.engine.intents import Intents
 from snapkeep.errors import InvalidInput, NotFound, SnapkeepError
@@ -77,15 +77,15 @@ class VmKind:
             quiesce_policy=vm.quiesce_policy,
         )
 
-    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> Holding:
         """Running: freeze (if asked), then pause. Off: nothing to hold, the disks are at rest. Paused by
         someone else: not resumed by snapkeep, and a quiesce cannot happen (its agent is paused too)."""
         domain = self._vms.record(subject.id).domain_name
         state = self._host.state(domain) if self._host.exists(domain) else VMState.SHUTOFF
         if state is VMState.SHUTOFF:
-            return []
+            return Holding()
         if state is not VMState.RUNNING:
-            return [CannotQuiesce(f"the VM is {state}; its guest agent cannot freeze it")] if quiesce else []
+            return Holding([CannotQuiesce(f"the VM is {state}; its guest agent cannot freeze it")] if quiesce else [])
         holds: list[Hold] = []
         if quiesce and not subject.config["vm"].get("guest_agent", True):
             holds.append(CannotQuiesce("the VM has no guest-agent channel"))
@@ -93,7 +93,7 @@ class VmKind:
             timeout = float(subject.config["agent_timeout"])
             holds.append(GuestFrozen(self._host, domain, timeout, self._intents, snap_id))
         holds.append(GuestsPaused(self._host, [domain], self._intents, snap_id))
-        return holds
+        return Holding(holds)
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
         return [subject.manifest_object()]

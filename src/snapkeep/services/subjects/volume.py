@@ -7,7 +7,7 @@ import uuid
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.engine.capture import Hold
+from snapkeep.engine.capture import Holding
 from snapkeep.engine.holds import CannotQuiesce, VolumeFrozen, WritersPaused
 from snapkeep.engine.intents import Intents
 from snapkeep.errors import InvalidInput, NotFound
@@ -65,19 +65,19 @@ class VolumeKind:
             },
         )
 
-    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> list[Hold]:
+    def holds(self, subject: Subject, quiesce: bool, snap_id: str) -> Holding:
         """A volume with a filesystem of its own is always frozen (that is its quiesce); any other is
         quiesced, when asked, by pausing the writers snapkeep can see."""
         if all(self._pool.is_image_volume(d) for d in subject.datasets):
-            return [VolumeFrozen(self._pool, subject.datasets, self._intents, snap_id, quiesce=quiesce)]
+            return Holding([VolumeFrozen(self._pool, subject.datasets, self._intents, snap_id, quiesce=quiesce)])
         if not quiesce:
-            return []
+            return Holding()
         trees = [self._pool.dataset_tree(d) for d in subject.datasets]
         for tree in trees:
             export = kernel_served(tree)
             if export is not None:
-                return [CannotQuiesce(f"the volume is served by the kernel NFS server (export {export})")]
-        return [WritersPaused(trees, self._timeout, self._intents, snap_id)]
+                return Holding([CannotQuiesce(f"the volume is served by the kernel NFS server (export {export})")])
+        return Holding([WritersPaused(trees, self._timeout, self._intents, snap_id)])
 
     def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
         return [subject.manifest_object()]

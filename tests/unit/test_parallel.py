@@ -1,0 +1,75 @@
+"""All at once (snapkeep/parallel.py) and the guests' pause that uses it (engine/holds.py GuestsPaused), with a
+fake hypervisor that fails on demand; the real pauses run in tests/integration/test_system_snapshots.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from snapkeep.engine.holds import GuestsPaused
+from snapkeep.engine.intents import Intents
+from snapkeep.errors import HypervisorError
+from snapkeep.parallel import each_at_once
+
+
+def test_every_call_runs_at_the_same_time() -> None:
+    """A barrier that every call must reach before any returns: one after another, it would break."""
+    barrier = threading.Barrier(8, timeout=5)
+    each_at_once(lambda _item: barrier.wait(), range(8))
+
+
+def test_the_first_error_comes_after_every_call_has_finished() -> None:
+    finished: list[int] = []
+
+    def call(item: int) -> None:
+        if item in (1, 3):
+            raise ValueError(f"item {item} broke")
+        time.sleep(0.05)
+        finished.append(item)
+
+    with pytest.raises(ValueError, match="item 1 broke"):
+        each_at_once(call, [0, 1, 2, 3, 4])
+    assert sorted(finished) == [0, 2, 4]
+
+
+class FakeHost:
+    """Pauses meet at a barrier (so they overlap); ``broken`` cannot be paused."""
+
+    def __init__(self, domains: int, broken: str | None = None) -> None:
+        self.barrier = threading.Barrier(domains, timeout=5)
+        self.broken = broken
+        self.paused: set[str] = set()
+        self.lock = threading.Lock()
+
+    def pause(self, name: str) -> None:
+        self.barrier.wait()
+        if name == self.broken:
+            raise HypervisorError(f"{name} cannot be paused")
+        with self.lock:
+            self.paused.add(name)
+
+    def resume(self, name: str) -> None:
+        with self.lock:
+            self.paused.discard(name)
+
+
+def test_guests_are_paused_together_and_all_resumed(tmp_path: Path) -> None:
+    host = FakeHost(5)
+    intents = Intents(str(tmp_path))
+    hold = GuestsPaused(host, [f"g{i}" for i in range(5)], intents, "op")  # type: ignore[arg-type]
+    hold.acquire()
+    assert host.paused == {f"g{i}" for i in range(5)}
+    hold.release()
+    assert host.paused == set() and intents.listing() == []
+
+
+def test_one_guest_that_cannot_be_paused_leaves_every_guest_running(tmp_path: Path) -> None:
+    host = FakeHost(5, broken="g2")
+    intents = Intents(str(tmp_path))
+    hold = GuestsPaused(host, [f"g{i}" for i in range(5)], intents, "op")  # type: ignore[arg-type]
+    with pytest.raises(HypervisorError, match="g2 cannot be paused"):
+        hold.acquire()
+    assert host.paused == set() and intents.listing() == []
