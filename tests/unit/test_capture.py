@@ -37,9 +37,17 @@ class FakePool:
 
 
 class FakeHold:
-    def __init__(self, events: list[str], label: str, quiesce: bool, fail: bool = False, release_fails: bool = False):
+    def __init__(
+        self,
+        events: list[str],
+        label: str,
+        quiesce: bool,
+        fail: bool = False,
+        release_fails: bool = False,
+        still: Sequence[str] = (),
+    ):
         self.events, self.label, self.quiesce = events, label, quiesce
-        self.fail, self.release_fails = fail, release_fails
+        self.fail, self.release_fails, self.still = fail, release_fails, still
 
     def acquire(self) -> float:
         self.events.append(f"acquire {self.label}")
@@ -137,3 +145,33 @@ def test_datasets_at_rest_are_captured_before_anything_is_held(events: list[str]
 def test_with_nothing_to_hold_every_dataset_is_captured_in_one_go(events: list[str]) -> None:
     capture(FakePool(events), "snap", ["off-vm", "volume"], Holding([], frozenset({"off-vm"})), QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
     assert events == ["capture off-vm volume"]
+
+
+def test_what_a_hold_keeps_still_is_captured_before_the_next_hold(events: list[str]) -> None:
+    """Frozen volume images are captured before the guests are paused, so the pause does not wait for them;
+    what the last hold keeps still is captured with everything else inside it."""
+    holding = Holding(
+        [
+            FakeHold(events, "paused", False, still=["image-1", "image-2"]),  # volumes frozen
+            FakeHold(events, "paused", False, still=["vm-disk"]),  # guests paused (the last hold)
+        ]
+    )
+    datasets = ["image-1", "vm-disk", "image-2", "dir-volume"]
+    capture(FakePool(events), "snap", datasets, holding, QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
+    assert events == [
+        "syncfs",
+        "acquire paused",
+        "capture image-1 image-2",
+        "acquire paused",
+        "capture vm-disk dir-volume",
+        "release paused",
+        "release paused",
+    ]
+
+
+def test_a_hold_that_fails_after_an_early_capture_still_releases_everything(events: list[str]) -> None:
+    frozen, pause = FakeHold(events, "paused", False, still=["image"]), FakeHold(events, "paused", False, fail=True)
+    holding = Holding([frozen, pause])
+    with pytest.raises(QuiesceFailed):
+        capture(FakePool(events), "snap", ["image", "vm-disk"], holding, QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
+    assert events == ["syncfs", "acquire paused", "capture image", "acquire paused", "release paused"]

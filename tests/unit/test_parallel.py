@@ -35,6 +35,30 @@ def test_the_first_error_comes_after_every_call_has_finished() -> None:
     assert sorted(finished) == [0, 2, 4]
 
 
+def test_every_item_is_called_once_even_when_no_thread_can_be_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task limit or no memory for a stack: the caller does the rest itself (resuming guests must not
+    depend on getting a thread)."""
+    started: list[str] = []
+
+    def refuse(self: threading.Thread) -> None:
+        if started:
+            raise RuntimeError("can't start new thread")
+        started.append(self.name)
+        original(self)
+
+    original = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    called: list[int] = []
+    lock = threading.Lock()
+
+    def call(item: int) -> None:
+        with lock:
+            called.append(item)
+
+    each_at_once(call, list(range(20)))
+    assert sorted(called) == list(range(20)) and len(started) == 1
+
+
 class FakeHost:
     """Pauses meet at a barrier (so they overlap); ``broken`` cannot be paused."""
 

@@ -3,7 +3,8 @@
 The dangerous path is written once, here, in this order: prepare (early clones), capture the datasets at
 rest and flush (outside any window) → acquire each hold
 in turn (pause a volume's writers; freeze a guest's filesystems, then pause the guest) with its own time
-limit → capture every dataset → release every hold acquired, in reverse, in ``finally`` right after the
+limit, capturing right away what a hold alone keeps still (a frozen volume image) before the next one →
+capture every other dataset → release every hold acquired, in reverse, in ``finally`` right after the
 capture, even if acquiring a later hold raised → report the consistency actually achieved and how long
 each hold lasted.
 
@@ -41,6 +42,9 @@ class Hold(Protocol):
 
     label: str  # names the window recorded on the snapshot: "quiesce", "paused"
     quiesce: bool
+    # datasets that nothing can change while this hold is held (a frozen volume's image): captured as soon
+    # as it is acquired, so that a later hold (the guests' pause) does not wait for them
+    still: Sequence[str]
 
     def acquire(self) -> float: ...
     def release(self) -> None: ...
@@ -73,6 +77,7 @@ def capture(
     if at_rest:
         with step("capture at rest"):
             pool.capture(snap_id, at_rest)
+    captured = set(at_rest)
     # volumes with a filesystem of their own are flushed by their hold, and their freeze flushes their image
     # into the pool (through the loop device): a syncfs of the whole pool would only add to the take
     own_filesystems = all(pool.is_image_volume(d) for d in datasets)
@@ -83,7 +88,7 @@ def capture(
     note: str | None = None
     windows: dict[str, float] = {}
     try:
-        for hold in holds:
+        for index, hold in enumerate(holds):
             try:
                 started = hold.acquire()
             except QuiesceFailed as exc:
@@ -95,7 +100,12 @@ def capture(
             if hold.quiesce and not own_filesystems:
                 with step("syncfs after quiesce"):
                     syncfs(pool.root)  # what quiescing flushed is committed before anything is paused
-        pool.capture(snap_id, [d for d in datasets if d not in at_rest])
+            still = [d for d in datasets if d in hold.still and d not in captured] if index < len(holds) - 1 else []
+            if still:
+                with step("capture held still"):
+                    pool.capture(snap_id, still)
+                captured.update(still)
+        pool.capture(snap_id, [d for d in datasets if d not in captured])
     finally:
         for hold, started in reversed(held):
             try:

@@ -24,6 +24,7 @@ class WritersPaused:
 
     label = "quiesce"
     quiesce = True
+    still: Sequence[str] = ()  # its writers could be resumed by someone else: captured with the rest
 
     def __init__(self, trees: Sequence[str], timeout: float, intents: Intents, op_id: str) -> None:
         self._trees = list(trees)
@@ -70,6 +71,7 @@ class VolumeFrozen:
     def __init__(self, pool: Pool, datasets: Sequence[str], intents: Intents, op_id: str, *, quiesce: bool) -> None:
         self._pool = pool
         self._datasets = list(datasets)
+        self.still: Sequence[str] = tuple(datasets)  # a frozen filesystem's image cannot change until the thaw
         self._intents = intents
         self._op_id = op_id
         self._intent: Intent | None = None
@@ -110,6 +112,7 @@ class CannotQuiesce:
 
     label = "quiesce"
     quiesce = True
+    still: Sequence[str] = ()
 
     def __init__(self, reason: str) -> None:
         self._reason = reason
@@ -129,6 +132,7 @@ class GuestFrozen:
 
     label = "quiesce"
     quiesce = True
+    still: Sequence[str] = ()  # the guest's disks: still only once it is paused, captured with the rest
 
     def __init__(self, host: Hypervisor, domain: str, timeout: float, intents: Intents, op_id: str) -> None:
         self._host = host
@@ -183,6 +187,7 @@ class GuestsPaused:
 
     label = "paused"
     quiesce = False
+    still: Sequence[str] = ()  # the last hold: everything not captured yet is captured inside it
 
     def __init__(self, host: Hypervisor, domains: Sequence[str], intents: Intents, op_id: str) -> None:
         self._host = host
@@ -214,15 +219,15 @@ class GuestsPaused:
         if failed is not None:
             raise failed
 
-    def _resume_paused(self) -> SnapkeepError | None:
+    def _resume_paused(self) -> Exception | None:
         assert self._intent is not None, "released before acquired"
-        failures: list[SnapkeepError] = []
+        failures: list[Exception] = []
 
         def resume(domain: str) -> None:
             try:
                 self._host.resume(domain)
-            except SnapkeepError as exc:
-                log.warning("resuming %s failed, will retry: %s", domain, exc.message)
+            except Exception as exc:  # any failure: the pending intent has the service retry it
+                log.warning("resuming %s failed, will retry: %s", domain, getattr(exc, "message", repr(exc)))
                 failures.append(exc)
 
         with step("resume"):

@@ -49,7 +49,8 @@ from snapkeep.timing import step
 DatasetKind = Literal["volume", "vm"]
 
 # 2: XFS volumes are image files (<dataset>.xfs); 3: a btrfs capture's copies are in <ds>.lane/<ds>. An older
-# pool is read as it is and its marker upgraded on open, so that an older snapkeep refuses it from then on
+# pool is read as it is and its marker upgraded on open to what its driver writes, so that an older snapkeep
+# refuses it from then on; a pool whose layout has not changed (XFS: version 2) stays readable by the older
 FORMAT_VERSION = 3
 READ_VERSIONS = (1, 2, FORMAT_VERSION)
 POOL_FILE = "snapkeep-pool.json"
@@ -123,11 +124,15 @@ class Pool:
                     f"pool at {self.root} has format_version {info.get('format_version')}; "
                     f"this snapkeep reads versions {', '.join(map(str, READ_VERSIONS))} only"
                 )
-            if info["format_version"] == FORMAT_VERSION:
+            if info["format_version"] >= self._written_version():
                 return
-            # read as it is (version 1's XFS volumes stay directories); the marker says the current version
+            # read as it is (version 1's XFS volumes stay directories); the marker says the version written
             # from now on, so that a snapkeep that knows less refuses the pool instead of misreading it
-        write_durably(marker, json.dumps({"format_version": FORMAT_VERSION, "driver": self.driver.name}))
+        write_durably(marker, json.dumps({"format_version": self._written_version(), "driver": self.driver.name}))
+
+    def _written_version(self) -> int:
+        """The layout this snapkeep writes on this pool: lane copies (3) only where the driver makes them."""
+        return FORMAT_VERSION if self.driver.copy_per_directory else 2
 
     # --- paths -------------------------------------------------------------------------------------
     def dataset_path(self, dataset: str) -> str:
@@ -390,8 +395,8 @@ class Pool:
     def discard(self, op_id: str) -> None:
         """Remove whatever an operation left in ``staging/<op_id>`` (idempotent)."""
         prefix = os.path.join(self.staging_dir(op_id), "")
-        for early in [path for path in self._early if path.startswith(prefix)]:
-            del self._early[early]
+        for early in [path for path in list(self._early) if path.startswith(prefix)]:  # other takes add theirs
+            self._early.pop(early, None)
         self._remove_holder(self.staging_dir(op_id), f"discarding {op_id}")
 
     def delete_snapshot(self, snap_id: str) -> None:
