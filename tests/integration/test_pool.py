@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from snapkeep.errors import UnsupportedFilesystem
+from snapkeep.errors import PoolError, UnsupportedFilesystem
 from snapkeep.storage.pool import Pool
 from tests.conftest import make_traversable_tmp
 from tests.treeutil import make_rich_tree, tree_signature
@@ -26,6 +26,23 @@ def test_capture_is_point_in_time_and_read_back_exactly(pool: Pool) -> None:
         assert tree_signature(frozen) == before
     assert pool.has_snapshot("s1")
     assert pool.list_staging() == []
+
+
+def test_a_capture_with_one_copy_failing_leaves_nothing_once_discarded(pool: Pool) -> None:
+    """The copies run at once: one failing (its dataset is gone) is reported after the others are made,
+    and discarding the take removes every copy (on btrfs, read-only subvolumes in their lane directories)."""
+    paths = [pool.create_dataset(f"at-once-{n}") for n in range(4)]
+    for path in paths:
+        make_rich_tree(path)
+    before = [tree_signature(path) for path in paths]
+    with pytest.raises(PoolError, match="capturing snapshot s-fails"):
+        pool.capture("s-fails", ["at-once-0", "at-once-1", "at-once-gone", "at-once-2", "at-once-3"])
+    staged = os.listdir(os.path.join(pool.staging_dir("s-fails"), "data"))
+    made = {name.removesuffix(".lane").removesuffix(".xfs") for name in staged}  # btrfs lanes, XFS images
+    assert made >= {f"at-once-{n}" for n in range(4)}, "every other copy was made before the error came up"
+    pool.discard("s-fails")
+    assert pool.list_staging() == [] and not pool.has_snapshot("s-fails")
+    assert [tree_signature(path) for path in paths] == before
 
 
 def test_restore_in_place_equals_snapshot_and_frees_old_data(pool: Pool) -> None:
