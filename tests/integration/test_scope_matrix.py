@@ -767,9 +767,9 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
 UI_CALLERS: list[Caller | None] = [*CALLERS, None]  # None: a browser that is not logged in
 
 
-def test_every_ui_route_is_in_the_matrix(services: Services) -> None:
-    """The application's routes outside its OpenAPI document, read off the same ``create_app`` that
-    ``snapkeep serve`` runs (built here on the test's own pool, only to list its routes), walked as
+def undocumented_routes(services: Services) -> set[tuple[str, str]]:
+    """The application's routes outside its OpenAPI document, (method, path template), read off the same
+    ``create_app`` that ``snapkeep serve`` runs (built on ``services``, only to list its routes), walked as
     FastAPI walks them to write that document."""
     app = create_app(services)
     documented = {(method, path) for path, item in app.openapi()["paths"].items() for method in item}
@@ -779,7 +779,11 @@ def test_every_ui_route_is_in_the_matrix(services: Services) -> None:
             routes.add(("get", f"{context.path}/{{path}}"))
         else:
             routes |= {(method.lower(), str(context.path)) for method in context.methods or () if method != "HEAD"}
-    routes -= documented
+    return routes - documented
+
+
+def test_every_ui_route_is_in_the_matrix(services: Services) -> None:
+    routes = undocumented_routes(services)  # on the test's own pool
     assert routes - set(UI_ROUTES) == set(), "a route without its row in UI_ROUTES"
     assert set(UI_ROUTES) - routes == set(), "a row in UI_ROUTES for a route that does not exist"
 

@@ -1,8 +1,9 @@
 """The web UI's reading pages: dashboard, volumes, VMs, tenants, networks, snapshots, jobs.
 
 A few tests in a real Chromium (the dashboard's numbers against the API's, a volume's snapshots, a job's
-live progress, phone width); plain HTTP for the rest (every list and detail page answers and lists what it
-should; a tenant user sees only its subtree). Test data is made through the API with the admin token.
+live progress; every page's fit at phone width is test_ui_every_page's); plain HTTP for the rest (every list
+and detail page answers and lists what it should; a tenant user sees only its subtree). Test data is made
+through the API with the admin token.
 """
 
 from __future__ import annotations
@@ -192,37 +193,6 @@ def test_a_job_page_shows_live_progress(page: Page, server: Server, fs: Mounted,
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
     expect(page.get_by_role("progressbar", name="Job progress")).to_have_attribute("value", "1.0")
     expect(page.locator("#job-progress")).not_to_have_attribute("hx-trigger", re.compile("."))
-
-
-def test_pages_fit_a_phone(page: Page, server: Server, world: World) -> None:
-    page.set_viewport_size({"width": 375, "height": 740})
-    log_in(page, server.url, "admin", server.admin_password)
-    paths = [
-        "/",
-        "/volumes",
-        f"/volumes/{world.volume['id']}",
-        "/tenants",
-        f"/tenants/{world.tenant['id']}",
-        "/networks",
-        f"/networks/{world.network['id']}",
-        "/snapshots",
-        f"/snapshots/{world.system_snapshot['id']}",
-        f"/snapshots/{world.system_snapshot['id']}/contents",
-        "/jobs",
-        "/vms",
-    ]
-    for path in paths:
-        page.goto(f"{server.url}{path}")
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
-        unnamed = page.evaluate(
-            """[...document.querySelectorAll('a, button, input, select, progress')]
-                 .filter(e => e.type !== 'hidden')
-                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
-                              && !e.textContent.trim())
-                 .map(e => e.outerHTML)"""
-        )
-        assert unnamed == [], (path, unnamed)
 
 
 # --- over plain HTTP -----------------------------------------------------------------------------
