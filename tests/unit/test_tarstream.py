@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from snapkeep.storage import tarstream
+from snapkeep.storage.beneath import closing, open_root, remove_at
 
 
 def _open_fds() -> set[str]:
@@ -68,9 +69,13 @@ def test_a_tree_deeper_than_python_recurses_is_archived(tmp_path: Path) -> None:
         os.close(fd)
         fd = child
     os.close(fd)
-    with tarfile.open(fileobj=io.BytesIO(_archive(folder))) as tar:
-        deepest = max(tar.getmembers(), key=lambda m: len(m.name))
-    assert deepest.name == "top" + "/d" * depth and deepest.isdir()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(_archive(folder))) as tar:
+            deepest = max(tar.getmembers(), key=lambda m: len(m.name))
+        assert deepest.name == "top" + "/d" * depth and deepest.isdir()
+    finally:  # pytest's own clean-up recurses, and paths this long are beyond it
+        with closing(open_root(str(tmp_path))) as root:
+            remove_at(root, b"d")
 
 
 def test_a_file_that_shrinks_under_the_archive_stops_it_rather_than_lie(tmp_path: Path) -> None:
