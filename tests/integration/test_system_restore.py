@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ import pytest
 
 from snapkeep.config import Settings
 from snapkeep.errors import InvalidInput, NameClash, NotFound, SnapshotLocked, TenantOnline
+from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
@@ -383,6 +385,53 @@ def test_partial_snapshot_restores_only_what_it_selects_and_refuses_a_clash(btrf
     assert sorted(names) == ["docs", "docs-2", "scratch"] and newer.id not in {v.id for v in names.values()}
     assert names["docs"].id == kept.id and os.listdir(names["docs"].path) == ["v1"]
     assert os.listdir(names["scratch"].path) == ["untouched"]
+
+
+def test_objects_that_swapped_names_since_get_their_own_back(btrfs_services: Services, image: GuestImage) -> None:
+    """Two tenants, two volumes and two networks swap names after the snapshot (through a third name, as an
+    operator would), and the networks their ranges (one of them realised on the host by a VM that ran on
+    it): each gets its own back, none clashes half-way with the other's, and the VM runs on its recorded
+    range again."""
+    svc = btrfs_services
+    svc.tenants.create(SYSTEM, "swaps")
+    tenants = [svc.tenants.create(SYSTEM, name, parent="swaps").tenant for name in ("red", "blue")]
+    volumes = [svc.volumes.create(name, 16 * MiB, tenant="swaps", who=SYSTEM) for name in ("left", "right")]
+    networks = [
+        svc.networks.create(SYSTEM, name, cidr, tenant="swaps")
+        for name, cidr in (("up", "10.81.1.0/24"), ("down", "10.81.2.0/24"))
+    ]
+    for i, volume in enumerate(volumes):
+        write(os.path.join(volume.path, "which"), f"volume {i}".encode())
+    vm = make_vm(svc, image, "on-up", "swaps", ["up"])
+    svc.vms.start(vm.id, who=SYSTEM)  # realises "up" on the host
+    svc.vms.stop(vm.id, force=True, who=SYSTEM)
+    host_network = libvirt_network_name(networks[0].id)
+    assert svc.host.network_exists(host_network)
+    request = TakeRequest(ref="swaps", subject_type="tenant", name="before-the-swap")
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    before = shape(svc), data(svc)
+
+    for update, (a, b) in (
+        (lambda ref, name: svc.tenants.update(SYSTEM, ref, name=name), tenants),
+        (lambda ref, name: svc.volumes.update(ref, name=name, who=SYSTEM), volumes),
+        (lambda ref, name: svc.networks.update(SYSTEM, ref, name=name), networks),
+    ):
+        update(a.id, "swapping")
+        update(b.id, a.name)
+        update(a.id, b.name)
+    up, down = networks  # and their ranges
+    svc.networks.update(SYSTEM, up.id, cidr="10.81.3.0/24")
+    svc.networks.update(SYSTEM, down.id, cidr=up.cidr)
+    svc.networks.update(SYSTEM, up.id, cidr=down.cidr)
+    assert shape(svc) != before[0]
+    restore(svc, snap)
+    assert (shape(svc), data(svc)) == before
+    svc.vms.start(vm.id, who=SYSTEM)
+    try:
+        xml = subprocess.run(["virsh", "net-dumpxml", host_network], check=True, capture_output=True, text=True)
+        assert "address='10.81.1.1'" in xml.stdout, xml.stdout  # the recorded range, not the swapped one
+    finally:
+        svc.vms.stop(vm.id, force=True, who=SYSTEM)
 
 
 def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd: None, image: GuestImage) -> None:
