@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from snapkeep.config import Settings
-from snapkeep.errors import InvalidInput, NameClash, NotFound, SnapshotLocked, TenantOnline
+from snapkeep.errors import InvalidInput, NameClash, NetworkInUse, NotFound, SnapshotLocked, TenantOnline
 from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.selection import Selection
@@ -432,6 +432,39 @@ def test_objects_that_swapped_names_since_get_their_own_back(btrfs_services: Ser
         assert "address='10.81.1.1'" in xml.stdout, xml.stdout  # the recorded range, not the swapped one
     finally:
         svc.vms.stop(vm.id, force=True, who=SYSTEM)
+
+
+def test_a_range_change_under_a_running_vm_left_alone_is_refused_up_front(
+    btrfs_services: Services, image: GuestImage
+) -> None:
+    """A partial system snapshot (volumes tagged ``ranges-nas``) records the networks; a VM it does not select runs
+    on that network, whose range has changed since: putting the range back would pull the network from
+    under that VM, so the restore is refused before anything changes."""
+    svc = btrfs_services
+    svc.tenants.create(SYSTEM, "ranges")
+    net = svc.networks.create(SYSTEM, "lan", "10.82.1.0/24", tenant="ranges")
+    volume = svc.volumes.create("files", 16 * MiB, tenant="ranges", tags=["ranges-nas"], who=SYSTEM)
+    write(os.path.join(volume.path, "f"), b"as snapshotted")
+    vm = make_vm(svc, image, "apart", "ranges", ["lan"])  # untagged: not in the snapshot's selection
+    request = TakeRequest(
+        ref="system", subject_type="system", name="ranges-nas", selection=Selection(include=("ranges-nas",))
+    )
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    svc.networks.update(SYSTEM, net.id, cidr="10.82.2.0/24")
+    write(os.path.join(volume.path, "f"), b"changed since")
+    svc.vms.start(vm.id, who=SYSTEM)
+    try:
+        before = shape(svc), data(svc), svc.pool.list_snapshots()
+        with pytest.raises(NetworkInUse) as refused:
+            svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+        assert refused.value.details["vms"] == ["apart"]
+        assert (shape(svc), data(svc), svc.pool.list_snapshots()) == before
+        assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING
+    finally:
+        svc.vms.stop(vm.id, force=True, who=SYSTEM)
+    restore(svc, snap)  # with the VM off, the range goes back
+    assert svc.networks.get(SYSTEM, net.id).cidr == "10.82.1.0/24"
+    assert Path(volume.path, "f").read_bytes() == b"as snapshotted"
 
 
 def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd: None, image: GuestImage) -> None:
