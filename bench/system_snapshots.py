@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +52,9 @@ import btrfsutil
 import libvirt
 
 from bench.datagen import GiB, MiB, VolumeSpec, fill_volume
+from bench.guest_runs import PROJECT_ROOT, guest_image, host_info, run
 from bench.model import failures
-from bench.report import machine_info, make_console
+from bench.report import make_console
 from bench.system_report import (
     BARE,
     DATASET_SNAPSHOTS,
@@ -81,17 +81,15 @@ from bench.vm_guest import MEMORY_MIB, VCPUS, create_vm, disk_path
 from bench.vm_snapshots import Rig, remove_created, rig_on, settle
 from bench.volume_snapshots import BenchError, Op, SideMetrics, install_signal_handlers, run_quiet, unique
 from snapkeep.errors import SnapkeepError
-from snapkeep.hypervisor.daemons import StartedDaemons, ensure_libvirtd, stop_daemons
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM, SubjectType, Volume
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage import images
-from snapkeep.testguest import GuestImage, build_test_guest, make_data_disk
+from snapkeep.testguest import GuestImage, make_data_disk
 from snapkeep.timing import recording
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(PROJECT_ROOT, "bench", "results", "system_snapshots.json")
 FILESYSTEMS = ("btrfs", "xfs")
 VM_DISK = 256 * MiB
@@ -594,15 +592,6 @@ def parameters(args: argparse.Namespace, image: GuestImage | None) -> dict[str, 
     }
 
 
-def host_info() -> dict[str, object]:
-    info = machine_info(PROJECT_ROOT)
-    for key, argv in (("libvirt", ["virsh", "--version"]), ("qemu", ["qemu-system-x86_64", "--version"])):
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        info[key] = (done.stdout.strip().splitlines() or ["unavailable"])[0]
-    info["loadavg_at_start"] = os.getloadavg()
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_prerequisites(args.filesystems)
@@ -612,17 +601,12 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[FsRun] = []
     image: GuestImage | None = None
     complete = False
-    daemons = StartedDaemons()
     try:
-        daemons = ensure_libvirtd()
-        if daemons.started:
-            args.console.print(f"started {', '.join(daemons.pids)} (stopped again at the end)")
-        image = build_test_guest()
-        for fstype in args.filesystems:
-            measure_filesystem(fstype, image, args, runs)
+        with guest_image(args.console) as image:
+            for fstype in args.filesystems:
+                measure_filesystem(fstype, image, args, runs)
         complete = True
     finally:
-        stop_daemons(daemons)
         machine["loadavg_at_end"] = os.getloadavg()
         write_json(args.out, machine, {**parameters(args, image), "complete": complete}, runs)
         args.console.print(f"results written to {args.out}" + ("" if complete else " (INCOMPLETE run)"))
@@ -633,14 +617,5 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def run() -> int:
-    """Entry point: an interrupted run says so and exits 130, after every clean-up has run."""
-    try:
-        return main()
-    except KeyboardInterrupt as exc:
-        print(f"interrupted ({exc or 'Ctrl-C'}); VMs, domains, mounts and daemons cleaned up", file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(run(main))

@@ -58,8 +58,9 @@ import btrfsutil
 from rich.console import Console
 
 from bench.datagen import GiB, MiB
+from bench.guest_runs import PROJECT_ROOT, guest_image, host_info, run
 from bench.model import BTRFS_SNAPSHOT_CLI, BTRFSUTIL_SNAPSHOT, CP_REFLINK, RESTORE_NEW, RESTORE_OVER, failures
-from bench.report import machine_info, make_console
+from bench.report import make_console
 from bench.vm_guest import (
     MEMORY_MIB,
     VCPUS,
@@ -106,7 +107,7 @@ from bench.volume_snapshots import (
     wait_btrfs_cleaner,
 )
 from snapkeep.errors import SnapkeepError
-from snapkeep.hypervisor.daemons import StartedDaemons, ensure_libvirtd, libvirtd_answers, stop_daemons
+from snapkeep.hypervisor.daemons import ensure_libvirtd, libvirtd_answers, stop_daemons
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM
 from snapkeep.model.vmspec import VMState
@@ -115,11 +116,10 @@ from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.linux import syncfs
 from snapkeep.storage.pool import Pool
-from snapkeep.testguest import GuestImage, build_test_guest
+from snapkeep.testguest import GuestImage
 from snapkeep.timing import recording
 from tests.conftest import Mounted, build_services, make_traversable_tmp, mount_fs, unmount_fs
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(PROJECT_ROOT, "bench", "results", "vm_snapshots.json")
 FILESYSTEMS = ("btrfs", "xfs")
 SMOKE_SIZES = (256 * MiB,)
@@ -715,16 +715,6 @@ def parameters(args: argparse.Namespace, image: GuestImage | None) -> dict[str, 
     }
 
 
-def host_info() -> dict[str, object]:
-    """The machine as the volume benchmark describes it, plus the virtualisation stack and the load."""
-    info = machine_info(PROJECT_ROOT)
-    for key, argv in (("libvirt", ["virsh", "--version"]), ("qemu", ["qemu-system-x86_64", "--version"])):
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        info[key] = (done.stdout.strip().splitlines() or ["unavailable"])[0]
-    info["loadavg_at_start"] = os.getloadavg()
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_prerequisites(args.filesystems)
@@ -734,18 +724,12 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[FsRun] = []
     image: GuestImage | None = None
     complete = False
-    daemons = StartedDaemons()
     try:
-        daemons = ensure_libvirtd()
-        if daemons.started:
-            args.console.print(f"started {', '.join(daemons.pids)} (stopped again at the end)")
-        image = build_test_guest()
-        for fstype in args.filesystems:
-            measure_filesystem(fstype, image, args, runs)
+        with guest_image(args.console) as image:
+            for fstype in args.filesystems:
+                measure_filesystem(fstype, image, args, runs)
         complete = True
     finally:
-        with signals_deferred():
-            stop_daemons(daemons)
         machine["loadavg_at_end"] = os.getloadavg()
         write_json(args.out, machine, {**parameters(args, image), "complete": complete}, runs)
         args.console.print(f"results written to {args.out}" + ("" if complete else " (INCOMPLETE run)"))
@@ -756,15 +740,5 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def run() -> int:
-    """Entry point: an interrupted run says so and exits 130, after every clean-up has run."""
-    try:
-        return main()
-    except KeyboardInterrupt as exc:
-        why = str(exc) or "Ctrl-C"
-        print(f"interrupted ({why}); VMs, domains, mounts and daemons cleaned up", file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(run(main))

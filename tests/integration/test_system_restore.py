@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -29,7 +30,8 @@ from typing import Any
 import pytest
 
 from snapkeep.config import Settings
-from snapkeep.errors import InvalidInput, NameClash, NotFound, SnapshotLocked, TenantOnline
+from snapkeep.errors import InvalidInput, NameClash, NetworkInUse, NotFound, SnapshotLocked, TenantOnline
+from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
@@ -383,6 +385,86 @@ def test_partial_snapshot_restores_only_what_it_selects_and_refuses_a_clash(btrf
     assert sorted(names) == ["docs", "docs-2", "scratch"] and newer.id not in {v.id for v in names.values()}
     assert names["docs"].id == kept.id and os.listdir(names["docs"].path) == ["v1"]
     assert os.listdir(names["scratch"].path) == ["untouched"]
+
+
+def test_objects_that_swapped_names_since_get_their_own_back(btrfs_services: Services, image: GuestImage) -> None:
+    """Two tenants, two volumes and two networks swap names after the snapshot (through a third name, as an
+    operator would), and the networks their ranges (one of them realised on the host by a VM that ran on
+    it): each gets its own back, none clashes half-way with the other's, and the VM runs on its recorded
+    range again."""
+    svc = btrfs_services
+    svc.tenants.create(SYSTEM, "swaps")
+    tenants = [svc.tenants.create(SYSTEM, name, parent="swaps").tenant for name in ("red", "blue")]
+    volumes = [svc.volumes.create(name, 16 * MiB, tenant="swaps", who=SYSTEM) for name in ("left", "right")]
+    networks = [
+        svc.networks.create(SYSTEM, name, cidr, tenant="swaps")
+        for name, cidr in (("up", "10.81.1.0/24"), ("down", "10.81.2.0/24"))
+    ]
+    for i, volume in enumerate(volumes):
+        write(os.path.join(volume.path, "which"), f"volume {i}".encode())
+    vm = make_vm(svc, image, "on-up", "swaps", ["up"])
+    svc.vms.start(vm.id, who=SYSTEM)  # realises "up" on the host
+    svc.vms.stop(vm.id, force=True, who=SYSTEM)
+    host_network = libvirt_network_name(networks[0].id)
+    assert svc.host.network_exists(host_network)
+    request = TakeRequest(ref="swaps", subject_type="tenant", name="before-the-swap")
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    before = shape(svc), data(svc)
+
+    for update, (a, b) in (
+        (lambda ref, name: svc.tenants.update(SYSTEM, ref, name=name), tenants),
+        (lambda ref, name: svc.volumes.update(ref, name=name, who=SYSTEM), volumes),
+        (lambda ref, name: svc.networks.update(SYSTEM, ref, name=name), networks),
+    ):
+        update(a.id, "swapping")
+        update(b.id, a.name)
+        update(a.id, b.name)
+    up, down = networks  # and their ranges
+    svc.networks.update(SYSTEM, up.id, cidr="10.81.3.0/24")
+    svc.networks.update(SYSTEM, down.id, cidr=up.cidr)
+    svc.networks.update(SYSTEM, up.id, cidr=down.cidr)
+    assert shape(svc) != before[0]
+    restore(svc, snap)
+    assert (shape(svc), data(svc)) == before
+    svc.vms.start(vm.id, who=SYSTEM)
+    try:
+        xml = subprocess.run(["virsh", "net-dumpxml", host_network], check=True, capture_output=True, text=True)
+        assert "address='10.81.1.1'" in xml.stdout, xml.stdout  # the recorded range, not the swapped one
+    finally:
+        svc.vms.stop(vm.id, force=True, who=SYSTEM)
+
+
+def test_a_range_change_under_a_running_vm_left_alone_is_refused_up_front(
+    btrfs_services: Services, image: GuestImage
+) -> None:
+    """A partial system snapshot (volumes tagged ``ranges-nas``) records the networks; a VM it does not select runs
+    on that network, whose range has changed since: putting the range back would pull the network from
+    under that VM, so the restore is refused before anything changes."""
+    svc = btrfs_services
+    svc.tenants.create(SYSTEM, "ranges")
+    net = svc.networks.create(SYSTEM, "lan", "10.82.1.0/24", tenant="ranges")
+    volume = svc.volumes.create("files", 16 * MiB, tenant="ranges", tags=["ranges-nas"], who=SYSTEM)
+    write(os.path.join(volume.path, "f"), b"as snapshotted")
+    vm = make_vm(svc, image, "apart", "ranges", ["lan"])  # untagged: not in the snapshot's selection
+    request = TakeRequest(
+        ref="system", subject_type="system", name="ranges-nas", selection=Selection(include=("ranges-nas",))
+    )
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    svc.networks.update(SYSTEM, net.id, cidr="10.82.2.0/24")
+    write(os.path.join(volume.path, "f"), b"changed since")
+    svc.vms.start(vm.id, who=SYSTEM)
+    try:
+        before = shape(svc), data(svc), svc.pool.list_snapshots()
+        with pytest.raises(NetworkInUse) as refused:
+            svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+        assert refused.value.details["vms"] == ["apart"]
+        assert (shape(svc), data(svc), svc.pool.list_snapshots()) == before
+        assert svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING
+    finally:
+        svc.vms.stop(vm.id, force=True, who=SYSTEM)
+    restore(svc, snap)  # with the VM off, the range goes back
+    assert svc.networks.get(SYSTEM, net.id).cidr == "10.82.1.0/24"
+    assert Path(volume.path, "f").read_bytes() == b"as snapshotted"
 
 
 def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd: None, image: GuestImage) -> None:

@@ -62,16 +62,31 @@ class World:
 
 
 class PauseFails:
-    """The real hypervisor, with a fault switch: while ``domain`` is set, pausing that domain fails."""
+    """The real hypervisor, with fault switches: while ``domain`` is set, pausing that domain fails; once
+    ``stops_at_resume`` is resumed, libvirt is made to say it is off (a guest that shut down right away)."""
 
     def __init__(self, host: Hypervisor) -> None:
         self._host = host
         self.domain: str | None = None
+        self.stops_at_resume: str | None = None
+        self._stopped: set[str] = set()
 
     def pause(self, domain: str) -> None:
         if domain == self.domain:
             raise HypervisorError(f"pause of {domain} refused (fault switch)")
         self._host.pause(domain)
+
+    def resume(self, domain: str) -> None:
+        self._host.resume(domain)
+        if domain == self.stops_at_resume:
+            self._stopped.add(domain)
+
+    def state(self, domain: str) -> VMState:
+        return VMState.SHUTOFF if domain in self._stopped else self._host.state(domain)
+
+    def reset(self) -> None:
+        self.domain = self.stops_at_resume = None
+        self._stopped.clear()
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._host, name)
@@ -227,6 +242,19 @@ def test_files_of_one_volume_read_out_of_a_system_snapshot(world: World) -> None
         svc.files.browse(snap_id, "", volume="docs", who=acme_admin)
 
 
+def test_a_guest_that_stops_right_after_the_window_is_recorded_as_running(world: World) -> None:
+    """What ran at the capture is recorded as running (a whole restore starts it again), whatever libvirt
+    says once the guests are resumed."""
+    faults: PauseFails = world.svc.host  # type: ignore[assignment]
+    faults.stops_at_resume = world.dev_vm.domain
+    try:
+        snap_id = take(world, "stops-after")
+    finally:
+        faults.reset()
+    recorded = {o.id: o.config["running"] for o in world.svc.snapshots.manifest(snap_id).objects if o.type == "vm"}
+    assert (recorded[world.system_vm.id], recorded[world.dev_vm.id]) == (True, True)
+
+
 def test_a_guest_that_cannot_be_paused_leaves_every_guest_running_and_nothing_recorded(world: World) -> None:
     svc = world.svc
     faults: PauseFails = svc.host  # type: ignore[assignment]
@@ -236,7 +264,7 @@ def test_a_guest_that_cannot_be_paused_leaves_every_guest_running_and_nothing_re
         with pytest.raises(HypervisorError):
             take(world, "pause-fails")
     finally:
-        faults.domain = None
+        faults.reset()
     assert {s.id for s in svc.snapshots.listing(who=SYSTEM)} == before
     assert all(svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING for vm in (world.system_vm, world.dev_vm))
     assert glob.glob(os.path.join(svc.settings.run_dir, "*.json")) == []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +160,52 @@ def test_download_sends_the_exact_bytes_as_an_attachment_with_a_safe_name(server
     listing = client.get(f"/snapshots/{snap_id}/files")
     assert listing.status_code == 200, listing.text
     assert "&lt;img src=x onerror=alert(1)&gt;&#34;" in listing.text and "<img" not in listing.text
+
+
+def test_a_folder_downloads_as_a_tar_archive_of_what_the_snapshot_holds(server: Server, tmp_path: Path) -> None:
+    api = server.client()
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    vol = _volume(api, {"docs/a.txt": b"as in the snapshot", "docs/sub/big.bin": data, "docs/sub/linked": b"twice"})
+    docs = Path(vol["path"], "docs")
+    os.link(docs / "sub" / "linked", docs / "linked-too")
+    os.symlink("/etc/shadow", docs / "evil")
+    os.symlink("../../..", docs / "sub" / "up")
+    os.mkfifo(docs / "fifo")
+    (docs / "latin-\udcff.txt").write_bytes(b"not UTF-8")
+    os.chmod(docs / "a.txt", 0o640)
+    snap_id = _snapshot(api, vol)
+    (docs / "a.txt").write_bytes(b"changed since")
+    (docs / "sub" / "big.bin").unlink()
+    client, _csrf = _logged_in(server)
+
+    answer = client.get(f"/snapshots/{snap_id}/files/download", params={"path": "docs"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/x-tar"
+    assert answer.headers["content-disposition"].startswith('attachment; filename="docs.tar"')
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    archive = tmp_path / "docs.tar"
+    archive.write_bytes(answer.content)
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert all(name == "docs" or name.startswith("docs/") for name in members), sorted(members)
+    assert not any(".." in name.split("/") for name in members)
+    assert members["docs/evil"].issym() and members["docs/evil"].linkname == "/etc/shadow"  # archived, not followed
+    assert members["docs/sub/up"].issym() and members["docs/sub/up"].linkname == "../../.."
+    assert "docs/fifo" not in members  # special files are left out, as extracts skip them
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(out)], check=True, capture_output=True)
+    got = out / "docs"
+    assert (got / "a.txt").read_bytes() == b"as in the snapshot" and (got / "sub" / "big.bin").read_bytes() == data
+    assert os.stat(got / "a.txt").st_mode & 0o777 == 0o640
+    assert os.stat(got / "linked-too").st_ino == os.stat(got / "sub" / "linked").st_ino  # one file, two names
+    assert (got / "sub" / "linked").read_bytes() == b"twice"
+    assert os.readlink(got / "evil") == "/etc/shadow"
+    assert (got / "latin-\udcff.txt").read_bytes() == b"not UTF-8"
+    root = client.get(f"/snapshots/{snap_id}/files/download", params={"path": ""})
+    assert root.status_code == 422, root.text  # the whole snapshot is restored, not downloaded
+    listing = client.get(f"/snapshots/{snap_id}/files")
+    assert 'aria-label="Download docs as a tar archive"' in listing.text
 
 
 def test_a_big_folder_is_browsed_a_page_at_a_time(server: Server) -> None:

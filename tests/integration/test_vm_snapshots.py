@@ -22,6 +22,7 @@ import pytest
 from snapkeep.config import Settings
 from snapkeep.errors import Conflict, HypervisorError, NameClash, QuiesceFailed, SnapkeepError
 from snapkeep.hypervisor import Hypervisor
+from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmspec import VMState
@@ -69,11 +70,13 @@ def vm_services(libvirtd: None) -> Iterator[Services]:
 
 
 def _discard_vms(services: Services) -> None:
-    """Teardown never stops half-way: each VM is deleted through the service, else by libvirt directly."""
+    """Teardown never stops half-way: each VM is deleted through the service, else by libvirt directly;
+    then every network of the catalog leaves the host (a VM that ran realised it)."""
     try:
         vms = services.vms.listing(who=SYSTEM)
+        networks = services.networks.list(SYSTEM)
     except SnapkeepError as exc:
-        print(f"cleanup: cannot list VMs: {exc.message}")
+        print(f"cleanup: cannot list VMs or networks: {exc.message}")
         return
     for vm in vms:
         try:
@@ -82,7 +85,12 @@ def _discard_vms(services: Services) -> None:
             print(f"cleanup of {vm.name}: {exc.message}")
             for step in (services.host.power_off, services.host.undefine):
                 with contextlib.suppress(SnapkeepError):
-                    step(vm.name)
+                    step(vm.domain)
+    for network in networks:
+        try:
+            services.host.remove_network(libvirt_network_name(network.id))
+        except SnapkeepError as exc:
+            print(f"cleanup of network {network.name}: {exc.message}")
 
 
 @pytest.fixture(scope="module")

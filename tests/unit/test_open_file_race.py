@@ -76,7 +76,7 @@ def test_open_file_never_hands_out_another_file_than_it_describes(tmp_path: Path
     assert handed and refused  # both outcomes were exercised
 
 
-@pytest.mark.parametrize("swapped_in", ["bigger file", "symlink", "fifo"])
+@pytest.mark.parametrize("swapped_in", ["bigger file", "symlink", "fifo", "folder"])
 def test_an_entry_swapped_right_after_its_check_is_refused_or_described_as_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swapped_in: str
 ) -> None:
@@ -94,6 +94,8 @@ def test_an_entry_swapped_right_after_its_check_is_refused_or_described_as_it_is
             spare.write_bytes(BIG)
         elif swapped_in == "symlink":
             spare.symlink_to(outside)
+        elif swapped_in == "folder":  # a file checked, a folder opened: never read as the file's bytes
+            spare.mkdir()
         else:
             os.mkfifo(spare)
         os.replace(spare, root / "target")

@@ -54,10 +54,13 @@ class Hold(Protocol):
 class Holding:
     """What a capture of one subject holds still, in acquisition order, and which of its datasets are at
     rest (the disks of a VM that is off: nothing writes them while the take holds its guards). Those are
-    captured before anything is held, so that the window holds only the datasets that can change."""
+    captured before anything is held, so that the window holds only the datasets that can change.
+    ``running``: the VMs found running when the holds were chosen, which the snapshot records as running
+    (read again after the capture, a guest that shut down meanwhile would be recorded as off)."""
 
     holds: Sequence[Hold] = ()
     at_rest: frozenset[str] = frozenset()
+    running: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

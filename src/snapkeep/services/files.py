@@ -46,7 +46,7 @@ from snapkeep.services.guards import Claim, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.volumes import Volumes
-from snapkeep.storage import filerestore
+from snapkeep.storage import filerestore, tarstream
 from snapkeep.storage.pool import INTERNAL_NAMES, Pool
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ class ExtractPlan:
 
 
 class Download:
-    """A file being read out of a snapshot: its entry, and its bytes a chunk at a time (:meth:`chunks`).
-    :meth:`close` lets the snapshot go; reading to the end closes it too."""
+    """A file or folder being read out of a snapshot: its entry, and its bytes a chunk at a time
+    (:meth:`chunks`): a file's own, a folder's as a tar archive (:mod:`snapkeep.storage.tarstream`, whose
+    length is known only at its end). :meth:`close` lets the snapshot go; reading to the end closes it too."""
 
     CHUNK = 1 << 20
 
@@ -84,10 +85,17 @@ class Download:
         self._fd = fd
         self._held = held
 
+    @property
+    def is_folder(self) -> bool:
+        return self.entry.type == "dir"
+
     def chunks(self) -> Iterator[bytes]:
         try:
-            while chunk := os.read(self._fd, self.CHUNK):
-                yield chunk
+            if self.is_folder:
+                yield from tarstream.folder_archive(self._fd, os.fsencode(self.entry.name))
+            else:
+                while chunk := os.read(self._fd, self.CHUNK):
+                    yield chunk
         finally:
             self.close()
 
@@ -178,14 +186,14 @@ class Files:
         return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
 
     def download(self, snap_id: str, path: PathArg, *, volume: str | None = None, who: Principal) -> Download:
-        """One file of the snapshot to read (any role, like browsing): its entry and its bytes. The
+        """One file or folder of the snapshot to read (any role, like browsing): its entry and its bytes. The
         snapshot stays readable (an image volume's stays mounted, a mount shared with its other readers)
         until the download is read to its end or closed. Refused, changing nothing, while the caller has as
         many downloads open as one may (:class:`TooManyDownloads`), or when it needs a new mount and the
         host has as many snapshots mounted for downloads as allowed (:class:`SnapshotMountsFull`)."""
         parts = _users_parts(path)
         if not parts:
-            raise InvalidPath("name a file to download, not the whole snapshot")
+            raise InvalidPath("name a file or folder to download, not the whole snapshot")
         source = self._source(snap_id, who, volume)
         held = ExitStack()
         try:

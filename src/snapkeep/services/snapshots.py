@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from snapkeep.catalog.db import Database
-from snapkeep.engine.capture import CaptureReport, capture
+from snapkeep.engine.capture import CaptureReport, Holding, capture
 from snapkeep.errors import (
     Busy,
     Forbidden,
@@ -329,7 +329,7 @@ class Snapshots:
                 holding = kind.holds(subject, req.quiesce, snap_id)
                 policy = req.quiesce_policy or subject.quiesce_policy
                 report = capture(self._pool, snap_id, subject.datasets, holding, policy)
-            manifest = self._manifest(snap_id, req, subject, kind, created_at, report, private)
+            manifest = self._manifest(snap_id, req, subject, kind, created_at, report, private, holding)
             self._pool.seal(snap_id, manifest.to_bytes())
         except QuiesceFailed:
             self._pool.discard(snap_id)
@@ -392,6 +392,7 @@ class Snapshots:
         created_at: datetime,
         report: CaptureReport,
         private: bool,
+        holding: Holding,
     ) -> Manifest:
         return Manifest(
             format_version=MANIFEST_VERSION,
@@ -411,7 +412,7 @@ class Snapshots:
                 private=private,
                 selection=None if req.selection.full else req.selection.as_json(),
             ),
-            objects=kind.manifest_objects(subject),
+            objects=kind.manifest_objects(subject, holding),
         )
 
     def _forget_failed(self, snap_id: str, who: Principal, target: str, reason: str) -> None:

@@ -155,11 +155,11 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_C
 
 
 def open_file(root: str, parts: Sequence[bytes], shown: str) -> tuple[int, FileEntry]:
-    """A descriptor reading the regular file ``parts`` under ``root``, and its entry; never through a
-    symlink (``O_NOFOLLOW`` on the file, :func:`open_dir` on the way), never a folder or a special file
-    (checked before opening, and again on the descriptor). The entry is the descriptor's own ``fstat``: if
-    the name was swapped between the check and the open, it still describes (size: the download's
-    Content-Length) the file that is read."""
+    """A descriptor reading the regular file or the folder ``parts`` under ``root``, and its entry; never
+    through a symlink (``O_NOFOLLOW``, :func:`open_dir` on the way), never a special file (checked before
+    opening, and again on the descriptor). The entry is the descriptor's own ``fstat``: if the name was
+    swapped between the check and the open, it still describes (size: the download's Content-Length) what
+    is read."""
     with (
         translated("reading the snapshot", shown),
         closing(open_root(root)) as root_fd,
@@ -168,13 +168,15 @@ def open_file(root: str, parts: Sequence[bytes], shown: str) -> tuple[int, FileE
         st = lstat_at(parent, parts[-1])
         if st is None:
             raise FileNotFoundError(errno.ENOENT, "missing", shown)
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(f"{shown!r} is a {_kind(st.st_mode)}; only files can be downloaded", path=shown)
-        fd = os.open(parts[-1], _READ_FLAGS, dir_fd=parent)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise InvalidInput(
+                f"{shown!r} is a {_kind(st.st_mode)}; only files and folders can be downloaded", path=shown
+            )
+        fd = os.open(parts[-1], DIR_FLAGS if stat.S_ISDIR(st.st_mode) else _READ_FLAGS, dir_fd=parent)
         opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
+        if stat.S_IFMT(opened.st_mode) != stat.S_IFMT(st.st_mode):
             os.close(fd)
-            raise InvalidInput(f"{shown!r} is not a file; only files can be downloaded", path=shown)
+            raise InvalidInput(f"{shown!r} changed while it was opened; try again", path=shown)
         return fd, _entry(parent, parts[-1], opened)
 
 

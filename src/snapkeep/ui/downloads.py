@@ -32,8 +32,10 @@ class _Stalled(Exception):
 
 
 class Streamed(StreamingResponse):
-    def __init__(self, download: Download, stall: float, headers: Mapping[str, str]) -> None:
-        super().__init__(download.chunks(), media_type="application/octet-stream", headers=headers)
+    def __init__(
+        self, download: Download, stall: float, headers: Mapping[str, str], media_type: str = "application/octet-stream"
+    ) -> None:
+        super().__init__(download.chunks(), media_type=media_type, headers=headers)
         self._download = download
         self._stall = stall
 

@@ -1,10 +1,11 @@
-"""The file browser inside a snapshot: folders to walk, files to download, files and folders to restore.
+"""The file browser inside a snapshot: folders to walk, files and folders to download, both to restore.
 
 Paths come from the user (the query string or a form) and go to the file service as they are; it refuses
 absolute paths, ``..`` and symlinks on the way (:mod:`snapkeep.model.relpath`, ``storage.filerestore``). A
 name that is not UTF-8 travels as base64 of its bytes (``path_b64``), as in the API. A download is sent
-as an attachment, typed as opaque bytes and never sniffed, so a file a NAS user wrote is never shown as a
-page of this site. Restoring over something that exists goes through a confirmation page naming it.
+as an attachment, typed as opaque bytes (a folder: a tar archive) and never sniffed, so a file a NAS user
+wrote is never shown as a page of this site. Restoring over something that exists goes through a
+confirmation page naming it.
 """
 
 from __future__ import annotations
@@ -130,13 +131,17 @@ def _filename(raw: bytes) -> str:
 def download(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume: str | None = None) -> Response:
     raw = _raw(request.query_params)
     got = svc.files.download(snap_id, raw, volume=volume, who=visit.who)
+    name = raw.split(b"/")[-1]
     headers = {
-        "Content-Disposition": _filename(raw.split(b"/")[-1]),
-        "Content-Length": str(got.entry.size),
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "no-store",
     }
+    if got.is_folder:  # a tar archive made as it is sent: its length is known only at its end
+        headers["Content-Disposition"] = _filename(name + b".tar")
+        return Streamed(got, stall=svc.settings.download_stall_seconds, headers=headers, media_type="application/x-tar")
+    headers["Content-Disposition"] = _filename(name)
+    headers["Content-Length"] = str(got.entry.size)
     return Streamed(got, stall=svc.settings.download_stall_seconds, headers=headers)
 
 

@@ -94,8 +94,9 @@ class SubjectKind(Protocol):
         """What must hold still, in acquisition order, to capture ``subject`` (quiesced if asked)."""
         ...
 
-    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
-        """What a snapshot of ``subject`` records: the subject first, then any member it holds."""
+    def manifest_objects(self, subject: Subject, holding: Holding) -> list[ManifestObject]:
+        """What a snapshot of ``subject`` records: the subject first, then any member it holds
+        (``holding``: what :meth:`holds` chose for the capture)."""
         ...
 
     def check_options(self, options: RestoreOptions) -> None:

@@ -8,6 +8,7 @@ VM snapshot records it), plus what only a whole-system restore needs: whether th
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from snapkeep.catalog.stores import Unit
@@ -34,7 +35,7 @@ class Estate:
     volumes: tuple[Subject, ...]
     domains: dict[str, str]  # VM id -> its libvirt domain
 
-    def objects(self, running: set[str]) -> list[ManifestObject]:
+    def objects(self, running: AbstractSet[str]) -> list[ManifestObject]:
         """In the order a restore recreates them: tenants (parents first), networks, settings, volumes, VMs
         (``running``: the ids of those that ran at the capture)."""
         vms = [_with(vm.manifest_object(), running=vm.id in running) for vm in self.vms]

@@ -16,7 +16,8 @@ recorded and, for a partial snapshot, among the VMs and volumes it holds or its 
    again). A later rebuild of the same subtree supersedes the intent (the caller's last word wins);
 4. running VMs are powered off; VMs, volumes and tenants created since are deleted (with their own
    snapshots), through the services that delete them one by one;
-5. tenants, volumes (data swapped in atomically per dataset, or cloned back with the same id), VMs (the same
+5. objects renamed since first take a name of their own (so names swapped among them never clash), then
+   tenants, volumes (data swapped in atomically per dataset, or cloned back with the same id), VMs (the same
    id, domain UUID, MACs and disks), networks and settings documents are made as the snapshot recorded
    them; networks created since go;
 6. the VMs that ran when the snapshot was taken are started; the intent is released.
@@ -40,7 +41,7 @@ from snapkeep.engine.intents import Intent, IntentKind, Intents
 from snapkeep.errors import NameClash, NetworkInUse, NotFound, SnapkeepError, SnapshotNotReady
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import Manifest, ManifestObject
-from snapkeep.model.network import NetworkDef, check_disjoint
+from snapkeep.model.network import NetworkDef, check_disjoint, libvirt_network_name
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import Selection
 from snapkeep.model.settings import PARENT_DECIDES
@@ -333,12 +334,15 @@ class Rebuild:
 
     def _check_networks(self, uow: Unit, changes: Changes) -> None:
         """Recorded ranges must not overlap networks that stay; networks that go must not be in use by VMs
-        that stay."""
+        that stay, nor networks whose range changes by VMs that stay and run."""
         touched = set(changes.current.networks) | changes.recorded.ids("network")
         staying = [definition(n) for n in uow.networks.every() if n.id not in touched]
         for obj in changes.recorded.networks:
             check_disjoint(NetworkDef(obj.name, obj.config["cidr"], obj.config["dhcp"]), staying)
         gone = {n.id: n for n in changes.gone_networks}
+        moved = {
+            o.id: o for o in changes.recorded.networks if self._range_changed(o, changes.current.networks.get(o.id))
+        }
         for record in uow.vms.list():
             if record.id in changes.current.vms or record.owner_tenant_id in changes.gone_tenant_ids:
                 continue
@@ -349,6 +353,14 @@ class Rebuild:
                         f"network {network.name!r} was created after the snapshot but VM {record.name!r}, "
                         "which the restore leaves alone, uses it",
                         network=network.name,
+                        vms=[record.name],
+                    )
+                back = moved.get(nic.get("network_id"))
+                if back is not None and self._state(record) not in _OFF:
+                    raise NetworkInUse(
+                        f"network {back.name!r} gets its recorded range back, but VM {record.name!r}, which the "
+                        "restore leaves alone, runs on it: power it off first",
+                        network=back.name,
                         vms=[record.name],
                     )
 
@@ -443,6 +455,7 @@ class Rebuild:
         for tenant in changes.gone_tenants:
             self._tenants.delete(who, tenant.id, force=True)
         progress(0.4, "tenants")
+        self._names_out_of_the_way(recorded, current, who)
         self._tenants_back(recorded, current, who)
         progress(0.5, "volumes")
         for obj in recorded.volumes:
@@ -453,6 +466,7 @@ class Rebuild:
         progress(0.8, "networks and settings")
         for network in changes.gone_networks:
             self._networks.delete(who, network.id)
+        self._ranges_back(recorded, current)
         for obj in recorded.networks:
             self._network_back(obj, obj.id in current.networks, who)
         with self._db.unit() as uow:
@@ -484,6 +498,24 @@ class Rebuild:
             if key in now:
                 document[key] = now[key]
         return document
+
+    def _names_out_of_the_way(self, recorded: Recorded, current: Current, who: Principal) -> None:
+        """Objects that swapped names since (a → b, b → a) would clash half-way as each gets its recorded
+        name back: every object whose name changed first takes a name of its own (from its id), in one
+        unit. Objects left alone cannot hold a recorded name (checked first), and what was created since is
+        gone by now, so the recorded names are then free."""
+        with self._db.unit() as uow:
+            kinds: list[tuple[tuple[ManifestObject, ...], dict[str, Any], Any]] = [
+                (recorded.tenants, current.tenants, uow.tenants),
+                (recorded.volumes, current.volumes, uow.volumes),
+                (recorded.vms, current.vms, uow.vms),
+                (recorded.networks, current.networks, uow.networks),
+            ]
+            for objects, now, store in kinds:
+                for obj in objects:
+                    there = now.get(obj.id)
+                    if there is not None and there.name != obj.name and obj.id != who.tenant_id:
+                        store.update(obj.id, name=f"restoring-{obj.id}")
 
     def _tenants_back(self, recorded: Recorded, current: Current, who: Principal) -> None:
         for obj in recorded.tenants:  # parents first
@@ -577,6 +609,21 @@ class Rebuild:
             )
             _set_tags(uow, TagKind.VM, obj.id, config.get("tags", ()))
             self._host.define(self._vms.spec(record))
+
+    @staticmethod
+    def _range_changed(obj: ManifestObject, now: Network | None) -> bool:
+        return now is not None and (now.cidr, now.dhcp) != (obj.config["cidr"], obj.config["dhcp"])
+
+    def _ranges_back(self, recorded: Recorded, current: Current) -> None:
+        """Networks whose range changed since get theirs back together: one by one, ranges swapped among
+        them would overlap half-way. Their host networks go first (no VM runs on them: checked first), then
+        their rows change in one unit; a VM that starts makes its network again, as recorded."""
+        changed = [obj for obj in recorded.networks if self._range_changed(obj, current.networks.get(obj.id))]
+        for obj in changed:
+            self._host.remove_network(libvirt_network_name(obj.id))
+        with self._db.unit() as uow:
+            for obj in changed:
+                uow.networks.update(obj.id, cidr=obj.config["cidr"], dhcp=obj.config["dhcp"])
 
     def _network_back(self, obj: ManifestObject, exists: bool, who: Principal) -> None:
         config = obj.config

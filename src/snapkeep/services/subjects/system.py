@@ -125,16 +125,14 @@ class _SubtreeKind:
         if domains:
             holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
         at_rest = frozenset(d for vm in estate.vms if states[vm.id] is VMState.SHUTOFF for d in vm.datasets)
-        return Holding(holds, at_rest)
+        running = frozenset(vm_id for vm_id, state in states.items() if state is VMState.RUNNING)
+        return Holding(holds, at_rest, running)
 
-    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
-        estate = _estate(subject)
-        objects = estate.objects(self._running(estate))  # after the capture: those paused for it run again
+    def manifest_objects(self, subject: Subject, holding: Holding) -> list[ManifestObject]:
+        """Every member; a VM is recorded as running if it ran at the capture (a VM paused by someone else
+        is not: a whole restore leaves it off)."""
+        objects = _estate(subject).objects(holding.running)
         return [subject.manifest_object(), *objects] if self.type is SubjectType.SYSTEM else objects
-
-    def _running(self, estate: Estate) -> set[str]:
-        """The ids of the estate's VMs that libvirt says run now (a VM paused by someone else is left be)."""
-        return {vm_id for vm_id, state in self._states(estate).items() if state is VMState.RUNNING}
 
     def _states(self, estate: Estate) -> dict[str, VMState]:
         """Each VM's state by id, as libvirt says now (a VM without a domain is off)."""

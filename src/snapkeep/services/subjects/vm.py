@@ -95,7 +95,7 @@ class VmKind:
         holds.append(GuestsPaused(self._host, [domain], self._intents, snap_id))
         return Holding(holds)
 
-    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
+    def manifest_objects(self, subject: Subject, holding: Holding) -> list[ManifestObject]:
         return [subject.manifest_object()]
 
     # --- restore -------------------------------------------------------------------------------------

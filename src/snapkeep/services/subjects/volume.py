@@ -79,7 +79,7 @@ class VolumeKind:
                 return Holding([CannotQuiesce(f"the volume is served by the kernel NFS server (export {export})")])
         return Holding([WritersPaused(trees, self._timeout, self._intents, snap_id)])
 
-    def manifest_objects(self, subject: Subject) -> list[ManifestObject]:
+    def manifest_objects(self, subject: Subject, holding: Holding) -> list[ManifestObject]:
         return [subject.manifest_object()]
 
     # --- restore -------------------------------------------------------------------------------------
