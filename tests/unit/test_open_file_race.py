@@ -96,6 +96,7 @@ def test_an_entry_swapped_right_after_its_check_is_refused_or_described_as_it_is
             spare.symlink_to(outside)
         elif swapped_in == "folder":  # a file checked, a folder opened: never read as the file's bytes
             spare.mkdir()
+            (root / "target").unlink()  # rename cannot put a folder over a file
         else:
             os.mkfifo(spare)
         os.replace(spare, root / "target")
@@ -106,7 +107,37 @@ def test_an_entry_swapped_right_after_its_check_is_refused_or_described_as_it_is
         fd, entry = filerestore.open_file(str(root), (b"target",), "target")
     except SnapkeepError as exc:
         assert exc.code in ("invalid_input", "invalid_path"), exc
+        assert (root / "target").is_dir() == (swapped_in == "folder")  # the swap did happen
         return
     with os.fdopen(fd, "rb") as f:
         data = f.read()
     assert data == BIG and entry.size == len(BIG), (entry.size, len(data))
+
+
+@pytest.mark.parametrize("swapped_in", ["file", "symlink", "fifo"])
+def test_a_folder_swapped_right_after_its_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swapped_in: str
+) -> None:
+    """A folder download opens the folder it looked at, or nothing: never a file, a FIFO or a link's target."""
+    root, outside = tmp_path / "root", tmp_path / "secret"
+    root.mkdir()
+    outside.mkdir()
+    (root / "target").mkdir()
+    checked = filerestore.lstat_at
+
+    def check_then_swap(dir_fd: int, name: bytes) -> os.stat_result | None:
+        st = checked(dir_fd, name)
+        (root / "target").rmdir()
+        if swapped_in == "file":
+            (root / "target").write_bytes(SMALL)
+        elif swapped_in == "symlink":
+            (root / "target").symlink_to(outside)
+        else:
+            os.mkfifo(root / "target")
+        return st
+
+    monkeypatch.setattr(filerestore, "lstat_at", check_then_swap)
+    with pytest.raises(SnapkeepError) as refused:
+        filerestore.open_file(str(root), (b"target",), "target")
+    assert refused.value.code in ("invalid_input", "invalid_path"), refused.value
+    assert not (root / "target").is_dir() or (root / "target").is_symlink()  # the swap did happen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 
 import uvicorn
@@ -60,8 +61,25 @@ def listening_socket(host: str, port: int, stall: float) -> socket.socket:
     return sock
 
 
+DESCRIPTORS = 65536
+
+
+def more_descriptors(wanted: int = DESCRIPTORS) -> int:
+    """Raise the soft limit on open descriptors towards ``wanted`` (within the hard limit); the new soft
+    limit. The usual 1024 is too few for a service whose folder downloads hold two descriptors per folder
+    level (up to ``tarstream.MAX_DEPTH``) while they are read: one deep download must not make every other
+    request fail with "Too many open files"."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
 def serve(settings: Settings, create_loop_pool: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("open descriptors allowed: %d", more_descriptors())
     pool = open_pool(settings, create_loop_pool)
     if not pool.limits_enforced:
         log.warning("limits are not enforced on this pool (%s): %s", pool.root, pool.limits_problem)

@@ -25,10 +25,11 @@ the destination volume are looked up in the caller's scope, so one outside it is
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -75,8 +76,10 @@ class ExtractPlan:
 
 class Download:
     """A file or folder being read out of a snapshot: its entry, and its bytes a chunk at a time
-    (:meth:`chunks`): a file's own, a folder's as a tar archive (:mod:`snapkeep.storage.tarstream`, whose
-    length is known only at its end). :meth:`close` lets the snapshot go; reading to the end closes it too."""
+    (:meth:`chunks`, once): a file's own, a folder's as a tar archive (:mod:`snapkeep.storage.tarstream`,
+    whose length is known only at its end). :meth:`close` stops the reading where it is (the descriptors a
+    folder's archive holds go at once: a server never closes the iterator it was reading) and lets the
+    snapshot go; reading to the end closes it too."""
 
     CHUNK = 1 << 20
 
@@ -84,12 +87,17 @@ class Download:
         self.entry = entry
         self._fd = fd
         self._held = held
+        self._reading: Generator[bytes, None, None] | None = None
 
     @property
     def is_folder(self) -> bool:
         return self.entry.type == "dir"
 
     def chunks(self) -> Iterator[bytes]:
+        self._reading = self._read()
+        return self._reading
+
+    def _read(self) -> Generator[bytes, None, None]:
         try:
             if self.is_folder:
                 yield from tarstream.folder_archive(self._fd, os.fsencode(self.entry.name))
@@ -97,9 +105,12 @@ class Download:
                 while chunk := os.read(self._fd, self.CHUNK):
                     yield chunk
         finally:
-            self.close()
+            self._held.close()
 
     def close(self) -> None:
+        if self._reading is not None:
+            with contextlib.suppress(ValueError):  # being read on another thread now: it ends by itself
+                self._reading.close()
         self._held.close()  # idempotent: the callbacks run once
 
 

@@ -6,7 +6,7 @@ hold it for as long as it keeps the connection open. So every message to the cli
 to go out. The server's send waits only while the connection's buffers are full, so that is the time the
 client takes to read about one chunk (1 MiB): a client slower than 1 MiB per ``stall`` seconds is cut
 off, its download closed (the snapshot let go, the caller's slot given back) and the connection closed;
-the client sees a body shorter than its Content-Length.
+the client sees a body shorter than its Content-Length (a folder's archive, which has none, cut short).
 
 The download is closed in every case (read to its end, the client gone, stalled), once, in a worker
 thread (unmounting blocks), shielded so that a cancelled request still closes it.

@@ -131,7 +131,7 @@ def _filename(raw: bytes) -> str:
 def download(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume: str | None = None) -> Response:
     raw = _raw(request.query_params)
     got = svc.files.download(snap_id, raw, volume=volume, who=visit.who)
-    name = raw.split(b"/")[-1]
+    name = os.fsencode(got.entry.name)  # the entry's own name ("docs/" names "docs")
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
