@@ -23,6 +23,8 @@ import pytest
 from playwright.sync_api import CDPSession, ConsoleMessage, Page, Request, ViewportSize
 
 from snapkeep.model.names import MAX_NAME_LENGTH
+from snapkeep.model.settings import MAX_DEPTH as SETTINGS_DEPTH
+from snapkeep.model.settings import MAX_KEY_LENGTH
 from snapkeep.services.container import Services
 from tests.conftest import Server, log_in
 from tests.integration.test_scope_matrix import undocumented_routes
@@ -103,6 +105,10 @@ def _made(api: httpx.Client, undo: Undo) -> World:
     undo.append((f"/api/v1/tenants/{tenant}", {"force": True, "wait": 60}))  # with all it holds
     child = _ok(api.post("/api/v1/tenants", json={"name": name("child"), "parent": tenant}))["id"]
     volume = _ok(api.post("/api/v1/volumes", json={"name": name("volume"), "size_limit": "32M", "tenant": tenant}))
+    deepest: dict[str, Any] = {"k".ljust(MAX_KEY_LENGTH, "K"): "v" * 200}  # settings as deep as they may nest
+    for _level in range(SETTINGS_DEPTH - 1):
+        deepest = {"k".ljust(MAX_KEY_LENGTH, "K"): deepest}
+    _ok(api.patch(f"/api/v1/volumes/{volume['id']}", json={"settings": deepest}))
     os.mkdir(os.path.join(volume["path"], name("dir")))
     for file in ("f.txt", f"{name('dir')}/{name('file')}"):
         with open(os.path.join(volume["path"], file), "w") as f:
