@@ -39,6 +39,9 @@ RESOLVE_BENEATH = 0x08
 _RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+"""Reading a file whose name a user controls: never through a symlink, never blocking on a FIFO swapped in
+(check the descriptor's type after opening)."""
 _RELIST_BUDGET = 64  # how often a remover re-reads a folder that someone keeps filling
 
 

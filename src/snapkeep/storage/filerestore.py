@@ -31,6 +31,7 @@ from snapkeep.errors import InvalidInput, InvalidPath, NotFound, PoolError, Pool
 from snapkeep.model.types import FileEntry
 from snapkeep.storage.beneath import (
     DIR_FLAGS,
+    FILE_READ_FLAGS,
     closing,
     is_special,
     list_names,
@@ -151,9 +152,6 @@ def check_destination(root: str, parts: Sequence[bytes], shown: str) -> bool:
         return lstat_at(parent, parts[-1]) is not None
 
 
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-
-
 def open_file(root: str, parts: Sequence[bytes], shown: str) -> tuple[int, FileEntry]:
     """A descriptor reading the regular file or the folder ``parts`` under ``root``, and its entry; never
     through a symlink (``O_NOFOLLOW``, :func:`open_dir` on the way), never a special file (checked before
@@ -172,7 +170,7 @@ def open_file(root: str, parts: Sequence[bytes], shown: str) -> tuple[int, FileE
             raise InvalidInput(
                 f"{shown!r} is a {_kind(st.st_mode)}; only files and folders can be downloaded", path=shown
             )
-        fd = os.open(parts[-1], DIR_FLAGS if stat.S_ISDIR(st.st_mode) else _READ_FLAGS, dir_fd=parent)
+        fd = os.open(parts[-1], DIR_FLAGS if stat.S_ISDIR(st.st_mode) else FILE_READ_FLAGS, dir_fd=parent)
         opened = os.fstat(fd)
         if stat.S_IFMT(opened.st_mode) != stat.S_IFMT(st.st_mode):
             os.close(fd)

@@ -26,14 +26,13 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from snapkeep.storage.beneath import DIR_FLAGS, is_special, lstat_at
+from snapkeep.storage.beneath import DIR_FLAGS, FILE_READ_FLAGS, is_special, lstat_at
 
 CHUNK = 1 << 20
 MAX_DEPTH = 256
 MAX_LINKS = 100_000
 INCOMPLETE = b"SNAPKEEP-ARCHIVE-INCOMPLETE"
 _BLOCK = tarfile.BLOCKSIZE
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 @dataclass
@@ -95,7 +94,7 @@ def _open_level(parent_fd: int, name: bytes, path: bytes) -> _Level:
 
 def _file_data(dir_fd: int, name: bytes, st: os.stat_result) -> Iterator[bytes]:
     """The bytes of regular file ``name`` (``st`` as looked at before opening), padded to whole blocks."""
-    fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    fd = os.open(name, FILE_READ_FLAGS, dir_fd=dir_fd)
     try:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(opened.st_mode):
