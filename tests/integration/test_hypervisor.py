@@ -248,6 +248,14 @@ def test_pause_and_resume(guest: Guest) -> None:
         f"\npause median {statistics.median(pauses) * 1000:.1f} ms, "
         f"resume median {statistics.median(resumes) * 1000:.1f} ms"
     )
+    (looked_up,) = h.guests([name])  # what a paused window uses: one libvirt call per pause or resume
+    looked_up.pause()
+    assert h.state(name) == VMState.PAUSED
+    looked_up.resume()
+    looked_up.resume()  # idempotent too
+    assert h.state(name) == VMState.RUNNING
+    with pytest.raises(VMNotFound):
+        h.guests([name, "snapkeep-test-no-such-domain"])
     assert h.agent_ping(name, 5)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import pytest
 
 from snapkeep.errors import Forbidden, HypervisorError, InvalidInput, NotFound
 from snapkeep.hypervisor import Hypervisor
+from snapkeep.hypervisor.base import Guest, GuestByName
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import FULL, Selection
@@ -80,6 +81,9 @@ class PauseFails:
         self._host.resume(domain)
         if domain == self.stops_at_resume:
             self._stopped.add(domain)
+
+    def guests(self, names: Sequence[str]) -> list[Guest]:
+        return [GuestByName(self, name) for name in names]  # type: ignore[arg-type]
 
     def state(self, domain: str) -> VMState:
         return VMState.SHUTOFF if domain in self._stopped else self._host.state(domain)

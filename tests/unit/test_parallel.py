@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from snapkeep.engine.holds import GuestsPaused
 from snapkeep.engine.intents import Intents
-from snapkeep.errors import HypervisorError
+from snapkeep.errors import HypervisorError, VMNotFound
+from snapkeep.hypervisor.base import Guest, GuestByName
 from snapkeep.parallel import each_at_once
 
 
@@ -79,6 +81,9 @@ class FakeHost:
         with self.lock:
             self.paused.discard(name)
 
+    def guests(self, names: Sequence[str]) -> list[Guest]:
+        return [GuestByName(self, name) for name in names]  # type: ignore[arg-type]
+
 
 def test_guests_are_paused_together_and_all_resumed(tmp_path: Path) -> None:
     host = FakeHost(5)
@@ -88,6 +93,43 @@ def test_guests_are_paused_together_and_all_resumed(tmp_path: Path) -> None:
     assert host.paused == {f"g{i}" for i in range(5)}
     hold.release()
     assert host.paused == set() and intents.listing() == []
+
+
+class LookedUpFirst(FakeHost):
+    """Records when the guests were looked up and when each was paused; ``missing`` is not found."""
+
+    def __init__(self, domains: int, missing: str | None = None) -> None:
+        super().__init__(domains)
+        self.missing = missing
+        self.looked_up_at: float | None = None
+        self.paused_at: list[float] = []
+
+    def guests(self, names: Sequence[str]) -> list[Guest]:
+        if self.missing in names:
+            raise VMNotFound(f"no domain {self.missing}")
+        self.looked_up_at = time.monotonic()
+        return super().guests(names)
+
+    def pause(self, name: str) -> None:
+        self.paused_at.append(time.monotonic())
+        super().pause(name)
+
+
+def test_guests_are_looked_up_before_the_window_starts(tmp_path: Path) -> None:
+    host = LookedUpFirst(3)
+    hold = GuestsPaused(host, ["g0", "g1", "g2"], Intents(str(tmp_path)), "op")  # type: ignore[arg-type]
+    started = hold.acquire()
+    hold.release()
+    assert host.looked_up_at is not None and host.looked_up_at <= started <= min(host.paused_at)
+
+
+def test_a_guest_that_is_not_found_pauses_none(tmp_path: Path) -> None:
+    host = LookedUpFirst(3, missing="g1")
+    intents = Intents(str(tmp_path))
+    hold = GuestsPaused(host, ["g0", "g1", "g2"], intents, "op")  # type: ignore[arg-type]
+    with pytest.raises(VMNotFound):
+        hold.acquire()
+    assert host.paused_at == [] and intents.listing() == []
 
 
 def test_one_guest_that_cannot_be_paused_leaves_every_guest_running(tmp_path: Path) -> None:

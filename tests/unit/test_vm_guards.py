@@ -7,7 +7,7 @@ tests/integration/test_guards.py. The pool here is a slow-copy pool on the test'
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from snapkeep.api.app import create_app
 from snapkeep.config import Settings
+from snapkeep.hypervisor.base import Guest, GuestByName
 from snapkeep.model.network import NetworkSpec
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.vmspec import VMSpec, VMState
@@ -84,6 +85,9 @@ class FakeHost:
 
     def resume(self, name: str) -> None:
         self._set("resume", name, VMState.RUNNING)
+
+    def guests(self, names: Sequence[str]) -> list[Guest]:
+        return [GuestByName(self, name) for name in names]  # type: ignore[arg-type]
 
     def agent_ping(self, name: str, timeout: float) -> bool:
         return False

@@ -26,10 +26,23 @@ re-synchronises with the agent, bounded by the same timeout).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from snapkeep.model.network import NetworkSpec
 from snapkeep.model.vmspec import VMSpec, VMState
+
+
+class Guest(Protocol):
+    """One domain, looked up ahead of a paused window, so that inside the window pausing or resuming it is
+    a single call to the hypervisor (no connection check, no lookup by name), with the errors of
+    ``Hypervisor.pause`` and ``Hypervisor.resume``."""
+
+    name: str
+
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
 
 
 class Hypervisor(Protocol):
@@ -104,6 +117,11 @@ class Hypervisor(Protocol):
         """Restart paused vCPUs. Idempotent; ``VMStateConflict`` if the domain is not running at all."""
         ...
 
+    def guests(self, names: Sequence[str]) -> list[Guest]:
+        """The domains ``names``, ready to be paused and resumed with one call each (see :class:`Guest`);
+        ``VMNotFound`` for one that does not exist."""
+        ...
+
     def agent_ping(self, name: str, timeout: float) -> bool:
         """Whether the guest agent answers within ``timeout``; False (never an error) when it does not.
 
@@ -157,3 +175,18 @@ class Hypervisor(Protocol):
     def network_exists(self, name: str) -> bool:
         """Whether a network of that (libvirt) name is defined or running."""
         ...
+
+
+@dataclass(frozen=True)
+class GuestByName:
+    """A :class:`Guest` that goes through ``Hypervisor.pause`` and ``resume`` by name: for hypervisors
+    whose calls by name are already single calls (the test doubles)."""
+
+    host: Hypervisor
+    name: str
+
+    def pause(self) -> None:
+        self.host.pause(self.name)
+
+    def resume(self) -> None:
+        self.host.resume(self.name)

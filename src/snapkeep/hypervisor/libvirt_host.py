@@ -23,7 +23,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -44,6 +44,7 @@ from snapkeep.errors import (
     VMNotFound,
     VMStateConflict,
 )
+from snapkeep.hypervisor.base import Guest
 from snapkeep.hypervisor.domain_xml import domain_xml, spec_from_xml
 from snapkeep.hypervisor.host_routes import clashing_routes, host_routes
 from snapkeep.hypervisor.network_xml import network_xml, spec_from_network_xml
@@ -143,6 +144,29 @@ def _calling_network(name: str) -> Iterator[None]:
         yield
     except libvirt.libvirtError as exc:
         raise translate_network(exc, name) from exc
+
+
+class _LibvirtGuest:
+    """A domain looked up once: pausing or resuming it is one call to libvirtd (see ``base.Guest``)."""
+
+    def __init__(self, name: str, dom: Any) -> None:
+        self.name = name
+        self._dom = dom
+
+    def pause(self) -> None:
+        with _calling(self.name):
+            self._dom.suspend()  # libvirt accepts suspending a paused domain: idempotent already
+
+    def resume(self) -> None:
+        with _calling(self.name):
+            try:
+                self._dom.resume()
+            except libvirt.libvirtError as exc:
+                if not (
+                    exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
+                    and self._dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+                ):
+                    raise
 
 
 class LibvirtHost:
@@ -322,21 +346,18 @@ class LibvirtHost:
             dom.reset(0)
 
     def pause(self, name: str) -> None:
-        dom = self._domain(name)
-        with _calling(name):
-            dom.suspend()  # libvirt accepts suspending a paused domain: idempotent already
+        self.guests([name])[0].pause()
 
     def resume(self, name: str) -> None:
-        dom = self._domain(name)
-        with _calling(name):
-            try:
-                dom.resume()
-            except libvirt.libvirtError as exc:
-                if not (
-                    exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
-                    and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-                ):
-                    raise
+        self.guests([name])[0].resume()
+
+    def guests(self, names: Sequence[str]) -> list[Guest]:
+        conn = self._connection()
+        found: list[Guest] = []
+        for name in names:
+            with _calling(name):
+                found.append(_LibvirtGuest(name, conn.lookupByName(name)))
+        return found
 
     # -- guest agent --------------------------------------------------------------------------------------
 
