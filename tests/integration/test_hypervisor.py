@@ -259,6 +259,22 @@ def test_pause_and_resume(guest: Guest) -> None:
     assert h.agent_ping(name, 5)
 
 
+def test_states_of_several_domains_read_at_once(guest: Guest, image: GuestImage, workdir: str) -> None:
+    h = guest.host
+    off = make_spec(image, workdir, "states-off")
+    h.define(off)
+    try:
+        missing = "snapkeep-test-no-such-domain"
+        assert h.states([guest.name, off.name, missing]) == {guest.name: VMState.RUNNING, off.name: VMState.SHUTOFF}
+        h.pause(guest.name)
+        try:
+            assert h.states([guest.name]) == {guest.name: VMState.PAUSED}
+        finally:
+            h.resume(guest.name)
+    finally:
+        discard(h, off.name)
+
+
 def test_agent_not_answering_is_reported_within_the_timeout(guest: Guest) -> None:
     h, name = guest.host, guest.name
     # Stop qemu-ga inside the guest for a few seconds (it continues by itself): an agent slower than us.

@@ -61,6 +61,9 @@ class FakeHost:
     def state(self, name: str) -> VMState:
         return self.domains[name][1]
 
+    def states(self, names: Sequence[str]) -> dict[str, VMState]:
+        return {name: self.domains[name][1] for name in names if name in self.domains}
+
     def list_domains(self) -> list[str]:
         return sorted(self.domains)
 

@@ -81,6 +81,11 @@ class Hypervisor(Protocol):
         """The power state as the hypervisor reports it right now."""
         ...
 
+    def states(self, names: Sequence[str]) -> dict[str, VMState]:
+        """The state of each of ``names`` that has a domain, all read in one call (a system snapshot asks
+        about every VM at once); names without a domain are left out."""
+        ...
+
     def list_domains(self) -> list[str]:
         """The names of all defined or running domains, sorted."""
         ...

@@ -277,6 +277,17 @@ class LibvirtHost:
             code = dom.state()[0]
         return _STATES.get(code, VMState.OTHER)
 
+    def states(self, names: Sequence[str]) -> dict[str, VMState]:
+        wanted = set(names)
+        conn = self._connection()
+        with _calling(None):
+            stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)  # every domain, active or not
+        return {
+            dom.name(): _STATES.get(values["state.state"], VMState.OTHER)
+            for dom, values in stats
+            if dom.name() in wanted
+        }
+
     def start(self, name: str) -> None:
         dom = self._domain(name)
         with _calling(name):

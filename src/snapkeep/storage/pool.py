@@ -237,41 +237,44 @@ class Pool:
 
     # --- freezing image volumes (the capture's hold) ------------------------------------------------
     def flush(self, datasets: Sequence[str]) -> None:
-        """Write out the dirty data of each image volume without blocking its writers (``syncfs``)."""
-        for dataset in datasets:
-            if self.is_image_volume(dataset):
-                with translated(f"flushing volume {dataset}"):
-                    syncfs(self.dataset_path(dataset))
+        """Write out the dirty data of each image volume without blocking its writers (``syncfs``), all at
+        once (each waits for its own device only)."""
+
+        def flush_one(dataset: str) -> None:
+            with translated(f"flushing volume {dataset}"):
+                syncfs(self.dataset_path(dataset))
+
+        each_at_once(flush_one, self._images_among(datasets))
 
     def freeze(self, datasets: Sequence[str]) -> None:
         """Block every write to each image volume's filesystem (``FIFREEZE``); all or none stay frozen.
 
-        With :attr:`expedite_freeze`, RCU grace periods are expedited for the freeze calls only: most of a
-        freeze is three grace periods of waiting (33 ms of 35 here, see ``storage/rcu.py``)."""
+        Most of a freeze is waiting: for three RCU grace periods (33 ms of 35 here, see ``storage/rcu.py``;
+        with :attr:`expedite_freeze` they are expedited for the freeze calls only). So the volumes are
+        frozen all at once, and their waits overlap (50 volumes one after another: 70-140 ms)."""
         done: list[str] = []
+
+        def freeze_one(dataset: str) -> None:
+            with translated(f"freezing volume {dataset}"):
+                images.freeze_tree(self.dataset_path(dataset))
+            done.append(dataset)
+            self._frozen.add(dataset)
+
         try:
             with rcu.expedited() if self.expedite_freeze else nullcontext():
-                for dataset in datasets:
-                    if self.is_image_volume(dataset):
-                        with translated(f"freezing volume {dataset}"):
-                            images.freeze_tree(self.dataset_path(dataset))
-                        done.append(dataset)
-                        self._frozen.add(dataset)
+                each_at_once(freeze_one, self._images_among(datasets))
         except BaseException:
             self.thaw(done)
             raise
 
     def thaw(self, datasets: Sequence[str]) -> None:
-        """Undo :meth:`freeze`; a volume that is not frozen is fine. Tries every volume, raises the first error."""
-        first: BaseException | None = None
-        for dataset in datasets:
-            self._frozen.discard(dataset)
-            try:
-                self.thaw_one(dataset)
-            except PoolError as exc:
-                first = first or exc
-        if first is not None:
-            raise first
+        """Undo :meth:`freeze`, all at once; a volume that is not frozen is fine. Tries every volume, raises
+        the first error."""
+        self._frozen.difference_update(datasets)
+        each_at_once(self.thaw_one, list(datasets))
+
+    def _images_among(self, datasets: Sequence[str]) -> list[str]:
+        return [dataset for dataset in datasets if self.is_image_volume(dataset)]
 
     def thaw_one(self, dataset: str) -> int:
         """Thaw one image volume if it is frozen: 1 if it was, 0 if not (or if it is no image volume)."""
@@ -322,13 +325,15 @@ class Pool:
         """Before anything is held: clone each image volume's image early into ``staging/<snap_id>``, so
         that :meth:`capture`, frozen, only catches up with what was written since (see ``images``)."""
         data_dir = os.path.join(self.staging_dir(snap_id), "data")
+
+        def clone_early(dataset: str) -> None:
+            early = os.path.join(data_dir, dataset + images.SUFFIX)
+            clone_file(images.image_of(self.dataset_path(dataset)), early)
+            self._early[early] = images.data_ranges(early)
+
         with translated(f"preparing snapshot {snap_id}"):
             os.makedirs(data_dir, mode=0o755, exist_ok=True)
-            for dataset in datasets:
-                if self.is_image_volume(dataset):
-                    early = os.path.join(data_dir, dataset + images.SUFFIX)
-                    clone_file(images.image_of(self.dataset_path(dataset)), early)
-                    self._early[early] = images.data_ranges(early)
+            each_at_once(clone_early, self._images_among(datasets))
 
     @step("pool.capture")
     def capture(self, snap_id: str, datasets: Sequence[str]) -> None:

@@ -79,11 +79,11 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
     vms, volumes, domains = [], [], {}
     for record in uow.vms.list():
         if picked(record.owner_tenant_id, vm_tags.get(record.id, ())):
-            vms.append(_tagged(vm_kind.resolve(uow, record.id), vm_tags.get(record.id, ())))
+            vms.append(_tagged(vm_kind.subject_of(record), vm_tags.get(record.id, ())))
             domains[record.id] = record.domain_name
     for volume in uow.volumes.list():
         if picked(volume.owner_tenant_id, volume_tags.get(volume.id, ())):
-            volumes.append(_tagged(volume_kind.resolve(uow, volume.id), volume_tags.get(volume.id, ())))
+            volumes.append(_tagged(volume_kind.subject_of(volume), volume_tags.get(volume.id, ())))
     networks = [n for n in uow.networks.list() if n.owner_tenant_id in owners]
     return Estate(
         root=root,

@@ -136,10 +136,8 @@ class _SubtreeKind:
 
     def _states(self, estate: Estate) -> dict[str, VMState]:
         """Each VM's state by id, as libvirt says now (a VM without a domain is off)."""
-        return {
-            vm_id: self._host.state(domain) if self._host.exists(domain) else VMState.SHUTOFF
-            for vm_id, domain in estate.domains.items()
-        }
+        states = self._host.states(list(estate.domains.values()))
+        return {vm_id: states.get(domain, VMState.SHUTOFF) for vm_id, domain in estate.domains.items()}
 
     # --- restore (the whole subtree) ---------------------------------------------------------------------
     def check_options(self, options: RestoreOptions) -> None:

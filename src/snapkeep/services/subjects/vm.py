@@ -22,7 +22,7 @@ from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import numbered_name, restored_vm_name
 from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
-from snapkeep.model.types import VM, QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
+from snapkeep.model.types import VM, QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType, VmRecord
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.audit import Audit
@@ -60,7 +60,11 @@ class VmKind:
     # --- capture -------------------------------------------------------------------------------------
     def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
         refuse_partial(selection, self.type)
-        vm = uow.vms.resolve(ref)
+        return self.subject_of(uow.vms.resolve(ref))
+
+    def subject_of(self, vm: VmRecord) -> Subject:
+        """The VM as a snapshot of it records it, from its catalog record (one already read: a system
+        snapshot reads every VM in one query)."""
         return Subject(
             type=self.type,
             id=vm.id,

@@ -15,7 +15,7 @@ from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import restored_volume_name
 from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
-from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume
+from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume, VolumeRecord
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject, refuse_partial, require_owner
@@ -51,7 +51,10 @@ class VolumeKind:
     # --- capture -------------------------------------------------------------------------------------
     def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
         refuse_partial(selection, self.type)
-        volume = uow.volumes.resolve(ref)
+        return self.subject_of(uow.volumes.resolve(ref))
+
+    def subject_of(self, volume: VolumeRecord) -> Subject:
+        """The volume as a snapshot of it records it, from its catalog record (see ``VmKind.subject_of``)."""
         return Subject(
             type=self.type,
             id=volume.id,
