@@ -14,7 +14,7 @@ from snapkeep.engine.holds import GuestsPaused
 from snapkeep.engine.intents import Intents
 from snapkeep.errors import HypervisorError, VMNotFound
 from snapkeep.hypervisor.base import Guest, GuestByName
-from snapkeep.parallel import each_at_once
+from snapkeep.parallel import Workers, each_at_once
 
 
 def test_every_call_runs_at_the_same_time() -> None:
@@ -57,8 +57,39 @@ def test_every_item_is_called_once_even_when_no_thread_can_be_started(monkeypatc
         with lock:
             called.append(item)
 
-    each_at_once(call, list(range(20)))
+    Workers().each_at_once(call, list(range(20)))  # threads of its own: none kept from other tests
     assert sorted(called) == list(range(20)) and len(started) == 1
+
+
+def test_threads_are_kept_for_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a paused window no thread is started: the second call runs on the first call's threads."""
+    workers = Workers(threads=4)
+    first = threading.Barrier(4, timeout=5)
+    workers.each_at_once(lambda _item: first.wait(), range(4))
+    started: list[threading.Thread] = []
+    original = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self), original(self)))
+    second = threading.Barrier(4, timeout=5)
+    workers.each_at_once(lambda _item: second.wait(), range(4))
+    assert started == []
+
+
+def test_a_caller_whose_helpers_are_busy_elsewhere_does_every_item_itself() -> None:
+    """Calls from inside calls (a capture's clone freezing its volume) cannot wait for each other: with
+    every kept thread taken, the caller works alone and returns."""
+    workers = Workers(threads=3)
+    release = threading.Event()
+    inner_done: list[int] = []
+
+    def outer(item: int) -> None:
+        if item == 0:
+            workers.each_at_once(inner_done.append, list(range(10)))  # both helpers are blocked below
+            release.set()
+        else:
+            assert release.wait(timeout=5), "the inner call never finished"
+
+    workers.each_at_once(outer, [0, 1, 2])
+    assert sorted(inner_done) == list(range(10))
 
 
 class FakeHost:
