@@ -224,9 +224,12 @@ class Snapshots:
     def claim_take(self, subject: Subject) -> Claim:
         """A take holds its subject and every member it captures (a system snapshot's VMs, volumes and
         tenants, all at once): nothing else may change, restore or delete them meanwhile."""
-        needs = [exclusive(subject.type, subject.id, subject.name), *(exclusive(*m) for m in subject.members)]
-        claim = self.guards.claim("snapshot.take", needs)
+        claim = self._claim_subject(subject)
         return claim.verified(lambda: self.subject(subject.type, subject.id, SYSTEM))
+
+    def _claim_subject(self, subject: Subject) -> Claim:
+        needs = [exclusive(subject.type, subject.id, subject.name), *(exclusive(*m) for m in subject.members)]
+        return self.guards.claim("snapshot.take", needs)
 
     def _claim_members(self, subject: Subject) -> Claim:
         return self.guards.claim("snapshot.take", [exclusive(*m) for m in subject.members])
@@ -268,8 +271,9 @@ class Snapshots:
         """Take a snapshot (operator), holding the subject's guard (:class:`Busy` if another operation
         holds it)."""
         who.require(Role.OPERATOR)
-        with self.claim_take(self.subject(req.subject_type, req.ref, who, req.selection)):
-            return self._take(req, who)
+        subject = self.subject(req.subject_type, req.ref, who, req.selection)
+        with self._claim_subject(subject):  # not verified: the take reads its subject again, under the claim
+            return self._take(req, who, subject)
 
     def submit_take(self, req: TakeRequest, *, who: Principal) -> Job:
         """:meth:`take` as a job, refused synchronously (changing nothing) if the subject is busy or the
@@ -309,15 +313,17 @@ class Snapshots:
         if req.expires_at is not None and req.expires_at <= self._clock():
             raise InvalidExpiry(f"expiry {req.expires_at.isoformat()} is in the past", value=req.expires_at.isoformat())
 
-    def _take(self, req: TakeRequest, who: Principal) -> Snapshot:
+    def _take(self, req: TakeRequest, who: Principal, claimed: Subject) -> Snapshot:
+        """Take a snapshot of ``claimed`` (read before its guards were claimed: only its type and id are
+        used until the subject is read again, with the snapshot's row, under the claim)."""
         self._check_request(req)
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
-        self._replace_failed(self.subject(req.subject_type, req.ref, who), req.name, who)
+        self._replace_failed(claimed, req.name, who)
         private = _private(req, kind)
         now = self._clock()
         with self._db.unit(who) as uow:
-            subject = kind.resolve(uow, req.ref, req.selection)
+            subject = kind.resolve(uow, claimed.id, req.selection)  # the one claimed, even if renamed since
             if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
             created_at = uow.snapshots.insert(
