@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.errors import Forbidden, HypervisorError, InvalidInput, NotFound
+from snapkeep.errors import Forbidden, HypervisorError, InvalidInput, NotFound, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.hypervisor.base import Guest, GuestByName
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
@@ -64,12 +64,15 @@ class World:
 
 class PauseFails:
     """The real hypervisor, with fault switches: while ``domain`` is set, pausing that domain fails; once
-    ``stops_at_resume`` is resumed, libvirt is made to say it is off (a guest that shut down right away)."""
+    ``stops_at_resume`` is resumed, libvirt is made to say it is off (a guest that shut down right away);
+    ``starts_at_pause`` is started for real when the guests are looked up to be paused (someone starting a
+    VM whose disks the take has just captured at rest)."""
 
     def __init__(self, host: Hypervisor) -> None:
         self._host = host
         self.domain: str | None = None
         self.stops_at_resume: str | None = None
+        self.starts_at_pause: str | None = None
         self._stopped: set[str] = set()
 
     def pause(self, domain: str) -> None:
@@ -83,13 +86,15 @@ class PauseFails:
             self._stopped.add(domain)
 
     def guests(self, names: Sequence[str]) -> list[Guest]:
+        if self.starts_at_pause is not None:
+            self._host.start(self.starts_at_pause)
         return [GuestByName(self, name) for name in names]  # type: ignore[arg-type]
 
     def state(self, domain: str) -> VMState:
         return VMState.SHUTOFF if domain in self._stopped else self._host.state(domain)
 
     def reset(self) -> None:
-        self.domain = self.stops_at_resume = None
+        self.domain = self.stops_at_resume = self.starts_at_pause = None
         self._stopped.clear()
 
     def __getattr__(self, name: str) -> object:
@@ -273,6 +278,28 @@ def test_a_guest_that_cannot_be_paused_leaves_every_guest_running_and_nothing_re
     assert all(svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING for vm in (world.system_vm, world.dev_vm))
     assert glob.glob(os.path.join(svc.settings.run_dir, "*.json")) == []
     assert svc.guards.held() == []
+
+
+def test_a_vm_started_after_its_disks_were_captured_at_rest_fails_the_take(world: World, image: GuestImage) -> None:
+    """Its disks would be from before it started, everything else from the window: the take records nothing
+    and leaves every guest running."""
+    svc = world.svc
+    late = make_vm(svc, image, "late-guest", None, [])
+    faults: PauseFails = svc.host  # type: ignore[assignment]
+    faults.starts_at_pause = late.domain
+    before = {s.id for s in svc.snapshots.listing(who=SYSTEM)}
+    try:
+        with pytest.raises(VMStateConflict, match="'late-guest' started while the snapshot was being taken"):
+            take(world, "started-meanwhile")
+        assert {s.id for s in svc.snapshots.listing(who=SYSTEM)} == before
+        running = (world.system_vm, world.dev_vm, late)
+        assert all(svc.vms.get(vm.id, who=SYSTEM).state == VMState.RUNNING for vm in running)
+        assert glob.glob(os.path.join(svc.settings.run_dir, "*.json")) == []
+        assert svc.guards.held() == []
+    finally:
+        faults.reset()
+        svc.vms.stop(late.id, force=True, who=SYSTEM)
+        svc.vms.delete(late.id, svc.snapshots, True, who=SYSTEM)
 
 
 def test_a_deleted_vm_comes_back_as_new_and_boots_with_its_data(world: World, tmp_path: Path) -> None:

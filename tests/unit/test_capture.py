@@ -12,7 +12,7 @@ import pytest
 
 from snapkeep.engine import capture as capture_module
 from snapkeep.engine.capture import Holding, capture
-from snapkeep.errors import PoolFull, QuiesceFailed
+from snapkeep.errors import PoolFull, QuiesceFailed, VMStateConflict
 from snapkeep.model.types import QuiescePolicy
 
 
@@ -139,6 +139,26 @@ def test_datasets_at_rest_are_captured_before_anything_is_held(events: list[str]
         "acquire paused",
         "capture running-vm volume",
         "release paused",
+    ]
+
+
+def test_what_was_captured_at_rest_is_checked_once_every_hold_is_released(events: list[str]) -> None:
+    """A VM that was off and was started meanwhile fails the take: checked after the window, not inside."""
+
+    def started_meanwhile() -> None:
+        events.append("check at rest")
+        raise VMStateConflict("VM 'late' started while the snapshot was being taken")
+
+    holding = Holding([FakeHold(events, "paused", False)], frozenset({"off-vm"}), still_at_rest=started_meanwhile)  # type: ignore[list-item]
+    with pytest.raises(VMStateConflict):
+        capture(FakePool(events), "snap", ["off-vm", "running-vm"], holding, QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
+    assert events == [
+        "capture off-vm",
+        "syncfs",
+        "acquire paused",
+        "capture running-vm",
+        "release paused",
+        "check at rest",
     ]
 
 

@@ -5,8 +5,8 @@ rest and flush (outside any window) → acquire each hold
 in turn (pause a volume's writers; freeze a guest's filesystems, then pause the guest) with its own time
 limit, capturing right away what a hold alone keeps still (a frozen volume image) before the next one →
 capture every other dataset → release every hold acquired, in reverse, in ``finally`` right after the
-capture, even if acquiring a later hold raised → report the consistency actually achieved and how long
-each hold lasted.
+capture, even if acquiring a later hold raised → check that what was captured at rest stayed at rest →
+report the consistency actually achieved and how long each hold lasted.
 
 A hold marked ``quiesce`` is a consistency improvement: when it cannot be had, the caller's policy decides
 between failing (``require``) and a crash-consistent capture that says why (``fallback``). Any other hold
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,11 +56,14 @@ class Holding:
     rest (the disks of a VM that is off: nothing writes them while the take holds its guards). Those are
     captured before anything is held, so that the window holds only the datasets that can change.
     ``running``: the VMs found running when the holds were chosen, which the snapshot records as running
-    (read again after the capture, a guest that shut down meanwhile would be recorded as off)."""
+    (read again after the capture, a guest that shut down meanwhile would be recorded as off).
+    ``still_at_rest``: called once the holds are released; raises if a dataset captured at rest may have
+    changed before the others were captured (a VM that was off was started meanwhile, by someone else)."""
 
     holds: Sequence[Hold] = ()
     at_rest: frozenset[str] = frozenset()
     running: frozenset[str] = frozenset()
+    still_at_rest: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,5 +120,7 @@ def capture(
                 log.exception("releasing %s after capturing %s failed", hold.label, snap_id)
             # two holds of one label (volumes frozen around guests paused): the innermost one's window counts
             windows.setdefault(hold.label, (time.monotonic() - started) * 1000)
+    if at_rest and holding.still_at_rest is not None:
+        holding.still_at_rest()
     quiesced = any(h.quiesce for h in holds) and note is None
     return CaptureReport(quiesced=quiesced, note=note, windows_ms=windows)

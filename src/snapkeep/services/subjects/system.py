@@ -14,14 +14,16 @@ datasets, in one engine plan (:func:`snapkeep.engine.capture.capture`) whose ``f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import Hold, Holding
 from snapkeep.engine.holds import GuestsPaused, VolumeFrozen
 from snapkeep.engine.intents import Intents
-from snapkeep.errors import Forbidden, InvalidInput, TenantOnline
+from snapkeep.errors import Forbidden, InvalidInput, TenantOnline, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.principal import Principal
@@ -124,15 +126,28 @@ class _SubtreeKind:
         domains = [estate.domains[vm_id] for vm_id, state in sorted(states.items()) if state is VMState.RUNNING]
         if domains:
             holds.append(GuestsPaused(self._host, domains, self._intents, snap_id))
-        at_rest = frozenset(d for vm in estate.vms if states[vm.id] is VMState.SHUTOFF for d in vm.datasets)
+        off = [vm for vm in estate.vms if states[vm.id] is VMState.SHUTOFF]
+        at_rest = frozenset(d for vm in off for d in vm.datasets)
         running = frozenset(vm_id for vm_id, state in states.items() if state is VMState.RUNNING)
-        return Holding(holds, at_rest, running)
+        return Holding(holds, at_rest, running, partial(self._still_off, estate, off))
 
     def manifest_objects(self, subject: Subject, holding: Holding) -> list[ManifestObject]:
         """Every member; a VM is recorded as running if it ran at the capture (a VM paused by someone else
         is not: a whole restore leaves it off)."""
         objects = _estate(subject).objects(holding.running)
         return [subject.manifest_object(), *objects] if self.type is SubjectType.SYSTEM else objects
+
+    def _still_off(self, estate: Estate, off: Sequence[Subject]) -> None:
+        """Refuse a capture in which a VM whose disks were captured at rest (it was off) was started before
+        the others were captured: its disks would be from before its start, not from the instant of the rest."""
+        states = self._host.states([estate.domains[vm.id] for vm in off])
+        started = [vm.name for vm in off if states.get(estate.domains[vm.id], VMState.SHUTOFF) is not VMState.SHUTOFF]
+        if started:
+            raise VMStateConflict(
+                f"VM {', '.join(repr(name) for name in started)} started while the snapshot was being taken (its "
+                "disks were captured while it was off, before the others): take the snapshot again",
+                vms=started,
+            )
 
     def _states(self, estate: Estate) -> dict[str, VMState]:
         """Each VM's state by id, as libvirt says now (a VM without a domain is off)."""
