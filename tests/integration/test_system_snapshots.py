@@ -93,6 +93,10 @@ class PauseFails:
     def state(self, domain: str) -> VMState:
         return VMState.SHUTOFF if domain in self._stopped else self._host.state(domain)
 
+    def states(self, domains: Sequence[str]) -> dict[str, VMState]:
+        found = self._host.states(domains)
+        return {domain: VMState.SHUTOFF if domain in self._stopped else state for domain, state in found.items()}
+
     def reset(self) -> None:
         self.domain = self.stops_at_resume = self.starts_at_pause = None
         self._stopped.clear()

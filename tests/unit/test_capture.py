@@ -162,6 +162,17 @@ def test_what_was_captured_at_rest_is_checked_once_every_hold_is_released(events
     ]
 
 
+def test_what_was_off_is_checked_even_when_nothing_is_held(events: list[str]) -> None:
+    """No guest running and no image volume: the VM that was off, captured with the rest, is still checked."""
+
+    def started_meanwhile() -> None:
+        raise VMStateConflict("VM 'late' started while the snapshot was being taken")
+
+    holding = Holding([], frozenset({"off-vm"}), still_at_rest=started_meanwhile)
+    with pytest.raises(VMStateConflict):
+        capture(FakePool(events), "snap", ["off-vm", "volume"], holding, QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
+
+
 def test_with_nothing_to_hold_every_dataset_is_captured_in_one_go(events: list[str]) -> None:
     capture(FakePool(events), "snap", ["off-vm", "volume"], Holding([], frozenset({"off-vm"})), QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
     assert events == ["capture off-vm volume"]

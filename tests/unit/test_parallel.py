@@ -3,6 +3,7 @@ fake hypervisor that fails on demand; the real pauses run in tests/integration/t
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -63,9 +64,12 @@ def test_every_item_is_called_once_even_when_no_thread_can_be_started(monkeypatc
 
 def test_threads_are_kept_for_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """Inside a paused window no thread is started: the second call runs on the first call's threads."""
-    workers = Workers(threads=4)
+    workers = Workers(keep=4)
     first = threading.Barrier(4, timeout=5)
     workers.each_at_once(lambda _item: first.wait(), range(4))
+    deadline = time.monotonic() + 5
+    while len(workers._idle) < 3 and time.monotonic() < deadline:  # the helpers park after the call returns
+        time.sleep(0.01)
     started: list[threading.Thread] = []
     original = threading.Thread.start
     monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self), original(self)))
@@ -74,22 +78,54 @@ def test_threads_are_kept_for_the_next_call(monkeypatch: pytest.MonkeyPatch) -> 
     assert started == []
 
 
-def test_a_caller_whose_helpers_are_busy_elsewhere_does_every_item_itself() -> None:
-    """Calls from inside calls (a capture's clone freezing its volume) cannot wait for each other: with
-    every kept thread taken, the caller works alone and returns."""
-    workers = Workers(threads=3)
+def test_a_call_never_waits_for_threads_another_call_is_using() -> None:
+    """Two takes at once: the second one's pauses still run together while the first one's threads are
+    all busy (a shared, bounded set of threads would run them one after another)."""
+    workers = Workers(keep=2)
     release = threading.Event()
-    inner_done: list[int] = []
+    first = threading.Thread(target=workers.each_at_once, args=(lambda _item: release.wait(5), range(3)))
+    first.start()
+    try:
+        together = threading.Barrier(4, timeout=2)
+        workers.each_at_once(lambda _item: together.wait(), range(4))  # breaks unless all 4 run at once
+    finally:
+        release.set()
+        first.join()
 
-    def outer(item: int) -> None:
-        if item == 0:
-            workers.each_at_once(inner_done.append, list(range(10)))  # both helpers are blocked below
-            release.set()
-        else:
-            assert release.wait(timeout=5), "the inner call never finished"
 
-    workers.each_at_once(outer, [0, 1, 2])
-    assert sorted(inner_done) == list(range(10))
+def test_an_interrupted_caller_returns_only_once_nothing_runs() -> None:
+    """Ctrl-C while the caller waits: the calls under way finish before the interruption goes up, so the
+    caller's clean-up (thawing what was frozen) sees every one of them."""
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise Interrupted
+
+    helpers_in = threading.Event()
+    entered: list[int] = []
+    finished: list[int] = []
+
+    def call(item: int) -> None:
+        if threading.current_thread() is threading.main_thread():
+            helpers_in.wait(5)
+            return
+        entered.append(item)
+        if len(entered) == 3:
+            helpers_in.set()
+        time.sleep(0.4)
+        finished.append(item)
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.15)  # the caller is waiting for the three helpers by then
+        with pytest.raises(Interrupted):
+            Workers().each_at_once(call, range(4))
+        assert len(finished) == 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class FakeHost:

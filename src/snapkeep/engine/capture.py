@@ -120,7 +120,7 @@ def capture(
                 log.exception("releasing %s after capturing %s failed", hold.label, snap_id)
             # two holds of one label (volumes frozen around guests paused): the innermost one's window counts
             windows.setdefault(hold.label, (time.monotonic() - started) * 1000)
-    if at_rest and holding.still_at_rest is not None:
+    if holding.at_rest and holding.still_at_rest is not None:  # with nothing held too: captured in one go
         holding.still_at_rest()
     quiesced = any(h.quiesce for h in holds) and note is None
     return CaptureReport(quiesced=quiesced, note=note, windows_ms=windows)

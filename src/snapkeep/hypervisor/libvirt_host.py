@@ -147,9 +147,13 @@ def _calling_network(name: str) -> Iterator[None]:
 
 
 class _LibvirtGuest:
-    """A domain looked up once: pausing or resuming it is one call to libvirtd (see ``base.Guest``)."""
+    """A domain looked up once: pausing or resuming it is one call to libvirtd (see ``base.Guest``).
 
-    def __init__(self, name: str, dom: Any) -> None:
+    A resume whose connection died since the lookup (libvirtd restarted inside the window) is made again,
+    once, on a fresh connection: the guest is not left paused until the service's retry comes round."""
+
+    def __init__(self, host: LibvirtHost, name: str, dom: Any) -> None:
+        self._host = host
         self.name = name
         self._dom = dom
 
@@ -158,15 +162,22 @@ class _LibvirtGuest:
             self._dom.suspend()  # libvirt accepts suspending a paused domain: idempotent already
 
     def resume(self) -> None:
-        with _calling(self.name):
-            try:
-                self._dom.resume()
-            except libvirt.libvirtError as exc:
-                if not (
-                    exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
-                    and self._dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-                ):
-                    raise
+        try:
+            _resume(self.name, self._dom)
+        except HypervisorUnavailable:
+            _resume(self.name, self._host._domain(self.name))  # looked up again, reconnecting
+
+
+def _resume(name: str, dom: Any) -> None:
+    with _calling(name):
+        try:
+            dom.resume()
+        except libvirt.libvirtError as exc:
+            if not (
+                exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
+                and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+            ):
+                raise
 
 
 class LibvirtHost:
@@ -360,14 +371,14 @@ class LibvirtHost:
         self.guests([name])[0].pause()
 
     def resume(self, name: str) -> None:
-        self.guests([name])[0].resume()
+        _resume(name, self._domain(name))
 
     def guests(self, names: Sequence[str]) -> list[Guest]:
         conn = self._connection()
         found: list[Guest] = []
         for name in names:
             with _calling(name):
-                found.append(_LibvirtGuest(name, conn.lookupByName(name)))
+                found.append(_LibvirtGuest(self, name, conn.lookupByName(name)))
         return found
 
     # -- guest agent --------------------------------------------------------------------------------------
