@@ -6,7 +6,7 @@ The same behaviours run for real in tests/integration/test_quiesce.py; these pin
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -142,14 +142,20 @@ def test_datasets_at_rest_are_captured_before_anything_is_held(events: list[str]
     ]
 
 
-def test_what_was_captured_at_rest_is_checked_once_every_hold_is_released(events: list[str]) -> None:
-    """A VM that was off and was started meanwhile fails the take: checked after the window, not inside."""
+def started_meanwhile(events: list[str]) -> Callable[[], None]:
+    """The check of a system take whose VM that was off has been started meanwhile."""
 
-    def started_meanwhile() -> None:
+    def check() -> None:
         events.append("check at rest")
         raise VMStateConflict("VM 'late' started while the snapshot was being taken")
 
-    holding = Holding([FakeHold(events, "paused", False)], frozenset({"off-vm"}), still_at_rest=started_meanwhile)  # type: ignore[list-item]
+    return check
+
+
+def test_what_was_captured_at_rest_is_checked_once_every_hold_is_released(events: list[str]) -> None:
+    """A VM that was off and was started meanwhile fails the take: checked after the window, not inside."""
+    check = started_meanwhile(events)
+    holding = Holding([FakeHold(events, "paused", False)], frozenset({"off-vm"}), still_at_rest=check)  # type: ignore[list-item]
     with pytest.raises(VMStateConflict):
         capture(FakePool(events), "snap", ["off-vm", "running-vm"], holding, QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
     assert events == [
@@ -164,13 +170,10 @@ def test_what_was_captured_at_rest_is_checked_once_every_hold_is_released(events
 
 def test_what_was_off_is_checked_even_when_nothing_is_held(events: list[str]) -> None:
     """No guest running and no image volume: the VM that was off, captured with the rest, is still checked."""
-
-    def started_meanwhile() -> None:
-        raise VMStateConflict("VM 'late' started while the snapshot was being taken")
-
-    holding = Holding([], frozenset({"off-vm"}), still_at_rest=started_meanwhile)
+    holding = Holding([], frozenset({"off-vm"}), still_at_rest=started_meanwhile(events))
     with pytest.raises(VMStateConflict):
         capture(FakePool(events), "snap", ["off-vm", "volume"], holding, QuiescePolicy.FALLBACK)  # type: ignore[arg-type]
+    assert events == ["capture off-vm volume", "check at rest"]
 
 
 def test_with_nothing_to_hold_every_dataset_is_captured_in_one_go(events: list[str]) -> None:
