@@ -186,3 +186,53 @@ def test_system_snapshots_of_a_tenant_from_the_cli(cli: Cli) -> None:
     cli.refused("snapshot", "take", "--system", "--vm", vm["name"], "--name", "x", code="invalid_input", exit_code=2)
     cli.refused("snapshot", "take", "--volume", volume["id"], "--name", "x", "--private", code="invalid_input",
                 exit_code=2)  # fmt: skip
+
+
+def test_every_restore_out_of_a_system_snapshot_from_the_cli(cli: Cli) -> None:
+    """The restore rows of a system snapshot, each from the CLI: one volume over itself with its settings,
+    one VM as new under a given name with its MACs kept, one tenant as new (``<name> (n)``), a tenant
+    snapshot (taken by the parent) over its tenant, and a tenant's own system snapshot over its whole
+    subtree; ``--exclude-tag`` alone leaves out what carries the tag."""
+    top, tag = unique("shop"), unique("skip")
+    cli.json("tenant", "create", top)
+    cli.json("network", "create", unique("lan"), "--cidr", "10.219.44.0/24", "--tenant", top)
+    net = cli.json("network", "list", "--tenant", top)[0]["name"]
+    volume = cli.json("volume", "create", unique("data"), "--size", "32M", "--tenant", top)
+    scratch = cli.json("volume", "create", unique("tmp"), "--size", "32M", "--tenant", top, "--tag", tag)
+    vm = cli.json("vm", "create", unique("app"), "--disk", "8M", "--nic", net, "--tenant", top)
+    Path(volume["path"], "note.txt").write_text("as it was\n")
+
+    taken = cli.json("snapshot", "take", "--system", "--name", unique("sys"), "--exclude-tag", tag)["result"]
+    snap = taken["snapshot"]["id"]
+    contents = cli.json("snapshot", "contents", snap)
+    assert contents["selection"] == f"partial: all but objects tagged {tag}"
+    names = {v["name"] for v in contents["volumes"]}
+    assert volume["name"] in names and scratch["name"] not in names
+
+    Path(volume["path"], "note.txt").write_text("changed\n")
+    cli.json("volume", "update", volume["id"], "--description", "changed", "--size", "48M")
+    over = cli.json("snapshot", "restore", snap, "--volume", volume["id"], "--mode", "data_and_settings")
+    assert over["status"] == "succeeded" and over["result"]["pre_restore_snapshot_id"]
+    restored = cli.json("volume", "show", volume["id"])
+    assert (restored["description"], restored["size_limit"]) == (volume["description"], volume["size_limit"])
+    assert Path(volume["path"], "note.txt").read_text() == "as it was\n"
+
+    copy_name = unique("copy")
+    copy = cli.json("snapshot", "restore", snap, "--vm", vm["name"], "--new-name", copy_name, "--preserve-macs")
+    kept = cli.json("vm", "show", copy["result"]["vm_id"])
+    assert (kept["name"], kept["macs"], kept["tenant_id"]) == (copy_name, vm["macs"], vm["tenant_id"])
+    cli.ok("vm", "delete", kept["id"], "--yes")  # its MACs are the original's: not left beside it
+
+    assert cli.json("snapshot", "restore", snap, "--tenant", top, "--as-new")["result"]["tenant"] == f"{top} (1)"
+
+    of_tenant = cli.json("snapshot", "take", "--tenant", top, "--name", unique("parents"))["result"]["snapshot"]
+    assert (of_tenant["kind"], of_tenant["subject_name"]) == ("tenant", top)
+    cli.ok("volume", "delete", scratch["id"], "--yes")
+    cli.json("snapshot", "restore", of_tenant["id"])  # the tenant is off: its subtree as it was
+    assert scratch["id"] in {v["id"] for v in cli.json("volume", "list", "--tenant", top)}
+
+    own = cli.json("snapshot", "take", "--system", "--tenant", top, "--name", unique("own"))["result"]["snapshot"]
+    made_since = cli.json("volume", "create", unique("later"), "--size", "16M", "--tenant", top)
+    whole = cli.json("snapshot", "restore", own["id"])
+    assert whole["status"] == "succeeded" and whole["result"]["pre_restore_snapshot_id"]
+    assert made_since["id"] not in {v["id"] for v in cli.json("volume", "list", "--tenant", top)}

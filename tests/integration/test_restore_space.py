@@ -85,3 +85,29 @@ def test_one_tenant_out_of_a_system_snapshot_is_estimated_by_its_subtree(service
     options = RestoreOptions(member_type=SubjectType.TENANT, member=tenant)
     with filled(svc.pool, MIN_FREE + 2 * CLONE_ALLOWANCE), pytest.raises(PoolFull, match="4 dataset clone"):
         svc.restores.submit(snap.id, options, SYSTEM)
+
+
+def test_a_whole_subtree_restore_is_estimated_by_all_it_holds_and_changes_nothing(services: Services) -> None:
+    """A tenant's own system snapshot restored over its subtree clones every recorded dataset, twice with
+    the pre-restore snapshot: refused with room for fewer, before anything is taken or removed."""
+    svc = services
+    tenant = f"shop-{uuid.uuid4().hex[:6]}"
+    svc.tenants.create(SYSTEM, tenant)
+    orders = svc.volumes.create(f"orders-{tenant}", 16 * MiB, tenant=tenant, who=SYSTEM)
+    svc.volumes.create(f"invoices-{tenant}", 16 * MiB, tenant=tenant, who=SYSTEM)
+    snap = svc.snapshots.take(TakeRequest(ref=tenant, subject_type="system", name="whole"), who=SYSTEM)
+    svc.volumes.create(f"later-{tenant}", 16 * MiB, tenant=tenant, who=SYSTEM)  # the restore would remove it
+    with open(os.path.join(orders.path, "later.txt"), "w") as f:
+        f.write("written after the snapshot")
+    before = state(svc, orders.path)
+
+    with filled(svc.pool, MIN_FREE + 3 * CLONE_ALLOWANCE):  # room for 3: the subtree alone would fit
+        with pytest.raises(PoolFull, match="4 dataset clone"):
+            svc.restores.submit(snap.id, RestoreOptions(), SYSTEM)
+        with pytest.raises(PoolFull, match="4 dataset clone"):  # the job's own check
+            svc.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
+        assert state(svc, orders.path) == before
+
+    svc.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
+    assert not os.path.exists(os.path.join(orders.path, "later.txt"))
+    assert f"later-{tenant}" not in {v.name for v in svc.volumes.list(who=SYSTEM)}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from snapkeep.hypervisor.base import Guest, GuestByName
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import FULL, Selection
-from snapkeep.model.types import VM, SnapshotKind, SubjectType, Volume
+from snapkeep.model.types import VM, RestoreMode, SnapshotKind, SubjectType, Volume
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.services.contents import read_contents
@@ -66,13 +66,16 @@ class PauseFails:
     """The real hypervisor, with fault switches: while ``domain`` is set, pausing that domain fails; once
     ``stops_at_resume`` is resumed, libvirt is made to say it is off (a guest that shut down right away);
     ``starts_at_pause`` is started for real when the guests are looked up to be paused (someone starting a
-    VM whose disks the take has just captured at rest)."""
+    VM whose disks the take has just captured at rest). ``at_pause`` is called just before the guests are
+    paused, ``at_resume`` with each domain just after it was resumed (to read what the guests wrote)."""
 
     def __init__(self, host: Hypervisor) -> None:
         self._host = host
         self.domain: str | None = None
         self.stops_at_resume: str | None = None
         self.starts_at_pause: str | None = None
+        self.at_pause: Callable[[], None] | None = None
+        self.at_resume: Callable[[str], None] | None = None
         self._stopped: set[str] = set()
 
     def pause(self, domain: str) -> None:
@@ -82,12 +85,16 @@ class PauseFails:
 
     def resume(self, domain: str) -> None:
         self._host.resume(domain)
+        if self.at_resume is not None:
+            self.at_resume(domain)
         if domain == self.stops_at_resume:
             self._stopped.add(domain)
 
     def guests(self, names: Sequence[str]) -> list[Guest]:
         if self.starts_at_pause is not None:
             self._host.start(self.starts_at_pause)
+        if self.at_pause is not None:
+            self.at_pause()
         return [GuestByName(self, name) for name in names]  # type: ignore[arg-type]
 
     def state(self, domain: str) -> VMState:
@@ -99,6 +106,7 @@ class PauseFails:
 
     def reset(self) -> None:
         self.domain = self.stops_at_resume = self.starts_at_pause = None
+        self.at_pause = self.at_resume = None
         self._stopped.clear()
 
     def __getattr__(self, name: str) -> object:
@@ -146,14 +154,46 @@ def live_counter(vm: VM, workdir: Path) -> list[int]:
     return read_counter(journal_replayed_copy(disk_path(vm), workdir))
 
 
+def take_between_reads(world: World, name: str, workdir: Path) -> tuple[str, dict[str, int], dict[str, int]]:
+    """A system take, with each guest's last counter value read just before the guests are paused and just
+    after each is resumed (through the fault-switch host; the take itself is unchanged). Each read is kept
+    a few of the guests' writes (50 ms apart) away from the window: the value before is read 150 ms after
+    the take asked for the pause, the take goes on 150 ms after the value after was read, so a disk
+    captured outside the window holds a value outside the two."""
+    guests = {vm.domain: vm for vm in (world.system_vm, world.dev_vm)}
+    faults: PauseFails = world.svc.host  # type: ignore[assignment]
+    before: dict[str, int] = {}
+    after: dict[str, int] = {}
+
+    def last_written(vm: VM, when: str) -> int:
+        own = workdir / f"{when}-{vm.name}"  # the resumes read on threads of their own
+        own.mkdir(parents=True)
+        return live_counter(vm, own)[-1]
+
+    def read_before() -> None:
+        time.sleep(0.15)
+        before.update({vm.id: last_written(vm, "before") for vm in guests.values()})
+
+    def read_after(domain: str) -> None:
+        after[guests[domain].id] = last_written(guests[domain], "after")
+        time.sleep(0.15)
+
+    faults.at_pause, faults.at_resume = read_before, read_after
+    try:
+        return take(world, name), before, after
+    finally:
+        faults.reset()
+
+
 def test_every_guest_is_captured_inside_one_paused_window(world: World, tmp_path: Path) -> None:
+    """Each guest's captured counter lies between what it had written just before the guests were paused
+    and just after it was resumed (:func:`take_between_reads`)."""
     guests = (world.system_vm, world.dev_vm)
     for attempt in range(2):
-        before = {vm.id: live_counter(vm, tmp_path)[-1] for vm in guests}
-        snap_id = take(world, f"instant-{attempt}")
-        after = {vm.id: live_counter(vm, tmp_path)[-1] for vm in guests}
+        snap_id, before, after = take_between_reads(world, f"instant-{attempt}", tmp_path / str(attempt))
         snap = world.svc.snapshots.get(snap_id, SYSTEM)
         assert snap.kind is SnapshotKind.SYSTEM and snap.private and snap.paused_window_ms is not None
+        assert set(before) == set(after) == {vm.id for vm in guests}
         for vm in guests:
             counter = captured_counter(world, snap_id, vm, tmp_path)
             assert counter_is_intact(counter)
@@ -164,9 +204,16 @@ def test_every_guest_is_captured_inside_one_paused_window(world: World, tmp_path
 
 def test_contents_show_the_tree_and_a_tenant_only_its_own_part(world: World) -> None:
     svc = world.svc
+    svc.settings_docs.patch(SYSTEM, {"colour": "green"})
+    svc.settings_docs.patch(SYSTEM, {"region": "eu"}, tenant="acme")
+    svc.networks.create(SYSTEM, "acme-lan", "10.219.45.0/24", tenant="acme")
     snap_id = take(world, "contents", private=False)
+    svc.settings_docs.patch(SYSTEM, {"colour": "red"})  # the contents say what was, not what is
     everything = read_contents(svc.snapshots, snap_id, SYSTEM)
     assert [t.path for t in everything.tenants] == ["acme", "acme/dev", "other"]
+    documents = {s.id: s.config["document"] for s in everything.settings}
+    assert documents["system"]["colour"] == "green" and documents[world.acme]["region"] == "eu"
+    assert [(n.name, n.config["cidr"]) for n in everything.networks] == [("acme-lan", "10.219.45.0/24")]
     assert {v.name for v in everything.vms} == {"sys-guest", "dev-guest"}
     assert {v.name: v.config["running"] for v in everything.vms} == {"sys-guest": True, "dev-guest": True}
     assert {v.name for v in everything.volumes} == {"docs", "acme-docs"}
@@ -176,9 +223,21 @@ def test_contents_show_the_tree_and_a_tenant_only_its_own_part(world: World) -> 
     assert [t.path for t in acme.tenants] == ["acme", "acme/dev"]
     assert [v.name for v in acme.vms] == ["dev-guest"] and [v.name for v in acme.volumes] == ["acme-docs"]
     assert acme.vms[0].config["vm"]["kernel"] is None  # host paths for admins of the system only
+    assert {s.id for s in acme.settings} == {world.acme, world.dev} and [n.name for n in acme.networks] == ["acme-lan"]
 
-    with pytest.raises(NotFound):  # a sibling tenant's own view: the snapshot is the system's, exposed
-        read_contents(svc.snapshots, take(world, "private-one"), world.admin_of(world.other))
+    private_one = take(world, "private-one")
+    with pytest.raises(NotFound):  # private: not exposed to the tenants beneath
+        read_contents(svc.snapshots, private_one, world.admin_of(world.other))
+    acme_admin = world.admin_of(world.acme)
+    own_volume = RestoreOptions(member_type=SubjectType.VOLUME, member="acme-docs")
+    for hidden in (  # a private snapshot is not there for acme, whatever it asks of it
+        lambda: read_contents(svc.snapshots, private_one, acme_admin),
+        lambda: svc.files.browse(private_one, "", volume="acme-docs", who=acme_admin),
+        lambda: svc.restores.over_source(private_one, own_volume, acme_admin),
+        lambda: svc.restores.as_new(private_one, replace(own_volume, as_new=True), acme_admin),
+    ):
+        with pytest.raises(NotFound):
+            hidden()
     svc.settings_docs.patch(SYSTEM, {"expose_snapshots": False}, tenant="other")
     with pytest.raises(NotFound):  # not exposed to it any more
         svc.snapshots.get(snap_id, world.admin_of(world.other))
@@ -253,6 +312,44 @@ def test_files_of_one_volume_read_out_of_a_system_snapshot(world: World) -> None
         svc.files.browse(snap_id, "", who=SYSTEM)
     with pytest.raises(NotFound):
         svc.files.browse(snap_id, "", volume="docs", who=acme_admin)
+
+
+def test_one_volume_restored_over_itself_out_of_a_system_snapshot(world: World) -> None:
+    """By acme, its own volume out of its parent's exposed snapshot: data only keeps the volume's settings as
+    they are now, data and settings puts them back too; each after a pre-restore snapshot of the volume,
+    through which the first is undone."""
+    svc, volume = world.svc, world.acme_volume
+    svc.volumes.update(volume.id, description="at snapshot time", settings={"tier": "gold"}, who=SYSTEM)
+    Path(volume.path, "kept.txt").write_bytes(b"at snapshot time\n")
+    snap_id = take(world, "volume-over", private=False)
+    Path(volume.path, "kept.txt").write_bytes(b"changed later\n")
+    Path(volume.path, "made-later.txt").write_bytes(b"made later\n")
+    changed = {"description": "changed later", "size_limit": 96 << 20, "settings": {"tier": None, "added": 1}}
+    svc.volumes.update(volume.id, **changed, who=SYSTEM)  # type: ignore[arg-type]
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in Path(volume.path).iterdir() if p.is_file()}
+
+    def settings() -> tuple[str, int, dict[str, object]]:
+        live = svc.volumes.get(volume.id, who=SYSTEM)
+        return live.description, live.size_limit, live.settings
+
+    acme_admin = world.admin_of(world.acme)
+    data_only = RestoreOptions(member_type=SubjectType.VOLUME, member="acme-docs")
+    first = svc.restores.over_source(snap_id, data_only, acme_admin)
+    assert files() == {"readme.txt": b"acme's\n", "kept.txt": b"at snapshot time\n"}
+    assert settings() == ("changed later", 96 << 20, {"added": 1})
+    pre = svc.snapshots.get(str(first["pre_restore_snapshot_id"]), SYSTEM)
+    assert pre.kind is SnapshotKind.VOLUME and pre.subject_id == volume.id and first["volume_id"] == volume.id
+
+    both = replace(data_only, mode=RestoreMode.DATA_AND_SETTINGS, pre_restore=False)
+    svc.restores.over_source(snap_id, both, acme_admin)
+    assert settings() == ("at snapshot time", 64 << 20, {"tier": "gold"})
+    assert files()["kept.txt"] == b"at snapshot time\n"
+
+    svc.restores.over_source(pre.id, RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS), acme_admin)  # undo
+    assert files()["kept.txt"] == b"changed later\n" and files()["made-later.txt"] == b"made later\n"
+    assert settings() == ("changed later", 96 << 20, {"added": 1})
 
 
 def test_a_guest_that_stops_right_after_the_window_is_recorded_as_running(world: World) -> None:
