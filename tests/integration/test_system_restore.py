@@ -1,15 +1,18 @@
 """Whole-system and tenant restores from system and tenant snapshots, with real guests on real pools.
 
-A system with two tenants (``acme`` and ``acme/dev`` inside it), two running writer guests (one of the
-system, one of acme) and an idle VM in dev, three volumes with files, two networks and settings: a system
-snapshot; then objects and data changed, deleted and created; the whole system restored in place (every
-object with its id, configuration and bytes as at snapshot time, the guests that ran running again on
-their restored disks) and the restore undone through its pre-restore snapshot. On btrfs and on XFS.
+A system with two tenants (``acme`` and ``acme/dev`` inside it), four running writer guests (two of the
+system's, acme's and dev's) and an idle VM in dev, three volumes with files, two networks and settings: a
+system snapshot; then objects and data changed, deleted and created; the whole system restored in place
+(every object with its id, configuration and bytes as at snapshot time; the guests that ran boot again on
+their restored disks and write on, and their disks are clean) and the restore undone through its
+pre-restore snapshot. On btrfs and on XFS.
 
-Then, on btrfs: a tenant's restore over itself is refused while it is online and allowed once it is off;
-two restores as new make ``shop (1)`` and ``shop (2)`` beside it (new ids, MACs and ranges); a deleted tenant
-comes back with its VM, volume and network. Last, the service is killed with SIGKILL in the middle of a
-whole-system restore: after its restart no guest is paused and the system is as restored.
+Then, on both drivers: a tenant's restore over itself is refused while it is online and allowed once it is
+off; two restores as new make ``shop (1)`` and ``shop (2)`` beside it (new ids, MACs and ranges), a third
+takes a given name once; a deleted tenant comes back with its VM, volume and network. On btrfs: restores
+refused up front, partial snapshots, objects that swapped names or ranges since. Last, on both drivers, the
+service is killed with SIGKILL in the middle of a whole-system restore: after its restart no guest is
+paused, nothing half-made is left and the system is as restored.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
-from snapkeep.testguest import GuestImage, read_counter
+from snapkeep.testguest import GuestImage, fsck, read_counter
 from tests.conftest import Mounted, make_traversable_tmp, mount_fs, start_server, stop_server, unmount_fs
 from tests.integration.test_vm_crash import wait_for
 from tests.integration.test_vm_snapshots import (
@@ -54,6 +57,7 @@ from tests.integration.test_vm_snapshots import (
     services_on,
 )
 from tests.integration.test_vm_tenants import make_vm
+from tests.treeutil import users_entries
 
 __all__ = ["image"]  # fixtures used here
 
@@ -137,14 +141,36 @@ def boot_all(svc: Services, *vms: VM) -> None:
             time.sleep(0.2)
 
 
+def wait_for_agents(svc: Services, vms: list[VM]) -> None:
+    """Until every guest's agent answers: booted (its init starts the writer before the agent)."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    for vm in vms:
+        while not svc.host.agent_ping(vm.domain, 1.0):
+            assert time.monotonic() < deadline, f"{vm.name} did not boot again within {BOOT_TIMEOUT} s"
+            time.sleep(0.2)
+
+
 def restore(svc: Services, snap: Snapshot, options: RestoreOptions | None = None) -> dict[str, Any]:
+    return restore_watched(svc, snap, options)[0]
+
+
+def restore_watched(
+    svc: Services, snap: Snapshot, options: RestoreOptions | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The restore as a job, with the progress messages seen while it ran (read every 10 ms)."""
     job = svc.restores.submit(snap.id, options or RestoreOptions(), SYSTEM)
-    done = svc.jobs.wait(job.id, 120, who=SYSTEM)
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while (done := svc.jobs.get(job.id, who=SYSTEM)).status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        assert time.monotonic() < deadline, "the restore did not end within 120 s"
+        if done.message and done.message not in seen:
+            seen.append(done.message)
+        time.sleep(0.01)
     assert done.status == JobStatus.SUCCEEDED, done.error
     assert done.result is not None and done.finished_at is not None
     took = (done.finished_at - done.created_at).total_seconds()
     print(f"restore of {snap.name} ({svc.pool.driver.name}): {took * 1000:.0f} ms")  # for the report (-s)
-    return done.result
+    return done.result, seen
 
 
 def write(path: str, content: bytes) -> None:
@@ -248,18 +274,25 @@ def test_whole_system_restore_and_undo(estate: Estate, image: GuestImage, tmp_pa
     assert ("tenant", "acme") in effects.overwritten  # under its recorded name
     assert (shape(svc), data(svc)) == (changed, data_changed)  # and it changed nothing
 
-    result = restore(svc, snap)
+    result, progress = restore_watched(svc, snap)
     assert result["pre_restore_snapshot_id"]
+    assert "stopping the VMs" in progress  # shown while the running guests are powered off (seconds)
     assert shape(svc) == at_snapshot  # every object with its id (UUIDs, MACs, datasets) and configuration
     assert data(svc) == data_at_snapshot  # every volume's bytes and the idle VM's disk
     assert running(svc) == sorted(vm.name for vm in estate.guests)
     undo = svc.snapshots.get(str(result["pre_restore_snapshot_id"]), SYSTEM)
 
-    # the guests run on their restored disks: stopped, each disk holds the snapshot's counter, then more
+    # the guests boot again on their restored disks and write on: stopped after, each disk is clean once its
+    # journal is replayed (as after any crash) and holds the snapshot's counter, then more
+    wait_for_agents(svc, estate.guests)
+    time.sleep(1.0)
     for vm in estate.guests:
         svc.vms.stop(vm.id, force=True, who=SYSTEM)
-        values = read_counter(journal_replayed_copy(disk(vm), tmp_path))
-        assert values[: len(counters[vm.name])] == counters[vm.name]
+        replayed = journal_replayed_copy(disk(vm), tmp_path)
+        checked = fsck(replayed)
+        assert checked.clean, (vm.name, checked.report)
+        values = read_counter(replayed)
+        assert values[: len(counters[vm.name])] == counters[vm.name] and len(values) > len(counters[vm.name])
 
     restore(svc, undo, RestoreOptions(pre_restore=False))
     assert shape(svc) == changed
@@ -273,8 +306,14 @@ def btrfs_services(libvirtd: None) -> Iterator[Services]:
         yield svc
 
 
-def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Services, image: GuestImage) -> None:
-    svc = btrfs_services
+@pytest.fixture(scope="module", params=["btrfs", "xfs"])
+def services_each(request: pytest.FixtureRequest, libvirtd: None) -> Iterator[Services]:
+    with services_on(request.param) as svc:
+        yield svc
+
+
+def test_tenant_restore_over_itself_refused_online_and_as_new(services_each: Services, image: GuestImage) -> None:
+    svc = services_each
     shop = svc.tenants.create(SYSTEM, "shop").tenant
     svc.tenants.create(SYSTEM, "eu", parent="shop")
     lan = svc.networks.create(SYSTEM, "lan", "10.232.4.0/24", tenant="shop")
@@ -297,7 +336,7 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
     assert set(effects.overwritten) == recorded
     assert effects.removed == effects.brought_back == effects.stopped == effects.started == ()
     restore(svc, snap)
-    assert sorted(os.listdir(svc.volumes.get(volume.id, SYSTEM).path)) == ["order-1"]
+    assert users_entries(svc.volumes.get(volume.id, SYSTEM).path) == ["order-1"]
 
     copies = [restore(svc, snap, RestoreOptions(as_new=True)) for _ in range(2)]
     assert [c["tenant"] for c in copies] == ["shop (1)", "shop (2)"]
@@ -308,10 +347,14 @@ def test_tenant_restore_over_itself_refused_online_and_as_new(btrfs_services: Se
         assert new_vm.id != vm.id and new_vm.domain_uuid != vm.domain_uuid
         assert [n["mac"] for n in new_vm.spec["nics"]] != [n["mac"] for n in vm.config["nics"]]
         (new_volume,) = subtree.volumes
-        assert sorted(os.listdir(svc.volumes.get(new_volume.id, SYSTEM).path)) == ["order-1"]
+        assert users_entries(svc.volumes.get(new_volume.id, SYSTEM).path) == ["order-1"]
         (new_lan,) = subtree.networks
         assert new_lan.name == "lan" and new_lan.cidr != lan.cidr  # beside the original, not over it
     assert shop.id not in {c["tenant_id"] for c in copies}
+    named = RestoreOptions(as_new=True, name="shop-copy")
+    assert restore(svc, snap, named)["tenant"] == "shop-copy"
+    with pytest.raises(NameClash):  # refused before anything is made
+        svc.restores.submit(snap.id, named, SYSTEM)
 
     # a deleted tenant comes back with its ids out of a system snapshot (its own tenant snapshots went with it)
     whole = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="all"), who=SYSTEM)
@@ -467,10 +510,14 @@ def test_a_range_change_under_a_running_vm_left_alone_is_refused_up_front(
     assert Path(volume.path, "f").read_bytes() == b"as snapshotted"
 
 
-def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd: None, image: GuestImage) -> None:
+@pytest.mark.parametrize("fstype", ["btrfs", "xfs"])
+def test_sigkill_during_whole_system_restore_then_restart_completes_it(
+    fstype: str, libvirtd: None, image: GuestImage
+) -> None:
     """The state is built in-process on the service's own data; the served restore is killed once its
-    rebuild has begun (SIGSTOP while its intent file exists, then SIGKILL)."""
-    mounted: Mounted = mount_fs("btrfs", "20G")
+    rebuild has begun (SIGSTOP while its intent file exists, then SIGKILL). After the restart every object,
+    configuration and byte is as at snapshot time and nothing half-made is left in the pool."""
+    mounted: Mounted = mount_fs(fstype, "20G")
     data_dir = make_traversable_tmp("snapkeep-rebuild-crash-")
     pool_dir = mounted.new_dir("pool")
     settings = Settings(data_dir=data_dir, pool_dir=pool_dir, sweep_interval=3600)
@@ -479,7 +526,7 @@ def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd:
     try:
         estate = build_estate(svc, image, wait_boot=False)
         snap = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="s"), who=SYSTEM)
-        at_snapshot = shape(svc)
+        at_snapshot, data_at_snapshot = shape(svc), data(svc)
         change_everything(svc, image)
         svc.close()
 
@@ -497,6 +544,8 @@ def test_sigkill_during_whole_system_restore_then_restart_completes_it(libvirtd:
         assert glob.glob(os.path.join(run_dir, "*.json")) == []
         assert any(e.action == "rebuild" and e.target == "resumed" for e in svc.audit.entries(SYSTEM))
         assert shape(svc) == at_snapshot
+        assert data(svc) == data_at_snapshot
+        assert os.listdir(os.path.join(pool_dir, "staging")) == []
         assert running(svc) == sorted(vm.name for vm in estate.guests)
         paused = [vm.name for vm in svc.vms.listing(who=SYSTEM) if vm.state == VMState.PAUSED]
         assert paused == []

@@ -17,11 +17,12 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from snapkeep.errors import Forbidden, HypervisorError, InvalidInput, NotFound, VMStateConflict
+from snapkeep.errors import Forbidden, HypervisorError, InvalidInput, NotFound, SnapshotLocked, VMStateConflict
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.hypervisor.base import Guest, GuestByName
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
@@ -281,6 +282,25 @@ def test_tenant_snapshot_is_the_parents(world: World) -> None:
     with pytest.raises(NotFound):  # a tenant's snapshots go with it (its parent's system snapshots stay)
         svc.snapshots.get(of_it, SYSTEM)
     assert svc.snapshots.get(snap.id, SYSTEM).id == snap.id
+
+
+def test_a_system_snapshot_keeps_its_description_expiry_and_lock(world: World) -> None:
+    """As a volume or VM snapshot does: recorded in the catalog and in the manifest; immutable, it cannot be
+    deleted (the refusal changes nothing); without an expiry it never expires."""
+    svc = world.svc
+    expires = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    request = TakeRequest(
+        ref="system", subject_type="system", name="locked", description="before the upgrade", expires_at=expires,
+        immutable=True,
+    )  # fmt: skip
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    assert snap.private and (snap.description, snap.expires_at, snap.immutable) == (request.description, expires, True)
+    recorded = svc.snapshots.manifest(snap.id).snapshot
+    assert (recorded.description, recorded.expires_at, recorded.immutable) == (request.description, expires, True)
+    with pytest.raises(SnapshotLocked):
+        svc.snapshots.delete(snap.id, who=SYSTEM)
+    assert svc.snapshots.get(snap.id, SYSTEM) == snap
+    assert svc.snapshots.get(take(world, "never"), SYSTEM).expires_at is None
 
 
 def test_one_vm_imported_as_its_own_snapshot_then_restored(world: World, tmp_path: Path) -> None:

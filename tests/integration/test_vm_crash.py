@@ -18,6 +18,7 @@ from snapkeep.errors import SnapkeepError
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.testguest import build_test_guest, make_data_disk
 from tests.conftest import Mounted, Server, make_traversable_tmp, mount_fs, start_server, stop_server, unmount_fs
+from tests.integration.test_volume_capture import writes_within
 
 
 def wait_for(condition: object, timeout: float, what: str, step: float = 0.05) -> None:
@@ -28,15 +29,29 @@ def wait_for(condition: object, timeout: float, what: str, step: float = 0.05) -
         time.sleep(step)
 
 
-@pytest.fixture
-def served(libvirtd: None) -> Iterator[tuple[Mounted, str]]:
-    mounted = mount_fs("btrfs", "20G")
+@contextlib.contextmanager
+def serving_on(fstype: str) -> Iterator[tuple[Mounted, str]]:
+    """A fresh filesystem for a pool and a data directory for the service, both gone afterwards."""
+    mounted = mount_fs(fstype, "20G")
     data_dir = make_traversable_tmp("snapkeep-crash-")
     try:
         yield mounted, data_dir
     finally:
         unmount_fs(mounted)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def served(libvirtd: None) -> Iterator[tuple[Mounted, str]]:
+    with serving_on("btrfs") as served:
+        yield served
+
+
+@pytest.fixture(params=["btrfs", "xfs"])
+def served_each(request: pytest.FixtureRequest, libvirtd: None) -> Iterator[tuple[Mounted, str]]:
+    """On each driver: on XFS the volumes of a system take are frozen while its guests are paused."""
+    with serving_on(request.param) as served:
+        yield served
 
 
 def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounted, str]) -> None:
@@ -96,10 +111,13 @@ def test_sigkill_between_freeze_and_thaw_then_restart_thaws(served: tuple[Mounte
         host.close()
 
 
-def test_sigkill_while_a_system_snapshot_holds_its_guests_paused_then_restart(served: tuple[Mounted, str]) -> None:
-    """A system take killed with every guest paused: after the restart the guests run, the intent that
-    named them is gone, nothing is half-made in the pool, and the snapshot is not ready (failed, or absent)."""
-    mounted, data_dir = served
+def test_sigkill_while_a_system_snapshot_holds_its_guests_paused_then_restart(
+    served_each: tuple[Mounted, str],
+) -> None:
+    """A system take killed with every guest paused (and, on XFS, every volume frozen): after the restart the
+    guests run, the volumes take writes, the intents that named them are gone, nothing is half-made in the
+    pool, and the snapshot is not ready (failed, or absent) and has no data."""
+    mounted, data_dir = served_each
     pool_dir = mounted.new_dir("pool")
     image = build_test_guest()
     host = LibvirtHost()
@@ -117,8 +135,10 @@ def test_sigkill_while_a_system_snapshot_holds_its_guests_paused_then_restart(se
             make_data_disk(vm["disks"][0]["path"], 128 << 20)
             domains.append(str(vm["domain"]))
             assert api.post(f"/api/v1/vms/{name}/start", params={"wait": 30}).json()["status"] == "succeeded"
-        for i in range(4):  # a few volumes: a longer capture inside the paused window
-            api.post("/api/v1/volumes", json={"name": f"crash-vol-{i}", "size_limit": "32M"})
+        volumes = [  # a few volumes: a longer capture inside the paused window
+            str(api.post("/api/v1/volumes", json={"name": f"crash-vol-{i}", "size_limit": "32M"}).json()["path"])
+            for i in range(4)
+        ]
 
         run_dir = os.path.join(data_dir, "run")
         attempt = 0
@@ -145,6 +165,8 @@ def test_sigkill_while_a_system_snapshot_holds_its_guests_paused_then_restart(se
         assert all(s["status"] in ("ready", "failed") for s in snaps)
         killed = [s for s in snaps if s["name"] == f"killed-{attempt}"]
         assert all(s["status"] == "failed" for s in killed), killed
+        assert all(not os.path.exists(os.path.join(pool_dir, "snapshots", s["id"])) for s in killed)
+        assert all(writes_within(os.path.join(path, "after-restart"), 10) for path in volumes), "left frozen"
     finally:
         if server.process.poll() is None:
             with contextlib.suppress(httpx.HTTPError):
