@@ -3,11 +3,13 @@
 One small system per driver (btrfs, XFS), shared by the module: a tenant ``acme`` with a sub-tenant
 ``acme/dev``, a sibling tenant, a volume of the system's and one of acme's with files, and two running
 guests (one of the system's, one of acme/dev's) whose init appends a counter to their data disk every 50 ms.
-What is checked: every guest's disk is captured at one instant (inside the recorded paused window), a
-system snapshot lists its contents and shows a tenant only its own part, a partial one holds only what its
-tags pick, one VM comes back out of it as a new VM that boots with its data, one VM's state is imported as
-a VM snapshot, a volume's files are read out of it, and a failed pause leaves every guest running and
-records nothing.
+What is checked: every guest's disk is captured at one instant (between what it wrote just before the
+pause and just after its resume), a system snapshot lists its contents (as at snapshot time) and shows a
+tenant only its own part (a private one not at all), a partial one holds only what its tags pick, it keeps
+its description, expiry and lock, one VM comes back out of it as a new VM that boots with its data (refused
+first when the pool has no room), one VM's state is imported as a VM snapshot, one volume is restored over
+itself (data only, then with its settings) and its files are read out of it, and a failed pause leaves
+every guest running and records nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.errors import Forbidden, HypervisorError, InvalidInput, NotFound, SnapshotLocked, VMStateConflict
+from snapkeep.errors import (
+    Forbidden,
+    HypervisorError,
+    InvalidInput,
+    NotFound,
+    PoolFull,
+    SnapshotLocked,
+    VMStateConflict,
+)
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.hypervisor.base import Guest, GuestByName
 from snapkeep.hypervisor.libvirt_host import LibvirtHost
@@ -32,9 +42,11 @@ from snapkeep.model.types import VM, RestoreMode, SnapshotKind, SubjectType, Vol
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.services.contents import read_contents
+from snapkeep.services.restores import CLONE_ALLOWANCE
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.testguest import GuestImage, counter_is_intact, fsck, read_counter
+from tests.integration.test_restore_space import MIN_FREE, filled
 from tests.integration.test_vm_snapshots import (
     boot,
     digest,
@@ -370,6 +382,21 @@ def test_one_volume_restored_over_itself_out_of_a_system_snapshot(world: World) 
     svc.restores.over_source(pre.id, RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS), acme_admin)  # undo
     assert files()["kept.txt"] == b"changed later\n" and files()["made-later.txt"] == b"made later\n"
     assert settings() == ("changed later", 96 << 20, {"added": 1})
+
+
+def test_a_vm_as_new_without_room_is_refused_and_makes_nothing(world: World) -> None:
+    """Its disks' clone is estimated first: with less room than that beside the minimum kept free, refused
+    before anything is made (the pool really full, filled beside it)."""
+    svc = world.svc
+    snap_id = take(world, "no-room")
+    options = RestoreOptions(as_new=True, member_type=SubjectType.VM, member=world.system_vm.name)
+    before = sorted(vm.name for vm in svc.vms.listing(who=SYSTEM)), svc.pool.list_datasets()
+    with filled(svc.pool, MIN_FREE + CLONE_ALLOWANCE // 2):
+        with pytest.raises(PoolFull, match="1 dataset clone"):
+            svc.restores.submit(snap_id, options, SYSTEM)
+        with pytest.raises(PoolFull, match="1 dataset clone"):  # the job's own check
+            svc.restores.as_new(snap_id, options, SYSTEM)
+    assert (sorted(vm.name for vm in svc.vms.listing(who=SYSTEM)), svc.pool.list_datasets()) == before
 
 
 def test_a_guest_that_stops_right_after_the_window_is_recorded_as_running(world: World) -> None:
