@@ -195,8 +195,7 @@ def test_every_restore_out_of_a_system_snapshot_from_the_cli(cli: Cli) -> None:
     subtree; ``--exclude-tag`` alone leaves out what carries the tag."""
     top, tag = unique("shop"), unique("skip")
     cli.json("tenant", "create", top)
-    cli.json("network", "create", unique("lan"), "--cidr", "10.219.44.0/24", "--tenant", top)
-    net = cli.json("network", "list", "--tenant", top)[0]["name"]
+    net = cli.json("network", "create", unique("lan"), "--cidr", "10.219.44.0/24", "--tenant", top)["name"]
     volume = cli.json("volume", "create", unique("data"), "--size", "32M", "--tenant", top)
     scratch = cli.json("volume", "create", unique("tmp"), "--size", "32M", "--tenant", top, "--tag", tag)
     vm = cli.json("vm", "create", unique("app"), "--disk", "8M", "--nic", net, "--tenant", top)

@@ -46,7 +46,7 @@ from snapkeep.services.restores import CLONE_ALLOWANCE
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.testguest import GuestImage, counter_is_intact, fsck, read_counter
-from tests.integration.test_restore_space import MIN_FREE, filled
+from tests.integration.test_restore_space import filled
 from tests.integration.test_vm_snapshots import (
     boot,
     digest,
@@ -391,7 +391,7 @@ def test_a_vm_as_new_without_room_is_refused_and_makes_nothing(world: World) -> 
     snap_id = take(world, "no-room")
     options = RestoreOptions(as_new=True, member_type=SubjectType.VM, member=world.system_vm.name)
     before = sorted(vm.name for vm in svc.vms.listing(who=SYSTEM)), svc.pool.list_datasets()
-    with filled(svc.pool, MIN_FREE + CLONE_ALLOWANCE // 2):
+    with filled(svc.pool, (svc.settings.restore_min_free_mib << 20) + CLONE_ALLOWANCE // 2):
         with pytest.raises(PoolFull, match="1 dataset clone"):
             svc.restores.submit(snap_id, options, SYSTEM)
         with pytest.raises(PoolFull, match="1 dataset clone"):  # the job's own check
