@@ -204,10 +204,16 @@ class Server:
 
 
 def start_server(
-    data_dir: str, pool_dir: str, port: int | None = None, tls: tuple[str, str] | None = None, **settings: str
+    data_dir: str,
+    pool_dir: str,
+    port: int | None = None,
+    tls: tuple[str, str] | None = None,
+    options: tuple[str, ...] = (),
+    **settings: str,
 ) -> Server:
     """``snapkeep serve`` on a loopback port; with ``tls`` (certificate, key) over HTTPS, the certificate
-    trusted by the returned server's clients; ``settings`` are more SNAPKEEP_* variables (``session_hours="1"``)."""
+    trusted by the returned server's clients; ``options`` go on its command line (``--rebuild-catalog``);
+    ``settings`` are more SNAPKEEP_* variables (``session_hours="1"``)."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -222,7 +228,10 @@ def start_server(
     verify = ssl.create_default_context(cafile=tls[0]) if tls else True
     log = open(os.path.join(data_dir, "serve.log"), "ab")  # noqa: SIM115 (kept open for the child)
     process = subprocess.Popen(
-        [sys.executable, "-m", "snapkeep.cli.main", "serve", *tls_args], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "snapkeep.cli.main", "serve", *tls_args, *options],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVE_START_TIMEOUT

@@ -325,6 +325,18 @@ class PoolUnreachable(Conflict):
     code = "pool_unreachable"
 
 
+class CatalogInUse(Conflict):
+    """A catalog rebuild was asked of a catalog that holds objects or snapshots: it only fills an empty one."""
+
+    code = "catalog_in_use"
+
+
+class CatalogLost(Conflict):
+    """The catalog is empty while the pool holds datasets or snapshots: rebuild it, or point at the right one."""
+
+    code = "catalog_lost"
+
+
 class AgentUnavailable(QuiesceFailed):
     """The guest agent is not configured, not connected, or did not answer in time; try again later."""
 

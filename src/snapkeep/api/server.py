@@ -13,6 +13,7 @@ from snapkeep.api.app import create_app
 from snapkeep.config import Settings
 from snapkeep.errors import PoolUnreachable, UnsupportedFilesystem
 from snapkeep.scheduler import Scheduler, standard_tasks
+from snapkeep.services.catalog_rebuild import check_not_lost
 from snapkeep.services.container import Services
 from snapkeep.storage.detect import filesystem_magic
 from snapkeep.storage.loopfs import ensure_loop_pool
@@ -77,13 +78,32 @@ def more_descriptors(wanted: int = DESCRIPTORS) -> int:
     return soft
 
 
-def serve(settings: Settings, create_loop_pool: bool = False) -> None:
+def settle_catalog(services: Services, rebuild: bool) -> None:
+    """With ``rebuild``, fill the empty catalog from the pool (after it was lost) and log what the pool
+    held that could not be placed; without, refuse an empty catalog over a pool that holds data."""
+    if not rebuild:
+        check_not_lost(services.db, services.pool)
+        return
+    summary = services.catalog_rebuild.run()
+    counts = {key: value for key, value in summary.items() if not isinstance(value, list)}
+    log.info("catalog rebuilt from the pool: %s", counts)
+    for key, items in summary.items():
+        if isinstance(items, list) and items:
+            log.warning("catalog rebuild, %s: %s", key.replace("_", " "), ", ".join(items))
+
+
+def serve(settings: Settings, create_loop_pool: bool = False, rebuild_catalog: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("open descriptors allowed: %d", more_descriptors())
     pool = open_pool(settings, create_loop_pool)
     if not pool.limits_enforced:
         log.warning("limits are not enforced on this pool (%s): %s", pool.root, pool.limits_problem)
     services = Services.build(settings, pool)
+    try:
+        settle_catalog(services, rebuild_catalog)
+    except BaseException:
+        services.close()
+        raise
     services.tokens.ensure_admin_file(settings.token_file)
     if services.users.ensure_first_admin(settings.admin_password_file):
         log.info("made the web UI's first user, admin; its password is in %s", settings.admin_password_file)

@@ -41,13 +41,21 @@ def serve(
         str | None,
         typer.Option("--tls-key", metavar="FILE", help="The certificate's private key (PEM; with --tls-cert)."),
     ] = None,
+    rebuild_catalog: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-catalog",
+            help="The catalog was lost: fill the empty catalog from the pool's snapshot manifests before serving "
+            "(refused if the catalog holds objects or snapshots).",
+        ),
+    ] = False,
 ) -> None:
     """Run the snapkeep service; at first start it writes an admin token to DIR/admin.token."""
     settings = _settings(data_dir=data_dir, listen=listen, tls_cert=tls_cert, tls_key=tls_key)
     check_tls(settings)
     from snapkeep.api.server import serve as run_service  # the server stack loads only for this command
 
-    run_service(settings, create_loop_pool)
+    run_service(settings, create_loop_pool, rebuild_catalog)
 
 
 def check_tls(settings: Settings) -> None:

@@ -16,6 +16,7 @@ from snapkeep.hypervisor.libvirt_host import LibvirtHost
 from snapkeep.model.timespec import utcnow
 from snapkeep.model.units import MiB
 from snapkeep.services.audit import Audit
+from snapkeep.services.catalog_rebuild import CatalogRebuild
 from snapkeep.services.clones import Clones
 from snapkeep.services.download_slots import DownloadSlots
 from snapkeep.services.files import Files
@@ -75,6 +76,7 @@ class Services:
     rebuild: Rebuild
     profiles: Profiles
     scheduled: ScheduledTakes
+    catalog_rebuild: CatalogRebuild
 
     @classmethod
     def build(
@@ -168,6 +170,7 @@ class Services:
             rebuild=rebuild,
             profiles=Profiles(db, audit, clock, settings.profile_warn_at),
             scheduled=ScheduledTakes(db, snapshots, jobs, audit, clock),
+            catalog_rebuild=CatalogRebuild(db, pool, audit, clock),
         )
 
     def release_pending(self) -> Released:

@@ -1,0 +1,286 @@
+"""The catalog a rebuild infers from the pool's manifests and datasets (services/pool_records.py), and the
+rebuild writing it into an empty catalog only (services/catalog_rebuild.py, over a stand-in pool here; the
+real pools are in tests/integration/test_catalog_rebuild.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snapkeep.catalog.db import Database, make_engine, migrate
+from snapkeep.errors import CatalogInUse, CatalogLost, NotFound
+from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
+from snapkeep.model.types import SnapshotStatus, Tenant
+from snapkeep.services.audit import Audit
+from snapkeep.services.catalog_rebuild import CatalogRebuild, check_not_lost
+from snapkeep.services.pool_records import plan_catalog
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NOW = T0 + timedelta(days=30)
+
+
+def at(day: int) -> datetime:
+    return T0 + timedelta(days=day)
+
+
+def volume(vid: str, name: str, owner: str | None = None, limit: int = 1 << 30, **config: Any) -> ManifestObject:
+    settings = {"description": "", "size_limit": limit, "settings": {}, **config}
+    return ManifestObject(
+        type="volume", id=vid, name=name, owner_tenant_id=owner, config=settings, datasets=[f"volume-{vid}"]
+    )
+
+
+def vm(vid: str, name: str, owner: str | None = None, network_id: str | None = None) -> ManifestObject:
+    nics = [{"network": "user", "network_id": network_id, "mac": "52:54:00:00:00:01"}] if network_id else []
+    config = {
+        "description": "a vm",
+        "domain_uuid": f"uuid-{vid}",
+        "vm": {"vcpus": 1, "memory_mib": 256, "disks": [], "nics": nics},
+        "quiesce_policy": "fallback",
+        "agent_timeout": 10.0,
+    }
+    return ManifestObject(type="vm", id=vid, name=name, owner_tenant_id=owner, config=config, datasets=[f"vm-{vid}"])
+
+
+def tenant(tid: str, name: str, parent: str | None = None, tags: list[str] | None = None) -> ManifestObject:
+    config = {"description": f"{name}'s", "tags": tags or []}
+    return ManifestObject(type="tenant", id=tid, name=name, owner_tenant_id=parent, config=config, datasets=[])
+
+
+def network(nid: str, name: str, owner: str | None, cidr: str) -> ManifestObject:
+    config = {"description": "", "cidr": cidr, "dhcp": True}
+    return ManifestObject(type="network", id=nid, name=name, owner_tenant_id=owner, config=config, datasets=[])
+
+
+def settings(owner: str | None, document: dict[str, Any]) -> ManifestObject:
+    return ManifestObject(
+        type="settings",
+        id=owner or "system",
+        name="settings",
+        owner_tenant_id=owner,
+        config={"document": document},
+        datasets=[],
+    )
+
+
+def system_object(root: str | None = None, name: str = "system") -> ManifestObject:
+    return ManifestObject(
+        type="system",
+        id=root or "system",
+        name=name,
+        owner_tenant_id=root,
+        config={"root": root, "selection": {}},
+        datasets=[],
+    )
+
+
+def manifest(snap_id: str, day: int, subject: ManifestObject, *members: ManifestObject, **snap: Any) -> Manifest:
+    kind = {"system": "system", "tenant": "tenant", "vm": "vm", "volume": "volume"}[subject.type]
+    return Manifest(
+        format_version=MANIFEST_VERSION,
+        snapshot=ManifestSnapshot(
+            id=snap_id,
+            kind=snap.pop("kind", kind),
+            name=snap.pop("name", snap_id),
+            description=snap.pop("description", ""),
+            subject_type=subject.type,
+            subject_id=subject.id,
+            created_at=at(day),
+            expires_at=snap.pop("expires_at", None),
+            origin=snap.pop("origin", "manual"),
+            quiesced=False,
+            quiesce_note=None,
+            immutable=snap.pop("immutable", False),
+            private=snap.pop("private", False),
+        ),
+        objects=[subject, *members],
+    )
+
+
+def by_id(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {m.snapshot.id: m for m in manifests}
+
+
+def test_objects_are_those_whose_data_is_in_the_pool_as_last_recorded_made_when_first_recorded() -> None:
+    manifests = [
+        manifest("s1", 1, volume("v1", "docs", limit=1 << 30, description="first")),
+        manifest("s2", 5, volume("v1", "reports", limit=2 << 30, description="later")),
+        manifest("s3", 2, vm("m1", "web")),
+        manifest("s4", 3, volume("v2", "deleted-since")),  # its dataset is gone
+    ]
+    plan = plan_catalog(by_id(manifests), ["volume-v1", "vm-m1", "volume-v9"], NOW)
+
+    [docs] = plan.volumes
+    assert (docs.name, docs.size_limit, docs.description, docs.created_at) == ("reports", 2 << 30, "later", at(1))
+    [web] = plan.vms
+    assert (web.name, web.domain_uuid, web.domain_name, web.created_at) == ("web", "uuid-m1", "sk-vm-m1", at(2))
+    assert plan.unknown_datasets == ["volume-v9"]  # never captured: left in the pool, reported
+    assert plan.orphan_snapshots == ["s4"]  # of a volume that is gone
+    assert {s.id for s in plan.snapshots} == {"s1", "s2", "s3"}
+
+
+def test_tenants_of_the_newest_system_snapshot_and_every_owner_parents_first() -> None:
+    manifests = [
+        manifest("old", 1, system_object(), tenant("a", "acme"), tenant("gone", "gone")),
+        manifest(
+            "new",
+            4,
+            system_object(),
+            tenant("a", "acme-renamed", tags=["prod"]),
+            tenant("d", "dev", parent="a"),
+            settings(None, {"colour": "blue"}),
+            settings("a", {"retention": 7}),
+        ),
+        manifest("s1", 5, volume("v1", "files", owner="d")),
+        manifest("s2", 6, volume("v2", "stray", owner="x")),  # its tenant was never recorded
+    ]
+    plan = plan_catalog(by_id(manifests), ["volume-v1", "volume-v2"], NOW)
+
+    assert [(t.id, t.name, t.parent_id) for t in plan.tenants] == [
+        ("a", "acme-renamed", None),
+        ("x", "recovered-x", None),
+        ("d", "dev", "a"),
+    ]
+    assert plan.placeholders == ["recovered-x"]
+    assert plan.settings == {None: {"colour": "blue"}, "a": {"retention": 7}}
+    assert ("tenant", "a", "prod") in plan.tags
+    assert "gone" not in {t.id for t in plan.tenants}  # only the older system snapshot recorded it
+    assert {s.id for s in plan.snapshots} == {"old", "new", "s1", "s2"}  # the system's are always kept
+
+
+def test_snapshots_as_recorded_expired_ones_held_owned_as_their_subject() -> None:
+    expired, later = NOW - timedelta(hours=1), NOW + timedelta(days=3)
+    manifests = [
+        manifest("a-own", 1, system_object("a", "acme"), tenant("a", "acme"), private=True, expires_at=later),
+        manifest("a-by-parent", 2, tenant("a", "acme"), immutable=True),
+        manifest("vol", 3, volume("v1", "files", owner="a"), expires_at=expired, name="nightly"),
+    ]
+    plan = plan_catalog(by_id(manifests), ["volume-v1"], NOW)
+    snaps = {s.id: s for s in plan.snapshots}
+
+    assert (snaps["a-own"].owner_tenant_id, snaps["a-own"].private, snaps["a-own"].status) == (
+        "a",
+        True,
+        SnapshotStatus.READY,
+    )
+    assert snaps["a-by-parent"].owner_tenant_id is None and snaps["a-by-parent"].immutable  # the parent's
+    assert (snaps["vol"].name, snaps["vol"].status, snaps["vol"].subject_name) == (
+        "nightly",
+        SnapshotStatus.HELD,
+        "files",
+    )
+    assert snaps["vol"].status_reason and "expired" in snaps["vol"].status_reason
+    assert plan.summary()["held_expired"] == 1
+
+
+def test_one_name_recorded_for_two_objects_stays_with_the_newest_the_other_is_numbered() -> None:
+    manifests = [
+        manifest("s1", 1, volume("v1", "data")),  # renamed since, never captured again
+        manifest("s2", 2, volume("v2", "data")),
+        manifest("s3", 3, vm("m1", "data")),  # another kind: no clash
+    ]
+    plan = plan_catalog(by_id(manifests), ["volume-v1", "volume-v2", "vm-m1"], NOW)
+
+    assert {v.id: v.name for v in plan.volumes} == {"v2": "data", "v1": "data (1)"}
+    assert [vm.name for vm in plan.vms] == ["data"]
+    assert plan.renamed == ["volume 'data' → 'data (1)'"]
+
+
+def test_networks_of_the_newest_system_snapshot_and_those_a_vm_is_on() -> None:
+    manifests = [
+        manifest("s0", 1, system_object(), network("n-old", "old", None, "10.9.0.0/24")),
+        manifest("s1", 2, vm("m1", "web", network_id="n-old")),
+        manifest("s2", 3, system_object(), tenant("a", "acme"), network("n-lan", "lan", "a", "10.9.1.0/24")),
+        manifest("s3", 4, system_object(), tenant("a", "acme"), network("n-lan", "lan", "a", "10.9.2.0/24")),
+    ]
+    plan = plan_catalog(by_id(manifests), ["vm-m1"], NOW)
+    assert {(n.id, n.cidr, n.owner_tenant_id) for n in plan.networks} == {
+        ("n-lan", "10.9.2.0/24", "a"),
+        ("n-old", "10.9.0.0/24", None),
+    }
+
+
+# --- the rebuild over a catalog ---------------------------------------------------------------------------
+
+
+@dataclass
+class StandInPool:
+    """The three things a rebuild reads of a pool."""
+
+    manifests: dict[str, bytes] = field(default_factory=dict)
+    datasets: list[str] = field(default_factory=list)
+    root: str = "/pool"
+
+    def list_snapshots(self) -> list[str]:
+        return sorted(self.manifests)
+
+    def read_manifest(self, snap_id: str) -> bytes:
+        if not self.manifests[snap_id]:
+            raise NotFound(f"snapshot {snap_id} has no manifest")
+        return self.manifests[snap_id]
+
+    def list_datasets(self) -> list[str]:
+        return list(self.datasets)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    migrate(engine)
+    yield Database(engine)
+    engine.dispose()
+
+
+def pool_of(*manifests: Manifest, datasets: list[str], **raw: bytes) -> StandInPool:
+    return StandInPool({m.snapshot.id: m.to_bytes() for m in manifests} | raw, datasets)
+
+
+def test_rebuild_fills_an_empty_catalog_and_reports_what_it_cannot_read(db: Database) -> None:
+    elsewhere = manifest("other-id", 1, volume("v1", "files")).to_bytes()
+    pool = pool_of(
+        manifest("s1", 1, system_object(), tenant("a", "acme"), settings(None, {"k": 1})),
+        manifest("s2", 2, volume("v1", "files", owner="a", tags=["nas"])),
+        datasets=["volume-v1"],
+        torn=b"{not json",
+        unsealed=b"",
+        moved=elsewhere,  # a manifest whose id is not its directory's
+    )
+    rebuild = CatalogRebuild(db, pool, Audit(db, lambda: NOW), lambda: NOW)
+
+    summary = rebuild.run()
+
+    assert summary["unreadable_snapshots"] == ["moved", "torn", "unsealed"]
+    with db.unit() as uow:
+        assert [t.name for t in uow.tenants.visible()] == ["acme"]
+        [files] = uow.volumes.list()
+        assert (files.name, files.owner_tenant_id, uow.tags.of("volume", files.id)) == ("files", "a", ("nas",))
+        assert {s.id for s in uow.snapshots.list()} == {"s1", "s2"}
+        assert uow.settings.document(None) == {"k": 1}
+        assert [e.action for e in uow.audit.list()] == ["catalog.rebuild"]
+
+
+def test_rebuild_refuses_a_catalog_in_use_and_changes_nothing(db: Database) -> None:
+    with db.unit() as uow:
+        uow.tenants.insert(Tenant("t", "kept", None, "", T0))
+    pool = pool_of(manifest("s1", 1, system_object(), tenant("a", "acme")), datasets=[])
+    rebuild = CatalogRebuild(db, pool, Audit(db, lambda: NOW), lambda: NOW)
+
+    with pytest.raises(CatalogInUse):
+        rebuild.run()
+    with db.unit() as uow:
+        assert [t.name for t in uow.tenants.visible()] == ["kept"]
+        assert uow.snapshots.list() == [] and uow.audit.list() == []
+
+
+def test_an_empty_catalog_over_a_pool_with_data_is_refused_as_lost(db: Database) -> None:
+    check_not_lost(db, pool_of(datasets=[]))  # a new pool: fine
+    with pytest.raises(CatalogLost, match="--rebuild-catalog"):
+        check_not_lost(db, pool_of(datasets=["volume-v1"]))
+    with db.unit() as uow:
+        uow.tenants.insert(Tenant("t", "kept", None, "", T0))
+    check_not_lost(db, pool_of(datasets=["volume-v1"]))
