@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -79,6 +80,10 @@ def host(request: pytest.FixtureRequest, libvirtd: None) -> Iterator[Host]:
         made.close()
 
 
+def virsh(svc: Services, *args: str) -> None:
+    subprocess.run(["virsh", "-q", "-c", svc.settings.libvirt_uri, *args], check=True, capture_output=True)
+
+
 def take(svc: Services, subject_type: str, ref: str, name: str, **options: object) -> Snapshot:
     return svc.snapshots.take(TakeRequest(ref=ref, subject_type=subject_type, name=name, **options), who=SYSTEM)
 
@@ -116,7 +121,12 @@ def build_system(svc: Services, image: GuestImage) -> dict[str, Snapshot]:
         volume = svc.volumes.create(name, 64 * MiB, tenant=tenant, tags=["nas"], who=SYSTEM)
         write(os.path.join(volume.path, "report.txt"), f"{name} as captured\n".encode() * 500)
     make_vm(svc, image, "web", None, ["backbone"])
-    make_vm(svc, image, "app", "acme", ["lan"])
+    app = make_vm(svc, image, "app", "acme", ["lan"])
+    # made by an early version: its domain is named after the VM, not after its id
+    legacy = f"app-{app.id[:8]}"
+    virsh(svc, "domrename", app.domain, legacy)
+    with svc.db.unit() as uow:
+        uow.vms.update(app.id, domain_name=legacy)
     return {
         "system": take(svc, "system", "system", "nightly", description="everything", expires_at=None),
         "tenant": take(svc, "tenant", "acme", "acme-weekly"),
@@ -142,14 +152,17 @@ def test_the_catalog_comes_back_from_the_pool_alone(host: Host, image: GuestImag
 
     host.lose_the_catalog()
     svc = host.svc
+    virsh(svc, "undefine", web.domain)  # and web's domain with it (the pool moved to a new host, say)
     with pytest.raises(CatalogLost, match="--rebuild-catalog"):
         check_not_lost(svc.db, svc.pool)  # what `serve` checks first: the scheduler would snapshot nothing
 
     summary = svc.catalog_rebuild.run()
 
     assert summary["unknown_datasets"] == [uncaptured.dataset]  # never captured: left in the pool, named
-    assert (summary["orphan_snapshots"], summary["unreadable_snapshots"], summary["renamed"]) == ([], [], [])
-    assert shape(svc) == expected  # every object with its id, configuration, settings and tags
+    assert summary["defined_again"] == ["web"]
+    left = ("orphan_snapshots", "unreadable_snapshots", "renamed", "problems", "restored_since_newest_snapshot")
+    assert [key for key in left if summary[key]] == []
+    assert shape(svc) == expected  # every object with its id, configuration (app's old domain), settings, tags
     with svc.db.unit() as uow:
         assert sorted(as_taken(s) for s in uow.snapshots.list()) == taken
     assert data(svc) == expected_data  # the data never moved

@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from snapkeep.catalog.db import Database, make_engine, migrate
-from snapkeep.errors import CatalogInUse, CatalogLost, NotFound
+from snapkeep.errors import CatalogInUse, CatalogLost, HypervisorUnavailable, PoolError
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
-from snapkeep.model.types import SnapshotStatus, Tenant
+from snapkeep.model.types import SnapshotStatus, Tenant, VmRecord
 from snapkeep.services.audit import Audit
 from snapkeep.services.catalog_rebuild import CatalogRebuild, check_not_lost
 from snapkeep.services.pool_records import plan_catalog
@@ -191,7 +192,7 @@ def test_one_name_recorded_for_two_objects_stays_with_the_newest_the_other_is_nu
     assert plan.renamed == ["volume 'data' → 'data (1)'"]
 
 
-def test_networks_of_the_newest_system_snapshot_and_those_a_vm_is_on() -> None:
+def test_networks_of_the_newest_snapshot_of_their_owner_and_those_a_vm_is_on() -> None:
     manifests = [
         manifest("s0", 1, system_object(), network("n-old", "old", None, "10.9.0.0/24")),
         manifest("s1", 2, vm("m1", "web", network_id="n-old")),
@@ -205,12 +206,77 @@ def test_networks_of_the_newest_system_snapshot_and_those_a_vm_is_on() -> None:
     }
 
 
+def test_a_tenant_or_network_gone_from_the_newest_snapshot_of_its_parent_stays_gone() -> None:
+    manifests = [
+        manifest(
+            "whole",
+            1,
+            system_object(),
+            tenant("a", "acme"),
+            tenant("d", "dev", parent="a"),
+            network("n1", "lan", "d", "10.9.1.0/24"),
+            settings("d", {"k": "dev's"}),
+        ),
+        # acme's own snapshot, later: dev was deleted (and its network with it), a network made in acme
+        manifest(
+            "acme-own", 2, system_object("a", "acme"), tenant("a", "acme"), network("n2", "wan", "a", "10.9.2.0/24")
+        ),
+    ]
+    plan = plan_catalog(by_id(manifests), [], NOW)
+
+    assert [t.id for t in plan.tenants] == ["a"]
+    assert [n.id for n in plan.networks] == ["n2"]
+    assert "d" not in plan.settings
+
+
+def test_a_tenant_made_after_the_newest_system_snapshot_comes_back_with_its_own_snapshots() -> None:
+    manifests = [
+        manifest("whole", 1, system_object(), tenant("a", "acme")),
+        manifest("b-own", 2, system_object("b", "beta"), tenant("b", "beta"), settings("b", {"k": 1})),
+        manifest("b-by-system", 3, tenant("b", "beta"), settings("b", {"k": 2})),  # nothing live of it since
+    ]
+    plan = plan_catalog(by_id(manifests), [], NOW)
+
+    assert {t.id for t in plan.tenants} == {"a", "b"}
+    assert {s.id for s in plan.snapshots} == {"whole", "b-own", "b-by-system"} and not plan.orphan_snapshots
+    assert plan.settings["b"] == {"k": 2}
+
+
+def test_a_vm_keeps_the_libvirt_domain_the_host_has_for_its_uuid() -> None:
+    manifests = [manifest("s1", 1, vm("m1", "web")), manifest("s2", 2, vm("m2", "db"))]
+    plan = plan_catalog(by_id(manifests), ["vm-m1", "vm-m2"], NOW, domains={"uuid-m1": "web"})  # made long ago
+    assert {vm.name: vm.domain_name for vm in plan.vms} == {"web": "web", "db": "sk-vm-m2"}
+
+
+def test_what_a_rebuild_cannot_make_right_is_reported() -> None:
+    manifests = [
+        manifest("s1", 1, system_object(), network("n1", "lan", None, "10.9.0.0/16")),
+        manifest("s2", 2, vm("m1", "web", network_id="n1")),
+        manifest("s3", 3, vm("m2", "db", network_id="n-gone")),
+        manifest("s4", 4, vm("m3", "old", network_id="n3")),
+        manifest("s5", 5, system_object(), network("n3", "old-lan", None, "10.9.1.0/24")),
+        manifest("s6", 6, volume("v1", "files"), origin="pre-restore"),  # then restored over
+        manifest("s7", 7, volume("v1", "files"), name="s6"),  # a name taken twice (copied in from elsewhere)
+    ]
+    plan = plan_catalog(by_id(manifests), ["vm-m1", "vm-m2", "vm-m3", "volume-v1"], NOW)
+
+    assert plan.problems == [
+        "vm 'db' is on network n-gone, which no snapshot recorded",
+        "networks 'old-lan' and 'lan' overlap: change one",
+    ]
+    assert plan.restored_since == []  # the newest record of files is s7, after the restore
+    assert sorted(s.name for s in plan.snapshots if s.subject_id == "v1") == ["s6", "s6 (1)"]
+
+    restored = plan_catalog(by_id(manifests[:6]), ["volume-v1"], NOW)
+    assert restored.restored_since == ["volume 'files'"]
+
+
 # --- the rebuild over a catalog ---------------------------------------------------------------------------
 
 
 @dataclass
 class StandInPool:
-    """The three things a rebuild reads of a pool."""
+    """The three things a rebuild reads of a pool, failing as a pool fails."""
 
     manifests: dict[str, bytes] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)
@@ -221,11 +287,38 @@ class StandInPool:
 
     def read_manifest(self, snap_id: str) -> bytes:
         if not self.manifests[snap_id]:
-            raise NotFound(f"snapshot {snap_id} has no manifest")
+            raise PoolError(f"reading the manifest of snapshot {snap_id}: No such file or directory")
         return self.manifests[snap_id]
 
     def list_datasets(self) -> list[str]:
         return list(self.datasets)
+
+
+class StandInHost:
+    """Domains by name, each with its UUID; down: as libvirt when it cannot be reached."""
+
+    def __init__(self, domains: dict[str, str], down: bool = False) -> None:
+        self.domains = dict(domains)
+        self.down = down
+
+    def list_domains(self) -> list[str]:
+        if self.down:
+            raise HypervisorUnavailable("cannot connect to qemu:///system")
+        return sorted(self.domains)
+
+    def spec(self, name: str) -> SimpleNamespace:
+        return SimpleNamespace(uuid=self.domains[name])
+
+    def define(self, spec: SimpleNamespace) -> None:
+        self.domains[spec.name] = spec.uuid
+
+
+class StandInVMs:
+    def __init__(self, host: StandInHost) -> None:
+        self.host = host
+
+    def spec(self, record: VmRecord) -> SimpleNamespace:
+        return SimpleNamespace(name=record.domain_name, uuid=record.domain_uuid)
 
 
 @pytest.fixture
@@ -240,8 +333,13 @@ def pool_of(*manifests: Manifest, datasets: list[str], **raw: bytes) -> StandInP
     return StandInPool({m.snapshot.id: m.to_bytes() for m in manifests} | raw, datasets)
 
 
+def rebuild_of(db: Database, pool: StandInPool, host: StandInHost | None = None) -> CatalogRebuild:
+    return CatalogRebuild(db, pool, Audit(db, lambda: NOW), lambda: NOW, StandInVMs(host or StandInHost({})))
+
+
 def test_rebuild_fills_an_empty_catalog_and_reports_what_it_cannot_read(db: Database) -> None:
     elsewhere = manifest("other-id", 1, volume("v1", "files")).to_bytes()
+    headless = manifest("headless", 1, volume("v1", "files")).model_copy(update={"objects": []}).to_bytes()
     pool = pool_of(
         manifest("s1", 1, system_object(), tenant("a", "acme"), settings(None, {"k": 1})),
         manifest("s2", 2, volume("v1", "files", owner="a", tags=["nas"])),
@@ -249,12 +347,12 @@ def test_rebuild_fills_an_empty_catalog_and_reports_what_it_cannot_read(db: Data
         torn=b"{not json",
         unsealed=b"",
         moved=elsewhere,  # a manifest whose id is not its directory's
+        headless=headless,  # without its subject
     )
-    rebuild = CatalogRebuild(db, pool, Audit(db, lambda: NOW), lambda: NOW)
 
-    summary = rebuild.run()
+    summary = rebuild_of(db, pool).run()
 
-    assert summary["unreadable_snapshots"] == ["moved", "torn", "unsealed"]
+    assert summary["unreadable_snapshots"] == ["headless", "moved", "torn", "unsealed"]
     with db.unit() as uow:
         assert [t.name for t in uow.tenants.visible()] == ["acme"]
         [files] = uow.volumes.list()
@@ -264,23 +362,55 @@ def test_rebuild_fills_an_empty_catalog_and_reports_what_it_cannot_read(db: Data
         assert [e.action for e in uow.audit.list()] == ["catalog.rebuild"]
 
 
+def test_rebuild_finds_each_vms_domain_by_uuid_and_defines_those_the_host_lacks(db: Database) -> None:
+    pool = pool_of(manifest("s1", 1, vm("m1", "web")), manifest("s2", 2, vm("m2", "db")), datasets=["vm-m1", "vm-m2"])
+    host = StandInHost({"web": "uuid-m1", "someone-elses": "uuid-x"})
+
+    summary = rebuild_of(db, pool, host).run()
+
+    assert summary["defined_again"] == ["db"] and summary["problems"] == []
+    assert host.domains == {"web": "uuid-m1", "someone-elses": "uuid-x", "sk-vm-m2": "uuid-m2"}
+    with db.unit() as uow:
+        assert {v.name: v.domain_name for v in uow.vms.list()} == {"web": "web", "db": "sk-vm-m2"}
+
+
+def test_rebuild_without_libvirt_says_so_and_defines_nothing(db: Database) -> None:
+    pool = pool_of(manifest("s1", 1, vm("m1", "web")), datasets=["vm-m1"])
+    host = StandInHost({}, down=True)
+
+    summary = rebuild_of(db, pool, host).run()
+
+    assert summary["defined_again"] == [] and host.domains == {}
+    [problem] = summary["problems"]
+    assert "libvirt could not be asked" in problem and "cannot connect" in problem
+
+
 def test_rebuild_refuses_a_catalog_in_use_and_changes_nothing(db: Database) -> None:
     with db.unit() as uow:
         uow.tenants.insert(Tenant("t", "kept", None, "", T0))
     pool = pool_of(manifest("s1", 1, system_object(), tenant("a", "acme")), datasets=[])
-    rebuild = CatalogRebuild(db, pool, Audit(db, lambda: NOW), lambda: NOW)
 
     with pytest.raises(CatalogInUse):
-        rebuild.run()
+        rebuild_of(db, pool).run()
     with db.unit() as uow:
         assert [t.name for t in uow.tenants.visible()] == ["kept"]
         assert uow.snapshots.list() == [] and uow.audit.list() == []
 
 
-def test_an_empty_catalog_over_a_pool_with_data_is_refused_as_lost(db: Database) -> None:
-    check_not_lost(db, pool_of(datasets=[]))  # a new pool: fine
+def test_an_empty_catalog_over_a_pool_with_snapshots_is_refused_as_lost_until_rebuilt(db: Database) -> None:
+    check_not_lost(db, pool_of(datasets=[]))  # a new pool
+    check_not_lost(db, pool_of(datasets=["volume-v1"]))  # a crash in the first create: nothing to rebuild from
+    unreadable = pool_of(datasets=[], torn=b"{not json")
     with pytest.raises(CatalogLost, match="--rebuild-catalog"):
-        check_not_lost(db, pool_of(datasets=["volume-v1"]))
+        check_not_lost(db, unreadable)
+
+    summary = rebuild_of(db, unreadable).run()  # finds nothing it can place
+
+    assert summary["unreadable_snapshots"] == ["torn"]
+    check_not_lost(db, unreadable)  # rebuilt: served, not refused at every start
+
+
+def test_a_catalog_in_use_is_not_lost(db: Database) -> None:
     with db.unit() as uow:
         uow.tenants.insert(Tenant("t", "kept", None, "", T0))
-    check_not_lost(db, pool_of(datasets=["volume-v1"]))
+    check_not_lost(db, pool_of(manifest("s1", 1, system_object()), datasets=["volume-v1"]))

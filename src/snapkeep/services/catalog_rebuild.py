@@ -6,9 +6,12 @@ holds no object and no snapshot (a rebuild never merges into one in use). Nothin
 what the rebuild cannot place (datasets no manifest names, snapshots of objects that are gone, manifests it
 cannot read) stays where it is and is reported.
 
-The service refuses to start on an empty catalog over a pool that holds data (:func:`check_not_lost`): the
-scheduler would otherwise take system snapshots of an empty system, and a rebuild after them would find an
-empty newest system snapshot.
+The service refuses to start on an empty catalog over a pool that holds snapshots, unless that catalog
+was rebuilt (:func:`check_not_lost`): the scheduler would otherwise take system snapshots of an empty system,
+and a rebuild after them would find an empty newest system snapshot.
+
+VMs keep their libvirt domains: each is found on the host by its UUID (a VM made by an early version has a
+domain named after it), and one the host does not have (the pool moved to a new host) is defined again.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from typing import Any
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.errors import CatalogInUse, CatalogLost, NotFound
+from snapkeep.errors import CatalogInUse, CatalogLost, SnapkeepError
 from snapkeep.model.manifest import Manifest
 from snapkeep.model.principal import SYSTEM
 from snapkeep.services.audit import Audit
 from snapkeep.services.pool_records import CatalogPlan, plan_catalog
+from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
+
+REBUILT_AT = "catalog_rebuilt_at"  # catalog_meta: when the catalog was last rebuilt from the pool
 
 
 def catalog_is_empty(uow: Unit) -> bool:
@@ -39,39 +45,74 @@ def catalog_is_empty(uow: Unit) -> bool:
 
 
 def check_not_lost(db: Database, pool: Pool) -> None:
-    """Refuse (:class:`CatalogLost`) to serve an empty catalog over a pool that holds datasets or
-    snapshots, saying how to rebuild it."""
+    """Refuse (:class:`CatalogLost`) to serve an empty catalog over a pool that holds snapshots, saying how to
+    rebuild it; once rebuilt, the catalog is served even if the rebuild found nothing to place. (Datasets
+    alone do not count: a crash in the first create of a new installation leaves one, and nothing could
+    be rebuilt from it.)"""
     with db.unit() as uow:
-        empty = catalog_is_empty(uow)
-    datasets, snapshots = len(pool.list_datasets()), len(pool.list_snapshots())
-    if empty and (datasets or snapshots):
+        settled = not catalog_is_empty(uow) or uow.meta.get(REBUILT_AT) is not None
+    snapshots = len(pool.list_snapshots())
+    if not settled and snapshots:
         raise CatalogLost(
-            f"the catalog is empty but the pool at {pool.root} holds {datasets} datasets and {snapshots} "
-            "snapshots: if the catalog was lost, start with --rebuild-catalog to rebuild it from the pool; if "
-            "this is the wrong catalog, point SNAPKEEP_DATABASE_URL (or the data directory) at the right one",
+            f"the catalog is empty but the pool at {pool.root} holds {snapshots} snapshots: if the catalog was "
+            "lost, start with --rebuild-catalog to rebuild it from the pool; if this is the wrong catalog, point "
+            "SNAPKEEP_DATABASE_URL (or the data directory) at the right one",
             pool=pool.root,
         )
 
 
 class CatalogRebuild:
-    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime], vms: VMs) -> None:
         self._db = db
         self._pool = pool
         self._audit = audit
         self._clock = clock
+        self._vms = vms
 
     def run(self) -> dict[str, Any]:
-        """Fill the empty catalog from the pool; what it made and what it left, as a summary."""
+        """Fill the empty catalog from the pool, and define again the VMs libvirt no longer has (the pool
+        was moved to a new host); what it made and what it left, as a summary."""
         with self._db.unit() as uow:
             self._refuse_in_use(uow)
         manifests, unreadable = self._manifests()
-        plan = plan_catalog(manifests, self._pool.list_datasets(), self._clock())
-        summary = {**plan.summary(), "unreadable_snapshots": unreadable}
+        domains, host_problem = self._domains()
+        plan = plan_catalog(manifests, self._pool.list_datasets(), self._clock(), domains)
         with self._db.unit() as uow:
             self._refuse_in_use(uow)
             _write(uow, plan)
+            uow.meta.put(REBUILT_AT, self._clock().isoformat())
+        problems = [*plan.problems, *([host_problem] if host_problem else [])]
+        defined = [] if host_problem else self._define_missing(plan, set(domains), problems)
+        summary = {**plan.summary(), "unreadable_snapshots": unreadable, "defined_again": defined}
+        summary["problems"] = problems
+        with self._db.unit() as uow:
             self._audit.done(uow, SYSTEM.name, "catalog.rebuild", f"pool:{self._pool.root}", _detail(summary))
         return summary
+
+    def _domains(self) -> tuple[dict[str, str], str | None]:
+        """The host's libvirt domains by UUID, or why libvirt could not say."""
+        host = self._vms.host
+        try:
+            return {host.spec(name).uuid: name for name in host.list_domains()}, None
+        except SnapkeepError as exc:
+            return {}, (
+                f"libvirt could not be asked for its domains ({exc.message}): each VM's domain is taken to be "
+                "sk-vm-<its id>, and none was defined again"
+            )
+
+    def _define_missing(self, plan: CatalogPlan, uuids: set[str], problems: list[str]) -> list[str]:
+        """Define from its record every rebuilt VM whose domain the host does not have; their names."""
+        defined = []
+        for record in plan.vms:
+            if record.domain_uuid in uuids:
+                continue
+            try:
+                self._vms.host.define(self._vms.spec(record))
+            except SnapkeepError as exc:
+                problems.append(f"vm {record.name!r} has no libvirt domain and could not be defined: {exc.message}")
+                continue
+            defined.append(record.name)
+        return defined
 
     @staticmethod
     def _refuse_in_use(uow: Unit) -> None:
@@ -88,7 +129,8 @@ class CatalogRebuild:
         for snap_id in self._pool.list_snapshots():
             try:
                 manifest = Manifest.model_validate_json(self._pool.read_manifest(snap_id))
-            except (NotFound, ValueError, OSError):
+                manifest.object_of(manifest.snapshot.subject_type, manifest.snapshot.subject_id)
+            except (SnapkeepError, ValueError, OSError):  # none, torn, of an unknown format, or without subject
                 unreadable.append(snap_id)
                 continue
             if manifest.snapshot.id != snap_id:
@@ -118,4 +160,4 @@ def _write(uow: Unit, plan: CatalogPlan) -> None:
 def _detail(summary: dict[str, Any]) -> str:
     counts = ", ".join(f"{summary[k]} {k}" for k in ("tenants", "networks", "volumes", "vms", "snapshots"))
     left = len(summary["unknown_datasets"]) + len(summary["orphan_snapshots"]) + len(summary["unreadable_snapshots"])
-    return f"{counts}; {left} things left in the pool (see the service log)"
+    return f"{counts}; {left} left in the pool, {len(summary['problems'])} problems (see the service log)"

@@ -170,7 +170,7 @@ class Services:
             rebuild=rebuild,
             profiles=Profiles(db, audit, clock, settings.profile_warn_at),
             scheduled=ScheduledTakes(db, snapshots, jobs, audit, clock),
-            catalog_rebuild=CatalogRebuild(db, pool, audit, clock),
+            catalog_rebuild=CatalogRebuild(db, pool, audit, clock, vms),
         )
 
     def release_pending(self) -> Released:

@@ -6,13 +6,17 @@ The pool keeps data and manifests, not the catalog's rows, so a rebuild infers t
 - **VMs and volumes** are those whose datasets are in the pool (deleting one destroys its dataset), each as
   the newest manifest recorded it (name, owner, configuration, tags), made when it was first recorded. A
   dataset no manifest names (an object never captured) cannot be named: it is left in the pool, reported.
-- **Tenants** are those the newest snapshot of the whole system recorded, and every tenant a rebuilt VM,
-  volume, network or snapshot belongs to, with their parents; each as the newest manifest recorded it. A
-  tenant no manifest recorded (its VM was only ever captured by a VM snapshot) comes back under the system
-  as ``recovered-<its id's first 8 characters>``. A tenant deleted after the newest system snapshot comes
-  back (delete it again); one made after it and holding nothing captured is not known.
-- **Networks** are those of the newest system snapshot and those a rebuilt VM is attached to; **settings**
-  are the system's from the newest system snapshot and each tenant's from its newest record.
+- **Tenants and networks** are those the newest snapshot recording their owner's subtree holds (the newest
+  whole-system snapshot for the system's own; for a tenant's, the newest system or tenant snapshot that
+  recorded that tenant), with their owner; and every tenant a rebuilt object, or a snapshot of its own,
+  belongs to (a tenant's snapshots are deleted with it), with its parents; and every network a rebuilt VM
+  is on. Each as its newest record says. A tenant no manifest recorded (its VM was only ever captured by a
+  VM snapshot) comes back under the system as ``recovered-<its id's first 8 characters>``. A tenant or
+  network deleted after that newest snapshot comes back (delete it again); one made after it with nothing
+  captured of its own is not known. **Settings** are each owner's as that same snapshot recorded them.
+- **Restored since**: an in-place restore takes a ``pre-restore`` snapshot and then changes the object; an
+  object whose newest record is such a snapshot comes back as it was before that restore (its data as
+  after), reported. So is a VM on a network no snapshot recorded, and networks whose ranges overlap.
 - **Snapshots**: every one whose subject is rebuilt (the system always is), as its manifest says. One whose
   expiry has passed is ``held`` (the profile period that may have held it past its expiry is not in the
   pool): it stays until someone deletes it (or a profile taken off its subject releases its holds; then
@@ -31,6 +35,7 @@ from typing import Any
 
 from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.names import numbered_name
+from snapkeep.model.network import NetworkDef, overlaps
 from snapkeep.model.types import (
     Network,
     QuiescePolicy,
@@ -45,6 +50,8 @@ from snapkeep.services.subjects.system import WHOLE_SYSTEM
 from snapkeep.services.vms import domain_name
 
 SYSTEM_SUBJECT = ("system", WHOLE_SYSTEM)  # a snapshot of the whole system
+SUBTREE_TYPES = ("system", "tenant")  # snapshots that record a subtree: its tenants, networks and settings
+PRE_RESTORE = "pre-restore"
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Recorded:
 
     obj: ManifestObject
     at: datetime  # when the newest record was taken
+    origin: str  # and by what (``pre-restore``: just before an in-place restore changed it)
     first: datetime
     tags: tuple[str, ...] | None  # from the newest record that lists tags (a VM's own snapshots do not)
 
@@ -72,6 +80,8 @@ class CatalogPlan:
     orphan_snapshots: list[str] = field(default_factory=list)  # of a subject that is gone
     renamed: list[str] = field(default_factory=list)  # "vm 'web' → 'web (1)'"
     placeholders: list[str] = field(default_factory=list)  # tenants no manifest recorded
+    restored_since: list[str] = field(default_factory=list)  # newest record taken just before a restore
+    problems: list[str] = field(default_factory=list)  # what keeps a rebuilt VM from starting
 
     def summary(self) -> dict[str, Any]:
         """Counts, and what the operator should look at, for the log and the command's output."""
@@ -86,46 +96,58 @@ class CatalogPlan:
             "orphan_snapshots": list(self.orphan_snapshots),
             "renamed": list(self.renamed),
             "placeholder_tenants": list(self.placeholders),
+            "restored_since_newest_snapshot": list(self.restored_since),
+            "problems": list(self.problems),
         }
 
 
-def plan_catalog(manifests: Mapping[str, Manifest], datasets: Iterable[str], now: datetime) -> CatalogPlan:
-    """The catalog that ``manifests`` (by snapshot id) and the pool's live ``datasets`` imply at ``now``."""
-    return _Planner(manifests, set(datasets), now).plan()
+def plan_catalog(
+    manifests: Mapping[str, Manifest], datasets: Iterable[str], now: datetime, domains: Mapping[str, str] | None = None
+) -> CatalogPlan:
+    """The catalog that ``manifests`` (by snapshot id; each holds its subject) and the pool's live
+    ``datasets`` imply at ``now``; ``domains`` names the host's libvirt domains by UUID (a VM made by an
+    early version has a domain named after it, not after its id)."""
+    return _Planner(manifests, set(datasets), now, domains or {}).plan()
 
 
 class _Planner:
-    def __init__(self, manifests: Mapping[str, Manifest], datasets: set[str], now: datetime) -> None:
+    def __init__(
+        self, manifests: Mapping[str, Manifest], datasets: set[str], now: datetime, domains: Mapping[str, str]
+    ) -> None:
         self._manifests = sorted(manifests.values(), key=lambda m: (m.snapshot.created_at, m.snapshot.id))
         self._datasets = datasets
         self._now = now
+        self._domains = domains
         self._recorded = _newest_records(self._manifests)
+        self._whole = next((m for m in reversed(self._manifests) if _subject_key(m) == SYSTEM_SUBJECT), None)
+        self._subtree_of = _newest_subtree_records(self._manifests)
         self._taken: dict[tuple[str, str | None], set[str]] = {}  # names given, by (kind, owner)
         self._out = CatalogPlan()
 
     def plan(self) -> CatalogPlan:
         out = self._out
-        volumes = self._live("volume")
-        vms = self._live("vm")
-        system = self._newest_whole_system()
-        networks = self._networks(system, vms)
-        subjects = {("volume", r.obj.id) for r in volumes} | {("vm", r.obj.id) for r in vms}
-        tenant_ids = {t.id for t in system.objects if t.type == "tenant"} if system else set()
-        tenant_ids |= {r.obj.owner_tenant_id for r in (*volumes, *vms, *networks) if r.obj.owner_tenant_id}
-        snapshots = [m for m in self._manifests if self._subject_kept(m, subjects, tenant_ids)]
-        tenant_ids |= {o for m in snapshots if (o := _subject(m).owner_tenant_id)}
-        self._tenants(tenant_ids)
+        volumes, vms = self._live("volume"), self._live("vm")
+        networks = self._networks(vms)
+        rebuilt = {("volume", r.obj.id) for r in volumes} | {("vm", r.obj.id) for r in vms}
+        needed = {r.obj.owner_tenant_id for r in (*volumes, *vms, *networks)}
+        for manifest in self._manifests:  # a tenant's own snapshots go when it is deleted: while they are
+            snap = manifest.snapshot  # here, so is it
+            if snap.subject_type in SUBTREE_TYPES and _subject_key(manifest) != SYSTEM_SUBJECT:
+                needed.add(snap.subject_id)
+            if (snap.subject_type, snap.subject_id) in rebuilt:
+                needed.add(_subject(manifest).owner_tenant_id)
+        alive = {r.obj.id for (kind, _id), r in self._recorded.items() if kind == "tenant" and self._alive(r.obj)}
+        self._tenants({t for t in needed | alive if t is not None})
         kept_tenants = {t.id for t in out.tenants}
-        self._settings(system, kept_tenants)
-        out.networks = [self._network(r) for r in networks]
+        self._settings(kept_tenants)
+        out.networks = [self._network(r) for r in networks if r.obj.owner_tenant_id in kept_tenants | {None}]
         out.volumes = [self._volume(r) for r in volumes]
         out.vms = [self._vm(r) for r in vms]
-        subjects |= {("tenant", t) for t in kept_tenants} | {("system", t) for t in kept_tenants}
-        out.snapshots = [self._snapshot(m) for m in self._manifests if self._subject_kept(m, subjects, kept_tenants)]
-        kept = {s.id for s in out.snapshots}
-        out.orphan_snapshots = [m.snapshot.id for m in self._manifests if m.snapshot.id not in kept]
+        subjects = rebuilt | {(kind, t) for t in kept_tenants for kind in SUBTREE_TYPES} | {SYSTEM_SUBJECT}
+        self._snapshots([m for m in self._manifests if _subject_key(m) in subjects])
         held = {d for r in (*volumes, *vms) for d in r.obj.datasets}
         out.unknown_datasets = sorted(self._datasets - held)
+        self._check_networks(vms)
         return out
 
     # --- which objects --------------------------------------------------------------------------------
@@ -136,28 +158,41 @@ class _Planner:
             for (kind, _id), r in self._recorded.items()
             if kind == object_type and r.obj.datasets and set(r.obj.datasets) <= self._datasets
         ]
+        for r in found:
+            if r.origin == PRE_RESTORE:
+                self._out.restored_since.append(f"{object_type} {r.obj.name!r}")
         return self._newest_first(found)
 
-    def _newest_whole_system(self) -> Manifest | None:
-        whole = [
-            m for m in self._manifests if m.snapshot.subject_type == "system" and m.snapshot.subject_id == WHOLE_SYSTEM
-        ]
-        return whole[-1] if whole else None
+    def _newest_of_owner(self, owner: str | None) -> Manifest | None:
+        """The newest snapshot that recorded the subtree ``owner`` heads (the whole system for None)."""
+        return self._whole if owner is None else self._subtree_of.get(owner)
 
-    def _networks(self, system: Manifest | None, vms: list[Recorded]) -> list[Recorded]:
-        wanted = {o.id for o in system.objects if o.type == "network"} if system else set()
-        for r in vms:
-            wanted |= {str(nic["network_id"]) for nic in r.obj.config["vm"].get("nics", []) if nic.get("network_id")}
+    def _alive(self, obj: ManifestObject) -> bool:
+        """Whether ``obj`` (a tenant or network) was there when its owner's subtree was last recorded, and
+        so was its owner (a tenant deleted takes its sub-tenants and networks with it)."""
+        newest = self._newest_of_owner(obj.owner_tenant_id)
+        if newest is None or not any(o.type == obj.type and o.id == obj.id for o in newest.objects):
+            return False
+        parent = self._recorded.get(("tenant", obj.owner_tenant_id)) if obj.owner_tenant_id else None
+        return obj.owner_tenant_id is None or (parent is not None and self._alive(parent.obj))
+
+    def _networks(self, vms: list[Recorded]) -> list[Recorded]:
+        """Those there when their owner's subtree was last recorded, and every one a rebuilt VM is on."""
+        wanted = {i for (kind, i), r in self._recorded.items() if kind == "network" and self._alive(r.obj)}
+        wanted |= {nic for r in vms for nic in _nic_networks(r.obj)}
         return self._newest_first([self._recorded[("network", i)] for i in wanted if ("network", i) in self._recorded])
 
-    @staticmethod
-    def _subject_kept(manifest: Manifest, subjects: set[tuple[str, str]], tenants: set[str]) -> bool:
-        snap = manifest.snapshot
-        if (snap.subject_type, snap.subject_id) == SYSTEM_SUBJECT:
-            return True
-        if snap.subject_type in ("system", "tenant"):
-            return snap.subject_id in tenants
-        return (snap.subject_type, snap.subject_id) in subjects
+    def _check_networks(self, vms: list[Recorded]) -> None:
+        """Report what a VM cannot start with: a network no snapshot recorded, or two that overlap."""
+        known = {n.id for n in self._out.networks}
+        for r in vms:
+            for missing in sorted(set(_nic_networks(r.obj)) - known):
+                self._out.problems.append(f"vm {r.obj.name!r} is on network {missing}, which no snapshot recorded")
+        nets = self._out.networks
+        for i, one in enumerate(nets):
+            for other in nets[i + 1 :]:
+                if overlaps(NetworkDef(one.name, one.cidr, one.dhcp), NetworkDef(other.name, other.cidr, other.dhcp)):
+                    self._out.problems.append(f"networks {one.name!r} and {other.name!r} overlap: change one")
 
     def _tenants(self, wanted: set[str]) -> None:
         """Every wanted tenant and its parents, parents first; a tenant no manifest recorded is a
@@ -194,15 +229,13 @@ class _Planner:
         self._tags("tenant", obj.id, record)
         return Tenant(obj.id, name, obj.owner_tenant_id, str(obj.config.get("description", "")), record.first)
 
-    def _settings(self, system: Manifest | None, tenants: set[str]) -> None:
-        if system is not None:
-            for obj in system.objects:
-                if obj.type == "settings" and obj.owner_tenant_id is None:
-                    self._out.settings[None] = dict(obj.config["document"])
-        for tenant_id in sorted(tenants):
-            record = self._recorded.get(("settings", tenant_id))
-            if record is not None:
-                self._out.settings[tenant_id] = dict(record.obj.config["document"])
+    def _settings(self, tenants: set[str]) -> None:
+        """Each owner's document as the newest snapshot of its subtree recorded it."""
+        for owner in [None, *sorted(tenants)]:
+            newest = self._newest_of_owner(owner)
+            for obj in newest.objects if newest else ():
+                if obj.type == "settings" and obj.owner_tenant_id == owner:
+                    self._out.settings[owner] = dict(obj.config["document"])
 
     # --- rows ----------------------------------------------------------------------------------------
     def _network(self, record: Recorded) -> Network:
@@ -242,14 +275,24 @@ class _Planner:
             owner_tenant_id=obj.owner_tenant_id,
             dataset=obj.datasets[0],
             domain_uuid=str(config["domain_uuid"]),
-            domain_name=domain_name(obj.id),
+            domain_name=self._domains.get(str(config["domain_uuid"]), domain_name(obj.id)),
             spec=dict(config["vm"]),
             quiesce_policy=QuiescePolicy(str(config["quiesce_policy"])),
             agent_timeout=float(config["agent_timeout"]),
             created_at=record.first,
         )
 
-    def _snapshot(self, manifest: Manifest) -> Snapshot:
+    def _snapshots(self, manifests: list[Manifest]) -> None:
+        """Every snapshot of a rebuilt subject, as taken (a name taken twice for one subject, by snapshots
+        copied into the pool from elsewhere, is numbered); the rest are orphans."""
+        for manifest in manifests:
+            taken = self._taken.setdefault((f"snapshot of {_subject_key(manifest)}", None), set())
+            name = self._name("snapshot", manifest.snapshot.name, taken)
+            self._out.snapshots.append(self._snapshot(manifest, name))
+        kept = {s.id for s in self._out.snapshots}
+        self._out.orphan_snapshots = [m.snapshot.id for m in self._manifests if m.snapshot.id not in kept]
+
+    def _snapshot(self, manifest: Manifest, name: str) -> Snapshot:
         snap, subject = manifest.snapshot, _subject(manifest)
         expired = snap.expires_at is not None and snap.expires_at <= self._now
         return Snapshot(
@@ -259,7 +302,7 @@ class _Planner:
             subject_id=snap.subject_id,
             subject_name=subject.name,
             owner_tenant_id=subject.owner_tenant_id,
-            name=snap.name,
+            name=name,
             description=snap.description,
             created_at=snap.created_at,
             expires_at=snap.expires_at,
@@ -303,6 +346,24 @@ def _newest_key(record: Recorded | None) -> tuple[datetime, str]:
     return (datetime.min.replace(tzinfo=UTC), "") if record is None else (record.at, record.obj.id)
 
 
+def _subject_key(manifest: Manifest) -> tuple[str, str]:
+    return (manifest.snapshot.subject_type, manifest.snapshot.subject_id)
+
+
+def _nic_networks(vm: ManifestObject) -> list[str]:
+    """The snapkeep networks a recorded VM's NICs are on."""
+    return [str(nic["network_id"]) for nic in vm.config["vm"].get("nics", []) if nic.get("network_id")]
+
+
+def _newest_subtree_records(manifests: list[Manifest]) -> dict[str, Manifest]:
+    """For each tenant, the newest system or tenant snapshot that recorded it, with its whole subtree."""
+    found: dict[str, Manifest] = {}
+    for manifest in manifests:
+        if manifest.snapshot.subject_type in SUBTREE_TYPES:
+            found |= {obj.id: manifest for obj in manifest.objects if obj.type == "tenant"}
+    return found
+
+
 def _subject(manifest: Manifest) -> ManifestObject:
     snap = manifest.snapshot
     return manifest.object_of(snap.subject_type, snap.subject_id)
@@ -319,6 +380,7 @@ def _newest_records(manifests: list[Manifest]) -> dict[tuple[str, str], Recorded
             found[key] = Recorded(
                 obj=obj,
                 at=manifest.snapshot.created_at,
+                origin=manifest.snapshot.origin,
                 first=before.first if before else manifest.snapshot.created_at,
                 tags=tuple(tags) if tags is not None else (before.tags if before else None),
             )
