@@ -175,8 +175,9 @@ def test_refused_input_says_why_and_changes_nothing(cli: Cli) -> None:
     cli.refused("snapshot", "take", "--volume", unique("nope"), "--name", "x", code="not_found", exit_code=3)
     assert snapshot_names(cli, vol) == ["first"]
     cli.refused("snapshot", "show", "nope", "--volume", vol, code="not_found", exit_code=3)
-    usage = cli.run("snapshot", "take", "--volume", vol)  # --name missing: a usage error from the parser
-    assert usage.returncode == 2 and "--name" in usage.stderr
+    usage = cli.run("snapshot", "take")  # no subject: a usage error, nothing taken
+    assert usage.returncode == 2 and "--volume" in usage.stderr
+    assert snapshot_names(cli, vol) == ["first"]
 
 
 # --- snapshots ---------------------------------------------------------------------------------------

@@ -3,12 +3,15 @@ against a real running service (the session's ``server``); every tenant a test m
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Mounted, Server, make_traversable_tmp, start_server, stop_server
 from tests.integration.test_cli import Cli, unique
 
 
@@ -235,3 +238,30 @@ def test_every_restore_out_of_a_system_snapshot_from_the_cli(cli: Cli) -> None:
     whole = cli.json("snapshot", "restore", own["id"])
     assert whole["status"] == "succeeded" and whole["result"]["pre_restore_snapshot_id"]
     assert made_since["id"] not in {v["id"] for v in cli.json("volume", "list", "--tenant", top)}
+
+
+def test_the_specs_take_line_names_the_snapshot_itself(fs: Mounted) -> None:
+    """SPEC §6 writes ``snapkeep snapshot take --system --never --immutable``, without a name: the snapshot
+    is named ``manual_<YYYYMMDD>_<HHMMSS>`` (UTC), and a second one in the same second gets ``_2``. On a
+    service of its own: an immutable snapshot of the whole system stays for good."""
+    data_dir = make_traversable_tmp("snapkeep-spec-take-")
+    server = start_server(data_dir, fs.new_dir("spec-take-pool"))
+    try:
+        cli = Cli(server.cli_env())
+        first = cli.json("snapshot", "take", "--system", "--never", "--immutable")["result"]["snapshot"]
+        second = cli.json("snapshot", "take", "--system", "--never", "--immutable")["result"]["snapshot"]
+    finally:
+        stop_server(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    assert (first["kind"], first["subject_id"], first["expires_at"], first["immutable"]) == (
+        "system",
+        "system",
+        None,
+        True,
+    )
+    assert re.fullmatch(r"manual_\d{8}_\d{6}", first["name"]), first["name"]
+    assert second["name"] != first["name"]
+    assert re.fullmatch(r"manual_\d{8}_\d{6}(_2)?", second["name"]), second["name"]
+    when = datetime.strptime(first["name"], "manual_%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    assert abs((datetime.fromisoformat(first["created_at"]) - when).total_seconds()) < 2

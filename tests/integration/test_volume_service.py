@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -78,7 +78,7 @@ def test_restore_data_and_settings(services: Services) -> None:
     assert (restored.description, restored.size_limit) == ("old description", 1 << 30)
 
 
-@pytest.mark.parametrize("bad", ["a/b", "..", "a..b", "x\x00y", "n" * 300, "", " lead"])
+@pytest.mark.parametrize("bad", ["a/b", "..", "a..b", "x\x00y", "n" * 300, " lead"])
 def test_bad_snapshot_names_are_refused_and_change_nothing(services: Services, bad: str) -> None:
     vol = services.volumes.create(f"names-{abs(hash(bad))}", 1 << 30, who=SYSTEM)
     with pytest.raises(InvalidName):
@@ -87,6 +87,15 @@ def test_bad_snapshot_names_are_refused_and_change_nothing(services: Services, b
         services.volumes.create(bad, 1 << 30, who=SYSTEM)
     assert services.snapshots.listing(vol.id, who=SYSTEM) == []
     assert services.pool.list_staging() == []
+
+
+def test_a_take_without_a_name_is_named_after_its_time(services: Services) -> None:
+    vol = services.volumes.create("unnamed", 1 << 30, who=SYSTEM)
+    with pytest.raises(InvalidName):
+        services.volumes.create("", 1 << 30, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name=""), who=SYSTEM)
+    named_at = datetime.strptime(snap.name, "manual_%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    assert abs((snap.created_at - named_at).total_seconds()) < 2
 
 
 def test_clashing_names_are_refused(services: Services) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from snapkeep.errors import InvalidExpiry, InvalidInput, InvalidSettings
-from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, check_description
+from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, check_description, first_free, manual_name
 from snapkeep.model.settings import MAX_DEPTH, apply_settings, merge_patch
 from snapkeep.model.timespec import parse_duration, parse_expiry
 from snapkeep.model.units import MAX_SIZE, SIZE_PATTERN, check_volume_size, parse_size
@@ -131,3 +131,13 @@ def test_a_volume_size_limit_is_at_least_one_mebibyte() -> None:
         with pytest.raises(InvalidInput, match="at least 1M"):
             check_volume_size(too_small)
     check_volume_size(1 << 20)
+
+
+def test_a_default_name_is_the_time_then_the_first_free_number() -> None:
+    base = manual_name(datetime(2026, 12, 2, 9, 5, 7, tzinfo=UTC))
+    assert base == "manual_20261202_090507"
+    assert first_free(base, set().__contains__) == base
+    assert first_free(base, {base}.__contains__) == f"{base}_2"
+    assert first_free(base, {base, f"{base}_2"}.__contains__) == f"{base}_3"
+    with pytest.raises(InvalidInput, match="give one"):
+        first_free(base, lambda _name: True)

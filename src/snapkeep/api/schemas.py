@@ -268,7 +268,7 @@ class SnapshotCreate(RequestBody):
     vm: str | None = None
     system: bool = False
     tenant: str | None = None
-    name: Name
+    name: Name | None = Field(default=None, description="default: manual_<YYYYMMDD>_<HHMMSS> (UTC)")
     description: Description = ""
     expires: Expiry | None = None
     quiesce: bool = False

@@ -133,7 +133,6 @@ def _deletable(snap: JsonObject) -> str:
 
 @app.command("take")
 def take(
-    name: Annotated[str, typer.Option(help="The snapshot's name, unique per volume or VM.")],
     volume: Annotated[str | None, typer.Option("--volume", metavar="NAME|ID", help="The volume to snapshot.")] = None,
     vm: Annotated[
         str | None, typer.Option("--vm", metavar="NAME|ID", help="The VM to snapshot (all its disks at once).")
@@ -148,6 +147,10 @@ def take(
     tenant: Annotated[
         str | None,
         typer.Option(metavar="NAME|PATH|ID", help="A tenant snapshot of this tenant's subtree, taken by its parent."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Its name, unique per subject (default: manual_<YYYYMMDD>_<HHMMSS>, UTC)."),
     ] = None,
     include_tag: Annotated[
         list[str] | None, typer.Option("--include-tag", metavar="TAG", help="Partial: only objects with this tag.")
@@ -197,7 +200,7 @@ def take(
     body: JsonObject = {
         "volume": volume,
         "vm": vm,
-        "name": name,
+        **({"name": name} if name is not None else {}),
         "description": description,
         "expires": expires,
         "quiesce": quiesce,

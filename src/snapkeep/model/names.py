@@ -52,6 +52,20 @@ def check_description(text: str, what: str = "description") -> str:
     return text
 
 
+def manual_name(now: datetime) -> str:
+    """A manual snapshot taken without a name (SPEC §6: ``snapshot take --system --never --immutable``)."""
+    return f"manual_{now:%Y%m%d_%H%M%S}"
+
+
+def first_free(base: str, taken: Callable[[str], bool]) -> str:
+    """``base``, or ``base_2``, ``base_3``… the first that is free: a default name made from the time of day,
+    given twice within one second."""
+    for name in (base, *(f"{base}_{n}" for n in range(2, 10_000))):
+        if not taken(name):
+            return name
+    raise InvalidInput(f"no free name of the form {base!r}_n; give one")
+
+
 def pre_restore_name(now: datetime) -> str:
     """SPEC §2: the safety snapshot taken before an in-place restore."""
     return f"pre-restore_{now:%Y%m%d_%H%M%S}"

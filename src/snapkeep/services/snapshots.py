@@ -41,7 +41,7 @@ from snapkeep.errors import (
 )
 from snapkeep.model.filters import SnapshotFilter
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestSnapshot
-from snapkeep.model.names import check_description, check_name, pre_restore_name
+from snapkeep.model.names import check_description, check_name, first_free, manual_name, pre_restore_name
 from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import FULL, Selection
@@ -62,7 +62,7 @@ _WHEN_AS_JSON = TypeAdapter(datetime | None)
 @dataclass(frozen=True)
 class TakeRequest:
     ref: str  # the subject's id or name
-    name: str
+    name: str  # "": named manual_<YYYYMMDD>_<HHMMSS> (UTC) when taken
     subject_type: str = "volume"
     description: str = ""
     expires_at: datetime | None = None
@@ -200,6 +200,15 @@ class Snapshots:
             raise NotFound(f"{subject.type} {subject.name!r} has no snapshot named {name!r}", name=name)
         return snap
 
+    def _named(self, req: TakeRequest, subject: Subject) -> TakeRequest:
+        """A take asked without a name is named ``manual_<YYYYMMDD>_<HHMMSS>`` (UTC), free among the
+        subject's snapshots."""
+        if req.name:
+            return req
+        with self._db.unit() as uow:
+            names = {snap.name for snap in uow.snapshots.list(subject.type, subject.id)}
+        return replace(req, name=first_free(manual_name(self._clock()), names.__contains__))
+
     def check_free_name(self, subject: Subject, name: str) -> None:
         """Refuse a name another snapshot of the subject has; a failed one's name is free (the take replaces it)."""
         check_name(name, "snapshot name")
@@ -272,6 +281,7 @@ class Snapshots:
         holds it)."""
         who.require(Role.OPERATOR)
         subject = self.subject(req.subject_type, req.ref, who, req.selection)
+        req = self._named(req, subject)
         with self._claim_subject(subject):  # not verified: the take reads its subject again, under the claim
             return self._take(req, who, subject)
 
@@ -280,6 +290,7 @@ class Snapshots:
         request is invalid; the job's result is the snapshot (:meth:`as_json`)."""
         who.require(Role.OPERATOR)
         subject = self.subject(req.subject_type, req.ref, who, req.selection)
+        req = self._named(req, subject)
         with self.claim_take(subject) as claim:
             self.check_free_name(subject, req.name)
             self._check_request(req)
@@ -369,9 +380,8 @@ class Snapshots:
         """The safety snapshot before an in-place restore (SPEC: ``pre-restore_<YYYYMMDD>_<HHMMSS>``),
         taken as the caller who asked for the restore."""
         now = self._clock()
-        base = pre_restore_name(now)
         names = {snap.name for snap in self.listing(ref, subject_type, who=who)}
-        name = base if base not in names else next(f"{base}_{n}" for n in range(2, 1000) if f"{base}_{n}" not in names)
+        name = first_free(pre_restore_name(now), names.__contains__)
         request = TakeRequest(
             ref=ref,
             subject_type=subject_type,
