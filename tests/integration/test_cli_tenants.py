@@ -159,6 +159,15 @@ def test_system_snapshots_of_a_tenant_from_the_cli(cli: Cli) -> None:
     assert [s["id"] for s in cli.json("snapshot", "list", "--system", "--tenant", top)] == [snap["id"]]
     contents = cli.json("snapshot", "contents", snap["id"])
     assert [t["path"] for t in contents["tenants"]] == [top] and contents["selection"] == "full"
+    # addressed by name with its subject, as volume and VM snapshots are
+    assert cli.json("snapshot", "show", "sys1", "--system", "--tenant", top)["id"] == snap["id"]
+    assert cli.json("snapshot", "contents", "sys1", "--system", "--tenant", top) == contents
+    cli.refused("snapshot", "show", "sys1", "--system", code="not_found", exit_code=3)  # not the system's
+    cli.refused("snapshot", "show", "sys1", "--system", "--vm", vm["name"], code="invalid_input", exit_code=2)
+    by_parent = cli.json("snapshot", "take", "--tenant", top, "--name", "t1")["result"]["snapshot"]
+    assert cli.json("snapshot", "show", "t1", "--tenant", top)["id"] == by_parent["id"]
+    cli.ok("snapshot", "delete", "t1", "--tenant", top)
+    cli.refused("snapshot", "show", by_parent["id"], code="not_found", exit_code=3)
     assert [v["name"] for v in contents["vms"]] == [vm["name"]]
     assert [v["name"] for v in contents["volumes"]] == [volume["name"]]
     table = cli.ok("snapshot", "contents", snap["id"])

@@ -26,7 +26,9 @@ from snapkeep.model.types import QuiescePolicy, RestoreMode, SnapshotKind, Snaps
 
 app = typer.Typer(help="Point-in-time snapshots of volumes and VMs, and restores from them.", no_args_is_help=True)
 
-RefArgument = Annotated[str, typer.Argument(help="The snapshot's id, or its name when --volume or --vm is given.")]
+RefArgument = Annotated[
+    str, typer.Argument(help="The snapshot's id, or its name with its subject: --volume, --vm, --system, --tenant.")
+]
 VolumeOption = Annotated[
     str | None,
     typer.Option("--volume", metavar="NAME|ID", help="Read REF as a snapshot name of this volume."),
@@ -37,24 +39,41 @@ VmOption = Annotated[
 ]
 
 
-def _one_subject(volume: str | None, vm: str | None) -> None:
-    if volume is not None and vm is not None:
-        raise InvalidInput("give --volume or --vm, not both")
+SystemNameOption = Annotated[
+    bool,
+    typer.Option("--system", help="Read REF as a system snapshot's name (of your scope; with --tenant: its own)."),
+]
+TenantNameOption = Annotated[
+    str | None,
+    typer.Option("--tenant", metavar="NAME|PATH|ID", help="Read REF as a snapshot name of this tenant (see --system)."),
+]
 
 
-def _snapshot(api: ApiClient, ref: str, volume: str | None, vm: str | None = None) -> JsonObject:
-    _one_subject(volume, vm)
-    if volume is None and vm is None:
+def _one_subject(volume: str | None, vm: str | None, system: bool = False, tenant: str | None = None) -> None:
+    if sum([volume is not None, vm is not None, system or tenant is not None]) > 1:
+        raise InvalidInput("give one subject: --volume, --vm, --system (with or without --tenant) or --tenant")
+
+
+def _snapshot(
+    api: ApiClient, ref: str, volume: str | None, vm: str | None = None, system: bool = False, tenant: str | None = None
+) -> JsonObject:
+    """The snapshot REF names: by id, or by name together with its subject."""
+    _one_subject(volume, vm, system, tenant)
+    if volume is None and vm is None and not system and tenant is None:
         snap: JsonObject = api.get("snapshots", ref)
         return snap
-    named: list[JsonObject] = api.get("snapshots", volume=volume, vm=vm, name=ref)  # one, or NotFound
+    subject = {"volume": volume, "vm": vm, "system": system or None, "tenant": tenant}
+    named: list[JsonObject] = api.get("snapshots", **subject, name=ref)  # one, or NotFound
     return named[0]
 
 
-def _snapshot_id(api: ApiClient, ref: str, volume: str | None, vm: str | None = None) -> str:
+def _snapshot_id(
+    api: ApiClient, ref: str, volume: str | None, vm: str | None = None, system: bool = False, tenant: str | None = None
+) -> str:
     """The id REF names; an id needs no lookup."""
-    _one_subject(volume, vm)
-    return ref if volume is None and vm is None else str(_snapshot(api, ref, volume, vm)["id"])
+    _one_subject(volume, vm, system, tenant)
+    by_id = volume is None and vm is None and not system and tenant is None
+    return ref if by_id else str(_snapshot(api, ref, volume, vm, system, tenant)["id"])
 
 
 def _holds_members(api: ApiClient, ref: str) -> bool:
@@ -290,9 +309,16 @@ def list_snapshots(
 
 
 @app.command("show")
-def show(ref: RefArgument, volume: VolumeOption = None, vm: VmOption = None, as_json: JsonOption = False) -> None:
+def show(
+    ref: RefArgument,
+    volume: VolumeOption = None,
+    vm: VmOption = None,
+    system: SystemNameOption = False,
+    tenant: TenantNameOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """One snapshot: expiry, lock, consistency and space."""
-    snap = _snapshot(connect(), ref, volume, vm)
+    snap = _snapshot(connect(), ref, volume, vm, system, tenant)
     if as_json:
         render.print_json(snap)
         return
@@ -324,12 +350,14 @@ def delete(
     ref: RefArgument,
     volume: VolumeOption = None,
     vm: VmOption = None,
+    system: SystemNameOption = False,
+    tenant: TenantNameOption = None,
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Delete a snapshot (refused, and audited, while it is immutable)."""
     api = connect()
-    snap_id = _snapshot_id(api, ref, volume, vm)
+    snap_id = _snapshot_id(api, ref, volume, vm, system, tenant)
     job: JsonObject = api.delete("snapshots", snap_id)
     follow(
         api,
@@ -341,10 +369,17 @@ def delete(
 
 
 @app.command("unlock")
-def unlock(ref: RefArgument, volume: VolumeOption = None, vm: VmOption = None, as_json: JsonOption = False) -> None:
+def unlock(
+    ref: RefArgument,
+    volume: VolumeOption = None,
+    vm: VmOption = None,
+    system: SystemNameOption = False,
+    tenant: TenantNameOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Unlock an immutable snapshot: it becomes deletable after the cooling-off period (or its expiry)."""
     api = connect()
-    snap: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm), "unlock")
+    snap: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm, system, tenant), "unlock")
     if as_json:
         render.print_json(snap)
     else:
@@ -457,11 +492,14 @@ def import_member(
 
 @app.command("contents")
 def contents(
-    ref: Annotated[str, typer.Argument(help="The snapshot's id.")],
+    ref: Annotated[str, typer.Argument(help="The snapshot's id, or its name with --system or --tenant.")],
+    system: SystemNameOption = False,
+    tenant: TenantNameOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """What a snapshot holds, as it was then: tenants (as a tree), VMs, volumes, networks (what you may see)."""
-    found: JsonObject = connect().get("snapshots", ref, "contents")
+    api = connect()
+    found: JsonObject = api.get("snapshots", _snapshot_id(api, ref, None, None, system, tenant), "contents")
     if as_json:
         render.print_json(found)
         return
@@ -562,12 +600,14 @@ def space(
     ref: RefArgument,
     volume: VolumeOption = None,
     vm: VmOption = None,
+    system: SystemNameOption = False,
+    tenant: TenantNameOption = None,
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Measure the space a snapshot holds: bytes exclusive to it and bytes it shares."""
     api = connect()
-    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm), "space")
+    job: JsonObject = api.post("snapshots", _snapshot_id(api, ref, volume, vm, system, tenant), "space")
     follow(
         api,
         job,
