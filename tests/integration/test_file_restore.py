@@ -505,6 +505,33 @@ def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None
     )
 
 
+def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snapshot(services: Services) -> None:
+    """SPEC §3: every in-place restore is undoable. An extract that replaces a file or folder takes a
+    pre-restore snapshot of the volume first; extracting out of it puts back what was replaced. One that
+    only adds takes none."""
+    vol = services.volumes.create("undo", 1 << 30, who=SYSTEM)
+    write(os.path.join(vol.path, "docs", "a.txt"), b"as captured\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    write(os.path.join(vol.path, "docs", "a.txt"), b"written since\n")
+    write(os.path.join(vol.path, "docs", "b.txt"), b"made since\n")
+
+    added = services.files.extract(snap.id, "docs/a.txt", to_path="copy.txt", who=SYSTEM)
+    assert "pre_restore_snapshot_id" not in added
+    assert [s.name for s in services.snapshots.listing(vol.id, who=SYSTEM)] == ["s"]
+
+    done = services.files.extract(snap.id, "docs", who=SYSTEM)  # the folder, over the one there
+    assert sorted(os.listdir(os.path.join(vol.path, "docs"))) == ["a.txt"]
+    undo = services.snapshots.get(str(done["pre_restore_snapshot_id"]), SYSTEM)
+    assert undo.name.startswith("pre-restore_") and undo.origin == "pre-restore" and undo.expires_at is not None
+
+    services.files.extract(undo.id, "docs", who=SYSTEM)  # undone (itself undoable, so one more snapshot)
+    with open(os.path.join(vol.path, "docs", "a.txt"), "rb") as f:
+        assert f.read() == b"written since\n"
+    with open(os.path.join(vol.path, "docs", "b.txt"), "rb") as f:
+        assert f.read() == b"made since\n"
+    assert len(services.snapshots.listing(vol.id, who=SYSTEM)) == 3
+
+
 def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

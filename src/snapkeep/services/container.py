@@ -156,6 +156,7 @@ class Services:
                 jobs,
                 DownloadSlots(settings.downloads_per_caller),
                 snapshot_mounts=settings.snapshot_mounts,
+                pre_restore_keep=keep,
             ),
             host=host,
             vms=vms,

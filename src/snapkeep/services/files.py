@@ -5,7 +5,8 @@ checked here (no ``..``, not absolute, within the kernel's limits) and then reso
 directory descriptors by :mod:`snapkeep.storage.filerestore`, which never follows a symlink inside a
 volume, so a user swapping folders for symlinks meanwhile cannot redirect a read or a write. The copy is
 built in a private folder beside its destination and swapped in atomically, so a full disk leaves the old
-file whole.
+file whole. An extract that replaces something is an in-place restore: a pre-restore snapshot of the
+destination volume is taken first, so it can be undone (extracting back out of that snapshot).
 
 Special files (FIFOs, sockets, devices) are listed by browse but never opened: extracting one by name is
 refused, and inside an extracted folder they are skipped and counted in the result (``skipped_special``):
@@ -32,6 +33,7 @@ import uuid
 from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 
 from snapkeep.catalog.db import Database
 from snapkeep.engine.intents import Intent, IntentKind, Intents
@@ -40,7 +42,7 @@ from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.paging import Page, Window, page_of
 from snapkeep.model.principal import Principal, Role
-from snapkeep.model.types import FileEntry, Job, SnapshotKind, SubjectType, Volume
+from snapkeep.model.types import FileEntry, Job, Snapshot, SnapshotKind, SubjectType, Volume
 from snapkeep.services.audit import Audit
 from snapkeep.services.download_slots import DownloadSlots
 from snapkeep.services.guards import Claim, exclusive, shared
@@ -126,7 +128,9 @@ class Files:
         jobs: JobRunner,
         downloads: DownloadSlots,
         snapshot_mounts: int,
+        pre_restore_keep: timedelta,
     ) -> None:
+        self._pre_restore_keep = pre_restore_keep  # how long the snapshot taken before a replacing extract stays
         self._jobs = jobs
         self._downloads = downloads
         self._snapshot_mounts = snapshot_mounts  # at most this many snapshot images mounted for downloads
@@ -277,6 +281,7 @@ class Files:
         who: Principal,
     ) -> dict[str, object]:
         plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, who=who)
+        undo = self._snapshot_before(plan, who)
         op_id = uuid.uuid4().hex
         parent = b"/".join(plan.dest[:-1])
         record = {"op": op_id, "dataset": plan.volume.dataset, "parent_b64": base64.b64encode(parent).decode()}
@@ -303,7 +308,15 @@ class Files:
         with self._db.unit() as uow:
             detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
             self._audit.done(uow, who.name, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
-        return {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
+        done: dict[str, object] = {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
+        return done | ({"pre_restore_snapshot_id": undo.id} if undo else {})
+
+    def _snapshot_before(self, plan: ExtractPlan, who: Principal) -> Snapshot | None:
+        """An extract that replaces what is at its destination is an in-place restore: undoable through a
+        pre-restore snapshot of the volume, taken first (SPEC §3), as the caller. One that only adds takes none."""
+        if not plan.replaces:
+            return None
+        return self._snapshots.take_pre_restore("volume", plan.volume.id, self._pre_restore_keep, who)
 
 
 def _users_parts(path: PathArg) -> tuple[bytes, ...]:
