@@ -133,22 +133,48 @@ def resume(processes: list[Process]) -> None:
 
 
 NFS_EXPORT_TABLES = ("/proc/fs/nfsd/exports", "/var/lib/nfs/etab")
+KSMBD_CONFIGS = ("/etc/ksmbd/ksmbd.conf",)  # what ksmbd.mountd reads by default
+KSMBD_MODULE = "/sys/module/ksmbd"  # there while the in-kernel SMB server is loaded
 
 
 def kernel_served(tree: str, tables: Sequence[str] | None = None) -> str | None:
     """The kernel NFS export covering ``tree`` (or inside it), if any: its nfsd threads write without file
     descriptors, so pausing processes cannot quiesce such a volume and snapkeep must not claim it did."""
-    target = os.path.realpath(tree).rstrip("/") + "/"
     for table in NFS_EXPORT_TABLES if tables is None else tables:
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            exported = os.path.realpath(line.split()[0]).rstrip("/") + "/"
-            if target.startswith(exported) or exported.startswith(target):
-                return exported.rstrip("/") or "/"
+        for line in _lines(table) or ():
+            exported = line.split()[0] if line.strip() and not line.lstrip().startswith("#") else None
+            if exported is not None and (found := _covering(tree, exported)) is not None:
+                return found
     return None
+
+
+def smb_served(tree: str, configs: Sequence[str] = KSMBD_CONFIGS, module: str = KSMBD_MODULE) -> str | None:
+    """Why ``tree`` may be written by ksmbd, the in-kernel SMB server, whose threads write without file
+    descriptors too: a share whose ``path`` covers it (or lies inside it), or, with the module loaded, a
+    configuration that cannot be read (then snapkeep cannot tell, and must not claim a quiesce)."""
+    if not os.path.exists(module):
+        return None
+    readable = [lines for lines in map(_lines, configs) if lines is not None]
+    if not readable:
+        return f"ksmbd is loaded and its shares cannot be read ({', '.join(configs)})"
+    for lines in readable:
+        for line in lines:
+            key, sep, value = line.partition("=")
+            if sep and key.strip().lower() == "path" and (found := _covering(tree, value.strip())) is not None:
+                return f"ksmbd share {found}"
+    return None
+
+
+def _lines(path: str) -> list[str] | None:
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except OSError:
+        return None
+
+
+def _covering(tree: str, shared: str) -> str | None:
+    """``shared`` if it covers ``tree`` or lies inside it (the kernel serves it from there)."""
+    target = os.path.realpath(tree).rstrip("/") + "/"
+    path = os.path.realpath(shared).rstrip("/") + "/"
+    return path.rstrip("/") or "/" if target.startswith(path) or path.startswith(target) else None

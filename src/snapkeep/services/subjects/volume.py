@@ -21,7 +21,7 @@ from snapkeep.services.freeing import Freeing
 from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject, refuse_partial, require_owner
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
-from snapkeep.writers.pause import kernel_served
+from snapkeep.writers.pause import kernel_served, smb_served
 
 
 class VolumeKind:
@@ -77,9 +77,10 @@ class VolumeKind:
             return Holding()
         trees = [self._pool.dataset_tree(d) for d in subject.datasets]
         for tree in trees:
-            export = kernel_served(tree)
-            if export is not None:
+            if (export := kernel_served(tree)) is not None:
                 return Holding([CannotQuiesce(f"the volume is served by the kernel NFS server (export {export})")])
+            if (share := smb_served(tree)) is not None:
+                return Holding([CannotQuiesce(f"the volume may be written by the kernel's SMB server ({share})")])
         return Holding([WritersPaused(trees, self._timeout, self._intents, snap_id)])
 
     def manifest_objects(self, subject: Subject, holding: Holding) -> list[ManifestObject]:
