@@ -276,3 +276,5 @@ def test_service_logs_at_start_up_that_limits_are_not_enforced(copy_server: Serv
     done = cli(copy_server, "volume", "create", "unsized", "--json")
     assert done.returncode == 0, done.stderr
     assert '"limits_enforced": false' in done.stdout
+    assert "Slow copying mode" in httpx.get(f"{copy_server.url}/login").text  # on every page of the web UI
+    assert health["pool_driver"] == "copy (slow)"

@@ -58,6 +58,7 @@ def render(request: Request, template: str, visit: Visit | None, status: int = 2
         csrf=visit.csrf if visit else "",
         nav=NAV,
         path=request.url.path,
+        slow_pool=request.app.state.services.pool.driver.slow,  # every page says so (SPEC §7)
         **context,
     )
     return HTMLResponse(html, status_code=status)
