@@ -27,14 +27,14 @@ import pytest
 
 from snapkeep.catalog.db import Database, make_engine
 from snapkeep.config import Settings
-from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError, SnapshotNotReady
+from snapkeep.errors import InvalidInput, InvalidPath, NameClash, SnapkeepError, SnapshotNotReady
 from snapkeep.model.principal import SYSTEM, Role
 from snapkeep.model.timespec import utcnow
 from snapkeep.model.types import SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.tokens import Tokens
-from snapkeep.storage import beneath
+from snapkeep.storage import beneath, filerestore
 from tests.conftest import Mounted, Server, make_traversable_tmp
 from tests.treeutil import make_rich_tree, tree_signature, users_entries
 
@@ -522,7 +522,7 @@ def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snaps
     done = services.files.extract(snap.id, "docs", who=SYSTEM)  # the folder, over the one there
     assert sorted(os.listdir(os.path.join(vol.path, "docs"))) == ["a.txt"]
     undo = services.snapshots.get(str(done["pre_restore_snapshot_id"]), SYSTEM)
-    assert undo.name.startswith("pre-restore_") and undo.origin == "pre-restore" and undo.expires_at is not None
+    assert undo.name.startswith("pre-restore_") and undo.origin == "pre-extract" and undo.expires_at is not None
 
     services.files.extract(undo.id, "docs", who=SYSTEM)  # undone (itself undoable, so one more snapshot)
     with open(os.path.join(vol.path, "docs", "a.txt"), "rb") as f:
@@ -530,6 +530,26 @@ def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snaps
     with open(os.path.join(vol.path, "docs", "b.txt"), "rb") as f:
         assert f.read() == b"made since\n"
     assert len(services.snapshots.listing(vol.id, who=SYSTEM)) == 3
+
+
+NAMES = ("a.txt", "a.txt")
+
+
+def test_an_extract_that_was_to_add_never_replaces_what_appeared_meanwhile(tmp_path: Any) -> None:
+    """Planned as adding (so no pre-restore snapshot was taken), the swap refuses to replace a destination
+    a user made while the copy was built: it stays as it is, and nothing of the copy is left."""
+    src, dst = tmp_path / "snap", tmp_path / "live"
+    write(str(src / "a.txt"), b"from the snapshot\n")
+    write(str(dst / "a.txt"), b"made meanwhile\n")
+    with pytest.raises(NameClash, match="appeared while it was being restored"):
+        filerestore.extract(
+            str(src), (b"a.txt",), str(dst), (b"a.txt",), "op1", clone=False, shown=("a", "a"), replace=False
+        )
+    assert (dst / "a.txt").read_bytes() == b"made meanwhile\n"
+    assert filerestore.discard_staging(str(dst), (), "op1")  # as the service does after a failed extract
+    assert sorted(os.listdir(dst)) == ["a.txt"]
+    filerestore.extract(str(src), (b"a.txt",), str(dst), (b"a.txt",), "op2", clone=False, shown=NAMES)
+    assert (dst / "a.txt").read_bytes() == b"from the snapshot\n"  # asked to replace: replaced
 
 
 def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(

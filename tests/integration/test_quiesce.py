@@ -145,23 +145,30 @@ def test_writer_that_cannot_pause_require_fails_fallback_records_why(
     assert not is_stopped(proc.pid)
 
 
-def test_volume_served_by_kernel_nfs_is_never_claimed_quiesced(
-    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("server", ["nfsd", "ksmbd"])
+def test_volume_served_by_the_kernel_is_never_claimed_quiesced(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str
 ) -> None:
     from snapkeep.errors import QuiesceFailed
     from snapkeep.model.types import QuiescePolicy
     from snapkeep.writers import pause
 
-    vol = services.volumes.create(f"nfs-{tmp_path.name}", 1 << 30, who=SYSTEM)
-    etab = tmp_path / "etab"
-    etab.write_text(f"{vol.path}\t*(rw,sync,no_subtree_check)\n")
-    monkeypatch.setattr(pause, "NFS_EXPORT_TABLES", (str(etab),))
-    if services.pool.is_image_volume(vol.dataset):  # frozen: nfsd's writes are blocked too
+    vol = services.volumes.create(f"{server}-{tmp_path.name}", 1 << 30, who=SYSTEM)
+    if server == "nfsd":
+        (tmp_path / "etab").write_text(f"{vol.path}\t*(rw,sync,no_subtree_check)\n")
+        monkeypatch.setattr(pause, "NFS_EXPORT_TABLES", (str(tmp_path / "etab"),))
+    else:  # ksmbd in the kernel (a stand-in for its sysfs folder) sharing the volume
+        (tmp_path / "ksmbd.conf").write_text(f"[docs]\n\tpath = {vol.path}\n")
+        (tmp_path / "ksmbd-control").mkdir()
+        monkeypatch.setattr(pause, "KSMBD_CONFIGS", (str(tmp_path / "ksmbd.conf"),))
+        monkeypatch.setattr(pause, "KSMBD_LOADED", (str(tmp_path / "ksmbd-control"),))
+    said = {"nfsd": "kernel NFS", "ksmbd": "SMB server"}[server]
+    if services.pool.is_image_volume(vol.dataset):  # frozen: the kernel server's writes are blocked too
         assert services.snapshots.take(TakeRequest(ref=vol.id, name="frozen", quiesce=True), who=SYSTEM).quiesced
         return
-    with pytest.raises(QuiesceFailed, match="kernel NFS"):
+    with pytest.raises(QuiesceFailed, match=said):
         services.snapshots.take(
             TakeRequest(ref=vol.id, name="must", quiesce=True, quiesce_policy=QuiescePolicy.REQUIRE), who=SYSTEM
         )
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="may", quiesce=True), who=SYSTEM)
-    assert not snap.quiesced and snap.quiesce_note and "kernel NFS" in snap.quiesce_note
+    assert not snap.quiesced and snap.quiesce_note and said in snap.quiesce_note

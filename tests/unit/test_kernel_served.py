@@ -32,16 +32,16 @@ def test_ksmbd_shares_covering_a_volume_are_found_while_ksmbd_is_loaded(tmp_path
     volume.mkdir(parents=True)
     module, conf = tmp_path / "module", tmp_path / "ksmbd.conf"
     conf.write_text(f"[global]\n\tworkgroup = WG\n[docs]\n\tPath = {volume}/reports\n\tread only = no\n")
-    assert smb_served(str(volume), [str(conf)], str(module)) is None  # not loaded: nothing serves it
+    assert smb_served(str(volume), [str(conf)], [str(module)]) is None  # not loaded: nothing serves it
     module.mkdir()
-    assert smb_served(str(volume), [str(conf)], str(module)) == f"ksmbd share {volume}/reports"
+    assert smb_served(str(volume), [str(conf)], [str(module)]) == f"ksmbd share {volume}/reports"
     conf.write_text(f"[all]\npath = {tmp_path}/pool\n")
-    assert smb_served(str(volume), [str(conf)], str(module)) == f"ksmbd share {tmp_path}/pool"
+    assert smb_served(str(volume), [str(conf)], [str(module)]) == f"ksmbd share {tmp_path}/pool"
     conf.write_text(f"[other]\npath = {tmp_path}/pool/datasets/volume-10\n")
-    assert smb_served(str(volume), [str(conf)], str(module)) is None
+    assert smb_served(str(volume), [str(conf)], [str(module)]) is None
 
 
 def test_ksmbd_loaded_with_shares_that_cannot_be_read_is_never_claimed_quiesced(tmp_path: Path) -> None:
     (tmp_path / "module").mkdir()
-    reason = smb_served(str(tmp_path), [str(tmp_path / "missing.conf")], str(tmp_path / "module"))
+    reason = smb_served(str(tmp_path), [str(tmp_path / "missing.conf")], [str(tmp_path / "module")])
     assert reason is not None and "cannot be read" in reason

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from snapkeep.catalog.db import Database, make_engine, migrate
-from snapkeep.errors import CatalogInUse, CatalogLost, HypervisorUnavailable, PoolError
+from snapkeep.errors import CatalogInUse, CatalogLost, HypervisorUnavailable, InvalidInput, PoolError
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
 from snapkeep.model.types import SnapshotStatus, Tenant, VmRecord
 from snapkeep.services.audit import Audit
@@ -242,6 +242,37 @@ def test_a_tenant_made_after_the_newest_system_snapshot_comes_back_with_its_own_
     assert plan.settings["b"] == {"k": 2}
 
 
+def test_what_a_kept_tenants_newest_snapshot_holds_comes_back_with_it() -> None:
+    """No whole-system snapshot: acme is kept by its own snapshot, and so are the sub-tenant and network
+    that snapshot recorded, with the sub-tenant's own sub-tenant."""
+    manifests = [
+        manifest(
+            "acme-own",
+            1,
+            system_object("a", "acme"),
+            tenant("a", "acme"),
+            tenant("d", "dev", parent="a"),
+            tenant("q", "qa", parent="d"),
+            network("n1", "lan", "a", "10.9.1.0/24"),
+            network("n2", "lab", "d", "10.9.2.0/24"),
+        ),
+    ]
+    plan = plan_catalog(by_id(manifests), [], NOW)
+    assert [t.id for t in plan.tenants] == ["a", "d", "q"]
+    assert sorted(n.id for n in plan.networks) == ["n1", "n2"]
+
+
+def test_owners_recorded_last_by_a_pre_restore_snapshot_are_reported_once() -> None:
+    manifests = [
+        manifest("whole", 1, system_object(), tenant("a", "acme"), tenant("d", "dev", parent="a")),
+        manifest("undo", 2, system_object(), tenant("a", "acme"), origin="pre-restore"),  # then restored
+        manifest("vol", 3, volume("v1", "files"), origin="pre-extract"),  # files replaced, settings not
+    ]
+    plan = plan_catalog(by_id(manifests), ["volume-v1"], NOW)
+    assert plan.restored_since == ["the system: its tenants, networks and settings"]
+    assert [t.id for t in plan.tenants] == ["a"]  # as the newest record says (reported, not guessed)
+
+
 def test_a_vm_keeps_the_libvirt_domain_the_host_has_for_its_uuid() -> None:
     manifests = [manifest("s1", 1, vm("m1", "web")), manifest("s2", 2, vm("m2", "db"))]
     plan = plan_catalog(by_id(manifests), ["vm-m1", "vm-m2"], NOW, domains={"uuid-m1": "web"})  # made long ago
@@ -293,13 +324,21 @@ class StandInPool:
     def list_datasets(self) -> list[str]:
         return list(self.datasets)
 
+    def dataset_path(self, dataset: str) -> str:
+        return f"{self.root}/datasets/{dataset}"
+
 
 class StandInHost:
-    """Domains by name, each with its UUID; down: as libvirt when it cannot be reached."""
+    """Domains by name, each with its UUID and disk files; ``unreadable``: domains whose description cannot be
+    read (as a qcow2 one); ``down``: as libvirt when it cannot be reached."""
 
-    def __init__(self, domains: dict[str, str], down: bool = False) -> None:
+    def __init__(
+        self, domains: dict[str, str], disks: dict[str, list[str]] | None = None, unreadable: tuple[str, ...] = ()
+    ) -> None:
         self.domains = dict(domains)
-        self.down = down
+        self.disks = disks or {}
+        self.unreadable = unreadable
+        self.down = False
 
     def list_domains(self) -> list[str]:
         if self.down:
@@ -307,7 +346,10 @@ class StandInHost:
         return sorted(self.domains)
 
     def spec(self, name: str) -> SimpleNamespace:
-        return SimpleNamespace(uuid=self.domains[name])
+        if name in self.unreadable:
+            raise InvalidInput(f"domain {name}: a qcow2 disk is not a raw file")
+        disks = [SimpleNamespace(file=f) for f in self.disks.get(name, [])]
+        return SimpleNamespace(name=name, uuid=self.domains[name], disks=disks)
 
     def define(self, spec: SimpleNamespace) -> None:
         self.domains[spec.name] = spec.uuid
@@ -374,9 +416,36 @@ def test_rebuild_finds_each_vms_domain_by_uuid_and_defines_those_the_host_lacks(
         assert {v.name: v.domain_name for v in uow.vms.list()} == {"web": "web", "db": "sk-vm-m2"}
 
 
+def test_rebuild_never_defines_a_second_domain_on_a_vms_disks(db: Database) -> None:
+    """web's disks are used by a domain defined by hand (another UUID); db's domain name is taken; an
+    unreadable domain is left out, not the end of the lookup."""
+    pool = pool_of(
+        manifest("s1", 1, vm("m1", "web")),
+        manifest("s2", 2, vm("m2", "db")),
+        manifest("s3", 3, vm("m3", "app")),
+        datasets=["vm-m1", "vm-m2", "vm-m3"],
+    )
+    host = StandInHost(
+        {"by-hand": "uuid-other", "sk-vm-m2": "uuid-else", "odd": "uuid-odd", "app": "uuid-m3"},
+        disks={"by-hand": ["/pool/datasets/vm-m1/disk0.raw"]},
+        unreadable=("odd",),
+    )
+
+    summary = rebuild_of(db, pool, host).run()
+
+    assert summary["defined_again"] == []
+    assert summary["problems"] == [
+        "vm 'db' was not defined again: sk-vm-m2 is taken",
+        "vm 'web' was not defined again: domain by-hand uses its disks",
+    ]
+    with db.unit() as uow:
+        assert {v.name: v.domain_name for v in uow.vms.list()}["app"] == "app"  # found past the unreadable one
+
+
 def test_rebuild_without_libvirt_says_so_and_defines_nothing(db: Database) -> None:
     pool = pool_of(manifest("s1", 1, vm("m1", "web")), datasets=["vm-m1"])
-    host = StandInHost({}, down=True)
+    host = StandInHost({})
+    host.down = True
 
     summary = rebuild_of(db, pool, host).run()
 

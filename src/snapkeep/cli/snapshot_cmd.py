@@ -26,7 +26,8 @@ from snapkeep.model.types import QuiescePolicy, RestoreMode, SnapshotKind, Snaps
 
 app = typer.Typer(help="Point-in-time snapshots of volumes and VMs, and restores from them.", no_args_is_help=True)
 
-RefArgument = Annotated[
+RefArgument = Annotated[str, typer.Argument(help="The snapshot's id, or its name when --volume or --vm is given.")]
+NamedRefArgument = Annotated[
     str, typer.Argument(help="The snapshot's id, or its name with its subject: --volume, --vm, --system, --tenant.")
 ]
 VolumeOption = Annotated[
@@ -310,7 +311,7 @@ def list_snapshots(
 
 @app.command("show")
 def show(
-    ref: RefArgument,
+    ref: NamedRefArgument,
     volume: VolumeOption = None,
     vm: VmOption = None,
     system: SystemNameOption = False,
@@ -347,7 +348,7 @@ def show(
 
 @app.command("delete")
 def delete(
-    ref: RefArgument,
+    ref: NamedRefArgument,
     volume: VolumeOption = None,
     vm: VmOption = None,
     system: SystemNameOption = False,
@@ -370,7 +371,7 @@ def delete(
 
 @app.command("unlock")
 def unlock(
-    ref: RefArgument,
+    ref: NamedRefArgument,
     volume: VolumeOption = None,
     vm: VmOption = None,
     system: SystemNameOption = False,
@@ -590,6 +591,8 @@ def extract(
         skipped = result.get("skipped_special", 0)
         note = f"; {skipped} special file(s) (FIFOs, sockets, devices) skipped" if skipped else ""
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        undo = result.get("pre_restore_snapshot_id")
+        note += f"; what it replaced is in pre-restore snapshot {undo}" if undo else ""
         return f"extracted {shown!r} to {result['path']!r} in volume {result['volume']!r}{note}"
 
     follow(api, job, no_wait=no_wait, as_json=as_json, done=done)
@@ -597,7 +600,7 @@ def extract(
 
 @app.command("space")
 def space(
-    ref: RefArgument,
+    ref: NamedRefArgument,
     volume: VolumeOption = None,
     vm: VmOption = None,
     system: SystemNameOption = False,

@@ -25,6 +25,7 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import CatalogInUse, CatalogLost, SnapkeepError
 from snapkeep.model.manifest import Manifest
 from snapkeep.model.principal import SYSTEM
+from snapkeep.model.vmspec import VMSpec
 from snapkeep.services.audit import Audit
 from snapkeep.services.pool_records import CatalogPlan, plan_catalog
 from snapkeep.services.vms import VMs
@@ -76,35 +77,53 @@ class CatalogRebuild:
             self._refuse_in_use(uow)
         manifests, unreadable = self._manifests()
         domains, host_problem = self._domains()
-        plan = plan_catalog(manifests, self._pool.list_datasets(), self._clock(), domains)
+        uuids = {uuid: spec.name for uuid, spec in domains.items()}
+        plan = plan_catalog(manifests, self._pool.list_datasets(), self._clock(), uuids)
+        summary = {**plan.summary(), "unreadable_snapshots": unreadable}
         with self._db.unit() as uow:
             self._refuse_in_use(uow)
             _write(uow, plan)
             uow.meta.put(REBUILT_AT, self._clock().isoformat())
-        problems = [*plan.problems, *([host_problem] if host_problem else [])]
-        defined = [] if host_problem else self._define_missing(plan, set(domains), problems)
-        summary = {**plan.summary(), "unreadable_snapshots": unreadable, "defined_again": defined}
-        summary["problems"] = problems
-        with self._db.unit() as uow:
             self._audit.done(uow, SYSTEM.name, "catalog.rebuild", f"pool:{self._pool.root}", _detail(summary))
+        problems = [*plan.problems, *([host_problem] if host_problem else [])]
+        summary["defined_again"] = [] if host_problem else self._define_missing(plan, domains, problems)
+        summary["problems"] = problems
         return summary
 
-    def _domains(self) -> tuple[dict[str, str], str | None]:
-        """The host's libvirt domains by UUID, or why libvirt could not say."""
+    def _domains(self) -> tuple[dict[str, VMSpec], str | None]:
+        """The host's libvirt domains by UUID, or why libvirt could not say. A domain that cannot be read
+        is left out: not one snapkeep could have made (a qcow2 or block disk, a bridge), or gone meanwhile."""
         host = self._vms.host
         try:
-            return {host.spec(name).uuid: name for name in host.list_domains()}, None
+            names = host.list_domains()
         except SnapkeepError as exc:
             return {}, (
                 f"libvirt could not be asked for its domains ({exc.message}): each VM's domain is taken to be "
                 "sk-vm-<its id>, and none was defined again"
             )
+        found = {}
+        for name in names:
+            try:
+                spec = host.spec(name)
+            except SnapkeepError:
+                continue
+            found[spec.uuid] = spec
+        return found, None
 
-    def _define_missing(self, plan: CatalogPlan, uuids: set[str], problems: list[str]) -> list[str]:
-        """Define from its record every rebuilt VM whose domain the host does not have; their names."""
+    def _define_missing(self, plan: CatalogPlan, domains: dict[str, VMSpec], problems: list[str]) -> list[str]:
+        """Define from its record every rebuilt VM whose domain the host does not have; their names. Not
+        one whose disks another domain uses (defined by hand, say: two guests on one disk corrupt it), nor
+        one whose domain name is taken."""
         defined = []
         for record in plan.vms:
-            if record.domain_uuid in uuids:
+            if record.domain_uuid in domains:
+                continue
+            folder = self._pool.dataset_path(record.dataset).rstrip("/") + "/"
+            users = sorted(d.name for d in domains.values() if any(k.file.startswith(folder) for k in d.disks))
+            taken = any(d.name == record.domain_name for d in domains.values())
+            if users or taken:
+                why = f"domain {', '.join(users)} uses its disks" if users else f"{record.domain_name} is taken"
+                problems.append(f"vm {record.name!r} was not defined again: {why}")
                 continue
             try:
                 self._vms.host.define(self._vms.spec(record))
@@ -160,4 +179,4 @@ def _write(uow: Unit, plan: CatalogPlan) -> None:
 def _detail(summary: dict[str, Any]) -> str:
     counts = ", ".join(f"{summary[k]} {k}" for k in ("tenants", "networks", "volumes", "vms", "snapshots"))
     left = len(summary["unknown_datasets"]) + len(summary["orphan_snapshots"]) + len(summary["unreadable_snapshots"])
-    return f"{counts}; {left} left in the pool, {len(summary['problems'])} problems (see the service log)"
+    return f"{counts}; {left} left in the pool (see the service log)"

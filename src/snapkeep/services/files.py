@@ -296,6 +296,7 @@ class Files:
                     op_id,
                     clone=not self._pool.driver.slow,
                     shown=(_shown(plan.source), _shown(plan.dest)),
+                    replace=undo is not None,  # only what the pre-restore snapshot holds is replaced
                 )
         except BaseException:
             _clear_intent(self._pool, self._intents, intent)  # normally nothing is left; else the reconciler retries
@@ -316,7 +317,7 @@ class Files:
         pre-restore snapshot of the volume, taken first (SPEC §3), as the caller. One that only adds takes none."""
         if not plan.replaces:
             return None
-        return self._snapshots.take_pre_restore("volume", plan.volume.id, self._pre_restore_keep, who)
+        return self._snapshots.take_pre_restore("volume", plan.volume.id, self._pre_restore_keep, who, "pre-extract")
 
 
 def _users_parts(path: PathArg) -> tuple[bytes, ...]:

@@ -127,20 +127,23 @@ class _Planner:
     def plan(self) -> CatalogPlan:
         out = self._out
         volumes, vms = self._live("volume"), self._live("vm")
-        networks = self._networks(vms)
         rebuilt = {("volume", r.obj.id) for r in volumes} | {("vm", r.obj.id) for r in vms}
-        needed = {r.obj.owner_tenant_id for r in (*volumes, *vms, *networks)}
+        needed = {r.obj.owner_tenant_id for r in (*volumes, *vms)}
+        needed |= {r.obj.owner_tenant_id for r in self._records("network", _vm_networks(vms))}
         for manifest in self._manifests:  # a tenant's own snapshots go when it is deleted: while they are
             snap = manifest.snapshot  # here, so is it
             if snap.subject_type in SUBTREE_TYPES and _subject_key(manifest) != SYSTEM_SUBJECT:
                 needed.add(snap.subject_id)
             if (snap.subject_type, snap.subject_id) in rebuilt:
                 needed.add(_subject(manifest).owner_tenant_id)
-        alive = {r.obj.id for (kind, _id), r in self._recorded.items() if kind == "tenant" and self._alive(r.obj)}
-        self._tenants({t for t in needed | alive if t is not None})
+        self._tenants(self._listed_beneath({t for t in needed if t is not None}))
         kept_tenants = {t.id for t in out.tenants}
         self._settings(kept_tenants)
-        out.networks = [self._network(r) for r in networks if r.obj.owner_tenant_id in kept_tenants | {None}]
+        self._restored_subtrees(kept_tenants)
+        owners = kept_tenants | {None}
+        listed = {o.id for owner in owners for o in self._listed_by(owner, "network")}
+        networks = self._records("network", listed | _vm_networks(vms))
+        out.networks = [self._network(r) for r in networks if r.obj.owner_tenant_id in owners]
         out.volumes = [self._volume(r) for r in volumes]
         out.vms = [self._vm(r) for r in vms]
         subjects = rebuilt | {(kind, t) for t in kept_tenants for kind in SUBTREE_TYPES} | {SYSTEM_SUBJECT}
@@ -163,24 +166,42 @@ class _Planner:
                 self._out.restored_since.append(f"{object_type} {r.obj.name!r}")
         return self._newest_first(found)
 
+    def _records(self, object_type: str, ids: Iterable[str]) -> list[Recorded]:
+        """The newest records of those of ``ids`` some manifest holds, newest first."""
+        found = [self._recorded[(object_type, i)] for i in ids if (object_type, i) in self._recorded]
+        return self._newest_first(found)
+
     def _newest_of_owner(self, owner: str | None) -> Manifest | None:
         """The newest snapshot that recorded the subtree ``owner`` heads (the whole system for None)."""
         return self._whole if owner is None else self._subtree_of.get(owner)
 
-    def _alive(self, obj: ManifestObject) -> bool:
-        """Whether ``obj`` (a tenant or network) was there when its owner's subtree was last recorded, and
-        so was its owner (a tenant deleted takes its sub-tenants and networks with it)."""
-        newest = self._newest_of_owner(obj.owner_tenant_id)
-        if newest is None or not any(o.type == obj.type and o.id == obj.id for o in newest.objects):
-            return False
-        parent = self._recorded.get(("tenant", obj.owner_tenant_id)) if obj.owner_tenant_id else None
-        return obj.owner_tenant_id is None or (parent is not None and self._alive(parent.obj))
+    def _listed_by(self, owner: str | None, object_type: str) -> list[ManifestObject]:
+        """The tenants or networks of ``owner`` when its subtree was last recorded."""
+        newest = self._newest_of_owner(owner)
+        objects = newest.objects if newest is not None else []
+        return [o for o in objects if o.type == object_type and o.owner_tenant_id == owner]
 
-    def _networks(self, vms: list[Recorded]) -> list[Recorded]:
-        """Those there when their owner's subtree was last recorded, and every one a rebuilt VM is on."""
-        wanted = {i for (kind, i), r in self._recorded.items() if kind == "network" and self._alive(r.obj)}
-        wanted |= {nic for r in vms for nic in _nic_networks(r.obj)}
-        return self._newest_first([self._recorded[("network", i)] for i in wanted if ("network", i) in self._recorded])
+    def _listed_beneath(self, kept: set[str]) -> set[str]:
+        """``kept`` and, from the system and each kept tenant down, the tenants each one's subtree held when it
+        was last recorded (a tenant deleted takes its sub-tenants with it)."""
+        found, todo = set(kept), [None, *kept]
+        while todo:
+            for tenant in self._listed_by(todo.pop(), "tenant"):
+                if tenant.id not in found:
+                    found.add(tenant.id)
+                    todo.append(tenant.id)
+        return found
+
+    def _restored_subtrees(self, tenants: set[str]) -> None:
+        """Report the owners whose tenants, networks and settings come from a pre-restore snapshot: an
+        in-place restore changed them right after it."""
+        names, seen = {t.id: t.name for t in self._out.tenants}, set()
+        for owner in [None, *sorted(tenants)]:  # the system first: its snapshot holds every tenant's subtree
+            newest = self._newest_of_owner(owner)
+            if newest is not None and newest.snapshot.origin == PRE_RESTORE and newest.snapshot.id not in seen:
+                seen.add(newest.snapshot.id)
+                whose = "the system" if owner is None else f"tenant {names[owner]!r}"
+                self._out.restored_since.append(f"{whose}: its tenants, networks and settings")
 
     def _check_networks(self, vms: list[Recorded]) -> None:
         """Report what a VM cannot start with: a network no snapshot recorded, or two that overlap."""
@@ -348,6 +369,11 @@ def _newest_key(record: Recorded | None) -> tuple[datetime, str]:
 
 def _subject_key(manifest: Manifest) -> tuple[str, str]:
     return (manifest.snapshot.subject_type, manifest.snapshot.subject_id)
+
+
+def _vm_networks(vms: list[Recorded]) -> set[str]:
+    """The snapkeep networks the recorded VMs' NICs are on."""
+    return {nic for r in vms for nic in _nic_networks(r.obj)}
 
 
 def _nic_networks(vm: ManifestObject) -> list[str]:

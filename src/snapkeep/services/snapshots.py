@@ -202,7 +202,7 @@ class Snapshots:
 
     def _named(self, req: TakeRequest, subject: Subject) -> TakeRequest:
         """A take asked without a name is named ``manual_<YYYYMMDD>_<HHMMSS>`` (UTC), free among the
-        subject's snapshots."""
+        subject's snapshots; called with the subject's guard held, so the name stays free until the take."""
         if req.name:
             return req
         with self._db.unit() as uow:
@@ -281,17 +281,16 @@ class Snapshots:
         holds it)."""
         who.require(Role.OPERATOR)
         subject = self.subject(req.subject_type, req.ref, who, req.selection)
-        req = self._named(req, subject)
         with self._claim_subject(subject):  # not verified: the take reads its subject again, under the claim
-            return self._take(req, who, subject)
+            return self._take(self._named(req, subject), who, subject)
 
     def submit_take(self, req: TakeRequest, *, who: Principal) -> Job:
         """:meth:`take` as a job, refused synchronously (changing nothing) if the subject is busy or the
         request is invalid; the job's result is the snapshot (:meth:`as_json`)."""
         who.require(Role.OPERATOR)
         subject = self.subject(req.subject_type, req.ref, who, req.selection)
-        req = self._named(req, subject)
         with self.claim_take(subject) as claim:
+            req = self._named(req, subject)  # under the claim: no other take of the subject can pick it too
             self.check_free_name(subject, req.name)
             self._check_request(req)
             request = replace(req, ref=subject.id, subject_type=subject.type)
@@ -376,9 +375,12 @@ class Snapshots:
             self._audit.done(uow, who.name, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
             return snap
 
-    def take_pre_restore(self, subject_type: str, ref: str, keep: timedelta, who: Principal) -> Snapshot:
+    def take_pre_restore(
+        self, subject_type: str, ref: str, keep: timedelta, who: Principal, origin: str = "pre-restore"
+    ) -> Snapshot:
         """The safety snapshot before an in-place restore (SPEC: ``pre-restore_<YYYYMMDD>_<HHMMSS>``),
-        taken as the caller who asked for the restore."""
+        taken as the caller who asked for the restore; ``origin`` ``pre-extract`` before an extract (which
+        replaces files, not the volume's settings)."""
         now = self._clock()
         names = {snap.name for snap in self.listing(ref, subject_type, who=who)}
         name = first_free(pre_restore_name(now), names.__contains__)
@@ -388,7 +390,7 @@ class Snapshots:
             name=name,
             description="taken before an in-place restore",
             expires_at=now + keep,
-            origin="pre-restore",
+            origin=origin,
         )
         return self.take(request, who=who)
 

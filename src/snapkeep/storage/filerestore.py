@@ -10,7 +10,8 @@ follows a symlink. An extract:
    builds the copy inside it as ``entry``, so nobody can touch the copy (or have its owner and times set
    on something else) while it is made;
 3. swaps ``entry`` with the destination in one ``renameat2(RENAME_EXCHANGE)`` between the two folder
-   descriptors (``RENAME_NOREPLACE`` when there is nothing to replace): users see the old or the new;
+   descriptors (``RENAME_NOREPLACE`` when there is nothing to replace, and always when the caller kept
+   nothing to undo a replacement with: then what appeared meanwhile stays): users see the old or the new;
 4. removes what was replaced, now inside the private folder, through descriptors, and the folder itself
    only if it is still empty (``rmdir``), so a folder a user swapped in under that name is never emptied.
 
@@ -27,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from snapkeep.errors import InvalidInput, InvalidPath, NotFound, PoolError, PoolFull
+from snapkeep.errors import InvalidInput, InvalidPath, NameClash, NotFound, PoolError, PoolFull
 from snapkeep.model.types import FileEntry
 from snapkeep.storage.beneath import (
     DIR_FLAGS,
@@ -193,9 +194,12 @@ def extract(
     *,
     clone: bool,
     shown: tuple[str, str],
+    replace: bool = True,
 ) -> ExtractReport:
     """Copy entry ``src_parts`` of the tree at ``src_root`` over ``dst_parts`` of the tree at ``dst_root``,
-    atomically (the module docstring says how). ``shown`` is how to name source and destination in errors."""
+    atomically (the module docstring says how). ``shown`` is how to name source and destination in errors.
+    Without ``replace`` (nothing was there when the caller looked, so it kept nothing to undo with), an
+    entry that appears at the destination meanwhile is left as it is: :class:`NameClash`."""
     with (
         translated("extracting", shown[1]),
         closing(open_root(src_root)) as src_fd,
@@ -206,18 +210,19 @@ def extract(
         with closing(src_parent):
             dst_parent = open_dir(dst_fd, dst_parts[:-1])
             with closing(dst_parent):
-                return _build_and_swap(src_parent, src_parts[-1], dst_parent, dst_parts[-1], staging_name(op_id), clone)
+                staging = staging_name(op_id)
+                return _build_and_swap(src_parent, src_parts[-1], dst_parent, dst_parts[-1], staging, clone, replace)
 
 
 def _build_and_swap(
-    src_parent: int, name: bytes, dst_parent: int, dest: bytes, staging: bytes, clone: bool
+    src_parent: int, name: bytes, dst_parent: int, dest: bytes, staging: bytes, clone: bool, replace: bool
 ) -> ExtractReport:
     os.mkdir(staging, 0o700, dir_fd=dst_parent)
     staged = os.open(staging, DIR_FLAGS, dir_fd=dst_parent)
     try:
         try:
             copied = copy_entry(src_parent, name, staged, _STAGED, clone=clone)
-            _swap_in(staged, dst_parent, dest)
+            _swap_in(staged, dst_parent, dest, replace)
         except BaseException:
             _free(staged)  # the partial copy; if that fails too, the caller's intent still names it
             raise
@@ -239,15 +244,22 @@ def _free(staged: int) -> bool:
     return True
 
 
-def _swap_in(staged: int, dst_parent: int, dest: bytes) -> None:
+def _swap_in(staged: int, dst_parent: int, dest: bytes, replace: bool) -> None:
     """``entry`` of the private folder replaces ``dest``; a destination appearing or vanishing meanwhile
-    just changes which of the two renames does it."""
+    just changes which of the two renames does it. Without ``replace``, only the one that adds."""
     for _attempt in range(8):
-        exists = lstat_at(dst_parent, dest) is not None
+        exists = replace and lstat_at(dst_parent, dest) is not None
         try:
             rename_at(staged, _STAGED, dst_parent, dest, exchange=exists)
             return
         except OSError as exc:
+            if exc.errno == errno.EEXIST and not replace:
+                shown = os.fsdecode(dest)
+                raise NameClash(
+                    f"{shown!r} appeared while it was being restored and was left as it is; extract again to "
+                    "replace it (a pre-restore snapshot is taken first)",
+                    path=shown,
+                ) from exc
             if exc.errno not in (errno.ENOENT, errno.EEXIST):
                 raise
     raise OSError(errno.EBUSY, "the destination keeps appearing and vanishing", os.fsdecode(dest))

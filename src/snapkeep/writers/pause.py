@@ -134,7 +134,7 @@ def resume(processes: list[Process]) -> None:
 
 NFS_EXPORT_TABLES = ("/proc/fs/nfsd/exports", "/var/lib/nfs/etab")
 KSMBD_CONFIGS = ("/etc/ksmbd/ksmbd.conf",)  # what ksmbd.mountd reads by default
-KSMBD_MODULE = "/sys/module/ksmbd"  # there while the in-kernel SMB server is loaded
+KSMBD_LOADED = ("/sys/module/ksmbd", "/sys/class/ksmbd-control")  # either, while the SMB server is in the kernel
 
 
 def kernel_served(tree: str, tables: Sequence[str] | None = None) -> str | None:
@@ -148,11 +148,12 @@ def kernel_served(tree: str, tables: Sequence[str] | None = None) -> str | None:
     return None
 
 
-def smb_served(tree: str, configs: Sequence[str] = KSMBD_CONFIGS, module: str = KSMBD_MODULE) -> str | None:
+def smb_served(tree: str, configs: Sequence[str] | None = None, loaded: Sequence[str] | None = None) -> str | None:
     """Why ``tree`` may be written by ksmbd, the in-kernel SMB server, whose threads write without file
-    descriptors too: a share whose ``path`` covers it (or lies inside it), or, with the module loaded, a
+    descriptors too: a share whose ``path`` covers it (or lies inside it), or, with ksmbd in the kernel, a
     configuration that cannot be read (then snapkeep cannot tell, and must not claim a quiesce)."""
-    if not os.path.exists(module):
+    configs = KSMBD_CONFIGS if configs is None else configs
+    if not any(os.path.exists(marker) for marker in (KSMBD_LOADED if loaded is None else loaded)):
         return None
     readable = [lines for lines in map(_lines, configs) if lines is not None]
     if not readable:
