@@ -36,6 +36,7 @@ from snapkeep.config import Settings
 from snapkeep.errors import InvalidInput, NameClash, NetworkInUse, NotFound, SnapshotLocked, TenantOnline
 from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.principal import SYSTEM
+from snapkeep.model.profile import Frequency, Period, SubjectOfProfile
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
 from snapkeep.model.types import VM, JobStatus, Snapshot, SubjectType
@@ -46,6 +47,7 @@ from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
 from snapkeep.testguest import GuestImage, fsck, read_counter
 from tests.conftest import Mounted, make_traversable_tmp, mount_fs, start_server, stop_server, unmount_fs
+from tests.integration.test_cli import unique
 from tests.integration.test_vm_crash import wait_for
 from tests.integration.test_vm_snapshots import (
     BOOT_TIMEOUT,
@@ -57,6 +59,7 @@ from tests.integration.test_vm_snapshots import (
     services_on,
 )
 from tests.integration.test_vm_tenants import make_vm
+from tests.integration.test_volume_service import profile_of
 from tests.treeutil import users_entries
 
 __all__ = ["image"]  # fixtures used here
@@ -398,6 +401,26 @@ def test_a_vm_whose_network_is_gone_is_refused_up_front_naming_it(btrfs_services
     with pytest.raises(NotFound, match="network 'shopfloor'"):
         svc.restores.submit(snap.id, options, SYSTEM)
     assert shape(svc) == before
+
+
+def test_a_whole_restore_brings_back_each_objects_snapshot_profile(btrfs_services: Services, image: GuestImage) -> None:
+    """SPEC §1: the snapshot profile is part of a VM's (and volume's) configuration. Deleted since, the VM
+    and volume come back with their profiles; reassigned since, the recorded one is put back."""
+    svc = btrfs_services
+    vm = make_vm(svc, image, unique("sched-vm"), None, [])
+    volume = svc.volumes.create(unique("sched-vol"), 16 * MiB, who=SYSTEM)
+    nightly = Period(name="nightly", frequency=Frequency.DAILY, hour=2)
+    gold, bronze = (svc.profiles.create(unique(n), SYSTEM, periods=(nightly,)).profile for n in ("gold", "bronze"))
+    svc.profiles.assign(gold.id, SubjectOfProfile.VM, vm.id, SYSTEM)
+    svc.profiles.assign(bronze.id, SubjectOfProfile.VOLUME, volume.id, SYSTEM)
+    snap = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name=unique("s")), who=SYSTEM)
+
+    svc.vms.delete(vm.id, svc.snapshots, who=SYSTEM)
+    svc.profiles.assign(gold.id, SubjectOfProfile.VOLUME, volume.id, SYSTEM)
+    restore(svc, snap, RestoreOptions(pre_restore=False))
+
+    assert profile_of(svc, SubjectOfProfile.VM, vm.id) == gold.name  # made again, its profile with it
+    assert profile_of(svc, SubjectOfProfile.VOLUME, volume.id) == bronze.name  # put back
 
 
 def test_partial_snapshot_restores_only_what_it_selects_and_refuses_a_clash(btrfs_services: Services) -> None:

@@ -24,6 +24,7 @@ from snapkeep.errors import Conflict, HypervisorError, NameClash, QuiesceFailed,
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.network import libvirt_network_name
 from snapkeep.model.principal import SYSTEM
+from snapkeep.model.profile import Frequency, Period, SubjectOfProfile
 from snapkeep.model.types import VM, QuiescePolicy
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
@@ -41,6 +42,7 @@ from snapkeep.testguest import (
     read_mirror,
 )
 from tests.conftest import Mounted, make_traversable_tmp, mount_fs, unmount_fs, vm_restored_as_new
+from tests.integration.test_volume_service import profile_of
 
 BOOT_TIMEOUT = 90.0
 
@@ -238,6 +240,24 @@ def test_restore_to_any_snapshot_and_undo_byte_for_byte(vm_services: Services, i
     safety = svc.snapshots.get(str(first["pre_restore_snapshot_id"]), who=SYSTEM)
     assert safety.name.startswith("pre-restore_") and safety.expires_at is not None
     assert abs(safety.expires_at - safety.created_at - timedelta(days=7)) < timedelta(seconds=5)
+
+
+def test_a_vms_snapshot_profile_comes_back_with_its_configuration(vm_services: Services, image: GuestImage) -> None:
+    """SPEC §1: a VM's snapshot profile is part of its configuration; a restore over the VM puts back the one
+    its snapshot recorded. A copy restored as new starts with none."""
+    svc = vm_services
+    vm = make_vm(svc, image, "scheduled")
+    nightly = Period(name="nightly", frequency=Frequency.DAILY, hour=2)
+    gold, bronze = (svc.profiles.create(f"{n}-{vm.id[:8]}", SYSTEM, periods=(nightly,)).profile for n in "gb")
+    svc.profiles.assign(gold.id, SubjectOfProfile.VM, vm.id, SYSTEM)
+    snap = svc.snapshots.take(TakeRequest(ref=vm.id, subject_type="vm", name="with-gold"), who=SYSTEM)
+    svc.profiles.assign(bronze.id, SubjectOfProfile.VM, vm.id, SYSTEM)
+
+    svc.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+
+    assert profile_of(svc, SubjectOfProfile.VM, vm.id) == gold.name
+    copy = vm_restored_as_new(svc, snap.id, f"copy-{vm.id[:8]}")
+    assert profile_of(svc, SubjectOfProfile.VM, copy.id) is None
 
 
 def test_clone_and_delete(vm_services: Services, image: GuestImage) -> None:

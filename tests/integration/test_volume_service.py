@@ -18,6 +18,7 @@ from snapkeep.errors import (
     SnapshotLocked,
 )
 from snapkeep.model.principal import SYSTEM, Principal, Role
+from snapkeep.model.profile import Frequency, Period, SubjectOfProfile
 from snapkeep.model.timespec import parse_expiry
 from snapkeep.model.types import RestoreMode, SnapshotStatus
 from snapkeep.services.container import Services
@@ -288,3 +289,33 @@ def test_a_restore_refused_by_its_rules_changes_nothing(services: Services) -> N
     assert [s.name for s in services.snapshots.listing("rules", who=SYSTEM)] == ["s"]  # no pre-restore snapshot
     assert services.jobs.list(SYSTEM, 1000) == jobs_before
     assert [v.name for v in services.volumes.list(who=SYSTEM)] == ["rules"]
+
+
+def profile_of(services: Services, kind: SubjectOfProfile, subject_id: str) -> str | None:
+    """The name of the profile assigned to the subject, if any."""
+    names = {p.id: p.name for p in services.profiles.listing(SYSTEM)}
+    found = [a for a in services.profiles.assignments(SYSTEM) if (a.subject_type, a.subject_id) == (kind, subject_id)]
+    return names[found[0].profile_id] if found else None
+
+
+def test_a_volumes_snapshot_profile_comes_back_with_its_settings(services: Services) -> None:
+    """SPEC §1: the profile is part of the configuration a snapshot records; a restore of data only leaves
+    the current one, a restore of data and settings puts back the recorded one (or none)."""
+    gold, bronze = "gold", "bronze"
+    for name in (gold, bronze):
+        services.profiles.create(name, SYSTEM, periods=(Period(name="nightly", frequency=Frequency.DAILY, hour=2),))
+    vol = services.volumes.create("scheduled", 1 << 30, who=SYSTEM)
+    services.profiles.assign(gold, SubjectOfProfile.VOLUME, vol.id, SYSTEM)
+    with_gold = services.snapshots.take(TakeRequest(ref=vol.id, name="gold"), who=SYSTEM)
+    services.profiles.unassign(SubjectOfProfile.VOLUME, vol.id, SYSTEM)
+    with_none = services.snapshots.take(TakeRequest(ref=vol.id, name="none"), who=SYSTEM)
+    services.profiles.assign(bronze, SubjectOfProfile.VOLUME, vol.id, SYSTEM)
+
+    data_only = RestoreOptions(mode=RestoreMode.DATA, pre_restore=False)
+    services.restores.over_source(with_gold.id, data_only, SYSTEM)
+    assert profile_of(services, SubjectOfProfile.VOLUME, vol.id) == bronze
+    settings_too = RestoreOptions(mode=RestoreMode.DATA_AND_SETTINGS, pre_restore=False)
+    services.restores.over_source(with_gold.id, settings_too, SYSTEM)
+    assert profile_of(services, SubjectOfProfile.VOLUME, vol.id) == gold
+    services.restores.over_source(with_none.id, settings_too, SYSTEM)
+    assert profile_of(services, SubjectOfProfile.VOLUME, vol.id) is None

@@ -97,8 +97,11 @@ class Services:
         jobs = JobRunner(db, clock, settings.job_workers, settings.scheduled_workers)
         volumes = Volumes(db, pool, audit, clock, jobs)
         vms = VMs(db, pool, audit, clock, host, settings.log_dir, guards, jobs)
-        volume_kind = VolumeKind(pool, db, audit, volumes, freeing, intents, quiesce_timeout=settings.quiesce_timeout)
-        vm_kind = VmKind(host, pool, db, audit, vms, freeing, intents)
+        profiles = Profiles(db, audit, clock, settings.profile_warn_at)
+        volume_kind = VolumeKind(
+            pool, db, audit, volumes, freeing, intents, profiles.put_back, quiesce_timeout=settings.quiesce_timeout
+        )
+        vm_kind = VmKind(host, pool, db, audit, vms, freeing, intents, profiles.put_back)
         subtree_kinds = (
             SystemKind(host, pool, vm_kind, volume_kind, intents),
             TenantKind(host, pool, vm_kind, volume_kind, intents),
@@ -169,7 +172,7 @@ class Services:
             settings_docs=SettingDocs(db, audit),
             tags=Tags(db, audit),
             rebuild=rebuild,
-            profiles=Profiles(db, audit, clock, settings.profile_warn_at),
+            profiles=profiles,
             scheduled=ScheduledTakes(db, snapshots, jobs, audit, clock),
             catalog_rebuild=CatalogRebuild(db, pool, audit, clock, vms),
         )

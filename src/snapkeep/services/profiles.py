@@ -252,6 +252,24 @@ class Profiles:
             self._audit.done(uow, who.name, "profile.assign", f"{subject.type}:{subject.name}", profile.name)
             return assignment
 
+    def put_back(
+        self, subject_type: SubjectOfProfile, subject_id: str, profile_id: str | None, who: Principal
+    ) -> str | None:
+        """Make ``profile_id`` (None: none) the subject's profile again, as a restore brings back a recorded
+        configuration; why not, if that profile cannot be assigned any more (deleted, or not the owner's)."""
+        with self._db.unit(who) as uow:
+            current = uow.assignments.of_subject(subject_type.value, subject_id)
+        if (None if current is None else current.profile_id) == profile_id:
+            return None
+        if profile_id is None:
+            self.unassign(subject_type, subject_id, who)
+            return None
+        try:
+            self.assign(profile_id, subject_type, subject_id, who)
+        except (NotFound, Forbidden) as exc:
+            return exc.message
+        return None
+
     def unassign(self, subject_type: SubjectOfProfile, subject_ref: str, who: Principal) -> None:
         """The subject's snapshots stay, with their expiry; idempotent."""
         who.require(Role.OPERATOR)

@@ -71,6 +71,7 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
 
     vm_tags = uow.tags.of_all(TagKind.VM)
     volume_tags = uow.tags.of_all(TagKind.VOLUME)
+    profiles = {(a.subject_type.value, a.subject_id): a.profile_id for a in uow.assignments.list()}
 
     def picked(owner: str | None, own_tags: tuple[str, ...]) -> bool:
         """In the subtree, and admitted by the selection (its own tags and its tenants')."""
@@ -79,11 +80,13 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
     vms, volumes, domains = [], [], {}
     for record in uow.vms.list():
         if picked(record.owner_tenant_id, vm_tags.get(record.id, ())):
-            vms.append(_tagged(vm_kind.subject_of(record), vm_tags.get(record.id, ())))
+            subject = vm_kind.subject_of(record, profiles.get(("vm", record.id)))
+            vms.append(_tagged(subject, vm_tags.get(record.id, ())))
             domains[record.id] = record.domain_name
     for volume in uow.volumes.list():
         if picked(volume.owner_tenant_id, volume_tags.get(volume.id, ())):
-            volumes.append(_tagged(volume_kind.subject_of(volume), volume_tags.get(volume.id, ())))
+            subject = volume_kind.subject_of(volume, profiles.get(("volume", volume.id)))
+            volumes.append(_tagged(subject, volume_tags.get(volume.id, ())))
     networks = [n for n in uow.networks.list() if n.owner_tenant_id in owners]
     return Estate(
         root=root,

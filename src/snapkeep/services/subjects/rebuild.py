@@ -558,6 +558,7 @@ class Rebuild:
                 tags=config.get("tags", ()),
                 new_id=obj.id,
             )
+            self._volume_kind.bring_back_profile(obj, obj.id, who)
             return
         op_id = f"rebuild-{uuid.uuid4()}"
         self._pool.swap_in_snapshot(snap.id, now.dataset, op_id)
@@ -572,6 +573,7 @@ class Rebuild:
                 settings=dict(config["settings"]),
             )
             _set_tags(uow, TagKind.VOLUME, obj.id, config.get("tags", ()))
+        self._volume_kind.bring_back_profile(obj, obj.id, who)
 
     def _vm_back(self, snap: Snapshot, obj: ManifestObject, now: VmRecord | None, who: Principal) -> None:
         config, dataset = obj.config, obj.datasets[0]
@@ -594,6 +596,7 @@ class Rebuild:
                 new_id=obj.id,
                 new_domain_uuid=str(config["domain_uuid"]),
             )
+            self._vm_kind.bring_back_profile(obj, obj.id, who)
             return
         op_id = f"rebuild-{uuid.uuid4()}"
         self._pool.swap_in_snapshot(snap.id, now.dataset, op_id)
@@ -609,6 +612,7 @@ class Rebuild:
             )
             _set_tags(uow, TagKind.VM, obj.id, config.get("tags", ()))
             self._host.define(self._vms.spec(record))
+        self._vm_kind.bring_back_profile(obj, obj.id, who)
 
     @staticmethod
     def _range_changed(obj: ManifestObject, now: Network | None) -> bool:

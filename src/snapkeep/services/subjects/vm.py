@@ -21,6 +21,7 @@ from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import numbered_name, restored_vm_name
 from snapkeep.model.principal import Principal
+from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import VM, QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType, VmRecord
 from snapkeep.model.vmconfig import VMConfig
@@ -35,6 +36,7 @@ from snapkeep.services.subjects.base import (
     refuse_partial,
     require_owner,
 )
+from snapkeep.services.subjects.profile_back import PROFILE, PutBack, assigned_profile, put_back_profile
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
@@ -47,8 +49,17 @@ class VmKind:
     keeps_failed_takes = True  # the row says why, until the name is wanted again
 
     def __init__(
-        self, host: Hypervisor, pool: Pool, db: Database, audit: Audit, vms: VMs, freeing: Freeing, intents: Intents
+        self,
+        host: Hypervisor,
+        pool: Pool,
+        db: Database,
+        audit: Audit,
+        vms: VMs,
+        freeing: Freeing,
+        intents: Intents,
+        put_back: PutBack,
     ) -> None:
+        self._put_back = put_back  # the profile service's: a restore of the configuration brings its profile back
         self._host = host
         self._pool = pool
         self._db = db
@@ -57,14 +68,19 @@ class VmKind:
         self._freeing = freeing
         self._intents = intents
 
+    def bring_back_profile(self, recorded: ManifestObject, vm_id: str, who: Principal) -> None:
+        """The snapshot profile ``recorded`` says, assigned again (a whole-subtree restore asks it too)."""
+        put_back_profile(self._put_back, recorded, SubjectOfProfile.VM, vm_id, who)
+
     # --- capture -------------------------------------------------------------------------------------
     def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
         refuse_partial(selection, self.type)
-        return self.subject_of(uow.vms.resolve(ref))
+        vm = uow.vms.resolve(ref)
+        return self.subject_of(vm, assigned_profile(uow, SubjectOfProfile.VM, vm.id))
 
-    def subject_of(self, vm: VmRecord) -> Subject:
+    def subject_of(self, vm: VmRecord, profile_id: str | None) -> Subject:
         """The VM as a snapshot of it records it, from its catalog record (one already read: a system
-        snapshot reads every VM in one query)."""
+        snapshot reads every VM in one query) and its snapshot profile."""
         return Subject(
             type=self.type,
             id=vm.id,
@@ -77,6 +93,7 @@ class VmKind:
                 "vm": dict(vm.spec),
                 "quiesce_policy": str(vm.quiesce_policy),
                 "agent_timeout": vm.agent_timeout,
+                PROFILE: profile_id,
             },
             quiesce_policy=vm.quiesce_policy,
         )
@@ -152,6 +169,7 @@ class VmKind:
             except SnapkeepError as exc:
                 log.error("restoring the definition of %s after a failed restore: %s", vm.name, exc.message)
             raise
+        self.bring_back_profile(source, vm.id, who)
         self._pool.retire(op_id)
         self._freeing.wake()
         return vm.id

@@ -14,11 +14,13 @@ from snapkeep.errors import InvalidInput, NotFound
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import restored_volume_name
 from snapkeep.model.principal import Principal
+from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume, VolumeRecord
 from snapkeep.services.audit import Audit
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject, refuse_partial, require_owner
+from snapkeep.services.subjects.profile_back import PROFILE, PutBack, assigned_profile, put_back_profile
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
 from snapkeep.writers.pause import kernel_served, smb_served
@@ -37,9 +39,11 @@ class VolumeKind:
         volumes: Volumes,
         freeing: Freeing,
         intents: Intents,
+        put_back: PutBack,
         *,
         quiesce_timeout: float,
     ) -> None:
+        self._put_back = put_back  # the profile service's: a restore of the settings brings its profile back
         self._pool = pool
         self._db = db
         self._audit = audit
@@ -48,13 +52,19 @@ class VolumeKind:
         self._intents = intents
         self._timeout = quiesce_timeout
 
+    def bring_back_profile(self, recorded: ManifestObject, volume_id: str, who: Principal) -> None:
+        """The snapshot profile ``recorded`` says, assigned again (a whole-subtree restore asks it too)."""
+        put_back_profile(self._put_back, recorded, SubjectOfProfile.VOLUME, volume_id, who)
+
     # --- capture -------------------------------------------------------------------------------------
     def resolve(self, uow: Unit, ref: str, selection: Selection = FULL) -> Subject:
         refuse_partial(selection, self.type)
-        return self.subject_of(uow.volumes.resolve(ref))
+        volume = uow.volumes.resolve(ref)
+        return self.subject_of(volume, assigned_profile(uow, SubjectOfProfile.VOLUME, volume.id))
 
-    def subject_of(self, volume: VolumeRecord) -> Subject:
-        """The volume as a snapshot of it records it, from its catalog record (see ``VmKind.subject_of``)."""
+    def subject_of(self, volume: VolumeRecord, profile_id: str | None) -> Subject:
+        """The volume as a snapshot of it records it, from its catalog record and its snapshot profile (see
+        ``VmKind.subject_of``)."""
         return Subject(
             type=self.type,
             id=volume.id,
@@ -65,6 +75,7 @@ class VolumeKind:
                 "description": volume.description,
                 "size_limit": volume.size_limit,
                 "settings": dict(volume.settings),
+                PROFILE: profile_id,
             },
         )
 
@@ -115,6 +126,8 @@ class VolumeKind:
                 )
             detail = f"from {snap.name} ({options.mode})"
             self._audit.done(uow, who.name, "volume.restore", f"volume:{volume.name}", detail)
+        if settings_too:
+            self.bring_back_profile(source, volume.id, who)
         return volume.id
 
     def new_name(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
