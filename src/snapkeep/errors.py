@@ -332,7 +332,7 @@ class CatalogInUse(Conflict):
 
 
 class CatalogLost(Conflict):
-    """The catalog is empty while the pool holds datasets or snapshots: rebuild it, or point at the right one."""
+    """The catalog is empty (and was never rebuilt) while the pool holds snapshots: rebuild it, or use the right one."""
 
     code = "catalog_lost"
 

@@ -80,7 +80,7 @@ def more_descriptors(wanted: int = DESCRIPTORS) -> int:
 
 def settle_catalog(services: Services, rebuild: bool) -> None:
     """With ``rebuild``, fill the empty catalog from the pool (after it was lost) and log what the pool
-    held that could not be placed; without, refuse an empty catalog over a pool that holds data."""
+    held that could not be placed; without, refuse an empty catalog over a pool that holds snapshots."""
     if not rebuild:
         check_not_lost(services.db, services.pool)
         return

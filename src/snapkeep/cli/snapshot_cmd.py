@@ -50,20 +50,28 @@ TenantNameOption = Annotated[
 ]
 
 
-def _one_subject(volume: str | None, vm: str | None, system: bool = False, tenant: str | None = None) -> None:
+def _subject_of(volume: str | None, vm: str | None, system: bool, tenant: str | None) -> dict[str, object] | None:
+    """The query naming the subject a snapshot name is read with (None: REF is an id); one subject at most."""
     if sum([volume is not None, vm is not None, system or tenant is not None]) > 1:
         raise InvalidInput("give one subject: --volume, --vm, --system (with or without --tenant) or --tenant")
+    if volume is None and vm is None and not system and tenant is None:
+        return None
+    return {"volume": volume, "vm": vm, "system": system or None, "tenant": tenant}
+
+
+def _one_subject(volume: str | None, vm: str | None) -> None:
+    if volume is not None and vm is not None:
+        raise InvalidInput("give --volume or --vm, not both")
 
 
 def _snapshot(
     api: ApiClient, ref: str, volume: str | None, vm: str | None = None, system: bool = False, tenant: str | None = None
 ) -> JsonObject:
     """The snapshot REF names: by id, or by name together with its subject."""
-    _one_subject(volume, vm, system, tenant)
-    if volume is None and vm is None and not system and tenant is None:
+    subject = _subject_of(volume, vm, system, tenant)
+    if subject is None:
         snap: JsonObject = api.get("snapshots", ref)
         return snap
-    subject = {"volume": volume, "vm": vm, "system": system or None, "tenant": tenant}
     named: list[JsonObject] = api.get("snapshots", **subject, name=ref)  # one, or NotFound
     return named[0]
 
@@ -72,9 +80,9 @@ def _snapshot_id(
     api: ApiClient, ref: str, volume: str | None, vm: str | None = None, system: bool = False, tenant: str | None = None
 ) -> str:
     """The id REF names; an id needs no lookup."""
-    _one_subject(volume, vm, system, tenant)
-    by_id = volume is None and vm is None and not system and tenant is None
-    return ref if by_id else str(_snapshot(api, ref, volume, vm, system, tenant)["id"])
+    if _subject_of(volume, vm, system, tenant) is None:
+        return ref
+    return str(_snapshot(api, ref, volume, vm, system, tenant)["id"])
 
 
 def _holds_members(api: ApiClient, ref: str) -> bool:

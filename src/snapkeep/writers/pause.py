@@ -178,4 +178,4 @@ def _covering(tree: str, shared: str) -> str | None:
     """``shared`` if it covers ``tree`` or lies inside it (the kernel serves it from there)."""
     target = os.path.realpath(tree).rstrip("/") + "/"
     path = os.path.realpath(shared).rstrip("/") + "/"
-    return path.rstrip("/") or "/" if target.startswith(path) or path.startswith(target) else None
+    return (path.rstrip("/") or "/") if target.startswith(path) or path.startswith(target) else None
