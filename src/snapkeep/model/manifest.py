@@ -19,7 +19,7 @@ MANIFEST_VERSION = 1
 class ManifestObject(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["system", "volume", "vm", "tenant", "network", "settings"]
+    type: Literal["system", "volume", "vm", "tenant", "network", "settings", "user", "profile"]
     id: str
     name: str
     owner_tenant_id: str | None

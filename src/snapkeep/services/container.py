@@ -125,6 +125,7 @@ class Services:
             freeing,
             (vms, volumes, networks, tenants, snapshots),
             (vm_kind, volume_kind),
+            profiles.put_back,
         )
         copies = TenantCopy(db, pool, audit, vms, volumes, networks, tenants)
         for kind in subtree_kinds:

@@ -111,10 +111,12 @@ class Tenants:
         parent: str | None = None,
         tags: Sequence[str] = (),
         new_id: str | None = None,
+        also: Callable[[Unit], None] | None = None,
     ) -> TenantView:
         """A tenant under ``parent`` (a tenant the caller sees), else under the caller's own top: the system
         (which takes an admin of the system) or the caller's tenant. ``new_id``: a deleted tenant brought back
-        by a rebuild keeps its id."""
+        by a rebuild keeps its id; ``also`` runs in the unit that makes it (the rebuild brings back its users
+        and profiles with it, all or nothing)."""
         who.require(Role.OPERATOR)
         check_name(name, "tenant name")
         check_description(description)
@@ -135,6 +137,8 @@ class Tenants:
                 )
             )
             add_tags(uow, TagKind.TENANT, tenant.id, tuple(tags))
+            if also is not None:
+                also(uow)
             self._audit.done(uow, who.name, "tenant.create", f"tenant:{name}", f"parent:{parent_id or 'system'}")
             return self._view(uow, who, tenant, self._running_owners())
 

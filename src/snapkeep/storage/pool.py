@@ -387,10 +387,11 @@ class Pool:
     def seal(self, snap_id: str, manifest: bytes) -> None:
         """Write the manifest beside the data, flush both with one ``syncfs``, and publish the snapshot with
         one rename (flushed too). Nothing reads ``staging/`` but its operation, so the manifest needs no
-        temporary name and no flush of its own."""
+        temporary name and no flush of its own. Root alone reads it: it records tenants' users with their
+        password hashes."""
         staged = self.staging_dir(snap_id)
         with translated(f"sealing snapshot {snap_id}"):
-            with step("seal: manifest write"), open(os.path.join(staged, MANIFEST), "xb") as f:
+            with step("seal: manifest write"), open(os.path.join(staged, MANIFEST), "xb", opener=_root_only) as f:
                 f.write(manifest)
             with step("seal: syncfs"):
                 syncfs(self.root)
@@ -601,3 +602,8 @@ def _regular_files(top: str) -> Iterator[str]:
             path = os.path.join(dirpath, name)
             if stat.S_ISREG(os.lstat(path).st_mode):
                 yield path
+
+
+def _root_only(path: str, flags: int) -> int:
+    """``open``'s opener for a file only its owner (root) may read."""
+    return os.open(path, flags, 0o600)

@@ -1,6 +1,6 @@
 """Everything a system or tenant snapshot captures, read from the catalog at one moment: the tenants of the
-subtree (parents first), their networks and settings, and the VMs and volumes the selection admits, each
-as the manifest records it.
+subtree (parents first) with their own users and profiles (:mod:`.tenant_own`), their networks and settings,
+and the VMs and volumes the selection admits, each as the manifest records it.
 
 VMs and volumes are described by their own kinds (so a VM inside a system snapshot is recorded exactly as a
 VM snapshot records it), plus what only a whole-system restore needs: whether the VM ran, and the tags.
@@ -16,7 +16,9 @@ from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
 from snapkeep.model.types import Tenant
+from snapkeep.services.subjects import tenant_own
 from snapkeep.services.subjects.base import Subject
+from snapkeep.services.subjects.profile_back import PROFILE
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 
@@ -29,6 +31,7 @@ class Estate:
 
     root: str | None
     tenants: tuple[ManifestObject, ...]
+    own: tuple[ManifestObject, ...]  # the tenants' users and profiles
     networks: tuple[ManifestObject, ...]
     settings: tuple[ManifestObject, ...]
     vms: tuple[Subject, ...]
@@ -36,10 +39,11 @@ class Estate:
     domains: dict[str, str]  # VM id -> its libvirt domain
 
     def objects(self, running: AbstractSet[str]) -> list[ManifestObject]:
-        """In the order a restore recreates them: tenants (parents first), networks, settings, volumes, VMs
-        (``running``: the ids of those that ran at the capture)."""
+        """In the order a restore recreates them: tenants (parents first) and their users and profiles,
+        networks, settings, volumes, VMs (``running``: the ids of those that ran at the capture)."""
+        volumes = [v.manifest_object() for v in self.volumes]
         vms = [_with(vm.manifest_object(), running=vm.id in running) for vm in self.vms]
-        return [*self.tenants, *self.networks, *self.settings, *(v.manifest_object() for v in self.volumes), *vms]
+        return [*self.tenants, *self.own, *self.networks, *self.settings, *volumes, *vms]
 
     def members(self) -> tuple[tuple[str, str, str], ...]:
         """(type, id, name) of every object whose guard a capture of the estate holds."""
@@ -96,11 +100,16 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
                 id=t.id,
                 name=t.name,
                 owner_tenant_id=t.parent_id,
-                config={"description": t.description, "tags": sorted(tags[t.id])},
+                config={
+                    "description": t.description,
+                    "tags": sorted(tags[t.id]),
+                    PROFILE: profiles.get(("tenant", t.id)),
+                },
                 datasets=[],
             )
             for t in tenants
         ),
+        own=tuple(tenant_own.recorded(uow, (t.id for t in tenants))),
         networks=tuple(
             ManifestObject(
                 type="network",

@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from snapkeep.catalog.db import Database
@@ -43,6 +44,7 @@ from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.network import NetworkDef, check_disjoint, libvirt_network_name
 from snapkeep.model.principal import SYSTEM, Principal, Role
+from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.selection import Selection
 from snapkeep.model.settings import PARENT_DECIDES
 from snapkeep.model.tags import TagKind
@@ -55,8 +57,10 @@ from snapkeep.services.guards import Guards, Need, exclusive
 from snapkeep.services.jobs import report_progress
 from snapkeep.services.networks import Networks, definition
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.subjects import tenant_own
 from snapkeep.services.subjects.base import Effects
 from snapkeep.services.subjects.estate import read_estate
+from snapkeep.services.subjects.profile_back import PutBack, put_back_profile
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.services.tenants import Tenants
@@ -80,6 +84,7 @@ class Recorded:
     settings: tuple[ManifestObject, ...]
     volumes: tuple[ManifestObject, ...]
     vms: tuple[ManifestObject, ...]
+    own: tuple[ManifestObject, ...] = ()  # the tenants' users and profiles (none before snapshots held them)
 
     @classmethod
     def of(cls, manifest: Manifest, root: str | None) -> Recorded:
@@ -96,7 +101,12 @@ class Recorded:
             settings=of_type("settings"),
             volumes=of_type("volume"),
             vms=of_type("vm"),
+            own=of_type(tenant_own.USER) + of_type(tenant_own.PROFILE),
         )
+
+    def own_of(self, tenant_id: str) -> tuple[ManifestObject, ...]:
+        """The recorded users and profiles of one tenant."""
+        return tuple(o for o in self.own if o.owner_tenant_id == tenant_id)
 
     def ids(self, object_type: str) -> set[str]:
         return {o.id for o in getattr(self, f"{object_type}s")}
@@ -191,6 +201,7 @@ class Rebuild:
         freeing: Freeing,
         services: tuple[VMs, Volumes, Networks, Tenants, Snapshots],
         kinds: tuple[VmKind, VolumeKind],
+        put_back: PutBack,
     ) -> None:
         self._db = db
         self._pool = pool
@@ -201,6 +212,7 @@ class Rebuild:
         self._freeing = freeing
         self._vms, self._volumes, self._networks, self._tenants, self._snapshots = services
         self._vm_kind, self._volume_kind = kinds
+        self._put_back = put_back  # the profile service's: a tenant's recorded profile comes back with it
 
     def manifest(self, snap: Snapshot) -> Manifest:
         return Manifest.from_bytes(self._pool.read_manifest(snap.id))
@@ -518,7 +530,12 @@ class Rebuild:
                         store.update(obj.id, name=f"restoring-{obj.id}")
 
     def _tenants_back(self, recorded: Recorded, current: Current, who: Principal) -> None:
-        for obj in recorded.tenants:  # parents first
+        """Each recorded tenant, parents first: made again with its users and profiles if it is gone
+        (:mod:`.tenant_own`), else its row put back; then the profile of its own system snapshots (owned by
+        it or by a parent, so back by now)."""
+        for obj in recorded.tenants:
+            if obj.id == who.tenant_id:
+                continue  # a tenant restoring itself: its own row (name, tags, profile) is its parent's
             if obj.id not in current.tenants:
                 self._tenants.create(
                     who,
@@ -527,13 +544,18 @@ class Rebuild:
                     parent=obj.owner_tenant_id,
                     tags=obj.config["tags"],
                     new_id=obj.id,
+                    also=partial(self._own_back, obj, recorded.own_of(obj.id), who),
                 )
-                continue
-            if obj.id == who.tenant_id:
-                continue  # a tenant restoring itself: its own row (name, tags) is its parent's
-            with self._db.unit() as uow:
-                uow.tenants.update(obj.id, name=obj.name, description=obj.config["description"])
-                _set_tags(uow, TagKind.TENANT, obj.id, obj.config["tags"])
+            else:
+                with self._db.unit() as uow:
+                    uow.tenants.update(obj.id, name=obj.name, description=obj.config["description"])
+                    _set_tags(uow, TagKind.TENANT, obj.id, obj.config["tags"])
+            put_back_profile(self._put_back, obj, SubjectOfProfile.TENANT, obj.id, who)
+
+    def _own_back(self, tenant: ManifestObject, own: tuple[ManifestObject, ...], who: Principal, uow: Unit) -> None:
+        for name in tenant_own.bring_back(uow, own):
+            detail = f"tenant {tenant.name!r} came back without it: the name is another user's now"
+            self._audit.failed(uow, who.name, "user.restore", f"user:{name}", detail)
 
     def _fresh_dataset(self, dataset: str) -> None:
         """A dataset named for a recorded object with no catalog row: half-made by an interrupted rebuild
