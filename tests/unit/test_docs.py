@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from snapkeep.errors import catalogue_markdown
-from snapkeep.model.manifest import Manifest
+from snapkeep.model.manifest import MANIFEST_VERSION, Manifest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -25,11 +25,12 @@ def test_format_example_loads_through_the_manifest_model() -> None:
     assert example is not None
     manifest = Manifest.from_bytes(example.group(1).encode())
     assert manifest.snapshot.name == "before-upgrade" and manifest.objects[0].type == "volume"
+    assert manifest.format_version == MANIFEST_VERSION
 
 
 def test_unknown_manifest_version_is_rejected() -> None:
     text = (DOCS / "format.md").read_text()
     example = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))  # type: ignore[union-attr]
-    example["format_version"] = 2
+    example["format_version"] = 3
     with pytest.raises(ValidationError, match="unknown manifest format_version"):
         Manifest.model_validate(example)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from snapkeep.errors import NotFound
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: system and tenant snapshots record the tenants' users and profiles
+READS = frozenset({1, MANIFEST_VERSION})  # a version-1 manifest is a version 2 without them
 
 
 class ManifestObject(BaseModel):
@@ -56,8 +57,8 @@ class Manifest(BaseModel):
     @field_validator("format_version")
     @classmethod
     def _known_version(cls, value: int) -> int:
-        if value != MANIFEST_VERSION:
-            raise ValueError(f"unknown manifest format_version {value}; this snapkeep reads {MANIFEST_VERSION}")
+        if value not in READS:
+            raise ValueError(f"unknown manifest format_version {value}; this snapkeep reads {sorted(READS)}")
         return value
 
     def to_bytes(self) -> bytes:
