@@ -20,13 +20,15 @@ import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from snapkeep.catalog.db import Database, make_engine
 from snapkeep.config import Settings
 from snapkeep.errors import CatalogInUse, CatalogLost
-from snapkeep.model.principal import SYSTEM
+from snapkeep.model.principal import SYSTEM, Role
+from snapkeep.model.profile import Frequency, Period, SubjectOfProfile
 from snapkeep.model.types import Snapshot
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.catalog_rebuild import catalog_is_empty, check_not_lost
@@ -110,6 +112,24 @@ def as_taken(snap: Snapshot) -> tuple[object, ...]:
     )
 
 
+def own(svc: Services) -> dict[str, Any]:
+    """The tenants' users and profiles, and every profile assignment but the system's (the system's own
+    profiles are in no manifest)."""
+    with svc.db.unit() as uow:
+        tenant_ids = frozenset(t.id for t in uow.tenants.visible())
+        return {
+            "users": sorted(
+                (u.id, u.name, u.password_hash, u.role, u.tenant_id) for u in uow.users.in_tenants(tenant_ids)
+            ),
+            "profiles": sorted((p.id, p.name, p.periods) for p in uow.profiles.list() if p.owner_tenant_id),
+            "assigned": sorted(
+                (str(a.subject_type), a.subject_id, a.profile_id)
+                for a in uow.assignments.list()
+                if a.subject_type is not SubjectOfProfile.SYSTEM
+            ),
+        }
+
+
 def build_system(svc: Services, image: GuestImage) -> dict[str, Snapshot]:
     svc.tenants.create(SYSTEM, "acme", description="a customer", tags=["prod"])
     svc.tenants.create(SYSTEM, "dev", parent="acme")
@@ -120,6 +140,11 @@ def build_system(svc: Services, image: GuestImage) -> dict[str, Snapshot]:
     for name, tenant in (("files", None), ("shared", "acme"), ("scratch", "acme/dev")):
         volume = svc.volumes.create(name, 64 * MiB, tenant=tenant, tags=["nas"], who=SYSTEM)
         write(os.path.join(volume.path, "report.txt"), f"{name} as captured\n".encode() * 500)
+    svc.users.create(SYSTEM, "acme-ann", "a long enough password", Role.OPERATOR, tenant="acme")
+    nightly = Period(name="nightly", frequency=Frequency.DAILY, hour=2)
+    acme_nightly = svc.profiles.create("acme-nightly", SYSTEM, periods=(nightly,), tenant="acme").profile
+    svc.profiles.assign(acme_nightly.id, SubjectOfProfile.TENANT, "acme", SYSTEM)
+    svc.profiles.assign(acme_nightly.id, SubjectOfProfile.VOLUME, volume.id, SYSTEM)  # scratch, in acme/dev
     make_vm(svc, image, "web", None, ["backbone"])
     app = make_vm(svc, image, "app", "acme", ["lan"])
     # made by an early version: its domain is named after the VM, not after its id
@@ -147,6 +172,7 @@ def test_the_catalog_comes_back_from_the_pool_alone(host: Host, image: GuestImag
         taken = sorted(as_taken(s) for s in uow.snapshots.list())
     expected = shape(svc)
     expected["volumes"] = [v for v in expected["volumes"] if v.id != uncaptured.id]
+    expected_own = own(svc)
     expected_data = {k: v for k, v in data(svc).items() if k != "volume:uncaptured"}
     web_disk = digest(disk(web))
 
@@ -163,6 +189,7 @@ def test_the_catalog_comes_back_from_the_pool_alone(host: Host, image: GuestImag
     left = ("orphan_snapshots", "unreadable_snapshots", "renamed", "problems", "restored_since_newest_snapshot")
     assert [key for key in left if summary[key]] == []
     assert shape(svc) == expected  # every object with its id, configuration (app's old domain), settings, tags
+    assert own(svc) == expected_own  # acme's user (its password hash) and profile, and what it is assigned to
     with svc.db.unit() as uow:
         assert sorted(as_taken(s) for s in uow.snapshots.list()) == taken
     assert data(svc) == expected_data  # the data never moved

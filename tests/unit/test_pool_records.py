@@ -16,10 +16,13 @@ import pytest
 from snapkeep.catalog.db import Database, make_engine, migrate
 from snapkeep.errors import CatalogInUse, CatalogLost, HypervisorUnavailable, InvalidInput, PoolError
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
+from snapkeep.model.principal import Role
 from snapkeep.model.types import SnapshotStatus, Tenant, VmRecord
+from snapkeep.model.user import User
 from snapkeep.services.audit import Audit
 from snapkeep.services.catalog_rebuild import CatalogRebuild, check_not_lost
 from snapkeep.services.pool_records import plan_catalog
+from snapkeep.services.profiles import Profiles
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(days=30)
@@ -376,7 +379,54 @@ def pool_of(*manifests: Manifest, datasets: list[str], **raw: bytes) -> StandInP
 
 
 def rebuild_of(db: Database, pool: StandInPool, host: StandInHost | None = None) -> CatalogRebuild:
-    return CatalogRebuild(db, pool, Audit(db, lambda: NOW), lambda: NOW, StandInVMs(host or StandInHost({})))
+    audit = Audit(db, lambda: NOW)
+    profiles = Profiles(db, audit, lambda: NOW, warn_at=1000)
+    return CatalogRebuild(db, pool, audit, lambda: NOW, StandInVMs(host or StandInHost({})), profiles.put_back)
+
+
+def user(uid: str, name: str, tenant_id: str) -> ManifestObject:
+    config = {"role": "operator", "password_hash": f"$argon2id$hash-of-{name}", "created_at": at(0).isoformat()}
+    return ManifestObject(type="user", id=uid, name=name, owner_tenant_id=tenant_id, config=config, datasets=[])
+
+
+def profile(pid: str, name: str, tenant_id: str) -> ManifestObject:
+    periods = [{"id": f"{pid}-daily", "name": "daily", "rule": {"frequency": "daily", "hour": 2}}]
+    config = {"description": "", "timezone": "UTC", "ignore_warning": False, "periods": periods}
+    return ManifestObject(
+        type="profile",
+        id=pid,
+        name=name,
+        owner_tenant_id=tenant_id,
+        config={**config, "created_at": at(0).isoformat()},
+        datasets=[],
+    )
+
+
+def test_rebuild_brings_back_each_tenants_users_and_profiles_and_assigns_recorded_profiles(db: Database) -> None:
+    """From the newest snapshot of each tenant's subtree; a user whose name is taken is left out, and a
+    profile that is not back (the system's own are in no manifest) is reported, not assigned."""
+    acme = tenant("a", "acme")
+    acme.config["profile_id"] = "p-new"
+    newest = (acme, user("u1", "alice", "a"), user("u2", "taken", "a"), profile("p-new", "nightly", "a"))
+    pool = pool_of(
+        manifest("s1", 1, system_object(), tenant("a", "acme"), user("u-old", "gone", "a"), profile("p-old", "x", "a")),
+        manifest("s2", 2, system_object(), *newest),
+        manifest("s3", 3, volume("v1", "files", owner="a", profile_id="p-new")),
+        manifest("s4", 3, volume("v2", "logs", profile_id="system-profile")),
+        datasets=["volume-v1", "volume-v2"],
+    )
+    with db.unit() as uow:
+        uow.users.insert(User("u-other", "taken", "h", Role.VIEWER, None, NOW))  # the first admin, say
+
+    summary = rebuild_of(db, pool).run()
+
+    with db.unit() as uow:
+        assert {u.name: u.id for u in uow.users.in_tenants(frozenset({"a"}))} == {"alice": "u1"}
+        assert [(p.id, [q.id for q in p.periods]) for p in uow.profiles.list()] == [("p-new", ["p-new-daily"])]
+        assigned = {(a.subject_type.value, a.subject_id): a.profile_id for a in uow.assignments.list()}
+    assert assigned == {("tenant", "a"): "p-new", ("volume", "v1"): "p-new"}
+    assert summary["users_left_out"] == ["taken"]
+    assert any("'logs' was not assigned its profile again" in p for p in summary["problems"])
 
 
 def test_rebuild_fills_an_empty_catalog_and_reports_what_it_cannot_read(db: Database) -> None:

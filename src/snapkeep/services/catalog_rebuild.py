@@ -25,9 +25,12 @@ from snapkeep.catalog.stores import Unit
 from snapkeep.errors import CatalogInUse, CatalogLost, SnapkeepError
 from snapkeep.model.manifest import Manifest
 from snapkeep.model.principal import SYSTEM
+from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.vmspec import VMSpec
 from snapkeep.services.audit import Audit
 from snapkeep.services.pool_records import CatalogPlan, plan_catalog
+from snapkeep.services.subjects import tenant_own
+from snapkeep.services.subjects.profile_back import PutBack
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
@@ -63,12 +66,15 @@ def check_not_lost(db: Database, pool: Pool) -> None:
 
 
 class CatalogRebuild:
-    def __init__(self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime], vms: VMs) -> None:
+    def __init__(
+        self, db: Database, pool: Pool, audit: Audit, clock: Callable[[], datetime], vms: VMs, put_back: PutBack
+    ) -> None:
         self._db = db
         self._pool = pool
         self._audit = audit
         self._clock = clock
         self._vms = vms
+        self._put_back = put_back  # the profile service's: each object's recorded profile, assigned again
 
     def run(self) -> dict[str, Any]:
         """Fill the empty catalog from the pool, and define again the VMs libvirt no longer has (the pool
@@ -82,13 +88,27 @@ class CatalogRebuild:
         summary = {**plan.summary(), "unreadable_snapshots": unreadable}
         with self._db.unit() as uow:
             self._refuse_in_use(uow)
-            _write(uow, plan)
+            summary["users_left_out"] = _write(uow, plan)
             uow.meta.put(REBUILT_AT, self._clock().isoformat())
             self._audit.done(uow, SYSTEM.name, "catalog.rebuild", f"pool:{self._pool.root}", _detail(summary))
         problems = [*plan.problems, *([host_problem] if host_problem else [])]
+        problems += [f"user {name!r} was left out: the name is another user's" for name in summary["users_left_out"]]
+        problems += self._assign_again(plan)
         summary["defined_again"] = [] if host_problem else self._define_missing(plan, domains, problems)
         summary["problems"] = problems
         return summary
+
+    def _assign_again(self, plan: CatalogPlan) -> list[str]:
+        """Assign each rebuilt object its recorded profile (after the rows are in: the profile service checks
+        and schedules as for any assignment); why not, for those it could not."""
+        names = {t.id: t.name for t in plan.tenants}
+        names |= {v.id: v.name for v in plan.volumes} | {v.id: v.name for v in plan.vms}
+        problems = []
+        for subject_type, subject_id, profile_id in plan.assignments:
+            why_not = self._put_back(SubjectOfProfile(subject_type), subject_id, profile_id, SYSTEM)
+            if why_not is not None:
+                problems.append(f"{subject_type} {names[subject_id]!r} was not assigned its profile again: {why_not}")
+        return problems
 
     def _domains(self) -> tuple[dict[str, VMSpec], str | None]:
         """The host's libvirt domains by UUID, or why libvirt could not say. A domain that cannot be read
@@ -159,9 +179,11 @@ class CatalogRebuild:
         return found, unreadable
 
 
-def _write(uow: Unit, plan: CatalogPlan) -> None:
+def _write(uow: Unit, plan: CatalogPlan) -> list[str]:
+    """Every row of the plan; the names of the tenants' users left out (the name is taken)."""
     for tenant in plan.tenants:  # parents first
         uow.tenants.insert(tenant)
+    left_out = tenant_own.bring_back(uow, plan.own)
     for owner, document in plan.settings.items():
         uow.settings.replace(owner, document)
     for network in plan.networks:
@@ -174,6 +196,7 @@ def _write(uow: Unit, plan: CatalogPlan) -> None:
         uow.tags.add(object_type, object_id, tag)
     for snap in plan.snapshots:
         uow.snapshots.insert(snap)
+    return left_out
 
 
 def _detail(summary: dict[str, Any]) -> str:

@@ -175,7 +175,7 @@ class Services:
             rebuild=rebuild,
             profiles=profiles,
             scheduled=ScheduledTakes(db, snapshots, jobs, audit, clock),
-            catalog_rebuild=CatalogRebuild(db, pool, audit, clock, vms),
+            catalog_rebuild=CatalogRebuild(db, pool, audit, clock, vms, profiles.put_back),
         )
 
     def release_pending(self) -> Released:

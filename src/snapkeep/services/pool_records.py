@@ -13,7 +13,9 @@ The pool keeps data and manifests, not the catalog's rows, so a rebuild infers t
   is on. Each as its newest record says. A tenant no manifest recorded (its VM was only ever captured by a
   VM snapshot) comes back under the system as ``recovered-<its id's first 8 characters>``. A tenant or
   network deleted after that newest snapshot comes back (delete it again); one made after it with nothing
-  captured of its own is not known. **Settings** are each owner's as that same snapshot recorded them.
+  captured of its own is not known. **Settings** are each owner's as that same snapshot recorded them, and
+  so are a tenant's **users and profiles**. Each tenant, VM and volume is assigned the profile its newest
+  record names, if that profile is back (the system's own profiles are in no manifest).
 - **Restored since**: an in-place restore takes a ``pre-restore`` snapshot and then changes the object; an
   object whose newest record is such a snapshot comes back as it was before that restore (its data as
   after), reported. So is a VM on a network no snapshot recorded, and networks whose ranges overlap.
@@ -46,6 +48,8 @@ from snapkeep.model.types import (
     VmRecord,
     VolumeRecord,
 )
+from snapkeep.services.subjects import tenant_own
+from snapkeep.services.subjects.profile_back import PROFILE
 from snapkeep.services.subjects.system import WHOLE_SYSTEM
 from snapkeep.services.vms import domain_name
 
@@ -75,6 +79,8 @@ class CatalogPlan:
     volumes: list[VolumeRecord] = field(default_factory=list)
     vms: list[VmRecord] = field(default_factory=list)
     tags: list[tuple[str, str, str]] = field(default_factory=list)  # (object type, id, tag)
+    own: list[ManifestObject] = field(default_factory=list)  # the tenants' users and profiles
+    assignments: list[tuple[str, str, str]] = field(default_factory=list)  # (subject type, id, profile id)
     snapshots: list[Snapshot] = field(default_factory=list)
     unknown_datasets: list[str] = field(default_factory=list)  # in the pool, named by no manifest
     orphan_snapshots: list[str] = field(default_factory=list)  # of a subject that is gone
@@ -91,6 +97,8 @@ class CatalogPlan:
             "volumes": len(self.volumes),
             "vms": len(self.vms),
             "snapshots": len(self.snapshots),
+            "users": sum(1 for o in self.own if o.type == tenant_own.USER),
+            "profiles": sum(1 for o in self.own if o.type == tenant_own.PROFILE),
             "held_expired": sum(1 for s in self.snapshots if s.status is SnapshotStatus.HELD),
             "unknown_datasets": list(self.unknown_datasets),
             "orphan_snapshots": list(self.orphan_snapshots),
@@ -139,6 +147,7 @@ class _Planner:
         self._tenants(self._listed_beneath({t for t in needed if t is not None}))
         kept_tenants = {t.id for t in out.tenants}
         self._settings(kept_tenants)
+        self._own(kept_tenants)
         self._restored_subtrees(kept_tenants)
         owners = kept_tenants | {None}
         listed = {o.id for owner in owners for o in self._listed_by(owner, "network")}
@@ -248,6 +257,7 @@ class _Planner:
         obj = record.obj
         name = self._owned_name("tenant", obj)
         self._tags("tenant", obj.id, record)
+        self._assigned("tenant", obj)
         return Tenant(obj.id, name, obj.owner_tenant_id, str(obj.config.get("description", "")), record.first)
 
     def _settings(self, tenants: set[str]) -> None:
@@ -259,6 +269,20 @@ class _Planner:
                     self._out.settings[owner] = dict(obj.config["document"])
 
     # --- rows ----------------------------------------------------------------------------------------
+    def _own(self, tenants: set[str]) -> None:
+        """Each tenant's users and profiles as the newest snapshot of its subtree recorded them."""
+        for owner in sorted(tenants):
+            newest = self._newest_of_owner(owner)
+            for obj in newest.objects if newest else ():
+                if obj.type in (tenant_own.USER, tenant_own.PROFILE) and obj.owner_tenant_id == owner:
+                    self._out.own.append(obj)
+
+    def _assigned(self, object_type: str, obj: ManifestObject) -> None:
+        """The profile the object's newest record names, to be assigned again once the rows are in."""
+        profile_id = obj.config.get(PROFILE)
+        if profile_id is not None:
+            self._out.assignments.append((object_type, obj.id, str(profile_id)))
+
     def _network(self, record: Recorded) -> Network:
         obj, config = record.obj, record.obj.config
         name = self._owned_name("network", obj)
@@ -275,6 +299,7 @@ class _Planner:
     def _volume(self, record: Recorded) -> VolumeRecord:
         obj, config = record.obj, record.obj.config
         self._tags("volume", obj.id, record)
+        self._assigned("volume", obj)
         return VolumeRecord(
             id=obj.id,
             name=self._owned_name("volume", obj),
@@ -289,6 +314,7 @@ class _Planner:
     def _vm(self, record: Recorded) -> VmRecord:
         obj, config = record.obj, record.obj.config
         self._tags("vm", obj.id, record)
+        self._assigned("vm", obj)
         return VmRecord(
             id=obj.id,
             name=self._owned_name("vm", obj),
