@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -109,9 +110,8 @@ def test_a_user_whose_name_was_taken_since_is_left_out_and_named_in_the_audit_lo
     assert "dave" in users(svc)  # the rest came back
     assert svc.profiles.get(profile.id, SYSTEM) == profile
     assert assigned(svc, SubjectOfProfile.TENANT, acme) == profile.id
-    entry = next(e for e in svc.audit.entries(SYSTEM) if e.action == "user.restore")
-    assert (entry.target, entry.outcome) == ("user:alice", "failed")
-    assert "acme" in entry.detail
+    [entry] = [e for e in svc.audit.entries(SYSTEM) if e.action == "user.restore" and e.outcome == "failed"]
+    assert entry.target == "user:alice" and "acme" in entry.detail
 
 
 def test_a_tenant_that_still_exists_keeps_its_users_and_profiles_as_they_are_now(
@@ -134,3 +134,34 @@ def test_a_tenant_that_still_exists_keeps_its_users_and_profiles_as_they_are_now
     assert users(svc) == now
     assert svc.profiles.get(profile.id, SYSTEM) == longer
     assert assigned(svc, SubjectOfProfile.TENANT, acme) == profile.id
+
+
+def test_an_operators_restore_brings_a_tenant_back_without_its_users(services: Services, libvirtd: None) -> None:
+    """Making users takes an admin: an operator could otherwise revive a revoked admin by deleting its
+    sub-tenant and restoring it. acme's operator restores acme's own snapshot after dev was deleted: dev comes
+    back with its profile assignment, without dave, and the audit log says so."""
+    svc = services
+    acme, dev, profile = make_acme(svc)
+    operator = Principal("acme-ops", Role.OPERATOR, acme)
+    own = svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name="own"), who=operator)
+    svc.tenants.delete(SYSTEM, "acme/dev", force=True)
+
+    svc.restores.over_source(own.id, RestoreOptions(pre_restore=False), operator)
+
+    assert "dave" not in users(svc) and "alice" in users(svc)
+    assert assigned(svc, SubjectOfProfile.TENANT, dev) == profile.id
+    left_out = [e.target for e in svc.audit.entries(SYSTEM) if e.action == "user.restore" and e.outcome == "failed"]
+    assert left_out == ["user:dave"]
+
+
+def test_with_only_tenants_users_the_first_admin_is_made_beside_them(services: Services, tmp_path: Path) -> None:
+    """A catalog rebuilt from the pool holds its tenants' users only: the system still gets a first admin
+    (named ``admin_2`` when a tenant's user is ``admin``)."""
+    svc = services
+    svc.tenants.create(SYSTEM, "acme")
+    svc.users.create(SYSTEM, "admin", PASSWORD, Role.ADMIN, tenant="acme")
+
+    made = svc.users.ensure_first_admin(str(tmp_path / "password"))
+
+    assert made == "admin_2" and users(svc)["admin_2"][1:3] == ("admin", None)
+    assert svc.users.ensure_first_admin(str(tmp_path / "again")) is None

@@ -105,8 +105,9 @@ def serve(settings: Settings, create_loop_pool: bool = False, rebuild_catalog: b
         services.close()
         raise
     services.tokens.ensure_admin_file(settings.token_file)
-    if services.users.ensure_first_admin(settings.admin_password_file):
-        log.info("made the web UI's first user, admin; its password is in %s", settings.admin_password_file)
+    first_admin = services.users.ensure_first_admin(settings.admin_password_file)
+    if first_admin is not None:
+        log.info("made the web UI's first user, %s; its password is in %s", first_admin, settings.admin_password_file)
     report = services.reconcile()
     log.info("pool %s (%s); reconciled: %s", pool.root, pool.driver.name, report)
     if settings.install_profiles and services.profiles.install():

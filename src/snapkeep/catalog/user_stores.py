@@ -23,6 +23,10 @@ class UserStore(CredentialStore[User]):
     record = User
     noun = "user"
 
+    def any_of_the_system(self) -> bool:
+        """Whether a user of the system's own scope exists (one who can log in to manage everything)."""
+        return self._s.scalar(select(UserRow.id).where(UserRow.tenant_id.is_(None)).limit(1)) is not None
+
     def in_tenants(self, tenant_ids: frozenset[str]) -> builtins.list[User]:
         """The users of these tenants (a tenant being deleted takes its users along)."""
         rows = self._s.scalars(select(UserRow).where(UserRow.tenant_id.in_(tenant_ids)))

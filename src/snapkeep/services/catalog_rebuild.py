@@ -105,7 +105,10 @@ class CatalogRebuild:
         names |= {v.id: v.name for v in plan.volumes} | {v.id: v.name for v in plan.vms}
         problems = []
         for subject_type, subject_id, profile_id in plan.assignments:
-            why_not = self._put_back(SubjectOfProfile(subject_type), subject_id, profile_id, SYSTEM)
+            try:
+                why_not = self._put_back(SubjectOfProfile(subject_type), subject_id, profile_id, SYSTEM)
+            except SnapkeepError as exc:  # the rows are in: anything refused is reported, never fatal
+                why_not = exc.message
             if why_not is not None:
                 problems.append(f"{subject_type} {names[subject_id]!r} was not assigned its profile again: {why_not}")
         return problems
@@ -183,7 +186,7 @@ def _write(uow: Unit, plan: CatalogPlan) -> list[str]:
     """Every row of the plan; the names of the tenants' users left out (the name is taken)."""
     for tenant in plan.tenants:  # parents first
         uow.tenants.insert(tenant)
-    left_out = tenant_own.bring_back(uow, plan.own)
+    left_out = [name for name, why_not in tenant_own.bring_back(uow, plan.own) if why_not]
     for owner, document in plan.settings.items():
         uow.settings.replace(owner, document)
     for network in plan.networks:

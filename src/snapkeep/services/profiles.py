@@ -261,12 +261,12 @@ class Profiles:
             current = uow.assignments.of_subject(subject_type.value, subject_id)
         if (None if current is None else current.profile_id) == profile_id:
             return None
-        if profile_id is None:
-            self.unassign(subject_type, subject_id, who)
-            return None
         try:
-            self.assign(profile_id, subject_type, subject_id, who)
-        except (NotFound, Forbidden) as exc:
+            if profile_id is None:
+                self.unassign(subject_type, subject_id, who)
+            else:
+                self.assign(profile_id, subject_type, subject_id, who)
+        except (NotFound, Forbidden) as exc:  # deleted since, or assigned by a parent the caller may not undo
             return exc.message
         return None
 

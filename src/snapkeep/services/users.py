@@ -16,7 +16,7 @@ from datetime import datetime
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Forbidden, NameClash
-from snapkeep.model.names import check_name
+from snapkeep.model.names import check_name, first_free
 from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.user import User
@@ -97,16 +97,19 @@ class Users:
             uow.users.delete(user.id)
             self._audit.done(uow, who.name, "user.delete", f"user:{user.name}")
 
-    def ensure_first_admin(self, path: str) -> bool:
-        """With no user at all, make ``admin`` (a system admin) with a random password written to ``path``
-        (mode 0600), so a new installation can be logged in to; True if it did."""
+    def ensure_first_admin(self, path: str) -> str | None:
+        """With no user of the system's own scope, make ``admin`` (a system admin; ``admin_2``… if a tenant's
+        user has that name) with a random password written to ``path`` (mode 0600), so that a new
+        installation, or one whose catalog was rebuilt with its tenants' users only, can be logged in to;
+        the name, if it made one."""
         with self._db.unit() as uow:
-            if uow.users.page(Window(1)).items:
-                return False
+            if uow.users.any_of_the_system():
+                return None
+            name = first_free("admin", lambda n: uow.users.find_by_name(n) is not None)
         password = secrets.token_urlsafe(12)
         fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
-        self.create(SYSTEM, "admin", password, Role.ADMIN)
+        self.create(SYSTEM, name, password, Role.ADMIN)
         os.replace(path + ".tmp", path)
-        return True
+        return name

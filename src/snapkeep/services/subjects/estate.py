@@ -9,7 +9,7 @@ VM snapshot records it), plus what only a whole-system restore needs: whether th
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.model.manifest import ManifestObject
@@ -31,7 +31,7 @@ class Estate:
 
     root: str | None
     tenants: tuple[ManifestObject, ...]
-    own: tuple[ManifestObject, ...]  # the tenants' users and profiles
+    own: tuple[ManifestObject, ...] = field(repr=False)  # the tenants' users (password hashes) and profiles
     networks: tuple[ManifestObject, ...]
     settings: tuple[ManifestObject, ...]
     vms: tuple[Subject, ...]

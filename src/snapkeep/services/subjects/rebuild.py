@@ -553,9 +553,12 @@ class Rebuild:
             put_back_profile(self._put_back, obj, SubjectOfProfile.TENANT, obj.id, who)
 
     def _own_back(self, tenant: ManifestObject, own: tuple[ManifestObject, ...], who: Principal, uow: Unit) -> None:
-        for name in tenant_own.bring_back(uow, own):
-            detail = f"tenant {tenant.name!r} came back without it: the name is another user's now"
-            self._audit.failed(uow, who.name, "user.restore", f"user:{name}", detail)
+        for name, why_not in tenant_own.bring_back(uow, own, users=who.may(Role.ADMIN)):
+            if why_not:
+                detail = f"tenant {tenant.name!r} came back without it: {why_not}"
+                self._audit.failed(uow, who.name, "user.restore", f"user:{name}", detail)
+            else:
+                self._audit.done(uow, who.name, "user.restore", f"user:{name}", f"with tenant {tenant.name!r}")
 
     def _fresh_dataset(self, dataset: str) -> None:
         """A dataset named for a recorded object with no catalog row: half-made by an interrupted rebuild

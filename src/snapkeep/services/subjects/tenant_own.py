@@ -11,8 +11,9 @@ it), in the same catalog unit that makes it, so a crash leaves the tenant with a
 tenant. A tenant that still exists keeps the users and profiles it has now: they say who may act and what
 protects, not what is protected. A restore must not bring back a password changed since (perhaps because
 it leaked), nor a user removed on purpose, nor shorten a retention lengthened since, which would let the
-next sweep delete snapshots that are wanted now. A recorded user whose name another user has taken since
-(names are unique across the system) is left out and named in the audit log. A tenant copied as new gets
+next sweep delete snapshots that are wanted now. Users come back only when an admin restores (making users
+takes an admin; an operator's restore leaves them out), each one audited; a recorded user whose name
+another user has taken since (names are unique across the system) is left out, also audited. A tenant copied as new gets
 neither: login names cannot be doubled, and a copy's schedule is its owner's choice, as for a VM's copy.
 """
 
@@ -78,20 +79,29 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
-def bring_back(uow: Unit, objects: Iterable[ManifestObject]) -> builtins.list[str]:
-    """Make the recorded users and profiles of a tenant that was just made again, inside ``uow`` (the unit
-    that makes the tenant); the names of the users left out because their name is taken now."""
-    left_out = []
+def bring_back(uow: Unit, objects: Iterable[ManifestObject], users: bool = True) -> builtins.list[tuple[str, str]]:
+    """Make the recorded profiles of a tenant that was just made again and, with ``users``, its users, inside
+    ``uow`` (the unit that makes the tenant); each user as (name, why it was left out, or "")."""
+    outcome = []
     for obj in objects:
-        if obj.type == USER:
-            if uow.users.find_by_name(obj.name) is not None:
-                log.warning("user %s of the tenant brought back is left out: the name is taken now", obj.name)
-                left_out.append(obj.name)
-                continue
-            uow.users.insert(_user(obj))
-        elif obj.type == PROFILE:
+        if obj.type == PROFILE:
             uow.profiles.insert(_profile(obj))
-    return left_out
+        elif obj.type == USER:
+            why_not = _why_not(uow, obj, users)
+            if why_not:
+                log.warning("user %s of a tenant brought back is left out: %s", obj.name, why_not)
+            else:
+                uow.users.insert(_user(obj))
+            outcome.append((obj.name, why_not))
+    return outcome
+
+
+def _why_not(uow: Unit, user: ManifestObject, allowed: bool) -> str:
+    if not allowed:
+        return "only an admin brings users back (an operator may not make users)"
+    if uow.users.find_by_name(user.name) is not None:
+        return "the name is another user's now"
+    return ""
 
 
 def _user(obj: ManifestObject) -> User:
