@@ -78,6 +78,9 @@ def test_a_deleted_tenant_comes_back_with_its_users_and_profiles(services: Servi
     snap = system_snapshot(svc, "sys")
     manifest = os.path.join(svc.pool.snapshot_dir(snap.id), MANIFEST)
     assert stat.S_IMODE(os.stat(manifest).st_mode) == 0o600  # it holds the users' password hashes
+    assert svc.snapshots.manifest(snap.id).format_version == 2
+    alone = svc.snapshots.take(TakeRequest(ref=volume_id, subject_type="volume", name="alone"), who=SYSTEM)
+    assert svc.snapshots.manifest(alone.id).format_version == 1  # nothing new in it: older versions read it
 
     svc.tenants.delete(SYSTEM, "acme", force=True)
     assert "alice" not in users(svc) and profile.id not in {p.id for p in svc.profiles.listing(SYSTEM)}

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from snapkeep.errors import catalogue_markdown
-from snapkeep.model.manifest import MANIFEST_VERSION, Manifest
+from snapkeep.model.manifest import Manifest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -25,7 +25,7 @@ def test_format_example_loads_through_the_manifest_model() -> None:
     assert example is not None
     manifest = Manifest.from_bytes(example.group(1).encode())
     assert manifest.snapshot.name == "before-upgrade" and manifest.objects[0].type == "volume"
-    assert manifest.format_version == MANIFEST_VERSION
+    assert manifest.format_version == Manifest.written(manifest.snapshot, manifest.objects).format_version == 1
 
 
 def test_unknown_manifest_version_is_rejected() -> None:

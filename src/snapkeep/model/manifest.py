@@ -15,6 +15,7 @@ from snapkeep.errors import NotFound
 
 MANIFEST_VERSION = 2  # 2: system and tenant snapshots record the tenants' users and profiles
 READS = frozenset({1, MANIFEST_VERSION})  # a version-1 manifest is a version 2 without them
+_SINCE_2 = ("user", "profile")
 
 
 class ManifestObject(BaseModel):
@@ -60,6 +61,13 @@ class Manifest(BaseModel):
         if value not in READS:
             raise ValueError(f"unknown manifest format_version {value}; this snapkeep reads {sorted(READS)}")
         return value
+
+    @classmethod
+    def written(cls, snapshot: ManifestSnapshot, objects: list[ManifestObject]) -> Manifest:
+        """A manifest as this snapkeep writes it: version 1 unless it records users or profiles, so that an
+        older snapkeep still reads every snapshot it could have taken itself."""
+        version = MANIFEST_VERSION if any(o.type in _SINCE_2 for o in objects) else 1
+        return cls(format_version=version, snapshot=snapshot, objects=objects)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(indent=2).encode()

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from snapkeep.catalog.db import Database
 from snapkeep.errors import InvalidInput, NotFound
-from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestSnapshot
+from snapkeep.model.manifest import Manifest, ManifestSnapshot
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Job, Snapshot, SnapshotKind, SnapshotStatus, SubjectType
 from snapkeep.services.audit import Audit
@@ -85,7 +85,7 @@ class Imports:
             try:
                 for dataset in member.datasets:
                     self._pool.capture_from_snapshot(snap_id, dataset, snap.id)
-                manifest = Manifest(format_version=MANIFEST_VERSION, snapshot=_described(snap), objects=[member])
+                manifest = Manifest.written(_described(snap), [member])
                 self._pool.seal(snap.id, manifest.to_bytes())
             except BaseException:
                 self._pool.discard(snap.id)

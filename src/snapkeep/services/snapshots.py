@@ -40,7 +40,7 @@ from snapkeep.errors import (
     SnapshotNotReady,
 )
 from snapkeep.model.filters import SnapshotFilter
-from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestSnapshot
+from snapkeep.model.manifest import Manifest, ManifestSnapshot
 from snapkeep.model.names import check_description, check_name, first_free, manual_name, pre_restore_name
 from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
@@ -412,8 +412,7 @@ class Snapshots:
         private: bool,
         holding: Holding,
     ) -> Manifest:
-        return Manifest(
-            format_version=MANIFEST_VERSION,
+        return Manifest.written(
             snapshot=ManifestSnapshot(
                 id=snap_id,
                 kind=kind.snapshot_kind.value,
