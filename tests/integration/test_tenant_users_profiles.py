@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from snapkeep.api.schemas import ContentsPublic
 from snapkeep.model.paging import Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.profile import Frequency, Period, Profile, SubjectOfProfile
 from snapkeep.model.types import Snapshot
 from snapkeep.services.container import Services
+from snapkeep.services.contents import read_contents
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import MANIFEST
@@ -168,3 +170,25 @@ def test_with_only_tenants_users_the_first_admin_is_made_beside_them(services: S
 
     assert made == "admin_2" and users(svc)["admin_2"][1:3] == ("admin", None)
     assert svc.users.ensure_first_admin(str(tmp_path / "again")) is None
+
+
+def test_contents_list_the_users_and_profiles_without_a_password_hash(services: Services, libvirtd: None) -> None:
+    """What the API, CLI and web UI show of a snapshot: each scope its own subtree's users and profiles."""
+    svc = services
+    acme, _dev, profile = make_acme(svc)
+    svc.tenants.create(SYSTEM, "globex")
+    svc.users.create(SYSTEM, "gary", PASSWORD, Role.ADMIN, tenant="globex")
+    request = TakeRequest(ref="system", subject_type="system", name="sys", private=False)  # exposed beneath
+    snap = svc.snapshots.take(request, who=SYSTEM)
+
+    everything = ContentsPublic.of(read_contents(svc.snapshots, snap.id, SYSTEM), None)
+    acmes = ContentsPublic.of(read_contents(svc.snapshots, snap.id, Principal("al", Role.VIEWER, acme)), None)
+
+    roles = {(u.name, u.config["role"]) for u in everything.users}
+    assert roles == {("alice", "admin"), ("dave", "viewer"), ("gary", "admin")}
+    periods = [(p.name, [q["name"] for q in p.config["periods"]]) for p in everything.profiles]
+    assert periods == [("acme-nightly", ["nightly"])]
+    assert {u.name for u in acmes.users} == {"alice", "dave"} and [p.name for p in acmes.profiles] == ["acme-nightly"]
+    for shown in (everything, acmes):
+        assert "password_hash" not in shown.model_dump_json() and "$argon2" not in shown.model_dump_json()
+    assert everything.profiles[0].id == profile.id and everything.profiles[0].owner_tenant_id == acme

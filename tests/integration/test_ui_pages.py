@@ -81,6 +81,8 @@ def world(server: Server) -> World:
                 "/api/v1/networks", json={"name": f"lan-{tag}", "cidr": f"10.{octet}.7.0/24", "tenant": tenant["id"]}
             )
         )
+        user = {"name": f"ann-{tag}", "password": "ann's long password", "role": "operator", "tenant": tenant["id"]}
+        _ok(api.post("/api/v1/users", json=user))  # recorded by the system snapshot, shown by its contents
         system_snapshot = _snapshot(api, {"system": True, "name": f"whole-{tag}"})
         far = (datetime.now(UTC).hour + 12) % 24  # no run during the tests
         period = {"name": "nightly", "frequency": "daily", "hour": far, "retention": "2d"}
@@ -218,6 +220,7 @@ def test_every_list_and_detail_page_shows_its_objects(admin: httpx.Client, world
             world.volume["name"],
             world.child["name"],
             world.network["name"],
+            f"ann-{world.tag}",
         ],
         "/jobs": ["snapshot.take"],
     }
@@ -226,6 +229,7 @@ def test_every_list_and_detail_page_shows_its_objects(admin: httpx.Client, world
         assert answer.status_code == 200, (path, answer.text)
         for name in names:
             assert name in answer.text, (path, name)
+        assert "$argon2" not in answer.text, path
 
 
 def test_the_tenant_tree_nests_children_under_parents(admin: httpx.Client, world: World) -> None:

@@ -413,6 +413,8 @@ class ContentsPublic(BaseModel):
     volumes: list[ObjectPublic]
     networks: list[ObjectPublic]
     settings: list[ObjectPublic]
+    users: list[ObjectPublic] = Field(description="the tenants' own users, as recorded (never a password hash)")
+    profiles: list[ObjectPublic] = Field(description="the tenants' own snapshot profiles, with their periods")
 
     @classmethod
     def of(cls, contents: Contents, deletable_at: datetime | None) -> ContentsPublic:
@@ -427,6 +429,8 @@ class ContentsPublic(BaseModel):
             volumes=objects(contents.volumes),
             networks=objects(contents.networks),
             settings=objects(contents.settings),
+            users=objects(contents.users),
+            profiles=objects(contents.profiles),
         )
 
 

@@ -506,7 +506,8 @@ def contents(
     tenant: TenantNameOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """What a snapshot holds, as it was then: tenants (as a tree), VMs, volumes, networks (what you may see)."""
+    """What a snapshot holds, as it was then: tenants (as a tree), VMs, volumes, networks, the tenants' users
+    and profiles (what you may see)."""
     api = connect()
     found: JsonObject = api.get("snapshots", _snapshot_id(api, ref, None, None, system, tenant), "contents")
     if as_json:
@@ -527,7 +528,13 @@ def contents(
     ]
     rows += [["volume", v["name"], owner(v), render.size(v["config"]["size_limit"])] for v in found["volumes"]]
     rows += [["network", n["name"], owner(n), n["config"]["cidr"]] for n in found["networks"]]
+    rows += [["user", u["name"], owner(u), u["config"]["role"]] for u in found["users"]]
+    rows += [["profile", p["name"], owner(p), _periods(p["config"]["periods"])] for p in found["profiles"]]
     render.table(["TYPE", "NAME", "OWNER", "AT THE TIME"], rows)
+
+
+def _periods(periods: list[JsonObject]) -> str:
+    return f"periods: {', '.join(p['name'] for p in periods)}" if periods else "no periods"
 
 
 @app.command("browse")

@@ -1,7 +1,8 @@
 """What a snapshot holds, as its manifest recorded it, seen through the caller's scope (SPEC §2, §5).
 
 A system snapshot lists its tenants as a tree, its VMs, volumes, networks and settings, each with its
-configuration at that time, and which objects a partial one took. A tenant reading its parent's exposed
+configuration at that time, the tenants' users (never their password hashes) and profiles, and which objects
+a partial one took. A tenant reading its parent's exposed
 snapshot sees its own subtree in it and nothing else; the scope is the tree *as recorded*, so a sub-tenant
 deleted since is still the tenant's own to see and restore. Host paths (a VM's kernel and initrd) are
 shown to admins of the system only, as everywhere else.
@@ -17,6 +18,7 @@ from snapkeep.model.principal import Principal
 from snapkeep.model.selection import Selection
 from snapkeep.model.types import Snapshot
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.subjects import tenant_own
 
 _HOST_PATHS = ("kernel", "initrd")
 
@@ -40,6 +42,8 @@ class Contents:
     volumes: list[ManifestObject] = field(default_factory=list)
     networks: list[ManifestObject] = field(default_factory=list)
     settings: list[ManifestObject] = field(default_factory=list)
+    users: list[ManifestObject] = field(default_factory=list)  # without their password hashes
+    profiles: list[ManifestObject] = field(default_factory=list)
 
 
 def read_contents(snapshots: Snapshots, snap_id: str, who: Principal) -> Contents:
@@ -58,10 +62,18 @@ def read_contents(snapshots: Snapshots, snap_id: str, who: Principal) -> Content
         volumes=sorted(by_type.get("volume", []), key=lambda o: (o.owner_tenant_id or "", o.name)),
         networks=sorted(by_type.get("network", []), key=lambda o: (o.owner_tenant_id or "", o.name)),
         settings=by_type.get("settings", []),
+        users=_by_owner_and_name(by_type.get(tenant_own.USER, [])),
+        profiles=_by_owner_and_name(by_type.get(tenant_own.PROFILE, [])),
     )
 
 
+def _by_owner_and_name(objects: list[ManifestObject]) -> list[ManifestObject]:
+    return sorted(objects, key=lambda o: (o.owner_tenant_id or "", o.name))
+
+
 def _shown(obj: ManifestObject, who: Principal) -> ManifestObject:
+    if obj.type == tenant_own.USER:
+        return tenant_own.without_secret(obj)
     if obj.type != "vm" or who.is_system_admin:
         return obj
     spec = {key: (None if key in _HOST_PATHS else value) for key, value in obj.config.get("vm", {}).items()}

@@ -75,6 +75,12 @@ def _profile_object(profile: Profile) -> ManifestObject:
     )
 
 
+def without_secret(user: ManifestObject) -> ManifestObject:
+    """A recorded user as a listing shows it: without its password hash."""
+    config = {key: value for key, value in user.config.items() if key != "password_hash"}
+    return user.model_copy(update={"config": config})
+
+
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
