@@ -181,8 +181,8 @@ def test_contents_list_the_users_and_profiles_without_a_password_hash(services: 
     request = TakeRequest(ref="system", subject_type="system", name="sys", private=False)  # exposed beneath
     snap = svc.snapshots.take(request, who=SYSTEM)
 
-    everything = ContentsPublic.of(read_contents(svc.snapshots, snap.id, SYSTEM), None)
-    acmes = ContentsPublic.of(read_contents(svc.snapshots, snap.id, Principal("al", Role.VIEWER, acme)), None)
+    everything = ContentsPublic.of(read_contents(svc.snapshots, snap.id, SYSTEM), "system", None)
+    acmes = ContentsPublic.of(read_contents(svc.snapshots, snap.id, Principal("al", Role.VIEWER, acme)), "parent", None)
 
     roles = {(u.name, u.config["role"]) for u in everything.users}
     assert roles == {("alice", "admin"), ("dave", "viewer"), ("gary", "admin")}

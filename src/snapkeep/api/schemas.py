@@ -326,12 +326,18 @@ class SnapshotPublic(BaseModel):
     overdue_seconds: float | None = Field(
         default=None, description="held: how long past its expiry its period's minimum count has kept it"
     )
+    owner: str = Field(
+        description="its owner scope as the caller sees it: system, a tenant's path (acme/dev), or parent (a "
+        "parent's system snapshot exposed to the caller)"
+    )
 
     @classmethod
-    def of(cls, snap: Snapshot, deletable_at: datetime | None, overdue_seconds: float | None = None) -> SnapshotPublic:
+    def of(
+        cls, snap: Snapshot, owner: str, deletable_at: datetime | None, overdue_seconds: float | None = None
+    ) -> SnapshotPublic:
         values = dict(vars(snap))  # not asdict(): its deep copies cost more than the rest of a page of rows
-        values.pop("owner_tenant_id")
-        return cls(**values, deletable_at=deletable_at, overdue_seconds=overdue_seconds)
+        values.pop("owner_tenant_id")  # its id could name a parent the caller may not see: ``owner`` instead
+        return cls(**values, owner=owner, deletable_at=deletable_at, overdue_seconds=overdue_seconds)
 
 
 def _both(a: str, b: str) -> dict[str, Any]:
@@ -417,12 +423,12 @@ class ContentsPublic(BaseModel):
     profiles: list[ObjectPublic] = Field(description="the tenants' own snapshot profiles, with their periods")
 
     @classmethod
-    def of(cls, contents: Contents, deletable_at: datetime | None) -> ContentsPublic:
+    def of(cls, contents: Contents, owner: str, deletable_at: datetime | None) -> ContentsPublic:
         def objects(items: list[ManifestObject]) -> list[ObjectPublic]:
             return [ObjectPublic(**item.model_dump()) for item in items]
 
         return cls(
-            snapshot=SnapshotPublic.of(contents.snapshot, deletable_at),
+            snapshot=SnapshotPublic.of(contents.snapshot, owner, deletable_at),
             selection=contents.selection,
             tenants=[TenantInSnapshot(**asdict(node)) for node in contents.tenants],
             vms=objects(contents.vms),

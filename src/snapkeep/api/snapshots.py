@@ -7,7 +7,7 @@ guards and submit the jobs, so a busy subject is refused synchronously (409 ``bu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -28,11 +28,12 @@ from snapkeep.api.schemas import (
 )
 from snapkeep.errors import InvalidInput
 from snapkeep.model.filters import SnapshotFilter
+from snapkeep.model.principal import Principal
 from snapkeep.model.timespec import parse_expiry, parse_time
 from snapkeep.model.types import Snapshot, SnapshotKind, SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.contents import read_contents
-from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.snapshots import TakeRequest, owner_scope
 
 router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
 Wait = Query(0.0, ge=0, le=MAX_WAIT, description="seconds to wait for the job before answering")
@@ -40,8 +41,10 @@ SNAPSHOTS = Listing("snapshots", (datetime, str))
 FILES = Listing("files", (str,))
 
 
-def public(svc: Services, snap: Snapshot) -> SnapshotPublic:
-    return SnapshotPublic.of(snap, svc.snapshots.deletable_at(snap), svc.snapshots.overdue_seconds(snap))
+def public(svc: Services, who: Principal, snap: Snapshot, paths: Mapping[str, str] | None = None) -> SnapshotPublic:
+    """The snapshot as the caller sees it; ``paths`` (:meth:`Tenants.paths`), read once for a page of them."""
+    owner = owner_scope(snap, who, svc.tenants.paths(who) if paths is None else paths)
+    return SnapshotPublic.of(snap, owner, svc.snapshots.deletable_at(snap), svc.snapshots.overdue_seconds(snap))
 
 
 @router.get("", response_model=list[SnapshotPublic], responses=PAGED)
@@ -64,7 +67,7 @@ def list_snapshots(
     """Oldest first, a page at a time; the filters combine (all must match). Times without an offset are UTC."""
     subject_type, ref = _listed(volume, vm, system, tenant)
     if name is not None and ref is not None:  # names are unique per subject: that one, or not found
-        return [public(svc, svc.snapshots.find(ref, name, subject_type, who=who))]
+        return [public(svc, who, svc.snapshots.find(ref, name, subject_type, who=who))]
     after, before = parse_time(created_after, "created_after"), parse_time(created_before, "created_before")
     if after is not None and before is not None and after >= before:
         raise InvalidInput("created_after must be earlier than created_before", created_after=str(after))
@@ -79,7 +82,8 @@ def list_snapshots(
         created_before=before,
     )
     page = svc.snapshots.page(where, pages.window(SNAPSHOTS), ref, who=who)
-    return pages.send(SNAPSHOTS, page, lambda snap: public(svc, snap))
+    paths = svc.tenants.paths(who)
+    return pages.send(SNAPSHOTS, page, lambda snap: public(svc, who, snap, paths))
 
 
 def _listed(volume: str | None, vm: str | None, system: bool, tenant: str | None) -> tuple[str, str | None]:
@@ -121,7 +125,8 @@ def sweep(svc: Svc, who: Caller, wait: float = Wait) -> JobPublic:
 def snapshot_contents(svc: Svc, who: Caller, snap_id: str) -> ContentsPublic:
     """Tenants (as a tree), VMs, volumes, networks and settings, as recorded, within the caller's scope."""
     contents = read_contents(svc.snapshots, snap_id, who)
-    return ContentsPublic.of(contents, svc.snapshots.deletable_at(contents.snapshot))
+    owner = owner_scope(contents.snapshot, who, svc.tenants.paths(who))
+    return ContentsPublic.of(contents, owner, svc.snapshots.deletable_at(contents.snapshot))
 
 
 @router.post("/{snap_id}/import", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -133,7 +138,7 @@ def import_member(svc: Svc, who: Caller, snap_id: str, body: ImportRequest, wait
 
 @router.get("/{snap_id}", response_model=SnapshotPublic)
 def get_snapshot(svc: Svc, who: Caller, snap_id: str) -> SnapshotPublic:
-    return public(svc, svc.snapshots.get(snap_id, who))
+    return public(svc, who, svc.snapshots.get(snap_id, who))
 
 
 @router.delete("/{snap_id}", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -143,7 +148,7 @@ def delete_snapshot(svc: Svc, who: Caller, snap_id: str, wait: float = Wait) -> 
 
 @router.post("/{snap_id}/unlock", response_model=SnapshotPublic)
 def unlock_snapshot(svc: Svc, who: Caller, snap_id: str) -> SnapshotPublic:
-    return public(svc, svc.snapshots.unlock(snap_id, who=who))
+    return public(svc, who, svc.snapshots.unlock(snap_id, who=who))
 
 
 @router.post("/{snap_id}/space", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)

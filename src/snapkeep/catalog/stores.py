@@ -371,6 +371,16 @@ class TenantStore(Store[Tenant]):
         query = self._scope.where(select(TenantRow), TenantRow.id).order_by(TenantRow.name)
         return [self._to(row) for row in self._s.scalars(query)]
 
+    def paths(self) -> dict[str, str]:
+        """Tenant id -> its path as the scope sees it (``acme/dev``), from the scope's top."""
+        seen = {t.id: t for t in self.visible()}  # the scope's top has no parent among them
+
+        def path(tenant: Tenant) -> str:
+            parent = seen.get(tenant.parent_id or "")
+            return tenant.name if parent is None else f"{path(parent)}/{tenant.name}"
+
+        return {tenant_id: path(tenant) for tenant_id, tenant in seen.items()}
+
     def find(self, name: str, parent_id: str | None) -> Tenant | None:
         """The tenant named ``name`` directly under ``parent_id`` (None: under the system), if visible."""
         parent = TenantRow.parent_id

@@ -337,6 +337,7 @@ def show(
             ("id", snap["id"]),
             ("name", snap["name"]),
             (snap["subject_type"], f"{snap['subject_name']} ({snap['subject_id']})"),
+            ("owner", snap["owner"]),
             ("description", snap["description"]),
             ("status", _status(snap) + (f": {snap['status_reason']}" if snap["status_reason"] else "")),
             ("created", render.local_time(snap["created_at"])),

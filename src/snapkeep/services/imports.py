@@ -45,7 +45,7 @@ class Imports:
             _source, subject, name = self._plan(snap_id, member_type, ref, name, who)
 
             def run(_progress: Progress) -> dict[str, object]:
-                return {"snapshot": self._snapshots.as_json(self.run(snap_id, member_type, ref, name, who=who))}
+                return {"snapshot": self._snapshots.as_json(self.run(snap_id, member_type, ref, name, who=who), who)}
 
             params = {"snapshot": snap_id, str(member_type): subject.name, "name": name}
             return self._jobs.submit(

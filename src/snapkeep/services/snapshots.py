@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +79,15 @@ class TakeRequest:
 
     private: bool | None = None  # system snapshots only (hidden from tenants); None: private for those
     selection: Selection = FULL  # system and tenant snapshots: which VMs and volumes
+
+
+def owner_scope(snap: Snapshot, who: Principal, paths: Mapping[str, str]) -> str:
+    """A snapshot's owner scope as the caller may see it: ``system``, a tenant's path from the caller's top
+    (``acme/dev``; ``paths`` from :meth:`Tenants.paths`), or ``parent`` for a parent's system snapshot
+    exposed to the caller, whose owner it may not learn."""
+    if snap.owner_tenant_id is None:
+        return "system" if who.tenant_id is None else "parent"
+    return paths.get(snap.owner_tenant_id, "parent")
 
 
 def _private(req: TakeRequest, kind: SubjectKind) -> bool:
@@ -296,15 +305,18 @@ class Snapshots:
             request = replace(req, ref=subject.id, subject_type=subject.type)
 
             def run(_progress: Progress) -> dict[str, object]:
-                return {"snapshot": self.as_json(self.take(request, who=who))}
+                return {"snapshot": self.as_json(self.take(request, who=who), who)}
 
             params = {subject.type: subject.name, "name": req.name}
             return self._jobs.submit("snapshot.take", params, run, claim=claim, owner_tenant_id=subject.owner_tenant_id)
 
-    def as_json(self, snap: Snapshot) -> dict[str, Any]:
-        """The snapshot as the API shows it (without its owner, with when it may be deleted)."""
+    def as_json(self, snap: Snapshot, who: Principal) -> dict[str, Any]:
+        """The snapshot as the API shows it to ``who`` (its owner scope instead of its owner's id, with when
+        it may be deleted)."""
         values: dict[str, Any] = _AS_JSON.dump_python(snap, mode="json")
         values.pop("owner_tenant_id")
+        with self._db.unit(who) as uow:
+            values["owner"] = owner_scope(snap, who, uow.tenants.paths())
         values["deletable_at"] = _WHEN_AS_JSON.dump_python(self.deletable_at(snap), mode="json")
         values["overdue_seconds"] = self.overdue_seconds(snap)
         return values

@@ -196,13 +196,7 @@ class Tenants:
         """Tenant id -> its path as the caller sees it (``acme/dev``): for naming owners, without asking
         libvirt which VMs run (as :meth:`tree` does)."""
         with self._db.unit(who) as uow:
-            seen = {t.id: t for t in uow.tenants.visible()}  # the scope's top has no parent among them
-
-        def path(tenant: Tenant) -> str:
-            parent = seen.get(tenant.parent_id or "")
-            return tenant.name if parent is None else f"{path(parent)}/{tenant.name}"
-
-        return {tenant_id: path(tenant) for tenant_id, tenant in seen.items()}
+            return uow.tenants.paths()
 
     def page(self, who: Principal, window: Window) -> Page[TenantView]:
         """:meth:`tree` a page at a time, keyed by the tenant's path (names hold no ``/``)."""

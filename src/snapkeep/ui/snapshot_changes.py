@@ -26,7 +26,7 @@ def delete_form(request: Request, visit: Visitor, svc: UiSvc, snap_id: str) -> R
     system snapshot, of each object it recorded); or why it cannot go yet."""
     visit.who.require(Role.OPERATOR)
     snap = svc.snapshots.own(snap_id, visit.who)  # not a parent's exposed one: that is the parent's to delete
-    return render(request, "snapshots/delete.html", visit, row=snapshot_row(svc, snap))
+    return render(request, "snapshots/delete.html", visit, row=snapshot_row(svc, snap, visit.who))
 
 
 @router.post("/snapshots/{snap_id}/delete")
@@ -42,7 +42,9 @@ def unlock_form(request: Request, visit: Visitor, svc: UiSvc, snap_id: str) -> R
     visit.who.require(Role.ADMIN)
     snap = svc.snapshots.own(snap_id, visit.who)
     deletable_at = svc.snapshots.deletable_at(replace(snap, unlocked_at=svc.clock()))
-    return render(request, "snapshots/unlock.html", visit, row=snapshot_row(svc, snap), deletable_at=deletable_at)
+    return render(
+        request, "snapshots/unlock.html", visit, row=snapshot_row(svc, snap, visit.who), deletable_at=deletable_at
+    )
 
 
 @router.post("/snapshots/{snap_id}/unlock")

@@ -27,4 +27,4 @@ def subject_snapshots(svc: Services, who: Principal, subject_type: str, subject_
     more = None
     if page.next is not None:
         more = "/snapshots?" + urlencode({"subject_type": subject_type, "subject": subject_id})
-    return SubjectSnapshots(snapshot_rows(svc, page.items), more)
+    return SubjectSnapshots(snapshot_rows(svc, page.items, who), more)
