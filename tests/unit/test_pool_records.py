@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -427,6 +427,41 @@ def test_rebuild_brings_back_each_tenants_users_and_profiles_and_assigns_recorde
     assert assigned == {("tenant", "a"): "p-new", ("volume", "v1"): "p-new"}
     assert summary["users_left_out"] == ["taken"]
     assert any("'logs' was not assigned its profile again" in p for p in summary["problems"])
+
+
+def test_a_rebuild_cut_short_after_its_rows_is_finished_at_the_next_start(db: Database) -> None:
+    """A crash after the rows were written, before the VMs the host lacks were defined and the profiles
+    assigned: the next start (``finish``, as ``serve`` calls it) does those, once; libvirt down keeps it
+    unfinished; ``--rebuild-catalog`` again finishes it too, instead of refusing a catalog in use."""
+    acme = tenant("a", "acme")
+    acme.config["profile_id"] = "p1"
+    pool = pool_of(
+        manifest("s1", 1, system_object(), acme, profile("p1", "nightly", "a")),
+        manifest("s2", 2, vm("m1", "web", owner="a")),
+        datasets=["vm-m1"],
+    )
+    host = StandInHost({})
+    crashed = rebuild_of(db, pool, host)
+
+    def killed(*_args: object) -> NoReturn:
+        raise SystemExit("killed after the rows were written")
+
+    crashed._after_rows = killed  # type: ignore[method-assign,assignment]
+    with pytest.raises(SystemExit):
+        crashed.run()
+    with db.unit() as uow:
+        assert uow.tenants.visible() and uow.assignments.list() == []
+    assert host.domains == {}
+
+    host.down = True
+    assert "libvirt could not be asked" in " ".join(rebuild_of(db, pool, host).finish()["problems"])  # type: ignore[index]
+    host.down = False
+    summary = rebuild_of(db, pool, host).run()  # asked to rebuild again: finishes it
+
+    assert summary["defined_again"] == ["web"] and host.domains == {"sk-vm-m1": "uuid-m1"}
+    with db.unit() as uow:
+        assert [(a.subject_id, a.profile_id) for a in uow.assignments.list()] == [("a", "p1")]
+    assert rebuild_of(db, pool, host).finish() is None  # finished: nothing to do at the next start
 
 
 def test_rebuild_fills_an_empty_catalog_and_reports_what_it_cannot_read(db: Database) -> None:

@@ -80,11 +80,12 @@ def more_descriptors(wanted: int = DESCRIPTORS) -> int:
 
 def settle_catalog(services: Services, rebuild: bool) -> None:
     """With ``rebuild``, fill the empty catalog from the pool (after it was lost) and log what the pool
-    held that could not be placed; without, refuse an empty catalog over a pool that holds snapshots."""
-    if not rebuild:
+    held that could not be placed; without, finish a rebuild a crash cut short, else refuse an empty catalog
+    over a pool that holds snapshots."""
+    summary = services.catalog_rebuild.run() if rebuild else services.catalog_rebuild.finish()
+    if summary is None:  # nothing to rebuild, nor to finish
         check_not_lost(services.db, services.pool)
         return
-    summary = services.catalog_rebuild.run()
     counts = {key: value for key, value in summary.items() if not isinstance(value, list)}
     log.info("catalog rebuilt from the pool: %s", counts)
     for key, items in summary.items():

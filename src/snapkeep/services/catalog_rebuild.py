@@ -12,6 +12,8 @@ and a rebuild after them would find an empty newest system snapshot.
 
 VMs keep their libvirt domains: each is found on the host by its UUID (a VM made by an early version has a
 domain named after it), and one the host does not have (the pool moved to a new host) is defined again.
+Those definitions and the profile assignments follow the rows' unit; a crash between them is finished at
+the next start (``catalog_rebuild_unfinished`` in catalog_meta until they are done).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
 
 REBUILT_AT = "catalog_rebuilt_at"  # catalog_meta: when the catalog was last rebuilt from the pool
+UNFINISHED = "catalog_rebuild_unfinished"  # catalog_meta: rows written, domains and profiles not all done yet
 
 
 def catalog_is_empty(uow: Unit) -> bool:
@@ -78,24 +81,56 @@ class CatalogRebuild:
 
     def run(self) -> dict[str, Any]:
         """Fill the empty catalog from the pool, and define again the VMs libvirt no longer has (the pool
-        was moved to a new host); what it made and what it left, as a summary."""
+        was moved to a new host); what it made and what it left, as a summary. A rebuild cut short after its
+        rows were written is finished instead (:meth:`finish`)."""
+        unfinished = self.finish()
+        if unfinished is not None:
+            return unfinished
         with self._db.unit() as uow:
             self._refuse_in_use(uow)
-        manifests, unreadable = self._manifests()
-        domains, host_problem = self._domains()
-        uuids = {uuid: spec.name for uuid, spec in domains.items()}
-        plan = plan_catalog(manifests, self._pool.list_datasets(), self._clock(), uuids)
-        summary = {**plan.summary(), "unreadable_snapshots": unreadable}
+        plan, summary, domains, host_problem = self._plan()
         with self._db.unit() as uow:
             self._refuse_in_use(uow)
             summary["users_left_out"] = _write(uow, plan)
             uow.meta.put(REBUILT_AT, self._clock().isoformat())
+            uow.meta.put(UNFINISHED, "yes")
             self._audit.done(uow, SYSTEM.name, "catalog.rebuild", f"pool:{self._pool.root}", _detail(summary))
-        problems = [*plan.problems, *([host_problem] if host_problem else [])]
-        problems += [f"user {name!r} was left out: the name is another user's" for name in summary["users_left_out"]]
-        problems += self._assign_again(plan)
+        left_out = [f"user {name!r} was left out: the name is another user's" for name in summary["users_left_out"]]
+        return self._after_rows(plan, summary, domains, host_problem, left_out)
+
+    def finish(self) -> dict[str, Any] | None:
+        """Finish a rebuild that a crash cut short after its rows were written, before every VM had its domain
+        and every object its profile: those steps again, which do only what is missing (at start, before
+        requests); its summary, or None if no rebuild was cut short. Left unfinished while libvirt cannot say
+        which domains it has."""
+        with self._db.unit() as uow:
+            if not uow.meta.get(UNFINISHED):
+                return None
+        plan, summary, domains, host_problem = self._plan()
+        return self._after_rows(plan, {**summary, "users_left_out": []}, domains, host_problem, [])
+
+    def _plan(self) -> tuple[CatalogPlan, dict[str, Any], dict[str, VMSpec], str | None]:
+        manifests, unreadable = self._manifests()
+        domains, host_problem = self._domains()
+        uuids = {uuid: spec.name for uuid, spec in domains.items()}
+        plan = plan_catalog(manifests, self._pool.list_datasets(), self._clock(), uuids)
+        return plan, {**plan.summary(), "unreadable_snapshots": unreadable}, domains, host_problem
+
+    def _after_rows(
+        self,
+        plan: CatalogPlan,
+        summary: dict[str, Any],
+        domains: dict[str, VMSpec],
+        host_problem: str | None,
+        problems: list[str],
+    ) -> dict[str, Any]:
+        """What follows the rows: each object's profile assigned again, the VMs the host lacks defined."""
+        problems = [*plan.problems, *problems, *([host_problem] if host_problem else []), *self._assign_again(plan)]
         summary["defined_again"] = [] if host_problem else self._define_missing(plan, domains, problems)
         summary["problems"] = problems
+        if host_problem is None:
+            with self._db.unit() as uow:
+                uow.meta.put(UNFINISHED, "")
         return summary
 
     def _assign_again(self, plan: CatalogPlan) -> list[str]:
