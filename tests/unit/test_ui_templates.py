@@ -43,7 +43,7 @@ def _vm() -> VM:
 def test_a_vm_page_shows_its_configuration_and_snapshots() -> None:
     vm = _vm()
     held = snapshot(T0, name="nightly-1", status=SnapshotStatus.HELD, immutable=True, expires_at=T0)
-    row = SnapshotRow(held, None, True, "2d 3h")
+    row = SnapshotRow(held, None, True, "2d 3h", "acme")
     html = _render(
         "vms/detail.html",
         vm=vm,
@@ -67,13 +67,15 @@ def test_the_vm_list() -> None:
 
 def test_a_snapshot_unlocked_and_cooling_off() -> None:
     snap = snapshot(T0, immutable=True, unlocked_at=T0)
-    cooling = SnapshotRow(snap, T0 + timedelta(days=7), False, None)
+    cooling = SnapshotRow(snap, T0 + timedelta(days=7), False, None, "acme/dev")
     html = _render("snapshots/detail.html", row=cooling, subject_type="snapshot", snapshot=snap, owned=True)
     assert "no longer (unlocked 2026-03-01 12:00:00 UTC)" in html
+    assert "tenant acme/dev" in html  # its owner scope
     assert "/unlock" not in html  # unlocked already
-    locked = SnapshotRow(snapshot(T0, immutable=True), None, True, None)
+    locked = SnapshotRow(snapshot(T0, immutable=True), None, True, None, "parent")
     html = _render("snapshots/detail.html", row=locked, subject_type="snapshot", snapshot=locked.snap, owned=True)
     assert "until unlocked" in html
     assert f'href="/snapshots/{locked.snap.id}/unlock"' in html and "/delete" not in html  # not while locked
     html = _render("snapshots/detail.html", row=locked, subject_type="snapshot", snapshot=locked.snap, owned=False)
     assert "/unlock" not in html  # a parent's exposed snapshot is its parent's to unlock
+    assert "your parent (exposed to you)" in html
