@@ -147,7 +147,7 @@ def a_path(w: World) -> str:
 
 ROUTES: dict[tuple[str, str], Route] = {
     # service
-    ("get", "/api/v1/audit"): Route(VIEWER, owner=None, system_only=True),
+    ("get", "/api/v1/audit"): Route(VIEWER, owner=OWN),  # each scope reads its own subtree's entries
     # volumes
     ("get", "/api/v1/volumes"): Route(VIEWER),
     ("post", "/api/v1/volumes"): Route(
@@ -762,7 +762,7 @@ UI_ROUTES: dict[tuple[str, str], UiRoute] = {
     ("get", "/tokens/{ref}/revoke"): UiRoute(VIEWER, owner="a", args={"ref": "token"}),
     ("post", "/tokens/{ref}/revoke"): UiRoute(OPERATOR, owner="a", args={"ref": "token"}, fresh=True),
     # the audit log
-    ("get", "/audit"): UiRoute(VIEWER, system_only=True),
+    ("get", "/audit"): UiRoute(VIEWER),  # each scope its own subtree's entries (actors above it: "parent")
 }
 UI_CALLERS: list[Caller | None] = [*CALLERS, None]  # None: a browser that is not logged in
 

@@ -68,9 +68,9 @@ def test_failures_since_a_time_in_the_scope_newest_first(db: Database) -> None:
         uow.jobs.insert(_job("t-a", JobStatus.FAILED, 30))  # before the day
         uow.jobs.insert(_job("t-a", JobStatus.SUCCEEDED, 1))
         uow.jobs.insert(_job("t-b", JobStatus.FAILED, 1))
-        uow.audit.append(T0 - timedelta(hours=2), "x", "snapshot.take", "volume:docs/a", "failed", "disk full")
-        uow.audit.append(T0 - timedelta(hours=1), "x", "snapshot.take", "volume:docs/b", "done", "")
-        uow.audit.append(T0 - timedelta(hours=30), "x", "snapshot.take", "volume:docs/c", "failed", "old")
+        uow.audit.append(T0 - timedelta(hours=2), "x", "snapshot.take", "volume:docs/a", "failed", "disk full", None)
+        uow.audit.append(T0 - timedelta(hours=1), "x", "snapshot.take", "volume:docs/b", "done", "", None)
+        uow.audit.append(T0 - timedelta(hours=30), "x", "snapshot.take", "volume:docs/c", "failed", "old", None)
     since = T0 - timedelta(days=1)
     with db.unit() as uow:
         assert [j.id for j in uow.jobs.failed_since(since, 10)][:2] == [newest.id, recent.id]

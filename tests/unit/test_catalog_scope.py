@@ -131,6 +131,7 @@ def catalog(tmp_path: Path) -> Iterator[Catalog]:
             uow.vms.insert(vm(owner))
             uow.snapshots.insert(snapshot(owner))
             uow.jobs.insert(job(owner))
+            uow.audit.append(T0, "someone", "volume.update", f"volume:only-{owner}", "done", "", OWNERS[owner])
     yield Catalog(db)
     engine.dispose()
 
@@ -147,11 +148,11 @@ def test_stores_return_what_was_inserted_as_frozen_dataclasses(catalog: Catalog)
 def test_a_unit_commits_on_success_and_rolls_back_as_a_whole_on_error(catalog: Catalog) -> None:
     with pytest.raises(RuntimeError), catalog.unit() as uow:
         uow.volumes.update("vol-a-data", description="changed")
-        uow.audit.append(T0, "me", "volume.update", "volume:data", "done", "")
+        uow.audit.append(T0, "me", "volume.update", "volume:data", "done", "", "t-a")
         raise RuntimeError("after both writes")
     with catalog.unit() as uow:
         assert uow.volumes.get("vol-a-data").description == ""
-        assert uow.audit.list() == []
+        assert "me" not in {e.actor for e in uow.audit.list()}
     with pytest.raises(Conflict), catalog.unit() as uow:  # the driver's refusal, translated
         uow.volumes.update("vol-a-data", name="only-a")  # names are unique per owner
     with catalog.unit() as uow:
@@ -188,6 +189,7 @@ def test_a_tenant_lists_its_own_and_its_childrens_objects_only(catalog: Catalog)
         assert {s.id for s in uow.snapshots.list()} == {"snap-a", "snap-a1"}
         assert {s.id for s in uow.snapshots.in_status(SnapshotStatus.READY)} == {"snap-a", "snap-a1"}
         assert {j.id for j in uow.jobs.list()} == {"job-a", "job-a1"}
+        assert {e.target for e in uow.audit.list()} == {"volume:only-a", "volume:only-a1"}
         assert {t.id for t in uow.tenants.children(None)} == {"t-a"}
         assert uow.tenants.subtree_ids("t-a") == {"t-a", "t-a1"}
     with catalog.unit("a1") as uow:

@@ -147,7 +147,8 @@ def _audit_refusal(request: Request, exc: SnapkeepError) -> None:
     principal = getattr(request.state, "principal", None)
     name = principal.name if principal is not None else "anonymous"
     target = f"{request.method} {request.url.path}"[:256]
-    request.app.state.services.audit.refused(name, "api.access", target, f"{exc.code}: {exc.message}")
+    # the system's: the target is what the caller asked for, which may name what its tenant may not see
+    request.app.state.services.audit.refused(name, "api.access", target, f"{exc.code}: {exc.message}", owner=None)
 
 
 # --- the OpenAPI document --------------------------------------------------------------------------------

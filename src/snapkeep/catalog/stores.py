@@ -288,14 +288,26 @@ class JobStore(OwnedStore[Job]):
 
 
 class AuditStore:
-    """The audit log: appended to, never changed."""
+    """The audit log: appended to, never changed but for the owner of a deleted tenant's entries. Each entry
+    belongs to the tenant whose subtree it concerns (None: the system's); a scope reads its subtree's."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, scope: Scope) -> None:
         self._s = session
+        self._scope = scope
 
-    def append(self, at: datetime, actor: str, action: str, target: str, outcome: str, detail: str) -> None:
-        self._s.add(AuditRow(at=at, actor=actor, action=action, target=target, outcome=outcome, detail=detail))
+    def append(
+        self, at: datetime, actor: str, action: str, target: str, outcome: str, detail: str, owner: str | None
+    ) -> None:
+        row = AuditRow(at=at, actor=actor, action=action, target=target, outcome=outcome, detail=detail)
+        row.owner_tenant_id = owner
+        self._s.add(row)
         self._s.flush()
+
+    def hand_over(self, owners: Iterable[str], to: str | None) -> None:
+        """Give the entries of tenants that are going away to ``to`` (their parent), so that their history
+        stays readable above them."""
+        query = update(AuditRow).where(AuditRow.owner_tenant_id.in_(owners))
+        self._s.execute(query.values(owner_tenant_id=to))
 
     def failed_since(self, since: datetime, limit: int) -> builtins.list[AuditEntry]:
         """The newest ``limit`` entries of operations that failed at or after ``since``, newest first."""
@@ -309,8 +321,9 @@ class AuditStore:
         return self.page(Window(limit)).items
 
     def page(self, window: Window, where: AuditFilter | None = None) -> Page[AuditEntry]:
-        """Newest first; only the entries ``where`` matches (all of them without it)."""
-        query = select(AuditRow).where(*_audit_conditions(where or AuditFilter()))
+        """Newest first; only the entries ``where`` matches (all the scope sees without it)."""
+        query = self._scope.where(select(AuditRow), AuditRow.owner_tenant_id)
+        query = query.where(*_audit_conditions(where or AuditFilter()))
         rows = self._s.scalars(keyset(query, (AuditRow.id,), window, descending=True))
         return cut([convert_row(row, AuditEntry, {}) for row in rows], window, lambda entry: (entry.id,))
 
@@ -490,7 +503,7 @@ class Unit:
         self.vms = VmStore(session, scope)
         self.snapshots = SnapshotStore(session, scope)
         self.jobs = JobStore(session, scope)
-        self.audit = AuditStore(session)
+        self.audit = AuditStore(session, scope)
         self.tokens = TokenStore(session, scope)
         self.tenants = TenantStore(session, scope)
         self.networks = NetworkStore(session, scope)

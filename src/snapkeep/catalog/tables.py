@@ -187,6 +187,7 @@ class AuditRow(Base):
         Index("ix_audit_log_actor_id", "actor", "id"),
         Index("ix_audit_log_action_id", "action", "id"),
         Index("ix_audit_log_outcome_id", "outcome", "id"),
+        Index("ix_audit_log_owner_id", "owner_tenant_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -195,6 +196,9 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256))
     outcome: Mapped[str] = mapped_column(String(16))
+    # the tenant whose subtree the entry concerns (None: the system's); no foreign key: the log outlives
+    # tenants (a deleted tenant's entries are handed to its parent)
+    owner_tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
 
 

@@ -1,21 +1,28 @@
 """The audit log: what was done or refused, by whom, to what.
 
-Entries name the caller (``Principal.name``); the log has no owner, so only callers of the system's scope
-read it (a tenant's caller would otherwise see every other tenant's activity).
+Entries name the caller (``Principal.name``) and belong to the tenant whose subtree they concern (``owner``:
+the owner of the target, None for the system's): a tenant's callers read the entries of their subtree, done
+by anyone (the scheduler, a parent's admin), and nothing of other tenants or of the system. An actor whose
+name is not a token or user of the tenant's subtree (a parent's, or one deleted since) is shown as
+``parent``; the scheduler and the service itself act as ``system``. Refused API requests belong to the
+system: their targets are whatever the caller asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.errors import Forbidden, InvalidInput
+from snapkeep.errors import InvalidInput
 from snapkeep.model.filters import AuditFilter
 from snapkeep.model.paging import Page, Window
-from snapkeep.model.principal import Principal, Role
+from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.types import AuditEntry
+
+ABOVE = "parent"  # how a tenant's caller sees an actor from above its subtree
 
 
 class Audit:
@@ -23,30 +30,35 @@ class Audit:
         self._db = db
         self._clock = clock
 
-    def done(self, uow: Unit, by: str, action: str, target: str, detail: str = "") -> None:
-        """Record a change (by the caller named ``by``) inside the unit of work that makes it: both land or
-        neither."""
-        uow.audit.append(self._clock(), by, action, target, "done", detail)
+    def done(self, uow: Unit, by: str, action: str, target: str, detail: str = "", *, owner: str | None) -> None:
+        """Record a change (by the caller named ``by``, to a target of ``owner``'s subtree) inside the unit of
+        work that makes it: both land or neither."""
+        uow.audit.append(self._clock(), by, action, target, "done", detail, owner)
 
-    def failed(self, uow: Unit, by: str, action: str, target: str, detail: str) -> None:
+    def failed(self, uow: Unit, by: str, action: str, target: str, detail: str, *, owner: str | None) -> None:
         """Record an operation that failed and left nothing behind, in the unit that cleans up after it."""
-        uow.audit.append(self._clock(), by, action, target, "failed", detail)
+        uow.audit.append(self._clock(), by, action, target, "failed", detail, owner)
 
-    def refused(self, by: str, action: str, target: str, detail: str) -> None:
+    def refused(self, by: str, action: str, target: str, detail: str, *, owner: str | None) -> None:
         """Record a refusal in its own unit of work: the refused one is rolled back."""
         with self._db.unit() as uow:
-            uow.audit.append(self._clock(), by, action, target, "refused", detail)
+            uow.audit.append(self._clock(), by, action, target, "refused", detail, owner)
 
     def entries(self, who: Principal, limit: int = 200) -> list[AuditEntry]:
-        """The newest entries; any role of the system's scope (see the module docstring)."""
+        """The newest entries of the caller's subtree; any role."""
         return self.page(who, Window(limit)).items
 
     def page(self, who: Principal, window: Window, where: AuditFilter | None = None) -> Page[AuditEntry]:
-        """The entries ``where`` matches, a page at a time, newest first; as :meth:`entries`."""
+        """The entries ``where`` matches among those of the caller's subtree, a page at a time, newest first;
+        any role."""
         who.require(Role.VIEWER)
-        if who.tenant_id is not None:
-            raise Forbidden(f"token {who.name!r} is scoped to a tenant; the audit log is the system's")
         if where is not None and where.since is not None and where.until is not None and where.since >= where.until:
             raise InvalidInput("since must be earlier than until", since=where.since.isoformat())
-        with self._db.unit() as uow:
-            return uow.audit.page(window, where)
+        with self._db.unit(who) as uow:
+            if who.tenant_id is None:
+                return uow.audit.page(window, where)
+            known = uow.tokens.names() | uow.users.names() | {SYSTEM.name}
+            if where is not None and where.actor is not None and where.actor not in known:
+                return Page([], None)  # not a name of the scope's: nothing to say, not even whether it acted
+            page = uow.audit.page(window, where)
+        return Page([e if e.actor in known else replace(e, actor=ABOVE) for e in page.items], page.next)

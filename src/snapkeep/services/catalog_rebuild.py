@@ -94,7 +94,8 @@ class CatalogRebuild:
             summary["users_left_out"] = _write(uow, plan)
             uow.meta.put(REBUILT_AT, self._clock().isoformat())
             uow.meta.put(UNFINISHED, "yes")
-            self._audit.done(uow, SYSTEM.name, "catalog.rebuild", f"pool:{self._pool.root}", _detail(summary))
+            target = f"pool:{self._pool.root}"
+            self._audit.done(uow, SYSTEM.name, "catalog.rebuild", target, _detail(summary), owner=None)
         left_out = [f"user {name!r} was left out: the name is another user's" for name in summary["users_left_out"]]
         return self._after_rows(plan, summary, domains, host_problem, left_out)
 

@@ -308,7 +308,8 @@ class Files:
         shown = _shown(plan.dest)
         with self._db.unit() as uow:
             detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
-            self._audit.done(uow, who.name, "snapshot.extract", f"volume:{plan.volume.name}/{shown}", detail)
+            target, owner = f"volume:{plan.volume.name}/{shown}", plan.volume.owner_tenant_id
+            self._audit.done(uow, who.name, "snapshot.extract", target, detail, owner=owner)
         done: dict[str, object] = {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
         return done | ({"pre_restore_snapshot_id": undo.id} if undo else {})
 

@@ -95,7 +95,8 @@ class Imports:
             with self._db.unit() as uow:
                 done = uow.snapshots.update(snap.id, status=SnapshotStatus.READY)
                 target = f"{subject.type}:{subject.name}/{name}"
-                self._audit.done(uow, who.name, "snapshot.import", target, f"from {source.name} ({source.id})")
+                detail, owner = f"from {source.name} ({source.id})", done.owner_tenant_id
+                self._audit.done(uow, who.name, "snapshot.import", target, detail, owner=owner)
                 return done
 
     def _plan(

@@ -140,7 +140,7 @@ class Profiles:
             if uow.profiles.find(name, owner) is not None:
                 raise NameClash(f"a profile named {name!r} exists already", name=name)
             stored = uow.profiles.insert(profile)
-            self._audit.done(uow, who.name, "profile.create", f"profile:{name}")
+            self._audit.done(uow, who.name, "profile.create", f"profile:{name}", owner=owner)
         return self.saved(stored)
 
     def update(self, ref: str, who: Principal, **changes: Any) -> Saved:
@@ -163,7 +163,10 @@ class Profiles:
             if changed.timezone != profile.timezone:
                 for period in changed.periods:
                     self._reschedule(uow, changed, period)
-            self._audit.done(uow, who.name, "profile.update", f"profile:{changed.name}", ", ".join(sorted(changes)))
+            detail = ", ".join(sorted(changes))
+            self._audit.done(
+                uow, who.name, "profile.update", f"profile:{changed.name}", detail, owner=profile.owner_tenant_id
+            )
             return self.saved(uow.profiles.get(profile.id))
 
     def delete(self, ref: str, who: Principal, *, detach: bool = False) -> None:
@@ -184,7 +187,10 @@ class Profiles:
             for assignment in assigned:
                 self._unassign(uow, assignment)
             uow.profiles.delete(profile.id)
-            self._audit.done(uow, who.name, "profile.delete", f"profile:{profile.name}", f"detached {len(assigned)}")
+            detail = f"detached {len(assigned)}"
+            self._audit.done(
+                uow, who.name, "profile.delete", f"profile:{profile.name}", detail, owner=profile.owner_tenant_id
+            )
 
     # --- periods -----------------------------------------------------------------------------------
     def add_period(self, ref: str, period: Period, who: Principal) -> Saved:
@@ -195,7 +201,8 @@ class Profiles:
             check_profile(replace(profile, periods=(*profile.periods, period)), self._clock(), previous=profile)
             uow.profiles.put_period(profile.id, period)
             self._reschedule(uow, profile, period)
-            self._audit.done(uow, who.name, "profile.period.add", f"profile:{profile.name}", period.name)
+            target, owner = f"profile:{profile.name}", profile.owner_tenant_id
+            self._audit.done(uow, who.name, "profile.period.add", target, period.name, owner=owner)
             return self.saved(uow.profiles.get(profile.id))
 
     def update_period(self, ref: str, period_name: str, who: Principal, /, **changes: Any) -> Saved:
@@ -212,7 +219,8 @@ class Profiles:
             self._reschedule(uow, profile, new)
             uow.snapshots.release_holds(period_id=new.id)
             detail = f"{period_name}: " + ", ".join(sorted(changes))
-            self._audit.done(uow, who.name, "profile.period.update", f"profile:{profile.name}", detail)
+            target, owner = f"profile:{profile.name}", profile.owner_tenant_id
+            self._audit.done(uow, who.name, "profile.period.update", target, detail, owner=owner)
             return self.saved(uow.profiles.get(profile.id))
 
     def remove_period(self, ref: str, name: str, who: Principal) -> Saved:
@@ -224,7 +232,8 @@ class Profiles:
             uow.schedule.remove(period_id=period.id)
             uow.profiles.remove_period(profile.id, period.id)
             uow.snapshots.release_holds(period_id=period.id)
-            self._audit.done(uow, who.name, "profile.period.remove", f"profile:{profile.name}", name)
+            target, owner = f"profile:{profile.name}", profile.owner_tenant_id
+            self._audit.done(uow, who.name, "profile.period.remove", target, name, owner=owner)
             return self.saved(uow.profiles.get(profile.id))
 
     # --- assignments -------------------------------------------------------------------------------
@@ -249,7 +258,8 @@ class Profiles:
             now = self._clock()
             for period in profile.periods:
                 uow.schedule.add(period.id, subject.type.value, subject.id, next_slot(period, profile.timezone, now))
-            self._audit.done(uow, who.name, "profile.assign", f"{subject.type}:{subject.name}", profile.name)
+            target, owner = f"{subject.type}:{subject.name}", subject.owner_tenant_id
+            self._audit.done(uow, who.name, "profile.assign", target, profile.name, owner=owner)
             return assignment
 
     def put_back(
@@ -279,7 +289,8 @@ class Profiles:
             if assignment is not None:
                 _require_own(uow, assignment, subject)
                 self._unassign(uow, assignment)
-                self._audit.done(uow, who.name, "profile.unassign", f"{subject.type}:{subject.name}")
+                target, owner = f"{subject.type}:{subject.name}", subject.owner_tenant_id
+                self._audit.done(uow, who.name, "profile.unassign", target, owner=owner)
 
     def forget_subject(self, uow: Unit, subject_type: SubjectOfProfile, subject_id: str) -> None:
         """A subject is being deleted (inside ``uow``): its assignment and schedule go with it."""

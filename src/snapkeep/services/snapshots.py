@@ -369,7 +369,8 @@ class Snapshots:
             if kind.keeps_failed_takes:
                 self._mark_failed(snap_id, exc.message)
             else:
-                self._forget_failed(snap_id, who, f"{subject.type}:{subject.name}/{req.name}", exc.message)
+                target = f"{subject.type}:{subject.name}/{req.name}"
+                self._forget_failed(snap_id, who, (target, subject.owner_tenant_id), exc.message)
             raise
         except BaseException as exc:
             self._pool.discard(snap_id)
@@ -384,7 +385,8 @@ class Snapshots:
                 quiesce_window_ms=report.windows_ms.get("quiesce"),
                 paused_window_ms=report.windows_ms.get("paused"),
             )
-            self._audit.done(uow, who.name, "snapshot.take", f"{subject.type}:{subject.name}/{req.name}", snap_id)
+            target = f"{subject.type}:{subject.name}/{req.name}"
+            self._audit.done(uow, who.name, "snapshot.take", target, snap_id, owner=snap.owner_tenant_id)
             return snap
 
     def take_pre_restore(
@@ -444,12 +446,12 @@ class Snapshots:
             objects=kind.manifest_objects(subject, holding),
         )
 
-    def _forget_failed(self, snap_id: str, who: Principal, target: str, reason: str) -> None:
-        """A take that records nothing when it fails (a system snapshot): the row goes, the audit log and
-        the job keep the reason."""
+    def _forget_failed(self, snap_id: str, who: Principal, target: tuple[str, str | None], reason: str) -> None:
+        """A take that records nothing when it fails (a system snapshot): the row goes, the audit log (the
+        ``target`` and its owner) and the job keep the reason."""
         with self._db.unit() as uow:
             uow.snapshots.delete(snap_id)
-            self._audit.failed(uow, who.name, "snapshot.take", target, reason)
+            self._audit.failed(uow, who.name, "snapshot.take", target[0], reason, owner=target[1])
 
     def _mark_failed(self, snap_id: str, reason: str) -> None:
         with self._db.unit() as uow:
@@ -511,7 +513,8 @@ class Snapshots:
         why = f"snapshot {snap.name!r} is immutable and locked" + (
             f" until {when.isoformat()}" if when else "; unlock it first (a cooling-off period follows)"
         )
-        self._audit.refused(who.name, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}", why)
+        target = f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
+        self._audit.refused(who.name, "snapshot.delete", target, why, owner=snap.owner_tenant_id)
         raise SnapshotLocked(why, snapshot=snap.id, deletable_at=when.isoformat() if when else None)
 
     def unlock(self, snap_id: str, *, who: Principal) -> Snapshot:
@@ -523,7 +526,8 @@ class Snapshots:
             if not snap.immutable or snap.unlocked_at is not None:
                 return snap
             snap = uow.snapshots.update(snap_id, unlocked_at=self._clock())
-            self._audit.done(uow, who.name, "snapshot.unlock", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
+            target = f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
+            self._audit.done(uow, who.name, "snapshot.unlock", target, owner=snap.owner_tenant_id)
             return snap
 
     def delete(self, snap_id: str, *, who: Principal) -> None:
@@ -562,7 +566,8 @@ class Snapshots:
         self._pool.discard(snap.id)
         with self._db.unit() as uow:
             uow.snapshots.delete(snap.id)
-            self._audit.done(uow, who.name, "snapshot.delete", f"{snap.subject_type}:{snap.subject_name}/{snap.name}")
+            target = f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
+            self._audit.done(uow, who.name, "snapshot.delete", target, owner=snap.owner_tenant_id)
 
     def delete_all_of(self, subject_type: str, subject_id: str, who: Principal) -> int:
         """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked.

@@ -13,13 +13,14 @@ from snapkeep.model.tags import TagKind, check_tag, check_tags
 from snapkeep.services.audit import Audit
 
 
-def object_id(uow: Unit, kind: TagKind, ref: str) -> tuple[str, str]:
-    """The (id, name) of the object ``ref`` of ``kind``, through the unit's scope."""
+def object_id(uow: Unit, kind: TagKind, ref: str) -> tuple[str, str, str | None]:
+    """The (id, name, owner) of the object ``ref`` of ``kind``, through the unit's scope (a tenant is its own
+    owner: what concerns it belongs to its subtree)."""
     if kind is TagKind.TENANT:
         tenant = uow.tenants.resolve(ref)
-        return tenant.id, tenant.name
+        return tenant.id, tenant.name, tenant.id
     found = (uow.vms if kind is TagKind.VM else uow.volumes).resolve(ref)
-    return found.id, found.name
+    return found.id, found.name, found.owner_tenant_id
 
 
 def add_tags(uow: Unit, kind: TagKind, object_ref_id: str, tags: tuple[str, ...]) -> tuple[str, ...]:
@@ -38,9 +39,9 @@ class Tags:
     def add(self, who: Principal, kind: TagKind, ref: str, tag: str) -> tuple[str, ...]:
         who.require(Role.OPERATOR)
         with self._db.unit(who) as uow:
-            found, name = object_id(uow, kind, ref)
+            found, name, owner = object_id(uow, kind, ref)
             tags = add_tags(uow, kind, found, (tag,))
-            self._audit.done(uow, who.name, "tag.add", f"{kind}:{name}", tag)
+            self._audit.done(uow, who.name, "tag.add", f"{kind}:{name}", tag, owner=owner)
             return tags
 
     def remove(self, who: Principal, kind: TagKind, ref: str, tag: str) -> tuple[str, ...]:
@@ -48,9 +49,9 @@ class Tags:
         who.require(Role.OPERATOR)
         check_tag(tag)
         with self._db.unit(who) as uow:
-            found, name = object_id(uow, kind, ref)
+            found, name, owner = object_id(uow, kind, ref)
             uow.tags.remove(kind, found, tag)
-            self._audit.done(uow, who.name, "tag.remove", f"{kind}:{name}", tag)
+            self._audit.done(uow, who.name, "tag.remove", f"{kind}:{name}", tag, owner=owner)
             return uow.tags.of(kind, found)
 
     def of(self, who: Principal, kind: TagKind, ref: str) -> tuple[str, ...]:

@@ -139,7 +139,8 @@ class Tenants:
             add_tags(uow, TagKind.TENANT, tenant.id, tuple(tags))
             if also is not None:
                 also(uow)
-            self._audit.done(uow, who.name, "tenant.create", f"tenant:{name}", f"parent:{parent_id or 'system'}")
+            detail = f"parent:{parent_id or 'system'}"
+            self._audit.done(uow, who.name, "tenant.create", f"tenant:{name}", detail, owner=tenant.id)
             return self._view(uow, who, tenant, self._running_owners())
 
     def update(
@@ -159,7 +160,7 @@ class Tenants:
             if description is not None:
                 changes["description"] = description
             tenant = uow.tenants.update(tenant.id, **changes)
-            self._audit.done(uow, who.name, "tenant.update", f"tenant:{tenant.name}")
+            self._audit.done(uow, who.name, "tenant.update", f"tenant:{tenant.name}", owner=tenant.id)
             return self._view(uow, who, tenant, self._running_owners())
 
     # --- looking --------------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class Tenants:
             progress((i + 1) / len(plan.vms), vm.name)
         with self._db.unit(who) as uow:
             action = "tenant.start" if on else "tenant.stop"
-            self._audit.done(uow, who.name, action, f"tenant:{plan.root.name}", ",".join(changed))
+            self._audit.done(uow, who.name, action, f"tenant:{plan.root.name}", ",".join(changed), owner=plan.root.id)
         return {"tenant_id": plan.root.id, "started" if on else "stopped": changed}
 
     # --- deleting -------------------------------------------------------------------------------------
@@ -327,6 +328,7 @@ class Tenants:
                 self._networks.remove(uow, who, network)
             subtree_ids = {t.id for t in plan.tenants}
             uow.jobs.hand_over(subtree_ids, plan.root.parent_id)  # the jobs' history outlives the tenants
+            uow.audit.hand_over(subtree_ids, plan.root.parent_id)  # and so does the audit log's
             for token in uow.tokens.list():  # its tokens stop working with it
                 if token.tenant_id in subtree_ids:
                     uow.tokens.delete(token.id)
@@ -336,9 +338,8 @@ class Tenants:
             for tenant in plan.tenants:
                 uow.settings.replace(tenant.id, {})
                 uow.tenants.delete(tenant.id)
-            self._audit.done(
-                uow, who.name, "tenant.delete", f"tenant:{plan.root.name}", f"{len(plan.tenants)} tenant(s)"
-            )
+            detail, parent = f"{len(plan.tenants)} tenant(s)", plan.root.parent_id
+            self._audit.done(uow, who.name, "tenant.delete", f"tenant:{plan.root.name}", detail, owner=parent)
         return {
             "tenant_id": plan.root.id,
             "tenants": len(plan.tenants),

@@ -399,7 +399,8 @@ class Rebuild:
             self._release_covered(changes.recorded, intent)
         with self._db.unit() as uow:
             detail = f"from {snap.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-            self._audit.done(uow, who.name, "rebuild", f"{'tenant:' + root if root else 'system'}", detail)
+            target = f"tenant:{root}" if root else "system"
+            self._audit.done(uow, who.name, "rebuild", target, detail, owner=root)
         return counts
 
     def _abandon(self, intent: Intent, snap: Snapshot, root: str | None, who: Principal, exc: Exception) -> None:
@@ -410,7 +411,8 @@ class Rebuild:
         reason = exc.message if isinstance(exc, SnapkeepError) else repr(exc)
         with self._db.unit() as uow:
             target = f"tenant:{root}" if root else "system"
-            self._audit.failed(uow, who.name, "rebuild", target, f"from {snap.name}, partly done: {reason}")
+            detail = f"from {snap.name}, partly done: {reason}"
+            self._audit.failed(uow, who.name, "rebuild", target, detail, owner=root)
 
     def _release_covered(self, recorded: Recorded, intent: Intent) -> None:
         """The rebuild is done: its intent goes, and so do those of earlier rebuilds of the same subtree or
@@ -448,7 +450,8 @@ class Rebuild:
         name, role, tenant = record.get("by") or [SYSTEM.name, str(SYSTEM.role), None]
         self._apply(snap, recorded, Principal(name, Role(role), tenant), lambda _f, _m: None, until)
         with self._db.unit() as uow:
-            self._audit.done(uow, SYSTEM.name, "rebuild", "resumed", f"from {snap.name} after a restart")
+            detail = f"from {snap.name} after a restart"
+            self._audit.done(uow, SYSTEM.name, "rebuild", "resumed", detail, owner=record["root"])
 
     def _apply(
         self, snap: Snapshot, recorded: Recorded, who: Principal, progress: Report, until: datetime | None
@@ -556,9 +559,10 @@ class Rebuild:
         for name, why_not in tenant_own.bring_back(uow, own, users=who.may(Role.ADMIN)):
             if why_not:
                 detail = f"tenant {tenant.name!r} came back without it: {why_not}"
-                self._audit.failed(uow, who.name, "user.restore", f"user:{name}", detail)
+                self._audit.failed(uow, who.name, "user.restore", f"user:{name}", detail, owner=tenant.id)
             else:
-                self._audit.done(uow, who.name, "user.restore", f"user:{name}", f"with tenant {tenant.name!r}")
+                detail = f"with tenant {tenant.name!r}"
+                self._audit.done(uow, who.name, "user.restore", f"user:{name}", detail, owner=tenant.id)
 
     def _fresh_dataset(self, dataset: str) -> None:
         """A dataset named for a recorded object with no catalog row: half-made by an interrupted rebuild

@@ -105,7 +105,7 @@ class TenantCopy:
             raise
         with self._db.unit() as uow:
             detail = f"from {snap.name}" + (f"; networks moved: {moved}" if moved else "")
-            self._audit.done(uow, who.name, "tenant.restore_as_new", f"tenant:{name}", detail)
+            self._audit.done(uow, who.name, "tenant.restore_as_new", f"tenant:{name}", detail, owner=new_root)
         return new_root, name
 
     def _copy(

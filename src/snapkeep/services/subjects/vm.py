@@ -161,7 +161,8 @@ class VmKind:
                     vm.id, spec=dict(source.config["vm"]), description=str(source.config["description"])
                 )
                 self._host.define(self._vms.spec(record))
-                self._audit.done(uow, who.name, "vm.restore", f"vm:{vm.name}", f"from {snap.name}")
+                detail = f"from {snap.name}"
+                self._audit.done(uow, who.name, "vm.restore", f"vm:{vm.name}", detail, owner=record.owner_tenant_id)
         except BaseException:
             self._pool.swap_back(source.datasets[0], op_id)
             try:

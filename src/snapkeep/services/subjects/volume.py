@@ -125,7 +125,8 @@ class VolumeKind:
                     settings=dict(source.config["settings"]),
                 )
             detail = f"from {snap.name} ({options.mode})"
-            self._audit.done(uow, who.name, "volume.restore", f"volume:{volume.name}", detail)
+            target = f"volume:{volume.name}"
+            self._audit.done(uow, who.name, "volume.restore", target, detail, owner=volume.owner_tenant_id)
         if settings_too:
             self.bring_back_profile(source, volume.id, who)
         return volume.id
