@@ -35,7 +35,8 @@ def test_each_caller_sees_the_owner_scope_it_may_know(services: Services, libvir
     def owner(snap: Snapshot, who: Principal) -> str:
         return public(svc, who, svc.snapshots.get(snap.id, who)).owner
 
-    assert [owner(s, SYSTEM) for s in (whole, acmes_own, files)] == ["system", "acme", "acme/dev"]
-    assert [owner(s, acme_op) for s in (whole, acmes_own, files)] == ["parent", "acme", "acme/dev"]
-    assert [owner(s, dev_op) for s in (acmes_own, files)] == ["parent", "dev"]  # acme's name stays unknown
-    assert svc.snapshots.as_json(files, dev_op)["owner"] == "dev"  # a job's result shows it the same way
+    assert [owner(s, SYSTEM) for s in (whole, acmes_own, files)] == ["system", "tenant:acme", "tenant:acme/dev"]
+    assert [owner(s, acme_op) for s in (whole, acmes_own, files)] == ["parent", "tenant:acme", "tenant:acme/dev"]
+    assert [owner(s, dev_op) for s in (acmes_own, files)] == ["parent", "tenant:dev"]  # acme's name stays unknown
+    # a job's result (its job is dev's, the owner of the volume) is shown from dev's scope, naming nothing above
+    assert svc.snapshots.as_json(files, dev)["owner"] == "tenant:dev"

@@ -43,7 +43,7 @@ def _vm() -> VM:
 def test_a_vm_page_shows_its_configuration_and_snapshots() -> None:
     vm = _vm()
     held = snapshot(T0, name="nightly-1", status=SnapshotStatus.HELD, immutable=True, expires_at=T0)
-    row = SnapshotRow(held, None, True, "2d 3h", "acme")
+    row = SnapshotRow(held, None, True, "2d 3h", "tenant:acme")
     html = _render(
         "vms/detail.html",
         vm=vm,
@@ -67,7 +67,7 @@ def test_the_vm_list() -> None:
 
 def test_a_snapshot_unlocked_and_cooling_off() -> None:
     snap = snapshot(T0, immutable=True, unlocked_at=T0)
-    cooling = SnapshotRow(snap, T0 + timedelta(days=7), False, None, "acme/dev")
+    cooling = SnapshotRow(snap, T0 + timedelta(days=7), False, None, "tenant:acme/dev")
     html = _render("snapshots/detail.html", row=cooling, subject_type="snapshot", snapshot=snap, owned=True)
     assert "no longer (unlocked 2026-03-01 12:00:00 UTC)" in html
     assert "tenant acme/dev" in html  # its owner scope

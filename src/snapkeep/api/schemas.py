@@ -327,8 +327,8 @@ class SnapshotPublic(BaseModel):
         default=None, description="held: how long past its expiry its period's minimum count has kept it"
     )
     owner: str = Field(
-        description="its owner scope as the caller sees it: system, a tenant's path (acme/dev), or parent (a "
-        "parent's system snapshot exposed to the caller)"
+        description="its owner scope as the caller sees it: system, tenant: and a tenant's path from the "
+        "caller's top (tenant:acme/dev), or parent (a parent's system snapshot exposed to the caller)"
     )
 
     @classmethod

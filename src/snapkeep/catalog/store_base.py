@@ -247,10 +247,6 @@ class CredentialStore(Store[T]):
         if "tenant_id" in values and not self._scope.allows(values["tenant_id"]):
             raise no_owner(values["tenant_id"])
 
-    def names(self) -> set[str]:
-        """The names of those the scope sees."""
-        return set(self._s.scalars(self._scope.where(select(self.row.name), self.row.tenant_id)))
-
     def find_by_name(self, name: str) -> T | None:
         """Any one of that name, visible or not."""
         row = self._s.scalar(select(self.row).where(self.row.name == name))

@@ -54,6 +54,7 @@ from snapkeep.catalog.user_stores import UserStore, WebSessionStore
 from snapkeep.errors import NotFound
 from snapkeep.model.filters import AuditFilter, SnapshotFilter
 from snapkeep.model.paging import Key, Page, Window, cut
+from snapkeep.model.principal import SYSTEM, Principal
 from snapkeep.model.types import (
     AuditEntry,
     Job,
@@ -296,10 +297,13 @@ class AuditStore:
         self._scope = scope
 
     def append(
-        self, at: datetime, actor: str, action: str, target: str, outcome: str, detail: str, owner: str | None
+        self, at: datetime, by: Principal | str, action: str, target: str, outcome: str, detail: str, owner: str | None
     ) -> None:
+        """``by``: who acted (a name alone: someone not identified, such as a failed login's); ``owner``: the
+        tenant whose subtree the entry concerns."""
+        actor, scope = (by, None) if isinstance(by, str) else (by.name, by.tenant_id)
         row = AuditRow(at=at, actor=actor, action=action, target=target, outcome=outcome, detail=detail)
-        row.owner_tenant_id = owner
+        row.actor_tenant_id, row.owner_tenant_id = scope, owner
         self._s.add(row)
         self._s.flush()
 
@@ -322,8 +326,12 @@ class AuditStore:
 
     def page(self, window: Window, where: AuditFilter | None = None) -> Page[AuditEntry]:
         """Newest first; only the entries ``where`` matches (all the scope sees without it)."""
-        query = self._scope.where(select(AuditRow), AuditRow.owner_tenant_id)
-        query = query.where(*_audit_conditions(where or AuditFilter()))
+        where = where or AuditFilter()
+        query = self._scope.where(select(AuditRow), AuditRow.owner_tenant_id).where(*_audit_conditions(where))
+        visible = self._scope.tenants()
+        if where.actor is not None and visible is not None:  # a tenant names its own actors only (or the service)
+            service = and_(AuditRow.actor == SYSTEM.name, AuditRow.actor_tenant_id.is_(None))
+            query = query.where(or_(AuditRow.actor_tenant_id.in_(visible), service))
         rows = self._s.scalars(keyset(query, (AuditRow.id,), window, descending=True))
         return cut([convert_row(row, AuditEntry, {}) for row in rows], window, lambda entry: (entry.id,))
 

@@ -196,9 +196,10 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256))
     outcome: Mapped[str] = mapped_column(String(16))
-    # the tenant whose subtree the entry concerns (None: the system's); no foreign key: the log outlives
-    # tenants (a deleted tenant's entries are handed to its parent)
+    # the tenant whose subtree the entry concerns (None: the system's), and the scope of who acted; no
+    # foreign keys: the log outlives tenants (a deleted tenant's entries are handed to its parent)
     owner_tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
 
 

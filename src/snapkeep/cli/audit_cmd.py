@@ -1,4 +1,4 @@
-"""``snapkeep audit``: read the audit log (system scope), newest first, with the API's filters."""
+"""``snapkeep audit``: read the audit log of the caller's scope, newest first, with the API's filters."""
 
 from __future__ import annotations
 

@@ -211,6 +211,7 @@ class AuditEntry:
     target: str
     outcome: str
     detail: str
+    actor_tenant_id: str | None = None  # the scope of who acted (None: the system's, or not identified)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ class CatalogRebuild:
             uow.meta.put(REBUILT_AT, self._clock().isoformat())
             uow.meta.put(UNFINISHED, "yes")
             target = f"pool:{self._pool.root}"
-            self._audit.done(uow, SYSTEM.name, "catalog.rebuild", target, _detail(summary), owner=None)
+            self._audit.done(uow, SYSTEM, "catalog.rebuild", target, _detail(summary), owner=None)
         left_out = [f"user {name!r} was left out: the name is another user's" for name in summary["users_left_out"]]
         return self._after_rows(plan, summary, domains, host_problem, left_out)
 

@@ -307,9 +307,11 @@ class Files:
             _clear_intent(self._pool, self._intents, intent)
         shown = _shown(plan.dest)
         with self._db.unit() as uow:
-            detail = f"from {snap_id}:{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
-            target, owner = f"volume:{plan.volume.name}/{shown}", plan.volume.owner_tenant_id
-            self._audit.done(uow, who.name, "snapshot.extract", target, detail, owner=owner)
+            owner, snap = plan.volume.owner_tenant_id, uow.snapshots.get(snap_id)
+            source = f"{snap_id}:" if snap.owner_tenant_id == owner else "a snapshot of its parent, "
+            detail = f"from {source}{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
+            target = f"volume:{plan.volume.name}/{shown}"
+            self._audit.done(uow, who, "snapshot.extract", target, detail, owner=owner)
         done: dict[str, object] = {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
         return done | ({"pre_restore_snapshot_id": undo.id} if undo else {})
 

@@ -18,7 +18,7 @@ from snapkeep.errors import InvalidInput, NotFound
 from snapkeep.model.manifest import Manifest, ManifestSnapshot
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Job, Snapshot, SnapshotKind, SnapshotStatus, SubjectType
-from snapkeep.services.audit import Audit
+from snapkeep.services.audit import Audit, from_snapshot
 from snapkeep.services.guards import Claim, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
@@ -45,7 +45,8 @@ class Imports:
             _source, subject, name = self._plan(snap_id, member_type, ref, name, who)
 
             def run(_progress: Progress) -> dict[str, object]:
-                return {"snapshot": self._snapshots.as_json(self.run(snap_id, member_type, ref, name, who=who), who)}
+                made = self.run(snap_id, member_type, ref, name, who=who)
+                return {"snapshot": self._snapshots.as_json(made, subject.owner_tenant_id)}
 
             params = {"snapshot": snap_id, str(member_type): subject.name, "name": name}
             return self._jobs.submit(
@@ -95,8 +96,8 @@ class Imports:
             with self._db.unit() as uow:
                 done = uow.snapshots.update(snap.id, status=SnapshotStatus.READY)
                 target = f"{subject.type}:{subject.name}/{name}"
-                detail, owner = f"from {source.name} ({source.id})", done.owner_tenant_id
-                self._audit.done(uow, who.name, "snapshot.import", target, detail, owner=owner)
+                owner = done.owner_tenant_id
+                self._audit.done(uow, who, "snapshot.import", target, from_snapshot(source, owner), owner=owner)
                 return done
 
     def _plan(

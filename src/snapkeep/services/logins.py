@@ -91,8 +91,10 @@ class Logins:
             user = uow.users.find_by_name(name)
         if not verify_password(user.password_hash if user else None, password) or user is None:
             why = f"wrong name or password; from {address}"
-            owner = user.tenant_id if user else None  # a tenant reads the failed logins of its own users
-            self._audit.refused(shown[:128], "login", f"user:{shown}"[:256], why, owner=owner)
+            if user is None:
+                self._audit.refused(shown[:128], "login", f"user:{shown}"[:256], why, owner=None)
+            else:  # a tenant reads the failed logins of its own users
+                self._audit.refused(user.principal, "login", f"user:{user.name}", why, owner=user.tenant_id)
             raise Unauthorized("wrong user name or password")
         secret = secrets.token_urlsafe(32)
         now = self._clock()
@@ -108,11 +110,11 @@ class Logins:
             now_user = uow.users.find_by_name(name)
             if now_user is None or now_user.password_hash != user.password_hash:  # changed while it was checked
                 why = f"password changed or user removed during the check; from {address}"
-                self._audit.refused(user.name, "login", f"user:{user.name}", why, owner=user.tenant_id)
+                self._audit.refused(user.principal, "login", f"user:{user.name}", why, owner=user.tenant_id)
                 raise Unauthorized("wrong user name or password")
             uow.web_sessions.end_expired(now)
             uow.web_sessions.insert(web_session)
-            self._audit.done(uow, user.name, "login", f"user:{user.name}", f"from {address}", owner=user.tenant_id)
+            self._audit.done(uow, user.principal, "login", f"user:{user.name}", f"from {address}", owner=user.tenant_id)
         self._failures.succeeded(name, address)
         return secret, Visit(user.principal, web_session.csrf)
 
@@ -138,4 +140,4 @@ class Logins:
                 return
             user = uow.users.get(web_session.user_id)
             uow.web_sessions.end(web_session.id)
-            self._audit.done(uow, user.name, "logout", f"user:{user.name}", owner=user.tenant_id)
+            self._audit.done(uow, user.principal, "logout", f"user:{user.name}", owner=user.tenant_id)

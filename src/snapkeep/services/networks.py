@@ -103,7 +103,7 @@ class Networks:
                     created_at=self._clock(),
                 )
             )
-            self._audit.done(uow, who.name, "network.create", f"network:{name}", cidr, owner=owner)
+            self._audit.done(uow, who, "network.create", f"network:{name}", cidr, owner=owner)
             return network
 
     def get(self, who: Principal, ref: str) -> Network:
@@ -154,7 +154,7 @@ class Networks:
             host_side = (updated.cidr, updated.dhcp) != (network.cidr, network.dhcp)  # the name is not on the host
             if host_side and self.realised(network):
                 self._host.ensure_network(network_spec(network.id, candidate))
-            self._audit.done(uow, who.name, "network.update", f"network:{updated.name}", owner=updated.owner_tenant_id)
+            self._audit.done(uow, who, "network.update", f"network:{updated.name}", owner=updated.owner_tenant_id)
             return updated
 
     def users(self, uow: Unit, network_id: str) -> builtins.list[str]:
@@ -184,7 +184,7 @@ class Networks:
             )
         self._host.remove_network(libvirt_network_name(network.id))
         uow.networks.delete(network.id)
-        self._audit.done(uow, who.name, "network.delete", f"network:{network.name}", owner=network.owner_tenant_id)
+        self._audit.done(uow, who, "network.delete", f"network:{network.name}", owner=network.owner_tenant_id)
 
     def in_subtree(self, uow: Unit, tenant_ids: Sequence[str]) -> builtins.list[Network]:
         return [n for n in uow.networks.list() if n.owner_tenant_id in tenant_ids]

@@ -4,7 +4,8 @@ Everything is read through the caller's scope, with counting and grouped queries
 snapshot tally reads covering indexes, not rows: measured at 1,000,000 snapshots (SQLite), 0.14 s for the
 system's (one pass over an index; 0.47 s over the rows before) and 7 ms for a tenant's. Two numbers are
 the system's only: the pool's size and free space (the host's disk, which no tenant owns) and the audit
-log's failures (the log has no owner; see :mod:`snapkeep.services.audit`); a tenant's caller gets None.
+log's failures (a tenant's caller reads its subtree's in the audit log itself, where actors above it are
+masked: see :mod:`snapkeep.services.audit`); a tenant's caller gets None.
 
 The space snapshots hold is the sum of their exclusive bytes where those were measured
 (``snapshot space``, on demand: measuring every snapshot would read all their extents), with how many

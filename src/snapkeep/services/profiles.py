@@ -140,7 +140,7 @@ class Profiles:
             if uow.profiles.find(name, owner) is not None:
                 raise NameClash(f"a profile named {name!r} exists already", name=name)
             stored = uow.profiles.insert(profile)
-            self._audit.done(uow, who.name, "profile.create", f"profile:{name}", owner=owner)
+            self._audit.done(uow, who, "profile.create", f"profile:{name}", owner=owner)
         return self.saved(stored)
 
     def update(self, ref: str, who: Principal, **changes: Any) -> Saved:
@@ -165,7 +165,7 @@ class Profiles:
                     self._reschedule(uow, changed, period)
             detail = ", ".join(sorted(changes))
             self._audit.done(
-                uow, who.name, "profile.update", f"profile:{changed.name}", detail, owner=profile.owner_tenant_id
+                uow, who, "profile.update", f"profile:{changed.name}", detail, owner=profile.owner_tenant_id
             )
             return self.saved(uow.profiles.get(profile.id))
 
@@ -189,7 +189,7 @@ class Profiles:
             uow.profiles.delete(profile.id)
             detail = f"detached {len(assigned)}"
             self._audit.done(
-                uow, who.name, "profile.delete", f"profile:{profile.name}", detail, owner=profile.owner_tenant_id
+                uow, who, "profile.delete", f"profile:{profile.name}", detail, owner=profile.owner_tenant_id
             )
 
     # --- periods -----------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class Profiles:
             uow.profiles.put_period(profile.id, period)
             self._reschedule(uow, profile, period)
             target, owner = f"profile:{profile.name}", profile.owner_tenant_id
-            self._audit.done(uow, who.name, "profile.period.add", target, period.name, owner=owner)
+            self._audit.done(uow, who, "profile.period.add", target, period.name, owner=owner)
             return self.saved(uow.profiles.get(profile.id))
 
     def update_period(self, ref: str, period_name: str, who: Principal, /, **changes: Any) -> Saved:
@@ -220,7 +220,7 @@ class Profiles:
             uow.snapshots.release_holds(period_id=new.id)
             detail = f"{period_name}: " + ", ".join(sorted(changes))
             target, owner = f"profile:{profile.name}", profile.owner_tenant_id
-            self._audit.done(uow, who.name, "profile.period.update", target, detail, owner=owner)
+            self._audit.done(uow, who, "profile.period.update", target, detail, owner=owner)
             return self.saved(uow.profiles.get(profile.id))
 
     def remove_period(self, ref: str, name: str, who: Principal) -> Saved:
@@ -233,7 +233,7 @@ class Profiles:
             uow.profiles.remove_period(profile.id, period.id)
             uow.snapshots.release_holds(period_id=period.id)
             target, owner = f"profile:{profile.name}", profile.owner_tenant_id
-            self._audit.done(uow, who.name, "profile.period.remove", target, name, owner=owner)
+            self._audit.done(uow, who, "profile.period.remove", target, name, owner=owner)
             return self.saved(uow.profiles.get(profile.id))
 
     # --- assignments -------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ class Profiles:
             for period in profile.periods:
                 uow.schedule.add(period.id, subject.type.value, subject.id, next_slot(period, profile.timezone, now))
             target, owner = f"{subject.type}:{subject.name}", subject.owner_tenant_id
-            self._audit.done(uow, who.name, "profile.assign", target, profile.name, owner=owner)
+            self._audit.done(uow, who, "profile.assign", target, profile.name, owner=owner)
             return assignment
 
     def put_back(
@@ -290,7 +290,7 @@ class Profiles:
                 _require_own(uow, assignment, subject)
                 self._unassign(uow, assignment)
                 target, owner = f"{subject.type}:{subject.name}", subject.owner_tenant_id
-                self._audit.done(uow, who.name, "profile.unassign", target, owner=owner)
+                self._audit.done(uow, who, "profile.unassign", target, owner=owner)
 
     def forget_subject(self, uow: Unit, subject_type: SubjectOfProfile, subject_id: str) -> None:
         """A subject is being deleted (inside ``uow``): its assignment and schedule go with it."""

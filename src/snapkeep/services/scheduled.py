@@ -154,7 +154,7 @@ class ScheduledTakes:
             self._advance(entry, snapshot_id=None)
             with self._db.unit() as uow:
                 missed = f"{due.profile_name}/{period.name} missed {slot.isoformat()}"
-                self._audit.done(uow, SYSTEM.name, "schedule.skip", target, missed, owner=due.owner_tenant_id)
+                self._audit.done(uow, SYSTEM, "schedule.skip", target, missed, owner=due.owner_tenant_id)
             return Outcome(entry.id, skipped=True)
         subject_type, ref = take_target(entry.subject_type, entry.subject_id)
         request = TakeRequest(
@@ -190,7 +190,7 @@ class ScheduledTakes:
         with self._db.unit() as uow:
             target = f"{due.entry.subject_type}:{due.entry.subject_id}"
             detail = f"{due.profile_name}/{due.period.name} slot {slot.isoformat()}: {why} (given up)"
-            self._audit.failed(uow, SYSTEM.name, "schedule.take", target, detail, owner=due.owner_tenant_id)
+            self._audit.failed(uow, SYSTEM, "schedule.take", target, detail, owner=due.owner_tenant_id)
         self._advance(due.entry, snapshot_id=None, error=why)
         return Outcome(due.entry.id, error=why)
 
@@ -222,7 +222,7 @@ class ScheduledTakes:
             target = f"{entry.subject_type}:{entry.subject_id}"
             detail = f"{due.profile_name}/{due.period.name} slot {slot.isoformat()}: {why}"
             then = " (given up: the next slot comes)" if gives_up else f" (retried in {wait})"
-            self._audit.failed(uow, SYSTEM.name, "schedule.take", target, detail + then, owner=due.owner_tenant_id)
+            self._audit.failed(uow, SYSTEM, "schedule.take", target, detail + then, owner=due.owner_tenant_id)
             if gives_up:
                 upcoming = next_slot(due.period, due.timezone, now)
                 changes: dict[str, object] = {"slot": upcoming, "next_due": upcoming, "failures": 0}

@@ -46,7 +46,7 @@ class SettingDocs:
             check_known(document)
             uow.settings.replace(owner, document)
             target = "system" if owner is None else f"tenant:{owner}"
-            self._audit.done(uow, who.name, "settings.update", target, ",".join(sorted(patch)), owner=owner)
+            self._audit.done(uow, who, "settings.update", target, ",".join(sorted(patch)), owner=owner)
             return self._shown(owner, document)
 
     def tenant_value(self, tenant_id: str, key: str) -> Any:

@@ -82,12 +82,13 @@ class TakeRequest:
 
 
 def owner_scope(snap: Snapshot, who: Principal, paths: Mapping[str, str]) -> str:
-    """A snapshot's owner scope as the caller may see it: ``system``, a tenant's path from the caller's top
-    (``acme/dev``; ``paths`` from :meth:`Tenants.paths`), or ``parent`` for a parent's system snapshot
-    exposed to the caller, whose owner it may not learn."""
+    """A snapshot's owner scope as the caller may see it: ``system``, ``tenant:`` and a tenant's path from the
+    caller's top (``tenant:acme/dev``; ``paths`` from :meth:`Tenants.paths`), or ``parent`` for a parent's
+    system snapshot exposed to the caller, whose owner it may not learn."""
     if snap.owner_tenant_id is None:
         return "system" if who.tenant_id is None else "parent"
-    return paths.get(snap.owner_tenant_id, "parent")
+    path = paths.get(snap.owner_tenant_id)
+    return "parent" if path is None else f"tenant:{path}"
 
 
 def _private(req: TakeRequest, kind: SubjectKind) -> bool:
@@ -305,18 +306,20 @@ class Snapshots:
             request = replace(req, ref=subject.id, subject_type=subject.type)
 
             def run(_progress: Progress) -> dict[str, object]:
-                return {"snapshot": self.as_json(self.take(request, who=who), who)}
+                return {"snapshot": self.as_json(self.take(request, who=who), subject.owner_tenant_id)}
 
             params = {subject.type: subject.name, "name": req.name}
             return self._jobs.submit("snapshot.take", params, run, claim=claim, owner_tenant_id=subject.owner_tenant_id)
 
-    def as_json(self, snap: Snapshot, who: Principal) -> dict[str, Any]:
-        """The snapshot as the API shows it to ``who`` (its owner scope instead of its owner's id, with when
-        it may be deleted)."""
+    def as_json(self, snap: Snapshot, seen_from: str | None) -> dict[str, Any]:
+        """The snapshot as the API shows it to a caller of ``seen_from``'s scope (a tenant; None: the
+        system's): its owner scope instead of its owner's id, and when it may be deleted. A job's result is
+        shown from the job owner's scope, the lowest that reads it, so that it names nothing above it."""
         values: dict[str, Any] = _AS_JSON.dump_python(snap, mode="json")
         values.pop("owner_tenant_id")
-        with self._db.unit(who) as uow:
-            values["owner"] = owner_scope(snap, who, uow.tenants.paths())
+        reader = Principal("reader", Role.VIEWER, seen_from)
+        with self._db.unit(reader) as uow:
+            values["owner"] = owner_scope(snap, reader, uow.tenants.paths())
         values["deletable_at"] = _WHEN_AS_JSON.dump_python(self.deletable_at(snap), mode="json")
         values["overdue_seconds"] = self.overdue_seconds(snap)
         return values
@@ -386,7 +389,7 @@ class Snapshots:
                 paused_window_ms=report.windows_ms.get("paused"),
             )
             target = f"{subject.type}:{subject.name}/{req.name}"
-            self._audit.done(uow, who.name, "snapshot.take", target, snap_id, owner=snap.owner_tenant_id)
+            self._audit.done(uow, who, "snapshot.take", target, snap_id, owner=snap.owner_tenant_id)
             return snap
 
     def take_pre_restore(
@@ -451,7 +454,7 @@ class Snapshots:
         ``target`` and its owner) and the job keep the reason."""
         with self._db.unit() as uow:
             uow.snapshots.delete(snap_id)
-            self._audit.failed(uow, who.name, "snapshot.take", target[0], reason, owner=target[1])
+            self._audit.failed(uow, who, "snapshot.take", target[0], reason, owner=target[1])
 
     def _mark_failed(self, snap_id: str, reason: str) -> None:
         with self._db.unit() as uow:
@@ -514,7 +517,7 @@ class Snapshots:
             f" until {when.isoformat()}" if when else "; unlock it first (a cooling-off period follows)"
         )
         target = f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
-        self._audit.refused(who.name, "snapshot.delete", target, why, owner=snap.owner_tenant_id)
+        self._audit.refused(who, "snapshot.delete", target, why, owner=snap.owner_tenant_id)
         raise SnapshotLocked(why, snapshot=snap.id, deletable_at=when.isoformat() if when else None)
 
     def unlock(self, snap_id: str, *, who: Principal) -> Snapshot:
@@ -527,7 +530,7 @@ class Snapshots:
                 return snap
             snap = uow.snapshots.update(snap_id, unlocked_at=self._clock())
             target = f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
-            self._audit.done(uow, who.name, "snapshot.unlock", target, owner=snap.owner_tenant_id)
+            self._audit.done(uow, who, "snapshot.unlock", target, owner=snap.owner_tenant_id)
             return snap
 
     def delete(self, snap_id: str, *, who: Principal) -> None:
@@ -567,7 +570,7 @@ class Snapshots:
         with self._db.unit() as uow:
             uow.snapshots.delete(snap.id)
             target = f"{snap.subject_type}:{snap.subject_name}/{snap.name}"
-            self._audit.done(uow, who.name, "snapshot.delete", target, owner=snap.owner_tenant_id)
+            self._audit.done(uow, who, "snapshot.delete", target, owner=snap.owner_tenant_id)
 
     def delete_all_of(self, subject_type: str, subject_id: str, who: Principal) -> int:
         """Delete every snapshot of a subject being deleted; refuses (changing nothing) if one is locked.

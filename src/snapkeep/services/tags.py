@@ -41,7 +41,7 @@ class Tags:
         with self._db.unit(who) as uow:
             found, name, owner = object_id(uow, kind, ref)
             tags = add_tags(uow, kind, found, (tag,))
-            self._audit.done(uow, who.name, "tag.add", f"{kind}:{name}", tag, owner=owner)
+            self._audit.done(uow, who, "tag.add", f"{kind}:{name}", tag, owner=owner)
             return tags
 
     def remove(self, who: Principal, kind: TagKind, ref: str, tag: str) -> tuple[str, ...]:
@@ -51,7 +51,7 @@ class Tags:
         with self._db.unit(who) as uow:
             found, name, owner = object_id(uow, kind, ref)
             uow.tags.remove(kind, found, tag)
-            self._audit.done(uow, who.name, "tag.remove", f"{kind}:{name}", tag, owner=owner)
+            self._audit.done(uow, who, "tag.remove", f"{kind}:{name}", tag, owner=owner)
             return uow.tags.of(kind, found)
 
     def of(self, who: Principal, kind: TagKind, ref: str) -> tuple[str, ...]:

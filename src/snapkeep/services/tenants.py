@@ -140,7 +140,7 @@ class Tenants:
             if also is not None:
                 also(uow)
             detail = f"parent:{parent_id or 'system'}"
-            self._audit.done(uow, who.name, "tenant.create", f"tenant:{name}", detail, owner=tenant.id)
+            self._audit.done(uow, who, "tenant.create", f"tenant:{name}", detail, owner=tenant.id)
             return self._view(uow, who, tenant, self._running_owners())
 
     def update(
@@ -160,7 +160,7 @@ class Tenants:
             if description is not None:
                 changes["description"] = description
             tenant = uow.tenants.update(tenant.id, **changes)
-            self._audit.done(uow, who.name, "tenant.update", f"tenant:{tenant.name}", owner=tenant.id)
+            self._audit.done(uow, who, "tenant.update", f"tenant:{tenant.name}", owner=tenant.id)
             return self._view(uow, who, tenant, self._running_owners())
 
     # --- looking --------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ class Tenants:
             progress((i + 1) / len(plan.vms), vm.name)
         with self._db.unit(who) as uow:
             action = "tenant.start" if on else "tenant.stop"
-            self._audit.done(uow, who.name, action, f"tenant:{plan.root.name}", ",".join(changed), owner=plan.root.id)
+            self._audit.done(uow, who, action, f"tenant:{plan.root.name}", ",".join(changed), owner=plan.root.id)
         return {"tenant_id": plan.root.id, "started" if on else "stopped": changed}
 
     # --- deleting -------------------------------------------------------------------------------------
@@ -339,7 +339,7 @@ class Tenants:
                 uow.settings.replace(tenant.id, {})
                 uow.tenants.delete(tenant.id)
             detail, parent = f"{len(plan.tenants)} tenant(s)", plan.root.parent_id
-            self._audit.done(uow, who.name, "tenant.delete", f"tenant:{plan.root.name}", detail, owner=parent)
+            self._audit.done(uow, who, "tenant.delete", f"tenant:{plan.root.name}", detail, owner=parent)
         return {
             "tenant_id": plan.root.id,
             "tenants": len(plan.tenants),

@@ -68,9 +68,7 @@ class Tokens:
         with self._db.unit(who) as uow:
             token = uow.tokens.find_by_hash(_hash(secret))
             assert token is not None
-            uow.audit.append(
-                self._clock(), who.name, "token.create", f"token:{name}", "done", f"role:{role}", tenant_id
-            )
+            uow.audit.append(self._clock(), who, "token.create", f"token:{name}", "done", f"role:{role}", tenant_id)
             return token, secret
 
     def listing(self, who: Principal) -> list[Token]:
@@ -94,9 +92,7 @@ class Tokens:
             token = uow.tokens.resolve(ref)
             self._within(who, token.role, "revoke")
             uow.tokens.delete(token.id)
-            uow.audit.append(
-                self._clock(), who.name, "token.revoke", f"token:{token.name}", "done", "", token.tenant_id
-            )
+            uow.audit.append(self._clock(), who, "token.revoke", f"token:{token.name}", "done", "", token.tenant_id)
 
     def ensure_admin_file(self, path: str) -> None:
         """At first start write an admin token to ``path`` (mode 0600); later starts keep it, unless the

@@ -50,7 +50,7 @@ class Users:
                     created_at=self._clock(),
                 )
             )
-            self._audit.done(uow, who.name, "user.create", f"user:{name}", f"role:{role}", owner=tenant_id)
+            self._audit.done(uow, who, "user.create", f"user:{name}", f"role:{role}", owner=tenant_id)
             return user
 
     @staticmethod
@@ -84,7 +84,7 @@ class Users:
             changed = uow.users.update(user.id, **changes)
             uow.web_sessions.end_of_user(user.id)
             what = ", ".join(sorted("password" if key == "password_hash" else f"role:{role}" for key in changes))
-            self._audit.done(uow, who.name, "user.update", f"user:{user.name}", what, owner=user.tenant_id)
+            self._audit.done(uow, who, "user.update", f"user:{user.name}", what, owner=user.tenant_id)
             return changed
 
     def delete(self, who: Principal, ref: str) -> None:
@@ -95,7 +95,7 @@ class Users:
                 raise Forbidden("a user cannot delete themselves (another admin can)")
             uow.web_sessions.end_of_user(user.id)
             uow.users.delete(user.id)
-            self._audit.done(uow, who.name, "user.delete", f"user:{user.name}", owner=user.tenant_id)
+            self._audit.done(uow, who, "user.delete", f"user:{user.name}", owner=user.tenant_id)
 
     def ensure_first_admin(self, path: str) -> str | None:
         """With no user of the system's own scope, make ``admin`` (a system admin; ``admin_2``… if a tenant's

@@ -247,7 +247,7 @@ class VMs:
                 self.host.define(self.spec(record))
                 defined = True
                 shown = add_tags(uow, TagKind.VM, record.id, tuple(tags))
-                self._audit.done(uow, who.name, "vm.create", f"vm:{name}", owner=record.owner_tenant_id)
+                self._audit.done(uow, who, "vm.create", f"vm:{name}", owner=record.owner_tenant_id)
                 return replace(self.to_vm(record), tags=shown)
         except BaseException:
             if defined:
@@ -370,5 +370,5 @@ class VMs:
         with self._db.unit(who) as uow:
             uow.vms.delete(vm.id)
             uow.assignments.forget("vm", vm.id)
-            self._audit.done(uow, who.name, "vm.delete", f"vm:{vm.name}", owner=vm.owner_tenant_id)
+            self._audit.done(uow, who, "vm.delete", f"vm:{vm.name}", owner=vm.owner_tenant_id)
         self._pool.destroy_dataset(vm.dataset)

@@ -145,7 +145,7 @@ class Volumes:
                     )
                 )
                 shown = add_tags(uow, TagKind.VOLUME, record.id, tuple(tags))
-                self._audit.done(uow, who.name, "volume.create", f"volume:{name}", owner=owner)
+                self._audit.done(uow, who, "volume.create", f"volume:{name}", owner=owner)
                 return replace(self.to_volume(record), tags=shown)
         except BaseException:
             self._pool.destroy_dataset(dataset)
@@ -183,7 +183,7 @@ class Volumes:
         with self._db.unit(who) as uow:
             uow.volumes.delete(volume.id)
             uow.assignments.forget("volume", volume.id)
-            self._audit.done(uow, who.name, "volume.delete", f"volume:{volume.name}", owner=volume.owner_tenant_id)
+            self._audit.done(uow, who, "volume.delete", f"volume:{volume.name}", owner=volume.owner_tenant_id)
         self._pool.destroy_dataset(volume.dataset)
 
     def get(self, ref: str, who: Principal) -> Volume:
@@ -237,5 +237,5 @@ class Volumes:
                 self._pool.set_size_limit(volume.dataset, size_limit)
                 changes["size_limit"] = size_limit
             volume = uow.volumes.update(volume.id, **changes)
-            self._audit.done(uow, who.name, "volume.update", f"volume:{volume.name}", owner=volume.owner_tenant_id)
+            self._audit.done(uow, who, "volume.update", f"volume:{volume.name}", owner=volume.owner_tenant_id)
             return self.to_volume(volume)

@@ -51,7 +51,7 @@ from snapkeep.model.tags import TagKind
 from snapkeep.model.types import Network, QuiescePolicy, Snapshot, Tenant, VmRecord, VolumeRecord
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.model.vmspec import VMState
-from snapkeep.services.audit import Audit
+from snapkeep.services.audit import Audit, from_snapshot
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.guards import Guards, Need, exclusive
 from snapkeep.services.jobs import report_progress
@@ -398,9 +398,9 @@ class Rebuild:
                 raise
             self._release_covered(changes.recorded, intent)
         with self._db.unit() as uow:
-            detail = f"from {snap.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            detail = f"{from_snapshot(snap, root)}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
             target = f"tenant:{root}" if root else "system"
-            self._audit.done(uow, who.name, "rebuild", target, detail, owner=root)
+            self._audit.done(uow, who, "rebuild", target, detail, owner=root)
         return counts
 
     def _abandon(self, intent: Intent, snap: Snapshot, root: str | None, who: Principal, exc: Exception) -> None:
@@ -411,8 +411,8 @@ class Rebuild:
         reason = exc.message if isinstance(exc, SnapkeepError) else repr(exc)
         with self._db.unit() as uow:
             target = f"tenant:{root}" if root else "system"
-            detail = f"from {snap.name}, partly done: {reason}"
-            self._audit.failed(uow, who.name, "rebuild", target, detail, owner=root)
+            detail = f"{from_snapshot(snap, root)}, partly done: {reason}"
+            self._audit.failed(uow, who, "rebuild", target, detail, owner=root)
 
     def _release_covered(self, recorded: Recorded, intent: Intent) -> None:
         """The rebuild is done: its intent goes, and so do those of earlier rebuilds of the same subtree or
@@ -450,8 +450,8 @@ class Rebuild:
         name, role, tenant = record.get("by") or [SYSTEM.name, str(SYSTEM.role), None]
         self._apply(snap, recorded, Principal(name, Role(role), tenant), lambda _f, _m: None, until)
         with self._db.unit() as uow:
-            detail = f"from {snap.name} after a restart"
-            self._audit.done(uow, SYSTEM.name, "rebuild", "resumed", detail, owner=record["root"])
+            detail = f"{from_snapshot(snap, record['root'])} after a restart"
+            self._audit.done(uow, SYSTEM, "rebuild", "resumed", detail, owner=record["root"])
 
     def _apply(
         self, snap: Snapshot, recorded: Recorded, who: Principal, progress: Report, until: datetime | None
@@ -559,10 +559,10 @@ class Rebuild:
         for name, why_not in tenant_own.bring_back(uow, own, users=who.may(Role.ADMIN)):
             if why_not:
                 detail = f"tenant {tenant.name!r} came back without it: {why_not}"
-                self._audit.failed(uow, who.name, "user.restore", f"user:{name}", detail, owner=tenant.id)
+                self._audit.failed(uow, who, "user.restore", f"user:{name}", detail, owner=tenant.id)
             else:
                 detail = f"with tenant {tenant.name!r}"
-                self._audit.done(uow, who.name, "user.restore", f"user:{name}", detail, owner=tenant.id)
+                self._audit.done(uow, who, "user.restore", f"user:{name}", detail, owner=tenant.id)
 
     def _fresh_dataset(self, dataset: str) -> None:
         """A dataset named for a recorded object with no catalog row: half-made by an interrupted rebuild

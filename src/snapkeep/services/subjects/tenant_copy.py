@@ -24,7 +24,7 @@ from snapkeep.model.network import free_range_like
 from snapkeep.model.principal import Principal
 from snapkeep.model.types import QuiescePolicy, Snapshot
 from snapkeep.model.vmconfig import VMConfig
-from snapkeep.services.audit import Audit
+from snapkeep.services.audit import Audit, from_snapshot
 from snapkeep.services.jobs import report_progress
 from snapkeep.services.networks import Networks, definition
 from snapkeep.services.subjects.rebuild import Recorded
@@ -104,8 +104,8 @@ class TenantCopy:
                     log.error("removing the half-made tenant %s: %s", name, exc.message)
             raise
         with self._db.unit() as uow:
-            detail = f"from {snap.name}" + (f"; networks moved: {moved}" if moved else "")
-            self._audit.done(uow, who.name, "tenant.restore_as_new", f"tenant:{name}", detail, owner=new_root)
+            detail = from_snapshot(snap, new_root) + (f"; networks moved: {moved}" if moved else "")
+            self._audit.done(uow, who, "tenant.restore_as_new", f"tenant:{name}", detail, owner=new_root)
         return new_root, name
 
     def _copy(

@@ -26,7 +26,7 @@ from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import VM, QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType, VmRecord
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.model.vmspec import VMState
-from snapkeep.services.audit import Audit
+from snapkeep.services.audit import Audit, from_snapshot
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.subjects.base import (
     Effects,
@@ -161,8 +161,8 @@ class VmKind:
                     vm.id, spec=dict(source.config["vm"]), description=str(source.config["description"])
                 )
                 self._host.define(self._vms.spec(record))
-                detail = f"from {snap.name}"
-                self._audit.done(uow, who.name, "vm.restore", f"vm:{vm.name}", detail, owner=record.owner_tenant_id)
+                owner = record.owner_tenant_id
+                self._audit.done(uow, who, "vm.restore", f"vm:{vm.name}", from_snapshot(snap, owner), owner=owner)
         except BaseException:
             self._pool.swap_back(source.datasets[0], op_id)
             try:

@@ -17,7 +17,7 @@ from snapkeep.model.principal import Principal
 from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType, Volume, VolumeRecord
-from snapkeep.services.audit import Audit
+from snapkeep.services.audit import Audit, from_snapshot
 from snapkeep.services.freeing import Freeing
 from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject, refuse_partial, require_owner
 from snapkeep.services.subjects.profile_back import PROFILE, PutBack, assigned_profile, put_back_profile
@@ -124,9 +124,9 @@ class VolumeKind:
                     size_limit=int(source.config["size_limit"]),
                     settings=dict(source.config["settings"]),
                 )
-            detail = f"from {snap.name} ({options.mode})"
+            detail = f"{from_snapshot(snap, volume.owner_tenant_id)} ({options.mode})"
             target = f"volume:{volume.name}"
-            self._audit.done(uow, who.name, "volume.restore", target, detail, owner=volume.owner_tenant_id)
+            self._audit.done(uow, who, "volume.restore", target, detail, owner=volume.owner_tenant_id)
         if settings_too:
             self.bring_back_profile(source, volume.id, who)
         return volume.id
