@@ -302,9 +302,18 @@ class AuditStore:
         """``by``: who acted (a name alone: someone not identified, such as a failed login's); ``owner``: the
         tenant whose subtree the entry concerns."""
         actor, scope = (by, None) if isinstance(by, str) else (by.name, by.tenant_id)
-        row = AuditRow(at=at, actor=actor, action=action, target=target, outcome=outcome, detail=detail)
-        row.actor_tenant_id, row.owner_tenant_id = scope, owner
-        self._s.add(row)
+        self._s.add(
+            AuditRow(
+                at=at,
+                actor=actor,
+                actor_tenant_id=scope,
+                action=action,
+                target=target,
+                outcome=outcome,
+                detail=detail,
+                owner_tenant_id=owner,
+            )
+        )
         self._s.flush()
 
     def hand_over(self, owners: Iterable[str], to: str | None) -> None:

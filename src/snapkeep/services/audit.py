@@ -4,8 +4,8 @@ Entries name the caller (``Principal.name``) and belong to the tenant whose subt
 the owner of the target, None for the system's): a tenant's callers read the entries of their subtree, done
 by anyone (the scheduler, a parent's admin), and nothing of other tenants or of the system. An actor whose
 scope (recorded with the entry) is above the tenant's subtree is shown as ``parent``; the scheduler and the
-service itself act as ``system``. Refused API requests belong to the
-system: their targets are whatever the caller asked for.
+service itself act as ``system``. Refused API requests belong to the system: their targets are whatever the
+caller asked for.
 """
 
 from __future__ import annotations
