@@ -13,13 +13,13 @@ protects, not what is protected. A restore must not bring back a password change
 it leaked), nor a user removed on purpose, nor shorten a retention lengthened since, which would let the
 next sweep delete snapshots that are wanted now. Users come back only when an admin restores (making users
 takes an admin; an operator's restore leaves them out), each one audited; a recorded user whose name
-another user has taken since (names are unique across the system) is left out, also audited. A tenant copied as new gets
-neither: login names cannot be doubled, and a copy's schedule is its owner's choice, as for a VM's copy.
+another user has taken since (names are unique across the system) is left out, also audited. A tenant
+copied as new gets neither: login names cannot be doubled, and a copy's schedule is its owner's choice, as
+for a VM's copy.
 """
 
 from __future__ import annotations
 
-import builtins
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -85,7 +85,7 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
-def bring_back(uow: Unit, objects: Iterable[ManifestObject], users: bool = True) -> builtins.list[tuple[str, str]]:
+def bring_back(uow: Unit, objects: Iterable[ManifestObject], users: bool = True) -> list[tuple[str, str]]:
     """Make the recorded profiles of a tenant that was just made again and, with ``users``, its users, inside
     ``uow`` (the unit that makes the tenant); each user as (name, why it was left out, or "")."""
     outcome = []
