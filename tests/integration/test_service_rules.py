@@ -5,6 +5,7 @@ caller's scope (``NotFound``, as for a missing object), and a refusal changes no
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,10 +14,11 @@ from typing import Any
 import pytest
 
 from snapkeep.api.schemas import SnapshotPublic
-from snapkeep.errors import Forbidden, NotFound
+from snapkeep.errors import Busy, Forbidden, InvalidName, NameClash, NotFound
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.types import QuiescePolicy, Tenant, VmRecord
 from snapkeep.services.container import Services
+from snapkeep.services.guards import exclusive
 from snapkeep.services.snapshots import TakeRequest
 
 VIEWER = Principal("viewer", Role.VIEWER, None)
@@ -184,3 +186,27 @@ def test_a_take_jobs_result_is_the_snapshot_as_the_api_shows_it(services: Servic
     for snap in (locked, services.snapshots.get(world.snapshot, who=SYSTEM)):
         shown = SnapshotPublic.of(snap, "system", services.snapshots.deletable_at(snap)).model_dump(mode="json")
         assert services.snapshots.as_json(snap, None) == shown
+
+
+def test_a_bad_or_taken_name_is_said_even_while_the_subject_is_busy(services: Services, world: World) -> None:
+    """Refusals of the input come first: two takes sent at once with bad names each hear why, not that the
+    other one holds the subject; only a good name waits for the guard."""
+    volume = services.volumes.get(world.volume, SYSTEM)
+    held, done = threading.Event(), threading.Event()
+
+    def other_operation() -> None:  # another thread: a claim is re-entrant within its own thread
+        with services.snapshots.guards.claim("test", [exclusive("volume", volume.id, volume.name)]):
+            held.set()
+            done.wait(timeout=60)
+
+    holder = threading.Thread(target=other_operation)
+    holder.start()
+    try:
+        assert held.wait(timeout=60)
+        for name, refusal in (("a/b", InvalidName), ("s", NameClash), ("new", Busy)):
+            with pytest.raises(refusal):
+                services.snapshots.submit_take(TakeRequest(ref=volume.id, name=name), who=SYSTEM)
+    finally:
+        done.set()
+        holder.join()
+    assert {"a/b", "new"}.isdisjoint(s.name for s in services.snapshots.listing(volume.id, who=SYSTEM))

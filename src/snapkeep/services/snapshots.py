@@ -299,16 +299,19 @@ class Snapshots:
         request is invalid; the job's result is the snapshot (:meth:`as_json`)."""
         who.require(Role.OPERATOR)
         subject = self.subject(req.subject_type, req.ref, who, req.selection)
+        request = replace(req, ref=subject.id, subject_type=subject.type)
+        # Refusals of the input first: a bad or taken name is said even while another operation holds the subject.
+        self._check_request(request)
+        if request.name:
+            self.check_free_name(subject, request.name)
         with self.claim_take(subject) as claim:
-            req = self._named(req, subject)  # under the claim: no other take of the subject can pick it too
-            self.check_free_name(subject, req.name)
-            self._check_request(req)
-            request = replace(req, ref=subject.id, subject_type=subject.type)
+            request = self._named(request, subject)  # under the claim: no other take of the subject can pick it too
+            self.check_free_name(subject, request.name)
 
             def run(_progress: Progress) -> dict[str, object]:
                 return {"snapshot": self.as_json(self.take(request, who=who), subject.owner_tenant_id)}
 
-            params = {subject.type: subject.name, "name": req.name}
+            params = {subject.type: subject.name, "name": request.name}
             return self._jobs.submit("snapshot.take", params, run, claim=claim, owner_tenant_id=subject.owner_tenant_id)
 
     def as_json(self, snap: Snapshot, seen_from: str | None) -> dict[str, Any]:
@@ -331,7 +334,9 @@ class Snapshots:
         return max(0.0, (self._clock() - snap.expires_at).total_seconds())
 
     def _check_request(self, req: TakeRequest) -> None:
-        check_name(req.name, "snapshot name")
+        """Refuse what is wrong in the request itself; an empty name is checked once it is made (:meth:`_named`)."""
+        if req.name:
+            check_name(req.name, "snapshot name")
         if req.private and self.kind(req.subject_type).snapshot_kind is not SnapshotKind.SYSTEM:
             raise InvalidInput("only system snapshots can be private (hidden from the tenants beneath)")
         check_description(req.description)
