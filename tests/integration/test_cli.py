@@ -311,6 +311,12 @@ def test_browse_and_extract(cli: Cli) -> None:
     assert tree(os.path.join(path, "docs-copy")) == docs
     cli.ok("snapshot", "extract", snap["id"], "top.txt", "--to-volume", other["name"], "--to", "from-snap.txt")
     assert Path(other["path"], "from-snap.txt").read_bytes() == b"top\n"
+    write(other["path"], "from-snap.txt", b"changed since")
+    again = ("snapshot", "extract", snap["id"], "top.txt", "--to-volume", other["name"], "--to", "from-snap.txt")
+    cli.refused(*again, code="name_clash", exit_code=4)
+    assert Path(other["path"], "from-snap.txt").read_bytes() == b"changed since"
+    assert "what it replaced is in pre-restore snapshot" in cli.ok(*again, "--replace")
+    assert Path(other["path"], "from-snap.txt").read_bytes() == b"top\n"
 
     before = (tree(path), tree(other["path"]))
     for args in (["../x"], ["/etc/passwd"], ["top.txt", "--to", "../escape"], ["top.txt", "--to", "/tmp/x"]):

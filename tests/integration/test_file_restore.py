@@ -162,7 +162,7 @@ def test_swapping_folders_for_symlinks_never_reaches_outside(services: Services,
         while racing(started, outcomes):
             for path, to_path in AIMED:
                 try:
-                    services.files.extract(snap.id, path, to_path=to_path, who=SYSTEM)
+                    services.files.extract(snap.id, path, to_path=to_path, replace=True, who=SYSTEM)
                     outcomes["succeeded"] = outcomes.get("succeeded", 0) + 1
                 except SnapkeepError as exc:
                     assert exc.code in CLEAR_REFUSALS, exc
@@ -197,7 +197,9 @@ def test_swapping_race_over_http(server: Server, fs: Mounted) -> None:
         while racing(started, outcomes):
             for path, to_path in AIMED:
                 answer = api.post(
-                    f"/api/v1/snapshots/{snap_id}/extract", params={"wait": 30}, json={"path": path, "to_path": to_path}
+                    f"/api/v1/snapshots/{snap_id}/extract",
+                    params={"wait": 30},
+                    json={"path": path, "to_path": to_path, "replace": True},  # again and again over its last copy
                 )
                 if answer.status_code == 202:
                     job = answer.json()
@@ -530,6 +532,38 @@ def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snaps
     with open(os.path.join(vol.path, "docs", "b.txt"), "rb") as f:
         assert f.read() == b"made since\n"
     assert len(services.snapshots.listing(vol.id, who=SYSTEM)) == 3
+
+
+def test_an_extract_elsewhere_refuses_a_taken_destination_unless_asked_to_replace(services: Services) -> None:
+    """SPEC §3: a name given by the user that is taken is a clear error, not an overwrite. Only a file going
+    back to its own place replaces without being asked; elsewhere, replacing must be asked for."""
+    vol = services.volumes.create("clash", 1 << 30, who=SYSTEM)
+    other = services.volumes.create("clash-other", 1 << 30, who=SYSTEM)
+    write(os.path.join(vol.path, "a.txt"), b"as captured\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    write(os.path.join(vol.path, "a.txt"), b"written since\n")
+    write(os.path.join(vol.path, "b.txt"), b"a user's own\n")
+    write(os.path.join(other.path, "a.txt"), b"the other volume's own\n")
+    before = tree_signature(vol.path), tree_signature(other.path)
+
+    for where in ({"to_path": "b.txt"}, {"to_volume": other.id}, {"to_volume": other.id, "to_path": "a.txt"}):
+        with pytest.raises(NameClash):
+            services.files.check_extract(snap.id, "a.txt", **where, who=SYSTEM)
+        with pytest.raises(NameClash):
+            services.files.submit_extract(snap.id, "a.txt", **where, params={}, who=SYSTEM)
+        with pytest.raises(NameClash):
+            services.files.extract(snap.id, "a.txt", **where, who=SYSTEM)
+    assert (tree_signature(vol.path), tree_signature(other.path)) == before
+    assert [s.name for s in services.snapshots.listing(vol.id, who=SYSTEM)] == ["s"]  # no pre-restore snapshot
+
+    asked = services.files.extract(snap.id, "a.txt", to_path="b.txt", replace=True, who=SYSTEM)
+    with open(os.path.join(vol.path, "b.txt"), "rb") as f:
+        assert f.read() == b"as captured\n"
+    assert services.snapshots.get(str(asked["pre_restore_snapshot_id"]), SYSTEM).origin == "pre-extract"
+    own_place = services.files.extract(snap.id, "a.txt", to_path="a.txt", who=SYSTEM)  # its own place, named
+    assert "pre_restore_snapshot_id" in own_place
+    with open(os.path.join(vol.path, "a.txt"), "rb") as f:
+        assert f.read() == b"as captured\n"
 
 
 NAMES = ("a.txt", "a.txt")

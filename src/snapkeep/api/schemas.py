@@ -458,6 +458,11 @@ class ExtractRequest(RequestBody):
     to_volume: str | None = None
     to_path: str | None = Field(default=None, description="default: the same path in the volume")
     to_path_b64: str | None = Field(default=None, description="the destination's bytes in base64, instead of to_path")
+    replace: bool = Field(
+        default=False,
+        description="replace what is at a destination other than the file's own place (refused with name_clash "
+        "otherwise); at its own place the restore always replaces, after a pre-restore snapshot",
+    )
 
     def source(self) -> bytes:
         raw = raw_path(self.path, self.path_b64, "path")

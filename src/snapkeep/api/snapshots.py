@@ -186,6 +186,7 @@ def extract_files(svc: Svc, who: Caller, snap_id: str, body: ExtractRequest, wai
         to_volume=body.to_volume,
         to_path=body.dest(),
         volume=body.volume,
+        replace=body.replace,
         params=body.model_dump(),
         who=who,
     )

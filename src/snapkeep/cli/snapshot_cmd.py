@@ -592,15 +592,21 @@ def extract(
         str | None,
         typer.Option(metavar="NAME|ID", help="Copy into this volume (default: the snapshot's own)."),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Replace what is at a destination other than its own place."),
+    ] = False,
     volume: VolumeOption = None,
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Copy a file or folder out of a snapshot into a volume, replacing what is there atomically (out of a
-    system snapshot: from the volume --volume names)."""
+    """Copy a file or folder out of a snapshot into a volume, atomically (out of a system snapshot: from
+    the volume --volume names). At its own place it replaces what is there, after a pre-restore snapshot;
+    elsewhere something already there is refused unless --replace."""
     api = connect()
     snap_id, member = _target(api, ref, volume, None)
     body = {**_path_query("path", path), **_path_query("to_path", to), "to_volume": to_volume, **member}
+    body["replace"] = replace
     job: JsonObject = api.post("snapshots", snap_id, "extract", body=body)
 
     def done(result: JsonObject) -> str:

@@ -8,6 +8,11 @@ built in a private folder beside its destination and swapped in atomically, so a
 file whole. An extract that replaces something is an in-place restore: a pre-restore snapshot of the
 destination volume is taken first, so it can be undone (extracting back out of that snapshot).
 
+A file or folder restored to its own place (the same path in the volume it was taken from) replaces what is
+there: that is what the restore is for. Sent anywhere else, the destination is a name the caller gave, and
+something already there is a :class:`NameClash` (SPEC §3: "a clash is a clear error, not an overwrite")
+unless the caller asked to replace it (``replace``; the web UI's confirmation page asks).
+
 Special files (FIFOs, sockets, devices) are listed by browse but never opened: extracting one by name is
 refused, and inside an extracted folder they are skipped and counted in the result (``skipped_special``):
 root recreating device nodes inside a share would hand its users those devices.
@@ -37,7 +42,7 @@ from datetime import timedelta
 
 from snapkeep.catalog.db import Database
 from snapkeep.engine.intents import Intent, IntentKind, Intents
-from snapkeep.errors import InvalidInput, InvalidPath, SnapkeepError
+from snapkeep.errors import InvalidInput, InvalidPath, NameClash, SnapkeepError
 from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.paging import Page, Window, page_of
@@ -180,10 +185,12 @@ class Files:
         to_volume: str | None = None,
         to_path: PathArg | None = None,
         volume: str | None = None,
+        replace: bool = False,
         who: Principal,
     ) -> ExtractPlan:
         """Check an extract request before anything is written, so the API refuses bad ones synchronously;
-        operator, as the extract (the plan tells whether a path exists in the live volume now)."""
+        operator, as the extract (the plan tells whether a path exists in the live volume now). Something at
+        a destination other than the source's own place is a :class:`NameClash` unless ``replace``."""
         who.require(Role.OPERATOR)
         source_parts = _users_parts(path)
         if not source_parts:
@@ -198,6 +205,12 @@ class Files:
             filerestore.check_source(root, source_parts, _shown(source_parts))
         target = self._volumes.get(to_volume or source.id, who)
         replaces = filerestore.check_destination(self._pool.dataset_tree(target.dataset), dest, _shown(dest))
+        own_place = target.id == source.id and dest == source_parts
+        if replaces and not (own_place or replace):
+            raise NameClash(
+                f"{_shown(dest)!r} exists in volume {target.name!r}: choose another destination, or ask to replace it",
+                name=_shown(dest),
+            )
         return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
 
     def download(self, snap_id: str, path: PathArg, *, volume: str | None = None, who: Principal) -> Download:
@@ -239,14 +252,15 @@ class Files:
         to_volume: str | None = None,
         to_path: PathArg | None = None,
         volume: str | None = None,
+        replace: bool = False,
         who: Principal,
     ) -> dict[str, object]:
         """Copy ``path`` from the snapshot (from its ``volume``, out of a system snapshot) to ``to_path`` in
-        ``to_volume`` (default: its own place in the snapshot's volume), replacing what is there
-        atomically; operator."""
+        ``to_volume`` (default: its own place in the snapshot's volume), atomically; what is there is
+        replaced at its own place, elsewhere only if ``replace`` (:meth:`check_extract`); operator."""
         who.require(Role.OPERATOR)
         with self.claim_extract(snap_id, to_volume, who, volume):
-            return self._extract(snap_id, path, to_volume, to_path, volume, who)
+            return self._extract(snap_id, path, to_volume, to_path, volume, replace, who)
 
     def submit_extract(
         self,
@@ -256,16 +270,21 @@ class Files:
         to_volume: str | None = None,
         to_path: PathArg | None = None,
         volume: str | None = None,
+        replace: bool = False,
         params: dict[str, object],
         who: Principal,
     ) -> Job:
-        """:meth:`extract` as a job, refused synchronously (bad paths, busy snapshot or volume); ``params``
-        is what the job shows of the request."""
+        """:meth:`extract` as a job, refused synchronously (bad paths, a clash, busy snapshot or volume);
+        ``params`` is what the job shows of the request."""
         who.require(Role.OPERATOR)
-        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, who=who)
+        plan = self.check_extract(
+            snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
+        )
 
         def run(_progress: Progress) -> dict[str, object]:
-            return self.extract(snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, who=who)
+            return self.extract(
+                snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
+            )
 
         with self.claim_extract(snap_id, to_volume, who, volume) as claim:
             owner = plan.volume.owner_tenant_id
@@ -278,9 +297,12 @@ class Files:
         to_volume: str | None,
         to_path: PathArg | None,
         volume: str | None,
+        replace: bool,
         who: Principal,
     ) -> dict[str, object]:
-        plan = self.check_extract(snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, who=who)
+        plan = self.check_extract(
+            snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
+        )
         undo = self._snapshot_before(plan, who)
         op_id = uuid.uuid4().hex
         parent = b"/".join(plan.dest[:-1])

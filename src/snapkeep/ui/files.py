@@ -148,13 +148,16 @@ def download(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume:
 @router.get("/snapshots/{snap_id}/files/restore")
 def restore_form(request: Request, visit: Visitor, svc: UiSvc, snap_id: str, volume: str | None = None) -> Response:
     """Where a file or folder goes back to (its own place by default), and whether that overwrites something
-    there now; checked by the service as the restore will be, so a bad path is refused here already."""
+    there now; checked by the service as the restore will be, so a bad path is refused here already. This
+    page is the question a replace elsewhere needs: its Overwrite button asks for one."""
     fields = request.query_params
     raw = _raw(fields)
     to_raw = _raw(fields, "to_path") or None
     to_volume = forms.optional(fields, "to_volume")
     snap = svc.snapshots.get(snap_id, visit.who)
-    plan = svc.files.check_extract(snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, who=visit.who)
+    plan = svc.files.check_extract(
+        snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, replace=True, who=visit.who
+    )
     return render(
         request,
         "flows/file_restore.html",
@@ -181,15 +184,18 @@ def restore(visit: Visitor, svc: UiSvc, form: Form, snap_id: str) -> Response:
     params: dict[str, object] = {"path": relpath.shown(raw), "to_volume": to_volume, "volume": volume}
     params["to_path"] = relpath.shown(to_raw) if to_raw is not None else None
     confirmed = forms.optional(form, "replaces")  # what the confirmation page said: "yes" or "no"
+    params["replace"] = replace = confirmed == "yes"  # the Overwrite button: the caller asked to replace
     if confirmed is not None:
-        plan = svc.files.check_extract(snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, who=visit.who)
-        if plan.replaces != (confirmed == "yes"):
+        plan = svc.files.check_extract(
+            snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, replace=replace, who=visit.who
+        )
+        if plan.replaces != replace:
             dest = relpath.shown(b"/".join(plan.dest))
             now = "something is there now" if plan.replaces else "nothing is there now"
             raise Conflict(
                 f"{dest!r} in volume {plan.volume.name!r} changed since the confirmation ({now}); check again"
             )
     job = svc.files.submit_extract(
-        snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, params=params, who=visit.who
+        snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, replace=replace, params=params, who=visit.who
     )
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
