@@ -159,6 +159,22 @@ def test_an_operators_restore_brings_a_tenant_back_without_its_users(services: S
     assert left_out == ["user:dave"]
 
 
+def test_a_tenant_copy_gets_neither_users_nor_profiles(services: Services, libvirtd: None) -> None:
+    """A copy restored as a new tenant is a new tenant: the source's logins would be a second door into its
+    data, and its profiles would double its schedules. The source keeps its own, untouched."""
+    svc = services
+    acme, _dev, profile = make_acme(svc)
+    snap = svc.snapshots.take(TakeRequest(ref="acme", subject_type="tenant", name="t1"), who=SYSTEM)
+    before = users(svc), svc.profiles.listing(SYSTEM), svc.profiles.assignments(SYSTEM)
+
+    made = svc.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
+
+    copy = svc.tenants.subtree(SYSTEM, str(made["tenant_id"]))
+    assert made["tenant"] == "acme (1)" and sorted(t.name for t in copy.tenants) == ["acme (1)", "dev"]
+    assert (users(svc), svc.profiles.listing(SYSTEM), svc.profiles.assignments(SYSTEM)) == before
+    assert profile.id in {p.id for p in before[1]} and assigned(svc, SubjectOfProfile.TENANT, acme) == profile.id
+
+
 def test_with_only_tenants_users_the_first_admin_is_made_beside_them(services: Services, tmp_path: Path) -> None:
     """A catalog rebuilt from the pool holds its tenants' users only: the system still gets a first admin
     (named ``admin_2`` when a tenant's user is ``admin``)."""
