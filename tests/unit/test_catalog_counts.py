@@ -13,6 +13,9 @@ import pytest
 from snapkeep.catalog.db import Database, make_engine, migrate
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Job, JobStatus, SnapshotStatus, Tenant, VolumeRecord
+from snapkeep.services.audit import Audit
+from snapkeep.services.overview import overview
+from snapkeep.storage.pool import Pool
 from tests.unit.test_catalog_pages import T0, snapshot
 
 A = Principal("a-admin", Role.ADMIN, "t-a")
@@ -68,14 +71,46 @@ def test_failures_since_a_time_in_the_scope_newest_first(db: Database) -> None:
         uow.jobs.insert(_job("t-a", JobStatus.FAILED, 30))  # before the day
         uow.jobs.insert(_job("t-a", JobStatus.SUCCEEDED, 1))
         uow.jobs.insert(_job("t-b", JobStatus.FAILED, 1))
-        uow.audit.append(T0 - timedelta(hours=2), "x", "snapshot.take", "volume:docs/a", "failed", "disk full", None)
-        uow.audit.append(T0 - timedelta(hours=1), "x", "snapshot.take", "volume:docs/b", "done", "", None)
-        uow.audit.append(T0 - timedelta(hours=30), "x", "snapshot.take", "volume:docs/c", "failed", "old", None)
     since = T0 - timedelta(days=1)
     with db.unit() as uow:
         assert [j.id for j in uow.jobs.failed_since(since, 10)][:2] == [newest.id, recent.id]
         assert len(uow.jobs.failed_since(since, 10)) == 3
         assert len(uow.jobs.failed_since(since, 1)) == 1
-        assert [e.target for e in uow.audit.failed_since(since, 10)] == ["volume:docs/a"]
     with db.unit(A) as uow:
         assert [j.id for j in uow.jobs.failed_since(since, 10)] == [recent.id]
+
+
+def test_the_audit_logs_failures_of_the_day_are_each_scopes_own_as_its_audit_log_shows_them(db: Database) -> None:
+    """A tenant's dashboard lists its subtree's failures, an actor above it masked as in the audit log."""
+    hours = T0 - timedelta(hours=2), T0 - timedelta(hours=1), T0 - timedelta(hours=30)
+    admin = Principal("root-admin", Role.ADMIN, None)
+    with db.unit() as uow:
+        uow.audit.append(hours[0], admin, "snapshot.take", "volume:docs/a", "failed", "disk full", None)
+        uow.audit.append(hours[0], admin, "snapshot.take", "volume:a-files", "failed", "disk full", "t-a1")
+        uow.audit.append(hours[1], A, "volume.delete", "volume:a-old", "failed", "busy", "t-a")
+        uow.audit.append(hours[1], A, "volume.delete", "volume:a-gone", "done", "", "t-a")
+        uow.audit.append(hours[1], B, "volume.delete", "volume:b-old", "failed", "busy", "t-b")
+        uow.audit.append(hours[2], A, "snapshot.take", "volume:a-files", "failed", "old", "t-a")
+    audit = Audit(db, lambda: T0)
+
+    def failures(who: Principal) -> list[tuple[str, str]]:
+        view = overview(db, FixedPool(), lambda: T0, audit, who)
+        assert (view.space is None) == (who.tenant_id is not None)  # the host's disk is the system's
+        return [(e.actor, e.target) for e in view.failed_audit]
+
+    assert failures(A) == [("a-admin", "volume:a-old"), ("parent", "volume:a-files")]
+    assert failures(B) == [("b-admin", "volume:b-old")]
+    assert len(failures(admin)) == 4 and ("root-admin", "volume:docs/a") in failures(admin)
+
+
+class FixedPool(Pool):
+    """A pool of 100 bytes with 40 free: all the overview reads of one."""
+
+    def __init__(self) -> None:
+        pass
+
+    def size_bytes(self) -> int:
+        return 100
+
+    def free_bytes(self) -> int:
+        return 40

@@ -322,13 +322,6 @@ class AuditStore:
         query = update(AuditRow).where(AuditRow.owner_tenant_id.in_(owners))
         self._s.execute(query.values(owner_tenant_id=to))
 
-    def failed_since(self, since: datetime, limit: int) -> builtins.list[AuditEntry]:
-        """The newest ``limit`` entries of operations that failed at or after ``since``, newest first."""
-        query = select(AuditRow).where(AuditRow.outcome == "failed", AuditRow.at >= since)
-        return [
-            convert_row(row, AuditEntry, {}) for row in self._s.scalars(query.order_by(AuditRow.id.desc()).limit(limit))
-        ]
-
     def list(self, limit: int = 200) -> list[AuditEntry]:
         """The newest ``limit``, newest first."""
         return self.page(Window(limit)).items

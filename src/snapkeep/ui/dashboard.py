@@ -15,4 +15,4 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 def dashboard(request: Request, visit: Visitor, svc: UiSvc) -> Response:
-    return render(request, "dashboard.html", visit, view=overview(svc.db, svc.pool, svc.clock, visit.who))
+    return render(request, "dashboard.html", visit, view=overview(svc.db, svc.pool, svc.clock, svc.audit, visit.who))
