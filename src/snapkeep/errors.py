@@ -181,7 +181,7 @@ class Conflict(SnapkeepError):
 
 
 class NameClash(Conflict):
-    """The name is taken by an object of the same kind and owner (or a file restore's destination, elsewhere)."""
+    """The name is taken by an object of the same kind and owner (or a file restore's destination is)."""
 
     code = "name_clash"
 

@@ -555,6 +555,7 @@ def test_an_extract_elsewhere_refuses_a_taken_destination_unless_asked_to_replac
             services.files.extract(snap.id, "a.txt", **where, who=SYSTEM)
     assert (tree_signature(vol.path), tree_signature(other.path)) == before
     assert [s.name for s in services.snapshots.listing(vol.id, who=SYSTEM)] == ["s"]  # no pre-restore snapshot
+    assert services.snapshots.listing(other.id, who=SYSTEM) == []
 
     asked = services.files.extract(snap.id, "a.txt", to_path="b.txt", replace=True, who=SYSTEM)
     with open(os.path.join(vol.path, "b.txt"), "rb") as f:

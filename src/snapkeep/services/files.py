@@ -209,7 +209,8 @@ class Files:
         if replaces and not (own_place or replace):
             raise NameClash(
                 f"{_shown(dest)!r} exists in volume {target.name!r}: choose another destination, or ask to replace it",
-                name=_shown(dest),
+                path=_shown(dest),
+                volume=target.name,
             )
         return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
 

@@ -257,7 +257,8 @@ def _swap_in(staged: int, dst_parent: int, dest: bytes, replace: bool) -> None:
                 shown = os.fsdecode(dest)
                 raise NameClash(
                     f"{shown!r} appeared while it was being restored and was left as it is; extract again to "
-                    "replace it (a pre-restore snapshot is taken first)",
+                    "replace it (a pre-restore snapshot is taken first; at a place other than its own, ask to "
+                    "replace it)",
                     path=shown,
                 ) from exc
             if exc.errno not in (errno.ENOENT, errno.EEXIST):

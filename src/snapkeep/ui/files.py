@@ -185,9 +185,9 @@ def restore(visit: Visitor, svc: UiSvc, form: Form, snap_id: str) -> Response:
     params["to_path"] = relpath.shown(to_raw) if to_raw is not None else None
     confirmed = forms.optional(form, "replaces")  # what the confirmation page said: "yes" or "no"
     params["replace"] = replace = confirmed == "yes"  # the Overwrite button: the caller asked to replace
-    if confirmed is not None:
+    if confirmed is not None:  # what is there now, told as the confirmation page told it
         plan = svc.files.check_extract(
-            snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, replace=replace, who=visit.who
+            snap_id, raw, to_volume=to_volume, to_path=to_raw, volume=volume, replace=True, who=visit.who
         )
         if plan.replaces != replace:
             dest = relpath.shown(b"/".join(plan.dest))
