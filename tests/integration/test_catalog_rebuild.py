@@ -1,7 +1,8 @@
 """The catalog rebuilt from the pool alone after it was lost (SPEC §2), on real btrfs and XFS pools with
 real libvirt domains.
 
-A system with a tenant and its sub-tenant, networks, settings, tagged volumes with files and two VMs is
+A system with a tenant and its sub-tenant, networks, settings, tagged volumes with files, two VMs, and
+users and profiles of the system and of the tenant (assigned to the system, the tenant and volumes) is
 captured by a system snapshot, a tenant snapshot, a VM snapshot and volume snapshots; a volume is renamed
 after the system snapshot (and captured again), another is made and never captured. Then the catalog file
 is deleted. The service refuses to start on the empty catalog over that pool; the rebuild brings back every
@@ -113,20 +114,15 @@ def as_taken(snap: Snapshot) -> tuple[object, ...]:
 
 
 def own(svc: Services) -> dict[str, Any]:
-    """The tenants' users and profiles, and every profile assignment but the system's (the system's own
-    profiles are in no manifest)."""
+    """Every user and profile, the system's own and the tenants', and every profile assignment."""
     with svc.db.unit() as uow:
-        tenant_ids = frozenset(t.id for t in uow.tenants.visible())
+        owners = frozenset({None, *(t.id for t in uow.tenants.visible())})
         return {
             "users": sorted(
-                (u.id, u.name, u.password_hash, u.role, u.tenant_id) for u in uow.users.in_tenants(tenant_ids)
+                (u.id, u.name, u.password_hash, u.role, u.tenant_id or "") for u in uow.users.in_tenants(owners)
             ),
-            "profiles": sorted((p.id, p.name, p.periods) for p in uow.profiles.list() if p.owner_tenant_id),
-            "assigned": sorted(
-                (str(a.subject_type), a.subject_id, a.profile_id)
-                for a in uow.assignments.list()
-                if a.subject_type is not SubjectOfProfile.SYSTEM
-            ),
+            "profiles": sorted((p.id, p.name, p.owner_tenant_id or "", p.periods) for p in uow.profiles.list()),
+            "assigned": sorted((str(a.subject_type), a.subject_id, a.profile_id) for a in uow.assignments.list()),
         }
 
 
@@ -137,14 +133,19 @@ def build_system(svc: Services, image: GuestImage) -> dict[str, Snapshot]:
     svc.networks.create(SYSTEM, "backbone", "10.233.2.0/24")
     svc.settings_docs.patch(SYSTEM, {"colour": "blue"})
     svc.settings_docs.patch(SYSTEM, {"retention": {"days": 7}}, tenant="acme")
+    volumes = {}
     for name, tenant in (("files", None), ("shared", "acme"), ("scratch", "acme/dev")):
-        volume = svc.volumes.create(name, 64 * MiB, tenant=tenant, tags=["nas"], who=SYSTEM)
+        volumes[name] = volume = svc.volumes.create(name, 64 * MiB, tenant=tenant, tags=["nas"], who=SYSTEM)
         write(os.path.join(volume.path, "report.txt"), f"{name} as captured\n".encode() * 500)
     svc.users.create(SYSTEM, "acme-ann", "a long enough password", Role.OPERATOR, tenant="acme")
+    svc.users.create(SYSTEM, "olga", "a long enough password", Role.ADMIN)  # the system's own
     nightly = Period(name="nightly", frequency=Frequency.DAILY, hour=2)
     acme_nightly = svc.profiles.create("acme-nightly", SYSTEM, periods=(nightly,), tenant="acme").profile
     svc.profiles.assign(acme_nightly.id, SubjectOfProfile.TENANT, "acme", SYSTEM)
-    svc.profiles.assign(acme_nightly.id, SubjectOfProfile.VOLUME, volume.id, SYSTEM)  # scratch, in acme/dev
+    svc.profiles.assign(acme_nightly.id, SubjectOfProfile.VOLUME, volumes["scratch"].id, SYSTEM)  # in acme/dev
+    ours = svc.profiles.create("ours", SYSTEM, periods=(Period(name="hourly", frequency=Frequency.HOURLY),)).profile
+    svc.profiles.assign(ours.id, SubjectOfProfile.SYSTEM, "system", SYSTEM)
+    svc.profiles.assign(ours.id, SubjectOfProfile.VOLUME, volumes["files"].id, SYSTEM)
     make_vm(svc, image, "web", None, ["backbone"])
     app = make_vm(svc, image, "app", "acme", ["lan"])
     # made by an early version: its domain is named after the VM, not after its id
@@ -189,7 +190,7 @@ def test_the_catalog_comes_back_from_the_pool_alone(host: Host, image: GuestImag
     left = ("orphan_snapshots", "unreadable_snapshots", "renamed", "problems", "restored_since_newest_snapshot")
     assert [key for key in left if summary[key]] == []
     assert shape(svc) == expected  # every object with its id, configuration (app's old domain), settings, tags
-    assert own(svc) == expected_own  # acme's user (its password hash) and profile, and what it is assigned to
+    assert own(svc) == expected_own  # the users (password hashes), the profiles and what they are assigned to
     with svc.db.unit() as uow:
         assert sorted(as_taken(s) for s in uow.snapshots.list()) == taken
     assert data(svc) == expected_data  # the data never moved

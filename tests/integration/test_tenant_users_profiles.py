@@ -175,6 +175,39 @@ def test_a_tenant_copy_gets_neither_users_nor_profiles(services: Services, libvi
     assert profile.id in {p.id for p in before[1]} and assigned(svc, SubjectOfProfile.TENANT, acme) == profile.id
 
 
+def test_the_systems_own_are_recorded_and_a_whole_restore_keeps_them_as_they_are_now(
+    services: Services, libvirtd: None
+) -> None:
+    """A whole-system snapshot records the system's own users and profiles (for a catalog rebuilt from the
+    pool: test_catalog_rebuild.py), shown to the system only. A restore of the whole system keeps the users
+    and profiles there are now, as for a tenant that still exists, and puts back the profile assigned to the
+    system, which is configuration."""
+    svc = services
+    acme = svc.tenants.create(SYSTEM, "acme").tenant.id
+    svc.users.create(SYSTEM, "olga", PASSWORD, Role.ADMIN)
+    ours = svc.profiles.create("ours", SYSTEM, periods=(Period(name="hourly", frequency=Frequency.HOURLY),)).profile
+    svc.profiles.assign(ours.id, SubjectOfProfile.SYSTEM, "system", SYSTEM)
+    request = TakeRequest(ref="system", subject_type="system", name="sys", private=False)  # exposed beneath
+    snap = svc.snapshots.take(request, who=SYSTEM)
+
+    everything = ContentsPublic.of(read_contents(svc.snapshots, snap.id, SYSTEM), "system", None)
+    acmes = ContentsPublic.of(read_contents(svc.snapshots, snap.id, Principal("al", Role.VIEWER, acme)), "parent", None)
+    assert ("olga", "admin", None) in {(u.name, u.config["role"], u.owner_tenant_id) for u in everything.users}
+    assert ours.id in {p.id for p in everything.profiles}
+    assert acmes.users == [] and acmes.profiles == []  # the system's are not a tenant's to see
+    assert "$argon2" not in everything.model_dump_json()
+
+    svc.users.create(SYSTEM, "newbie", PASSWORD, Role.VIEWER)
+    svc.users.update(SYSTEM, "olga", password="a new password after a leak")
+    svc.profiles.unassign(SubjectOfProfile.SYSTEM, "system", SYSTEM)
+    now = users(svc), svc.profiles.listing(SYSTEM)
+
+    restore_whole(svc, snap)
+
+    assert (users(svc), svc.profiles.listing(SYSTEM)) == now
+    assert assigned(svc, SubjectOfProfile.SYSTEM, "system") == ours.id
+
+
 def test_with_only_tenants_users_the_first_admin_is_made_beside_them(services: Services, tmp_path: Path) -> None:
     """A catalog rebuilt from the pool holds its tenants' users only: the system still gets a first admin
     (named ``admin_2`` when a tenant's user is ``admin``)."""

@@ -384,12 +384,12 @@ def rebuild_of(db: Database, pool: StandInPool, host: StandInHost | None = None)
     return CatalogRebuild(db, pool, audit, lambda: NOW, StandInVMs(host or StandInHost({})), profiles.put_back)
 
 
-def user(uid: str, name: str, tenant_id: str) -> ManifestObject:
+def user(uid: str, name: str, tenant_id: str | None) -> ManifestObject:
     config = {"role": "operator", "password_hash": f"$argon2id$hash-of-{name}", "created_at": at(0).isoformat()}
     return ManifestObject(type="user", id=uid, name=name, owner_tenant_id=tenant_id, config=config, datasets=[])
 
 
-def profile(pid: str, name: str, tenant_id: str) -> ManifestObject:
+def profile(pid: str, name: str, tenant_id: str | None) -> ManifestObject:
     periods = [{"id": f"{pid}-daily", "name": "daily", "rule": {"frequency": "daily", "hour": 2}}]
     config = {"description": "", "timezone": "UTC", "ignore_warning": False, "periods": periods}
     return ManifestObject(
@@ -404,7 +404,7 @@ def profile(pid: str, name: str, tenant_id: str) -> ManifestObject:
 
 def test_rebuild_brings_back_each_tenants_users_and_profiles_and_assigns_recorded_profiles(db: Database) -> None:
     """From the newest snapshot of each tenant's subtree; a user whose name is taken is left out, and a
-    profile that is not back (the system's own are in no manifest) is reported, not assigned."""
+    profile that is not back (no manifest recorded it) is reported, not assigned."""
     acme = tenant("a", "acme")
     acme.config["profile_id"] = "p-new"
     newest = (acme, user("u1", "alice", "a"), user("u2", "taken", "a"), profile("p-new", "nightly", "a"))
@@ -427,6 +427,34 @@ def test_rebuild_brings_back_each_tenants_users_and_profiles_and_assigns_recorde
     assert assigned == {("tenant", "a"): "p-new", ("volume", "v1"): "p-new"}
     assert summary["users_left_out"] == ["taken"]
     assert any("'logs' was not assigned its profile again" in p for p in summary["problems"])
+
+
+def test_rebuild_brings_back_the_systems_own_users_and_profiles_and_the_systems_profile(db: Database) -> None:
+    """The newest whole-system snapshot records the system's own users and profiles, and the profile
+    assigned to the system with the system's settings: they come back, the system's objects are assigned
+    their profiles again, and the installed profiles are not installed over them at the next start (one the
+    operator had deleted stays deleted)."""
+    newest_settings = settings(None, {"k": 2})
+    newest_settings.config["profile_id"] = "p-sys"
+    pool = pool_of(
+        manifest("s1", 1, system_object(), settings(None, {"k": 1}), user("u-old", "former", None)),
+        manifest("s2", 2, system_object(), newest_settings, user("u1", "ops", None), profile("p-sys", "often", None)),
+        manifest("s3", 3, volume("v1", "logs", profile_id="p-sys")),
+        datasets=["volume-v1"],
+    )
+    audit = Audit(db, lambda: NOW)
+    profiles = Profiles(db, audit, lambda: NOW, warn_at=1000)
+
+    summary = CatalogRebuild(db, pool, audit, lambda: NOW, StandInVMs(StandInHost({})), profiles.put_back).run()
+
+    assert summary["problems"] == [] and summary["users_left_out"] == []
+    assert profiles.install() is False  # the rebuilt catalog counts as installed
+    with db.unit() as uow:
+        assert {u.name: (u.id, u.tenant_id) for u in uow.users.in_tenants(frozenset({None}))} == {"ops": ("u1", None)}
+        assert [(p.id, p.owner_tenant_id) for p in uow.profiles.list()] == [("p-sys", None)]
+        assigned = {(a.subject_type.value, a.subject_id): a.profile_id for a in uow.assignments.list()}
+        assert uow.settings.document(None) == {"k": 2}
+    assert assigned == {("system", "system"): "p-sys", ("volume", "v1"): "p-sys"}
 
 
 def test_a_rebuild_cut_short_after_its_rows_is_finished_at_the_next_start(db: Database) -> None:

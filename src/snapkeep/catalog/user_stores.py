@@ -10,8 +10,9 @@ from __future__ import annotations
 import builtins
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from snapkeep.catalog.store_base import CredentialStore, as_utc
 from snapkeep.catalog.tables import UserRow, WebSessionRow
@@ -27,10 +28,13 @@ class UserStore(CredentialStore[User]):
         """Whether a user of the system's own scope exists (one who can log in to manage everything)."""
         return self._s.scalar(select(UserRow.id).where(UserRow.tenant_id.is_(None)).limit(1)) is not None
 
-    def in_tenants(self, tenant_ids: frozenset[str]) -> builtins.list[User]:
-        """The users of these tenants (a tenant being deleted takes its users along)."""
-        rows = self._s.scalars(select(UserRow).where(UserRow.tenant_id.in_(tenant_ids)))
-        return [self._to(row) for row in rows]
+    def in_tenants(self, tenant_ids: frozenset[str | None]) -> builtins.list[User]:
+        """The users of these tenants, None for the system's own (a tenant being deleted takes its users
+        along; a snapshot of the whole system records the system's too)."""
+        owned: ColumnElement[bool] = UserRow.tenant_id.in_([i for i in tenant_ids if i is not None])
+        if None in tenant_ids:
+            owned = or_(owned, UserRow.tenant_id.is_(None))
+        return [self._to(row) for row in self._s.scalars(select(UserRow).where(owned))]
 
 
 class WebSessionStore:

@@ -31,7 +31,9 @@ from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.vmspec import VMSpec
 from snapkeep.services.audit import Audit
 from snapkeep.services.pool_records import CatalogPlan, plan_catalog
+from snapkeep.services.profiles import mark_installed
 from snapkeep.services.subjects import tenant_own
+from snapkeep.services.subjects.base import WHOLE_SYSTEM
 from snapkeep.services.subjects.profile_back import PutBack
 from snapkeep.services.vms import VMs
 from snapkeep.storage.pool import Pool
@@ -92,6 +94,8 @@ class CatalogRebuild:
         with self._db.unit() as uow:
             self._refuse_in_use(uow)
             summary["users_left_out"] = _write(uow, plan)
+            if any(obj.owner_tenant_id is None for obj in plan.own):  # the system's own users and profiles
+                mark_installed(uow, self._clock())
             uow.meta.put(REBUILT_AT, self._clock().isoformat())
             uow.meta.put(UNFINISHED, "yes")
             target = f"pool:{self._pool.root}"
@@ -138,7 +142,7 @@ class CatalogRebuild:
         """Assign each rebuilt object its recorded profile (after the rows are in: the profile service checks
         and schedules as for any assignment); why not, for those it could not."""
         names = {t.id: t.name for t in plan.tenants}
-        names |= {v.id: v.name for v in plan.volumes} | {v.id: v.name for v in plan.vms}
+        names |= {v.id: v.name for v in plan.volumes} | {v.id: v.name for v in plan.vms} | {WHOLE_SYSTEM: "system"}
         problems = []
         for subject_type, subject_id, profile_id in plan.assignments:
             try:

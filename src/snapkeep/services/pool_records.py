@@ -14,8 +14,9 @@ The pool keeps data and manifests, not the catalog's rows, so a rebuild infers t
   VM snapshot) comes back under the system as ``recovered-<its id's first 8 characters>``. A tenant or
   network deleted after that newest snapshot comes back (delete it again); one made after it with nothing
   captured of its own is not known. **Settings** are each owner's as that same snapshot recorded them, and
-  so are a tenant's **users and profiles**. Each tenant, VM and volume is assigned the profile its newest
-  record names, if that profile is back (the system's own profiles are in no manifest).
+  so are each owner's **users and profiles** (the system's, from whole-system snapshots taken since they
+  were recorded). Each tenant, VM and volume, and the system, is assigned the profile its newest record
+  names, if that profile is back.
 - **Restored since**: an in-place restore takes a ``pre-restore`` snapshot and then changes the object; an
   object whose newest record is such a snapshot comes back as it was before that restore (its data as
   after), reported. So is a VM on a network no snapshot recorded, and networks whose ranges overlap.
@@ -49,8 +50,8 @@ from snapkeep.model.types import (
     VolumeRecord,
 )
 from snapkeep.services.subjects import tenant_own
+from snapkeep.services.subjects.base import WHOLE_SYSTEM
 from snapkeep.services.subjects.profile_back import PROFILE
-from snapkeep.services.subjects.system import WHOLE_SYSTEM
 from snapkeep.services.vms import domain_name
 
 SYSTEM_SUBJECT = ("system", WHOLE_SYSTEM)  # a snapshot of the whole system
@@ -79,7 +80,7 @@ class CatalogPlan:
     volumes: list[VolumeRecord] = field(default_factory=list)
     vms: list[VmRecord] = field(default_factory=list)
     tags: list[tuple[str, str, str]] = field(default_factory=list)  # (object type, id, tag)
-    own: list[ManifestObject] = field(default_factory=list)  # the tenants' users and profiles
+    own: list[ManifestObject] = field(default_factory=list)  # the owners' users and profiles (system's too)
     assignments: list[tuple[str, str, str]] = field(default_factory=list)  # (subject type, id, profile id)
     snapshots: list[Snapshot] = field(default_factory=list)
     unknown_datasets: list[str] = field(default_factory=list)  # in the pool, named by no manifest
@@ -261,17 +262,20 @@ class _Planner:
         return Tenant(obj.id, name, obj.owner_tenant_id, str(obj.config.get("description", "")), record.first)
 
     def _settings(self, tenants: set[str]) -> None:
-        """Each owner's document as the newest snapshot of its subtree recorded it."""
+        """Each owner's document as the newest snapshot of its subtree recorded it; the system's, with the
+        profile assigned to the system."""
         for owner in [None, *sorted(tenants)]:
             newest = self._newest_of_owner(owner)
             for obj in newest.objects if newest else ():
                 if obj.type == "settings" and obj.owner_tenant_id == owner:
                     self._out.settings[owner] = dict(obj.config["document"])
+                    if owner is None and obj.config.get(PROFILE) is not None:
+                        self._out.assignments.append(("system", WHOLE_SYSTEM, str(obj.config[PROFILE])))
 
     # --- rows ----------------------------------------------------------------------------------------
     def _own(self, tenants: set[str]) -> None:
-        """Each tenant's users and profiles as the newest snapshot of its subtree recorded them."""
-        for owner in sorted(tenants):
+        """Each owner's users and profiles (the system's too) as the newest snapshot of its subtree recorded them."""
+        for owner in [None, *sorted(tenants)]:
             newest = self._newest_of_owner(owner)
             for obj in newest.objects if newest else ():
                 if obj.type in (tenant_own.USER, tenant_own.PROFILE) and obj.owner_tenant_id == owner:

@@ -39,7 +39,7 @@ from snapkeep.model.schedule import (
     profile_estimate,
 )
 from snapkeep.services.audit import Audit
-from snapkeep.services.subjects.system import WHOLE_SYSTEM
+from snapkeep.services.subjects.base import WHOLE_SYSTEM
 
 _INSTALLED = "profiles_installed_at"
 
@@ -374,8 +374,14 @@ class Profiles:
         if not system_assigned:
             self.assign(SYSTEM_PROFILE, SubjectOfProfile.SYSTEM, WHOLE_SYSTEM, SYSTEM)
         with self._db.unit() as uow:
-            uow.meta.put(_INSTALLED, self._clock().isoformat())
+            mark_installed(uow, self._clock())
         return True
+
+
+def mark_installed(uow: Unit, at: datetime) -> None:
+    """Count the installed profiles as installed: :meth:`Profiles.install` makes none any more. A catalog
+    rebuilt with the system's own profiles is marked so, or a profile the operator had deleted would come back."""
+    uow.meta.put(_INSTALLED, at.isoformat())
 
 
 def _require_own(uow: Unit, assignment: Assignment, subject: Subject) -> None:

@@ -38,7 +38,7 @@ from snapkeep.model.types import Job
 from snapkeep.services.audit import Audit
 from snapkeep.services.jobs import JobRunner, Lane, Progress
 from snapkeep.services.snapshots import Snapshots, TakeRequest
-from snapkeep.services.subjects.system import WHOLE_SYSTEM
+from snapkeep.services.subjects.base import WHOLE_SYSTEM
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from snapkeep.services.container import Services
 from snapkeep.services.contents import Contents, read_contents
 from snapkeep.services.logins import Visit
 from snapkeep.services.subjects import RestoreOptions
-from snapkeep.services.subjects.system import WHOLE_SYSTEM
+from snapkeep.services.subjects.base import WHOLE_SYSTEM
 from snapkeep.ui import forms
 from snapkeep.ui.deps import Form, UiSvc, Visitor
 from snapkeep.ui.templating import render

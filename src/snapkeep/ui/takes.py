@@ -18,7 +18,7 @@ from snapkeep.model.types import QuiescePolicy
 from snapkeep.services.container import Services
 from snapkeep.services.logins import Visit
 from snapkeep.services.snapshots import TakeRequest
-from snapkeep.services.subjects.system import WHOLE_SYSTEM
+from snapkeep.services.subjects.base import WHOLE_SYSTEM
 from snapkeep.ui import forms
 from snapkeep.ui.deps import Form, UiSvc, Visitor
 from snapkeep.ui.errors import FORM_ERRORS

@@ -21,6 +21,8 @@ from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import QuiescePolicy, RestoreMode, Snapshot, SnapshotKind, SubjectType
 from snapkeep.storage.pool import Pool
 
+WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
+
 
 @dataclass(frozen=True)
 class Subject:

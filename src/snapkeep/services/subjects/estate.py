@@ -1,5 +1,6 @@
 """Everything a system or tenant snapshot captures, read from the catalog at one moment: the tenants of the
-subtree (parents first) with their own users and profiles (:mod:`.tenant_own`), their networks and settings,
+subtree (parents first) with their own users and profiles (:mod:`.tenant_own`; the whole system's: the
+system's own too, and the profile assigned to the system in its settings object), networks and settings,
 and the VMs and volumes the selection admits, each as the manifest records it.
 
 VMs and volumes are described by their own kinds (so a VM inside a system snapshot is recorded exactly as a
@@ -13,11 +14,12 @@ from dataclasses import dataclass, field
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
 from snapkeep.model.types import Tenant
 from snapkeep.services.subjects import tenant_own
-from snapkeep.services.subjects.base import Subject
+from snapkeep.services.subjects.base import WHOLE_SYSTEM, Subject
 from snapkeep.services.subjects.profile_back import PROFILE
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
@@ -31,7 +33,7 @@ class Estate:
 
     root: str | None
     tenants: tuple[ManifestObject, ...]
-    own: tuple[ManifestObject, ...] = field(repr=False)  # the tenants' users (password hashes) and profiles
+    own: tuple[ManifestObject, ...] = field(repr=False)  # the owners' users (password hashes) and profiles
     networks: tuple[ManifestObject, ...]
     settings: tuple[ManifestObject, ...]
     vms: tuple[Subject, ...]
@@ -109,7 +111,7 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
             )
             for t in tenants
         ),
-        own=tuple(tenant_own.recorded(uow, (t.id for t in tenants))),
+        own=tuple(tenant_own.recorded(uow, owners)),
         networks=tuple(
             ManifestObject(
                 type="network",
@@ -127,7 +129,7 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
                 id=owner or SYSTEM_SETTINGS,
                 name="settings",
                 owner_tenant_id=owner,
-                config={"document": uow.settings.document(owner)},
+                config={"document": uow.settings.document(owner)} | _system_profile(owner, profiles),
                 datasets=[],
             )
             for owner in ([None] if root is None else []) + [t.id for t in tenants]
@@ -136,6 +138,12 @@ def read_estate(uow: Unit, root: str | None, selection: Selection, vm_kind: VmKi
         volumes=tuple(sorted(volumes, key=lambda s: s.id)),
         domains=domains,
     )
+
+
+def _system_profile(owner: str | None, profiles: dict[tuple[str, str], str]) -> dict[str, str | None]:
+    """The system's settings object also records the profile assigned to the system (a tenant's is in the
+    tenant's own object)."""
+    return {PROFILE: profiles.get((SubjectOfProfile.SYSTEM.value, WHOLE_SYSTEM))} if owner is None else {}
 
 
 def _tagged(subject: Subject, tags: tuple[str, ...]) -> Subject:

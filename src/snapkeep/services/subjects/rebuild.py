@@ -19,7 +19,7 @@ recorded and, for a partial snapshot, among the VMs and volumes it holds or its 
 5. objects renamed since first take a name of their own (so names swapped among them never clash), then
    tenants, volumes (data swapped in atomically per dataset, or cloned back with the same id), VMs (the same
    id, domain UUID, MACs and disks), networks and settings documents are made as the snapshot recorded
-   them; networks created since go;
+   them (the whole system's with the profile assigned to the system); networks created since go;
 6. the VMs that ran when the snapshot was taken are started; the intent is released.
 
 Undo: the pre-restore snapshot the restore service takes first is a system (or tenant) snapshot like any
@@ -58,7 +58,7 @@ from snapkeep.services.jobs import report_progress
 from snapkeep.services.networks import Networks, definition
 from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.subjects import tenant_own
-from snapkeep.services.subjects.base import Effects
+from snapkeep.services.subjects.base import WHOLE_SYSTEM, Effects
 from snapkeep.services.subjects.estate import read_estate
 from snapkeep.services.subjects.profile_back import PutBack, put_back_profile
 from snapkeep.services.subjects.vm import VmKind
@@ -487,6 +487,9 @@ class Rebuild:
         with self._db.unit() as uow:
             for obj in recorded.settings:
                 uow.settings.replace(obj.owner_tenant_id, self._settings_back(uow, obj, who))
+        for obj in recorded.settings:
+            if obj.owner_tenant_id is None:  # the whole system's: with the profile assigned to the system
+                put_back_profile(self._put_back, obj, SubjectOfProfile.SYSTEM, WHOLE_SYSTEM, who)
         progress(0.9, "starting the VMs that ran")
         for obj in recorded.vms:
             if obj.config.get("running"):

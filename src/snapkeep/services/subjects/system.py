@@ -30,7 +30,7 @@ from snapkeep.model.principal import Principal
 from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType
 from snapkeep.model.vmspec import VMState
-from snapkeep.services.subjects.base import Effects, RestoreOptions, Subject
+from snapkeep.services.subjects.base import WHOLE_SYSTEM, Effects, RestoreOptions, Subject
 from snapkeep.services.subjects.estate import Estate, read_estate
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
@@ -39,8 +39,6 @@ from snapkeep.storage.pool import Pool
 if TYPE_CHECKING:  # these use the services built after the kinds (snapshots, tenants)
     from snapkeep.services.subjects.rebuild import Rebuild
     from snapkeep.services.subjects.tenant_copy import TenantCopy
-
-WHOLE_SYSTEM = "system"  # the subject id (and ref) of a snapshot of the whole system
 
 
 @dataclass(frozen=True)

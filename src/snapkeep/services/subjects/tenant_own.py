@@ -6,6 +6,11 @@ and ``profile`` objects of the manifest; and the profile assigned to each tenant
 ``profile_id`` in the tenant's config (as a VM's or volume's, :mod:`.profile_back`). A user is recorded with
 its password hash, so that it logs in again as before; the manifest is readable by root only.
 
+A snapshot of the whole system records the system's own users and profiles too (owner None), and the
+profile assigned to the system, in the system's settings object: a restore of the whole system keeps the
+users and profiles there are now (the system still exists) and puts its assignment back; they are for a
+catalog rebuilt from the pool (:mod:`snapkeep.services.pool_records`), which has nothing else to go by.
+
 Brought back: only with a tenant that a rebuild makes again (deleted since, its users and profiles went with
 it), in the same catalog unit that makes it, so a crash leaves the tenant with all of them or without the
 tenant. A tenant that still exists keeps the users and profiles it has now: they say who may act and what
@@ -36,8 +41,9 @@ USER = "user"
 PROFILE = "profile"
 
 
-def recorded(uow: Unit, tenant_ids: Iterable[str]) -> list[ManifestObject]:
-    """The users and profiles of these tenants, as a manifest records them (users first, each kind by id)."""
+def recorded(uow: Unit, tenant_ids: Iterable[str | None]) -> list[ManifestObject]:
+    """The users and profiles of these tenants (None: the system's own), as a manifest records them (users
+    first, each kind by id)."""
     ids = frozenset(tenant_ids)
     if not ids:
         return []
