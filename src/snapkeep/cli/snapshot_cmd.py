@@ -507,8 +507,8 @@ def contents(
     tenant: TenantNameOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """What a snapshot holds, as it was then: tenants (as a tree), VMs, volumes, networks, the tenants' users
-    and profiles (what you may see)."""
+    """What a snapshot holds, as it was then: tenants (as a tree), VMs, volumes, networks, users and
+    profiles (what you may see)."""
     api = connect()
     found: JsonObject = api.get("snapshots", _snapshot_id(api, ref, None, None, system, tenant), "contents")
     if as_json:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from snapkeep.errors import NotFound
 
-MANIFEST_VERSION = 2  # 2: system and tenant snapshots record the tenants' users and profiles
+MANIFEST_VERSION = 2  # 2: system and tenant snapshots record users and profiles (tenants', the system's)
 READS = frozenset({1, MANIFEST_VERSION})  # a version-1 manifest is a version 2 without them
 _SINCE_2 = ("user", "profile")
 

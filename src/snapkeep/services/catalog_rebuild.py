@@ -223,7 +223,7 @@ class CatalogRebuild:
 
 
 def _write(uow: Unit, plan: CatalogPlan) -> list[str]:
-    """Every row of the plan; the names of the tenants' users left out (the name is taken)."""
+    """Every row of the plan; the names of the users left out (the name is taken)."""
     for tenant in plan.tenants:  # parents first
         uow.tenants.insert(tenant)
     left_out = [name for name, why_not in tenant_own.bring_back(uow, plan.own) if why_not]

@@ -1,7 +1,7 @@
 """What a snapshot holds, as its manifest recorded it, seen through the caller's scope (SPEC §2, §5).
 
 A system snapshot lists its tenants as a tree, its VMs, volumes, networks and settings, each with its
-configuration at that time, the tenants' users (never their password hashes) and profiles, and which objects
+configuration at that time, the users (never their password hashes) and profiles, and which objects
 a partial one took. A tenant reading its parent's exposed
 snapshot sees its own subtree in it and nothing else; the scope is the tree *as recorded*, so a sub-tenant
 deleted since is still the tenant's own to see and restore. Host paths (a VM's kernel and initrd) are

@@ -100,8 +100,8 @@ class Users:
     def ensure_first_admin(self, path: str) -> str | None:
         """With no user of the system's own scope, make ``admin`` (a system admin; ``admin_2``… if a tenant's
         user has that name) with a random password written to ``path`` (mode 0600), so that a new
-        installation, or one whose catalog was rebuilt with its tenants' users only, can be logged in to;
-        the name, if it made one."""
+        installation, or one whose catalog was rebuilt with its tenants' users only (from whole-system
+        snapshots older than the system's own users in them), can be logged in to; the name, if it made one."""
         with self._db.unit() as uow:
             if uow.users.any_of_the_system():
                 return None

@@ -387,7 +387,7 @@ class Pool:
     def seal(self, snap_id: str, manifest: bytes) -> None:
         """Write the manifest beside the data, flush both with one ``syncfs``, and publish the snapshot with
         one rename (flushed too). Nothing reads ``staging/`` but its operation, so the manifest needs no
-        temporary name and no flush of its own. Root alone reads it: it records tenants' users with their
+        temporary name and no flush of its own. Root alone reads it: it records users with their
         password hashes."""
         staged = self.staging_dir(snap_id)
         with translated(f"sealing snapshot {snap_id}"):

@@ -84,7 +84,7 @@ class Recorded:
     settings: tuple[ManifestObject, ...]
     volumes: tuple[ManifestObject, ...]
     vms: tuple[ManifestObject, ...]
-    own: tuple[ManifestObject, ...] = ()  # the tenants' users and profiles (none before snapshots held them)
+    own: tuple[ManifestObject, ...] = ()  # the owners' users and profiles (none before snapshots held them)
 
     @classmethod
     def of(cls, manifest: Manifest, root: str | None) -> Recorded:
