@@ -27,7 +27,7 @@ from snapkeep.storage import images
 from snapkeep.storage.linux import extents
 from snapkeep.storage.pool import Pool
 from snapkeep.storage.tree import clone_file
-from tests.conftest import build_services, mount_fs, unmount_fs
+from tests.conftest import build_services, make_traversable_tmp, mount_fs, unmount_fs
 
 
 def ms(fn: Callable[[], object]) -> float:
@@ -85,7 +85,7 @@ def main() -> None:
     fs = mount_fs("xfs", "40G")
     try:
         pool = Pool.open(fs.new_dir("pool"))
-        svc = build_services(tempfile.mkdtemp(prefix="snapkeep-bench-"), pool)
+        svc = build_services(make_traversable_tmp("snapkeep-bench-"), pool)
         try:
             for count in (int(c) for c in args.files.split(",")):
                 vol = svc.volumes.create(f"files-{count}", 10 << 30, who=SYSTEM)

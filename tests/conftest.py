@@ -6,6 +6,7 @@ Every fixture that mounts unmounts in teardown, and ``mount -o loop`` detaches t
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import re
@@ -32,7 +33,7 @@ from snapkeep.model.timespec import utcnow
 from snapkeep.model.types import VM, Volume
 from snapkeep.services.container import Services
 from snapkeep.services.subjects import RestoreOptions
-from snapkeep.storage import loopfs
+from snapkeep.storage import images, loopfs
 from snapkeep.storage.pool import Pool
 
 DRIVERS = ["btrfs", "xfs"]
@@ -51,10 +52,26 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+_made_tmp: list[str] = []
+
+
 def make_traversable_tmp(prefix: str) -> str:
+    """A new folder in /tmp that others may traverse (QEMU runs as libvirt-qemu), removed when this
+    process exits, so that a test or benchmark that forgets it (or fails first) leaves nothing behind."""
     path = tempfile.mkdtemp(prefix=prefix)
     os.chmod(path, 0o755)
+    if not _made_tmp:
+        atexit.register(_remove_made_tmp)
+    _made_tmp.append(path)
     return path
+
+
+def _remove_made_tmp() -> None:
+    """Remove the folders :func:`make_traversable_tmp` made, except one with something still mounted
+    beneath it: removing through a mount would delete another filesystem's files."""
+    for path in _made_tmp:
+        if os.path.isdir(path) and not images.mounts_beneath(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
