@@ -257,7 +257,7 @@ class UnsupportedFilesystem(PoolError):
 
 
 class PoolFull(PoolError):
-    """The pool ran out of space, or would (a restore's estimate); the operation was undone or not started."""
+    """The pool (or a volume's size limit) ran out of space, or would (a restore's estimate); undone or not started."""
 
     code = "pool_full"
     http_status = 507

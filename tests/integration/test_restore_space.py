@@ -4,9 +4,10 @@ filesystem is filled by a preallocated file beside it, on both drivers."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -15,8 +16,8 @@ from snapkeep.errors import PoolFull
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import SubjectType
 from snapkeep.services.container import Services
-from snapkeep.services.restores import CLONE_ALLOWANCE
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.space import CLONE_ALLOWANCE
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
 from tests.treeutil import make_rich_tree, tree_signature
@@ -73,6 +74,7 @@ def test_a_restore_without_room_is_refused_and_changes_nothing(services: Service
     assert tree_signature(volume.path) == at_snapshot and result["pre_restore_snapshot_id"]
 
 
+@pytest.mark.usefixtures("libvirtd")  # a system snapshot reads the host
 def test_one_tenant_out_of_a_system_snapshot_is_estimated_by_its_subtree(services: Services) -> None:
     """The tenant's own record holds no dataset: its estimate is its recorded volumes' (two, twice with the
     pre-restore snapshot), so room for two clones is not enough."""
@@ -87,6 +89,7 @@ def test_one_tenant_out_of_a_system_snapshot_is_estimated_by_its_subtree(service
         svc.restores.submit(snap.id, options, SYSTEM)
 
 
+@pytest.mark.usefixtures("libvirtd")  # a system snapshot reads the host
 def test_a_whole_subtree_restore_is_estimated_by_all_it_holds_and_changes_nothing(services: Services) -> None:
     """A tenant's own system snapshot restored over its subtree clones every recorded dataset, twice with
     the pre-restore snapshot: refused with room for fewer, before anything is taken or removed."""
@@ -111,3 +114,68 @@ def test_a_whole_subtree_restore_is_estimated_by_all_it_holds_and_changes_nothin
     svc.restores.over_source(snap.id, RestoreOptions(), SYSTEM)
     assert not os.path.exists(os.path.join(orders.path, "later.txt"))
     assert f"later-{tenant}" not in {v.name for v in svc.volumes.list(who=SYSTEM)}
+
+
+def extract_calls(svc: Services) -> list[Callable[..., object]]:
+    """Each way an extract is asked for: the check the API runs first, the job's submission, the extract."""
+    return [svc.files.check_extract, functools.partial(svc.files.submit_extract, params={}), svc.files.extract]
+
+
+def test_a_file_restore_past_its_volume_limit_is_refused_and_changes_nothing(services: Services) -> None:
+    """A folder restored into a volume whose size limit it would pass is refused before anything is written.
+    Clones count against the limit (btrfs counts what a volume references) yet reserve nothing, so without
+    the check a file restore on btrfs took a volume past its limit."""
+    svc = services
+    tag = uuid.uuid4().hex[:6]
+    source = svc.volumes.create(f"src-{tag}", 64 * MiB, who=SYSTEM)
+    os.mkdir(os.path.join(source.path, "docs"))
+    content = {name: os.urandom(10 * MiB) for name in ("a.bin", "b.bin")}
+    for name, data in content.items():
+        with open(os.path.join(source.path, "docs", name), "wb") as f:
+            f.write(data)
+    snap = svc.snapshots.take(TakeRequest(ref=source.id, name="docs"), who=SYSTEM)
+    small = svc.volumes.create(f"small-{tag}", 16 * MiB, who=SYSTEM)
+    with open(os.path.join(small.path, "kept.txt"), "w") as f:
+        f.write("the volume's own file")
+    before = state(svc, small.path)
+
+    for call in extract_calls(svc):
+        with pytest.raises(PoolFull, match="left under its size limit") as refused:
+            call(snap.id, "docs", to_volume=small.id, who=SYSTEM)
+        assert refused.value.details["volume"] == small.name and refused.value.details["needed"] >= 20 * MiB
+    assert state(svc, small.path) == before
+
+    roomy = svc.volumes.create(f"roomy-{tag}", 64 * MiB, who=SYSTEM)
+    svc.files.extract(snap.id, "docs", to_volume=roomy.id, who=SYSTEM)
+    for name, data in content.items():
+        with open(os.path.join(roomy.path, "docs", name), "rb") as f:
+            assert f.read() == data
+
+
+def test_a_file_restore_that_copies_needs_room_for_the_copy_in_the_pool(services: Services) -> None:
+    """Where an extract copies its data (XFS pools: each volume has a filesystem of its own), the pool must
+    hold the copy beyond its margin, or it is refused with nothing written; where it clones (btrfs), only
+    metadata is new and the same extract runs on the same nearly full pool."""
+    svc = services
+    tag = uuid.uuid4().hex[:6]
+    source = svc.volumes.create(f"src-{tag}", 128 * MiB, who=SYSTEM)
+    data = os.urandom(48 * MiB)
+    with open(os.path.join(source.path, "big.bin"), "wb") as f:
+        f.write(data)
+    snap = svc.snapshots.take(TakeRequest(ref=source.id, name="big"), who=SYSTEM)
+    target = svc.volumes.create(f"target-{tag}", 128 * MiB, who=SYSTEM)
+    before = state(svc, target.path)
+
+    with filled(svc.pool, MIN_FREE + 24 * MiB):
+        if svc.pool.driver.name == "btrfs":
+            svc.files.extract(snap.id, "big.bin", to_volume=target.id, who=SYSTEM)
+            with open(os.path.join(target.path, "big.bin"), "rb") as f:
+                assert f.read() == data
+            return
+        for call in extract_calls(svc):
+            with pytest.raises(PoolFull, match="MiB copied"):
+                call(snap.id, "big.bin", to_volume=target.id, who=SYSTEM)
+        assert state(svc, target.path) == before
+    svc.files.extract(snap.id, "big.bin", to_volume=target.id, who=SYSTEM)
+    with open(os.path.join(target.path, "big.bin"), "rb") as f:
+        assert f.read() == data

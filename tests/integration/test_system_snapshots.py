@@ -42,8 +42,8 @@ from snapkeep.model.types import VM, RestoreMode, SnapshotKind, SubjectType, Vol
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.services.contents import read_contents
-from snapkeep.services.restores import CLONE_ALLOWANCE
 from snapkeep.services.snapshots import TakeRequest
+from snapkeep.services.space import CLONE_ALLOWANCE
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.testguest import GuestImage, counter_is_intact, fsck, read_counter
 from tests.integration.test_restore_space import filled

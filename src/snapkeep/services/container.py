@@ -28,10 +28,11 @@ from snapkeep.services.logins import Logins
 from snapkeep.services.networks import Networks
 from snapkeep.services.profiles import Profiles
 from snapkeep.services.reconcile import ReconcileReport, reconcile
-from snapkeep.services.restores import Restores, SpaceRule
+from snapkeep.services.restores import Restores
 from snapkeep.services.scheduled import ScheduledTakes
 from snapkeep.services.settings import SettingDocs
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.space import SpaceRule
 from snapkeep.services.subjects import SubjectKind
 from snapkeep.services.subjects.rebuild import Rebuild
 from snapkeep.services.subjects.system import SystemKind, TenantKind
@@ -161,6 +162,7 @@ class Services:
                 DownloadSlots(settings.downloads_per_caller),
                 snapshot_mounts=settings.snapshot_mounts,
                 pre_restore_keep=keep,
+                space=space,
             ),
             host=host,
             vms=vms,

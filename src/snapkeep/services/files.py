@@ -42,17 +42,19 @@ from datetime import timedelta
 
 from snapkeep.catalog.db import Database
 from snapkeep.engine.intents import Intent, IntentKind, Intents
-from snapkeep.errors import InvalidInput, InvalidPath, NameClash, SnapkeepError
+from snapkeep.errors import InvalidInput, InvalidPath, NameClash, PoolFull, SnapkeepError
 from snapkeep.model import relpath
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.paging import Page, Window, page_of
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import FileEntry, Job, Snapshot, SnapshotKind, SubjectType, Volume
+from snapkeep.model.units import format_size
 from snapkeep.services.audit import Audit
 from snapkeep.services.download_slots import DownloadSlots
 from snapkeep.services.guards import Claim, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.space import CLONE_ALLOWANCE, SpaceRule
 from snapkeep.services.volumes import Volumes
 from snapkeep.storage import filerestore, tarstream
 from snapkeep.storage.pool import INTERNAL_NAMES, Pool
@@ -134,7 +136,9 @@ class Files:
         downloads: DownloadSlots,
         snapshot_mounts: int,
         pre_restore_keep: timedelta,
+        space: SpaceRule,
     ) -> None:
+        self._space = space
         self._pre_restore_keep = pre_restore_keep  # how long the snapshot taken before a replacing extract stays
         self._jobs = jobs
         self._downloads = downloads
@@ -202,7 +206,7 @@ class Files:
             raise InvalidPath("names starting with .snapkeep-restore- are snapkeep's own", path=_shown(dest))
         source = self._source(snap_id, who, volume)
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
-            filerestore.check_source(root, source_parts, _shown(source_parts))
+            size = filerestore.check_source(root, source_parts, _shown(source_parts))
         target = self._volumes.get(to_volume or source.id, who)
         replaces = filerestore.check_destination(self._pool.dataset_tree(target.dataset), dest, _shown(dest))
         own_place = target.id == source.id and dest == source_parts
@@ -212,7 +216,30 @@ class Files:
                 path=_shown(dest),
                 volume=target.name,
             )
-        return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
+        plan = ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
+        self._check_space(plan, size)
+        return plan
+
+    def _check_space(self, plan: ExtractPlan, size: int) -> None:
+        """Refused (:class:`PoolFull`, nothing changed) unless the extract fits: ``size`` bytes (what the
+        source takes on disk) under the destination volume's size limit — a clone counts there in full, and
+        what it replaces is freed only after the swap — and in the pool where the data is copied, not
+        cloned; plus a dataset clone for the pre-restore snapshot of a replacing extract."""
+        room = self._pool.room(plan.volume.dataset)
+        if room is not None and room < size:
+            raise PoolFull(
+                f"volume {plan.volume.name!r} has {format_size(room)} left under its size limit; extracting "
+                f"{_shown(plan.source)!r} needs an estimated {format_size(size)}: free space in the volume, "
+                "raise its limit, or extract to another volume",
+                volume=plan.volume.name,
+                free=room,
+                needed=size,
+            )
+        copied = self._pool.copies_into(plan.snap_id, plan.dataset, plan.volume.dataset)
+        parts = [f"{format_size(size)} copied"] if copied else []
+        parts += [f"a pre-restore snapshot at {format_size(CLONE_ALLOWANCE)}"] if plan.replaces else []
+        estimate = (size if copied else 0) + (CLONE_ALLOWANCE if plan.replaces else 0)
+        self._space.require(estimate, "this file restore", ", ".join(parts) or "its data cloned")
 
     def download(self, snap_id: str, path: PathArg, *, volume: str | None = None, who: Principal) -> Download:
         """One file or folder of the snapshot to read (any role, like browsing): its entry and its bytes. The

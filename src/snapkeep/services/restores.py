@@ -9,36 +9,22 @@ differs. The object restored is the one the snapshot was taken of, found in its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 
-from snapkeep.errors import InvalidInput, PoolFull
+from snapkeep.errors import InvalidInput
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import check_name
 from snapkeep.model.principal import Principal, Role
 from snapkeep.model.types import Job, Snapshot, SnapshotKind, SubjectType
-from snapkeep.model.units import MiB, format_size
+from snapkeep.model.units import format_size
 from snapkeep.services.guards import Claim
 from snapkeep.services.jobs import JobRunner, Progress
 from snapkeep.services.snapshots import Snapshots
+from snapkeep.services.space import CLONE_ALLOWANCE, SpaceRule
 from snapkeep.services.subjects import Effects, RestoreOptions, SubjectKind
 
 _MEMBERS = (SubjectType.VM, SubjectType.VOLUME, SubjectType.TENANT)  # what one restores out of a system
-
-
-# What one dataset cloned may cost the pool: clones share their data with the snapshot (btrfs subvolume
-# snapshots, XFS reflinks), so only metadata is new — a subvolume's trees, or the extent maps and reference
-# counts of a reflinked image, which grow with how fragmented it is. A generous allowance, not a measure.
-CLONE_ALLOWANCE = 16 * MiB
-
-
-@dataclass(frozen=True)
-class SpaceRule:
-    """How a restore's need for space is judged before it starts: the pool's free bytes now, and what
-    must stay free beyond the restore's estimate (the service's own catalog and logs live there too)."""
-
-    free: Callable[[], int]
-    min_free: int
 
 
 class Restores:
@@ -130,16 +116,8 @@ class Restores:
         if source.type == SubjectType.TENANT.value:
             datasets |= {d for o in self._snapshots.manifest(snap_id).visible_to(source.id) for d in o.datasets}
         clones = len(datasets) * (2 if options.pre_restore and not options.as_new else 1)
-        needed = clones * CLONE_ALLOWANCE + self._space.min_free
-        free = self._space.free()
-        if free < needed:
-            raise PoolFull(
-                f"the pool has {format_size(free)} free; this restore needs an estimated {format_size(needed)} "
-                f"({clones} dataset clone(s) at {format_size(CLONE_ALLOWANCE)} each, and "
-                f"{format_size(self._space.min_free)} kept free): free space first, e.g. delete old snapshots",
-                free=free,
-                needed=needed,
-            )
+        made_of = f"{clones} dataset clone(s) at {format_size(CLONE_ALLOWANCE)} each"
+        self._space.require(clones * CLONE_ALLOWANCE, "this restore", made_of)
 
     def _claim(self, snap_id: str, options: RestoreOptions, who: Principal) -> Claim:
         """The snapshot, shared (several restores may read it, none may delete it meanwhile), and, over the

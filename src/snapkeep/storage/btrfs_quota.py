@@ -124,6 +124,19 @@ def inconsistent(path: str) -> bool:
         return False
 
 
+def referenced_room(path: str, subvolume_id: int) -> int | None:
+    """Bytes qgroup ``0/<subvolume_id>`` may still reference before its limit (as last committed: writes
+    since count at the next commit); None when it has no limit on referenced bytes, or no qgroup."""
+    try:
+        if not qgroup_counter(path, subvolume_id, "limit_flags") & BTRFS_QGROUP_LIMIT_MAX_RFER:
+            return None
+        return max(
+            0, qgroup_counter(path, subvolume_id, "max_referenced") - qgroup_counter(path, subvolume_id, "referenced")
+        )
+    except FileNotFoundError:  # quotas off, or a subvolume without a qgroup: nothing limits it
+        return None
+
+
 def qgroup_counter(path: str, subvolume_id: int, counter: str) -> int:
     """One counter of qgroup ``0/<subvolume_id>`` as sysfs shows it (``referenced``, ``max_referenced``…)."""
     with open(os.path.join(_sysfs(path), f"0_{subvolume_id}", counter)) as f:

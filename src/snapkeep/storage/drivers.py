@@ -50,6 +50,7 @@ class Driver(Protocol):
     def frozen_copy(self, src: str, dst: str) -> None: ...
     def writable_copy(self, src: str, dst: str) -> None: ...
     def set_size_limit(self, path: str, limit: int) -> None: ...
+    def room(self, path: str) -> int | None: ...
     def enable_limits(self, root: str) -> str | None: ...
 
 
@@ -98,6 +99,10 @@ class BtrfsDriver:
                 f"the volume holds {held} bytes; a size limit of {limit} bytes is below that", used=held, limit=limit
             )
         btrfs_quota.set_referenced_limit(path, limit)
+
+    def room(self, path: str) -> int | None:
+        """What the subvolume's limit leaves (clones count in full: its qgroup counts what it references)."""
+        return btrfs_quota.referenced_room(path, btrfsutil.subvolume_id(path))
 
     def enable_limits(self, root: str) -> str | None:
         """Full quota groups, not simple quotas: squota charges an extent to the subvolume that wrote it,
@@ -150,6 +155,10 @@ class ReflinkDriver:
         """Enforced on an image volume; not on a directory (a VM's, or a volume made before images)."""
         if images.is_image(images.image_of(path)):
             images.set_limit(path, limit)
+
+    def room(self, path: str) -> int | None:
+        """The free space of an image volume's own filesystem; a directory has no limit of its own."""
+        return images.available(path) if images.is_image(images.image_of(path)) else None
 
     def enable_limits(self, root: str) -> str | None:
         """Nothing to prepare: each image volume's limit lives in its own filesystem (a reserve file)."""

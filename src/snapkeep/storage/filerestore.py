@@ -42,7 +42,7 @@ from snapkeep.storage.beneath import (
     remove_at,
     rename_at,
 )
-from snapkeep.storage.fdcopy import copy_entry
+from snapkeep.storage.fdcopy import allocated, copy_entry
 
 STAGING_PREFIX = b".snapkeep-restore-"
 _STAGED = b"entry"
@@ -127,19 +127,21 @@ def _entries(folder: int) -> list[FileEntry]:
     return found
 
 
-def check_source(root: str, parts: Sequence[bytes], shown: str) -> None:
-    """Refuse, before anything is written, a source that is missing or a special file."""
+def check_source(root: str, parts: Sequence[bytes], shown: str) -> int:
+    """Refuse, before anything is written, a source that is missing or a special file; else the bytes a
+    copy of it takes where its data cannot be shared (:func:`~snapkeep.storage.fdcopy.allocated`)."""
     with translated("reading the snapshot", shown), closing(open_root(root)) as root_fd:
         parent = open_dir(root_fd, parts[:-1])
         with closing(parent):
             st = lstat_at(parent, parts[-1])
-    if st is None:
-        raise NotFound(f"{shown!r} does not exist in the snapshot", path=shown)
-    if is_special(st.st_mode):
-        raise InvalidInput(
-            f"{shown!r} is a special file ({_kind(st.st_mode)}); special files are listed but not extracted",
-            path=shown,
-        )
+            if st is None:
+                raise NotFound(f"{shown!r} does not exist in the snapshot", path=shown)
+            if is_special(st.st_mode):
+                raise InvalidInput(
+                    f"{shown!r} is a special file ({_kind(st.st_mode)}); special files are listed but not extracted",
+                    path=shown,
+                )
+            return allocated(parent, parts[-1])
 
 
 def check_destination(root: str, parts: Sequence[bytes], shown: str) -> bool:

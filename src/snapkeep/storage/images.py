@@ -298,12 +298,12 @@ def set_limit(tree: str, limit: int) -> None:
             raise InvalidInput(
                 f"the volume holds {used} bytes; a size limit of {limit} bytes is below that", used=used, limit=limit
             )
-        capacity = _available(tree) + held + used
+        capacity = available(tree) + held + used
         if limit > capacity:
             _grow(tree, limit - capacity)
             baseline = _used(tree) - held - used  # a bigger filesystem reserves more for itself
             os.setxattr(holder, BASELINE_XATTR, str(baseline).encode())
-            capacity = _available(tree) + held + used
+            capacity = available(tree) + held + used
         block = os.statvfs(tree).f_frsize
         wanted = (capacity - limit) // block * block
         if wanted < end:
@@ -313,7 +313,8 @@ def set_limit(tree: str, limit: int) -> None:
         os.setxattr(holder, END_XATTR, str(wanted).encode())
 
 
-def _available(tree: str) -> int:
+def available(tree: str) -> int:
+    """Bytes the volume's users may still write (the reserve that makes its limit is allocated already)."""
     st = os.statvfs(tree)
     return st.f_bavail * st.f_frsize
 

@@ -315,6 +315,19 @@ class Pool:
         with translated(f"setting the size limit of {dataset}"):
             self.driver.set_size_limit(self.dataset_path(dataset), limit)
 
+    def room(self, dataset: str) -> int | None:
+        """Bytes users may still write into ``dataset`` before its size limit stops them (None: no limit of
+        its own; the pool's free space is then all there is)."""
+        with translated(f"reading the room left in {dataset}"):
+            return self.driver.room(self.dataset_path(dataset))
+
+    def copies_into(self, snap_id: str, dataset: str, to_dataset: str) -> bool:
+        """Whether files put from the snapshot's copy of ``dataset`` into ``to_dataset`` take new blocks in
+        the pool (copied: the slow mode, or across an image volume's own filesystem) rather than share the
+        snapshot's (cloned, metadata only)."""
+        from_image = self.snapshot_data_path(snap_id, dataset).endswith(images.SUFFIX)
+        return self.driver.slow or from_image or self.is_image_volume(to_dataset)
+
     def list_datasets(self) -> list[str]:
         names = os.listdir(os.path.join(self.root, "datasets"))
         return sorted({name.removesuffix(images.SUFFIX) for name in names})

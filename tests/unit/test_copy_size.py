@@ -1,0 +1,38 @@
+"""``fdcopy.allocated``: what a file restore's space check counts, in a real folder — the blocks a copy
+takes, not the sizes the files claim: holes count nothing, a hard-linked file once, a symlink as itself
+(never its target), special files not at all (the copy skips them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from snapkeep.storage.beneath import DIR_FLAGS, closing
+from snapkeep.storage.fdcopy import allocated
+
+MiB = 1 << 20
+
+
+def measured(folder: Path, name: str) -> int:
+    with closing(os.open(folder, DIR_FLAGS)) as fd:
+        return allocated(fd, os.fsencode(name))
+
+
+def test_counts_blocks_once_and_never_follows(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(os.urandom(8 * MiB))
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "data.bin").write_bytes(os.urandom(MiB))
+    os.link(tree / "sub" / "data.bin", tree / "same.bin")
+    with open(tree / "sparse.img", "wb") as f:  # 1 GiB long, 64 KiB of data
+        f.seek(1 << 30)
+        f.write(os.urandom(64 << 10))
+    os.symlink(outside, tree / "to-outside")
+    os.mkfifo(tree / "pipe")
+
+    size = measured(tmp_path, "tree")
+    assert MiB + (64 << 10) <= size < MiB + MiB // 2, size  # not 2 MiB, not 1 GiB, not the 8 MiB outside
+    assert measured(tmp_path, "outside.bin") >= 8 * MiB
+    assert measured(tree, "to-outside") < 64 << 10
+    assert measured(tree, "pipe") == 0
