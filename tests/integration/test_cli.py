@@ -307,7 +307,7 @@ def test_browse_and_extract(cli: Cli) -> None:
     assert Path(path, "docs/report.txt").read_bytes() == report
 
     job = cli.json("snapshot", "extract", "files", "docs", "--volume", vol["name"], "--to", "docs-copy")
-    assert job["result"] == {"volume": vol["name"], "path": "docs-copy", "skipped_special": 0}
+    assert job["result"] == {"volume": vol["name"], "path": "docs-copy", "skipped_special": 0, "replaced": False}
     assert tree(os.path.join(path, "docs-copy")) == docs
     cli.ok("snapshot", "extract", snap["id"], "top.txt", "--to-volume", other["name"], "--to", "from-snap.txt")
     assert Path(other["path"], "from-snap.txt").read_bytes() == b"top\n"

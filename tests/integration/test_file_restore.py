@@ -518,11 +518,11 @@ def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snaps
     write(os.path.join(vol.path, "docs", "b.txt"), b"made since\n")
 
     added = services.files.extract(snap.id, "docs/a.txt", to_path="copy.txt", who=SYSTEM)
-    assert "pre_restore_snapshot_id" not in added
+    assert "pre_restore_snapshot_id" not in added and added["replaced"] is False
     assert [s.name for s in services.snapshots.listing(vol.id, who=SYSTEM)] == ["s"]
 
     done = services.files.extract(snap.id, "docs", who=SYSTEM)  # the folder, over the one there
-    assert sorted(os.listdir(os.path.join(vol.path, "docs"))) == ["a.txt"]
+    assert sorted(os.listdir(os.path.join(vol.path, "docs"))) == ["a.txt"] and done["replaced"] is True
     undo = services.snapshots.get(str(done["pre_restore_snapshot_id"]), SYSTEM)
     assert undo.name.startswith("pre-restore_") and undo.origin == "pre-extract" and undo.expires_at is not None
 

@@ -362,7 +362,12 @@ class Files:
             detail = f"from {source}{_shown(plan.source)}; {report.skipped_special} special file(s) skipped"
             target = f"volume:{plan.volume.name}/{shown}"
             self._audit.done(uow, who, "snapshot.extract", target, detail, owner=owner)
-        done: dict[str, object] = {"volume": plan.volume.name, "path": shown, "skipped_special": report.skipped_special}
+        done: dict[str, object] = {
+            "volume": plan.volume.name,
+            "path": shown,
+            "skipped_special": report.skipped_special,
+            "replaced": undo is not None,  # what was there (the request's replace matters only elsewhere)
+        }
         return done | ({"pre_restore_snapshot_id": undo.id} if undo else {})
 
     def _snapshot_before(self, plan: ExtractPlan, who: Principal) -> Snapshot | None:

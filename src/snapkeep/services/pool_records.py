@@ -39,6 +39,7 @@ from typing import Any
 from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.names import numbered_name
 from snapkeep.model.network import NetworkDef, overlaps
+from snapkeep.model.profile import SubjectOfProfile
 from snapkeep.model.types import (
     Network,
     QuiescePolicy,
@@ -270,7 +271,8 @@ class _Planner:
                 if obj.type == "settings" and obj.owner_tenant_id == owner:
                     self._out.settings[owner] = dict(obj.config["document"])
                     if owner is None and obj.config.get(PROFILE) is not None:
-                        self._out.assignments.append(("system", WHOLE_SYSTEM, str(obj.config[PROFILE])))
+                        system = SubjectOfProfile.SYSTEM.value
+                        self._out.assignments.append((system, WHOLE_SYSTEM, str(obj.config[PROFILE])))
 
     # --- rows ----------------------------------------------------------------------------------------
     def _own(self, tenants: set[str]) -> None:
