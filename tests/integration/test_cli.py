@@ -317,6 +317,11 @@ def test_browse_and_extract(cli: Cli) -> None:
     assert Path(other["path"], "from-snap.txt").read_bytes() == b"changed since"
     assert "what it replaced is in pre-restore snapshot" in cli.ok(*again, "--replace")
     assert Path(other["path"], "from-snap.txt").read_bytes() == b"top\n"
+    write(other["path"], "from-snap.txt", b"changed again")
+    kept = len(cli.json("snapshot", "list", "--volume", other["name"]))
+    assert "pre-restore snapshot" not in cli.ok(*again, "--replace", "--no-pre-restore")
+    assert Path(other["path"], "from-snap.txt").read_bytes() == b"top\n"
+    assert len(cli.json("snapshot", "list", "--volume", other["name"])) == kept  # told not to: none taken
 
     before = (tree(path), tree(other["path"]))
     for args in (["../x"], ["/etc/passwd"], ["top.txt", "--to", "../escape"], ["top.txt", "--to", "/tmp/x"]):

@@ -510,7 +510,7 @@ def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None
 def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snapshot(services: Services) -> None:
     """SPEC §3: every in-place restore is undoable. An extract that replaces a file or folder takes a
     pre-restore snapshot of the volume first; extracting out of it puts back what was replaced. One that
-    only adds takes none."""
+    only adds takes none, nor one told not to (as other restores can be)."""
     vol = services.volumes.create("undo", 1 << 30, who=SYSTEM)
     write(os.path.join(vol.path, "docs", "a.txt"), b"as captured\n")
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
@@ -531,6 +531,11 @@ def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snaps
         assert f.read() == b"written since\n"
     with open(os.path.join(vol.path, "docs", "b.txt"), "rb") as f:
         assert f.read() == b"made since\n"
+    assert len(services.snapshots.listing(vol.id, who=SYSTEM)) == 3
+
+    unkept = services.files.extract(snap.id, "docs", pre_restore=False, who=SYSTEM)  # told not to keep one
+    assert unkept["replaced"] is True and "pre_restore_snapshot_id" not in unkept
+    assert sorted(os.listdir(os.path.join(vol.path, "docs"))) == ["a.txt"]
     assert len(services.snapshots.listing(vol.id, who=SYSTEM)) == 3
 
 

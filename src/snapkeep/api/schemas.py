@@ -463,6 +463,10 @@ class ExtractRequest(RequestBody):
         description="replace what is at a destination other than the file's own place (refused with name_clash "
         "otherwise); at its own place the restore always replaces, after a pre-restore snapshot",
     )
+    pre_restore: bool = Field(
+        default=True,
+        description="take a pre-restore snapshot of the volume before replacing what is there (the undo)",
+    )
 
     def source(self) -> bytes:
         raw = raw_path(self.path, self.path_b64, "path")

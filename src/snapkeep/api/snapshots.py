@@ -187,6 +187,7 @@ def extract_files(svc: Svc, who: Caller, snap_id: str, body: ExtractRequest, wai
         to_path=body.dest(),
         volume=body.volume,
         replace=body.replace,
+        pre_restore=body.pre_restore,
         params=body.model_dump(),
         who=who,
     )

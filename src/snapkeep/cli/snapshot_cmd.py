@@ -596,17 +596,21 @@ def extract(
         bool,
         typer.Option("--replace", help="Replace what is at a destination other than its own place."),
     ] = False,
+    pre_restore: Annotated[
+        bool,
+        typer.Option("--pre-restore/--no-pre-restore", help="Before replacing, take a safety snapshot of the volume."),
+    ] = True,
     volume: VolumeOption = None,
     no_wait: NoWaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Copy a file or folder out of a snapshot into a volume, atomically (out of a system snapshot: from
-    the volume --volume names). At its own place it replaces what is there, after a pre-restore snapshot;
-    elsewhere something already there is refused unless --replace."""
+    the volume --volume names). At its own place it replaces what is there, after a pre-restore snapshot
+    (unless --no-pre-restore); elsewhere something already there is refused unless --replace."""
     api = connect()
     snap_id, member = _target(api, ref, volume, None)
     body = {**_path_query("path", path), **_path_query("to_path", to), "to_volume": to_volume, **member}
-    body["replace"] = replace
+    body |= {"replace": replace, "pre_restore": pre_restore}
     job: JsonObject = api.post("snapshots", snap_id, "extract", body=body)
 
     def done(result: JsonObject) -> str:

@@ -190,6 +190,7 @@ class Files:
         to_path: PathArg | None = None,
         volume: str | None = None,
         replace: bool = False,
+        pre_restore: bool = True,
         who: Principal,
     ) -> ExtractPlan:
         """Check an extract request before anything is written, so the API refuses bad ones synchronously;
@@ -217,14 +218,14 @@ class Files:
                 volume=target.name,
             )
         plan = ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
-        self._check_space(plan, size)
+        self._check_space(plan, size, plan.replaces and pre_restore)
         return plan
 
-    def _check_space(self, plan: ExtractPlan, size: int) -> None:
+    def _check_space(self, plan: ExtractPlan, size: int, snapshot_first: bool) -> None:
         """Refused (:class:`PoolFull`, nothing changed) unless the extract fits: ``size`` bytes (what the
         source takes on disk) under the destination volume's size limit — a clone counts there in full, and
         what it replaces is freed only after the swap — and in the pool where the data is copied, not
-        cloned; plus a dataset clone for the pre-restore snapshot of a replacing extract."""
+        cloned; plus a dataset clone for the pre-restore snapshot when one is taken first."""
         room = self._pool.room(plan.volume.dataset)
         if room is not None and room < size:
             raise PoolFull(
@@ -237,8 +238,8 @@ class Files:
             )
         copied = self._pool.copies_into(plan.snap_id, plan.dataset, plan.volume.dataset)
         parts = [f"{format_size(size)} copied"] if copied else []
-        parts += [f"a pre-restore snapshot at {format_size(CLONE_ALLOWANCE)}"] if plan.replaces else []
-        estimate = (size if copied else 0) + (CLONE_ALLOWANCE if plan.replaces else 0)
+        parts += [f"a pre-restore snapshot at {format_size(CLONE_ALLOWANCE)}"] if snapshot_first else []
+        estimate = (size if copied else 0) + (CLONE_ALLOWANCE if snapshot_first else 0)
         self._space.require(estimate, "this file restore", ", ".join(parts) or "its data cloned")
 
     def download(self, snap_id: str, path: PathArg, *, volume: str | None = None, who: Principal) -> Download:
@@ -281,14 +282,16 @@ class Files:
         to_path: PathArg | None = None,
         volume: str | None = None,
         replace: bool = False,
+        pre_restore: bool = True,
         who: Principal,
     ) -> dict[str, object]:
         """Copy ``path`` from the snapshot (from its ``volume``, out of a system snapshot) to ``to_path`` in
         ``to_volume`` (default: its own place in the snapshot's volume), atomically; what is there is
-        replaced at its own place, elsewhere only if ``replace`` (:meth:`check_extract`); operator."""
+        replaced at its own place, elsewhere only if ``replace`` (:meth:`check_extract`), after a
+        pre-restore snapshot of the volume unless ``pre_restore`` is off; operator."""
         who.require(Role.OPERATOR)
         with self.claim_extract(snap_id, to_volume, who, volume):
-            return self._extract(snap_id, path, to_volume, to_path, volume, replace, who)
+            return self._extract(snap_id, path, to_volume, to_path, volume, replace, pre_restore, who)
 
     def submit_extract(
         self,
@@ -299,6 +302,7 @@ class Files:
         to_path: PathArg | None = None,
         volume: str | None = None,
         replace: bool = False,
+        pre_restore: bool = True,
         params: dict[str, object],
         who: Principal,
     ) -> Job:
@@ -306,12 +310,26 @@ class Files:
         ``params`` is what the job shows of the request."""
         who.require(Role.OPERATOR)
         plan = self.check_extract(
-            snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
+            snap_id,
+            path,
+            to_volume=to_volume,
+            to_path=to_path,
+            volume=volume,
+            replace=replace,
+            pre_restore=pre_restore,
+            who=who,
         )
 
         def run(_progress: Progress) -> dict[str, object]:
             return self.extract(
-                snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
+                snap_id,
+                path,
+                to_volume=to_volume,
+                to_path=to_path,
+                volume=volume,
+                replace=replace,
+                pre_restore=pre_restore,
+                who=who,
             )
 
         with self.claim_extract(snap_id, to_volume, who, volume) as claim:
@@ -326,12 +344,20 @@ class Files:
         to_path: PathArg | None,
         volume: str | None,
         replace: bool,
+        pre_restore: bool,
         who: Principal,
     ) -> dict[str, object]:
         plan = self.check_extract(
-            snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
+            snap_id,
+            path,
+            to_volume=to_volume,
+            to_path=to_path,
+            volume=volume,
+            replace=replace,
+            pre_restore=pre_restore,
+            who=who,
         )
-        undo = self._snapshot_before(plan, who)
+        undo = self._snapshot_before(plan, who) if pre_restore else None
         op_id = uuid.uuid4().hex
         parent = b"/".join(plan.dest[:-1])
         record = {"op": op_id, "dataset": plan.volume.dataset, "parent_b64": base64.b64encode(parent).decode()}
@@ -346,7 +372,7 @@ class Files:
                     op_id,
                     clone=not self._pool.driver.slow,
                     shown=(_shown(plan.source), _shown(plan.dest)),
-                    replace=undo is not None,  # only what the pre-restore snapshot holds is replaced
+                    replace=plan.replaces,  # only what was there when checked (and kept, unless told not to)
                 )
         except BaseException:
             _clear_intent(self._pool, self._intents, intent)  # normally nothing is left; else the reconciler retries
@@ -366,13 +392,14 @@ class Files:
             "volume": plan.volume.name,
             "path": shown,
             "skipped_special": report.skipped_special,
-            "replaced": undo is not None,  # what was there (the request's replace matters only elsewhere)
+            "replaced": plan.replaces,  # what was there (the request's replace matters only elsewhere)
         }
         return done | ({"pre_restore_snapshot_id": undo.id} if undo else {})
 
     def _snapshot_before(self, plan: ExtractPlan, who: Principal) -> Snapshot | None:
         """An extract that replaces what is at its destination is an in-place restore: undoable through a
-        pre-restore snapshot of the volume, taken first (SPEC §3), as the caller. One that only adds takes none."""
+        pre-restore snapshot of the volume, taken first (SPEC §3), as the caller, unless the caller said not
+        to. One that only adds takes none."""
         if not plan.replaces:
             return None
         return self._snapshots.take_pre_restore("volume", plan.volume.id, self._pre_restore_keep, who, "pre-extract")
