@@ -4,17 +4,16 @@ filesystem is filled by a preallocated file beside it, on both drivers."""
 
 from __future__ import annotations
 
-import functools
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from snapkeep.errors import PoolFull
 from snapkeep.model.principal import SYSTEM
-from snapkeep.model.types import SubjectType
+from snapkeep.model.types import JobStatus, SubjectType, Volume
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.space import CLONE_ALLOWANCE
@@ -116,9 +115,16 @@ def test_a_whole_subtree_restore_is_estimated_by_all_it_holds_and_changes_nothin
     assert f"later-{tenant}" not in {v.name for v in svc.volumes.list(who=SYSTEM)}
 
 
-def extract_calls(svc: Services) -> list[Callable[..., object]]:
-    """Each way an extract is asked for: the check the API runs first, the job's submission, the extract."""
-    return [svc.files.check_extract, functools.partial(svc.files.submit_extract, params={}), svc.files.extract]
+def refused_as_job_and_directly(svc: Services, snap_id: str, path: str, target: Volume) -> PoolFull:
+    """The extract is accepted (its space is measured in its job, not while the request waits), and its job
+    fails with ``pool_full``; called directly, it raises it. The direct refusal, for its details."""
+    svc.files.check_extract(snap_id, path, to_volume=target.id, who=SYSTEM)
+    job = svc.files.submit_extract(snap_id, path, to_volume=target.id, params={}, who=SYSTEM)
+    failed = svc.jobs.wait(job.id, 60, SYSTEM)
+    assert failed.status is JobStatus.FAILED and (failed.error or {}).get("code") == "pool_full", failed
+    with pytest.raises(PoolFull) as refused:
+        svc.files.extract(snap_id, path, to_volume=target.id, who=SYSTEM)
+    return refused.value
 
 
 def test_a_file_restore_past_its_volume_limit_is_refused_and_changes_nothing(services: Services) -> None:
@@ -139,10 +145,9 @@ def test_a_file_restore_past_its_volume_limit_is_refused_and_changes_nothing(ser
         f.write("the volume's own file")
     before = state(svc, small.path)
 
-    for call in extract_calls(svc):
-        with pytest.raises(PoolFull, match="left under its size limit") as refused:
-            call(snap.id, "docs", to_volume=small.id, who=SYSTEM)
-        assert refused.value.details["volume"] == small.name and refused.value.details["needed"] >= 20 * MiB
+    refused = refused_as_job_and_directly(svc, snap.id, "docs", small)
+    assert "left under its size limit" in refused.message
+    assert refused.details["volume"] == small.name and refused.details["needed"] >= 20 * MiB
     assert state(svc, small.path) == before
 
     roomy = svc.volumes.create(f"roomy-{tag}", 64 * MiB, who=SYSTEM)
@@ -172,10 +177,34 @@ def test_a_file_restore_that_copies_needs_room_for_the_copy_in_the_pool(services
             with open(os.path.join(target.path, "big.bin"), "rb") as f:
                 assert f.read() == data
             return
-        for call in extract_calls(svc):
-            with pytest.raises(PoolFull, match="MiB copied"):
-                call(snap.id, "big.bin", to_volume=target.id, who=SYSTEM)
+        assert "MiB copied" in refused_as_job_and_directly(svc, snap.id, "big.bin", target).message
         assert state(svc, target.path) == before
     svc.files.extract(snap.id, "big.bin", to_volume=target.id, who=SYSTEM)
     with open(os.path.join(target.path, "big.bin"), "rb") as f:
+        assert f.read() == data
+
+
+def test_a_folder_put_back_in_a_nearly_full_volume_is_charged_net_where_it_is_cloned(services: Services) -> None:
+    """The usual recovery: a folder restored in place in a volume near its limit. Cloned (btrfs), it is
+    charged net of what it replaces, which goes right after the swap: it runs. Copied (an XFS pool's image
+    volume), the copy is written while the old folder is still there, and the volume's filesystem would run
+    out half-way: refused first, nothing changed."""
+    svc = services
+    volume = svc.volumes.create(f"near-full-{uuid.uuid4().hex[:6]}", 48 * MiB, who=SYSTEM)
+    os.mkdir(os.path.join(volume.path, "docs"))
+    data = os.urandom(30 * MiB)
+    with open(os.path.join(volume.path, "docs", "report.bin"), "wb") as f:
+        f.write(data)
+    snap = svc.snapshots.take(TakeRequest(ref=volume.id, name="docs"), who=SYSTEM)
+    with open(os.path.join(volume.path, "docs", "report.bin"), "r+b") as f:
+        f.write(b"damaged")  # the damage the restore undoes; the volume stays near its limit
+    before = state(svc, volume.path)
+
+    if svc.pool.driver.name != "btrfs":
+        with pytest.raises(PoolFull, match="left under its size limit"):
+            svc.files.extract(snap.id, "docs", who=SYSTEM)
+        assert state(svc, volume.path) == before
+        return
+    svc.files.extract(snap.id, "docs", who=SYSTEM)
+    with open(os.path.join(volume.path, "docs", "report.bin"), "rb") as f:
         assert f.read() == data

@@ -5,6 +5,7 @@ takes, not the sizes the files claim: holes count nothing, a hard-linked file on
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 from snapkeep.storage.beneath import DIR_FLAGS, closing
@@ -36,3 +37,19 @@ def test_counts_blocks_once_and_never_follows(tmp_path: Path) -> None:
     assert measured(tmp_path, "outside.bin") >= 8 * MiB
     assert measured(tree, "to-outside") < 64 << 10
     assert measured(tree, "pipe") == 0
+
+
+def test_a_wide_folder_is_walked_with_few_descriptors(tmp_path: Path) -> None:
+    """A user's folder with more subfolders than the process may hold descriptors: the walk holds one per
+    level of depth, so it neither fails nor starves the service's other threads of descriptors."""
+    wide = tmp_path / "wide"
+    for i in range(600):
+        (wide / f"d{i}").mkdir(parents=True)
+    (wide / "d7" / "f.bin").write_bytes(os.urandom(64 << 10))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 64, hard))
+    try:
+        size = measured(tmp_path, "wide")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert size >= 64 << 10

@@ -190,12 +190,12 @@ class Files:
         to_path: PathArg | None = None,
         volume: str | None = None,
         replace: bool = False,
-        pre_restore: bool = True,
         who: Principal,
     ) -> ExtractPlan:
         """Check an extract request before anything is written, so the API refuses bad ones synchronously;
         operator, as the extract (the plan tells whether a path exists in the live volume now). Something at
-        a destination other than the source's own place is a :class:`NameClash` unless ``replace``."""
+        a destination other than the source's own place is a :class:`NameClash` unless ``replace``. Space is
+        checked by the extract itself, which measures what it brings first (:meth:`_check_space`)."""
         who.require(Role.OPERATOR)
         source_parts = _users_parts(path)
         if not source_parts:
@@ -207,7 +207,7 @@ class Files:
             raise InvalidPath("names starting with .snapkeep-restore- are snapkeep's own", path=_shown(dest))
         source = self._source(snap_id, who, volume)
         with self._pool.snapshot_tree(snap_id, source.datasets[0]) as root:
-            size = filerestore.check_source(root, source_parts, _shown(source_parts))
+            filerestore.check_source(root, source_parts, _shown(source_parts))
         target = self._volumes.get(to_volume or source.id, who)
         replaces = filerestore.check_destination(self._pool.dataset_tree(target.dataset), dest, _shown(dest))
         own_place = target.id == source.id and dest == source_parts
@@ -217,30 +217,37 @@ class Files:
                 path=_shown(dest),
                 volume=target.name,
             )
-        plan = ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
-        self._check_space(plan, size, plan.replaces and pre_restore)
-        return plan
+        return ExtractPlan(snap_id, source.datasets[0], source_parts, target, dest, replaces)
 
-    def _check_space(self, plan: ExtractPlan, size: int, snapshot_first: bool) -> None:
-        """Refused (:class:`PoolFull`, nothing changed) unless the extract fits: ``size`` bytes (what the
-        source takes on disk) under the destination volume's size limit — a clone counts there in full, and
-        what it replaces is freed only after the swap — and in the pool where the data is copied, not
-        cloned; plus a dataset clone for the pre-restore snapshot when one is taken first."""
-        room = self._pool.room(plan.volume.dataset)
-        if room is not None and room < size:
-            raise PoolFull(
-                f"volume {plan.volume.name!r} has {format_size(room)} left under its size limit; extracting "
-                f"{_shown(plan.source)!r} needs an estimated {format_size(size)}: free space in the volume, "
-                "raise its limit, or extract to another volume",
-                volume=plan.volume.name,
-                free=room,
-                needed=size,
-            )
+    def _check_space(self, plan: ExtractPlan, snapshot_first: bool) -> None:
+        """Refused (:class:`PoolFull`, nothing changed) unless the extract fits, by what the source takes on
+        disk (a walk of its metadata, so it is done in the job, not while a request waits):
+
+        - under the destination volume's size limit: a copy is written while what it replaces is still
+          there; a clone (btrfs) is charged as the volume's referenced bytes grow, net of what it replaces,
+          which goes right after the swap (the kernel refuses no clone, so this check is what holds the limit);
+        - in the pool, beyond its margin: a copy's bytes, and a dataset clone for the pre-restore snapshot."""
+        with self._pool.snapshot_tree(plan.snap_id, plan.dataset) as root:
+            size = filerestore.measure(root, plan.source, _shown(plan.source))
         copied = self._pool.copies_into(plan.snap_id, plan.dataset, plan.volume.dataset)
-        parts = [f"{format_size(size)} copied"] if copied else []
+        room = self._pool.room(plan.volume.dataset)
+        if room is not None:
+            tree = self._pool.dataset_tree(plan.volume.dataset)
+            freed = filerestore.held_at(tree, plan.dest) if plan.replaces and not copied else 0
+            needed = max(0, size - freed)
+            if room < needed:
+                raise PoolFull(
+                    f"volume {plan.volume.name!r} has {format_size(room)} left under its size limit; extracting "
+                    f"{_shown(plan.source)!r} needs an estimated {format_size(needed)}: free space in the volume, "
+                    "raise its limit, or extract to another volume",
+                    volume=plan.volume.name,
+                    room=room,
+                    needed=needed,
+                )
+        parts = [f"{format_size(size)} copied"] if copied else ["its data cloned: nothing copied"]
         parts += [f"a pre-restore snapshot at {format_size(CLONE_ALLOWANCE)}"] if snapshot_first else []
         estimate = (size if copied else 0) + (CLONE_ALLOWANCE if snapshot_first else 0)
-        self._space.require(estimate, "this file restore", ", ".join(parts) or "its data cloned")
+        self._space.require(estimate, "this file restore", ", ".join(parts))
 
     def download(self, snap_id: str, path: PathArg, *, volume: str | None = None, who: Principal) -> Download:
         """One file or folder of the snapshot to read (any role, like browsing): its entry and its bytes. The
@@ -310,14 +317,7 @@ class Files:
         ``params`` is what the job shows of the request."""
         who.require(Role.OPERATOR)
         plan = self.check_extract(
-            snap_id,
-            path,
-            to_volume=to_volume,
-            to_path=to_path,
-            volume=volume,
-            replace=replace,
-            pre_restore=pre_restore,
-            who=who,
+            snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
         )
 
         def run(_progress: Progress) -> dict[str, object]:
@@ -348,15 +348,9 @@ class Files:
         who: Principal,
     ) -> dict[str, object]:
         plan = self.check_extract(
-            snap_id,
-            path,
-            to_volume=to_volume,
-            to_path=to_path,
-            volume=volume,
-            replace=replace,
-            pre_restore=pre_restore,
-            who=who,
+            snap_id, path, to_volume=to_volume, to_path=to_path, volume=volume, replace=replace, who=who
         )
+        self._check_space(plan, plan.replaces and pre_restore)
         undo = self._snapshot_before(plan, who) if pre_restore else None
         op_id = uuid.uuid4().hex
         parent = b"/".join(plan.dest[:-1])
@@ -370,7 +364,7 @@ class Files:
                     self._pool.dataset_tree(plan.volume.dataset),
                     plan.dest,
                     op_id,
-                    clone=not self._pool.driver.slow,
+                    clone=self._pool.clones_files,
                     shown=(_shown(plan.source), _shown(plan.dest)),
                     replace=plan.replaces,  # only what was there when checked (and kept, unless told not to)
                 )

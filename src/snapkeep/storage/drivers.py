@@ -11,6 +11,8 @@ Contract of every driver (the conformance tests in ``tests/integration/test_pool
   bytes; works on a live dataset, also with a limit below what the dataset holds already (writes fail,
   deletes work). A driver that cannot enforce limits says so with ``limits_enforced = False`` and accepts
   the call as a no-op.
+- ``room(path)`` says how many bytes dataset ``path`` may still take before its limit stops writes (None
+  where it has no limit of its own): what a restore of single files checks first.
 - ``enable_limits(root)`` prepares the filesystem of the pool at ``root`` for size limits when the pool is
   opened (idempotent) and returns ``None``, or why limits are not enforced on this pool.
 - ``volume_images``: volumes on this driver are XFS filesystems in image files (``storage/images.py``),

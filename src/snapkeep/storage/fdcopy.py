@@ -96,9 +96,10 @@ def copy_entry(src_dir: int, name: bytes, dst_dir: int, new_name: bytes, *, clon
 
 
 def allocated(src_dir: int, name: bytes) -> int:
-    """The bytes entry ``name`` of ``src_dir`` and everything in it take on disk (blocks allocated, so holes
-    count nothing), as :func:`copy_entry` would copy them: hard links once, special files not at all. What
-    a copy costs where data cannot be shared; the walk reads metadata only, through descriptors."""
+    """The bytes entry ``name`` of ``src_dir`` and everything in it take on disk: blocks allocated (holes
+    count nothing; preallocated ranges count, though a copy skips them), hard links once, special files not
+    at all, as :func:`copy_entry` copies them. The walk reads metadata only, through descriptors, and holds
+    one per level of depth (as the copy does), however wide a folder is."""
     st = os.stat(name, dir_fd=src_dir, follow_symlinks=False)
     if is_special(st.st_mode):
         return 0
@@ -106,26 +107,39 @@ def allocated(src_dir: int, name: bytes) -> int:
     if not stat.S_ISDIR(st.st_mode):
         return total
     seen: set[tuple[int, int]] = set()
-    folders = [os.open(name, DIR_FLAGS, dir_fd=src_dir)]
+    stack = [_listed(src_dir, name)]
     try:
-        while folders:
-            folder = folders.pop()
-            with closing(folder):
-                for child in list_names(folder):
-                    cst = os.stat(child, dir_fd=folder, follow_symlinks=False)
-                    if is_special(cst.st_mode):
-                        continue
-                    if stat.S_ISDIR(cst.st_mode):
-                        folders.append(os.open(child, DIR_FLAGS, dir_fd=folder))
-                    elif cst.st_nlink > 1:
-                        if (cst.st_dev, cst.st_ino) in seen:
-                            continue
-                        seen.add((cst.st_dev, cst.st_ino))
-                    total += cst.st_blocks * 512
+        while stack:
+            folder, left = stack[-1]
+            if not left:
+                stack.pop()
+                os.close(folder)
+                continue
+            child = left.pop()
+            cst = os.stat(child, dir_fd=folder, follow_symlinks=False)
+            if is_special(cst.st_mode):
+                continue
+            if not stat.S_ISDIR(cst.st_mode) and cst.st_nlink > 1:
+                if (cst.st_dev, cst.st_ino) in seen:
+                    continue
+                seen.add((cst.st_dev, cst.st_ino))
+            total += cst.st_blocks * 512
+            if stat.S_ISDIR(cst.st_mode):
+                stack.append(_listed(folder, child))
     finally:
-        for folder in folders:
+        for folder, _left in stack:
             os.close(folder)
     return total
+
+
+def _listed(dir_fd: int, name: bytes) -> tuple[int, list[bytes]]:
+    """Folder ``name`` opened (never through a symlink) and the names in it; closed again if listing fails."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        return fd, list_names(fd)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _open_folder(

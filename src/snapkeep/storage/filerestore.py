@@ -127,21 +127,40 @@ def _entries(folder: int) -> list[FileEntry]:
     return found
 
 
-def check_source(root: str, parts: Sequence[bytes], shown: str) -> int:
-    """Refuse, before anything is written, a source that is missing or a special file; else the bytes a
-    copy of it takes where its data cannot be shared (:func:`~snapkeep.storage.fdcopy.allocated`)."""
+def check_source(root: str, parts: Sequence[bytes], shown: str) -> None:
+    """Refuse, before anything is written, a source that is missing or a special file."""
     with translated("reading the snapshot", shown), closing(open_root(root)) as root_fd:
         parent = open_dir(root_fd, parts[:-1])
         with closing(parent):
             st = lstat_at(parent, parts[-1])
-            if st is None:
-                raise NotFound(f"{shown!r} does not exist in the snapshot", path=shown)
-            if is_special(st.st_mode):
-                raise InvalidInput(
-                    f"{shown!r} is a special file ({_kind(st.st_mode)}); special files are listed but not extracted",
-                    path=shown,
-                )
+    if st is None:
+        raise NotFound(f"{shown!r} does not exist in the snapshot", path=shown)
+    if is_special(st.st_mode):
+        raise InvalidInput(
+            f"{shown!r} is a special file ({_kind(st.st_mode)}); special files are listed but not extracted",
+            path=shown,
+        )
+
+
+def measure(root: str, parts: Sequence[bytes], shown: str) -> int:
+    """The bytes entry ``parts`` of a snapshot's tree takes on disk, all of it
+    (:func:`~snapkeep.storage.fdcopy.allocated`): what an extract of it brings."""
+    with (
+        translated("measuring the snapshot's entry", shown),
+        closing(open_root(root)) as root_fd,
+        closing(open_dir(root_fd, parts[:-1])) as parent,
+    ):
+        return allocated(parent, parts[-1])
+
+
+def held_at(root: str, parts: Sequence[bytes]) -> int:
+    """The bytes entry ``parts`` of a live tree takes on disk now, or 0 if it is gone or cannot be walked
+    (its users change it meanwhile): what replacing it frees, at the least."""
+    try:
+        with closing(open_root(root)) as root_fd, closing(open_dir(root_fd, parts[:-1])) as parent:
             return allocated(parent, parts[-1])
+    except OSError:
+        return 0
 
 
 def check_destination(root: str, parts: Sequence[bytes], shown: str) -> bool:

@@ -321,12 +321,19 @@ class Pool:
         with translated(f"reading the room left in {dataset}"):
             return self.driver.room(self.dataset_path(dataset))
 
+    @property
+    def clones_files(self) -> bool:
+        """Whether files copied between datasets are cloned where the filesystem allows (``FICLONE``), or
+        always copied byte by byte (the labelled slow mode)."""
+        return not self.driver.slow
+
     def copies_into(self, snap_id: str, dataset: str, to_dataset: str) -> bool:
         """Whether files put from the snapshot's copy of ``dataset`` into ``to_dataset`` take new blocks in
         the pool (copied: the slow mode, or across an image volume's own filesystem) rather than share the
-        snapshot's (cloned, metadata only)."""
+        snapshot's (cloned, metadata only). A btrfs file with copy-on-write off (``chattr +C``) cannot be
+        cloned into one with it on, and is copied all the same: not foreseen here."""
         from_image = self.snapshot_data_path(snap_id, dataset).endswith(images.SUFFIX)
-        return self.driver.slow or from_image or self.is_image_volume(to_dataset)
+        return not self.clones_files or from_image or self.is_image_volume(to_dataset)
 
     def list_datasets(self) -> list[str]:
         names = os.listdir(os.path.join(self.root, "datasets"))
