@@ -181,7 +181,9 @@ def clock() -> TestClock:
 
 
 @pytest.fixture
-def services(pool: Pool, tmp_path: Path, clock: TestClock) -> Iterator[Services]:
+def services(pool: Pool, tmp_path: Path, clock: TestClock, libvirtd: None) -> Iterator[Services]:
+    """The services on a pool of each driver, with libvirtd running (what reads the host, a system
+    snapshot for one, needs it, and a test must not depend on an earlier one having started it)."""
     svc = build_services(str(tmp_path / "data"), pool, clock)
     yield svc
     svc.close()
@@ -280,8 +282,9 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(fs: Mounted) -> Iterator[Server]:
-    """One running service per driver, shared by the HTTP and CLI tests."""
+def server(fs: Mounted, libvirtd: None) -> Iterator[Server]:
+    """One running service per driver, shared by the HTTP and CLI tests (libvirtd running, as for
+    :func:`services`)."""
     data_dir = make_traversable_tmp("snapkeep-data-")
     srv = start_server(data_dir, fs.new_dir("served-pool"))
     yield srv

@@ -73,7 +73,6 @@ def test_a_restore_without_room_is_refused_and_changes_nothing(services: Service
     assert tree_signature(volume.path) == at_snapshot and result["pre_restore_snapshot_id"]
 
 
-@pytest.mark.usefixtures("libvirtd")  # a system snapshot reads the host
 def test_one_tenant_out_of_a_system_snapshot_is_estimated_by_its_subtree(services: Services) -> None:
     """The tenant's own record holds no dataset: its estimate is its recorded volumes' (two, twice with the
     pre-restore snapshot), so room for two clones is not enough."""
@@ -88,7 +87,6 @@ def test_one_tenant_out_of_a_system_snapshot_is_estimated_by_its_subtree(service
         svc.restores.submit(snap.id, options, SYSTEM)
 
 
-@pytest.mark.usefixtures("libvirtd")  # a system snapshot reads the host
 def test_a_whole_subtree_restore_is_estimated_by_all_it_holds_and_changes_nothing(services: Services) -> None:
     """A tenant's own system snapshot restored over its subtree clones every recorded dataset, twice with
     the pre-restore snapshot: refused with room for fewer, before anything is taken or removed."""

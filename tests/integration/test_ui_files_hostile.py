@@ -205,7 +205,6 @@ def test_restores_while_the_folder_keeps_flipping_to_a_symlink_write_nothing_out
 
 
 @BTRFS
-@pytest.mark.usefixtures("libvirtd")  # the system snapshot it takes reads the host
 def test_a_tenant_user_gets_404_for_another_tenants_snapshot_files(server: Server) -> None:
     api = server.client()
     tag = uuid.uuid4().hex[:8]
