@@ -70,6 +70,10 @@ def test_a_tenant_reads_its_subtrees_entries_and_nothing_else(services: Services
     ]
     assert not any("secret-nightly" in f"{e.target} {e.detail}" for e in svc.audit.entries(viewer))
 
+    svc.users.create(root, "dan", "dan's long password", Role.OPERATOR, tenant=dev)
+    svc.volumes.create("dans", 8 * MiB, tenant=dev, who=Principal("dan", Role.OPERATOR, dev))
+    assert ("volume.create", "volume:dans", "dan") in seen(svc, viewer)  # dev is in acme's subtree
     svc.tenants.delete(root, "acme/dev", force=True)  # dev's history stays readable above it
     after = seen(svc, viewer)
     assert ("volume.create", "volume:devs", "parent") in after and ("tenant.delete", "tenant:dev", "parent") in after
+    assert ("volume.create", "volume:dans", "dan") in after  # still dev's user: from below, not from above

@@ -318,9 +318,11 @@ class AuditStore:
 
     def hand_over(self, owners: Iterable[str], to: str | None) -> None:
         """Give the entries of tenants that are going away to ``to`` (their parent), so that their history
-        stays readable above them."""
-        query = update(AuditRow).where(AuditRow.owner_tenant_id.in_(owners))
-        self._s.execute(query.values(owner_tenant_id=to))
+        stays readable above them; their users' acts become acts of ``to``'s scope, so that ``to`` reads
+        who did them (they were in its subtree), not ``parent``."""
+        gone = list(owners)
+        self._s.execute(update(AuditRow).where(AuditRow.owner_tenant_id.in_(gone)).values(owner_tenant_id=to))
+        self._s.execute(update(AuditRow).where(AuditRow.actor_tenant_id.in_(gone)).values(actor_tenant_id=to))
 
     def list(self, limit: int = 200) -> list[AuditEntry]:
         """The newest ``limit``, newest first."""
