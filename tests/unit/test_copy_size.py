@@ -10,6 +10,7 @@ from pathlib import Path
 
 from snapkeep.storage.beneath import DIR_FLAGS, closing
 from snapkeep.storage.fdcopy import allocated
+from snapkeep.storage.filerestore import held_at
 
 MiB = 1 << 20
 
@@ -53,3 +54,19 @@ def test_a_wide_folder_is_walked_with_few_descriptors(tmp_path: Path) -> None:
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert size >= 64 << 10
+
+
+def test_what_a_restore_replaces_counts_nothing_where_it_cannot_be_walked(tmp_path: Path) -> None:
+    """The live entry an extract replaces is measured in a tree its users change: gone, or behind a
+    symlink they swapped in, it counts as freeing nothing (the estimate stays on the safe side)."""
+    outside = tmp_path / "outside"
+    (outside / "docs").mkdir(parents=True)
+    (outside / "docs" / "big.bin").write_bytes(os.urandom(MiB))
+    volume = tmp_path / "volume"
+    (volume / "docs").mkdir(parents=True)
+    (volume / "docs" / "a.bin").write_bytes(os.urandom(MiB))
+    os.symlink(outside, volume / "swapped")
+
+    assert held_at(str(volume), (b"docs",)) >= MiB
+    assert held_at(str(volume), (b"missing",)) == 0
+    assert held_at(str(volume), (b"swapped", b"docs")) == 0  # never followed to the MiB outside

@@ -143,24 +143,25 @@ def check_source(root: str, parts: Sequence[bytes], shown: str) -> None:
 
 
 def measure(root: str, parts: Sequence[bytes], shown: str) -> int:
-    """The bytes entry ``parts`` of a snapshot's tree takes on disk, all of it
-    (:func:`~snapkeep.storage.fdcopy.allocated`): what an extract of it brings."""
-    with (
-        translated("measuring the snapshot's entry", shown),
-        closing(open_root(root)) as root_fd,
-        closing(open_dir(root_fd, parts[:-1])) as parent,
-    ):
-        return allocated(parent, parts[-1])
+    """The bytes entry ``parts`` of a snapshot's tree takes on disk, all of it: what an extract of it brings."""
+    with translated("measuring the snapshot's entry", shown):
+        return _allocated_at(root, parts)
 
 
 def held_at(root: str, parts: Sequence[bytes]) -> int:
     """The bytes entry ``parts`` of a live tree takes on disk now, or 0 if it is gone or cannot be walked
     (its users change it meanwhile): what replacing it frees, at the least."""
     try:
-        with closing(open_root(root)) as root_fd, closing(open_dir(root_fd, parts[:-1])) as parent:
-            return allocated(parent, parts[-1])
+        return _allocated_at(root, parts)
     except OSError:
         return 0
+
+
+def _allocated_at(root: str, parts: Sequence[bytes]) -> int:
+    """:func:`~snapkeep.storage.fdcopy.allocated` of entry ``parts`` under ``root``, reached through
+    descriptors (never a symlink on the way)."""
+    with closing(open_root(root)) as root_fd, closing(open_dir(root_fd, parts[:-1])) as parent:
+        return allocated(parent, parts[-1])
 
 
 def check_destination(root: str, parts: Sequence[bytes], shown: str) -> bool:
