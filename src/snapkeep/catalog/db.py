@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import Conflict, ServiceUnavailable
@@ -52,6 +53,22 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        event.listen(self._sessions, "after_flush", _wrote_rows)
+        event.listen(self._sessions, "do_orm_execute", _wrote_if_bulk)
+        self._generation = 0
+        self._generation_lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        """How many units have committed a change since this catalog was opened.
+
+        Read before a unit's first query and compared after, an unchanged count says the catalog is still
+        as that unit found it, so what it read need not be read again (a take reads its subject before it
+        claims its guards and, if nothing changed meanwhile, not again after). This process is the
+        catalog's only writer, and the count moves only after a commit, so a change is never missed: at
+        worst one that was already seen is counted as new.
+        """
+        return self._generation
 
     @contextmanager
     def unit(self, scope: Principal | None = None) -> Iterator[Unit]:
@@ -72,3 +89,18 @@ class Database:
             raise
         finally:
             session.close()
+        if session.info.get(_WROTE):
+            with self._generation_lock:
+                self._generation += 1
+
+
+_WROTE = "snapkeep_wrote"  # set in a session's info by the first change it sends to the database
+
+
+def _wrote_rows(session: Session, _flush_context: object) -> None:
+    session.info[_WROTE] = True
+
+
+def _wrote_if_bulk(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from snapkeep.catalog.db import Database
+from snapkeep.catalog.stores import Unit
 from snapkeep.engine.capture import CaptureReport, Holding, capture
 from snapkeep.errors import (
     Busy,
@@ -160,6 +161,20 @@ class Snapshots:
         with self._db.unit(who) as uow:
             return self.kind(subject_type).resolve(uow, ref, selection)
 
+    def _read_subject(self, req: TakeRequest, who: Principal) -> tuple[Subject, int]:
+        """The subject a take asks for, and the catalog's generation it was read at: a take claims the
+        subject's guards once it knows its members, and reads it again under the claim only if the catalog
+        changed in between (:meth:`_held`)."""
+        read_at = self._db.generation  # before the read: a change committed during it is counted as new
+        return self.subject(req.subject_type, req.ref, who, req.selection), read_at
+
+    def _held(self, uow: Unit, subject: Subject, read_at: int, selection: Selection) -> Subject:
+        """``subject`` (read at generation ``read_at``) as it is now that its guards are held: the same, if
+        the catalog has not changed since; else read again, by id (the one claimed, even if renamed since)."""
+        if self._db.generation == read_at:
+            return subject
+        return self.kind(subject.type).resolve(uow, subject.id, selection)
+
     # --- reading -----------------------------------------------------------------------------------
     def get(self, snap_id: str, who: Principal) -> Snapshot:
         """Any role."""
@@ -240,10 +255,14 @@ class Snapshots:
         return Manifest.from_bytes(self._pool.read_manifest(snap_id))
 
     # --- guards ------------------------------------------------------------------------------------
-    def claim_take(self, subject: Subject) -> Claim:
+    def claim_take(self, subject: Subject, read_at: int | None = None) -> Claim:
         """A take holds its subject and every member it captures (a system snapshot's VMs, volumes and
-        tenants, all at once): nothing else may change, restore or delete them meanwhile."""
+        tenants, all at once): nothing else may change, restore or delete them meanwhile. The subject is
+        checked to exist still once held, unless the catalog is known unchanged since it was read at
+        generation ``read_at``."""
         claim = self._claim_subject(subject)
+        if read_at == self._db.generation:
+            return claim
         return claim.verified(lambda: self.subject(subject.type, subject.id, SYSTEM))
 
     def _claim_subject(self, subject: Subject) -> Claim:
@@ -290,26 +309,26 @@ class Snapshots:
         """Take a snapshot (operator), holding the subject's guard (:class:`Busy` if another operation
         holds it)."""
         who.require(Role.OPERATOR)
-        subject = self.subject(req.subject_type, req.ref, who, req.selection)
-        with self._claim_subject(subject):  # not verified: the take reads its subject again, under the claim
-            return self._take(self._named(req, subject), who, subject)
+        subject, read_at = self._read_subject(req, who)
+        with self._claim_subject(subject):  # not verified: the take sees its subject as held (_held)
+            return self._take(self._named(req, subject), who, subject, read_at)
 
     def submit_take(self, req: TakeRequest, *, who: Principal) -> Job:
         """:meth:`take` as a job, refused synchronously (changing nothing) if the subject is busy or the
         request is invalid; the job's result is the snapshot (:meth:`as_json`)."""
         who.require(Role.OPERATOR)
-        subject = self.subject(req.subject_type, req.ref, who, req.selection)
+        subject, read_at = self._read_subject(req, who)
         request = replace(req, ref=subject.id, subject_type=subject.type)
         # Refusals of the input first: a bad or taken name is said even while another operation holds the subject.
         self._check_request(request)
         if request.name:
             self.check_free_name(subject, request.name)
-        with self.claim_take(subject) as claim:
+        with self.claim_take(subject, read_at) as claim:
             request = self._named(request, subject)  # under the claim: no other take of the subject can pick it too
             self.check_free_name(subject, request.name)
 
-            def run(_progress: Progress) -> dict[str, object]:
-                return {"snapshot": self.as_json(self.take(request, who=who), subject.owner_tenant_id)}
+            def run(_progress: Progress) -> dict[str, object]:  # holds the claim: the job was handed it
+                return {"snapshot": self.as_json(self._take(request, who, subject, read_at), subject.owner_tenant_id)}
 
             params = {subject.type: subject.name, "name": request.name}
             return self._jobs.submit("snapshot.take", params, run, claim=claim, owner_tenant_id=subject.owner_tenant_id)
@@ -343,9 +362,10 @@ class Snapshots:
         if req.expires_at is not None and req.expires_at <= self._clock():
             raise InvalidExpiry(f"expiry {req.expires_at.isoformat()} is in the past", value=req.expires_at.isoformat())
 
-    def _take(self, req: TakeRequest, who: Principal, claimed: Subject) -> Snapshot:
-        """Take a snapshot of ``claimed`` (read before its guards were claimed: only its type and id are
-        used until the subject is read again, with the snapshot's row, under the claim)."""
+    def _take(self, req: TakeRequest, who: Principal, claimed: Subject, read_at: int) -> Snapshot:
+        """Take a snapshot of ``claimed``, read at catalog generation ``read_at`` before its guards were
+        claimed: only its type and id are used until it is seen as held (:meth:`_held`), with the
+        snapshot's row, under the claim."""
         self._check_request(req)
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
@@ -353,7 +373,7 @@ class Snapshots:
         private = _private(req, kind)
         now = self._clock()
         with self._db.unit(who) as uow:
-            subject = kind.resolve(uow, claimed.id, req.selection)  # the one claimed, even if renamed since
+            subject = self._held(uow, claimed, read_at, req.selection)
             if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
             created_at = uow.snapshots.insert(
