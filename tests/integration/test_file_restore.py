@@ -34,7 +34,7 @@ from snapkeep.model.types import SnapshotStatus
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.tokens import Tokens
-from snapkeep.storage import beneath, filerestore
+from snapkeep.storage import beneath, filerestore, linux
 from tests.conftest import Mounted, Server, make_traversable_tmp
 from tests.treeutil import make_rich_tree, tree_signature, users_entries
 
@@ -505,6 +505,56 @@ def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None
     assert (
         os.stat(os.path.join(copy, "big.bin")).st_ino == os.stat(os.path.join(copy, "dir/sub/big-hardlink.bin")).st_ino
     )
+
+
+def lsattr_has(path: str, flag: str) -> bool:
+    out = subprocess.run(["lsattr", "-d", path], check=True, capture_output=True, text=True).stdout
+    return flag in out.split()[0]
+
+
+def all_shared(path: str) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        ranges = list(linux.mapped_ranges(fd))
+    finally:
+        os.close(fd)
+    return bool(ranges) and all(shared for _start, _end, shared in ranges)
+
+
+@pytest.mark.parametrize("fs", ["btrfs"], indirect=True)
+def test_files_with_copy_on_write_off_come_back_cloned_and_keep_it(services: Services) -> None:
+    """``chattr +C`` (a database, a disk image): btrfs clones only between files that agree on the flag, so
+    a no-COW file came back as a full copy of its data, without its flag. Now a no-COW file, and inside a
+    no-COW folder a file made before the folder got the flag, come back byte for byte, each with the flag
+    it had, their data shared with the snapshot (cloned, nothing copied)."""
+    vol = services.volumes.create("nocow", 1 << 30, who=SYSTEM)
+    nocow_file = os.path.join(vol.path, "disk.img")
+    open(nocow_file, "wb").close()
+    subprocess.run(["chattr", "+C", nocow_file], check=True)  # only an empty file takes it
+    write(nocow_file, os.urandom(4 << 20))
+    folder = os.path.join(vol.path, "db")
+    write(os.path.join(folder, "before.dat"), os.urandom(2 << 20))
+    subprocess.run(["chattr", "+C", folder], check=True)
+    write(os.path.join(folder, "after.dat"), os.urandom(2 << 20))  # inherits the folder's flag
+    with open(nocow_file, "rb") as f:
+        disk = f.read()
+    expected = tree_signature(folder)
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+
+    services.files.extract(snap.id, "disk.img", to_path="disk-back.img", who=SYSTEM)
+    services.files.extract(snap.id, "db", to_path="db-back", who=SYSTEM)
+    os.sync()  # extents count as shared once the clones are committed
+
+    with open(os.path.join(vol.path, "disk-back.img"), "rb") as f:
+        assert f.read() == disk
+    assert tree_signature(os.path.join(vol.path, "db-back")) == expected
+    flags = {
+        name: lsattr_has(os.path.join(vol.path, name), "C")
+        for name in ("disk-back.img", "db-back", "db-back/before.dat", "db-back/after.dat")
+    }
+    assert flags == {"disk-back.img": True, "db-back": True, "db-back/before.dat": False, "db-back/after.dat": True}
+    for name in ("disk-back.img", "db-back/before.dat", "db-back/after.dat"):
+        assert all_shared(os.path.join(vol.path, name)), f"{name} was copied, not cloned"
 
 
 def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snapshot(services: Services) -> None:

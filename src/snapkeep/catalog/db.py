@@ -66,7 +66,8 @@ class Database:
         as that unit found it, so what it read need not be read again (a take reads its subject before it
         claims its guards and, if nothing changed meanwhile, not again after). This process is the
         catalog's only writer, and the count moves only after a commit, so a change is never missed: at
-        worst one that was already seen is counted as new.
+        worst one that was already seen is counted as new. Writes are seen as the session flushes rows or
+        runs an INSERT, UPDATE or DELETE statement; one sent through a raw connection would not be.
         """
         return self._generation
 

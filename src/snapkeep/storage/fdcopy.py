@@ -2,7 +2,8 @@
 
 The copy keeps what :mod:`snapkeep.storage.tree` keeps for whole datasets: content with its holes, mode,
 owner, access and modification times, extended attributes (and so POSIX ACLs), symlinks (recreated, never
-followed), and hard links inside the copied tree. Folders get their metadata after their contents, so that
+followed), and hard links inside the copied tree; and, of the inode flags, copy-on-write off (``chattr +C``),
+without which btrfs would not clone the file. Folders get their metadata after their contents, so that
 filling them does not change their times.
 
 Unlike ``tree``, every step is relative to a directory descriptor, so it can read a snapshot and write into
@@ -24,9 +25,10 @@ import stat
 from dataclasses import dataclass, field
 
 from snapkeep.storage.beneath import DIR_FLAGS, closing, is_special, list_names, open_dir
-from snapkeep.storage.linux import reflink
+from snapkeep.storage.linux import FS_NOCOW_FL, inode_flags, reflink, set_inode_flag
 
 _CLONE_UNSUPPORTED = (errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY, errno.ENOSYS)
+_NO_INODE_FLAGS = (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL)
 _CHUNK = 1 << 20
 
 
@@ -146,14 +148,30 @@ def _open_folder(
     src_dir: int, name: bytes, st: os.stat_result, dst_dir: int, new_name: bytes, parts: tuple[bytes, ...]
 ) -> _Folder:
     src_fd = os.open(name, DIR_FLAGS, dir_fd=src_dir)
+    dst_fd = -1
     try:
         _same_entry(src_fd, st, name)
         os.mkdir(new_name, 0o700, dir_fd=dst_dir)
         dst_fd = os.open(new_name, DIR_FLAGS, dir_fd=dst_dir)
+        _keep_nocow(src_fd, dst_fd)  # before its contents: what is made in a folder inherits its flag
+        return _Folder(src_fd, dst_fd, st, parts, list_names(src_fd))
     except BaseException:
         os.close(src_fd)
+        if dst_fd >= 0:
+            os.close(dst_fd)
         raise
-    return _Folder(src_fd, dst_fd, st, parts, list_names(src_fd))
+
+
+def _keep_nocow(src_fd: int, dst_fd: int) -> None:
+    """Give a new, still empty file or folder its source's no-COW flag (``chattr +C``), set or cleared: it
+    is its user's choice (for a database or a disk image), and btrfs clones only between files that agree
+    on it, so a restored file that differed would be a full copy of its data, not a clone. Where the
+    filesystem has no inode flags there is nothing to keep."""
+    try:
+        set_inode_flag(dst_fd, FS_NOCOW_FL, bool(inode_flags(src_fd) & FS_NOCOW_FL))
+    except OSError as exc:
+        if exc.errno not in _NO_INODE_FLAGS:
+            raise
 
 
 def _same_entry(fd: int, st: os.stat_result, name: bytes) -> None:
@@ -181,6 +199,7 @@ def _copy_leaf(src_dir: int, name: bytes, st: os.stat_result, dst_dir: int, new_
             new_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst_dir
         )
         with closing(dst_fd):
+            _keep_nocow(src_fd, dst_fd)
             copy_data(src_fd, dst_fd, st.st_size, clone=clone)
             _set_metadata(src_fd, dst_fd, st)
 

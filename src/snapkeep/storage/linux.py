@@ -161,12 +161,13 @@ def extents(fd: int) -> Iterator[tuple[int, int]]:
         start = last_end
 
 
-# --- filesystem freeze and the immutable flag (image volumes, storage/images.py) ---
+# --- filesystem freeze and inode flags (immutable: image volumes, storage/images.py; no-COW: fdcopy) ---
 FIFREEZE = 0xC0045877
 FITHAW = 0xC0045878
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
 FS_IMMUTABLE_FL = 0x10
+FS_NOCOW_FL = 0x00800000  # chattr +C: btrfs writes in place, and clones only to files that have it too
 FALLOC_FL_KEEP_SIZE = 0x1
 FALLOC_FL_PUNCH_HOLE = 0x2
 
@@ -186,15 +187,25 @@ def set_immutable(target: str | int, on: bool) -> None:
     nothing can then write, rename or delete the inode."""
     fd = target if isinstance(target, int) else os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        buf = bytearray(struct.pack("=i", 0))
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-        flags = struct.unpack("=i", buf)[0]
-        wanted = flags | FS_IMMUTABLE_FL if on else flags & ~FS_IMMUTABLE_FL
-        if wanted != flags:
-            fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("=i", wanted))
+        set_inode_flag(fd, FS_IMMUTABLE_FL, on)
     finally:
         if not isinstance(target, int):
             os.close(fd)
+
+
+def inode_flags(fd: int) -> int:
+    """The inode flags of an open file (``FS_IOC_GETFLAGS``, what ``lsattr`` shows)."""
+    buf = bytearray(struct.pack("=i", 0))
+    fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
+    return int(struct.unpack("=i", buf)[0])
+
+
+def set_inode_flag(fd: int, flag: int, on: bool) -> None:
+    """Set or clear one inode flag of an open file, if it is not already so."""
+    flags = inode_flags(fd)
+    wanted = flags | flag if on else flags & ~flag
+    if wanted != flags:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("=i", wanted))
 
 
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:

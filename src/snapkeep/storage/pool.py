@@ -330,8 +330,8 @@ class Pool:
     def copies_into(self, snap_id: str, dataset: str, to_dataset: str) -> bool:
         """Whether files put from the snapshot's copy of ``dataset`` into ``to_dataset`` take new blocks in
         the pool (copied: the slow mode, or across an image volume's own filesystem) rather than share the
-        snapshot's (cloned, metadata only). A btrfs file with copy-on-write off (``chattr +C``) cannot be
-        cloned into one with it on, and is copied all the same: not foreseen here."""
+        snapshot's (cloned, metadata only). A btrfs file with copy-on-write off (``chattr +C``) is cloned
+        too: its copy is given the same flag before its data (:mod:`snapkeep.storage.fdcopy`)."""
         from_image = self.snapshot_data_path(snap_id, dataset).endswith(images.SUFFIX)
         return not self.clones_files or from_image or self.is_image_volume(to_dataset)
 
