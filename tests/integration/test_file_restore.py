@@ -27,7 +27,7 @@ import pytest
 
 from snapkeep.catalog.db import Database, make_engine
 from snapkeep.config import Settings
-from snapkeep.errors import InvalidInput, InvalidPath, NameClash, SnapkeepError, SnapshotNotReady
+from snapkeep.errors import Conflict, InvalidInput, InvalidPath, NameClash, SnapkeepError, SnapshotNotReady
 from snapkeep.model.principal import SYSTEM, Role
 from snapkeep.model.timespec import utcnow
 from snapkeep.model.types import SnapshotStatus
@@ -640,6 +640,42 @@ def test_an_extract_that_was_to_add_never_replaces_what_appeared_meanwhile(tmp_p
     assert sorted(os.listdir(dst)) == ["a.txt"]
     filerestore.extract(str(src), (b"a.txt",), str(dst), (b"a.txt",), "op2", clone=False, shown=NAMES)
     assert (dst / "a.txt").read_bytes() == b"from the snapshot\n"  # asked to replace: replaced
+
+
+def test_a_private_folder_swapped_for_a_users_own_is_refused_untouched(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NAS user who can write the destination's folder moves snapkeep's new private folder away right
+    after it is made and puts a folder of their own under its name (inotify tells them when). Built there,
+    the copy would be theirs to swap things into, and its owner, mode and flags would be set on whatever
+    they put there; the extract refuses, their folder is left exactly as it was, and nothing is restored."""
+    src, dst = tmp_path / "snap", tmp_path / "live"
+    write(str(src / "a.txt"), b"from the snapshot\n")
+    dst.mkdir()
+    os.chmod(dst, 0o1777 & ~0o1000)  # a share every user writes into
+    staging = filerestore.staging_name("op1")
+    mkdir = os.mkdir
+
+    def made_then_swapped(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        mkdir(path, mode, dir_fd=dir_fd)
+        if path == staging:  # the user's move, between snapkeep's mkdir and its open
+            os.rename(staging, b"moved", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            mkdir(staging, 0o755, dir_fd=dir_fd)
+            os.chown(staging, 1000, 1000, dir_fd=dir_fd)
+            mine = os.open(b"%s/mine.txt" % staging, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dir_fd)
+            os.fchown(mine, 1000, 1000)
+            os.close(mine)
+
+    monkeypatch.setattr(os, "mkdir", made_then_swapped)
+    users = dst / os.fsdecode(staging)
+    with pytest.raises(Conflict, match="private folder"):
+        filerestore.extract(str(src), (b"a.txt",), str(dst), (b"a.txt",), "op1", clone=False, shown=NAMES)
+    monkeypatch.undo()
+
+    st = os.stat(users)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1000, 0o755)
+    assert os.listdir(users) == ["mine.txt"] and os.stat(users / "mine.txt").st_uid == 1000
+    assert not (dst / "a.txt").exists()
 
 
 def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(

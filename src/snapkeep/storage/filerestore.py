@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from snapkeep.errors import InvalidInput, InvalidPath, NameClash, NotFound, PoolError, PoolFull
+from snapkeep.errors import Conflict, InvalidInput, InvalidPath, NameClash, NotFound, PoolError, PoolFull
 from snapkeep.model.types import FileEntry
 from snapkeep.storage.beneath import (
     DIR_FLAGS,
@@ -242,6 +242,11 @@ def _build_and_swap(
     os.mkdir(staging, 0o700, dir_fd=dst_parent)
     staged = os.open(staging, DIR_FLAGS, dir_fd=dst_parent)
     try:
+        _refuse_unless_private(staged, staging)
+    except BaseException:
+        os.close(staged)
+        raise
+    try:
         try:
             copied = copy_entry(src_parent, name, staged, _STAGED, clone=clone)
             _swap_in(staged, dst_parent, dest, replace)
@@ -256,6 +261,21 @@ def _build_and_swap(
     if freed:
         _rmdir_if_empty(dst_parent, staging)
     return ExtractReport(copied.skipped_special, freed)
+
+
+def _refuse_unless_private(staged: int, staging: bytes) -> None:
+    """Refuse a private folder that is not the one just made: users who write the destination's folder can
+    move a new folder away before it is opened and put their own under its name. Only one owned by this
+    process's user that nobody else may enter is used; then nothing inside it can be swapped by a user."""
+    st = os.fstat(staged)
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077 == 0:
+        return
+    where = os.fsdecode(staging)
+    raise Conflict(
+        f"the file restore's private folder {where!r} was replaced by someone else's right after it was made (a "
+        "user of the volume moved it); nothing was restored and their folder was left as it is: try again",
+        path=where,
+    )
 
 
 def _free(staged: int) -> bool:
