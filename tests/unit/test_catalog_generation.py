@@ -4,11 +4,14 @@ row added, a row changed in place, a bulk delete), and on nothing else: a read, 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, text
 
 from snapkeep.catalog.db import Database, make_engine, migrate
 from snapkeep.model.principal import Role
@@ -62,3 +65,41 @@ def test_a_change_rolled_back_leaves_the_generation(db: Database) -> None:
     assert db.generation == start
     with db.unit() as uow:
         assert uow.tenants.visible() == []
+
+
+def test_a_raw_statement_that_is_not_a_select_counts(db: Database) -> None:
+    start = db.generation
+    with db.unit() as uow:
+        uow.web_sessions.find("none")
+        db_session = uow.web_sessions._s  # as a careless store might
+        db_session.execute(text("DELETE FROM web_sessions WHERE id = 'none'"))
+    assert db.generation == start + 1
+
+
+def test_a_count_read_once_a_change_is_committed_includes_it(db: Database) -> None:
+    """A commit and its count are one step for readers of the count: one read right after the change became
+    visible (while its unit is still finishing) already counts it, or a take could compare an unchanged
+    count and keep a subject read before that change."""
+    committed, counted, writers = threading.Event(), [], set()
+
+    def slow_after_commit(_session: object) -> None:
+        if threading.get_ident() in writers:
+            committed.set()
+            time.sleep(0.3)  # the writer's unit has not returned yet
+
+    event.listen(db._sessions, "after_commit", slow_after_commit)  # the fault switch
+    start = db.generation
+
+    def writer() -> None:
+        writers.add(threading.get_ident())
+        with db.unit() as uow:
+            uow.tenants.insert(Tenant("t-a", "a", None, "", T0))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert committed.wait(10)
+    with db.unit() as uow:
+        assert [t.id for t in uow.tenants.visible()] == ["t-a"]  # the change is visible
+    counted.append(db.generation)
+    thread.join()
+    assert counted == [start + 1]

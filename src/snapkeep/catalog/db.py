@@ -54,7 +54,7 @@ class Database:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         event.listen(self._sessions, "after_flush", _wrote_rows)
-        event.listen(self._sessions, "do_orm_execute", _wrote_if_bulk)
+        event.listen(self._sessions, "do_orm_execute", _wrote_if_not_select)
         self._generation = 0
         self._generation_lock = threading.Lock()
 
@@ -65,11 +65,14 @@ class Database:
         Read before a unit's first query and compared after, an unchanged count says the catalog is still
         as that unit found it, so what it read need not be read again (a take reads its subject before it
         claims its guards and, if nothing changed meanwhile, not again after). This process is the
-        catalog's only writer, and the count moves only after a commit, so a change is never missed: at
-        worst one that was already seen is counted as new. Writes are seen as the session flushes rows or
-        runs an INSERT, UPDATE or DELETE statement; one sent through a raw connection would not be.
+        catalog's only writer; a unit that wrote commits and counts under one lock, under which the count
+        is read, so a change is never missed: a read of the count comes either before a commit (and the
+        count moves) or after the commit was counted (and its change is seen). Writes are seen as the
+        session flushes rows or runs any statement but a SELECT; one sent through a raw connection would
+        not be.
         """
-        return self._generation
+        with self._generation_lock:
+            return self._generation
 
     @contextmanager
     def unit(self, scope: Principal | None = None) -> Iterator[Unit]:
@@ -78,7 +81,13 @@ class Database:
         session = self._sessions()
         try:
             yield Unit(session, scope.tenant_id if scope is not None else None)
-            session.commit()
+            session.flush()  # whether the unit wrote is known once its changes are sent
+            if session.info.get(_WROTE):
+                with self._generation_lock:
+                    session.commit()
+                    self._generation += 1
+            else:
+                session.commit()
         except IntegrityError as exc:
             session.rollback()
             raise Conflict(f"the catalog refused the change: {exc.orig}") from exc
@@ -90,9 +99,6 @@ class Database:
             raise
         finally:
             session.close()
-        if session.info.get(_WROTE):
-            with self._generation_lock:
-                self._generation += 1
 
 
 _WROTE = "snapkeep_wrote"  # set in a session's info by the first change it sends to the database
@@ -102,6 +108,6 @@ def _wrote_rows(session: Session, _flush_context: object) -> None:
     session.info[_WROTE] = True
 
 
-def _wrote_if_bulk(state: ORMExecuteState) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
+def _wrote_if_not_select(state: ORMExecuteState) -> None:
+    if not state.is_select:
         state.session.info[_WROTE] = True
