@@ -2,9 +2,9 @@
 
 The copy keeps what :mod:`snapkeep.storage.tree` keeps for whole datasets: content with its holes, mode,
 owner, access and modification times, extended attributes (and so POSIX ACLs), symlinks (recreated, never
-followed), and hard links inside the copied tree; and, of the inode flags, copy-on-write off (``chattr +C``),
-without which btrfs would not clone the file. Folders get their metadata after their contents, so that
-filling them does not change their times.
+followed), and hard links inside the copied tree; and, of the inode flags, how the data is stored
+(copy-on-write off, compressed: ``chattr +C``, ``+c``), without which btrfs would not clone a no-COW file.
+Folders get their metadata after their contents, so that filling them does not change their times.
 
 Unlike ``tree``, every step is relative to a directory descriptor, so it can read a snapshot and write into
 a folder of a live volume that users change meanwhile (see :mod:`snapkeep.storage.beneath`). Special files
@@ -25,7 +25,7 @@ import stat
 from dataclasses import dataclass, field
 
 from snapkeep.storage.beneath import DIR_FLAGS, closing, is_special, list_names, open_dir
-from snapkeep.storage.linux import FS_NOCOW_FL, inode_flags, reflink, set_inode_flag
+from snapkeep.storage.linux import COMPRESSION_FLAGS, FS_NOCOW_FL, inode_flags, reflink, set_inode_flags
 
 _CLONE_UNSUPPORTED = (errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY, errno.ENOSYS)
 _NO_INODE_FLAGS = (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL)
@@ -153,7 +153,7 @@ def _open_folder(
         _same_entry(src_fd, st, name)
         os.mkdir(new_name, 0o700, dir_fd=dst_dir)
         dst_fd = os.open(new_name, DIR_FLAGS, dir_fd=dst_dir)
-        _keep_nocow(src_fd, dst_fd)  # before its contents: what is made in a folder inherits its flag
+        _keep_layout(src_fd, dst_fd)  # before its contents: what is made in a folder inherits its flags
         return _Folder(src_fd, dst_fd, st, parts, list_names(src_fd))
     except BaseException:
         os.close(src_fd)
@@ -162,13 +162,18 @@ def _open_folder(
         raise
 
 
-def _keep_nocow(src_fd: int, dst_fd: int) -> None:
-    """Give a new, still empty file or folder its source's no-COW flag (``chattr +C``), set or cleared: it
-    is its user's choice (for a database or a disk image), and btrfs clones only between files that agree
-    on it, so a restored file that differed would be a full copy of its data, not a clone. Where the
-    filesystem has no inode flags there is nothing to keep."""
+def _keep_layout(src_fd: int, dst_fd: int) -> None:
+    """Give a new, still empty file or folder its source's data layout flags (no copy-on-write, compressed,
+    never compressed: ``chattr +C``, ``+c``, ``+m``), set or cleared, whatever it inherited from the folder
+    it was made in. They are their user's choice (no COW for a database or a disk image), and btrfs clones
+    only between files that agree on copy-on-write, so a restored file that differed would be a full copy
+    of its data, not a clone. Where the filesystem has no inode flags there is nothing to keep."""
     try:
-        set_inode_flag(dst_fd, FS_NOCOW_FL, bool(inode_flags(src_fd) & FS_NOCOW_FL))
+        source = inode_flags(src_fd)
+        # compression as the source's (and copy-on-write back on if the source has it), then no-COW: btrfs
+        # refuses no-COW on a file or folder that is set to be compressed
+        set_inode_flags(dst_fd, COMPRESSION_FLAGS | (0 if source & FS_NOCOW_FL else FS_NOCOW_FL), source)
+        set_inode_flags(dst_fd, FS_NOCOW_FL, source)
     except OSError as exc:
         if exc.errno not in _NO_INODE_FLAGS:
             raise
@@ -199,7 +204,7 @@ def _copy_leaf(src_dir: int, name: bytes, st: os.stat_result, dst_dir: int, new_
             new_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst_dir
         )
         with closing(dst_fd):
-            _keep_nocow(src_fd, dst_fd)
+            _keep_layout(src_fd, dst_fd)
             copy_data(src_fd, dst_fd, st.st_size, clone=clone)
             _set_metadata(src_fd, dst_fd, st)
 

@@ -161,13 +161,18 @@ def extents(fd: int) -> Iterator[tuple[int, int]]:
         start = last_end
 
 
-# --- filesystem freeze and inode flags (immutable: image volumes, storage/images.py; no-COW: fdcopy) ---
+# --- filesystem freeze and inode flags (immutable: image volumes, storage/images.py; data layout: fdcopy) ---
 FIFREEZE = 0xC0045877
 FITHAW = 0xC0045878
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
 FS_IMMUTABLE_FL = 0x10
-FS_NOCOW_FL = 0x00800000  # chattr +C: btrfs writes in place, and clones only to files that have it too
+# how btrfs stores a file's data: no copy-on-write (chattr +C; clones only between files that agree on it,
+# and is refused while compression is set), compressed (chattr +c), never compressed (chattr +m)
+FS_NOCOW_FL = 0x00800000
+FS_COMPR_FL = 0x00000004
+FS_NOCOMP_FL = 0x00000400
+COMPRESSION_FLAGS = FS_COMPR_FL | FS_NOCOMP_FL
 FALLOC_FL_KEEP_SIZE = 0x1
 FALLOC_FL_PUNCH_HOLE = 0x2
 
@@ -187,7 +192,7 @@ def set_immutable(target: str | int, on: bool) -> None:
     nothing can then write, rename or delete the inode."""
     fd = target if isinstance(target, int) else os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        set_inode_flag(fd, FS_IMMUTABLE_FL, on)
+        set_inode_flags(fd, FS_IMMUTABLE_FL, FS_IMMUTABLE_FL if on else 0)
     finally:
         if not isinstance(target, int):
             os.close(fd)
@@ -200,10 +205,10 @@ def inode_flags(fd: int) -> int:
     return int(struct.unpack("=i", buf)[0])
 
 
-def set_inode_flag(fd: int, flag: int, on: bool) -> None:
-    """Set or clear one inode flag of an open file, if it is not already so."""
+def set_inode_flags(fd: int, mask: int, values: int) -> None:
+    """Make the inode flags of an open file that ``mask`` selects as in ``values``, if not already so."""
     flags = inode_flags(fd)
-    wanted = flags | flag if on else flags & ~flag
+    wanted = (flags & ~mask) | (values & mask)
     if wanted != flags:
         fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("=i", wanted))
 
