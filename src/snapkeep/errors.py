@@ -337,6 +337,12 @@ class CatalogLost(Conflict):
     code = "catalog_lost"
 
 
+class AlreadyServing(Conflict):
+    """Another snapkeep service uses this data directory or pool (its pid is in the details): stop it first."""
+
+    code = "already_serving"
+
+
 class AgentUnavailable(QuiesceFailed):
     """The guest agent is not configured, not connected, or did not answer in time; try again later."""
 

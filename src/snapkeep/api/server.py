@@ -10,6 +10,7 @@ import socket
 import uvicorn
 
 from snapkeep.api.app import create_app
+from snapkeep.api.one_service import only_service
 from snapkeep.config import Settings
 from snapkeep.errors import PoolUnreachable, UnsupportedFilesystem
 from snapkeep.scheduler import Scheduler, standard_tasks
@@ -96,7 +97,15 @@ def settle_catalog(services: Services, rebuild: bool) -> None:
 def serve(settings: Settings, create_loop_pool: bool = False, rebuild_catalog: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("open descriptors allowed: %d", more_descriptors())
-    pool = open_pool(settings, create_loop_pool)
+    for folder in (settings.data_dir, settings.pool_path):
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+    # before the pool is opened: opening it mounts volumes a restore left unmounted (one a running service
+    # may be restoring right now); a loop pool's image lies in the data directory, locked first
+    with only_service(settings.data_dir, "data directory"), only_service(settings.pool_path, "pool"):
+        _serve(settings, open_pool(settings, create_loop_pool), rebuild_catalog)
+
+
+def _serve(settings: Settings, pool: Pool, rebuild_catalog: bool) -> None:
     if not pool.limits_enforced:
         log.warning("limits are not enforced on this pool (%s): %s", pool.root, pool.limits_problem)
     services = Services.build(settings, pool)

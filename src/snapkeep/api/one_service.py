@@ -1,0 +1,50 @@
+"""One service per data directory and per pool.
+
+Everything that keeps operations apart lives in the service's memory (the guards), and at start a service
+settles what it takes for operations a crash interrupted: it resumes guests left paused, thaws volumes left
+frozen, discards half-made snapshots. A second service on the same data directory or pool would do that to
+the first one's operations in flight, and hold guards the first cannot see. So ``serve`` holds an
+exclusive ``flock`` on ``service.lock`` in each for as long as it runs, and refuses to start while another
+process holds one. The kernel lets go of a lock when its holder dies, even by ``kill -9``, so a crash leaves
+nothing to clean up; the file keeps the holder's pid, for the refusal's message only.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from snapkeep.errors import AlreadyServing
+
+LOCK_FILE = "service.lock"
+
+
+def only_service(folder: str, what: str) -> AbstractContextManager[None]:
+    """Hold ``folder``'s lock (``what`` names the folder in the refusal: "data directory", "pool")."""
+    return _held(os.path.join(folder, LOCK_FILE), folder, what)
+
+
+@contextmanager
+def _held(path: str, folder: str, what: str) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise AlreadyServing(
+                f"another snapkeep service (pid {holder}) is using the {what} {folder}: stop it first (two would "
+                "undo each other's operations)",
+                folder=folder,
+                pid=holder,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
