@@ -507,9 +507,10 @@ def test_extracted_folder_keeps_what_a_restore_keeps(services: Services) -> None
     )
 
 
-def lsattr_has(path: str, flag: str) -> bool:
+def layout(path: str) -> str:
+    """Which of the data layout flags ``lsattr`` shows: C (no copy-on-write), c (compress), m (never)."""
     out = subprocess.run(["lsattr", "-d", path], check=True, capture_output=True, text=True).stdout
-    return flag in out.split()[0]
+    return "".join(flag for flag in "Ccm" if flag in out.split()[0])
 
 
 def all_shared(path: str) -> bool:
@@ -521,47 +522,55 @@ def all_shared(path: str) -> bool:
     return bool(ranges) and all(shared for _start, _end, shared in ranges)
 
 
+def made_with(path: str, flag: str, size: int) -> None:
+    open(path, "wb").close()
+    if flag:
+        subprocess.run(["chattr", f"+{flag}", path], check=True)  # no-COW only takes on an empty file
+    write(path, os.urandom(size))
+
+
 @pytest.mark.parametrize("fs", ["btrfs"], indirect=True)
-def test_files_with_copy_on_write_off_come_back_cloned_and_keep_it(services: Services) -> None:
-    """``chattr +C`` (a database, a disk image): btrfs clones only between files that agree on the flag, so
-    a no-COW file came back as a full copy of its data, without its flag. Now a no-COW file, and inside a
-    no-COW folder a file made before the folder got the flag, come back byte for byte, each with the flag
-    it had, their data shared with the snapshot (cloned, nothing copied), though the folder they are made
-    in now asks for compression (which btrfs never combines with no-COW)."""
-    vol = services.volumes.create("nocow", 1 << 30, who=SYSTEM)
-    nocow_file = os.path.join(vol.path, "disk.img")
-    open(nocow_file, "wb").close()
-    subprocess.run(["chattr", "+C", nocow_file], check=True)  # only an empty file takes it
-    write(nocow_file, os.urandom(4 << 20))
+def test_files_come_back_cloned_with_their_data_layout_whatever_their_new_folder_says(services: Services) -> None:
+    """``chattr +C`` (no copy-on-write: a database, a disk image), ``+c`` (compress), ``+m`` (never): btrfs
+    clones only between files that agree on copy-on-write and refuses compression beside it, and a new file
+    takes its folder's flags. Files of each kind come back into folders of each kind, and a no-COW folder
+    holding a file made before the folder got the flag: byte for byte, with the flags and attributes they
+    had, every extent shared with the snapshot (cloned, nothing copied)."""
+    vol = services.volumes.create("layouts", 1 << 30, who=SYSTEM)
+    kinds = {"C": "nocow.img", "c": "compressed.bin", "m": "never.bin", "": "plain.bin"}
+    for flag, name in kinds.items():
+        made_with(os.path.join(vol.path, name), flag, 2 << 20)
     folder = os.path.join(vol.path, "db")
     write(os.path.join(folder, "before.dat"), os.urandom(2 << 20))
     subprocess.run(["chattr", "+C", folder], check=True)
-    write(os.path.join(folder, "after.dat"), os.urandom(2 << 20))  # inherits the folder's flag
-    with open(nocow_file, "rb") as f:
-        disk = f.read()
-    expected = tree_signature(folder)
+    write(os.path.join(folder, "after.dat"), os.urandom(2 << 20))  # takes the folder's flag
+    expected = {name: tree_signature(vol.path)[name] for name in kinds.values()}
+    expected_db = tree_signature(folder)
     snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    targets = {"C": "into-nocow", "c": "into-compressed", "": "into-plain"}
+    for flag, target in targets.items():
+        os.mkdir(os.path.join(vol.path, target))
+        if flag:
+            subprocess.run(["chattr", f"+{flag}", os.path.join(vol.path, target)], check=True)
     subprocess.run(["chattr", "+c", vol.path], check=True)  # since: compress what is made at the top
 
-    services.files.extract(snap.id, "disk.img", to_path="disk-back.img", who=SYSTEM)
+    for target in targets.values():
+        for name in kinds.values():
+            services.files.extract(snap.id, name, to_path=f"{target}/{name}", who=SYSTEM)
     services.files.extract(snap.id, "db", to_path="db-back", who=SYSTEM)
     os.sync()  # extents count as shared once the clones are committed
 
-    with open(os.path.join(vol.path, "disk-back.img"), "rb") as f:
-        assert f.read() == disk
-    assert tree_signature(os.path.join(vol.path, "db-back")) == expected
-    flags = {
-        name: (lsattr_has(os.path.join(vol.path, name), "C"), lsattr_has(os.path.join(vol.path, name), "c"))
-        for name in ("disk-back.img", "db-back", "db-back/before.dat", "db-back/after.dat")
-    }
-    assert flags == {  # (no COW, compressed): as in the snapshot, not as the folder they were made in says
-        "disk-back.img": (True, False),
-        "db-back": (True, False),
-        "db-back/before.dat": (False, False),
-        "db-back/after.dat": (True, False),
-    }
-    for name in ("disk-back.img", "db-back/before.dat", "db-back/after.dat"):
-        assert all_shared(os.path.join(vol.path, name)), f"{name} was copied, not cloned"
+    for target in targets.values():
+        back = tree_signature(os.path.join(vol.path, target))
+        assert back == expected, target  # content, mode, owner, times, xattrs (btrfs.compression too)
+        for flag, name in kinds.items():
+            path = os.path.join(vol.path, target, name)
+            assert (layout(path), all_shared(path)) == (flag, True), path
+    assert tree_signature(os.path.join(vol.path, "db-back")) == expected_db
+    db_back = {name: layout(os.path.join(vol.path, "db-back", name)) for name in ("", "before.dat", "after.dat")}
+    assert db_back == {"": "C", "before.dat": "", "after.dat": "C"}
+    for name in ("before.dat", "after.dat"):
+        assert all_shared(os.path.join(vol.path, "db-back", name)), f"{name} was copied, not cloned"
 
 
 def test_an_extract_over_what_is_there_is_undoable_through_its_pre_restore_snapshot(services: Services) -> None:

@@ -170,9 +170,11 @@ def _keep_layout(src_fd: int, dst_fd: int) -> None:
     of its data, not a clone. Where the filesystem has no inode flags there is nothing to keep."""
     try:
         source = inode_flags(src_fd)
-        # compression as the source's (and copy-on-write back on if the source has it), then no-COW: btrfs
-        # refuses no-COW on a file or folder that is set to be compressed
-        set_inode_flags(dst_fd, COMPRESSION_FLAGS | (0 if source & FS_NOCOW_FL else FS_NOCOW_FL), source)
+        # one at a time, as btrfs takes them: copy-on-write back on (if the source has it on), then
+        # compression as the source's, then no-COW (btrfs refuses compression beside no-COW, either way)
+        if not source & FS_NOCOW_FL:
+            set_inode_flags(dst_fd, FS_NOCOW_FL, 0)
+        set_inode_flags(dst_fd, COMPRESSION_FLAGS, source)
         set_inode_flags(dst_fd, FS_NOCOW_FL, source)
     except OSError as exc:
         if exc.errno not in _NO_INODE_FLAGS:
