@@ -652,23 +652,25 @@ def test_an_extract_that_was_to_add_never_replaces_what_appeared_meanwhile(tmp_p
             str(src), (b"a.txt",), str(dst), (b"a.txt",), "op1", clone=False, shown=("a", "a"), replace=False
         )
     assert (dst / "a.txt").read_bytes() == b"made meanwhile\n"
-    assert filerestore.discard_staging(str(dst), (), "op1")  # as the service does after a failed extract
+    assert filerestore.discard_staging(str(dst), (), "op1", None)  # as the service does after a failed extract
     assert sorted(os.listdir(dst)) == ["a.txt"]
     filerestore.extract(str(src), (b"a.txt",), str(dst), (b"a.txt",), "op2", clone=False, shown=NAMES)
     assert (dst / "a.txt").read_bytes() == b"from the snapshot\n"  # asked to replace: replaced
 
 
-def test_a_private_folder_swapped_for_a_users_own_is_refused_untouched(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("swapped_in", ["users-folder", "roots-private-folder"])
+def test_a_private_folder_swapped_for_another_is_refused_untouched(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, swapped_in: str
 ) -> None:
     """A NAS user who can write the destination's folder moves snapkeep's new private folder away right
-    after it is made and puts a folder of their own under its name (inotify tells them when). Built there,
-    the copy would be theirs to swap things into, and its owner, mode and flags would be set on whatever
-    they put there; the extract refuses, their folder is left exactly as it was, and nothing is restored."""
+    after it is made and puts another folder under its name (inotify tells them when): one of their own,
+    in which they could swap what the copy makes (and its owner, mode and flags would be set on whatever
+    they put there), or a private folder of root's from the same place, whose contents the copy's failure
+    would remove. The extract refuses either; the folder is left exactly as it was, nothing is restored."""
     src, dst = tmp_path / "snap", tmp_path / "live"
     write(str(src / "a.txt"), b"from the snapshot\n")
     dst.mkdir()
-    os.chmod(dst, 0o1777 & ~0o1000)  # a share every user writes into
+    os.chmod(dst, 0o777)  # a share every user writes into
     staging = filerestore.staging_name("op1")
     mkdir = os.mkdir
 
@@ -676,22 +678,63 @@ def test_a_private_folder_swapped_for_a_users_own_is_refused_untouched(
         mkdir(path, mode, dir_fd=dir_fd)
         if path == staging:  # the user's move, between snapkeep's mkdir and its open
             os.rename(staging, b"moved", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            mkdir(staging, 0o755, dir_fd=dir_fd)
-            os.chown(staging, 1000, 1000, dir_fd=dir_fd)
-            mine = os.open(b"%s/mine.txt" % staging, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dir_fd)
-            os.fchown(mine, 1000, 1000)
-            os.close(mine)
+            if swapped_in == "users-folder":
+                mkdir(staging, 0o755, dir_fd=dir_fd)
+                os.chown(staging, 1000, 1000, dir_fd=dir_fd)
+            else:
+                os.rename(b"private", staging, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
+    write(str(dst / "private" / "entry" / "keep.txt"), b"root's own\n")
+    os.chmod(dst / "private", 0o700)
+    before = tree_signature(str(dst / "private"))
     monkeypatch.setattr(os, "mkdir", made_then_swapped)
-    users = dst / os.fsdecode(staging)
     with pytest.raises(Conflict, match="private folder"):
         filerestore.extract(str(src), (b"a.txt",), str(dst), (b"a.txt",), "op1", clone=False, shown=NAMES)
     monkeypatch.undo()
 
-    st = os.stat(users)
-    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1000, 0o755)
-    assert os.listdir(users) == ["mine.txt"] and os.stat(users / "mine.txt").st_uid == 1000
+    swapped = dst / os.fsdecode(staging)
+    if swapped_in == "users-folder":
+        st = os.stat(swapped)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), os.listdir(swapped)) == (1000, 1000, 0o755, [])
+    else:
+        assert tree_signature(str(swapped)) == before
     assert not (dst / "a.txt").exists()
+
+
+def test_a_failed_extract_cleans_up_only_its_own_private_folder(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the copy runs, a NAS user moves the private folder away and gives its name to a folder of root's
+    in the same share, then makes the destination appear so that the extract fails. Cleaning up after the
+    failure (and after a crash) goes by the folder's recorded identity, not its name: root's folder and
+    everything in it stay."""
+    vol = services.volumes.create("cleanup", 1 << 30, who=SYSTEM)
+    write(os.path.join(vol.path, "docs", "a.txt"), b"from the snapshot\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    os.remove(os.path.join(vol.path, "docs", "a.txt"))
+    write(os.path.join(vol.path, "docs", "Public", "notice.txt"), b"the admin's\n")
+    before = tree_signature(os.path.join(vol.path, "docs", "Public"))
+    copy = filerestore.copy_entry
+
+    def copy_while_swapped(*args: Any, **kwargs: Any) -> Any:
+        docs = os.path.join(vol.path, "docs")
+        (ours,) = [n for n in os.listdir(docs) if n.startswith(".snapkeep-restore-")]
+        os.rename(os.path.join(docs, ours), os.path.join(docs, "moved"))
+        os.rename(os.path.join(docs, "Public"), os.path.join(docs, ours))
+        write(os.path.join(docs, "a.txt"), b"made meanwhile\n")
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(filerestore, "copy_entry", copy_while_swapped)
+    with pytest.raises(NameClash):
+        services.files.extract(snap.id, "docs/a.txt", who=SYSTEM)
+    monkeypatch.undo()
+
+    docs = os.path.join(vol.path, "docs")
+    (named,) = [n for n in os.listdir(docs) if n.startswith(".snapkeep-restore-")]
+    assert tree_signature(os.path.join(docs, named)) == before  # root's folder, under the private folder's name
+    assert os.listdir(os.path.join(docs, "moved")) == []  # the private folder itself was emptied
+    with open(os.path.join(docs, "a.txt"), "rb") as f:
+        assert f.read() == b"made meanwhile\n"
 
 
 def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(

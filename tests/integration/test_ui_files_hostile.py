@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from snapkeep.api.one_service import LOCK_FILE
 from snapkeep.storage.beneath import closing
 from snapkeep.storage.linux import RENAME_EXCHANGE, renameat2
 from tests.conftest import Server
@@ -27,14 +28,15 @@ BOTH = pytest.mark.parametrize("fs", ["btrfs", "xfs"], indirect=True)  # downloa
 
 
 def _open_under(pid: int, folder: str) -> list[str]:
-    """The paths of the descriptors process ``pid`` holds on files under ``folder``."""
+    """The paths of the descriptors process ``pid`` holds on files under ``folder`` (but its lock on the
+    pool, held as long as it runs)."""
     found = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except FileNotFoundError:
             continue
-        if target.startswith(folder):
+        if target.startswith(folder) and target != os.path.join(folder, LOCK_FILE):
             found.append(target)
     return found
 

@@ -18,8 +18,9 @@ refused, and inside an extracted folder they are skipped and counted in the resu
 root recreating device nodes inside a share would hand its users those devices.
 
 Before an extract makes its private folder it records where in an intent file
-(``<run dir>/extract-<op>.json``); a crash leaves the file, and :func:`clear_interrupted_extracts` (run by
-the reconciler at start-up) removes what the extract left, without walking the volume.
+(``<run dir>/extract-<op>.json``), and the folder's identity once it is made; a crash leaves the file, and
+:func:`clear_interrupted_extracts` (run by the reconciler at start-up) removes what the extract left,
+without walking the volume, from that folder only (users can give its name to another).
 
 Downloads are bounded (:meth:`Files.download`): per caller, and in snapshots mounted for them at once
 (browsing and extracting are brief, so they are not refused; they share a mounted snapshot too).
@@ -356,6 +357,10 @@ class Files:
         parent = b"/".join(plan.dest[:-1])
         record = {"op": op_id, "dataset": plan.volume.dataset, "parent_b64": base64.b64encode(parent).decode()}
         intent = self._intents.make(IntentKind.EXTRACT, op_id, record)
+
+        def made(identity: filerestore.Identity) -> None:  # known before anything is put in it
+            self._intents.update(intent, {**record, "staging": list(identity)})
+
         try:
             with self._pool.snapshot_tree(snap_id, plan.dataset) as root:
                 report = filerestore.extract(
@@ -367,6 +372,7 @@ class Files:
                     clone=self._pool.clones_files,
                     shown=(_shown(plan.source), _shown(plan.dest)),
                     replace=plan.replaces,  # only what was there when checked (and kept, unless told not to)
+                    made=made,
                 )
         except BaseException:
             _clear_intent(self._pool, self._intents, intent)  # normally nothing is left; else the reconciler retries
@@ -420,7 +426,9 @@ def _clear_intent(pool: Pool, intents: Intents, intent: Intent) -> bool:
         record = intent.read()
         parent = tuple(p for p in base64.b64decode(record["parent_b64"]).split(b"/") if p)
         if record["dataset"] in pool.list_datasets():
-            filerestore.discard_staging(pool.dataset_tree(record["dataset"]), parent, record["op"])
+            identity = record.get("staging")  # none: the extract ended (or crashed) before it made its folder
+            tree = pool.dataset_tree(record["dataset"])
+            filerestore.discard_staging(tree, parent, record["op"], None if identity is None else tuple(identity))
     except (SnapkeepError, OSError, ValueError, KeyError) as exc:
         log.warning("could not remove what the extract of %s left: %s", intent.op_id, exc)
         return False

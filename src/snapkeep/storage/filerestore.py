@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -46,6 +46,7 @@ from snapkeep.storage.fdcopy import allocated, copy_entry
 
 STAGING_PREFIX = b".snapkeep-restore-"
 _STAGED = b"entry"
+Identity = tuple[int, int]  # (st_dev, st_ino) of an extract's private folder
 
 
 def staging_name(op_id: str) -> bytes:
@@ -217,11 +218,13 @@ def extract(
     clone: bool,
     shown: tuple[str, str],
     replace: bool = True,
+    made: Callable[[Identity], None] = lambda _identity: None,
 ) -> ExtractReport:
     """Copy entry ``src_parts`` of the tree at ``src_root`` over ``dst_parts`` of the tree at ``dst_root``,
     atomically (the module docstring says how). ``shown`` is how to name source and destination in errors.
     Without ``replace`` (nothing was there when the caller looked, so it kept nothing to undo with), an
-    entry that appears at the destination meanwhile is left as it is: :class:`NameClash`."""
+    entry that appears at the destination meanwhile is left as it is: :class:`NameClash`. ``made`` is told
+    the private folder's identity before anything is put in it, for :func:`discard_staging` to know it by."""
     with (
         translated("extracting", shown[1]),
         closing(open_root(src_root)) as src_fd,
@@ -233,16 +236,25 @@ def extract(
             dst_parent = open_dir(dst_fd, dst_parts[:-1])
             with closing(dst_parent):
                 staging = staging_name(op_id)
-                return _build_and_swap(src_parent, src_parts[-1], dst_parent, dst_parts[-1], staging, clone, replace)
+                parts = (src_parent, src_parts[-1], dst_parent, dst_parts[-1], staging)
+                return _build_and_swap(*parts, clone=clone, replace=replace, made=made)
 
 
 def _build_and_swap(
-    src_parent: int, name: bytes, dst_parent: int, dest: bytes, staging: bytes, clone: bool, replace: bool
+    src_parent: int,
+    name: bytes,
+    dst_parent: int,
+    dest: bytes,
+    staging: bytes,
+    *,
+    clone: bool,
+    replace: bool,
+    made: Callable[[Identity], None],
 ) -> ExtractReport:
     os.mkdir(staging, 0o700, dir_fd=dst_parent)
     staged = os.open(staging, DIR_FLAGS, dir_fd=dst_parent)
     try:
-        _refuse_unless_private(staged, staging)
+        made(_private_identity(staged, staging))
     except BaseException:
         os.close(staged)
         raise
@@ -263,17 +275,18 @@ def _build_and_swap(
     return ExtractReport(copied.skipped_special, freed)
 
 
-def _refuse_unless_private(staged: int, staging: bytes) -> None:
-    """Refuse a private folder that is not the one just made: users who write the destination's folder can
-    move a new folder away before it is opened and put their own under its name. Only one owned by this
-    process's user that nobody else may enter is used; then nothing inside it can be swapped by a user."""
+def _private_identity(staged: int, staging: bytes) -> Identity:
+    """The identity of the private folder just made and opened, refused if it is not that folder: users who
+    write the destination's folder can move a new folder away before it is opened and put another under its
+    name. Only an empty folder owned by this process's user that nobody else may enter is used; then nothing
+    in it is anyone else's, and no user can swap anything inside it."""
     st = os.fstat(staged)
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077 == 0:
-        return
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077 == 0 and not list_names(staged):
+        return (st.st_dev, st.st_ino)
     where = os.fsdecode(staging)
     raise Conflict(
-        f"the file restore's private folder {where!r} was replaced by someone else's right after it was made (a "
-        "user of the volume moved it); nothing was restored and their folder was left as it is: try again",
+        f"the file restore's private folder {where!r} was replaced by another folder right after it was made (a "
+        "user of the volume moved it); nothing was restored and that folder was left as it is: try again",
         path=where,
     )
 
@@ -316,11 +329,14 @@ def _rmdir_if_empty(dir_fd: int, name: bytes) -> None:
             raise
 
 
-def discard_staging(root: str, parent_parts: Sequence[bytes], op_id: str) -> bool:
-    """Remove what a crashed extract left in its private folder under ``root``; True if there was one.
+def discard_staging(root: str, parent_parts: Sequence[bytes], op_id: str, identity: Identity | None) -> bool:
+    """Remove what a failed or crashed extract left in its private folder under ``root``; True if there was
+    a folder by its name.
 
-    Only a folder owned by this process's user (root) is emptied: one a user made under the same name is
-    left alone.
+    The folder is found by name, which users who write its folder can give to another one (moving the
+    private folder away): only the folder of ``identity`` (as :func:`extract` reported it) is emptied. One
+    under that name that is not known to be it (a crash before its identity was recorded, when it is still
+    empty) is removed only if empty.
     """
     staging = staging_name(op_id)
     shown = os.fsdecode(b"/".join([*parent_parts, staging]))
@@ -335,11 +351,13 @@ def discard_staging(root: str, parent_parts: Sequence[bytes], op_id: str) -> boo
                         return False
                     raise
                 with closing(staged):
-                    if os.fstat(staged).st_uid != os.geteuid():
-                        return False
-                    for name in list_names(staged):
-                        remove_at(staged, name)
-                _rmdir_if_empty(parent, staging)
+                    st = os.fstat(staged)
+                    if identity is not None and (st.st_dev, st.st_ino) == tuple(identity):
+                        for name in list_names(staged):
+                            remove_at(staged, name)
+                    elif st.st_uid != os.geteuid():
+                        return True  # a user's folder under that name: left alone
+                _rmdir_if_empty(parent, staging)  # only if empty: harms no one, whoever's it is
     except NotFound:
         return False
     return True
