@@ -224,7 +224,7 @@ class Server:
 
 def start_server(
     data_dir: str,
-    pool_dir: str,
+    pool_dir: str | None,
     port: int | None = None,
     tls: tuple[str, str] | None = None,
     options: tuple[str, ...] = (),
@@ -232,12 +232,13 @@ def start_server(
 ) -> Server:
     """``snapkeep serve`` on a loopback port; with ``tls`` (certificate, key) over HTTPS, the certificate
     trusted by the returned server's clients; ``options`` go on its command line (``--rebuild-catalog``);
-    ``settings`` are more SNAPKEEP_* variables (``session_hours="1"``)."""
+    ``settings`` are more SNAPKEEP_* variables (``session_hours="1"``); ``pool_dir`` None: the data
+    directory's ``pool``, as the service's default."""
     port = port or free_port()
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "SNAPKEEP_POOL_DIR"},
         "SNAPKEEP_DATA_DIR": data_dir,
-        "SNAPKEEP_POOL_DIR": pool_dir,
+        **({"SNAPKEEP_POOL_DIR": pool_dir} if pool_dir is not None else {}),
         "SNAPKEEP_LISTEN": f"127.0.0.1:{port}",
         # no hourly system snapshots in the middle of other tests: the tests of profiles install their own
         "SNAPKEEP_INSTALL_PROFILES": "false",
@@ -268,7 +269,8 @@ def start_server(
         raise RuntimeError(f"snapkeep serve did not answer within {SERVE_START_TIMEOUT:.0f} s")
     token = Path(data_dir, "admin.token").read_text().strip()
     password = Path(data_dir, "admin.password").read_text().strip()
-    return Server(url, token, data_dir, pool_dir, process, env, password, tls[0] if tls else None)
+    pool = pool_dir if pool_dir is not None else os.path.join(data_dir, "pool")
+    return Server(url, token, data_dir, pool, process, env, password, tls[0] if tls else None)
 
 
 def stop_server(server: Server) -> None:

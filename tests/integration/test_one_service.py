@@ -5,12 +5,15 @@ the first goes on serving. A service killed with ``kill -9`` holds nothing (the 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
 import httpx
 
-from tests.conftest import Server, free_port, make_traversable_tmp
+from snapkeep.storage.detect import BTRFS_MAGIC, XFS_MAGIC, filesystem_magic
+from snapkeep.storage.loopfs import is_mountpoint, unmount
+from tests.conftest import Server, free_port, make_traversable_tmp, require, start_server, stop_server
 
 
 def second_serve(server: Server, **env: str) -> subprocess.CompletedProcess[str]:
@@ -43,3 +46,27 @@ def test_a_second_service_on_the_same_pool_is_refused(server: Server) -> None:
     assert f"pid {server.process.pid}" in done.stderr and server.pool_dir in done.stderr
     assert "reconciled" not in done.stderr
     assert_first_serves(server)
+
+
+def test_a_second_service_on_a_loop_pool_is_refused(libvirtd: None) -> None:
+    """The demo's way: the data directory's filesystem cannot hold a pool, so ``--create-loop-pool`` mounts
+    a btrfs image over the pool directory. The pool's lock must be taken on that image, not on the folder
+    beneath it: a second service given that pool directory (with a data directory of its own) is refused."""
+    data_dir = make_traversable_tmp("snapkeep-loop-data-")
+    require(filesystem_magic(data_dir) not in (BTRFS_MAGIC, XFS_MAGIC), "a temporary folder that cannot hold a pool")
+    first = start_server(data_dir, None, options=("--create-loop-pool",), pool_image_size="2G")
+    try:
+        assert is_mountpoint(first.pool_dir)
+        done = second_serve(
+            first,
+            SNAPKEEP_DATA_DIR=make_traversable_tmp("snapkeep-second-data-"),
+            SNAPKEEP_POOL_DIR=first.pool_dir,
+        )
+        assert done.returncode == 4, done.stderr
+        assert f"pid {first.process.pid}" in done.stderr and first.pool_dir in done.stderr
+        assert_first_serves(first)
+    finally:
+        stop_server(first)
+        if is_mountpoint(first.pool_dir):
+            unmount(first.pool_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)

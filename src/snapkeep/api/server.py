@@ -16,19 +16,20 @@ from snapkeep.errors import PoolUnreachable, UnsupportedFilesystem
 from snapkeep.scheduler import Scheduler, standard_tasks
 from snapkeep.services.catalog_rebuild import check_not_lost
 from snapkeep.services.container import Services
-from snapkeep.storage.detect import filesystem_magic
+from snapkeep.storage.detect import choose_driver, filesystem_magic
 from snapkeep.storage.loopfs import ensure_loop_pool
 from snapkeep.storage.pool import Pool
 
 log = logging.getLogger("snapkeep")
 
 
-def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
-    """The configured pool; with ``create_loop_pool``, a loop-mounted btrfs image when the data directory's
-    filesystem cannot hold one."""
-    os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
+def mount_loop_pool_if_needed(settings: Settings, create_loop_pool: bool) -> None:
+    """With ``create_loop_pool``, keep the pool in a loop-mounted btrfs image in the data directory when the
+    pool directory's filesystem cannot hold a pool (an image mounted already is kept)."""
+    os.makedirs(settings.pool_path, mode=0o755, exist_ok=True)
     try:
-        return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze)
+        choose_driver(settings.pool_path, settings.allow_slow_copy)
+        return
     except UnsupportedFilesystem:
         if not create_loop_pool or settings.pool_dir is not None:
             raise
@@ -42,7 +43,6 @@ def open_pool(settings: Settings, create_loop_pool: bool) -> Pool:
             settings.pool_image_size,
             settings.pool_path,
         )
-    return Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze)
 
 
 def listening_socket(host: str, port: int, stall: float) -> socket.socket:
@@ -97,12 +97,16 @@ def settle_catalog(services: Services, rebuild: bool) -> None:
 def serve(settings: Settings, create_loop_pool: bool = False, rebuild_catalog: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("open descriptors allowed: %d", more_descriptors())
-    for folder in (settings.data_dir, settings.pool_path):
-        os.makedirs(folder, mode=0o755, exist_ok=True)
-    # before the pool is opened: opening it mounts volumes a restore left unmounted (one a running service
-    # may be restoring right now); a loop pool's image lies in the data directory, locked first
-    with only_service(settings.data_dir, "data directory"), only_service(settings.pool_path, "pool"):
-        _serve(settings, open_pool(settings, create_loop_pool), rebuild_catalog)
+    os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
+    with only_service(settings.data_dir, "data directory"):
+        mount_loop_pool_if_needed(settings, create_loop_pool)  # its image lies in the data directory
+        # the pool's lock on the pool's own filesystem, taken before the pool is opened: opening it mounts
+        # volumes a restore left unmounted (one another service might be restoring right now)
+        with only_service(settings.pool_path, "pool"):
+            pool = Pool.open(
+                settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze
+            )
+            _serve(settings, pool, rebuild_catalog)
 
 
 def _serve(settings: Settings, pool: Pool, rebuild_catalog: bool) -> None:
