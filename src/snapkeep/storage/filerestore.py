@@ -6,9 +6,10 @@ follows a symlink. An extract:
 
 1. resolves the source's folder in the snapshot and the destination's folder in the volume, each once, to
    descriptors, and does everything after that relative to them;
-2. creates a private folder ``.snapkeep-restore-<op>`` (root, mode 0700) in the destination's folder and
-   builds the copy inside it as ``entry``, so nobody can touch the copy (or have its owner and times set
-   on something else) while it is made;
+2. creates a private folder ``.snapkeep-restore-<op>`` (root, mode 0700) in the destination's folder,
+   checks that the folder it opens is that one (root's, private, empty: users can move a new folder away
+   and put another under its name) and reports its identity, then builds the copy inside it as ``entry``,
+   so nobody can touch the copy (or have its owner and times set on something else) while it is made;
 3. swaps ``entry`` with the destination in one ``renameat2(RENAME_EXCHANGE)`` between the two folder
    descriptors (``RENAME_NOREPLACE`` when there is nothing to replace, and always when the caller kept
    nothing to undo a replacement with: then what appeared meanwhile stays): users see the old or the new;
