@@ -6,26 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event, text
 
-from snapkeep.catalog.db import Database, make_engine, migrate
+from snapkeep.catalog.db import Database
 from snapkeep.model.principal import Role
 from snapkeep.model.types import Tenant
 from snapkeep.model.user import User, WebSession
 from tests.unit.test_catalog_pages import T0
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    migrate(engine)
-    yield Database(engine)
-    engine.dispose()
 
 
 def _session(session_id: str) -> WebSession:

@@ -4,16 +4,14 @@ real pools are in tests/integration/test_catalog_rebuild.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import pytest
 
-from snapkeep.catalog.db import Database, make_engine, migrate
+from snapkeep.catalog.db import Database
 from snapkeep.errors import CatalogInUse, CatalogLost, HypervisorUnavailable, InvalidInput, PoolError
 from snapkeep.model.manifest import MANIFEST_VERSION, Manifest, ManifestObject, ManifestSnapshot
 from snapkeep.model.principal import Role
@@ -364,14 +362,6 @@ class StandInVMs:
 
     def spec(self, record: VmRecord) -> SimpleNamespace:
         return SimpleNamespace(name=record.domain_name, uuid=record.domain_uuid)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    migrate(engine)
-    yield Database(engine)
-    engine.dispose()
 
 
 def pool_of(*manifests: Manifest, datasets: list[str], **raw: bytes) -> StandInPool:
