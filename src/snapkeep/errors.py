@@ -337,6 +337,13 @@ class CatalogLost(Conflict):
     code = "catalog_lost"
 
 
+class WrongPool(Conflict):
+    """The pool directory holds no pool, or another one, while the catalog describes a pool (a disk not
+    mounted, the wrong disk): mount the right one, or point the pool directory or the catalog where they belong."""
+
+    code = "wrong_pool"
+
+
 class AlreadyServing(Conflict):
     """Another snapkeep service uses this data directory or pool (its pid is in the details): stop it first."""
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 
 from snapkeep.catalog.db import Database, make_engine
+from snapkeep.catalog.stores import Unit
 from snapkeep.config import Settings
 from snapkeep.errors import CatalogInUse, CatalogLost
 from snapkeep.model.principal import SYSTEM, Role
@@ -34,9 +36,10 @@ from snapkeep.model.types import Snapshot
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.catalog_rebuild import catalog_is_empty, check_not_lost
 from snapkeep.services.container import Services
+from snapkeep.services.pool_binding import BOUND_TO
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
-from snapkeep.storage.pool import Pool
+from snapkeep.storage.pool import POOL_ID, Pool, read_marker
 from snapkeep.testguest import GuestImage
 from tests.conftest import Mounted, make_traversable_tmp, mount_fs, start_server, stop_server, unmount_fs
 from tests.integration.test_system_restore import data, disk, shape, write
@@ -235,22 +238,37 @@ def test_serve_refuses_a_lost_catalog_and_rebuilds_it_when_asked(fs: Mounted) ->
         with pytest.raises(RuntimeError, match="--rebuild-catalog"):
             start_server(data_dir, pool_dir)
         assert _empty_catalog(data_dir)  # refused before the scheduler, the reconciler or anything ran
+        assert _bound_to(data_dir) is None  # and free to be pointed at the right pool
 
         server = start_server(data_dir, pool_dir, options=("--rebuild-catalog",))
         with server.client() as api:
             assert [v["name"] for v in api.get("/api/v1/volumes").json()] == ["kept"]
             assert [s["name"] for s in api.get("/api/v1/snapshots").json()] == ["s1"]
         assert "catalog rebuilt from the pool" in Path(data_dir, "serve.log").read_text()
+        marker = read_marker(pool_dir)
+        assert marker is not None and _bound_to(data_dir) == marker[POOL_ID]  # the rebuilt catalog is the pool's
     finally:
         stop_server(server)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _empty_catalog(data_dir: str) -> bool:
-    settings = Settings(data_dir=data_dir)
-    engine = make_engine(settings.catalog_url)
+    with _catalog(data_dir) as uow:
+        return catalog_is_empty(uow)
+
+
+def _bound_to(data_dir: str) -> str | None:
+    """The pool id the catalog in ``data_dir`` is bound to (services/pool_binding.py)."""
+    with _catalog(data_dir) as uow:
+        return uow.meta.get(BOUND_TO)
+
+
+@contextmanager
+def _catalog(data_dir: str) -> Iterator[Unit]:
+    """A unit of the catalog a service on ``data_dir`` uses, opened by the test (the service stopped)."""
+    engine = make_engine(Settings(data_dir=data_dir).catalog_url)
     try:
         with Database(engine).unit() as uow:
-            return catalog_is_empty(uow)
+            yield uow
     finally:
         engine.dispose()

@@ -380,10 +380,17 @@ def test_a_version_1_pool_is_upgraded_and_an_unknown_version_refused(pool: Pool)
     import json
 
     marker = os.path.join(pool.root, "snapkeep-pool.json")
+    assert json.loads(Path(marker).read_text())["pool_id"] == pool.identity != ""
     Path(marker).write_text(json.dumps({"format_version": 1, "driver": pool.driver.name}))
-    Pool.open(pool.root)
+    upgraded = Pool.open(pool.root)
     written = 3 if pool.driver.copy_per_directory else 2  # btrfs captures in lanes (format 3); XFS as in 2
-    assert json.loads(Path(marker).read_text())["format_version"] == written
+    info = json.loads(Path(marker).read_text())
+    assert info["format_version"] == written
+    assert info["pool_id"] == upgraded.identity != pool.identity  # a pool from before ids gets one, once
+    assert Pool.open(pool.root).identity == upgraded.identity
+    Path(marker).write_text(json.dumps({"format_version": written, "driver": pool.driver.name}))  # stop 22's
+    given = Pool.open(pool.root).identity
+    assert given and json.loads(Path(marker).read_text())["pool_id"] == given
     Path(marker).write_text(json.dumps({"format_version": 4, "driver": pool.driver.name}))
     with pytest.raises(PoolError, match="format_version 4"):
         Pool.open(pool.root)

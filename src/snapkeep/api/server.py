@@ -11,11 +11,13 @@ import uvicorn
 
 from snapkeep.api.app import create_app
 from snapkeep.api.one_service import only_service
+from snapkeep.catalog.db import Database
 from snapkeep.config import Settings
 from snapkeep.errors import PoolUnreachable, UnsupportedFilesystem
 from snapkeep.scheduler import Scheduler, standard_tasks
 from snapkeep.services.catalog_rebuild import check_not_lost
-from snapkeep.services.container import Services
+from snapkeep.services.container import Services, open_catalog
+from snapkeep.services.pool_binding import bind_to_pool, check_pool_binding
 from snapkeep.storage.detect import choose_driver, filesystem_magic
 from snapkeep.storage.loopfs import ensure_loop_pool
 from snapkeep.storage.pool import Pool
@@ -100,21 +102,29 @@ def serve(settings: Settings, create_loop_pool: bool = False, rebuild_catalog: b
     os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
     with only_service(settings.data_dir, "data directory"):
         mount_loop_pool_if_needed(settings, create_loop_pool)  # its image lies in the data directory
-        # the pool's lock on the pool's own filesystem, taken before the pool is opened: opening it mounts
-        # volumes a restore left unmounted (one another service might be restoring right now)
-        with only_service(settings.pool_path, "pool"):
-            pool = Pool.open(
-                settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze
-            )
-            _serve(settings, pool, rebuild_catalog)
+        db = open_catalog(settings)
+        try:
+            # before the pool's lock file is made there and the pool is opened (which makes a pool's layout
+            # where there is none): the pool directory may be an empty folder beneath an unmounted disk
+            check_pool_binding(db, settings.pool_path)
+            # the pool's lock on the pool's own filesystem, taken before the pool is opened: opening it mounts
+            # volumes a restore left unmounted (one another service might be restoring right now)
+            with only_service(settings.pool_path, "pool"):
+                pool = Pool.open(
+                    settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze
+                )
+                _serve(settings, pool, db, rebuild_catalog)
+        finally:
+            db.engine.dispose()  # again after the services closed it: harmless
 
 
-def _serve(settings: Settings, pool: Pool, rebuild_catalog: bool) -> None:
+def _serve(settings: Settings, pool: Pool, db: Database, rebuild_catalog: bool) -> None:
     if not pool.limits_enforced:
         log.warning("limits are not enforced on this pool (%s): %s", pool.root, pool.limits_problem)
-    services = Services.build(settings, pool)
+    services = Services.build(settings, pool, db=db)
     try:
         settle_catalog(services, rebuild_catalog)
+        bind_to_pool(services.db, pool.identity)  # once settled: a refused empty catalog stays free to be pointed right
     except BaseException:
         services.close()
         raise

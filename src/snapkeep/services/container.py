@@ -48,6 +48,13 @@ from snapkeep.services.volumes import Volumes
 from snapkeep.storage.pool import Pool
 
 
+def open_catalog(settings: Settings) -> Database:
+    """The catalog at the settings' URL, brought to the newest schema."""
+    engine = make_engine(settings.catalog_url)
+    migrate(engine)
+    return Database(engine)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -81,16 +88,20 @@ class Services:
 
     @classmethod
     def build(
-        cls, settings: Settings, pool: Pool, clock: Callable[[], datetime] = utcnow, host: Hypervisor | None = None
+        cls,
+        settings: Settings,
+        pool: Pool,
+        clock: Callable[[], datetime] = utcnow,
+        host: Hypervisor | None = None,
+        db: Database | None = None,
     ) -> Services:
-        """Every service; the hypervisor connects to libvirt lazily, on the first VM operation."""
+        """Every service, on the catalog ``db`` (else the settings' one, opened here); the hypervisor
+        connects to libvirt lazily, on the first VM operation."""
         os.makedirs(settings.data_dir, mode=0o755, exist_ok=True)
         os.makedirs(settings.run_dir, mode=0o700, exist_ok=True)
         os.makedirs(settings.log_dir, mode=0o755, exist_ok=True)
         host = host or LibvirtHost(settings.libvirt_uri)
-        engine = make_engine(settings.catalog_url)
-        migrate(engine)
-        db = Database(engine)
+        db = db or open_catalog(settings)
         audit = Audit(db, clock)
         intents = Intents(settings.run_dir)
         guards = Guards(clock)

@@ -2,7 +2,7 @@
 
 Layout (written down in docs/format.md)::
 
-    <pool>/snapkeep-pool.json          format_version and driver
+    <pool>/snapkeep-pool.json          format_version, driver and the pool's id
     <pool>/datasets/<dataset>          live data of one VM or volume (subvolume, directory or mountpoint)
     <pool>/datasets/<dataset>.xfs      XFS pools: a volume's own filesystem, mounted at datasets/<dataset>
     <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id> (<ds>.xfs: its image;
@@ -29,10 +29,11 @@ import errno
 import json
 import os
 import stat
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from snapkeep.durable import fsync_dir, write_durably
 from snapkeep.errors import NotFound, PoolError, PoolFull
@@ -54,6 +55,7 @@ DatasetKind = Literal["volume", "vm"]
 FORMAT_VERSION = 3
 READ_VERSIONS = (1, 2, FORMAT_VERSION)
 POOL_FILE = "snapkeep-pool.json"
+POOL_ID = "pool_id"  # in the marker: which pool this is, so that a catalog can tell it from another (or none)
 MANIFEST = "manifest.json"
 LANE = ".lane"  # data/<ds>.lane/<ds>: a copy in a directory of its own (Driver.copy_per_directory)
 INTERNAL_NAMES = frozenset({images.RESERVE_DIR})  # at a volume's root: snapkeep's, not the users' files
@@ -70,6 +72,22 @@ def translated(action: str) -> Iterator[None]:
         raise PoolError(f"{action}: {exc.strerror or exc}", errno=exc.errno) from exc
 
 
+def read_marker(root: str) -> dict[str, Any] | None:
+    """The pool marker at ``root`` as written (format version, driver, pool id), or None if ``root`` holds
+    no pool; reads only, so that what is at ``root`` can be checked before anything is made there."""
+    path = os.path.join(root, POOL_FILE)
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise PoolError(f"{path} is not a snapkeep pool marker: {exc}", path=path) from exc
+    if not isinstance(info, dict):
+        raise PoolError(f"{path} is not a snapkeep pool marker", path=path)
+    return info
+
+
 class Pool:
     def __init__(self, root: str, driver: Driver) -> None:
         self.root = root
@@ -77,6 +95,7 @@ class Pool:
         self._frozen: set[str] = set()  # image volumes this process froze (see freeze)
         self._early: dict[str, images.Ranges] = {}  # early clones (prepare_capture) and what they hold
         self.limits_problem: str | None = "the pool has not been opened"
+        self.identity = ""  # the marker's pool id, once opened
         self.expedite_freeze = True  # see freeze and storage/rcu.py
         self.snapshot_mounts = SnapshotMounts(os.path.join(root, "staging"))  # snapshot images being read
 
@@ -115,20 +134,22 @@ class Pool:
     def _init_layout(self) -> None:
         for sub in ("datasets", "snapshots", "staging", "trash"):
             os.makedirs(os.path.join(self.root, sub), mode=0o755, exist_ok=True)
-        marker = os.path.join(self.root, POOL_FILE)
-        if os.path.exists(marker):
-            with open(marker) as f:
-                info = json.load(f)
+        info = read_marker(self.root)
+        if info is not None:
             if info.get("format_version") not in READ_VERSIONS:
                 raise PoolError(
                     f"pool at {self.root} has format_version {info.get('format_version')}; "
                     f"this snapkeep reads versions {', '.join(map(str, READ_VERSIONS))} only"
                 )
-            if info["format_version"] >= self._written_version():
+            self.identity = info.get(POOL_ID) or uuid.uuid4().hex  # a pool older than ids gets one now
+            if info["format_version"] >= self._written_version() and info.get(POOL_ID):
                 return
             # read as it is (version 1's XFS volumes stay directories); the marker says the version written
             # from now on, so that a snapkeep that knows less refuses the pool instead of misreading it
-        write_durably(marker, json.dumps({"format_version": self._written_version(), "driver": self.driver.name}))
+        else:
+            self.identity = uuid.uuid4().hex
+        marker = {"format_version": self._written_version(), "driver": self.driver.name, POOL_ID: self.identity}
+        write_durably(os.path.join(self.root, POOL_FILE), json.dumps(marker))
 
     def _written_version(self) -> int:
         """The layout this snapkeep writes on this pool: lane copies (3) only where the driver makes them."""
