@@ -9,6 +9,7 @@ which are not UTF-8, special files, overlong paths and snapshots that are not re
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import shutil
@@ -27,7 +28,15 @@ import pytest
 
 from snapkeep.catalog.db import Database, make_engine
 from snapkeep.config import Settings
-from snapkeep.errors import Conflict, InvalidInput, InvalidPath, NameClash, SnapkeepError, SnapshotNotReady
+from snapkeep.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidPath,
+    NameClash,
+    PoolFull,
+    SnapkeepError,
+    SnapshotNotReady,
+)
 from snapkeep.model.principal import SYSTEM, Role
 from snapkeep.model.timespec import utcnow
 from snapkeep.model.types import SnapshotStatus
@@ -735,6 +744,35 @@ def test_a_failed_extract_cleans_up_only_its_own_private_folder(
     assert os.listdir(os.path.join(docs, "moved")) == []  # the private folder itself was emptied
     with open(os.path.join(docs, "a.txt"), "rb") as f:
         assert f.read() == b"made meanwhile\n"
+
+
+def test_an_extract_whose_folder_cannot_be_recorded_changes_nothing(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault switch: the run directory is full when the extract records its private folder's identity.
+    Nothing has been put in the folder yet: the extract fails as a full disk, its empty folder and its
+    intent are removed, and what was at the destination stays."""
+    from snapkeep.services.files import clear_interrupted_extracts
+
+    vol = services.volumes.create("unrecorded", 1 << 30, who=SYSTEM)
+    write(os.path.join(vol.path, "folder", "a.txt"), b"snapshot\n")
+    snap = services.snapshots.take(TakeRequest(ref=vol.id, name="s"), who=SYSTEM)
+    write(os.path.join(vol.path, "folder", "a.txt"), b"changed\n")
+    before = tree_signature(vol.path)
+
+    update = services.intents.update
+
+    def disk_full(intent: Any, record: dict[str, Any]) -> None:
+        if "staging" in record:  # the folder's identity; the intent itself was written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        update(intent, record)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(services.intents, "update", disk_full)
+        with pytest.raises(PoolFull):
+            services.files.extract(snap.id, "folder", pre_restore=False, who=SYSTEM)
+    assert tree_signature(vol.path) == before and debris(vol.path) == []
+    assert clear_interrupted_extracts(services.pool, services.intents) == []  # no intent left either
 
 
 def test_replaced_entry_that_cannot_be_freed_yet_is_freed_at_start_up(
