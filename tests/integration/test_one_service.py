@@ -5,9 +5,11 @@ the first goes on serving. A service killed with ``kill -9`` holds nothing (the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
@@ -70,3 +72,28 @@ def test_a_second_service_on_a_loop_pool_is_refused(libvirtd: None) -> None:
         if is_mountpoint(first.pool_dir):
             unmount(first.pool_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def serve_on(data_dir: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SNAPKEEP_")}
+    env |= {"SNAPKEEP_DATA_DIR": data_dir, "SNAPKEEP_LISTEN": f"127.0.0.1:{free_port()}"}
+    return subprocess.run(
+        [sys.executable, "-m", "snapkeep.cli.main", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_lock_file_that_cannot_be_one_is_a_clear_refusal_and_no_symlink_is_followed(tmp_path: Path) -> None:
+    """``service.lock`` a folder, or a symlink to someone's file: ``serve`` exits with ``invalid_input`` (2)
+    naming the file, and writes nothing through the symlink."""
+    as_folder, as_link = tmp_path / "folder", tmp_path / "link"
+    (as_folder / "service.lock").mkdir(parents=True)
+    as_link.mkdir()
+    target = tmp_path / "someone's file"
+    target.write_text("kept\n")
+    (as_link / "service.lock").symlink_to(target)
+    for data_dir in (as_folder, as_link):
+        done = serve_on(str(data_dir))
+        assert done.returncode == 2, done.stderr
+        assert f"cannot lock the data directory {data_dir}" in done.stderr and "Traceback" not in done.stderr
+        assert sorted(os.listdir(data_dir)) == ["service.lock"]  # refused before the catalog was made
+    assert target.read_text() == "kept\n"

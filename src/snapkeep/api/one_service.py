@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from snapkeep.errors import AlreadyServing
+from snapkeep.errors import AlreadyServing, InvalidInput
 
 LOCK_FILE = "service.lock"
 
@@ -29,13 +29,16 @@ def only_service(folder: str, what: str) -> AbstractContextManager[None]:
 
 @contextmanager
 def _held(path: str, folder: str, what: str) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # a folder or a symlink under its name, a read-only filesystem
+        raise _cannot_lock(path, folder, what, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
+                raise _cannot_lock(path, folder, what, exc) from None
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise AlreadyServing(
                 f"another snapkeep service (pid {holder}) is using the {what} {folder}: stop it first (two would "
@@ -48,3 +51,11 @@ def _held(path: str, folder: str, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _cannot_lock(path: str, folder: str, what: str, exc: OSError) -> InvalidInput:
+    return InvalidInput(
+        f"cannot lock the {what} {folder}: {path}: {exc.strerror or exc}; snapkeep keeps a lock file there while it "
+        "serves (a regular file it can write)",
+        path=path,
+    )
