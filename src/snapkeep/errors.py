@@ -319,8 +319,9 @@ class TenantOnline(Conflict):
 
 
 class PoolUnreachable(Conflict):
-    """QEMU could not open VM disks in the pool: the user libvirt runs it as cannot enter a directory above
-    the pool. The message names the directory and how to let that user through."""
+    """QEMU could not open VM disks in the pool: the user it runs as cannot enter a folder above the pool.
+
+    The message names the directory and how to let that user through."""
 
     code = "pool_unreachable"
 
@@ -338,8 +339,9 @@ class CatalogLost(Conflict):
 
 
 class WrongPool(Conflict):
-    """The pool directory holds no pool, or another one, while the catalog describes a pool (a disk not
-    mounted, the wrong disk): mount the right one, or point the pool directory or the catalog where they belong."""
+    """The pool directory does not hold the catalog's pool (its disk not mounted, another disk): nothing is made.
+
+    Mount the right disk, or point the pool directory or the catalog where they belong."""
 
     code = "wrong_pool"
 

@@ -4,21 +4,36 @@ real disks: the pool's own filesystem mounted at the pool directory, as an opera
 When the disk is not mounted, the directory is an empty folder of the filesystem beneath, which can hold a
 pool (the session's btrfs or XFS filesystem): a service that opened it made a new pool there and served its
 catalog's volumes over a pool without their data. Now it exits at once, having made nothing there, and
-serves again once the disk is back. Another snapkeep pool's disk in its place is refused the same way."""
+serves again once the disk is back. Another snapkeep pool's disk in its place is refused the same way. A
+catalog and a pool from before pool ids are bound at the first start.
+
+Then the order of the start on a filesystem that cannot hold a pool (a Debian root's ext4): every refusal
+comes before anything is made, and is ``wrong_pool``, not "unsupported filesystem"; a loop pool's missing
+image is not made again.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
+from snapkeep.api import server as server_module
+from snapkeep.config import Settings
+from snapkeep.errors import WrongPool
+from snapkeep.services.container import open_catalog
+from snapkeep.services.pool_binding import BOUND_TO, bind_to_pool
 from snapkeep.storage import loopfs
-from snapkeep.storage.pool import POOL_ID, read_marker
-from tests.conftest import Mounted, Server, free_port, make_traversable_tmp, start_server, stop_server
+from snapkeep.storage.detect import BTRFS_MAGIC, XFS_MAGIC, filesystem_magic
+from snapkeep.storage.pool import POOL_FILE, POOL_ID, Pool, read_marker
+from tests.conftest import Mounted, Server, free_port, make_traversable_tmp, require, start_server, stop_server
 
 
 class Disk:
@@ -55,7 +70,7 @@ def serve_once(server: Server) -> subprocess.CompletedProcess[str]:
         env={**server.env, "SNAPKEEP_LISTEN": f"127.0.0.1:{free_port()}"},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=30,  # a refusal comes at once; a service that starts instead is killed by then
     )
 
 
@@ -63,6 +78,22 @@ def marker_id(root: str) -> str:
     marker = read_marker(root)
     assert marker is not None
     return str(marker[POOL_ID])
+
+
+def as_before_ids(data_dir: str, pool_dir: str) -> None:
+    """The catalog and the pool as a snapkeep from before pool ids left them."""
+    marker = read_marker(pool_dir)
+    assert marker is not None
+    with open(os.path.join(pool_dir, POOL_FILE), "w") as f:
+        json.dump({key: value for key, value in marker.items() if key != POOL_ID}, f)
+    with closing(sqlite3.connect(os.path.join(data_dir, "catalog.db"))) as catalog, catalog:
+        catalog.execute("DELETE FROM catalog_meta WHERE key = ?", (BOUND_TO,))
+
+
+def catalog_pool_id(data_dir: str) -> str | None:
+    with closing(sqlite3.connect(os.path.join(data_dir, "catalog.db"))) as catalog:
+        row = catalog.execute("SELECT value FROM catalog_meta WHERE key = ?", (BOUND_TO,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def volumes(server: Server) -> list[str]:
@@ -84,7 +115,11 @@ def test_a_pool_whose_disk_is_missing_or_another_is_refused(fs: Mounted, disks: 
     try:
         with server.client() as api:
             assert api.post("/api/v1/volumes", json={"name": "kept", "size_limit": "64M"}).status_code == 201
-        pool_id = marker_id(point)
+        stop_server(server)
+        as_before_ids(data_dir, point)
+        server = start_server(data_dir, point)  # the first start of this version: the pool gets an id, the
+        pool_id = marker_id(point)  # catalog is bound to it
+        assert catalog_pool_id(data_dir) == pool_id and volumes(server) == ["kept"]
         stop_server(server)
 
         disks[0].detach()  # the disk not attached at the next boot
@@ -114,3 +149,100 @@ def test_a_pool_whose_disk_is_missing_or_another_is_refused(fs: Mounted, disks: 
     finally:
         stop_server(server)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- the order of the service's start, on a filesystem that cannot hold a pool (as a Debian root's ext4) --
+# ``serve`` itself, in this process, with what comes after the pool is opened left out: each refusal must
+# come before anything is made, whatever the filesystem beneath the missing disk.
+
+
+@pytest.fixture
+def beneath() -> Iterator[str]:
+    """A folder on a filesystem that cannot hold a pool, for data directories and unmounted mount points."""
+    path = make_traversable_tmp("snapkeep-beneath-")
+    require(filesystem_magic(path) not in (BTRFS_MAGIC, XFS_MAGIC), "a temporary folder that cannot hold a pool")
+    yield path
+    if loopfs.is_mountpoint(os.path.join(path, "data", "pool")):  # only if a refusal came too late
+        loopfs.unmount(os.path.join(path, "data", "pool"))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def catalog_bound_to(settings: Settings, pool_id: str | None) -> None:
+    """The catalog of ``settings``, made (and bound to ``pool_id``) as an earlier start left it."""
+    os.makedirs(settings.data_dir, exist_ok=True)
+    db = open_catalog(settings)
+    try:
+        if pool_id is not None:
+            bind_to_pool(db, pool_id)
+    finally:
+        db.engine.dispose()
+
+
+def start(settings: Settings, monkeypatch: pytest.MonkeyPatch, **flags: bool) -> list[Pool]:
+    """``serve`` up to the pool opened; the pools it opened."""
+    opened: list[Pool] = []
+    monkeypatch.setattr(server_module, "_serve", lambda _settings, pool, _db, _rebuild: opened.append(pool))
+    server_module.serve(settings, **flags)
+    return opened
+
+
+def test_a_missing_disk_above_a_filesystem_that_cannot_hold_a_pool_is_wrong_pool(
+    beneath: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = os.path.join(beneath, "disk")  # a mount point, its disk not mounted
+    os.mkdir(disk)
+    settings = Settings(data_dir=os.path.join(beneath, "data"), pool_dir=os.path.join(disk, "pool"))
+    catalog_bound_to(settings, "p-1")
+    with pytest.raises(WrongPool, match="is the pool's disk mounted"):
+        start(settings, monkeypatch)
+    assert os.listdir(disk) == []  # not even the pool's folder
+    with pytest.raises(WrongPool, match="to rebuild the catalog from"):
+        start(settings, monkeypatch, rebuild_catalog=True)
+    assert os.listdir(disk) == []
+
+
+def test_a_rebuild_without_a_pool_makes_none(beneath: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = os.path.join(beneath, "disk")
+    os.mkdir(disk)
+    settings = Settings(data_dir=os.path.join(beneath, "data"), pool_dir=os.path.join(disk, "pool"))
+    with pytest.raises(WrongPool, match="to rebuild the catalog from"):
+        start(settings, monkeypatch, rebuild_catalog=True)  # a new catalog, the disk not mounted
+    assert os.listdir(disk) == []
+
+
+def test_a_loop_pool_whose_image_is_missing_is_not_made_again(beneath: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's way (``--create-loop-pool``): a catalog that describes a pool does not get a new, empty
+    image when its own is missing, nor anything mounted; a rebuild neither."""
+    data_dir = os.path.join(beneath, "data")
+    settings = Settings(data_dir=data_dir)
+    catalog_bound_to(settings, "p-1")
+    with pytest.raises(WrongPool, match=r"pool\.img is missing"):
+        start(settings, monkeypatch, create_loop_pool=True)
+    new = Settings(data_dir=os.path.join(beneath, "new"))
+    catalog_bound_to(new, None)
+    with pytest.raises(WrongPool, match=r"pool\.img is missing"):
+        start(new, monkeypatch, create_loop_pool=True, rebuild_catalog=True)
+    for folder in (data_dir, os.path.join(beneath, "new")):
+        assert "pool.img" not in os.listdir(folder) and not loopfs.is_mountpoint(os.path.join(folder, "pool"))
+
+
+def test_another_pool_is_refused_before_its_lock_and_the_right_one_is_opened(
+    beneath: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool_dir = os.path.join(beneath, "pool")
+    settings = Settings(data_dir=os.path.join(beneath, "data"), pool_dir=pool_dir, allow_slow_copy=True)
+    catalog_bound_to(settings, None)
+    (opened,) = start(settings, monkeypatch)  # a new installation: the pool is made
+    assert marker_id(pool_dir) == opened.identity
+    catalog_bound_to(settings, opened.identity)
+    other = os.path.join(beneath, "other-pool")
+    os.rename(pool_dir, other)
+    os.mkdir(pool_dir)
+    with open(os.path.join(pool_dir, POOL_FILE), "w") as f:
+        f.write('{"format_version": 2, "driver": "copy (slow)", "pool_id": "p-other"}')
+    with pytest.raises(WrongPool, match=r"another snapkeep pool \(p-other\)"):
+        start(settings, monkeypatch)
+    assert os.listdir(pool_dir) == [POOL_FILE]  # no lock file, no layout
+    shutil.rmtree(pool_dir)
+    os.rename(other, pool_dir)
+    assert [pool.identity for pool in start(settings, monkeypatch)] == [opened.identity]

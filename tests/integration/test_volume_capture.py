@@ -388,7 +388,7 @@ def test_a_version_1_pool_is_upgraded_and_an_unknown_version_refused(pool: Pool)
     assert info["format_version"] == written
     assert info["pool_id"] == upgraded.identity != pool.identity  # a pool from before ids gets one, once
     assert Pool.open(pool.root).identity == upgraded.identity
-    Path(marker).write_text(json.dumps({"format_version": written, "driver": pool.driver.name}))  # stop 22's
+    Path(marker).write_text(json.dumps({"format_version": written, "driver": pool.driver.name}))  # before ids
     given = Pool.open(pool.root).identity
     assert given and json.loads(Path(marker).read_text())["pool_id"] == given
     Path(marker).write_text(json.dumps({"format_version": 4, "driver": pool.driver.name}))

@@ -101,7 +101,8 @@ class Services:
         os.makedirs(settings.run_dir, mode=0o700, exist_ok=True)
         os.makedirs(settings.log_dir, mode=0o755, exist_ok=True)
         host = host or LibvirtHost(settings.libvirt_uri)
-        db = db or open_catalog(settings)
+        if db is None:
+            db = open_catalog(settings)
         audit = Audit(db, clock)
         intents = Intents(settings.run_dir)
         guards = Guards(clock)

@@ -74,18 +74,29 @@ def translated(action: str) -> Iterator[None]:
 
 def read_marker(root: str) -> dict[str, Any] | None:
     """The pool marker at ``root`` as written (format version, driver, pool id), or None if ``root`` holds
-    no pool; reads only, so that what is at ``root`` can be checked before anything is made there."""
+    no pool (or does not exist); reads only, so that what is at ``root`` can be checked before anything is
+    made there."""
     path = os.path.join(root, POOL_FILE)
     try:
         with open(path) as f:
             info = json.load(f)
     except FileNotFoundError:
         return None
-    except ValueError as exc:
-        raise PoolError(f"{path} is not a snapkeep pool marker: {exc}", path=path) from exc
-    if not isinstance(info, dict):
+    except (OSError, ValueError) as exc:
+        raise PoolError(f"{path} cannot be read as a snapkeep pool marker: {exc}", path=path) from exc
+    pool_id = info.get(POOL_ID, "") if isinstance(info, dict) else None
+    if not isinstance(pool_id, str):
         raise PoolError(f"{path} is not a snapkeep pool marker", path=path)
-    return info
+    return info  # type: ignore[no-any-return]
+
+
+def datasets_at(root: str) -> set[str]:
+    """The datasets in the pool at ``root`` (none if it holds no pool)."""
+    try:
+        names = os.listdir(os.path.join(root, "datasets"))
+    except FileNotFoundError:
+        return set()
+    return {name.removesuffix(images.SUFFIX) for name in names}
 
 
 class Pool:
@@ -357,8 +368,7 @@ class Pool:
         return not self.clones_files or from_image or self.is_image_volume(to_dataset)
 
     def list_datasets(self) -> list[str]:
-        names = os.listdir(os.path.join(self.root, "datasets"))
-        return sorted({name.removesuffix(images.SUFFIX) for name in names})
+        return sorted(datasets_at(self.root))
 
     # --- snapshots ---------------------------------------------------------------------------------
     @step("pool.prepare_capture")
