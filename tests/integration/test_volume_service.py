@@ -99,6 +99,18 @@ def test_a_take_without_a_name_is_named_after_its_time(services: Services) -> No
     assert abs((snap.created_at - named_at).total_seconds()) < 2
 
 
+def test_unnamed_takes_in_one_second_get_the_first_free_number_among_their_subjects_names(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services.snapshots, "_clock", lambda: datetime(2026, 12, 3, 9, 5, 7, tzinfo=UTC))
+    vol, other = (services.volumes.create(name, 1 << 30, who=SYSTEM) for name in ("numbered", "other"))
+    services.snapshots.take(TakeRequest(ref=other.id, name=""), who=SYSTEM)  # another subject's name is free
+    names = [services.snapshots.take(TakeRequest(ref=vol.id, name=""), who=SYSTEM).name for _ in range(2)]
+    services.snapshots.take(TakeRequest(ref=vol.id, name="manual_20261203_090507_3"), who=SYSTEM)
+    names.append(services.snapshots.take(TakeRequest(ref=vol.id, name=""), who=SYSTEM).name)
+    assert names == ["manual_20261203_090507", "manual_20261203_090507_2", "manual_20261203_090507_4"]
+
+
 def test_clashing_names_are_refused(services: Services) -> None:
     vol = services.volumes.create("clash", 1 << 30, who=SYSTEM)
     first = services.snapshots.take(TakeRequest(ref=vol.id, name="daily"), who=SYSTEM)

@@ -230,9 +230,11 @@ class Snapshots:
         subject's snapshots; called with the subject's guard held, so the name stays free until the take."""
         if req.name:
             return req
-        with self._db.unit() as uow:
-            names = {snap.name for snap in uow.snapshots.list(subject.type, subject.id)}
-        return replace(req, name=first_free(manual_name(self._clock()), names.__contains__))
+        with self._db.unit() as uow:  # looked up name by name: the first is nearly always free
+            name = first_free(
+                manual_name(self._clock()), lambda n: uow.snapshots.find(subject.type, subject.id, n) is not None
+            )
+        return replace(req, name=name)
 
     def check_free_name(self, subject: Subject, name: str) -> None:
         """Refuse a name another snapshot of the subject has; a failed one's name is free (the take replaces it)."""
