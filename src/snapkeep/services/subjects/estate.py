@@ -9,6 +9,7 @@ VM snapshot records it), plus what only a whole-system restore needs: whether th
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -159,11 +160,15 @@ def _tagged(subject: Subject, tags: tuple[str, ...]) -> Subject:
 
 
 def _tenants_parents_first(uow: Unit, root: str | None) -> list[Tenant]:
-    """The tenants of the subtree of ``root`` (all of them for the system), each after its parent."""
+    """The tenants of the subtree of ``root`` (all of them for the system), each after its parent, brothers
+    by name; read in one query (one per tenant made a take of 50 tenants wait on 50)."""
+    children: dict[str | None, list[Tenant]] = {}
+    for tenant in uow.tenants.visible():  # by name
+        children.setdefault(tenant.parent_id, []).append(tenant)
     found: list[Tenant] = []
-    todo = [uow.tenants.get(root)] if root is not None else uow.tenants.children(None)
+    todo = deque([uow.tenants.get(root)] if root is not None else children.get(None, []))
     while todo:
-        tenant = todo.pop(0)
+        tenant = todo.popleft()
         found.append(tenant)
-        todo.extend(uow.tenants.children(tenant.id))
+        todo.extend(children.get(tenant.id, []))
     return found
