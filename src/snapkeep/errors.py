@@ -339,9 +339,10 @@ class CatalogLost(Conflict):
 
 
 class WrongPool(Conflict):
-    """The pool directory does not hold the catalog's pool (its disk not mounted, another disk): nothing is made.
+    """The pool directory does not hold the catalog's pool (its disk not mounted, another disk, an older copy).
 
-    Mount the right disk, or point the pool directory or the catalog where they belong."""
+    Refused before anything is made there. Mount the right disk, or point the pool directory or the catalog
+    where they belong."""
 
     code = "wrong_pool"
 

@@ -188,6 +188,8 @@ def test_the_catalog_comes_back_from_the_pool_alone(host: Host, image: GuestImag
 
     summary = svc.catalog_rebuild.run()
 
+    with svc.db.unit() as uow:  # bound to its pool with the rows (a rebuild cut short after them is of this pool)
+        assert uow.meta.get(BOUND_TO) == svc.pool.identity != ""
     assert summary["unknown_datasets"] == [uncaptured.dataset]  # never captured: left in the pool, named
     assert summary["defined_again"] == ["web"]
     left = ("orphan_snapshots", "unreadable_snapshots", "renamed", "problems", "restored_since_newest_snapshot")

@@ -83,15 +83,17 @@ def serve_on(data_dir: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_lock_file_that_cannot_be_one_is_a_clear_refusal_and_no_symlink_is_followed(tmp_path: Path) -> None:
-    """``service.lock`` a folder, or a symlink to someone's file: ``serve`` exits with ``invalid_input`` (2)
-    naming the file, and writes nothing through the symlink."""
-    as_folder, as_link = tmp_path / "folder", tmp_path / "link"
+    """``service.lock`` a folder, a FIFO, or a symlink to someone's file: ``serve`` exits with
+    ``invalid_input`` (2) naming the file, and writes nothing through the symlink."""
+    as_folder, as_fifo, as_link = tmp_path / "folder", tmp_path / "fifo", tmp_path / "link"
     (as_folder / "service.lock").mkdir(parents=True)
+    as_fifo.mkdir()
+    os.mkfifo(as_fifo / "service.lock")
     as_link.mkdir()
     target = tmp_path / "someone's file"
     target.write_text("kept\n")
     (as_link / "service.lock").symlink_to(target)
-    for data_dir in (as_folder, as_link):
+    for data_dir in (as_folder, as_fifo, as_link):
         done = serve_on(str(data_dir))
         assert done.returncode == 2, done.stderr
         assert f"cannot lock the data directory {data_dir}" in done.stderr and "Traceback" not in done.stderr

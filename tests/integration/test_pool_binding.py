@@ -29,10 +29,10 @@ from snapkeep.api import server as server_module
 from snapkeep.config import Settings
 from snapkeep.errors import WrongPool
 from snapkeep.services.container import open_catalog
-from snapkeep.services.pool_binding import BOUND_TO, bind_to_pool
+from snapkeep.services.pool_binding import BOUND_TO, EPOCH
 from snapkeep.storage import loopfs
 from snapkeep.storage.detect import BTRFS_MAGIC, XFS_MAGIC, filesystem_magic
-from snapkeep.storage.pool import POOL_FILE, POOL_ID, Pool, read_marker
+from snapkeep.storage.pool import POOL_EPOCH, POOL_FILE, POOL_ID, Pool, read_marker
 from tests.conftest import Mounted, Server, free_port, make_traversable_tmp, require, start_server, stop_server
 
 
@@ -82,18 +82,35 @@ def marker_id(root: str) -> str:
 
 def as_before_ids(data_dir: str, pool_dir: str) -> None:
     """The catalog and the pool as a snapkeep from before pool ids left them."""
+    write_marker(pool_dir, pool_id=None, epoch=None)
+    with closing(sqlite3.connect(os.path.join(data_dir, "catalog.db"))) as catalog, catalog:
+        catalog.execute("DELETE FROM catalog_meta WHERE key IN (?, ?)", (BOUND_TO, EPOCH))
+
+
+def write_marker(pool_dir: str, **fields: object) -> None:
+    """The pool's marker with ``fields`` changed (None: removed)."""
     marker = read_marker(pool_dir)
     assert marker is not None
+    changed = {
+        POOL_ID: fields.get("pool_id", marker.get(POOL_ID)),
+        POOL_EPOCH: fields.get("epoch", marker.get(POOL_EPOCH)),
+    }
+    marker = {key: value for key, value in (marker | changed).items() if value is not None}
     with open(os.path.join(pool_dir, POOL_FILE), "w") as f:
-        json.dump({key: value for key, value in marker.items() if key != POOL_ID}, f)
-    with closing(sqlite3.connect(os.path.join(data_dir, "catalog.db"))) as catalog, catalog:
-        catalog.execute("DELETE FROM catalog_meta WHERE key = ?", (BOUND_TO,))
+        json.dump(marker, f)
 
 
-def catalog_pool_id(data_dir: str) -> str | None:
+def catalog_meta(data_dir: str, key: str) -> str | None:
     with closing(sqlite3.connect(os.path.join(data_dir, "catalog.db"))) as catalog:
-        row = catalog.execute("SELECT value FROM catalog_meta WHERE key = ?", (BOUND_TO,)).fetchone()
+        row = catalog.execute("SELECT value FROM catalog_meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
+
+
+def epochs(data_dir: str, pool_dir: str) -> tuple[object, object]:
+    """The epoch in the pool's marker and in the catalog."""
+    marker = read_marker(pool_dir)
+    assert marker is not None
+    return marker.get(POOL_EPOCH), int(catalog_meta(data_dir, EPOCH) or 0)
 
 
 def volumes(server: Server) -> list[str]:
@@ -119,7 +136,8 @@ def test_a_pool_whose_disk_is_missing_or_another_is_refused(fs: Mounted, disks: 
         as_before_ids(data_dir, point)
         server = start_server(data_dir, point)  # the first start of this version: the pool gets an id, the
         pool_id = marker_id(point)  # catalog is bound to it
-        assert catalog_pool_id(data_dir) == pool_id and volumes(server) == ["kept"]
+        assert catalog_meta(data_dir, BOUND_TO) == pool_id and volumes(server) == ["kept"]
+        assert epochs(data_dir, point) == (1, 1)
         stop_server(server)
 
         disks[0].detach()  # the disk not attached at the next boot
@@ -131,8 +149,15 @@ def test_a_pool_whose_disk_is_missing_or_another_is_refused(fs: Mounted, disks: 
 
         disks[0].attach()
         server = start_server(data_dir, point)
-        assert volumes(server) == ["kept"]
+        assert volumes(server) == ["kept"] and epochs(data_dir, point) == (2, 2)  # the refused start counted not
         stop_server(server)
+
+        write_marker(point, epoch=1)  # as the copy of this pool left beneath a disk it was copied onto
+        refused = serve_once(server)
+        assert refused.returncode == 4, refused.stderr
+        assert "older copy of the catalog's pool (epoch 1; the catalog last served epoch 2)" in refused.stderr
+        assert epochs(data_dir, point) == (1, 2)
+        write_marker(point, epoch=2)
 
         disks[0].detach()  # another host's pool disk put in its place
         disks.append(Disk(fs, point))
@@ -173,7 +198,8 @@ def catalog_bound_to(settings: Settings, pool_id: str | None) -> None:
     db = open_catalog(settings)
     try:
         if pool_id is not None:
-            bind_to_pool(db, pool_id)
+            with db.unit() as uow:
+                uow.meta.put(BOUND_TO, pool_id)
     finally:
         db.engine.dispose()
 
@@ -216,14 +242,14 @@ def test_a_loop_pool_whose_image_is_missing_is_not_made_again(beneath: str, monk
     data_dir = os.path.join(beneath, "data")
     settings = Settings(data_dir=data_dir)
     catalog_bound_to(settings, "p-1")
-    with pytest.raises(WrongPool, match=r"pool\.img is missing"):
+    with pytest.raises(WrongPool, match=r"pool\.img is missing, and with it the pool the catalog describes"):
         start(settings, monkeypatch, create_loop_pool=True)
     new = Settings(data_dir=os.path.join(beneath, "new"))
     catalog_bound_to(new, None)
-    with pytest.raises(WrongPool, match=r"pool\.img is missing"):
+    with pytest.raises(WrongPool, match=r"pool\.img is missing, and with it the pool the catalog is to be rebuilt"):
         start(new, monkeypatch, create_loop_pool=True, rebuild_catalog=True)
-    for folder in (data_dir, os.path.join(beneath, "new")):
-        assert "pool.img" not in os.listdir(folder) and not loopfs.is_mountpoint(os.path.join(folder, "pool"))
+    for folder in (data_dir, os.path.join(beneath, "new")):  # not even the pool's folder
+        assert sorted(os.listdir(folder)) == ["catalog.db", "service.lock"]
 
 
 def test_another_pool_is_refused_before_its_lock_and_the_right_one_is_opened(

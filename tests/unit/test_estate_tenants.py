@@ -11,13 +11,13 @@ from snapkeep.model.types import Tenant
 from snapkeep.services.subjects.estate import _tenants_parents_first
 from tests.unit.test_catalog_pages import T0
 
-TREE = [  # id, name, parent: inserted children first, names out of order
-    ("t-d", "deep", "t-b"),
-    ("t-za", "aa", "t-z"),
-    ("t-m", "mid", "t-a"),
-    ("t-b", "beta", "t-a"),
+TREE = [  # id, name, parent, in the order inserted: parents first, brothers against the order of their names
     ("t-z", "zeta", None),
     ("t-a", "alpha", None),
+    ("t-m", "mid", "t-a"),
+    ("t-b", "beta", "t-a"),
+    ("t-za", "aa", "t-z"),
+    ("t-d", "deep", "t-b"),
 ]
 
 
@@ -27,7 +27,7 @@ def names(tenants: list[Tenant]) -> list[str]:
 
 def test_parents_first_brothers_by_name_in_a_constant_number_of_queries(db: Database) -> None:
     with db.unit() as uow:
-        for tenant_id, name, parent in reversed(TREE):
+        for tenant_id, name, parent in TREE:
             uow.tenants.insert(Tenant(tenant_id, name, parent, "", T0))
     statements: list[str] = []
     event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))

@@ -1,5 +1,6 @@
 """The catalog and its pool belong together (services/pool_binding.py): the checks made before the pool is
-opened, on markers as the pool writes them. A refusal reads only: the directory stays as it was.
+opened, on markers as the pool writes them, and the binding made after a start settled. A refusal reads
+only: the directory stays as it was.
 
 The real cases (a pool's disk not mounted at the pool directory, another disk there, the order of the
 service's start) are in tests/integration/test_pool_binding.py."""
@@ -17,25 +18,38 @@ import pytest
 from snapkeep.catalog.db import Database
 from snapkeep.errors import PoolError, WrongPool
 from snapkeep.model.types import VolumeRecord
-from snapkeep.services.pool_binding import BOUND_TO, bind_to_pool, check_pool_binding, is_new_installation
-from snapkeep.storage.pool import POOL_FILE, POOL_ID
+from snapkeep.services.catalog_rebuild import UNFINISHED
+from snapkeep.services.pool_binding import BOUND_TO, EPOCH, bind_to_pool, check_pool_binding, is_new_installation
+from snapkeep.storage.pool import POOL_EPOCH, POOL_FILE, POOL_ID, Pool, read_marker
 from tests.unit.test_catalog_pages import T0
 
 
-def a_pool(root: Path, pool_id: Any, datasets: tuple[str, ...] = ()) -> str:
+def a_pool(root: Path, pool_id: Any, datasets: tuple[str, ...] = (), epoch: int | None = None) -> str:
     """A pool directory with a marker as a pool writes it (``pool_id`` None: as before pools had ids)."""
     (root / "datasets").mkdir(parents=True)
     for dataset in datasets:
         (root / "datasets" / dataset).mkdir()
-    marker = {"format_version": 3, "driver": "btrfs", **({POOL_ID: pool_id} if pool_id is not None else {})}
+    marker: dict[str, Any] = {"format_version": 3, "driver": "btrfs"}
+    marker |= ({POOL_ID: pool_id} if pool_id is not None else {}) | ({POOL_EPOCH: epoch} if epoch is not None else {})
     (root / POOL_FILE).write_text(json.dumps(marker))
     return str(root)
 
 
 def empty_dir(tmp_path: Path) -> str:
     """A pool directory over which no disk is mounted (the catalog's file is in ``tmp_path`` itself)."""
-    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool").mkdir(exist_ok=True)
     return str(tmp_path / "pool")
+
+
+def meta(db: Database, **values: str) -> None:
+    """The catalog as an earlier start left it (``BOUND_TO`` and ``EPOCH`` keys)."""
+    with db.unit() as uow:
+        for key, value in values.items():
+            uow.meta.put(key, value)
+
+
+def bound(db: Database, pool_id: str, epoch: int = 0) -> None:
+    meta(db, **{BOUND_TO: pool_id, EPOCH: str(epoch)})
 
 
 def with_volume(db: Database, dataset: str) -> Database:
@@ -44,24 +58,39 @@ def with_volume(db: Database, dataset: str) -> Database:
     return db
 
 
-def bound_to(db: Database) -> str | None:
+def read(db: Database, key: str) -> str | None:
     with db.unit() as uow:
-        return uow.meta.get(BOUND_TO)
+        return uow.meta.get(key)
 
 
-def test_a_new_catalog_takes_the_pool_it_is_given_and_is_bound_to_it(db: Database, tmp_path: Path) -> None:
+def test_a_new_catalog_takes_the_pool_it_is_given(db: Database, tmp_path: Path) -> None:
     assert is_new_installation(db)
     check_pool_binding(db, empty_dir(tmp_path))  # a new installation: no pool yet
     check_pool_binding(db, str(tmp_path / "not made yet"))
-    check_pool_binding(db, a_pool(tmp_path / "lost-catalog", "p-1"))  # a lost catalog, rebuilt from its pool
-    bind_to_pool(db, "p-1")
-    bind_to_pool(db, "p-1")
-    assert bound_to(db) == "p-1" and not is_new_installation(db)
-    check_pool_binding(db, str(tmp_path / "lost-catalog"))
+    check_pool_binding(db, a_pool(tmp_path / "lost-catalog", "p-1", epoch=7))  # a lost catalog, rebuilt from it
+    bound(db, "p-1")
+    assert not is_new_installation(db)
+
+
+def test_the_binding_advances_the_epoch_in_the_marker_then_the_catalog(db: Database, tmp_path: Path) -> None:
+    pool = Pool.open(str(tmp_path / "pool"), allow_slow_copy=True, size_limits=False)  # a real marker
+    bind_to_pool(db, pool)
+    bind_to_pool(db, pool)
+    marker = read_marker(pool.root)
+    assert marker is not None and marker[POOL_ID] == pool.identity == read(db, BOUND_TO)
+    assert marker[POOL_EPOCH] == 2 == int(read(db, EPOCH) or 0)
+    meta(db, **{EPOCH: "9"})  # the catalog ahead of what this Pool object read: the larger wins
+    bind_to_pool(db, pool)
+    assert read_marker(pool.root)[POOL_EPOCH] == 10 == int(read(db, EPOCH) or 0)  # type: ignore[index]
+    check_pool_binding(db, pool.root)
+    other = Pool.open(str(tmp_path / "other"), allow_slow_copy=True, size_limits=False)
+    with pytest.raises(WrongPool, match=rf"the pool opened \({other.identity}\) is not the catalog's"):
+        bind_to_pool(db, other)  # the pool changed since it was checked
+    assert read(db, BOUND_TO) == pool.identity and read_marker(other.root)[POOL_EPOCH] == 0  # type: ignore[index]
 
 
 def test_a_bound_catalog_refuses_a_directory_without_its_pool(db: Database, tmp_path: Path) -> None:
-    bind_to_pool(db, "p-1")
+    bound(db, "p-1")
     with pytest.raises(WrongPool, match=r"no snapkeep pool .* is the pool's disk mounted\?"):
         check_pool_binding(db, empty_dir(tmp_path))
     assert os.listdir(tmp_path / "pool") == []
@@ -72,7 +101,7 @@ def test_a_bound_catalog_refuses_a_directory_without_its_pool(db: Database, tmp_
 
 @pytest.mark.parametrize("found", ["p-2", None])
 def test_a_bound_catalog_refuses_another_pool(db: Database, tmp_path: Path, found: str | None) -> None:
-    bind_to_pool(db, "p-1")
+    bound(db, "p-1")
     root = a_pool(tmp_path / "pool", found)
     before = (Path(root) / POOL_FILE).read_text()
     with pytest.raises(WrongPool, match="another snapkeep pool") as refused:
@@ -82,45 +111,61 @@ def test_a_bound_catalog_refuses_another_pool(db: Database, tmp_path: Path, foun
     assert sorted(os.listdir(root)) == sorted([POOL_FILE, "datasets"])
 
 
-def test_a_catalog_from_before_ids_adopts_only_the_pool_that_holds_its_data(db: Database, tmp_path: Path) -> None:
-    with_volume(db, "volume-ours")
+def test_a_bound_catalog_refuses_an_older_copy_of_its_pool(db: Database, tmp_path: Path) -> None:
+    """The pool was copied onto a disk mounted over its folder and served from there since: the copy left
+    beneath, seen when the disk is missing, is behind. A pool ahead of the catalog (a catalog restored from
+    a backup, a crash between the two writes) is served."""
+    bound(db, "p-1", epoch=5)
+    with pytest.raises(WrongPool, match=r"older copy of the catalog's pool \(epoch 4; the catalog last served epoch 5"):
+        check_pool_binding(db, a_pool(tmp_path / "left-behind", "p-1", epoch=4))
+    with pytest.raises(WrongPool, match="older copy"):
+        check_pool_binding(db, a_pool(tmp_path / "before-epochs", "p-1"))
+    check_pool_binding(db, a_pool(tmp_path / "served", "p-1", epoch=5))
+    check_pool_binding(db, a_pool(tmp_path / "ahead", "p-1", epoch=8))
+
+
+def test_a_catalog_from_before_ids_adopts_only_the_pool_that_holds_most_of_it(db: Database, tmp_path: Path) -> None:
+    for dataset in ("volume-1", "volume-2", "volume-3", "volume-made-while-stray"):
+        with_volume(db, dataset)
     with pytest.raises(WrongPool, match="is the pool's disk mounted"):
         check_pool_binding(db, empty_dir(tmp_path))
     assert os.listdir(tmp_path / "pool") == []
-    stray = a_pool(tmp_path / "made-beneath", "p-stray", ("volume-someone-elses",))  # by an older snapkeep
-    with pytest.raises(WrongPool, match="none of the catalog's 1 volumes and VMs"):
+    stray = a_pool(tmp_path / "made-beneath", "p-stray", ("volume-made-while-stray", "volume-someone-elses"))
+    with pytest.raises(WrongPool, match="only 1 of the catalog's 4 datasets and snapshots"):
         check_pool_binding(db, stray)
-    check_pool_binding(db, a_pool(tmp_path / "old-pool", None, ("volume-ours",)))  # gets an id when opened
-    assert not is_new_installation(db)
+    half = a_pool(tmp_path / "half", "p-half", ("volume-1", "volume-2"))
+    with pytest.raises(WrongPool, match="only 2 of the catalog's 4"):
+        check_pool_binding(db, half)
+    check_pool_binding(db, a_pool(tmp_path / "old-pool", None, ("volume-1", "volume-2", "volume-3")))
+    assert read(db, BOUND_TO) is None  # the check reads only; the binding comes after the start settled
 
 
 def test_a_rebuild_needs_a_pool_and_takes_it_over_an_empty_catalogs_binding(db: Database, tmp_path: Path) -> None:
     with pytest.raises(WrongPool, match=r"no snapkeep pool .* to rebuild the catalog from"):
         check_pool_binding(db, empty_dir(tmp_path), rebuild=True)
-    bind_to_pool(db, "p-stray")  # an empty catalog bound to a pool made where the disk was not mounted
+    bound(db, "p-stray", epoch=3)  # an empty catalog bound to a pool made where the disk was not mounted
     real = a_pool(tmp_path / "real", "p-real")
     with pytest.raises(WrongPool, match="another snapkeep pool"):
         check_pool_binding(db, real)
     check_pool_binding(db, real, rebuild=True)
-    bind_to_pool(db, "p-real", rebuilt=True)
-    assert bound_to(db) == "p-real"
     with_volume(db, "volume-ours")  # a catalog that holds objects is not rebuilt: checked as any other
     with pytest.raises(WrongPool, match="another snapkeep pool"):
-        check_pool_binding(db, a_pool(tmp_path / "other", "p-other"), rebuild=True)
-
-
-def test_a_pool_that_changed_since_the_check_is_not_bound(db: Database) -> None:
-    bind_to_pool(db, "p-1")
-    with pytest.raises(WrongPool, match=r"the pool opened \(p-2\) is not the catalog's \(p-1\)"):
-        bind_to_pool(db, "p-2")
-    assert bound_to(db) == "p-1"
+        check_pool_binding(db, real, rebuild=True)
+    meta(db, **{UNFINISHED: "yes"})  # unless a rebuild was cut short: it is finished, with or without the flag
+    check_pool_binding(db, real)
+    with pytest.raises(WrongPool, match="to rebuild the catalog from"):
+        check_pool_binding(db, empty_dir(tmp_path))
 
 
 def test_a_marker_that_is_not_one_is_a_pool_error(db: Database, tmp_path: Path) -> None:
-    for text in ("{not json", "[]", json.dumps({"format_version": 3, POOL_ID: 7})):
+    for marker in ("{not json", "[]", {POOL_ID: 7}, {POOL_EPOCH: "2"}, {POOL_EPOCH: True}):
+        text = marker if isinstance(marker, str) else json.dumps({"format_version": 3, **marker})
         (tmp_path / POOL_FILE).write_text(text)
         with pytest.raises(PoolError, match="snapkeep pool marker"):
             check_pool_binding(db, str(tmp_path))
+    (tmp_path / POOL_FILE).write_text(json.dumps({"format_version": 99, POOL_ID: "p-1"}))
+    with pytest.raises(PoolError, match="format_version 99"):  # refused before anything is made in it
+        check_pool_binding(db, str(tmp_path))
     (tmp_path / POOL_FILE).unlink()
     (tmp_path / POOL_FILE).mkdir()
     with pytest.raises(PoolError, match="cannot be read as a snapkeep pool marker"):

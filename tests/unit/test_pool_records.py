@@ -18,7 +18,7 @@ from snapkeep.model.principal import Role
 from snapkeep.model.types import SnapshotStatus, Tenant, VmRecord
 from snapkeep.model.user import User
 from snapkeep.services.audit import Audit
-from snapkeep.services.catalog_rebuild import CatalogRebuild, check_not_lost
+from snapkeep.services.catalog_rebuild import BOUND_TO, CatalogRebuild, check_not_lost
 from snapkeep.services.pool_records import plan_catalog
 from snapkeep.services.profiles import Profiles
 
@@ -308,11 +308,12 @@ def test_what_a_rebuild_cannot_make_right_is_reported() -> None:
 
 @dataclass
 class StandInPool:
-    """The three things a rebuild reads of a pool, failing as a pool fails."""
+    """What a rebuild reads of a pool, failing as a pool fails."""
 
     manifests: dict[str, bytes] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)
     root: str = "/pool"
+    identity: str = "p-stand-in"  # the pool id the rebuilt catalog is bound to
 
     def list_snapshots(self) -> list[str]:
         return sorted(self.manifests)
@@ -469,6 +470,7 @@ def test_a_rebuild_cut_short_after_its_rows_is_finished_at_the_next_start(db: Da
         crashed.run()
     with db.unit() as uow:
         assert uow.tenants.visible() and uow.assignments.list() == []
+        assert uow.meta.get(BOUND_TO) == pool.identity  # bound with the rows: the next start takes this pool
     assert host.domains == {}
 
     host.down = True

@@ -11,9 +11,11 @@ nothing to clean up; the file keeps the holder's pid, for the refusal's message 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -33,6 +35,9 @@ def _held(path: str, folder: str, what: str) -> Iterator[None]:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:  # a folder or a symlink under its name, a read-only filesystem
         raise _cannot_lock(path, folder, what, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device under its name
+        os.close(fd)
+        raise _cannot_lock(path, folder, what, OSError(errno.EINVAL, "not a regular file"))
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,8 +51,9 @@ def _held(path: str, folder: str, what: str) -> Iterator[None]:
                 folder=folder,
                 pid=holder,
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is for a refusal's message only (a full disk is no reason)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

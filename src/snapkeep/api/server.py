@@ -13,47 +13,50 @@ from snapkeep.api.app import create_app
 from snapkeep.api.one_service import only_service
 from snapkeep.catalog.db import Database
 from snapkeep.config import Settings
-from snapkeep.errors import PoolUnreachable, UnsupportedFilesystem, WrongPool
+from snapkeep.errors import PoolUnreachable, SnapkeepError, UnsupportedFilesystem, WrongPool
 from snapkeep.scheduler import Scheduler, standard_tasks
 from snapkeep.services.catalog_rebuild import check_not_lost
 from snapkeep.services.container import Services, open_catalog
 from snapkeep.services.pool_binding import bind_to_pool, check_pool_binding, is_new_installation
 from snapkeep.storage.detect import choose_driver, filesystem_magic
-from snapkeep.storage.loopfs import ensure_loop_pool, is_mountpoint, unmount
+from snapkeep.storage.loopfs import is_mountpoint, make_filesystem, mount_loop, unmount
 from snapkeep.storage.pool import Pool
 
 log = logging.getLogger("snapkeep")
 
 
-def mount_loop_pool_if_needed(settings: Settings, create_loop_pool: bool, may_make: bool) -> bool:
-    """With ``create_loop_pool``, keep the pool in a loop-mounted btrfs image in the data directory when the
-    pool directory's filesystem cannot hold a pool (an image mounted already is kept); a new image is made
-    only if ``may_make`` (a new installation), else its absence is refused. True if it mounted one now."""
+def mount_loop_pool_if_needed(settings: Settings, create_loop_pool: bool, may_make: bool, rebuild: bool) -> bool:
+    """With ``create_loop_pool``, keep the pool in a loop-mounted btrfs image in the data directory: its image
+    if there is one (an image mounted already is kept), else a new one if the data directory's filesystem
+    cannot hold a pool, made only if ``may_make`` (a new installation); else its absence is refused, having
+    made nothing. True if it mounted one now."""
     if not create_loop_pool or settings.pool_dir is not None:
         return False  # the operator's pool directory: checked as it is, then opened (or refused) by Pool.open
-    os.makedirs(settings.pool_path, mode=0o755, exist_ok=True)  # <data dir>/pool
-    try:
-        choose_driver(settings.pool_path, settings.allow_slow_copy)
-        return False
-    except UnsupportedFilesystem:
-        pass
     image = os.path.join(settings.data_dir, "pool.img")
-    if not (may_make or os.path.exists(image) or is_mountpoint(settings.pool_path)):
-        raise WrongPool(
-            f"the loop pool's image {image} is missing but the catalog describes a pool: nothing was made; put the "
-            "image back, or start with a new catalog",
-            pool=settings.pool_path,
-        )
-    if not ensure_loop_pool(image, settings.pool_path, settings.pool_image_size):
+    if is_mountpoint(settings.pool_path):
         return False
-    log.warning(
-        "the data directory's filesystem (0x%x) cannot hold a pool: using a loop-mounted btrfs image %s "
-        "(%s, sparse) at %s",
-        filesystem_magic(settings.data_dir),
-        image,
-        settings.pool_image_size,
-        settings.pool_path,
-    )
+    if not os.path.exists(image):
+        try:
+            choose_driver(settings.data_dir, settings.allow_slow_copy)
+            return False  # the pool can be a folder of the data directory
+        except UnsupportedFilesystem:
+            pass
+        if not may_make:
+            wanted = "the catalog is to be rebuilt from" if rebuild else "the catalog describes"
+            raise WrongPool(
+                f"the loop pool's image {image} is missing, and with it the pool {wanted}: nothing was made; put "
+                "the image back" + ("" if rebuild else ", or start with a new catalog"),
+                pool=settings.pool_path,
+            )
+        make_filesystem(image, settings.pool_image_size, "btrfs")
+        log.warning(
+            "the data directory's filesystem (0x%x) cannot hold a pool: made a sparse btrfs image %s (%s)",
+            filesystem_magic(settings.data_dir),
+            image,
+            settings.pool_image_size,
+        )
+    mount_loop(image, settings.pool_path)
+    log.warning("the pool is the loop-mounted btrfs image %s, at %s", image, settings.pool_path)
     return True
 
 
@@ -120,22 +123,31 @@ def serve(settings: Settings, create_loop_pool: bool = False, rebuild_catalog: b
 
 def _open_pool_and_serve(settings: Settings, db: Database, create_loop_pool: bool, rebuild_catalog: bool) -> None:
     """Check that the pool directory holds the catalog's pool before anything is made there (the pool
-    directory may be an empty folder beneath an unmounted disk), then lock, open and serve it."""
+    directory may be an empty folder beneath an unmounted disk), then lock, check again, open and serve it."""
     new = is_new_installation(db) and not rebuild_catalog
-    mounted = mount_loop_pool_if_needed(settings, create_loop_pool, may_make=new)  # its image is in the data dir
+    mounted = mount_loop_pool_if_needed(settings, create_loop_pool, may_make=new, rebuild=rebuild_catalog)
     try:
         check_pool_binding(db, settings.pool_path, rebuild=rebuild_catalog)
     except BaseException:
         if mounted:
-            unmount(settings.pool_path)
+            _unmount_quietly(settings.pool_path)
         raise
     os.makedirs(settings.pool_path, mode=0o755, exist_ok=True)
     choose_driver(settings.pool_path, settings.allow_slow_copy)  # refused before the lock file is made there
     # the pool's lock on the pool's own filesystem, taken before the pool is opened: opening it mounts
     # volumes a restore left unmounted (one another service might be restoring right now)
     with only_service(settings.pool_path, "pool"):
+        check_pool_binding(db, settings.pool_path, rebuild=rebuild_catalog)  # what is there now, locked
         pool = Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze)
         _serve(settings, pool, db, rebuild_catalog)
+
+
+def _unmount_quietly(mountpoint: str) -> None:
+    """Unmount the loop pool a refused start mounted; a failure is logged, the refusal is what is reported."""
+    try:
+        unmount(mountpoint)
+    except SnapkeepError as exc:
+        log.warning("could not unmount the loop pool at %s again: %s", mountpoint, exc)
 
 
 def _serve(settings: Settings, pool: Pool, db: Database, rebuild_catalog: bool) -> None:
@@ -144,8 +156,9 @@ def _serve(settings: Settings, pool: Pool, db: Database, rebuild_catalog: bool) 
     services = Services.build(settings, pool, db=db)
     try:
         settle_catalog(services, rebuild_catalog)
-        # once settled: a catalog refused as lost stays free to be pointed at the right pool
-        bind_to_pool(services.db, pool.identity, rebuilt=rebuild_catalog)
+        # once settled: a catalog refused as lost stays free to be pointed at the right pool (a rebuild binds
+        # the catalog with its rows)
+        bind_to_pool(services.db, pool)
     except BaseException:
         services.close()
         raise

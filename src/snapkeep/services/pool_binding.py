@@ -1,20 +1,24 @@
 """A catalog and the pool it describes belong together: the pool's id (in its marker) is recorded in the
-catalog, and checked before the pool is opened.
+catalog, and checked before anything is made in the pool directory.
 
 Opening a pool makes its layout where there is none (and, on btrfs, turns quotas on). A pool directory
 that is a mount point whose disk is not mounted (not attached at boot, a typo in fstab) looks like a new,
 empty pool on the filesystem beneath: without this check the service made a pool there and served the
 catalog's volumes, VMs and snapshots over a pool without their data.
 
-- A catalog bound to a pool refuses a directory that holds no pool or another one.
-- A catalog from before pool ids that holds objects refuses a directory without a pool, and one whose pool
-  holds none of its volumes' and VMs' datasets (earlier versions made such pools beneath mount points);
-  it adopts the pool that holds them.
+- A catalog bound to a pool refuses a directory that holds no pool, another one, or an older copy of its
+  own: each start advances an epoch in the marker, then in the catalog, so a copy left behind (the folder
+  beneath a mount point after the pool was copied onto a disk mounted there) is behind the catalog.
+- A catalog from before pool ids that holds objects refuses a directory without a pool, and a pool that
+  holds no more than half of its datasets and snapshots (earlier versions made pools beneath unmounted
+  mount points and served there, so such a pool can hold some); it adopts the pool that holds most of them.
+  One with no volume, VM or snapshot adopts the pool it finds.
 - An empty catalog takes the pool it is given: a new installation (nothing tells it from a disk not yet
-  mounted at a first start: the README says how to make the service wait for the mount). A rebuild
-  (``--rebuild-catalog``) needs a pool to rebuild from, and binds the rebuilt catalog to it, whatever an
-  empty catalog was bound to before.
-The id names a pool and its copies: a copy of the pool (a disk image, an older disk) passes as the pool.
+  mounted: the README says how to make the service wait for the mount). A rebuild (``--rebuild-catalog``)
+  needs a pool to rebuild from; the rebuild binds the catalog to it with its rows
+  (:mod:`.catalog_rebuild`), whatever an empty catalog was bound to before.
+A copy of the pool made while the service is stopped passes as the pool until the next start has
+advanced the one served.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from __future__ import annotations
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import WrongPool
-from snapkeep.services.catalog_rebuild import catalog_is_empty
-from snapkeep.storage.pool import POOL_FILE, POOL_ID, datasets_at, read_marker
+from snapkeep.services.catalog_rebuild import BOUND_TO, UNFINISHED, catalog_is_empty
+from snapkeep.storage.pool import POOL_EPOCH, POOL_FILE, POOL_ID, Pool, contents_at, read_marker
 
-BOUND_TO = "pool_id"  # catalog_meta: the id of the pool this catalog describes
+__all__ = ["BOUND_TO", "EPOCH", "bind_to_pool", "check_pool_binding", "is_new_installation"]
+
+EPOCH = "pool_epoch"  # catalog_meta: the pool's epoch at this catalog's last start (see bind_to_pool)
 
 _MOUNTED = "is the pool's disk mounted?"
 
@@ -38,15 +44,17 @@ def is_new_installation(db: Database) -> bool:
 
 def check_pool_binding(db: Database, root: str, rebuild: bool = False) -> None:
     """Refuse (:class:`WrongPool`) ``root`` as this catalog's pool when it is not that pool; with
-    ``rebuild``, an empty catalog takes the pool at ``root``, which must exist. Reads only, so that a
-    refusal leaves the directory as it was (or absent)."""
+    ``rebuild`` (or a rebuild cut short), an empty catalog takes the pool at ``root``, which must exist.
+    Reads only, so that a refusal leaves the directory as it was (or absent)."""
     marker = read_marker(root)
     with db.unit() as uow:
         bound_to = uow.meta.get(BOUND_TO)
+        epoch = int(uow.meta.get(EPOCH) or 0)
         empty = catalog_is_empty(uow)
-        ours = set() if empty or bound_to is not None else _datasets(uow)
+        rebuilding = (rebuild and empty) or bool(uow.meta.get(UNFINISHED))
+        ours = set() if empty or bound_to is not None else _datasets_and_snapshots(uow)
     if marker is None:
-        if rebuild:
+        if rebuilding:
             raise WrongPool(
                 f"{root} holds no snapkeep pool (no {POOL_FILE}) to rebuild the catalog from: {_MOUNTED}", pool=root
             )
@@ -60,13 +68,14 @@ def check_pool_binding(db: Database, root: str, rebuild: bool = False) -> None:
             )
         return
     found = marker.get(POOL_ID) or None
-    if empty and rebuild:
+    if rebuilding:
         return
     if bound_to is None:
-        if ours and not ours & datasets_at(root):
+        held = len(ours & contents_at(root))
+        if ours and 2 * held <= len(ours):  # an empty catalog, or one of tenants and networks only: any pool
             raise WrongPool(
-                f"{root} holds a snapkeep pool but none of the catalog's {len(ours)} volumes and VMs: {_MOUNTED} "
-                "(an earlier snapkeep made an empty pool beneath the mount point when it was not)",
+                f"{root} holds a snapkeep pool with only {held} of the catalog's {len(ours)} datasets and snapshots: "
+                f"{_MOUNTED} (an earlier snapkeep made a pool beneath the mount point when it was not)",
                 pool=root,
                 found=found,
             )
@@ -81,23 +90,36 @@ def check_pool_binding(db: Database, root: str, rebuild: bool = False) -> None:
             expected=bound_to,
             found=found,
         )
+    if marker.get(POOL_EPOCH, 0) < epoch:
+        raise WrongPool(
+            f"{root} holds an older copy of the catalog's pool (epoch {marker.get(POOL_EPOCH, 0)}; the catalog last "
+            f"served epoch {epoch}), such as the folder left beneath a mount point when the pool was copied onto "
+            f"a disk mounted there: {_MOUNTED} To serve this copy (the pool restored from a backup), start with an "
+            "empty catalog and --rebuild-catalog",
+            pool=root,
+            expected=epoch,
+            found=marker.get(POOL_EPOCH, 0),
+        )
 
 
-def bind_to_pool(db: Database, pool_id: str, rebuilt: bool = False) -> None:
-    """Record the pool ``pool_id`` (:attr:`Pool.identity`) as the one this catalog describes, if none is
-    recorded yet, or, ``rebuilt``, as the pool the catalog was rebuilt from. A catalog bound to another
-    pool is refused: the pool changed between the check and the open."""
+def bind_to_pool(db: Database, pool: Pool) -> None:
+    """Record ``pool`` as the one this catalog describes, if none is recorded yet, and advance the epoch
+    past both the pool's and the catalog's: in the marker first, then in the catalog, so that a crash
+    between the two leaves the pool ahead (accepted), never behind. A catalog bound to another pool is
+    refused: the pool changed since it was checked."""
     with db.unit() as uow:
         bound_to = uow.meta.get(BOUND_TO)
-        if bound_to is None or rebuilt:
-            uow.meta.put(BOUND_TO, pool_id)
-        elif bound_to != pool_id:
+        if bound_to is not None and bound_to != pool.identity:
             raise WrongPool(
-                f"the pool opened ({pool_id}) is not the catalog's ({bound_to}): {_MOUNTED}",
+                f"the pool opened ({pool.identity}) is not the catalog's ({bound_to}): {_MOUNTED}",
                 expected=bound_to,
-                found=pool_id,
+                found=pool.identity,
             )
+        pool.set_epoch(max(pool.epoch, int(uow.meta.get(EPOCH) or 0)) + 1)
+        uow.meta.put(BOUND_TO, pool.identity)
+        uow.meta.put(EPOCH, str(pool.epoch))
 
 
-def _datasets(uow: Unit) -> set[str]:
-    return {volume.dataset for volume in uow.volumes.list()} | {vm.dataset for vm in uow.vms.list()}
+def _datasets_and_snapshots(uow: Unit) -> set[str]:
+    datasets = {volume.dataset for volume in uow.volumes.list()} | {vm.dataset for vm in uow.vms.list()}
+    return datasets | {snap.id for snap in uow.snapshots.list()}

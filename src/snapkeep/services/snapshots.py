@@ -230,11 +230,8 @@ class Snapshots:
         subject's snapshots; called with the subject's guard held, so the name stays free until the take."""
         if req.name:
             return req
-        with self._db.unit() as uow:  # looked up name by name: the first is nearly always free
-            name = first_free(
-                manual_name(self._clock()), lambda n: uow.snapshots.find(subject.type, subject.id, n) is not None
-            )
-        return replace(req, name=name)
+        with self._db.unit() as uow:
+            return replace(req, name=_free_name(uow, subject.type, subject.id, manual_name(self._clock())))
 
     def check_free_name(self, subject: Subject, name: str) -> None:
         """Refuse a name another snapshot of the subject has; a failed one's name is free (the take replaces it)."""
@@ -426,8 +423,9 @@ class Snapshots:
         taken as the caller who asked for the restore; ``origin`` ``pre-extract`` before an extract (which
         replaces files, not the volume's settings)."""
         now = self._clock()
-        names = {snap.name for snap in self.listing(ref, subject_type, who=who)}
-        name = first_free(pre_restore_name(now), names.__contains__)
+        with self._db.unit(who) as uow:
+            subject = self.kind(subject_type).resolve(uow, ref)
+            name = _free_name(uow, subject.type, subject.id, pre_restore_name(now))
         request = TakeRequest(
             ref=ref,
             subject_type=subject_type,
@@ -640,3 +638,9 @@ class Snapshots:
             return {"deleted": self.sweep_expired(who)}
 
         return self._jobs.submit("snapshot.sweep", {}, run, owner_tenant_id=who.tenant_id)
+
+
+def _free_name(uow: Unit, subject_type: str, subject_id: str, base: str) -> str:
+    """``base`` or the first free ``base_n`` among the subject's snapshots, looked up name by name (the first
+    is nearly always free; a subject can have hundreds of snapshots)."""
+    return first_free(base, lambda name: uow.snapshots.find(subject_type, subject_id, name) is not None)

@@ -44,16 +44,3 @@ def mount_loop(image: str, mountpoint: str) -> None:
 def unmount(mountpoint: str) -> None:
     """Unmount (the loop device is detached with it, as mount -o loop set autoclear)."""
     run(["umount", "--", mountpoint])
-
-
-def ensure_loop_pool(image: str, mountpoint: str, size: str) -> bool:
-    """Mount ``image`` at ``mountpoint``, creating a btrfs image first if there is none.
-
-    Returns True if it did anything (so the caller can say so), False if it was mounted already.
-    """
-    if is_mountpoint(mountpoint):
-        return False
-    if not os.path.exists(image):
-        make_filesystem(image, size, "btrfs")
-    mount_loop(image, mountpoint)
-    return True

@@ -56,6 +56,7 @@ FORMAT_VERSION = 3
 READ_VERSIONS = (1, 2, FORMAT_VERSION)
 POOL_FILE = "snapkeep-pool.json"
 POOL_ID = "pool_id"  # in the marker: which pool this is, so that a catalog can tell it from another (or none)
+POOL_EPOCH = "epoch"  # in the marker: advanced at each start, so that a catalog can tell an older copy
 MANIFEST = "manifest.json"
 LANE = ".lane"  # data/<ds>.lane/<ds>: a copy in a directory of its own (Driver.copy_per_directory)
 INTERNAL_NAMES = frozenset({images.RESERVE_DIR})  # at a volume's root: snapkeep's, not the users' files
@@ -74,8 +75,8 @@ def translated(action: str) -> Iterator[None]:
 
 def read_marker(root: str) -> dict[str, Any] | None:
     """The pool marker at ``root`` as written (format version, driver, pool id), or None if ``root`` holds
-    no pool (or does not exist); reads only, so that what is at ``root`` can be checked before anything is
-    made there."""
+    no pool (or does not exist); refused if this snapkeep cannot read the pool. Reads only, so that what is
+    at ``root`` can be checked before anything is made there."""
     path = os.path.join(root, POOL_FILE)
     try:
         with open(path) as f:
@@ -84,19 +85,33 @@ def read_marker(root: str) -> dict[str, Any] | None:
         return None
     except (OSError, ValueError) as exc:
         raise PoolError(f"{path} cannot be read as a snapkeep pool marker: {exc}", path=path) from exc
-    pool_id = info.get(POOL_ID, "") if isinstance(info, dict) else None
-    if not isinstance(pool_id, str):
+    if (
+        not isinstance(info, dict)
+        or not isinstance(info.get(POOL_ID, ""), str)
+        or type(info.get(POOL_EPOCH, 0)) is not int
+    ):
         raise PoolError(f"{path} is not a snapkeep pool marker", path=path)
-    return info  # type: ignore[no-any-return]
+    if info.get("format_version") not in READ_VERSIONS:
+        raise PoolError(
+            f"pool at {root} has format_version {info.get('format_version')}; "
+            f"this snapkeep reads versions {', '.join(map(str, READ_VERSIONS))} only",
+            path=path,
+        )
+    return info
 
 
-def datasets_at(root: str) -> set[str]:
-    """The datasets in the pool at ``root`` (none if it holds no pool)."""
-    try:
-        names = os.listdir(os.path.join(root, "datasets"))
-    except FileNotFoundError:
-        return set()
-    return {name.removesuffix(images.SUFFIX) for name in names}
+def contents_at(root: str) -> set[str]:
+    """The names of the datasets and snapshots in the pool at ``root`` (reads only; none if it has none)."""
+    found: set[str] = set()
+    for sub in ("datasets", "snapshots"):
+        try:
+            names = os.listdir(os.path.join(root, sub))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise PoolError(f"{os.path.join(root, sub)} cannot be listed: {exc.strerror}", errno=exc.errno) from exc
+        found |= {name.removesuffix(images.SUFFIX) for name in names}
+    return found
 
 
 class Pool:
@@ -107,6 +122,7 @@ class Pool:
         self._early: dict[str, images.Ranges] = {}  # early clones (prepare_capture) and what they hold
         self.limits_problem: str | None = "the pool has not been opened"
         self.identity = ""  # the marker's pool id, once opened
+        self.epoch = 0  # the marker's epoch, once opened (see set_epoch)
         self.expedite_freeze = True  # see freeze and storage/rcu.py
         self.snapshot_mounts = SnapshotMounts(os.path.join(root, "staging"))  # snapshot images being read
 
@@ -143,23 +159,35 @@ class Pool:
             self.limits_problem = self.driver.enable_limits(self.root)
 
     def _init_layout(self) -> None:
+        info = read_marker(self.root)  # an unreadable pool is refused before anything is made in it
         for sub in ("datasets", "snapshots", "staging", "trash"):
             os.makedirs(os.path.join(self.root, sub), mode=0o755, exist_ok=True)
-        info = read_marker(self.root)
         if info is not None:
-            if info.get("format_version") not in READ_VERSIONS:
-                raise PoolError(
-                    f"pool at {self.root} has format_version {info.get('format_version')}; "
-                    f"this snapkeep reads versions {', '.join(map(str, READ_VERSIONS))} only"
-                )
             self.identity = info.get(POOL_ID) or uuid.uuid4().hex  # a pool older than ids gets one now
+            self.epoch = info.get(POOL_EPOCH, 0)
             if info["format_version"] >= self._written_version() and info.get(POOL_ID):
                 return
             # read as it is (version 1's XFS volumes stay directories); the marker says the version written
             # from now on, so that a snapkeep that knows less refuses the pool instead of misreading it
         else:
             self.identity = uuid.uuid4().hex
-        marker = {"format_version": self._written_version(), "driver": self.driver.name, POOL_ID: self.identity}
+        self._write_marker()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Record ``epoch`` in the marker (durably): the service advances it at each start, in the marker
+        first, then in its catalog, so that a copy of the pool left behind (the folder beneath a mount
+        point after the pool was copied onto a disk mounted there) is older than the catalog says."""
+        self.epoch = epoch
+        with translated(f"writing {POOL_FILE}"):
+            self._write_marker()
+
+    def _write_marker(self) -> None:
+        marker = {
+            "format_version": self._written_version(),
+            "driver": self.driver.name,
+            POOL_ID: self.identity,
+            POOL_EPOCH: self.epoch,
+        }
         write_durably(os.path.join(self.root, POOL_FILE), json.dumps(marker))
 
     def _written_version(self) -> int:
@@ -368,7 +396,8 @@ class Pool:
         return not self.clones_files or from_image or self.is_image_volume(to_dataset)
 
     def list_datasets(self) -> list[str]:
-        return sorted(datasets_at(self.root))
+        names = os.listdir(os.path.join(self.root, "datasets"))
+        return sorted({name.removesuffix(images.SUFFIX) for name in names})
 
     # --- snapshots ---------------------------------------------------------------------------------
     @step("pool.prepare_capture")
