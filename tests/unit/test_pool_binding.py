@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from snapkeep.catalog.db import Database
-from snapkeep.errors import PoolError, WrongPool
+from snapkeep.errors import PoolError, PoolFull, WrongPool
 from snapkeep.model.types import VolumeRecord
 from snapkeep.services.catalog_rebuild import UNFINISHED
 from snapkeep.services.pool_binding import BOUND_TO, EPOCH, bind_to_pool, check_pool_binding, is_new_installation
@@ -170,3 +170,23 @@ def test_a_marker_that_is_not_one_is_a_pool_error(db: Database, tmp_path: Path) 
     (tmp_path / POOL_FILE).mkdir()
     with pytest.raises(PoolError, match="cannot be read as a snapkeep pool marker"):
         check_pool_binding(db, str(tmp_path))
+
+
+def test_a_full_pool_is_bound_and_served_without_advancing_its_epoch(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault switch: the marker cannot be written (the pool is full). The start goes on, so that snapshots
+    can be deleted to free space; the epoch stays where it was in both, and advances at a later start."""
+    pool = Pool.open(str(tmp_path / "pool"), allow_slow_copy=True, size_limits=False)
+    bound(db, pool.identity, epoch=0)
+
+    def full(_epoch: int) -> None:
+        raise PoolFull("writing snapkeep-pool.json: the pool is full (No space left on device)")
+
+    monkeypatch.setattr(pool, "set_epoch", full)
+    bind_to_pool(db, pool)
+    assert read(db, BOUND_TO) == pool.identity and read(db, EPOCH) == "0"
+    assert read_marker(pool.root)[POOL_EPOCH] == 0  # type: ignore[index]
+    monkeypatch.undo()
+    bind_to_pool(db, pool)
+    assert read(db, EPOCH) == "1" == str(read_marker(pool.root)[POOL_EPOCH])  # type: ignore[index]

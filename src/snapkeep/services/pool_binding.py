@@ -23,9 +23,11 @@ advanced the one served.
 
 from __future__ import annotations
 
+import logging
+
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
-from snapkeep.errors import WrongPool
+from snapkeep.errors import PoolError, WrongPool
 from snapkeep.services.catalog_rebuild import BOUND_TO, UNFINISHED, catalog_is_empty
 from snapkeep.storage.pool import POOL_EPOCH, POOL_FILE, POOL_ID, Pool, contents_at, read_marker
 
@@ -34,6 +36,8 @@ __all__ = ["BOUND_TO", "EPOCH", "bind_to_pool", "check_pool_binding", "is_new_in
 EPOCH = "pool_epoch"  # catalog_meta: the pool's epoch at this catalog's last start (see bind_to_pool)
 
 _MOUNTED = "is the pool's disk mounted?"
+
+log = logging.getLogger(__name__)
 
 
 def is_new_installation(db: Database) -> bool:
@@ -115,8 +119,12 @@ def bind_to_pool(db: Database, pool: Pool) -> None:
                 expected=bound_to,
                 found=pool.identity,
             )
-        pool.set_epoch(max(pool.epoch, int(uow.meta.get(EPOCH) or 0)) + 1)
         uow.meta.put(BOUND_TO, pool.identity)
+        try:
+            pool.set_epoch(max(pool.epoch, int(uow.meta.get(EPOCH) or 0)) + 1)
+        except PoolError as exc:  # a full pool still serves (so that space can be freed); it counts next time
+            log.warning("the pool's epoch was not advanced at this start: %s", exc.message)
+            return
         uow.meta.put(EPOCH, str(pool.epoch))
 
 
