@@ -3,17 +3,23 @@ of the dangerous path (writers stopped, guests frozen or paused) that the reconc
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
 def write_durably(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file, fsync, rename) and flush the directory entry."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk: the half-written copy goes, the file is as it was
+            os.unlink(tmp)
+        raise
     fsync_dir(os.path.dirname(path))
 
 

@@ -7,6 +7,7 @@ service's start) are in tests/integration/test_pool_binding.py."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
@@ -17,11 +18,11 @@ import pytest
 
 from snapkeep.catalog.db import Database
 from snapkeep.errors import PoolError, PoolFull, WrongPool
-from snapkeep.model.types import VolumeRecord
+from snapkeep.model.types import SnapshotStatus, VolumeRecord
 from snapkeep.services.catalog_rebuild import UNFINISHED
 from snapkeep.services.pool_binding import BOUND_TO, EPOCH, bind_to_pool, check_pool_binding, is_new_installation
 from snapkeep.storage.pool import POOL_EPOCH, POOL_FILE, POOL_ID, Pool, read_marker
-from tests.unit.test_catalog_pages import T0
+from tests.unit.test_catalog_pages import T0, snapshot
 
 
 def a_pool(root: Path, pool_id: Any, datasets: tuple[str, ...] = (), epoch: int | None = None) -> str:
@@ -138,6 +139,15 @@ def test_a_catalog_from_before_ids_adopts_only_the_pool_that_holds_most_of_it(db
         check_pool_binding(db, half)
     check_pool_binding(db, a_pool(tmp_path / "old-pool", None, ("volume-1", "volume-2", "volume-3")))
     assert read(db, BOUND_TO) is None  # the check reads only; the binding comes after the start settled
+    with db.unit() as uow:  # failed takes keep their rows, not their folders: they are not looked for
+        for _ in range(4):
+            uow.snapshots.insert(snapshot(T0, status=SnapshotStatus.FAILED))
+        kept = uow.snapshots.insert(snapshot(T0))
+    with pytest.raises(WrongPool, match="only 2 of the catalog's 5"):
+        check_pool_binding(db, half)
+    (Path(half) / "snapshots").mkdir()
+    (Path(half) / "snapshots" / kept.id).mkdir()
+    check_pool_binding(db, half)  # 3 of 5
 
 
 def test_a_rebuild_needs_a_pool_and_takes_it_over_an_empty_catalogs_binding(db: Database, tmp_path: Path) -> None:
@@ -151,10 +161,15 @@ def test_a_rebuild_needs_a_pool_and_takes_it_over_an_empty_catalogs_binding(db: 
     with_volume(db, "volume-ours")  # a catalog that holds objects is not rebuilt: checked as any other
     with pytest.raises(WrongPool, match="another snapkeep pool"):
         check_pool_binding(db, real, rebuild=True)
-    meta(db, **{UNFINISHED: "yes"})  # unless a rebuild was cut short: it is finished, with or without the flag
+    # a rebuild cut short: its rows were written with the binding to the pool it was rebuilt from (and that
+    # pool's epoch, not the one the empty catalog had): the next start takes that pool, and only that pool
+    meta(db, **{UNFINISHED: "yes", BOUND_TO: "p-real", EPOCH: "0"})
     check_pool_binding(db, real)
-    with pytest.raises(WrongPool, match="to rebuild the catalog from"):
-        check_pool_binding(db, empty_dir(tmp_path))
+    check_pool_binding(db, real, rebuild=True)
+    for other in (a_pool(tmp_path / "stray", "p-stray", epoch=3), a_pool(tmp_path / "old-copy", "p-real", epoch=0)):
+        meta(db, **{EPOCH: "1"})
+        with pytest.raises(WrongPool, match=r"another snapkeep pool|older copy"):
+            check_pool_binding(db, other, rebuild=True)
 
 
 def test_a_marker_that_is_not_one_is_a_pool_error(db: Database, tmp_path: Path) -> None:
@@ -175,18 +190,44 @@ def test_a_marker_that_is_not_one_is_a_pool_error(db: Database, tmp_path: Path) 
 def test_a_full_pool_is_bound_and_served_without_advancing_its_epoch(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fault switch: the marker cannot be written (the pool is full). The start goes on, so that snapshots
-    can be deleted to free space; the epoch stays where it was in both, and advances at a later start."""
+    """Fault switch: the disk refuses to flush the new marker (the pool is full). The start goes on, so that
+    snapshots can be deleted to free space; the epoch stays where it was in the marker, in the catalog and in
+    memory, no half-written marker is left, and the epoch advances at a later start."""
     pool = Pool.open(str(tmp_path / "pool"), allow_slow_copy=True, size_limits=False)
     bound(db, pool.identity, epoch=0)
-
-    def full(_epoch: int) -> None:
-        raise PoolFull("writing snapkeep-pool.json: the pool is full (No space left on device)")
-
-    monkeypatch.setattr(pool, "set_epoch", full)
-    bind_to_pool(db, pool)
-    assert read(db, BOUND_TO) == pool.identity and read(db, EPOCH) == "0"
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", full)
+        bind_to_pool(db, pool)
+    assert read(db, BOUND_TO) == pool.identity and read(db, EPOCH) == "0" and pool.epoch == 0
     assert read_marker(pool.root)[POOL_EPOCH] == 0  # type: ignore[index]
-    monkeypatch.undo()
+    assert not [name for name in os.listdir(pool.root) if name.endswith(".tmp")]
     bind_to_pool(db, pool)
     assert read(db, EPOCH) == "1" == str(read_marker(pool.root)[POOL_EPOCH])  # type: ignore[index]
+
+
+def test_a_pool_given_its_id_on_a_full_disk_is_a_clear_pool_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool from before ids gets its id at its first open: on a full disk that is ``pool_full`` (not a
+    traceback), and the marker stays as it was (the catalog must not be bound to an id the disk lacks)."""
+    root = a_pool(tmp_path / "old", None)
+    before = (Path(root) / POOL_FILE).read_text()
+    with monkeypatch.context() as patched, pytest.raises(PoolFull, match=r"snapkeep-pool\.json"):
+        patched.setattr(os, "fsync", full)
+        Pool.open(root, allow_slow_copy=True, size_limits=False)
+    assert (Path(root) / POOL_FILE).read_text() == before
+
+
+def test_the_epoch_keeps_a_newer_layouts_version(db: Database, tmp_path: Path) -> None:
+    """A btrfs pool (format 3: copies in lanes) opened by another driver keeps version 3 in its marker when
+    the epoch is written, so that a snapkeep reading only version 2 never misreads it."""
+    root = a_pool(tmp_path / "lanes", "p-1", epoch=4)
+    pool = Pool.open(root, allow_slow_copy=True, size_limits=False)  # the copy driver writes version 2
+    bound(db, "p-1", epoch=4)
+    bind_to_pool(db, pool)
+    marker = read_marker(root)
+    assert marker is not None and (marker["format_version"], marker[POOL_EPOCH]) == (3, 5)
+
+
+def full(_fd: int) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")

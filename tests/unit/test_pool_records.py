@@ -314,6 +314,7 @@ class StandInPool:
     datasets: list[str] = field(default_factory=list)
     root: str = "/pool"
     identity: str = "p-stand-in"  # the pool id the rebuilt catalog is bound to
+    epoch: int = 0
 
     def list_snapshots(self) -> list[str]:
         return sorted(self.manifests)

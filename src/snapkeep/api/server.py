@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -48,7 +49,11 @@ def mount_loop_pool_if_needed(settings: Settings, create_loop_pool: bool, may_ma
                 "the image back" + ("" if rebuild else ", or start with a new catalog"),
                 pool=settings.pool_path,
             )
-        make_filesystem(image, settings.pool_image_size, "btrfs")
+        made = image + ".tmp"  # published whole: a start killed while making it leaves no half image
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(made)
+        make_filesystem(made, settings.pool_image_size, "btrfs")
+        os.rename(made, image)
         log.warning(
             "the data directory's filesystem (0x%x) cannot hold a pool: made a sparse btrfs image %s (%s)",
             filesystem_magic(settings.data_dir),
@@ -128,18 +133,20 @@ def _open_pool_and_serve(settings: Settings, db: Database, create_loop_pool: boo
     mounted = mount_loop_pool_if_needed(settings, create_loop_pool, may_make=new, rebuild=rebuild_catalog)
     try:
         check_pool_binding(db, settings.pool_path, rebuild=rebuild_catalog)
-    except BaseException:
-        if mounted:
+        os.makedirs(settings.pool_path, mode=0o755, exist_ok=True)
+        choose_driver(settings.pool_path, settings.allow_slow_copy)  # refused before the lock file is made there
+        # the pool's lock on the pool's own filesystem, taken before the pool is opened: opening it mounts
+        # volumes a restore left unmounted (one another service might be restoring right now)
+        with only_service(settings.pool_path, "pool"):
+            check_pool_binding(db, settings.pool_path, rebuild=rebuild_catalog)  # what is there now, locked
+            pool = Pool.open(
+                settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze
+            )
+            _serve(settings, pool, db, rebuild_catalog)
+    except WrongPool:
+        if mounted:  # the loop pool this start mounted is not the catalog's
             _unmount_quietly(settings.pool_path)
         raise
-    os.makedirs(settings.pool_path, mode=0o755, exist_ok=True)
-    choose_driver(settings.pool_path, settings.allow_slow_copy)  # refused before the lock file is made there
-    # the pool's lock on the pool's own filesystem, taken before the pool is opened: opening it mounts
-    # volumes a restore left unmounted (one another service might be restoring right now)
-    with only_service(settings.pool_path, "pool"):
-        check_pool_binding(db, settings.pool_path, rebuild=rebuild_catalog)  # what is there now, locked
-        pool = Pool.open(settings.pool_path, settings.allow_slow_copy, settings.size_limits, settings.expedite_freeze)
-        _serve(settings, pool, db, rebuild_catalog)
 
 
 def _unmount_quietly(mountpoint: str) -> None:

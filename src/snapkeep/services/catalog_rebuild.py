@@ -41,6 +41,7 @@ from snapkeep.storage.pool import Pool
 REBUILT_AT = "catalog_rebuilt_at"  # catalog_meta: when the catalog was last rebuilt from the pool
 UNFINISHED = "catalog_rebuild_unfinished"  # catalog_meta: rows written, domains and profiles not all done yet
 BOUND_TO = "pool_id"  # catalog_meta: the id of the pool the catalog describes (services/pool_binding.py)
+EPOCH = "pool_epoch"  # catalog_meta: the pool's epoch at the catalog's last start (services/pool_binding.py)
 
 
 def catalog_is_empty(uow: Unit) -> bool:
@@ -100,6 +101,7 @@ class CatalogRebuild:
             uow.meta.put(REBUILT_AT, self._clock().isoformat())
             uow.meta.put(UNFINISHED, "yes")
             uow.meta.put(BOUND_TO, self._pool.identity)  # with the rows: a rebuild cut short is of this pool
+            uow.meta.put(EPOCH, str(self._pool.epoch))  # not an earlier pool's (an empty catalog's binding)
             target = f"pool:{self._pool.root}"
             self._audit.done(uow, SYSTEM, "catalog.rebuild", target, _detail(summary), owner=None)
         left_out = [f"user {name!r} was left out: the name is another user's" for name in summary["users_left_out"]]

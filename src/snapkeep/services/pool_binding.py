@@ -28,12 +28,11 @@ import logging
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.errors import PoolError, WrongPool
-from snapkeep.services.catalog_rebuild import BOUND_TO, UNFINISHED, catalog_is_empty
+from snapkeep.model.types import SnapshotStatus
+from snapkeep.services.catalog_rebuild import BOUND_TO, EPOCH, catalog_is_empty
 from snapkeep.storage.pool import POOL_EPOCH, POOL_FILE, POOL_ID, Pool, contents_at, read_marker
 
 __all__ = ["BOUND_TO", "EPOCH", "bind_to_pool", "check_pool_binding", "is_new_installation"]
-
-EPOCH = "pool_epoch"  # catalog_meta: the pool's epoch at this catalog's last start (see bind_to_pool)
 
 _MOUNTED = "is the pool's disk mounted?"
 
@@ -48,14 +47,14 @@ def is_new_installation(db: Database) -> bool:
 
 def check_pool_binding(db: Database, root: str, rebuild: bool = False) -> None:
     """Refuse (:class:`WrongPool`) ``root`` as this catalog's pool when it is not that pool; with
-    ``rebuild`` (or a rebuild cut short), an empty catalog takes the pool at ``root``, which must exist.
+    ``rebuild``, an empty catalog takes the pool at ``root``, which must exist.
     Reads only, so that a refusal leaves the directory as it was (or absent)."""
     marker = read_marker(root)
     with db.unit() as uow:
         bound_to = uow.meta.get(BOUND_TO)
         epoch = int(uow.meta.get(EPOCH) or 0)
         empty = catalog_is_empty(uow)
-        rebuilding = (rebuild and empty) or bool(uow.meta.get(UNFINISHED))
+        rebuilding = rebuild and empty  # a rebuild cut short is bound already (with its rows): checked as any
         ours = set() if empty or bound_to is not None else _datasets_and_snapshots(uow)
     if marker is None:
         if rebuilding:
@@ -129,5 +128,8 @@ def bind_to_pool(db: Database, pool: Pool) -> None:
 
 
 def _datasets_and_snapshots(uow: Unit) -> set[str]:
+    """What the catalog's pool must hold: its datasets and the snapshots it keeps (a failed take's row stays
+    after its folder went)."""
     datasets = {volume.dataset for volume in uow.volumes.list()} | {vm.dataset for vm in uow.vms.list()}
-    return datasets | {snap.id for snap in uow.snapshots.list()}
+    kept = (SnapshotStatus.READY, SnapshotStatus.HELD)
+    return datasets | {snap.id for snap in uow.snapshots.list() if snap.status in kept}

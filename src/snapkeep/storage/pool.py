@@ -123,6 +123,7 @@ class Pool:
         self.limits_problem: str | None = "the pool has not been opened"
         self.identity = ""  # the marker's pool id, once opened
         self.epoch = 0  # the marker's epoch, once opened (see set_epoch)
+        self._format_version = FORMAT_VERSION  # what the marker says, once opened
         self.expedite_freeze = True  # see freeze and storage/rcu.py
         self.snapshot_mounts = SnapshotMounts(os.path.join(root, "staging"))  # snapshot images being read
 
@@ -162,31 +163,36 @@ class Pool:
         info = read_marker(self.root)  # an unreadable pool is refused before anything is made in it
         for sub in ("datasets", "snapshots", "staging", "trash"):
             os.makedirs(os.path.join(self.root, sub), mode=0o755, exist_ok=True)
+        self._format_version = self._written_version()
         if info is not None:
             self.identity = info.get(POOL_ID) or uuid.uuid4().hex  # a pool older than ids gets one now
             self.epoch = info.get(POOL_EPOCH, 0)
-            if info["format_version"] >= self._written_version() and info.get(POOL_ID):
-                return
+            if info["format_version"] >= self._written_version():
+                # kept as it is: a newer layout this driver reads (btrfs lanes under another driver's name)
+                self._format_version = info["format_version"]
+                if info.get(POOL_ID):
+                    return
             # read as it is (version 1's XFS volumes stay directories); the marker says the version written
             # from now on, so that a snapkeep that knows less refuses the pool instead of misreading it
         else:
             self.identity = uuid.uuid4().hex
-        self._write_marker()
+        with translated(f"writing {POOL_FILE} (it needs a few bytes free in the pool)"):
+            self._write_marker(self.epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """Record ``epoch`` in the marker (durably): the service advances it at each start, in the marker
         first, then in its catalog, so that a copy of the pool left behind (the folder beneath a mount
         point after the pool was copied onto a disk mounted there) is older than the catalog says."""
-        self.epoch = epoch
         with translated(f"writing {POOL_FILE}"):
-            self._write_marker()
+            self._write_marker(epoch)
+        self.epoch = epoch
 
-    def _write_marker(self) -> None:
+    def _write_marker(self, epoch: int) -> None:
         marker = {
-            "format_version": self._written_version(),
+            "format_version": self._format_version,
             "driver": self.driver.name,
             POOL_ID: self.identity,
-            POOL_EPOCH: self.epoch,
+            POOL_EPOCH: epoch,
         }
         write_durably(os.path.join(self.root, POOL_FILE), json.dumps(marker))
 
