@@ -2,7 +2,7 @@
 
 Layout (written down in docs/format.md)::
 
-    <pool>/snapkeep-pool.json          format_version, driver and the pool's id
+    <pool>/snapkeep-pool.json          format_version, driver, the pool's id and epoch
     <pool>/datasets/<dataset>          live data of one VM or volume (subvolume, directory or mountpoint)
     <pool>/datasets/<dataset>.xfs      XFS pools: a volume's own filesystem, mounted at datasets/<dataset>
     <pool>/snapshots/<id>/data/<ds>    frozen copy of each dataset in snapshot <id> (<ds>.xfs: its image;
@@ -74,7 +74,7 @@ def translated(action: str) -> Iterator[None]:
 
 
 def read_marker(root: str) -> dict[str, Any] | None:
-    """The pool marker at ``root`` as written (format version, driver, pool id), or None if ``root`` holds
+    """The pool marker at ``root`` as written (format version, driver, pool id, epoch), or None if ``root`` holds
     no pool (or does not exist); refused if this snapkeep cannot read the pool. Reads only, so that what is
     at ``root`` can be checked before anything is made there."""
     path = os.path.join(root, POOL_FILE)
