@@ -70,7 +70,7 @@ def check_pool_binding(db: Database, root: str, rebuild: bool = False) -> None:
                 expected=bound_to,
             )
         return
-    found = marker.get(POOL_ID) or None
+    found, found_epoch = marker.get(POOL_ID) or None, marker.get(POOL_EPOCH, 0)
     if rebuilding:
         return
     if bound_to is None:
@@ -93,15 +93,15 @@ def check_pool_binding(db: Database, root: str, rebuild: bool = False) -> None:
             expected=bound_to,
             found=found,
         )
-    if marker.get(POOL_EPOCH, 0) < epoch:
+    if found_epoch < epoch:
         raise WrongPool(
-            f"{root} holds an older copy of the catalog's pool (epoch {marker.get(POOL_EPOCH, 0)}; the catalog last "
+            f"{root} holds an older copy of the catalog's pool (epoch {found_epoch}; the catalog last "
             f"served epoch {epoch}), such as the folder left beneath a mount point when the pool was copied onto "
             f"a disk mounted there: {_MOUNTED} To serve this copy (the pool restored from a backup), start with an "
             "empty catalog and --rebuild-catalog",
             pool=root,
             expected=epoch,
-            found=marker.get(POOL_EPOCH, 0),
+            found=found_epoch,
         )
 
 
