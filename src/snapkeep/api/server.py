@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import resource
@@ -20,7 +19,7 @@ from snapkeep.services.catalog_rebuild import check_not_lost
 from snapkeep.services.container import Services, open_catalog
 from snapkeep.services.pool_binding import bind_to_pool, check_pool_binding, is_new_installation
 from snapkeep.storage.detect import choose_driver, filesystem_magic
-from snapkeep.storage.loopfs import is_mountpoint, make_filesystem, mount_loop, unmount
+from snapkeep.storage.loopfs import is_mountpoint, make_image_whole, mount_loop, unmount
 from snapkeep.storage.pool import Pool
 
 log = logging.getLogger("snapkeep")
@@ -49,11 +48,7 @@ def mount_loop_pool_if_needed(settings: Settings, create_loop_pool: bool, may_ma
                 "the image back" + ("" if rebuild else ", or start with a new catalog"),
                 pool=settings.pool_path,
             )
-        made = image + ".tmp"  # published whole: a start killed while making it leaves no half image
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(made)
-        make_filesystem(made, settings.pool_image_size, "btrfs")
-        os.rename(made, image)
+        make_image_whole(image, settings.pool_image_size, "btrfs")
         log.warning(
             "the data directory's filesystem (0x%x) cannot hold a pool: made a sparse btrfs image %s (%s)",
             filesystem_magic(settings.data_dir),

@@ -3,6 +3,7 @@ loop-mounted. Used by the embedded default (and by the tests, which make their p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 
@@ -33,6 +34,16 @@ def make_filesystem(image: str, size: str, fstype: str) -> None:
         run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", image])
     else:
         raise PoolError(f"unknown filesystem type {fstype!r}")
+
+
+def make_image_whole(image: str, size: str, fstype: str) -> None:
+    """:func:`make_filesystem`, made under a temporary name and published by one rename: a process killed
+    while making it leaves no half image under ``image`` (one that every later mount would refuse)."""
+    made = image + ".tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(made)
+    make_filesystem(made, size, fstype)
+    os.rename(made, image)
 
 
 def mount_loop(image: str, mountpoint: str) -> None:
