@@ -9,17 +9,7 @@ import os
 
 def write_durably(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file, fsync, rename) and flush the directory entry."""
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):  # a full disk: the half-written copy goes, the file is as it was
-            os.unlink(tmp)
-        raise
+    _replace_with(path, text, flush=True)
     fsync_dir(os.path.dirname(path))
 
 
@@ -28,10 +18,24 @@ def write_for_this_boot(path: str, text: str) -> None:
     intent whose subject does not outlive the machine's uptime (a frozen filesystem). It survives the
     process being killed (the page cache keeps it), which is what it is for; after a power cut it may be
     missing or empty, and then nothing it would name is still held. Saves two flushes (2-7 ms here)."""
+    _replace_with(path, text, flush=False)
+
+
+def _replace_with(path: str, text: str, flush: bool) -> None:
+    """``path.tmp`` written (and flushed), then renamed over ``path``; on failure (a full disk) the half-written
+    temporary file goes and ``path`` is as it was."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            if flush:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def fsync_dir(path: str) -> None:

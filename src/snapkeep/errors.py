@@ -42,6 +42,8 @@ with ``raise ... from exc``; nothing above an adapter catches a foreign exceptio
     │   └── AgentUnavailable           agent_unavailable (retryable)
     │       └── FreezeTimeout          freeze_timeout
     ├── Interrupted                    interrupted (500, retryable)
+    ├── StateUnwritable                state_unwritable (500)
+    │   └── DataDirFull                data_dir_full (507)
     ├── ServiceUnavailable             service_unavailable (503, retryable)
     │   ├── HypervisorUnavailable      hypervisor_unavailable
     │   └── SnapshotMountsFull         snapshot_mounts_full
@@ -277,6 +279,20 @@ class Interrupted(SnapkeepError):
 
     code = "interrupted"
     retryable = True
+
+
+class StateUnwritable(SnapkeepError):
+    """The service could not write its own records in its data directory (an intent file); the operation was undone."""
+
+    code = "state_unwritable"
+
+
+class DataDirFull(StateUnwritable):
+    """The service's data directory (not the pool) ran out of space for its own records; the operation was undone."""
+
+    code = "data_dir_full"
+    http_status = 507
+    exit_code = 7
 
 
 class ServiceUnavailable(SnapkeepError):

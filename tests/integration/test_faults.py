@@ -1,4 +1,5 @@
-"""Faults: a full pool during snapshot and restore, and the service killed with SIGKILL mid-operation."""
+"""Faults: a full pool during snapshot and restore, a full data directory, and the service killed with
+SIGKILL mid-operation."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import glob
 import os
 import shutil
 import signal
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from snapkeep.errors import PoolFull
+from snapkeep.config import Settings
+from snapkeep.errors import DataDirFull, PoolFull
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import SnapshotStatus
+from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
 from snapkeep.storage.pool import Pool
@@ -47,6 +51,56 @@ def on_disk_signature(path: str) -> object:
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("3\n")
     return tree_signature(path)
+
+
+@pytest.fixture
+def small_data_dir() -> Iterator[str]:
+    """A data directory on a 32 MiB tmpfs of its own (few inodes), to fill up on purpose; unmounted after."""
+    path = make_traversable_tmp("snapkeep-small-data-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m,nr_inodes=2048,mode=0755", "tmpfs", path], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", path], check=True)
+        os.rmdir(path)
+
+
+def test_full_data_directory_refuses_take_and_extract_and_changes_nothing(
+    small_fs: Mounted, small_data_dir: str
+) -> None:
+    """The service's own disk full (the catalog's and the intent files'), not the pool's: a quiesced take and
+    a file restore are refused as ``data_dir_full``, with nothing held, staged or changed in the volume and
+    no half-written intent; once space is freed, both work."""
+    pool = Pool.open(small_fs.new_dir("pool"))
+    settings = Settings(data_dir=small_data_dir, pool_dir=pool.root, sweep_interval=3600, restore_min_free_mib=16)
+    services = Services.build(settings, pool)
+    try:
+        vol = services.volumes.create("docs", 1 << 30, who=SYSTEM)
+        with open(os.path.join(vol.path, "a.txt"), "w") as f:
+            f.write("snapshot\n")
+        snap = services.snapshots.take(TakeRequest(ref=vol.id, name="before"), who=SYSTEM)
+        with open(os.path.join(vol.path, "a.txt"), "w") as f:
+            f.write("changed\n")
+        before = tree_signature(vol.path)
+        filler = os.path.join(small_data_dir, "filler")
+        fill_up(filler)
+
+        with pytest.raises(DataDirFull):
+            services.snapshots.take(TakeRequest(ref=vol.id, name="quiesced", quiesce=True), who=SYSTEM)
+        with pytest.raises(DataDirFull):
+            services.files.extract(snap.id, "a.txt", pre_restore=False, who=SYSTEM)
+        assert tree_signature(vol.path) == before
+        assert os.listdir(services.settings.run_dir) == []  # no intent left, not even a temporary file
+        assert os.listdir(os.path.join(pool.root, "staging")) == []
+
+        shutil.rmtree(filler)
+        taken = services.snapshots.take(TakeRequest(ref=vol.id, name="quiesced", quiesce=True), who=SYSTEM)
+        assert taken.status is SnapshotStatus.READY and taken.quiesced
+        services.files.extract(snap.id, "a.txt", pre_restore=False, who=SYSTEM)
+        with open(os.path.join(vol.path, "a.txt")) as f:
+            assert f.read() == "snapshot\n"
+    finally:
+        services.close()
 
 
 @pytest.mark.parametrize("small_fs", ["btrfs", "xfs"], indirect=True)

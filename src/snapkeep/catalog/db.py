@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from snapkeep.catalog.stores import Unit
-from snapkeep.errors import Conflict, ServiceUnavailable
+from snapkeep.errors import Conflict, DataDirFull, ServiceUnavailable
 from snapkeep.model.principal import Principal
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -93,6 +94,8 @@ class Database:
             raise Conflict(f"the catalog refused the change: {exc.orig}") from exc
         except OperationalError as exc:
             session.rollback()
+            if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:  # extended codes too
+                raise DataDirFull(f"the catalog could not be written: its disk is full ({exc.orig})") from exc
             raise ServiceUnavailable(f"the catalog is not available: {exc.orig}") from exc
         except BaseException:
             session.rollback()

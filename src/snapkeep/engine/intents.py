@@ -11,13 +11,16 @@ failed while the service runs (a guest agent that did not answer) is marked *pen
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from snapkeep.durable import write_durably, write_for_this_boot
+from snapkeep.errors import DataDirFull, StateUnwritable
 
 PENDING = "pending-"
 SUFFIX = ".json"
@@ -62,12 +65,14 @@ class Intents:
         if flushed:
             self.update(intent, record)
         else:
-            write_for_this_boot(intent.path, json.dumps(record))
+            with _writing(intent.path):
+                write_for_this_boot(intent.path, json.dumps(record))
         return intent
 
     def update(self, intent: Intent, record: Any) -> None:
         """Replace the record atomically (a hold that grows, such as writers paused one by one)."""
-        write_durably(intent.path, json.dumps(record))
+        with _writing(intent.path):
+            write_durably(intent.path, json.dumps(record))
 
     def release(self, intent: Intent) -> None:
         """Forget the intent: what it names is released. One already gone is fine."""
@@ -108,3 +113,18 @@ class Intents:
             if name.startswith("guest-pending-") and name.endswith(SUFFIX):
                 new = PENDING + "guest-" + name.removeprefix("guest-pending-")
                 os.replace(os.path.join(self._dir, name), os.path.join(self._dir, new))
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """An intent that cannot be written is the service's own disk failing, not the pool's: said as such, so
+    that an operator frees space in the data directory (the callers hold nothing yet for that intent)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DataDirFull(
+                f"cannot write {path}: the service's data directory is full ({exc.strerror}); free space there",
+                path=path,
+            ) from exc
+        raise StateUnwritable(f"cannot write {path}: {exc.strerror or exc}", path=path) from exc
