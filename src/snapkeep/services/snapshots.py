@@ -310,7 +310,7 @@ class Snapshots:
         who.require(Role.OPERATOR)
         subject, read_at = self._read_subject(req, who)
         with self._claim_subject(subject):  # not verified: the take sees its subject as held (_held)
-            return self._take(self._named(req, subject), who, subject, read_at)
+            return self._take(req, who, subject, read_at)
 
     def submit_take(self, req: TakeRequest, *, who: Principal) -> Job:
         """:meth:`take` as a job, refused synchronously (changing nothing) if the subject is busy or the
@@ -352,7 +352,8 @@ class Snapshots:
         return max(0.0, (self._clock() - snap.expires_at).total_seconds())
 
     def _check_request(self, req: TakeRequest) -> None:
-        """Refuse what is wrong in the request itself; an empty name is checked once it is made (:meth:`_named`)."""
+        """Refuse what is wrong in the request itself; an empty name is made free and valid when the take is
+        recorded (:meth:`_take`)."""
         if req.name:
             check_name(req.name, "snapshot name")
         if req.private and self.kind(req.subject_type).snapshot_kind is not SnapshotKind.SYSTEM:
@@ -368,12 +369,15 @@ class Snapshots:
         self._check_request(req)
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
-        self._replace_failed(claimed, req.name, who)
+        if req.name:
+            self._replace_failed(claimed, req.name, who)
         private = _private(req, kind)
         now = self._clock()
         with self._db.unit(who) as uow:
             subject = self._held(uow, claimed, read_at, req.selection)
-            if uow.snapshots.find(subject.type, subject.id, req.name) is not None:
+            if not req.name:  # named manual_<when> with the time it is recorded at, free among the subject's
+                req = replace(req, name=_free_name(uow, subject.type, subject.id, manual_name(now)))
+            elif uow.snapshots.find(subject.type, subject.id, req.name) is not None:
                 raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
             created_at = uow.snapshots.insert(
                 snapshot_record(req, subject, kind, snap_id, now, SnapshotStatus.CREATING)
