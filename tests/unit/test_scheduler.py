@@ -101,3 +101,20 @@ def test_a_task_running_apart_does_not_hold_the_others_and_is_not_started_twice(
     assert scheduler.run_due() == ["sweep", "takes"]
     scheduler.settle()
     assert runs == ["sweep", "takes", "takes", "sweep", "takes"]
+
+
+def test_a_clock_set_back_does_not_stop_the_tasks() -> None:
+    """An NTP step or an operator sets the clock back six hours: every task still runs at its interval from
+    the new time (the thaw retry must not wait six hours)."""
+    clock, runs = Clock(), []
+    sweep = Task("sweep", timedelta(hours=1), lambda: runs.append("sweep") and None, first_after=timedelta(hours=1))
+    scheduler = Scheduler([counter(runs, "often"), sweep], clock)
+    assert scheduler.run_due() == ["often"]
+    clock.advance(hours=-6)
+    assert scheduler.run_due() == ["often", "sweep"]
+    assert scheduler.next_due("often") == clock.now + timedelta(seconds=10)
+    clock.advance(seconds=9)
+    assert scheduler.run_due() == []
+    clock.advance(seconds=1)
+    assert scheduler.run_due() == ["often"]
+    assert runs == ["often", "often", "sweep", "often"]

@@ -4,6 +4,10 @@ One task failing (an exception) is logged and retried at its next turn; it never
 is due again ``every`` after it *started*, so a slow run does not push later runs back by its duration.
 A task that can take long (the expiry sweep deleting thousands of snapshots) runs ``apart``, in a thread of
 its own, so that the loop goes on starting the others on time; it is not started again while it runs.
+
+The wall clock can be set back (an NTP step, an operator, a host resumed with a wrong clock). A due time
+then lies further ahead than a task ever waits; such a task is due at once and counts from the new time,
+rather than every task (the thaw retry among them) stopping until the clock catches up.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class Scheduler:
         ran = []
         for task in self._tasks:
             started = self._clock()
-            if self._due[task.name] > started:
+            if started < self._due[task.name] <= started + max(task.every, task.first_after):
                 continue
             self._due[task.name] = started + task.every
             if task.apart:
