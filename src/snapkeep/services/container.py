@@ -162,7 +162,7 @@ class Services:
             volumes=volumes,
             snapshots=snapshots,
             restores=restores,
-            imports=Imports(db, pool, audit, snapshots, jobs),
+            imports=Imports(db, pool, audit, snapshots, jobs, clock),
             files=Files(
                 db,
                 pool,

@@ -3,15 +3,20 @@
 
 The import copies the member's datasets out of the system snapshot (a reflink or subvolume snapshot: cost
 by metadata, as a take) into a new snapshot of the object, which keeps the instant it was captured at
-(``created_at`` and the paused window of the system snapshot) and its expiry. The object must still
-exist: a deleted one is restored as new instead. It holds the object (a new snapshot of it appears) and
+(``created_at`` and the paused window of the system snapshot) and its expiry while that is ahead. It is a
+snapshot of its own, not of the source's profile period: no period's minimum holds or counts it. So one
+imported from a source already past its expiry (``held`` by its period's minimum) never expires: it was
+asked for, and the next sweep must not delete it. The object must still exist: a deleted one is restored
+as new instead. It holds the object (a new snapshot of it appears) and
 reads the system snapshot (shared), like a restore.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from snapkeep.catalog.db import Database
 from snapkeep.errors import InvalidInput, NotFound
@@ -29,8 +34,17 @@ ORIGIN = "imported"
 
 
 class Imports:
-    def __init__(self, db: Database, pool: Pool, audit: Audit, snapshots: Snapshots, jobs: JobRunner) -> None:
+    def __init__(
+        self,
+        db: Database,
+        pool: Pool,
+        audit: Audit,
+        snapshots: Snapshots,
+        jobs: JobRunner,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._db = db
+        self._clock = clock
         self._pool = pool
         self._audit = audit
         self._snapshots = snapshots
@@ -62,6 +76,7 @@ class Imports:
             source, subject, name = self._plan(snap_id, member_type, ref, name, who)
             member = self._snapshots.manifest(snap_id).member(str(member_type), ref, who.tenant_id)
             kind = self._snapshots.kind(subject.type)
+            self._snapshots.replace_failed(subject, name, who)  # a failed take's or import's row keeps no name
             snap = replace(
                 source,
                 id=str(uuid.uuid4()),
@@ -76,6 +91,8 @@ class Imports:
                 immutable=False,
                 unlocked_at=None,
                 private=False,
+                expires_at=_still_ahead(source.expires_at, self._clock()),
+                period_id=None,
                 status=SnapshotStatus.CREATING,
                 status_reason=None,
                 exclusive_bytes=None,
@@ -126,6 +143,11 @@ class Imports:
         source, subject, _name = self._plan(snap_id, member_type, ref, name, who)
         needs = [shared("snapshot", source.id, source.name), exclusive(subject.type, subject.id, subject.name)]
         return self._snapshots.guards.claim("snapshot.import", needs)
+
+
+def _still_ahead(expires_at: datetime | None, now: datetime) -> datetime | None:
+    """The source's expiry if it has not passed; else none (see the module docstring)."""
+    return expires_at if expires_at is not None and expires_at > now else None
 
 
 def _described(snap: Snapshot) -> ManifestSnapshot:

@@ -241,7 +241,7 @@ class Snapshots:
         if snap is not None and snap.status != SnapshotStatus.FAILED:
             raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {name!r}", name=name)
 
-    def _replace_failed(self, subject: Subject, name: str, who: Principal) -> None:
+    def replace_failed(self, subject: Subject, name: str, who: Principal) -> None:
         """A failed take keeps its row (and reason) only until its name is wanted again; then the row goes, with
         anything of it left in the pool, so that the name is unique among the subject's snapshots as before."""
         with self._db.unit() as uow:
@@ -370,7 +370,7 @@ class Snapshots:
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
         if req.name:
-            self._replace_failed(claimed, req.name, who)
+            self.replace_failed(claimed, req.name, who)
         private = _private(req, kind)
         now = self._clock()
         with self._db.unit(who) as uow:
