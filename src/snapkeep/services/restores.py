@@ -128,10 +128,15 @@ class Restores:
         elif options.member is None:  # the snapshot's own subject: from its catalog row, nothing else read
             target = (snap.subject_type, snap.subject_id, snap.subject_name)
         else:  # one member, named by the manifest: read while the snapshot is held (a delete cannot take it
-            # away meanwhile), then claimed with the member before that first hold goes
-            with self._snapshots.claim_restore(snap, None):
+            # away meanwhile), then claimed with the member before that first hold goes. The first hold is
+            # not entered: a claim made inside an active one holds only what that one lacks (the member),
+            # and the snapshot would be free to delete once the first hold went
+            reading = self._snapshots.claim_restore(snap, None)
+            try:
                 _snap, kind, source = self._plan(snap_id, options, who)
                 return self._snapshots.claim_restore(snap, (kind.type.value, source.id, source.name))
+            finally:
+                reading.release()
         return self._snapshots.claim_restore(snap, target)
 
     def _plan(

@@ -107,15 +107,21 @@ class VolumeKind:
 
     def restore_over(self, snap: Snapshot, source: ManifestObject, options: RestoreOptions, who: Principal) -> str:
         """Swap the snapshot's data in atomically; the replaced data is queued to be freed in the
-        background (:meth:`Pool.retire`), after the restore answers. Settings too, if asked."""
+        background (:meth:`Pool.retire`), after the restore answers. Settings too, if asked. The limit that
+        will apply is set before the replaced data is let go: data over it (the limit was lowered since the
+        snapshot) is refused and the swap undone, so the volume keeps its data."""
         volume = self._current(source, who)
         op_id = f"restore-{uuid.uuid4()}"
-        self._pool.swap_in_snapshot(snap.id, source.datasets[0], op_id)
-        self._pool.retire(op_id)
-        self._freeing.wake()
         settings_too = options.mode is RestoreMode.DATA_AND_SETTINGS
         limit = int(source.config["size_limit"]) if settings_too else volume.size_limit
-        self._pool.set_size_limit(volume.dataset, limit)  # XFS: the restored image came with its old reserve
+        self._pool.swap_in_snapshot(snap.id, source.datasets[0], op_id)
+        try:  # XFS: the restored image came with its old reserve. Refused if the data is over it: undone
+            self._pool.set_size_limit(volume.dataset, limit)
+        except BaseException:
+            self._pool.swap_back(source.datasets[0], op_id)
+            raise
+        self._pool.retire(op_id)
+        self._freeing.wake()
         with self._db.unit() as uow:
             if settings_too:
                 uow.volumes.update(
