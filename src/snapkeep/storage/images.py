@@ -45,6 +45,7 @@ from snapkeep.storage.linux import (
     freeze,
     mapped_ranges,
     set_immutable,
+    syncfs,
     thaw,
 )
 from snapkeep.storage.loopfs import run
@@ -288,7 +289,10 @@ def set_limit(tree: str, limit: int) -> None:
     """Make writes into the volume at ``tree`` fail with ENOSPC once its users hold ``limit`` bytes.
 
     Only the difference is allocated or freed (XFS reserves a whole range's blocks before it looks at what
-    is allocated, so re-allocating the reserve would fail on a full volume; freeing never needs space)."""
+    is allocated, so re-allocating the reserve would fail on a full volume; freeing never needs space).
+    XFS frees the blocks of deleted files in the background (inode inactivation), and counts them free only
+    then: the volume is flushed first, so that files just deleted do not count against a lower limit."""
+    syncfs(tree)
     with _reserve(tree) as (reserve, holder):
         baseline = int(os.getxattr(holder, BASELINE_XATTR))
         end = int(os.getxattr(holder, END_XATTR))
