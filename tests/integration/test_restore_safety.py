@@ -1,21 +1,29 @@
 """Restores where a review found them wrong (each test failed before its fix): a restore of one member out of
-a system snapshot let the snapshot be deleted while it ran, and a volume restored over itself after its size
-limit was lowered below the snapshot's data lost its data to a refusal that came after the swap."""
+a system snapshot let the snapshot be deleted while it ran; a volume restored over itself after its size
+limit was lowered below the snapshot's data lost its data to a refusal that came after the swap; and a
+whole-system restore powered off VMs a partial snapshot does not restore, or was refused half-way (after
+stopping the VMs and deleting what was made since) for a snapshot being read or a tenant that only an
+admin may bring back."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from snapkeep.errors import Busy, InvalidInput
-from snapkeep.model.principal import SYSTEM
-from snapkeep.model.types import JobStatus, RestoreMode, SubjectType
+from snapkeep.errors import Busy, Forbidden, InvalidInput
+from snapkeep.model.principal import SYSTEM, Principal, Role
+from snapkeep.model.selection import Selection
+from snapkeep.model.tags import TagKind
+from snapkeep.model.types import VM, JobStatus, RestoreMode, SubjectType
+from snapkeep.model.vmspec import VMState
 from snapkeep.services.container import Services
 from snapkeep.services.snapshots import TakeRequest
 from snapkeep.services.subjects import RestoreOptions
+from tests.integration.test_vm_snapshots import services_on
 
 MB = 1 << 20
 
@@ -68,3 +76,70 @@ def test_data_over_a_lowered_size_limit_is_refused_and_the_volume_keeps_its_data
     services.restores.over_source(snap.id, with_settings, SYSTEM)
     assert set(files(services.pool.dataset_tree(docs.dataset))) == {"big"}
     assert services.volumes.get(docs.id, who=SYSTEM).size_limit == 8 * MB
+
+
+# --- whole-system restores: refused before anything changes, and only what they restore is stopped ------
+
+
+@pytest.fixture
+def vm_services(libvirtd: None) -> Iterator[Services]:
+    with services_on("btrfs") as services:
+        yield services
+
+
+def idle_vm(svc: Services, name: str, tags: tuple[str, ...] = ()) -> VM:
+    """A VM with an empty disk: started, QEMU runs its firmware, which is all a running domain needs here."""
+    return svc.vms.create(name, vcpus=1, memory_mib=64, disk_sizes=[1 << 20], tags=tags, who=SYSTEM)
+
+
+def state(svc: Services, vm: VM) -> str:
+    return svc.vms.get(vm.id, who=SYSTEM).state
+
+
+def test_a_partial_restore_leaves_running_a_vm_it_does_not_restore(vm_services: Services) -> None:
+    svc = vm_services
+    idle_vm(svc, "prod-web", tags=("prod",))
+    other = idle_vm(svc, "other")
+    request = TakeRequest("system", "prod-only", subject_type="system", selection=Selection(include=("prod",)))
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    svc.tags.add(SYSTEM, TagKind.VM, other.id, "prod")  # tagged after the snapshot, which did not take it
+    svc.vms.start(other.id, who=SYSTEM)
+
+    effects = svc.restores.preview(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+    assert ("vm", "other") not in effects.stopped
+    svc.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+    assert state(svc, other) == VMState.RUNNING  # before its fix: powered off, and never started again
+
+
+def test_a_restore_that_would_delete_a_snapshot_being_read_is_refused_before_it_stops_anything(
+    vm_services: Services,
+) -> None:
+    svc = vm_services
+    web = idle_vm(svc, "web")
+    snap = svc.snapshots.take(TakeRequest("system", "nightly", subject_type="system"), who=SYSTEM)
+    late = svc.volumes.create("late", 8 * MB, who=SYSTEM)  # made since: the restore deletes it and its snapshots
+    read = svc.snapshots.take(TakeRequest(late.id, "s1"), who=SYSTEM)
+    svc.vms.start(web.id, who=SYSTEM)
+
+    reading = svc.snapshots.claim_restore(read, None)  # read meanwhile, as by a restore as new or an extract
+    with reading, pytest.raises(Busy):
+        svc.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+    assert state(svc, web) == VMState.RUNNING  # before its fix: powered off, then refused half-way
+    assert svc.volumes.get(late.id, who=SYSTEM).name == "late"
+
+
+def test_a_system_operator_cannot_start_a_restore_that_needs_an_admin(services: Services) -> None:
+    acme = services.tenants.create(SYSTEM, "acme")
+    snap = services.snapshots.take(TakeRequest("system", "with-acme", subject_type="system"), who=SYSTEM)
+    services.tenants.delete(SYSTEM, acme.tenant.id)
+    late = services.volumes.create("late", 8 * MB, who=SYSTEM)
+    operator = Principal("ops", Role.OPERATOR, None)
+
+    with pytest.raises(Forbidden, match="needs an admin"):
+        services.restores.submit(snap.id, RestoreOptions(pre_restore=False), operator)
+    with pytest.raises(Forbidden, match="needs an admin"):  # before its fix: 'late' deleted, then refused
+        services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), operator)
+    assert services.volumes.get(late.id, who=SYSTEM).name == "late"
+    assert services.tenants.tree(SYSTEM) == []
+    services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)  # an admin may
+    assert [t.tenant.name for t in services.tenants.tree(SYSTEM)] == ["acme"]

@@ -3,10 +3,12 @@ copy as a new tenant is :mod:`.tenant_copy`'s): :meth:`Rebuild.over`, within the
 recorded and, for a partial snapshot, among the VMs and volumes it holds or its selection admits now
 (others are not touched):
 
-1. everything is checked first, changing nothing: the parent of a deleted root still exists, what was
-   created since holds no locked snapshot, no object left untouched has a name or network range that a
-   recorded one needs back, no untouched VM uses a network created since;
-2. the guards of every object the rebuild touches are claimed (inside the restore's own claim);
+1. everything is checked first, changing nothing: the parent of a deleted root still exists (and the
+   caller is an admin if a tenant comes back at the top), what was created since holds no locked
+   snapshot, no object left untouched has a name or network range that a recorded one needs back, no
+   untouched VM uses a network created since;
+2. the guards of every object the rebuild touches, and of the snapshots deleted with what goes, are
+   claimed (inside the restore's own claim): one being read elsewhere refuses the rebuild here;
 3. an intent file is written (``rebuild-<op>.json``: the snapshot, the root, when the restore began and
    who asked); from here a crash is rolled forward at the next start (:meth:`Rebuild.resume`, called by
    the reconciler after it has resumed paused guests and before requests) — a failure in the job, which
@@ -14,8 +16,8 @@ recorded and, for a partial snapshot, among the VMs and volumes it holds or its 
    catalog again and does only what is left, so running them twice is the same as once (a dataset that a
    killed step left without its catalog row is the recorded object's own, named by its UUID, and is made
    again). A later rebuild of the same subtree supersedes the intent (the caller's last word wins);
-4. running VMs are powered off; VMs, volumes and tenants created since are deleted (with their own
-   snapshots), through the services that delete them one by one;
+4. the running VMs it puts back or removes are powered off (others run on); VMs, volumes and tenants
+   created since are deleted (with their own snapshots), through the services that delete them one by one;
 5. objects renamed since first take a name of their own (so names swapped among them never clash), then
    tenants, volumes (data swapped in atomically per dataset, or cloned back with the same id), VMs (the same
    id, domain UUID, MACs and disks), networks and settings documents are made as the snapshot recorded
@@ -30,8 +32,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -39,7 +42,7 @@ from typing import Any
 from snapkeep.catalog.db import Database
 from snapkeep.catalog.stores import Unit
 from snapkeep.engine.intents import Intent, IntentKind, Intents
-from snapkeep.errors import NameClash, NetworkInUse, NotFound, SnapkeepError, SnapshotNotReady
+from snapkeep.errors import Forbidden, NameClash, NetworkInUse, NotFound, SnapkeepError, SnapshotNotReady
 from snapkeep.hypervisor import Hypervisor
 from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.network import NetworkDef, check_disjoint, libvirt_network_name
@@ -137,6 +140,7 @@ class Changes:
     current: Current
     since: datetime
     until: datetime | None
+    doomed: tuple[Snapshot, ...] = ()  # the snapshots of what goes (read by check_over, to be claimed)
 
     def _made_since(self, created_at: datetime) -> bool:
         return created_at > self.since and (self.until is None or created_at <= self.until)
@@ -168,8 +172,17 @@ class Changes:
         new = self.gone_tenant_ids
         return [t for i, t in sorted(self.current.tenants.items()) if i in new and t.parent_id not in new]
 
+    @property
+    def stopped_vms(self) -> list[VmRecord]:
+        """The VMs a rebuild powers off if they run: those it puts back and those it removes. Others (left
+        out of a partial snapshot, made after the restore began) run on."""
+        touched = self.recorded.ids("vm") | {vm.id for vm in self.gone_vms}
+        return [record for i, record in sorted(self.current.vms.items()) if i in touched]
+
     def needs(self) -> list[Need]:
-        """The guards of everything the rebuild touches (recorded ids too: nothing may make them meanwhile)."""
+        """The guards of everything the rebuild touches (recorded ids too: nothing may make them meanwhile),
+        and of the snapshots it deletes with what goes: one being read (a restore as new, an extract) is
+        refused here, before anything changes, not half-way."""
         kinds: dict[str, dict[str, Any]] = {
             "tenant": self.current.tenants,
             "vm": self.current.vms,
@@ -177,6 +190,7 @@ class Changes:
         }
         found = {(kind, i) for kind, objects in kinds.items() for i in objects}
         found |= {(kind, i) for kind in kinds for i in self.recorded.ids(kind)}
+        found |= {("snapshot", snap.id) for snap in self.doomed}
         return [exclusive(kind, i) for kind, i in sorted(found)]
 
 
@@ -284,15 +298,25 @@ class Rebuild:
                     ) from None
             self._check_names(uow, changes, who)
             self._check_networks(uow, changes)
+        for obj in recorded.tenants:
+            if obj.owner_tenant_id is None and obj.id not in changes.current.tenants and not who.may(Role.ADMIN):
+                raise Forbidden(
+                    f"tenant {obj.name!r} comes back at the top (under the system): a restore that makes it "
+                    f"again needs an admin; token {who.name!r} has role {who.role}",
+                    tenant=obj.name,
+                )
+        doomed: list[Snapshot] = []
         for vm in changes.gone_vms:
-            for snapshot in self._snapshots.listing(vm.id, "vm", who=SYSTEM):
-                self._snapshots.check_deletable(snapshot, who)
+            doomed += self._snapshots.listing(vm.id, "vm", who=SYSTEM)
         for volume in changes.gone_volumes:
-            for snapshot in self._snapshots.listing(volume.id, "volume", who=SYSTEM):
-                self._snapshots.check_deletable(snapshot, who)
+            doomed += self._snapshots.listing(volume.id, "volume", who=SYSTEM)
+        for snapshot in doomed:
+            self._snapshots.check_deletable(snapshot, who)
         for tenant in changes.gone_tenants:
-            self._tenants.check_may_delete(who, self._tenants.subtree(SYSTEM, tenant.id), force=True)
-        return changes
+            plan = self._tenants.subtree(SYSTEM, tenant.id)
+            self._tenants.check_may_delete(who, plan, force=True)
+            doomed += plan.snapshots
+        return replace(changes, doomed=tuple(doomed))
 
     def effects(self, changes: Changes) -> Effects:
         """What :meth:`over` will do with ``changes``, named for the operator who confirms it."""
@@ -314,7 +338,7 @@ class Rebuild:
             overwritten=tuple((o.type, o.name) for o in objects if o.id in now[o.type]),
             brought_back=tuple((o.type, o.name) for o in objects if o.id not in now[o.type]),
             removed=tuple((kind, g.name) for kind, objects in gone.items() for g in objects),
-            stopped=tuple(sorted(("vm", r.name) for r in current.vms.values() if self._state(r) not in _OFF)),
+            stopped=tuple(sorted(("vm", r.name) for r in changes.stopped_vms if self._state(r) not in _OFF)),
             started=tuple(sorted(("vm", o.name) for o in recorded.vms if o.config.get("running"))),
         )
 
@@ -381,9 +405,7 @@ class Rebuild:
     ) -> dict[str, int]:
         """Rebuild the subtree of ``root`` as ``snap`` recorded it (see the module docstring); ``until``: when
         the restore began (what was made after it stays)."""
-        changes = self.check_over(snap, manifest, root, who, until)
-        with self._guards.claim("snapshot.restore", changes.needs()):
-            changes = self.check_over(snap, manifest, root, who, until)  # nothing can change it now
+        with self._claimed(snap, manifest, root, who, until) as changes:
             record = {
                 "snapshot": snap.id,
                 "root": root,
@@ -402,6 +424,19 @@ class Rebuild:
             target = f"tenant:{root}" if root else "system"
             self._audit.done(uow, who, "rebuild", target, detail, owner=root)
         return counts
+
+    @contextmanager
+    def _claimed(
+        self, snap: Snapshot, manifest: Manifest, root: str | None, who: Principal, until: datetime | None
+    ) -> Iterator[Changes]:
+        """The changes, checked; then the guards of all they touch, claimed; then checked again, now that
+        nothing can change them, and what a take that ended in between added (a snapshot of what goes)
+        claimed too: every refusal comes before anything changes."""
+        changes = self.check_over(snap, manifest, root, who, until)
+        with self._guards.claim("snapshot.restore", changes.needs()):
+            changes = self.check_over(snap, manifest, root, who, until)
+            with self._guards.claim("snapshot.restore", changes.needs()):
+                yield changes
 
     def _abandon(self, intent: Intent, snap: Snapshot, root: str | None, who: Principal, exc: Exception) -> None:
         """A rebuild that failed in its job (the process lives on) is not finished at the next start: the
@@ -459,7 +494,7 @@ class Rebuild:
         changes = Changes(recorded, self._current(recorded), snap.created_at, until)
         current = changes.current
         progress(0.2, "stopping the VMs")
-        for record in current.vms.values():
+        for record in changes.stopped_vms:
             if self._state(record) not in _OFF:
                 self._host.power_off(record.domain_name)
         progress(0.3, "removing what was created after the snapshot")
