@@ -256,6 +256,26 @@ def test_a_catalog_error_after_a_take_does_not_strand_the_subjects_entries(
     assert "b_20270302_0230" in {s.name for s in scheduled(services, docs)}
 
 
+def test_a_job_that_cannot_be_started_leaves_its_entries_due(
+    services: Services, clock: TestClock, docs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at(clock, datetime(2027, 3, 1, 1, 0, tzinfo=UTC))
+    services.profiles.create("nightly", SYSTEM, periods=(daily(),))
+    services.profiles.assign("nightly", VOLUME, docs, SYSTEM)
+    at(clock, datetime(2027, 3, 1, 2, 30, 1, tzinfo=UTC))
+
+    def busy(*_: object, **__: object) -> Job:  # fault switch: the job's row cannot be written
+        raise ServiceUnavailable("the catalog is not available: database is locked")
+
+    with monkeypatch.context() as faults:
+        faults.setattr(services.jobs, "submit", busy)
+        with pytest.raises(ServiceUnavailable):
+            services.scheduled.run_due()
+    clock.advance(timedelta(seconds=5))  # the loop's next look
+    wait_all(services, services.scheduled.run_due())  # before its fix: none, the entry 'running' until a restart
+    assert [s.name for s in scheduled(services, docs)] == ["daily_20270301_0230"]
+
+
 # --- 6. a tenant removes the profile its parent put on its subject (medium-low) ----------------------------
 
 

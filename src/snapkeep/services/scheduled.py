@@ -108,14 +108,28 @@ class ScheduledTakes:
             for item in due:
                 uow.schedule.update(item.entry.id, running_since=seen)
         key = lambda item: (item.entry.subject_type, item.entry.subject_id)  # noqa: E731
-        jobs = []
-        for (subject_type, subject_id), items in groupby(sorted(due, key=key), key=key):
-            batch = list(items)
-            params = {"subject_type": subject_type, "subject_id": subject_id, "periods": [d.period.name for d in batch]}
-            owner = batch[0].owner_tenant_id
-            run = self._runner(batch, seen)
-            jobs.append(self._jobs.submit("snapshot.scheduled", params, run, Lane.SCHEDULED, owner_tenant_id=owner))
+        batches = [list(items) for _key, items in groupby(sorted(due, key=key), key=key)]
+        jobs: list[Job] = []
+        try:
+            for batch in batches:
+                jobs.append(self._submit(batch, seen))
+        except BaseException:  # the entries of no job must not stay 'running' until the next start: due again
+            with self._db.unit() as uow:
+                for batch in batches[len(jobs) :]:
+                    for item in batch:
+                        uow.schedule.update(item.entry.id, running_since=None)
+            raise
         return jobs
+
+    def _submit(self, batch: list[Due], seen: datetime) -> Job:
+        """One job for the due entries of one subject."""
+        entry = batch[0].entry
+        periods = [d.period.name for d in batch]
+        params = {"subject_type": entry.subject_type, "subject_id": entry.subject_id, "periods": periods}
+        run = self._runner(batch, seen)
+        return self._jobs.submit(
+            "snapshot.scheduled", params, run, Lane.SCHEDULED, owner_tenant_id=batch[0].owner_tenant_id
+        )
 
     def _runner(self, batch: list[Due], seen: datetime) -> Callable[[Progress], dict[str, object]]:
         def run(progress: Progress) -> dict[str, object]:
