@@ -383,6 +383,24 @@ def test_an_interval_of_hours_counts_from_local_midnight() -> None:
     ]
 
 
+def test_an_interval_of_hours_whose_time_is_skipped_runs_after_the_gap() -> None:
+    """Cairo's clocks jump from 00:00 to 01:00 on 25 April 2025 (22:00 UTC): the midnight slot runs at 01:00
+    summer time; before, it was dropped, leaving 47 hours between daily snapshots (23 between 12-hourly)."""
+    daily, twice = (
+        Period("d", Frequency.INTERVAL, interval_minutes=1440),
+        Period("t", Frequency.INTERVAL, interval_minutes=720),
+    )
+    cairo = "Africa/Cairo"
+    assert slots(daily, cairo, utc(2025, 4, 23, 21), utc(2025, 4, 26, 0)) == [
+        utc(2025, 4, 23, 22),  # Thursday 00:00 EET
+        utc(2025, 4, 24, 22),  # Friday 01:00 EEST: 00:00 does not exist
+        utc(2025, 4, 25, 21),  # Saturday 00:00 EEST
+    ]
+    assert names(daily, cairo, utc(2025, 4, 24, 12), utc(2025, 4, 25, 0)) == ["d_20250425_0100"]
+    gaps = [b - a for a, b in pairwise(slots(twice, cairo, utc(2025, 4, 23, 0), utc(2025, 4, 27, 0)))]
+    assert max(gaps) == timedelta(hours=12) and min(gaps) == timedelta(hours=11)
+
+
 # -- slots: the calendar ------------------------------------------------------------------------------------
 
 
@@ -510,6 +528,7 @@ def test_the_last_years_of_the_calendar_have_no_slot() -> None:
 # -- describing ---------------------------------------------------------------------------------------------
 
 CLOCK = " (clock times: a time skipped when clocks go forward is skipped, the repeated hour runs twice)"
+HOURS = " (clock times: a time skipped when clocks go forward runs right after, the repeated hour runs twice)"
 
 
 @pytest.mark.parametrize(
@@ -542,7 +561,7 @@ CLOCK = " (clock times: a time skipped when clocks go forward is skipped, the re
         (Period("p", Frequency.INTERVAL, interval_minutes=1), "every minute" + CLOCK),
         (
             Period("p", Frequency.INTERVAL, interval_minutes=360),
-            "every 6 hours from midnight (00:00, 06:00, ...)" + CLOCK,
+            "every 6 hours from midnight (00:00, 06:00, ...)" + HOURS,
         ),
     ],
 )

@@ -32,7 +32,9 @@ Daylight saving time:
   whenever the clock shows one of their times: a skipped time is skipped (clocks jump 02:00 → 03:00: the
   03:15 snapshot comes one hour after 01:15) and in the hour repeated when clocks go back they run in both
   occurrences (running only the first would leave two hours between snapshots). Names are unique per
-  subject, so the second occurrence's name carries the suffix ``_2``.
+  subject, so the second occurrence's name carries the suffix ``_2``. An interval of several hours whose
+  time is skipped (00:00 where clocks jump from midnight, as in Africa/Cairo) runs right after the gap, as
+  a daily period does: skipping it would leave up to twice the interval between snapshots.
 
 Names are ``<period>_<YYYYMMDD>_<HHMM>`` of the slot's own local time (SPEC §2): the daily 02:30 of the
 spring-forward day is ``..._0330``; the second 02:15 of the fall-back night is ``..._0215_2``.
@@ -319,7 +321,9 @@ def _next_on_clock(after: int, step: int, phase: int, tz: ZoneInfo) -> int:
     Within (start, start + step] the zone has at most one offset change (a step is at most a day), so the
     offset is the one at either end; for each offset there is exactly one instant in the window whose local
     time fits, and it is a slot only if the zone really has that offset then. No slot in the window (a
-    skipped time): try the next window.
+    skipped time): a step of minutes or one hour tries the next window (the gap costs at most an hour); a
+    step of several hours runs the skipped time right after the gap, shifted by its length, as a daily
+    period does (skipping it would leave up to twice the step between snapshots).
     """
     start = after
     while True:
@@ -333,6 +337,8 @@ def _next_on_clock(after: int, step: int, phase: int, tz: ZoneInfo) -> int:
                 best = candidate
         if best is not None:
             return best
+        if step > 3600:  # the time read with the offset before the change (fold=0): after the gap
+            return start + step - (start + first - phase) % step
         start += step
 
 
@@ -377,6 +383,7 @@ def _clamped(year: int, month: int, day: int) -> date:
 # -- describing ---------------------------------------------------------------------------------------------
 
 _CLOCK_NOTE = "clock times: a time skipped when clocks go forward is skipped, the repeated hour runs twice"
+_HOURS_NOTE = "clock times: a time skipped when clocks go forward runs right after, the repeated hour runs twice"
 
 
 def describe(period: Period, zone: str | None = None) -> str:
@@ -387,7 +394,8 @@ def describe(period: Period, zone: str | None = None) -> str:
     clock = f"{period.hour:02d}:{period.minute:02d}"
     frequency = period.frequency
     if frequency == Frequency.INTERVAL:
-        return f"{_interval_words(period.interval_minutes or 0)} ({_CLOCK_NOTE})"
+        minutes = period.interval_minutes or 0
+        return f"{_interval_words(minutes)} ({_HOURS_NOTE if minutes > 60 else _CLOCK_NOTE})"
     if frequency == Frequency.HOURLY:
         return f"every hour at minute {period.minute:02d} ({_CLOCK_NOTE})"
     if frequency == Frequency.DAILY:
