@@ -21,7 +21,7 @@ from snapkeep.errors import ServiceUnavailable, SnapkeepError
 from snapkeep.model.paging import Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.profile import Frequency, Period, SubjectOfProfile
-from snapkeep.model.types import Job, JobStatus, Snapshot
+from snapkeep.model.types import Job, JobStatus, Snapshot, SnapshotStatus
 from snapkeep.scheduler import Scheduler, standard_tasks
 from snapkeep.services.container import Services
 from snapkeep.services.jobs import Lane
@@ -364,3 +364,62 @@ def test_a_long_expiry_sweep_does_not_hold_back_the_scheduled_snapshots(
     finally:
         release.set()
         scheduler.settle()
+
+
+# --- 10. a sweep decides what a period keeps once, then deletes a list (second review) ---------------------
+
+
+def three_days_of_daily(services: Services, clock: TestClock, docs: str) -> list[Snapshot]:
+    """Three daily snapshots kept a day, at least one: at the end the first two have expired."""
+    at(clock, datetime(2027, 3, 1, 1, 0, tzinfo=UTC))
+    services.profiles.create("nightly", SYSTEM, periods=(daily(retention=timedelta(days=1), min_snapshots=1),))
+    services.profiles.assign("nightly", VOLUME, docs, SYSTEM)
+    for day in (1, 2, 3):
+        at(clock, datetime(2027, 3, day, 2, 30, 1, tzinfo=UTC))
+        wait_all(services, services.scheduled.run_due())
+    at(clock, datetime(2027, 3, 3, 3, 0, tzinfo=UTC))
+    return scheduled(services, docs)
+
+
+def test_a_sweep_decides_again_what_the_period_keeps_before_each_delete(
+    services: Services, clock: TestClock, docs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, newest = three_days_of_daily(services, clock, docs)
+    delete = services.pool.delete_snapshot
+
+    def newest_deleted_meanwhile(snap_id: str) -> None:  # an operator deletes the newest during the sweep
+        if snap_id == first.id:
+            services.snapshots.delete(newest.id, who=SYSTEM)
+        delete(snap_id)
+
+    monkeypatch.setattr(services.pool, "delete_snapshot", newest_deleted_meanwhile)
+    assert services.snapshots.sweep_expired(SYSTEM) == [first.id]
+    left = [(s.name, s.status) for s in scheduled(services, docs)]
+    assert left == [(second.name, SnapshotStatus.HELD)], left  # before its fix: none left, min_snapshots 1
+
+
+def test_a_period_snapshot_is_not_deleted_by_hand_while_the_sweep_decides_that_period(
+    services: Services, clock: TestClock, docs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _second, newest = three_days_of_daily(services, clock, docs)
+    delete, refused = services.pool.delete_snapshot, []
+
+    def operator_deletes_the_newest(snap_id: str) -> None:  # from another request, while the sweep deletes
+        if snap_id == first.id:
+            worker = threading.Thread(target=lambda: refused.append(try_delete(services, newest.id)))
+            worker.start()
+            worker.join()
+        delete(snap_id)
+
+    monkeypatch.setattr(services.pool, "delete_snapshot", operator_deletes_the_newest)
+    services.snapshots.sweep_expired(SYSTEM)
+    assert refused == ["busy"]  # tried again once the sweep is done
+    assert [s.name for s in scheduled(services, docs)] == [newest.name]
+
+
+def try_delete(services: Services, snap_id: str) -> str:
+    try:
+        services.snapshots.delete(snap_id, who=SYSTEM)
+    except SnapkeepError as exc:
+        return exc.code
+    return "deleted"

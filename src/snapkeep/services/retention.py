@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from snapkeep.catalog.stores import Unit
+from snapkeep.errors import NotFound
 from snapkeep.model.types import Snapshot, SnapshotStatus
 
 
@@ -20,6 +21,21 @@ def expired_unheld(uow: Unit, now: datetime) -> list[Snapshot]:
     """The scope's expired ``ready`` snapshots that no period holds, soonest expired first; those a period
     holds are marked ``held`` in ``uow``."""
     return [snap for snap in uow.snapshots.due(now) if not _hold(uow, snap)]
+
+
+def still_unheld(uow: Unit, snap_id: str, now: datetime) -> Snapshot | None:
+    """``snap_id`` as it is now if the sweep may still delete it: there, due (expired, ``ready`` or
+    ``failed``) and held by no period; else None (a held one is marked so). The sweep decides again, under
+    the snapshot's and its period's guards, right before deleting: between its first read and then, the
+    period's newest snapshot may have been deleted, making this one the newest it must keep."""
+    try:
+        snap = uow.snapshots.get(snap_id)
+    except NotFound:
+        return None
+    due = snap.expires_at is not None and snap.expires_at <= now
+    if not due or snap.status not in (SnapshotStatus.READY, SnapshotStatus.FAILED) or _hold(uow, snap):
+        return None
+    return snap
 
 
 def _hold(uow: Unit, snap: Snapshot) -> bool:

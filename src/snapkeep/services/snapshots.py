@@ -50,7 +50,7 @@ from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotKind, Sna
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive, shared
 from snapkeep.services.jobs import JobRunner, Lane, Progress
-from snapkeep.services.retention import expired_unheld
+from snapkeep.services.retention import expired_unheld, still_unheld
 from snapkeep.services.subjects import Subject, SubjectKind
 from snapkeep.storage.pool import Pool
 
@@ -272,8 +272,14 @@ class Snapshots:
         return self.guards.claim("snapshot.take", [exclusive(*m) for m in subject.members])
 
     def claim_delete(self, snap: Snapshot) -> Claim:
-        """A delete holds the snapshot: no restore or extract may be reading it."""
-        return self.guards.claim("snapshot.delete", [exclusive("snapshot", snap.id, snap.name)])
+        """A delete holds the snapshot (no restore or extract may be reading it) and, for a period's snapshot,
+        that period's snapshots of its subject: one delete at a time decides which of them the period keeps
+        (a sweep deciding while an operator deletes the newest would leave the period none)."""
+        needs = [exclusive("snapshot", snap.id, snap.name)]
+        if snap.period_id is not None:
+            period = f"{snap.subject_id}/{snap.period_id}"
+            needs.append(exclusive("period", period, f"of {snap.subject_type} {snap.subject_name!r}"))
+        return self.guards.claim("snapshot.delete", needs)
 
     def claim_restore(self, snap: Snapshot, target: tuple[str, str, str] | None) -> Claim:
         """A restore reads the snapshot (shared: several may, none may delete it) and, over the source,
@@ -627,7 +633,11 @@ class Snapshots:
         for snap in due:
             try:
                 with self.claim_delete(snap):  # busy (being restored from, say): the next sweep retries
-                    self._remove(snap, who)
+                    with self._db.unit(who) as uow:
+                        still = still_unheld(uow, snap.id, self._clock())
+                    if still is None:
+                        continue
+                    self._remove(still, who)
             except SnapkeepError as exc:  # one that cannot go now must not keep the others
                 log.warning("expiry sweep could not delete %s: %s", snap.id, exc.message)
                 continue
