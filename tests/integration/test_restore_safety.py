@@ -8,6 +8,9 @@ admin may bring back."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ from snapkeep.services.subjects import RestoreOptions
 from tests.integration.test_vm_snapshots import services_on
 
 MB = 1 << 20
+ROOT = Path(__file__).resolve().parents[2]  # the child imports tests.conftest from here
 
 
 def test_a_member_restore_holds_its_snapshot_until_it_ends(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,3 +147,44 @@ def test_a_system_operator_cannot_start_a_restore_that_needs_an_admin(services: 
     assert services.tenants.tree(SYSTEM) == []
     services.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)  # an admin may
     assert [t.tenant.name for t in services.tenants.tree(SYSTEM)] == ["acme"]
+
+
+# --- a tenant copied as new, cut short by SIGKILL ----------------------------------------------------------
+
+COPY_KILLED_HALF_WAY = """
+import os, sys
+from snapkeep.model.principal import SYSTEM
+from snapkeep.services.subjects import RestoreOptions
+from snapkeep.storage.pool import Pool
+from tests.conftest import build_services
+
+svc = build_services(sys.argv[1], Pool.open(sys.argv[2]))
+clone, calls = svc.pool.clone_dataset, []
+
+def killed_at_the_second(*args):
+    calls.append(args)
+    if len(calls) == 2:
+        os.kill(os.getpid(), 9)
+    clone(*args)
+
+svc.pool.clone_dataset = killed_at_the_second
+svc.restores.as_new(sys.argv[3], RestoreOptions(as_new=True), SYSTEM)
+"""
+
+
+def test_a_tenant_copy_killed_half_way_is_removed_at_the_next_start(services: Services) -> None:
+    acme = services.tenants.create(SYSTEM, "acme").tenant
+    for name in ("one", "two", "three"):
+        services.volumes.create(name, 8 * MB, tenant=acme.id, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(acme.id, "t1", subject_type="tenant"), who=SYSTEM)
+    child = [sys.executable, "-c", COPY_KILLED_HALF_WAY, services.settings.data_dir, services.pool.root, snap.id]
+    assert subprocess.run(child, cwd=ROOT, check=False).returncode == -signal.SIGKILL
+    assert [t.tenant.name for t in services.tenants.tree(SYSTEM)] == ["acme", "acme (1)"]  # half-made
+
+    report = services.reconcile()  # as at the next start
+    assert report.copies_undone == ["acme (1)"]  # before its fix: kept, with one volume of three
+    assert [t.tenant.name for t in services.tenants.tree(SYSTEM)] == ["acme"]
+    assert services.reconcile().copies_undone == []
+    copied = services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
+    assert copied["tenant"] == "acme (1)"
+    assert len(services.volumes.list(who=SYSTEM)) == 6

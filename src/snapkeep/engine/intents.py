@@ -33,6 +33,7 @@ class IntentKind(StrEnum):
     GUEST_PAUSED = "guest-pause"  # a guest's vCPUs paused: {"domain": name}
     EXTRACT = "extract"  # an extract's private folder: {"op", "dataset", "parent_b64"}
     REBUILD = "rebuild"  # a subtree being rebuilt in place from a snapshot: {"snapshot", "root", "step"}
+    TENANT_COPY = "tenant-copy"  # a tenant being made as a copy out of a snapshot: {"tenant", "name"}
 
 
 @dataclass(frozen=True)

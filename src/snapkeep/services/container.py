@@ -82,6 +82,7 @@ class Services:
     settings_docs: SettingDocs
     tags: Tags
     rebuild: Rebuild
+    copies: TenantCopy
     profiles: Profiles
     scheduled: ScheduledTakes
     catalog_rebuild: CatalogRebuild
@@ -140,7 +141,7 @@ class Services:
             (vm_kind, volume_kind),
             profiles.put_back,
         )
-        copies = TenantCopy(db, pool, audit, vms, volumes, networks, tenants)
+        copies = TenantCopy(db, pool, audit, vms, volumes, networks, tenants, intents)
         for kind in subtree_kinds:
             kind.use(rebuild, copies)
         return cls(
@@ -187,6 +188,7 @@ class Services:
             settings_docs=SettingDocs(db, audit),
             tags=Tags(db, audit),
             rebuild=rebuild,
+            copies=copies,
             profiles=profiles,
             scheduled=ScheduledTakes(db, snapshots, jobs, audit, clock),
             catalog_rebuild=CatalogRebuild(db, pool, audit, clock, vms, profiles.put_back),
@@ -199,6 +201,7 @@ class Services:
     def reconcile(self) -> ReconcileReport:
         report = reconcile(self.db, self.pool, self.host, self.intents, self.clock)
         report.rebuilds_completed = self.rebuild.resume()  # after the guests are released, before requests
+        report.copies_undone = self.copies.undo_interrupted()
         with self.db.unit() as uow:  # scheduled takes a stop cut short come due again (their slot is kept)
             uow.schedule.release_running()
         self.freeing.wake()  # what a crash left queued is freed in the background

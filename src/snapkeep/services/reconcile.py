@@ -17,7 +17,8 @@
 - jobs left ``queued``/``running`` are failed with the reason;
 - (then, in :meth:`Services.reconcile`) whole-subtree restores a crash interrupted are rolled forward from
   their intent files (:meth:`snapkeep.services.subjects.rebuild.Rebuild.resume`): the subtree ends as
-  restored, its VMs that ran at snapshot time running.
+  restored, its VMs that ran at snapshot time running; and tenants that copies out of a snapshot left
+  half-made are deleted (:meth:`snapkeep.services.subjects.tenant_copy.TenantCopy.undo_interrupted`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class ReconcileReport:
     jobs_failed: list[str] = field(default_factory=list)
     limits_set: int = 0
     rebuilds_completed: list[str] = field(default_factory=list)  # set by Services.reconcile (needs services)
+    copies_undone: list[str] = field(default_factory=list)  # likewise: tenants a copy left half-made, deleted
 
 
 def reconcile(

@@ -8,7 +8,9 @@ copied is the tenant's subtree as that snapshot recorded it.
 A copied network may not overlap its original on this host (every network is realised on it), so each gets
 the first free range of the same size after the original's
 (:func:`snapkeep.model.network.free_range_like`): what an operator expects of a copy that must run beside
-its original; the mapping is in the audit entry. A failure half-way deletes the half-made tenant.
+its original; the mapping is in the audit entry. A failure half-way deletes the half-made tenant; so does
+the next start after a crash half-way (:meth:`TenantCopy.undo_interrupted`, called by the reconciler before
+requests), from the intent file written before the first object is made (``tenant-copy-<id>.json``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import logging
 import uuid
 
 from snapkeep.catalog.db import Database
+from snapkeep.engine.intents import IntentKind, Intents
 from snapkeep.errors import Forbidden, NameClash, NotFound, SnapkeepError
 from snapkeep.model.manifest import Manifest, ManifestObject
 from snapkeep.model.names import numbered_name
 from snapkeep.model.network import free_range_like
-from snapkeep.model.principal import Principal
+from snapkeep.model.principal import SYSTEM, Principal
 from snapkeep.model.types import QuiescePolicy, Snapshot
 from snapkeep.model.vmconfig import VMConfig
 from snapkeep.services.audit import Audit, from_snapshot
@@ -46,8 +49,10 @@ class TenantCopy:
         volumes: Volumes,
         networks: Networks,
         tenants: Tenants,
+        intents: Intents,
     ) -> None:
         self._db = db
+        self._intents = intents
         self._pool = pool
         self._audit = audit
         self._vms = vms
@@ -92,21 +97,48 @@ class TenantCopy:
             tenants[obj.id] = str(uuid.uuid4())
         new_root = tenants[source.id]
         assert new_root is not None
+        intent = self._intents.make(IntentKind.TENANT_COPY, new_root, {"tenant": new_root, "name": name})
         try:
             moved = self._copy(snap, recorded, source, name, tenants, who)
         except BaseException:
-            with self._db.unit() as uow:
-                made = uow.tenants.find(name, source.owner_tenant_id)
-            if made is not None and made.id == new_root:
-                try:
-                    self._tenants.delete(who, new_root, force=True)
-                except SnapkeepError as exc:
-                    log.error("removing the half-made tenant %s: %s", name, exc.message)
+            if self._remove_half_made(new_root, name):
+                self._intents.release(intent)  # else the next start tries again
             raise
         with self._db.unit() as uow:
             detail = from_snapshot(snap, new_root) + (f"; networks moved: {moved}" if moved else "")
             self._audit.done(uow, who, "tenant.restore_as_new", f"tenant:{name}", detail, owner=new_root)
+        self._intents.release(intent)
         return new_root, name
+
+    def undo_interrupted(self) -> list[str]:
+        """Delete the tenants that copies a crash cut short left half-made (at start, before requests); the
+        names of those deleted. One that cannot be deleted now is left for the next start, logged."""
+        undone = []
+        for intent in self._intents.listing(IntentKind.TENANT_COPY):
+            try:
+                record = intent.read()
+            except (OSError, ValueError):
+                continue
+            if self._remove_half_made(record["tenant"], record["name"]):
+                self._intents.release(intent)
+                undone.append(record["name"])
+        return undone
+
+    def _remove_half_made(self, tenant_id: str, name: str) -> bool:
+        """Delete the copy ``tenant_id`` with all it holds, as snapkeep (it was never handed over); whether
+        nothing of it is left."""
+        with self._db.unit() as uow:
+            try:
+                uow.tenants.get(tenant_id)
+            except NotFound:
+                return True
+        try:
+            self._tenants.delete(SYSTEM, tenant_id, force=True)
+        except SnapkeepError as exc:
+            log.error("removing the half-made tenant %s: %s", name, exc.message)
+            return False
+        log.warning("removed the tenant %s that a copy left half-made", name)
+        return True
 
     def _copy(
         self,
