@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 
 from snapkeep.errors import InvalidExpiry, InvalidInput, InvalidSettings
-from snapkeep.model.names import MAX_DESCRIPTION_LENGTH, check_description, first_free, manual_name
+from snapkeep.model.names import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_NAME_LENGTH,
+    check_description,
+    check_name,
+    first_free,
+    manual_name,
+    numbered_name,
+    restored_vm_name,
+    restored_volume_name,
+)
 from snapkeep.model.settings import MAX_DEPTH, apply_settings, merge_patch
 from snapkeep.model.timespec import parse_duration, parse_expiry
 from snapkeep.model.units import MAX_SIZE, SIZE_PATTERN, check_volume_size, parse_size
@@ -141,3 +151,12 @@ def test_a_default_name_is_the_time_then_the_first_free_number() -> None:
     assert first_free(base, {base, f"{base}_2"}.__contains__) == f"{base}_3"
     with pytest.raises(InvalidInput, match="give one"):
         first_free(base, lambda _name: True)
+
+
+def test_a_default_name_made_from_a_long_name_is_cut_to_fit() -> None:
+    """A name of the longest length allowed, restored as new without a name given: the default fits (before:
+    ``restored_vm_name`` and ``restored_volume_name`` made names the restore then refused as too long)."""
+    longest = "v" * (MAX_NAME_LENGTH - 1) + "x"
+    for made in (restored_vm_name(longest), restored_volume_name(longest), numbered_name(longest, set().__contains__)):
+        assert check_name(made) == made and len(made) == MAX_NAME_LENGTH
+    assert restored_vm_name("web") == "web restored" and restored_volume_name("docs") == "docs_restored"

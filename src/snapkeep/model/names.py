@@ -73,21 +73,25 @@ def pre_restore_name(now: datetime) -> str:
 
 
 def restored_vm_name(snapshot_name: str) -> str:
-    """SPEC §3: default name of a VM restored from a VM snapshot as new."""
-    return f"{snapshot_name} restored"
+    """SPEC §3: default name of a VM restored from a VM snapshot as new (a long name cut short to fit)."""
+    return _suffixed(snapshot_name, " restored")
 
 
 def numbered_name(original: str, taken: Callable[[str], bool]) -> str:
     """SPEC §3: a VM or tenant restored as new out of a system snapshot: ``<original> (n)``, the first n
     from 1 whose name is free (``original`` cut short so that the suffix fits)."""
     for n in range(1, 10_000):
-        suffix = f" ({n})"
-        name = original[: MAX_NAME_LENGTH - len(suffix)].rstrip() + suffix
+        name = _suffixed(original, f" ({n})")
         if not taken(name):
             return name
     raise InvalidInput(f"no free name of the form {original!r} (n); give one")
 
 
 def restored_volume_name(original: str) -> str:
-    """SPEC §3: default name of a volume restored as new."""
-    return f"{original}_restored"
+    """SPEC §3: default name of a volume restored as new (a long name cut short to fit)."""
+    return _suffixed(original, "_restored")
+
+
+def _suffixed(base: str, suffix: str) -> str:
+    """``base`` + ``suffix``, ``base`` cut short so that the whole is a name no longer than allowed."""
+    return base[: MAX_NAME_LENGTH - len(suffix)].rstrip() + suffix
