@@ -159,6 +159,24 @@ def test_a_failed_once_period_is_retried_with_back_off(services: Services, clock
     assert [s.name for s in scheduled(services, docs)] == ["before-upgrade_20270301_0230"]
 
 
+def test_a_slot_waiting_for_its_retry_keeps_it_when_the_period_is_edited(
+    services: Services, clock: TestClock, docs: str
+) -> None:
+    at(clock, datetime(2027, 3, 1, 1, 0, tzinfo=UTC))
+    services.profiles.create("nightly", SYSTEM, periods=(daily(),))
+    services.profiles.assign("nightly", VOLUME, docs, SYSTEM)
+    at(clock, datetime(2027, 3, 1, 2, 30, 1, tzinfo=UTC))
+    with services.snapshots.claim_take(services.snapshots.subject("volume", docs, SYSTEM)):  # briefly busy
+        wait_all(services, services.scheduled.run_due())
+    services.profiles.update_period("nightly", "daily", SYSTEM, min_snapshots=2)  # not when it runs
+    clock.advance(timedelta(seconds=31))
+    wait_all(services, services.scheduled.run_due())
+    assert [s.name for s in scheduled(services, docs)] == ["daily_20270301_0230"]  # before its fix: dropped
+    services.profiles.update_period("nightly", "daily", SYSTEM, hour=3)  # when it runs: from the next 03:30
+    [entry] = [u.entry for u in upcoming(services.db, SYSTEM, Window(1000)).items]
+    assert entry.next_due == datetime(2027, 3, 1, 3, 30, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("change", ["unassign", "delete"])
 def test_a_take_waiting_in_the_lane_is_not_taken_after_its_profile_left_the_subject(
     services: Services, clock: TestClock, docs: str, change: str

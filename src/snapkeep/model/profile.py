@@ -59,6 +59,10 @@ class Period:
     id: str = ""
 
 
+# The fields of a period that say when it runs: a change to any of them computes its slots again.
+WHEN_FIELDS = ("frequency", "minute", "hour", "day_of_week", "day_of_month", "month", "interval_minutes", "at")
+
+
 @dataclass(frozen=True)
 class Profile:
     id: str

@@ -27,7 +27,7 @@ from snapkeep.model.installed_profiles import SYSTEM_PROFILE, installed_profiles
 from snapkeep.model.names import check_description, check_name
 from snapkeep.model.paging import MAX_LIMIT, Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
-from snapkeep.model.profile import Assignment, Period, Profile, ScheduleEntry, SubjectOfProfile
+from snapkeep.model.profile import WHEN_FIELDS, Assignment, Period, Profile, ScheduleEntry, SubjectOfProfile
 from snapkeep.model.schedule import (
     Existing,
     Lifetime,
@@ -206,8 +206,8 @@ class Profiles:
             return self.saved(uow.profiles.get(profile.id))
 
     def update_period(self, ref: str, period_name: str, who: Principal, /, **changes: Any) -> Saved:
-        """Change fields of period ``period_name`` (``name`` among them renames it); its slots are computed
-        again from now on its subjects."""
+        """Change fields of period ``period_name`` (``name`` among them renames it); if when it runs changed,
+        its slots are computed again from now on its subjects."""
         who.require(Role.OPERATOR)
         with self._db.unit(who) as uow:
             profile = uow.profiles.resolve(ref)
@@ -216,7 +216,8 @@ class Profiles:
             others = tuple(p for p in profile.periods if p.id != old.id)
             check_profile(replace(profile, periods=(*others, new)), self._clock(), previous=profile)
             uow.profiles.put_period(profile.id, new)
-            self._reschedule(uow, profile, new)
+            if any(getattr(new, field) != getattr(old, field) for field in WHEN_FIELDS):
+                self._reschedule(uow, profile, new)  # else a slot waiting for its retry keeps it
             uow.snapshots.release_holds(period_id=new.id)
             detail = f"{period_name}: " + ", ".join(sorted(changes))
             target, owner = f"profile:{profile.name}", profile.owner_tenant_id
