@@ -22,8 +22,9 @@ from snapkeep.model.names import (
     restored_volume_name,
 )
 from snapkeep.model.settings import MAX_DEPTH, apply_settings, merge_patch
-from snapkeep.model.timespec import parse_duration, parse_expiry
+from snapkeep.model.timespec import expiry_after, parse_duration, parse_expiry
 from snapkeep.model.units import MAX_SIZE, SIZE_PATTERN, check_volume_size, parse_size
+from snapkeep.services.snapshots import TakeRequest
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -82,6 +83,22 @@ def test_expiries_within_range_are_read() -> None:
     assert parse_expiry("7d", NOW) == NOW + timedelta(days=7)
     assert parse_expiry("9999-12-31T23:59:59+14:00", NOW) == datetime(9999, 12, 31, 9, 59, 59, tzinfo=UTC)
     assert parse_duration("3 min") == timedelta(minutes=3)
+
+
+def test_years_of_retention_are_calendar_years_never_shorter() -> None:
+    """SOX keeps yearly snapshots 7 years: one taken on 1 January 2026 stays to 1 January 2033 (2,557 days, two
+    leap days), not 2,555 days (30 December 2032) as a year of 365 days made it."""
+    new_year = datetime(2026, 1, 1, tzinfo=UTC)
+    assert expiry_after(new_year, parse_duration("7y")) == datetime(2033, 1, 1, tzinfo=UTC)
+    assert TakeRequest("docs", "", keep_for=parse_duration("7y")).expiry(new_year) == datetime(2033, 1, 1, tzinfo=UTC)
+    march = datetime(2027, 3, 1, 2, 30, tzinfo=UTC)
+    assert expiry_after(march, parse_duration("1y")) == datetime(2028, 3, 1, 2, 30, tzinfo=UTC)  # 366 days
+    leap_day = datetime(2028, 2, 29, tzinfo=UTC)
+    assert expiry_after(leap_day, parse_duration("1y")) == datetime(2029, 2, 28, tzinfo=UTC)  # 365 days
+    assert expiry_after(march, parse_duration("400d")) == march + timedelta(days=400)  # not whole years
+    assert parse_expiry("2y", march) == datetime(2029, 3, 1, 2, 30, tzinfo=UTC)
+    with pytest.raises(OverflowError):
+        expiry_after(datetime(9500, 1, 1, tzinfo=UTC), parse_duration("999y"))
 
 
 def test_settings_merge_like_rfc_7396() -> None:

@@ -1,8 +1,8 @@
 """The profiles snapkeep installs at first start (SPEC §4); they are editable like any other afterwards.
 
 Where the SPEC names no time, snapshots are taken at midnight: the yearly ones on 1 January, the monthly ones
-on the 1st, the weekly ones on Sunday; a year of retention is 365 days. The SPEC's periods keep the default
-minimum of one snapshot held past expiry.
+on the 1st, the weekly ones on Sunday; a year of retention ends on the same date a year on. The SPEC's
+periods keep the default minimum of one snapshot held past expiry.
 """
 
 from __future__ import annotations

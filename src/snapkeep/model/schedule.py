@@ -44,7 +44,8 @@ unset): a weekly period given a day of the month was meant as something else, so
 
 What a period keeps
 -------------------
-A snapshot expires at created + retention. At any time the newest ``min_snapshots`` snapshots of a period
+A snapshot expires at created + retention (a retention of whole years: the same date that many years on,
+if later, so that leap days never cut "7 years" short). At any time the newest ``min_snapshots`` snapshots of a period
 (per subject) are kept even if expired (status ``held``); an older expired one goes. An immutable lock ends
 at expiry, so it never keeps a snapshot past it: it only refuses deletion before. The steady-state count of a
 period is the largest number of its slots in any window of length ``retention`` (created in (T - R, T]), and
@@ -68,6 +69,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from snapkeep.errors import InvalidSchedule
 from snapkeep.model.profile import Frequency, Period, Profile
+from snapkeep.model.timespec import expiry_after
 
 MAX_PERIODS = 32  # per profile
 MAX_MIN_SNAPSHOTS = 1000
@@ -625,11 +627,12 @@ def lifetimes(profile: Profile, existing: Iterable[Existing], now: datetime, unt
 
 
 def _expiry(created: datetime, retention: timedelta | None) -> datetime | None:
-    """created + retention; past the calendar's end (the year 9999) it never comes: None."""
+    """created + retention (:func:`expiry_after`: years are calendar years); past the calendar's end (the
+    year 9999) it never comes: None."""
     if retention is None:
         return None
     try:
-        return created + retention
+        return expiry_after(created, retention)
     except OverflowError:
         return None
 

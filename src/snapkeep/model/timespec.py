@@ -7,17 +7,34 @@ out to be represented is refused as such, never overflowed.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from calendar import monthrange
+from datetime import MAXYEAR, UTC, datetime, timedelta
 
 from snapkeep.errors import InvalidExpiry, InvalidInput
 
 MAX_EXPIRY_TEXT = 64  # an ISO date with fractions and offset is 32 characters
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_YEAR = timedelta(days=365)
 # Digits per unit: every duration the grammar admits is positive and under a thousand years.
 _DIGITS = {"min": 8, "m": 8, "h": 6, "d": 5, "w": 4, "y": 3}
 DURATION_PATTERN = "^ *(" + "|".join(f"([1-9][0-9]{{0,{n - 1}}} *{unit})" for unit, n in _DIGITS.items()) + "|never) *$"
 _DURATION = re.compile(r"^\s*([0-9]+)\s*(m|min|h|d|w|y)\s*$", re.ASCII)
 _ADMITTED = re.compile(DURATION_PATTERN, re.ASCII)
+
+
+def expiry_after(created: datetime, keep: timedelta) -> datetime:
+    """``created`` + ``keep``. A keep of whole years (a year is written ``1y``, 365 days) ends on the same date
+    that many years on when that is later, so that leap days never make "7 years" short of seven years (a
+    29 February counts on to 28 February). ``OverflowError`` past the year 9999."""
+    plain = created + keep
+    years, rest = divmod(keep, _YEAR)
+    if rest or not years:
+        return plain
+    year = created.year + years
+    if year > MAXYEAR:
+        raise OverflowError(f"{created.isoformat()} + {years} years is past the year {MAXYEAR}")
+    same_date = created.replace(year=year, day=min(created.day, monthrange(year, created.month)[1]))
+    return max(plain, same_date)
 
 
 def utcnow() -> datetime:
@@ -53,7 +70,8 @@ def parse_time(text: str | None, what: str) -> datetime | None:
 
 
 def parse_expiry(text: str | None, now: datetime) -> datetime | None:
-    """``None``/``never`` → never expires; a duration → ``now`` + it; else an ISO 8601 date or time.
+    """``None``/``never`` → never expires; a duration → ``now`` + it (:func:`expiry_after`); else an ISO 8601
+    date or time.
 
     An expiry that is not in the future is refused: a snapshot born expired would be swept at once.
     """
@@ -61,7 +79,7 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
         return None
     _check_length(text)
     if _DURATION.match(text):
-        return now + parse_duration(text)
+        return expiry_after(now, parse_duration(text))
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as exc:

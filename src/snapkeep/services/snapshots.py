@@ -46,6 +46,7 @@ from snapkeep.model.names import check_description, check_name, first_free, manu
 from snapkeep.model.paging import Page, Window
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import FULL, Selection
+from snapkeep.model.timespec import expiry_after
 from snapkeep.model.types import Job, QuiescePolicy, Snapshot, SnapshotKind, SnapshotStatus
 from snapkeep.services.audit import Audit
 from snapkeep.services.guards import Claim, Guards, exclusive, shared
@@ -76,7 +77,7 @@ class TakeRequest:
 
     def expiry(self, created_at: datetime) -> datetime | None:
         """When the snapshot expires: ``expires_at``, or ``keep_for`` after it is created."""
-        return self.expires_at if self.keep_for is None else created_at + self.keep_for
+        return self.expires_at if self.keep_for is None else expiry_after(created_at, self.keep_for)
 
     private: bool | None = None  # system snapshots only (hidden from tenants); None: private for those
     selection: Selection = FULL  # system and tenant snapshots: which VMs and volumes
