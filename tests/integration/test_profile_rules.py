@@ -177,6 +177,29 @@ def test_a_slot_waiting_for_its_retry_keeps_it_when_the_period_is_edited(
     assert entry.next_due == datetime(2027, 3, 1, 3, 30, tzinfo=UTC)
 
 
+def test_a_slot_taken_before_a_crash_releases_the_periods_holds_after_it(
+    services: Services, clock: TestClock, docs: str
+) -> None:
+    at(clock, datetime(2027, 3, 1, 1, 0, tzinfo=UTC))
+    services.profiles.create("nightly", SYSTEM, periods=(daily(retention=timedelta(days=1), min_snapshots=2),))
+    services.profiles.assign("nightly", VOLUME, docs, SYSTEM)
+    for day in (1, 2):
+        at(clock, datetime(2027, 3, day, 2, 30, 1, tzinfo=UTC))
+        wait_all(services, services.scheduled.run_due())
+    at(clock, datetime(2027, 3, 3, 2, 30, 1, tzinfo=UTC))
+    services.snapshots.sweep_expired(SYSTEM)
+    first, second = scheduled(services, docs)
+    assert first.status is SnapshotStatus.HELD
+    # the service took the third slot's snapshot, then was killed before its entry moved on
+    slot = "daily_20270303_0230"
+    made = TakeRequest(docs, slot, keep_for=timedelta(days=1), origin=second.origin, period_id=second.period_id)
+    services.snapshots.take(made, who=SYSTEM)
+    wait_all(services, services.scheduled.run_due())  # after the restart: found taken, the entry moves on
+    services.snapshots.sweep_expired(SYSTEM)
+    left = [s.name for s in scheduled(services, docs)]
+    assert left == [second.name, slot], left  # before its fix: the first held until the next take
+
+
 @pytest.mark.parametrize("change", ["unassign", "delete"])
 def test_a_take_waiting_in_the_lane_is_not_taken_after_its_profile_left_the_subject(
     services: Services, clock: TestClock, docs: str, change: str

@@ -197,8 +197,8 @@ class ScheduledTakes:
         entry moving on: nothing is lost), or by another snapshot (the slot is given up, audited)."""
         with self._db.unit() as uow:
             found = uow.snapshots.find(request.subject_type, due.entry.subject_id, request.name)
-        if found is not None and found.period_id == due.period.id:
-            self._advance(due.entry, snapshot_id=None)
+        if found is not None and found.period_id == due.period.id:  # as if just taken: holds released
+            self._advance(due.entry, snapshot_id=found.id)
             return Outcome(due.entry.id)
         why = f"a snapshot named {request.name!r} exists already"
         with self._db.unit() as uow:
