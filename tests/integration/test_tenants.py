@@ -253,6 +253,9 @@ def test_networks_overlap_names_and_owners(services: Services) -> None:
     assert [n.owner_tenant_id for n in services.networks.list(globex_op)] == [globex_op.tenant_id]
     with pytest.raises(NotFound):
         services.networks.get(globex_op, a.id)
+    with pytest.raises(NetworkOverlap, match="outside your scope") as caught:  # refused, acme's not named
+        services.networks.create(globex_op, "near", "10.77.4.128/25")  # over acme's moved lan
+    assert "lan" not in caught.value.message and "10.77.4.0" not in caught.value.message
 
 
 def test_a_restore_as_new_and_its_name_stay_with_the_owner_of_the_source(services: Services) -> None:

@@ -97,11 +97,12 @@ def overlaps(a: NetworkDef, b: NetworkDef) -> bool:
     return a.network.overlaps(b.network)
 
 
-def check_disjoint(candidate: NetworkDef, others: Iterable[NetworkDef]) -> None:
-    """Raise ``NetworkOverlap`` naming the first of ``others`` that ``candidate`` overlaps.
+def check_disjoint(candidate: NetworkDef, others: Iterable[NetworkDef], unseen: Iterable[NetworkDef] = ()) -> None:
+    """Raise ``NetworkOverlap`` naming the first of ``others`` that ``candidate`` overlaps, or, without naming
+    it, the first of ``unseen`` (networks outside the caller's scope: a tenant must not learn another's).
 
     Every network of the host counts, whoever owns it: all are realised on the same host. Leave the
-    candidate's own current definition out of ``others`` when it is being changed.
+    candidate's own current definition out when it is being changed.
     """
     for other in others:
         if overlaps(candidate, other):
@@ -110,6 +111,11 @@ def check_disjoint(candidate: NetworkDef, others: Iterable[NetworkDef]) -> None:
                 cidr=candidate.cidr,
                 overlaps=other.name,
             )
+    if any(overlaps(candidate, other) for other in unseen):
+        raise NetworkOverlap(
+            f"network {candidate.cidr} overlaps a network outside your scope on this host; choose another range",
+            cidr=candidate.cidr,
+        )
 
 
 def free_range_like(cidr: str, taken: Iterable[NetworkDef]) -> str:

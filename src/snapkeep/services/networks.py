@@ -71,7 +71,13 @@ class Networks:
         found = uow.networks.find(candidate.name, owner)
         if found is not None and found.id != own_id:
             raise NameClash(f"a network named {candidate.name!r} already exists", name=candidate.name)
-        check_disjoint(candidate, [definition(n) for n in uow.networks.every() if n.id != own_id])
+        seen = {n.id for n in uow.networks.list()}  # the caller's scope
+        others = [n for n in uow.networks.every() if n.id != own_id]
+        check_disjoint(
+            candidate,
+            [definition(n) for n in others if n.id in seen],
+            [definition(n) for n in others if n.id not in seen],
+        )
 
     def create(
         self,

@@ -297,7 +297,7 @@ class Rebuild:
                         f"the parent of tenant {root!r} no longer exists; restore its parent first", tenant=root
                     ) from None
             self._check_names(uow, changes, who)
-            self._check_networks(uow, changes)
+            self._check_networks(uow, changes, who)
         for obj in recorded.tenants:
             if obj.owner_tenant_id is None and obj.id not in changes.current.tenants and not who.may(Role.ADMIN):
                 raise Forbidden(
@@ -368,13 +368,18 @@ class Rebuild:
                         name=obj.name,
                     )
 
-    def _check_networks(self, uow: Unit, changes: Changes) -> None:
-        """Recorded ranges must not overlap networks that stay; networks that go must not be in use by VMs
-        that stay, nor networks whose range changes by VMs that stay and run."""
+    def _check_networks(self, uow: Unit, changes: Changes, who: Principal) -> None:
+        """Recorded ranges must not overlap networks that stay (those outside the caller's scope are not
+        named); networks that go must not be in use by VMs that stay, nor networks whose range changes by
+        VMs that stay and run."""
         touched = set(changes.current.networks) | changes.recorded.ids("network")
-        staying = [definition(n) for n in uow.networks.every() if n.id not in touched]
+        with self._db.unit(who) as scoped:
+            seen = {n.id for n in scoped.networks.list()}
+        staying = [n for n in uow.networks.every() if n.id not in touched]
+        named = [definition(n) for n in staying if n.id in seen]
+        unseen = [definition(n) for n in staying if n.id not in seen]
         for obj in changes.recorded.networks:
-            check_disjoint(NetworkDef(obj.name, obj.config["cidr"], obj.config["dhcp"]), staying)
+            check_disjoint(NetworkDef(obj.name, obj.config["cidr"], obj.config["dhcp"]), named, unseen)
         gone = {n.id: n for n in changes.gone_networks}
         moved = {
             o.id: o for o in changes.recorded.networks if self._range_changed(o, changes.current.networks.get(o.id))
