@@ -188,3 +188,28 @@ def test_a_tenant_copy_killed_half_way_is_removed_at_the_next_start(services: Se
     copied = services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
     assert copied["tenant"] == "acme (1)"
     assert len(services.volumes.list(who=SYSTEM)) == 6
+
+
+def test_two_restores_as_new_at_once_both_get_a_default_name(
+    vm_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two restores of one VM as new, out of one system snapshot, at once: the second chooses 'web (1)' while
+    the first is still copying under that name. Before its fix the first failed at the end (a VM named 'web
+    (1)' already exists); now it is made again as 'web (2)'."""
+    vm_services.vms.create("web", vcpus=1, memory_mib=64, disk_sizes=[1 << 20], who=SYSTEM)
+    snap = vm_services.snapshots.take(TakeRequest("system", "nightly", subject_type="system"), who=SYSTEM)
+    as_new = RestoreOptions(member_type=SubjectType.VM, member="web", as_new=True)
+    clone, made = vm_services.pool.clone_dataset, []
+
+    def the_other_restore_meanwhile(*args: str) -> None:  # fault switch: the second restore runs whole here
+        clone(*args)
+        if not made:
+            made.append("")
+            other = threading.Thread(target=lambda: made.append(vm_services.restores.as_new(snap.id, as_new, SYSTEM)))
+            other.start()
+            other.join()
+
+    monkeypatch.setattr(vm_services.pool, "clone_dataset", the_other_restore_meanwhile)
+    first = vm_services.restores.as_new(snap.id, as_new, SYSTEM)
+    assert {first["vm"], made[1]["vm"]} == {"web (1)", "web (2)"}  # type: ignore[index]
+    assert sorted(vm.name for vm in vm_services.vms.listing(who=SYSTEM)) == ["web", "web (1)", "web (2)"]

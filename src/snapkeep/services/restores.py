@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 
-from snapkeep.errors import InvalidInput
+from snapkeep.errors import InvalidInput, NameClash
 from snapkeep.model.manifest import ManifestObject
 from snapkeep.model.names import check_name
 from snapkeep.model.principal import Principal, Role
@@ -24,6 +24,7 @@ from snapkeep.services.snapshots import Snapshots
 from snapkeep.services.space import CLONE_ALLOWANCE, SpaceRule
 from snapkeep.services.subjects import Effects, RestoreOptions, SubjectKind
 
+DEFAULT_NAME_TRIES = 5  # a default name taken by concurrent restores meanwhile: made again under the next
 _MEMBERS = (SubjectType.VM, SubjectType.VOLUME, SubjectType.TENANT)  # what one restores out of a system
 
 
@@ -99,13 +100,23 @@ class Restores:
             return {f"{kind.type}_id": subject_id, "pre_restore_snapshot_id": safety.id if safety else None}
 
     def as_new(self, snap_id: str, options: RestoreOptions, who: Principal) -> dict[str, object]:
-        """A new object from the snapshot (the kind's default name unless one is given)."""
+        """A new object from the snapshot (the kind's default name unless one is given). A default name is
+        free when chosen, but nothing holds it while the copy is made: if a concurrent restore takes it
+        first, this one (undone by the kind) is made again under the next free name."""
         who.require(Role.OPERATOR)
         with self._claim(snap_id, options, who):
             snap, kind, source = self._plan(snap_id, options, who)
             name = kind.new_name(snap, source, options, who)
             self._check_space(snap_id, source, options)
-            new_id, new_name = kind.restore_as_new(snap, source, name, options, who)
+            tries = 1 if options.name is not None else DEFAULT_NAME_TRIES
+            for attempt in range(1, tries + 1):
+                try:
+                    new_id, new_name = kind.restore_as_new(snap, source, name, options, who)
+                    break
+                except NameClash:
+                    if attempt == tries:
+                        raise
+                    name = kind.new_name(snap, source, options, who)
             return {f"{kind.type}_id": new_id, kind.type.value: new_name}
 
     def _check_space(self, snap_id: str, source: ManifestObject, options: RestoreOptions) -> None:
