@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.errors import Busy, Forbidden, InvalidInput
+from snapkeep.errors import Busy, Forbidden, InvalidInput, ServiceUnavailable
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
@@ -213,3 +213,25 @@ def test_two_restores_as_new_at_once_both_get_a_default_name(
     first = vm_services.restores.as_new(snap.id, as_new, SYSTEM)
     assert {first["vm"], made[1]["vm"]} == {"web (1)", "web (2)"}  # type: ignore[index]
     assert sorted(vm.name for vm in vm_services.vms.listing(who=SYSTEM)) == ["web", "web (1)", "web (2)"]
+
+
+def test_a_whole_tenant_copy_is_never_deleted_at_the_next_start(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is whole but its audit entry cannot be written (the catalog busy): the restore fails, and the
+    copy, which its users may use from now on, stays after the next start (before: deleted there)."""
+    acme = services.tenants.create(SYSTEM, "acme").tenant
+    services.volumes.create("one", 8 * MB, tenant=acme.id, who=SYSTEM)
+    snap = services.snapshots.take(TakeRequest(acme.id, "t1", subject_type="tenant"), who=SYSTEM)
+    done = services.audit.done
+
+    def busy_for_the_copy(uow: object, who: Principal, action: str, *args: object, **kwargs: object) -> None:
+        if action == "tenant.restore_as_new":  # fault switch
+            raise ServiceUnavailable("the catalog is not available: database is locked")
+        done(uow, who, action, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.audit, "done", busy_for_the_copy)
+    with pytest.raises(ServiceUnavailable):
+        services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
+    assert services.reconcile().copies_undone == []
+    assert [t.tenant.name for t in services.tenants.tree(SYSTEM)] == ["acme", "acme (1)"]

@@ -401,6 +401,35 @@ def test_an_interval_of_hours_whose_time_is_skipped_runs_after_the_gap() -> None
     assert max(gaps) == timedelta(hours=12) and min(gaps) == timedelta(hours=11)
 
 
+def test_an_interval_of_hours_runs_nothing_more_when_clocks_go_back() -> None:
+    """The shift after a gap is for clocks going forward only: when they go back, a window with no slot
+    (the day of 25 hours) made an extra snapshot at a time that is no slot ('_1100', '_2300')."""
+    twice, daily = (
+        Period("p", Frequency.INTERVAL, interval_minutes=720),
+        Period("p", Frequency.INTERVAL, interval_minutes=1440),
+    )
+    assert names(twice, "Europe/Rome", utc(2025, 10, 25, 12), utc(2025, 10, 27)) == [
+        "p_20251026_0000",
+        "p_20251026_1200",
+        "p_20251027_0000",
+    ]
+    assert names(daily, BERLIN, utc(2025, 10, 24), utc(2025, 10, 28)) == [
+        "p_20251025_0000",
+        "p_20251026_0000",
+        "p_20251027_0000",
+        "p_20251028_0000",
+    ]
+
+
+def test_preview_lists_a_snapshot_that_calendar_years_keep() -> None:
+    """Kept 7 years from 1 January 2024, a yearly snapshot stays to 1 January 2031 (two leap days more than
+    7 x 365 days): a preview of 31 December 2030 lists it."""
+    yearly = Period("y", Frequency.YEARLY, month=1, day_of_month=1, retention=timedelta(days=7 * 365), id="p1")
+    profile = Profile("x", "x", "", None, "UTC", (yearly,))
+    planned = preview(profile, [], utc(2023, 12, 31, 12), utc(2030, 12, 31, 12))
+    assert [p.name for p in planned][:1] == ["y_20240101_0000"] and len(planned) == 7
+
+
 # -- slots: the calendar ------------------------------------------------------------------------------------
 
 

@@ -339,8 +339,8 @@ def _next_on_clock(after: int, step: int, phase: int, tz: ZoneInfo) -> int:
                 best = candidate
         if best is not None:
             return best
-        if step > 3600:  # the time read with the offset before the change (fold=0): after the gap
-            return start + step - (start + first - phase) % step
+        if step > 3600 and last > first:  # clocks went forward: the skipped time, read with the offset
+            return start + step - (start + first - phase) % step  # before the change (fold=0), after the gap
         start += step
 
 
@@ -647,4 +647,5 @@ def _first_needed(period: Period, now: datetime, at: datetime) -> datetime:
         gap = 2 * step + timedelta(hours=6)  # a skipped clock time can drop a slot
     else:
         gap = _MAX_GAP[period.frequency]
-    return max(now, at - max(period.retention, period.min_snapshots * gap))
+    leap_days = timedelta(days=period.retention.days // 365 + 1)  # years of retention are calendar years
+    return max(now, at - max(period.retention + leap_days, period.min_snapshots * gap))

@@ -8,9 +8,11 @@ copied is the tenant's subtree as that snapshot recorded it.
 A copied network may not overlap its original on this host (every network is realised on it), so each gets
 the first free range of the same size after the original's
 (:func:`snapkeep.model.network.free_range_like`): what an operator expects of a copy that must run beside
-its original; the mapping is in the audit entry. A failure half-way deletes the half-made tenant; so does
-the next start after a crash half-way (:meth:`TenantCopy.undo_interrupted`, called by the reconciler before
-requests), from the intent file written before the first object is made (``tenant-copy-<id>.json``).
+its original; the mapping is in the audit entry. A failure half-way deletes the half-made tenant (one it
+cannot delete is logged and left to the operator: by the next start its users may be in it). The next start
+deletes the tenant of a copy a crash cut short (:meth:`TenantCopy.undo_interrupted`, called by the
+reconciler before requests), named by the intent file written before the first object is made
+(``tenant-copy-<id>.json``) and removed as soon as the copy is whole.
 """
 
 from __future__ import annotations
@@ -101,13 +103,13 @@ class TenantCopy:
         try:
             moved = self._copy(snap, recorded, source, name, tenants, who)
         except BaseException:
-            if self._remove_half_made(new_root, name):
-                self._intents.release(intent)  # else the next start tries again
+            self._remove_half_made(new_root, name)  # what it cannot remove stays, logged, for the operator
             raise
+        finally:  # made whole, or removed in this process: never the next start's to delete
+            self._intents.release(intent)
         with self._db.unit() as uow:
             detail = from_snapshot(snap, new_root) + (f"; networks moved: {moved}" if moved else "")
             self._audit.done(uow, who, "tenant.restore_as_new", f"tenant:{name}", detail, owner=new_root)
-        self._intents.release(intent)
         return new_root, name
 
     def undo_interrupted(self) -> list[str]:
