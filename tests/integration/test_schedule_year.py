@@ -19,8 +19,8 @@ held ones swept off the pool when replaced — is tested in ``test_profiles.py``
 
 The expected set is computed with plain datetime arithmetic for these specific periods, not with
 ``model.schedule`` or the scheduler's code: a slot is a wall-clock time in the profile's zone; a snapshot
-expires at created + retention; the newest ``min_snapshots`` of a period per subject are kept past expiry
-(``held``) while the period is on the subject's schedule.
+expires at created + retention (years: calendar years); the newest ``min_snapshots`` of a period per
+subject are kept past expiry (``held``) while the period is on the subject's schedule.
 """
 
 from __future__ import annotations
@@ -122,6 +122,19 @@ def new_years(day: date) -> bool:
     return day.month == 1 and day.day == 1
 
 
+def expiry(created: datetime, retention: timedelta) -> datetime:
+    """created + retention; whole years are calendar years: the same date that many years on (29 February:
+    the 28th), if that is later."""
+    if retention % YEAR:
+        return created + retention
+    years = retention // YEAR
+    try:
+        same_date = created.replace(year=created.year + years)
+    except ValueError:
+        same_date = created.replace(year=created.year + years, day=28)
+    return max(created + retention, same_date)
+
+
 def compliance(profile: str, zone: ZoneInfo, yearly: timedelta | None, daily_keep: int) -> list[Rule]:
     """SOX and HIPAA as installed: at midnight, yearly on 1 January, monthly on the 1st (kept a year), weekly
     on Sunday (31 days), daily (7 days)."""
@@ -185,7 +198,7 @@ class Holdings:
             taken = all_slots[: bisect.bisect_right([s.at for s in all_slots], now)]
             newest = taken[-rule.keep :] if holding else []
             for slot in taken:
-                expires = None if rule.retention is None else slot.at + rule.retention
+                expires = None if rule.retention is None else expiry(slot.at, rule.retention)
                 if expires is None or now < expires:
                     status = SnapshotStatus.READY
                 elif slot in newest:
