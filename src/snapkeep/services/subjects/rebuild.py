@@ -384,8 +384,9 @@ class Rebuild:
         moved = {
             o.id: o for o in changes.recorded.networks if self._range_changed(o, changes.current.networks.get(o.id))
         }
+        stopped = {vm.id for vm in changes.stopped_vms}  # every other VM runs on as it is: checked
         for record in uow.vms.list():
-            if record.id in changes.current.vms or record.owner_tenant_id in changes.gone_tenant_ids:
+            if record.id in stopped or record.owner_tenant_id in changes.gone_tenant_ids:
                 continue
             for nic in record.spec.get("nics", ()):
                 network = gone.get(nic.get("network_id"))
