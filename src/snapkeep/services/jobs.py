@@ -149,21 +149,29 @@ class JobRunner:
             held = claim.held_by_job()
         try:
             self._lanes[lane].submit(self._run, job_id, fn, held)
-        except BaseException:
+        except BaseException as exc:  # the lane refused it (shutting down): the row must not stay 'queued'
             if claim is not None:
                 claim.release()
+            self._not_started(job_id, exc)
             raise
         return job
 
-    def _run(self, job_id: str, fn: JobFunction, held: AbstractContextManager[None]) -> None:
-        self._update(job_id, status=JobStatus.RUNNING, message="running")
+    def _not_started(self, job_id: str, exc: BaseException) -> None:
+        """A job its lane refused ends failed at once; if the catalog cannot say so now, the reconciler fails
+        the ``queued`` row at the next start, as it does for a crash."""
+        try:
+            self._finish(job_id, JobStatus.FAILED, message=f"not started: {exc!r}")
+        except Exception:
+            log.exception("job %s was not started and could not be marked failed", job_id)
 
+    def _run(self, job_id: str, fn: JobFunction, held: AbstractContextManager[None]) -> None:
         def progress(fraction: float, message: str) -> None:
             self._update(job_id, progress=fraction, message=message)
 
         token = _reporting.set(progress)
         try:
-            with held:
+            with held:  # entered first: guards handed over are given back even if the row cannot be updated
+                self._update(job_id, status=JobStatus.RUNNING, message="running")
                 result = fn(progress)
         except SnapkeepError as exc:
             self._finish(job_id, JobStatus.FAILED, error=exc.to_body()["error"], message=exc.message)
@@ -182,7 +190,13 @@ class JobRunner:
     def _finish(self, job_id: str, status: JobStatus, message: str, **values: Any) -> None:
         progress = 1.0 if status is JobStatus.SUCCEEDED else None
         extra = {"progress": progress} if progress is not None else {}
-        self._update(job_id, status=status, message=message, finished_at=self._clock(), **extra, **values)
+        try:
+            self._update(job_id, status=status, message=message, finished_at=self._clock(), **extra, **values)
+        finally:  # a row the catalog could not update now is failed by the reconciler at the next start
+            self._forget(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        """The job is over: wake its waiters, and a ``once`` key starts a new job again."""
         with self._lock:
             event = self._done.pop(job_id, None)
             self._once = {key: job for key, job in self._once.items() if job != job_id}
