@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Delete, Engine, Table, create_engine, event
+from sqlalchemy import inspect as inspect_row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
+from snapkeep.catalog.generations import ANY_TABLE, Generations
 from snapkeep.catalog.stores import Unit
+from snapkeep.catalog.tables import Base
 from snapkeep.errors import Conflict, DataDirFull, ServiceUnavailable
 from snapkeep.model.principal import Principal
 
@@ -57,6 +61,7 @@ class Database:
         event.listen(self._sessions, "after_flush", _wrote_rows)
         event.listen(self._sessions, "do_orm_execute", _wrote_if_not_select)
         self._generation = 0
+        self._tables: Counter[str] = Counter()  # per table: how many committed units changed it (ANY_TABLE too)
         self._generation_lock = threading.Lock()
 
     @property
@@ -80,13 +85,17 @@ class Database:
         """One unit of work (:mod:`snapkeep.catalog.stores`) seen through ``scope`` (None: the system);
         commits on success, rolls back on any error; translates driver errors."""
         session = self._sessions()
+        with self._generation_lock:
+            seen = Generations(self._tables.copy())  # before the first query: what it reads is no older
         try:
-            yield Unit(session, scope.tenant_id if scope is not None else None)
+            yield Unit(session, scope.tenant_id if scope is not None else None, seen)
             session.flush()  # whether the unit wrote is known once its changes are sent
-            if session.info.get(_WROTE):
+            written = session.info.get(_WRITTEN)
+            if written:
                 with self._generation_lock:
                     session.commit()
                     self._generation += 1
+                    self._tables.update(written)
             else:
                 session.commit()
         except IntegrityError as exc:
@@ -104,13 +113,55 @@ class Database:
             session.close()
 
 
-_WROTE = "snapkeep_wrote"  # set in a session's info by the first change it sends to the database
+_WRITTEN = "snapkeep_written"  # a session's info: the names of the tables its changes went to
+
+
+def _note_written(session: Session, tables: Iterable[str]) -> None:
+    session.info.setdefault(_WRITTEN, set()).update(tables)
+
+
+def _tables_of(rows: Iterable[object]) -> set[str]:
+    return {table.name for row in rows for table in inspect_row(row).mapper.tables if isinstance(table, Table)}
 
 
 def _wrote_rows(session: Session, _flush_context: object) -> None:
-    session.info[_WROTE] = True
+    tables = _tables_of((*session.new, *session.dirty)) | _with_dependents(_tables_of(session.deleted))
+    _note_written(session, tables or {ANY_TABLE})
 
 
 def _wrote_if_not_select(state: ORMExecuteState) -> None:
-    if not state.is_select:
-        state.session.info[_WROTE] = True
+    if state.is_select:
+        return
+    statement = state.statement
+    table = getattr(statement, "table", None)
+    if not isinstance(table, Table):
+        _note_written(state.session, {ANY_TABLE})
+    else:
+        _note_written(state.session, _with_dependents([table.name]) if isinstance(statement, Delete) else {table.name})
+
+
+def _referring(tables: Iterable[Table]) -> dict[str, frozenset[str]]:
+    """For each table, the tables whose rows a delete of its rows may change too (through foreign keys: a
+    delete that cascades), transitively. Keys never change, so an update changes its own table only."""
+    direct: dict[str, set[str]] = {}
+    for table in tables:
+        for key in table.foreign_keys:
+            direct.setdefault(key.column.table.name, set()).add(table.name)
+    closure: dict[str, frozenset[str]] = {}
+    for name in direct:
+        found: set[str] = set()
+        todo = [name]
+        while todo:
+            for other in direct.get(todo.pop(), ()):
+                if other not in found:
+                    found.add(other)
+                    todo.append(other)
+        closure[name] = frozenset(found)
+    return closure
+
+
+_REFERRING = _referring(Base.metadata.tables.values())
+
+
+def _with_dependents(tables: Iterable[str]) -> set[str]:
+    return {related for name in tables for related in (name, *_REFERRING.get(name, ()))}

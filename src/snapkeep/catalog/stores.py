@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from snapkeep.catalog.generations import Generations
 from snapkeep.catalog.profile_stores import AssignmentStore, MetaStore, ProfileStore, ScheduleStore
 from snapkeep.catalog.scope import Scope, subtree
 from snapkeep.catalog.store_base import (
@@ -509,8 +510,10 @@ class SettingStore:
 class Unit:
     """One unit of work: a store per table family over one transaction, seen through one scope."""
 
-    def __init__(self, session: Session, tenant_id: str | None) -> None:
+    def __init__(self, session: Session, tenant_id: str | None, seen: Generations) -> None:
         scope = Scope(session, tenant_id)
+        self.scope_tenant_id = tenant_id
+        self.seen = seen  # the tables' generations when the unit was opened (see Database.unit)
         self.volumes = VolumeStore(session, scope)
         self.vms = VmStore(session, scope)
         self.snapshots = SnapshotStore(session, scope)

@@ -369,6 +369,22 @@ class Snapshots:
         if req.expires_at is not None and req.expires_at <= self._clock():
             raise InvalidExpiry(f"expiry {req.expires_at.isoformat()} is in the past", value=req.expires_at.isoformat())
 
+    def _recorded_name(
+        self, uow: Unit, subject: Subject, req: TakeRequest, now: datetime, replacing: bool
+    ) -> TakeRequest | None:
+        """``req`` with the name its snapshot is recorded under: the one asked for, if free, or
+        ``manual_<when>`` made free (the time it is recorded at); None if a failed take's row has the name
+        asked for (``replacing``: it is replaced, then the name is free; the subject's guard is held, so no
+        other take of it can have made one meanwhile). Any other snapshot of that name is a clash."""
+        if not req.name:
+            return replace(req, name=_free_name(uow, subject.type, subject.id, manual_name(now)))
+        found = uow.snapshots.find(subject.type, subject.id, req.name)
+        if found is None:
+            return req
+        if replacing and found.status is SnapshotStatus.FAILED:
+            return None
+        raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
+
     def _take(self, req: TakeRequest, who: Principal, claimed: Subject, read_at: int) -> Snapshot:
         """Take a snapshot of ``claimed``, read at catalog generation ``read_at`` before its guards were
         claimed: only its type and id are used until it is seen as held (:meth:`_held`), with the
@@ -376,19 +392,18 @@ class Snapshots:
         self._check_request(req)
         kind = self.kind(req.subject_type)
         snap_id = str(uuid.uuid4())
-        if req.name:
-            self.replace_failed(claimed, req.name, who)
         private = _private(req, kind)
         now = self._clock()
-        with self._db.unit(who) as uow:
-            subject = self._held(uow, claimed, read_at, req.selection)
-            if not req.name:  # named manual_<when> with the time it is recorded at, free among the subject's
-                req = replace(req, name=_free_name(uow, subject.type, subject.id, manual_name(now)))
-            elif uow.snapshots.find(subject.type, subject.id, req.name) is not None:
-                raise NameClash(f"{subject.type} {subject.name!r} already has a snapshot named {req.name!r}")
-            created_at = uow.snapshots.insert(
-                snapshot_record(req, subject, kind, snap_id, now, SnapshotStatus.CREATING)
-            ).created_at
+        for attempt in range(2):  # once more after a failed take's row that had the name is replaced
+            with self._db.unit(who) as uow:
+                subject = self._held(uow, claimed, read_at, req.selection)
+                named = self._recorded_name(uow, subject, req, now, replacing=attempt == 0)
+                if named is not None:
+                    req = named
+                    record = snapshot_record(req, subject, kind, snap_id, now, SnapshotStatus.CREATING)
+                    created_at = uow.snapshots.insert(record).created_at
+                    break
+            self.replace_failed(claimed, req.name, who)
         try:
             # members that appeared since the request claimed are claimed too (nothing more to claim: no-op)
             with self._claim_members(subject):

@@ -9,7 +9,9 @@ VM snapshot records it), plus what only a whole-system restore needs: whether th
 
 from __future__ import annotations
 
+import threading
 from collections import deque
+from collections.abc import Hashable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -26,6 +28,19 @@ from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 
 SYSTEM_SETTINGS = "system"  # the id of the system's settings object in a manifest
+# Every table read_estate reads (a test holds it to that): an estate is read again once any of them changed.
+ESTATE_TABLES = (
+    "tenants",
+    "tags",
+    "profile_assignments",
+    "vms",
+    "volumes",
+    "networks",
+    "users",
+    "profiles",
+    "profile_periods",
+    "settings",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,35 @@ class Estate:
 
     def datasets(self) -> tuple[str, ...]:
         return tuple(sorted(d for s in (*self.vms, *self.volumes) for d in s.datasets))
+
+
+class EstateCache:
+    """The estates last read, each with the generations of the tables it was read from (as the unit that read
+    it saw them when it was opened, so what it read is no older): a take of a system that has not changed
+    since the last one reads nothing of it again (ten queries or more, most of a small take's catalog time).
+    The key holds the caller's scope, the subtree and the selection, which decide what an estate holds."""
+
+    LIMIT = 64  # different subtrees and selections kept at once; beyond, all are dropped and read again
+
+    def __init__(self) -> None:
+        self._entries: dict[Hashable, tuple[tuple[int, ...], Estate]] = {}
+        self._lock = threading.Lock()
+
+    def read(
+        self, uow: Unit, root: str | None, selection: Selection, vm_kind: VmKind, volume_kind: VolumeKind
+    ) -> Estate:
+        key = (uow.scope_tenant_id, root, selection)
+        seen = uow.seen.of(ESTATE_TABLES)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and entry[0] == seen:
+            return entry[1]
+        estate = read_estate(uow, root, selection, vm_kind, volume_kind)
+        with self._lock:
+            if len(self._entries) >= self.LIMIT:
+                self._entries.clear()
+            self._entries[key] = (seen, estate)
+        return estate
 
 
 def _with(obj: ManifestObject, **extra: object) -> ManifestObject:

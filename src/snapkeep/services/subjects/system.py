@@ -31,7 +31,7 @@ from snapkeep.model.selection import FULL, Selection
 from snapkeep.model.types import RestoreMode, Snapshot, SnapshotKind, SubjectType
 from snapkeep.model.vmspec import VMState
 from snapkeep.services.subjects.base import WHOLE_SYSTEM, Effects, RestoreOptions, Subject
-from snapkeep.services.subjects.estate import Estate, read_estate
+from snapkeep.services.subjects.estate import Estate, EstateCache
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from snapkeep.storage.pool import Pool
@@ -67,6 +67,7 @@ class _SubtreeKind:
         self._volume_kind = volume_kind
         self._intents = intents
         self._restorers: tuple[Rebuild, TenantCopy] | None = None
+        self._estates = EstateCache()
 
     def use(self, rebuild: Rebuild, copies: TenantCopy) -> None:
         """Restores of the whole subtree go through ``rebuild`` (in place) and ``copies`` (as a new tenant),
@@ -93,7 +94,7 @@ class _SubtreeKind:
     def _subject(
         self, uow: Unit, subject_id: str, name: str, owner: str | None, root: str | None, selection: Selection
     ) -> Subject:
-        estate = read_estate(uow, root, selection, self._vm_kind, self._volume_kind)
+        estate = self._estates.read(uow, root, selection, self._vm_kind, self._volume_kind)
         return SubtreeSubject(
             type=self.type,
             id=subject_id,
