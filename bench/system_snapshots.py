@@ -16,7 +16,10 @@ writer and agent, the rest are defined and stopped. Every volume holds 16 MiB in
 
 - snapkeep's system take through the services (``TakeRequest(subject_type="system", ref="system")``),
   with its paused window (``Snapshot.paused_window_ms``) and its parts (the code's step timings); the
-  snapshot is deleted after, untimed;
+  snapshot is deleted after, untimed. A setting of the system is changed before it (untimed), so that it
+  reads the whole system from the catalog, as the first take after any change does;
+- the same take again right after, nothing changed in between (as scheduled takes of a steady system):
+  it reuses the system read by the take before;
 - the whole-system restore of the reference snapshot in place (no pre-restore snapshot), then (untimed)
   waiting for the running guests to be back with their agent;
 - one VM restored as a new VM out of the reference snapshot (the new VM is deleted after);
@@ -71,6 +74,7 @@ from bench.system_report import (
     STARTS,
     SWAPS,
     TAKE,
+    TAKE_AGAIN,
     FsRun,
     Level,
     LevelResult,
@@ -186,9 +190,18 @@ def check_running(rig: Rig, system: System) -> None:
 # --- snapkeep operations -----------------------------------------------------------------------------------
 
 
-def take_op(rig: Rig) -> Op:
-    """A whole-system take through the services, as the API's job runs it; the snapshot is deleted after."""
+def take_op(rig: Rig, changed: bool) -> Op:
+    """A whole-system take through the services, as the API's job runs it; the snapshot is deleted after.
+    ``changed``: a setting of the system is changed first (untimed), so that the take reads the whole system
+    from the catalog, as the first take after any change does; else it follows the take before it with
+    nothing changed in between (the deletion of that one's snapshot changes no object), as scheduled takes
+    of a steady system do, and reuses what that one read."""
     svc = rig.svc
+
+    def prepare() -> str:
+        if changed:
+            svc.settings_docs.patch(SYSTEM, {"bench_marker": unique("change")})
+        return unique("take")
 
     def action(name: str) -> tuple[dict[str, float], Any]:
         request = TakeRequest(ref="system", subject_type="system", name=name)
@@ -203,7 +216,7 @@ def take_op(rig: Rig) -> Op:
             raise BenchError("the system take recorded no paused window")
         return {**steps, PAUSED_WINDOW: snap.paused_window_ms}
 
-    return Op(TAKE, "snapkeep", action, lambda: unique("take"), cleanup)
+    return Op(TAKE if changed else TAKE_AGAIN, "snapkeep", action, prepare, cleanup)
 
 
 def restore_system_op(rig: Rig, system: System, reference_id: str) -> Op:
@@ -456,7 +469,8 @@ def measure_level(rig: Rig, system: System, operator: Operator, level: Level, ar
     reference = rig.svc.snapshots.take(TakeRequest(ref="system", subject_type="system", name=unique("ref")), who=SYSTEM)
     volume_bytes = len(system.volumes) * VOLUME_DATA.total_bytes + len(system.extra) * level.extra_bytes
     result = LevelResult(level, len(system.dataset_paths(rig)), volume_bytes, time.monotonic() - started)
-    takes = [take_op(rig), *operator.take_ops(), restore_vm_new_op(rig, system, reference.id)]
+    takes = [take_op(rig, changed=True), take_op(rig, changed=False), *operator.take_ops()]
+    takes.append(restore_vm_new_op(rig, system, reference.id))
     # these power the running guests off and start them again (a boot each, so fewer rounds)
     restores = [operator.restore_op(), restore_system_op(rig, system, reference.id)]
     try:

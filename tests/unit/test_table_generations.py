@@ -5,6 +5,7 @@ checked against (else a change there would go unseen and a take would record the
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Table, event, text
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.util import find_tables
@@ -14,7 +15,7 @@ from snapkeep.model.principal import Role
 from snapkeep.model.selection import FULL
 from snapkeep.model.types import Tenant
 from snapkeep.model.user import User
-from snapkeep.services.subjects.estate import ESTATE_TABLES, read_estate
+from snapkeep.services.subjects.estate import ESTATE_TABLES, Estate, EstateCache, read_estate
 from snapkeep.services.subjects.vm import VmKind
 from snapkeep.services.subjects.volume import VolumeKind
 from tests.unit.test_catalog_pages import T0
@@ -24,7 +25,7 @@ TABLES = ("tenants", "users", "vms", "volumes", "snapshots", "web_sessions")
 
 def counts(db: Database) -> dict[str, int]:
     with db.unit() as uow:
-        return dict(zip((*TABLES, "*"), uow.seen.of(TABLES), strict=True))
+        return dict(zip((*TABLES, "*"), uow.seen.opened(TABLES), strict=True))
 
 
 def moved(before: dict[str, int], after: dict[str, int]) -> set[str]:
@@ -70,10 +71,41 @@ def test_an_estate_reads_only_the_tables_it_is_checked_against(db: Database) -> 
     event.listen(Session, "do_orm_execute", record)
     try:
         with db.unit() as uow:
-            # the kinds only turn rows into subjects here: nothing of theirs but that is used
-            vm_kind, volume_kind = VmKind.__new__(VmKind), VolumeKind.__new__(VolumeKind)
-            read_estate(uow, None, FULL, vm_kind, volume_kind)
+            read_estate(uow, None, FULL, *kinds())
     finally:
         event.remove(Session, "do_orm_execute", record)
     assert read, "the recorder saw the estate's queries"
     assert read <= set(ESTATE_TABLES), read - set(ESTATE_TABLES)
+
+
+def kinds() -> tuple[VmKind, VolumeKind]:
+    """The kinds only turn rows into subjects in an estate: nothing of theirs but that is used."""
+    return VmKind.__new__(VmKind), VolumeKind.__new__(VolumeKind)
+
+
+def tenant_names(estate: Estate) -> set[str]:
+    return {tenant.name for tenant in estate.tenants}
+
+
+def test_an_estate_kept_is_not_reused_once_a_change_has_committed_since_the_unit_opened(db: Database) -> None:
+    """A take's unit opened before a change committed, which it then reads the system after (as a take does
+    when the catalog changed between its first read and its claim): the estate kept from before is stale."""
+    cache = EstateCache()
+    with db.unit() as uow:
+        assert tenant_names(cache.read(uow, None, FULL, *kinds())) == set()
+    with db.unit() as uow:
+        with db.unit() as other:  # commits after the first unit was opened, before its first query
+            other.tenants.insert(Tenant("t-a", "acme", None, "", T0))
+        assert tenant_names(cache.read(uow, None, FULL, *kinds())) == {"acme"}  # before the fix: set()
+    with db.unit() as uow:
+        assert tenant_names(cache.read(uow, None, FULL, *kinds())) == {"acme"}
+
+
+def test_an_estate_read_by_a_unit_that_changed_rows_is_not_kept(db: Database) -> None:
+    cache = EstateCache()
+    with pytest.raises(RuntimeError), db.unit() as uow:
+        uow.tenants.insert(Tenant("t-g", "ghost", None, "", T0))
+        assert tenant_names(cache.read(uow, None, FULL, *kinds())) == {"ghost"}  # its own change, seen
+        raise RuntimeError("the unit fails after reading: its change is rolled back")
+    with db.unit() as uow:
+        assert tenant_names(cache.read(uow, None, FULL, *kinds())) == set()  # before the fix: {"ghost"}

@@ -17,7 +17,7 @@ from sqlalchemy import inspect as inspect_row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from snapkeep.catalog.generations import ANY_TABLE, Generations
+from snapkeep.catalog.generations import ANY_TABLE, WRITTEN, Generations
 from snapkeep.catalog.stores import Unit
 from snapkeep.catalog.tables import Base
 from snapkeep.errors import Conflict, DataDirFull, ServiceUnavailable
@@ -62,6 +62,7 @@ class Database:
         event.listen(self._sessions, "do_orm_execute", _wrote_if_not_select)
         self._generation = 0
         self._tables: Counter[str] = Counter()  # per table: how many committed units changed it (ANY_TABLE too)
+        self._tables_lock = threading.Lock()  # held only to copy or add to those counts, never across a commit
         self._generation_lock = threading.Lock()
 
     @property
@@ -80,22 +81,29 @@ class Database:
         with self._generation_lock:
             return self._generation
 
+    def _tables_now(self) -> Counter[str]:
+        """The per-table counts as of now: under the lock a commit and its counting share, so that a change
+        already visible is already counted (as for :attr:`generation`)."""
+        with self._generation_lock, self._tables_lock:
+            return self._tables.copy()
+
     @contextmanager
     def unit(self, scope: Principal | None = None) -> Iterator[Unit]:
         """One unit of work (:mod:`snapkeep.catalog.stores`) seen through ``scope`` (None: the system);
         commits on success, rolls back on any error; translates driver errors."""
         session = self._sessions()
-        with self._generation_lock:
-            seen = Generations(self._tables.copy())  # before the first query: what it reads is no older
+        with self._tables_lock:
+            seen = Generations(self._tables.copy(), self._tables_now)  # before the first query
         try:
             yield Unit(session, scope.tenant_id if scope is not None else None, seen)
             session.flush()  # whether the unit wrote is known once its changes are sent
-            written = session.info.get(_WRITTEN)
+            written = session.info.get(WRITTEN)
             if written:
                 with self._generation_lock:
                     session.commit()
                     self._generation += 1
-                    self._tables.update(written)
+                    with self._tables_lock:
+                        self._tables.update(written)
             else:
                 session.commit()
         except IntegrityError as exc:
@@ -113,11 +121,8 @@ class Database:
             session.close()
 
 
-_WRITTEN = "snapkeep_written"  # a session's info: the names of the tables its changes went to
-
-
 def _note_written(session: Session, tables: Iterable[str]) -> None:
-    session.info.setdefault(_WRITTEN, set()).update(tables)
+    session.info.setdefault(WRITTEN, set()).update(tables)
 
 
 def _tables_of(rows: Iterable[object]) -> set[str]:

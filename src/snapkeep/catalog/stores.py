@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from snapkeep.catalog.generations import Generations
+from snapkeep.catalog.generations import WRITTEN, Generations
 from snapkeep.catalog.profile_stores import AssignmentStore, MetaStore, ProfileStore, ScheduleStore
 from snapkeep.catalog.scope import Scope, subtree
 from snapkeep.catalog.store_base import (
@@ -513,7 +513,8 @@ class Unit:
     def __init__(self, session: Session, tenant_id: str | None, seen: Generations) -> None:
         scope = Scope(session, tenant_id)
         self.scope_tenant_id = tenant_id
-        self.seen = seen  # the tables' generations when the unit was opened (see Database.unit)
+        self.seen = seen  # the tables' write counts, as the unit was opened and as of now (Database.unit)
+        self._session = session
         self.volumes = VolumeStore(session, scope)
         self.vms = VmStore(session, scope)
         self.snapshots = SnapshotStore(session, scope)
@@ -530,3 +531,8 @@ class Unit:
         self.meta = MetaStore(session)
         self.users = UserStore(session, scope)
         self.web_sessions = WebSessionStore(session)
+
+    def changed_anything(self) -> bool:
+        """Whether this unit has changed rows, sent or not yet: what it reads may not be committed."""
+        session = self._session
+        return bool(session.info.get(WRITTEN) or session.new or session.dirty or session.deleted)

@@ -74,12 +74,14 @@ class Estate:
 
 
 class EstateCache:
-    """The estates last read, each with the generations of the tables it was read from (as the unit that read
-    it saw them when it was opened, so what it read is no older): a take of a system that has not changed
-    since the last one reads nothing of it again (ten queries or more, most of a small take's catalog time).
-    The key holds the caller's scope, the subtree and the selection, which decide what an estate holds."""
+    """The estates last read, each with the write counts of the tables it was read from: a take of a system
+    that has not changed since the last one reads nothing of it again (ten queries or more, most of a small
+    take's catalog time). An estate is reused only while those counts are as of now what it was read at
+    (:class:`~snapkeep.catalog.generations.Generations`), and never by, nor kept from, a unit that has changed
+    rows itself (they may yet be rolled back). The key holds the caller's scope, the subtree and the
+    selection, which decide what an estate holds."""
 
-    LIMIT = 64  # different subtrees and selections kept at once; beyond, all are dropped and read again
+    LIMIT = 16  # subtrees and selections kept at once; beyond, all are dropped and read again
 
     def __init__(self) -> None:
         self._entries: dict[Hashable, tuple[tuple[int, ...], Estate]] = {}
@@ -88,17 +90,19 @@ class EstateCache:
     def read(
         self, uow: Unit, root: str | None, selection: Selection, vm_kind: VmKind, volume_kind: VolumeKind
     ) -> Estate:
+        if uow.changed_anything():
+            return read_estate(uow, root, selection, vm_kind, volume_kind)
         key = (uow.scope_tenant_id, root, selection)
-        seen = uow.seen.of(ESTATE_TABLES)
         with self._lock:
             entry = self._entries.get(key)
-        if entry is not None and entry[0] == seen:
+        if entry is not None and entry[0] == uow.seen.current(ESTATE_TABLES):
             return entry[1]
+        read_at = uow.seen.opened(ESTATE_TABLES)
         estate = read_estate(uow, root, selection, vm_kind, volume_kind)
         with self._lock:
             if len(self._entries) >= self.LIMIT:
                 self._entries.clear()
-            self._entries[key] = (seen, estate)
+            self._entries[key] = (read_at, estate)
         return estate
 
 
