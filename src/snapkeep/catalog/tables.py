@@ -22,8 +22,17 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def unique_for_the_system(table: str, column: str, owner: str = "owner_tenant_id") -> Index:
+    """``column`` unique among the rows the system owns (``owner`` NULL): a UNIQUE constraint over (owner,
+    column) holds for tenants only, NULLs being distinct in SQL, so two system objects of one name created
+    at once would both land. A partial index, the same on SQLite and PostgreSQL (migration 0011)."""
+    where = text(f"{owner} IS NULL")
+    return Index(f"uq_{table}_system_{column}", column, unique=True, sqlite_where=where, postgresql_where=where)
 
 
 class Base(DeclarativeBase):
@@ -32,7 +41,7 @@ class Base(DeclarativeBase):
 
 class TenantRow(Base):
     __tablename__ = "tenants"
-    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+    __table_args__ = (UniqueConstraint("parent_id", "name"), unique_for_the_system("tenants", "name", "parent_id"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -45,7 +54,7 @@ class SettingRow(Base):
     """System (owner NULL) and tenant settings as key/value documents."""
 
     __tablename__ = "settings"
-    __table_args__ = (UniqueConstraint("owner_tenant_id", "key"),)
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "key"), unique_for_the_system("settings", "key"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
@@ -57,7 +66,7 @@ class NetworkRow(Base):
     """A virtual network definition (``model.network.NetworkDef``), owned like volumes and VMs."""
 
     __tablename__ = "networks"
-    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"), unique_for_the_system("networks", "name"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -87,7 +96,7 @@ class TagRow(Base):
 
 class VolumeRow(Base):
     __tablename__ = "volumes"
-    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"), unique_for_the_system("volumes", "name"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -103,7 +112,7 @@ class VmRow(Base):
     """A VM snapkeep manages: its libvirt domain is defined from ``spec`` (disks are files in ``dataset``)."""
 
     __tablename__ = "vms"
-    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"), unique_for_the_system("vms", "name"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -218,7 +227,7 @@ class ProfileRow(Base):
     """A snapshot profile (``model.profile.Profile``); its periods are :class:`PeriodRow`."""
 
     __tablename__ = "profiles"
-    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"),)
+    __table_args__ = (UniqueConstraint("owner_tenant_id", "name"), unique_for_the_system("profiles", "name"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
