@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.errors import Busy, Forbidden, InvalidInput, NetworkInUse, ServiceUnavailable
+from snapkeep.errors import Busy, Forbidden, InvalidInput, NameClash, NetworkInUse, ServiceUnavailable
 from snapkeep.model.principal import SYSTEM, Principal, Role
 from snapkeep.model.selection import Selection
 from snapkeep.model.tags import TagKind
@@ -260,3 +260,27 @@ def test_a_whole_tenant_copy_is_never_deleted_at_the_next_start(
         services.restores.as_new(snap.id, RestoreOptions(as_new=True), SYSTEM)
     assert services.reconcile().copies_undone == []
     assert [t.tenant.name for t in services.tenants.tree(SYSTEM)] == ["acme", "acme (1)"]
+
+
+def test_a_partial_restore_refuses_a_name_held_by_an_object_it_leaves_alone_before_changing_anything(
+    services: Services,
+) -> None:
+    """A volume the partial snapshot does not hold (untagged then) has since taken the recorded name of one it
+    holds: the restore would give that name back to the recorded volume beside it, a clash, and says so
+    first. Before its fix the check took every volume of the system as restored, and the restore failed
+    half-way (the catalog refusing a second system volume of the name) or made two of one name."""
+    svc = services
+    kept = svc.volumes.create("data", size_limit=8 * MB, tags=("keep",), who=SYSTEM)
+    other = svc.volumes.create("other", size_limit=8 * MB, who=SYSTEM)
+    request = TakeRequest("system", "keep-only", subject_type="system", selection=Selection(include=("keep",)))
+    snap = svc.snapshots.take(request, who=SYSTEM)
+    svc.volumes.update(kept.id, name="data-old", who=SYSTEM)
+    svc.volumes.update(other.id, name="data", who=SYSTEM)
+    svc.tags.add(SYSTEM, TagKind.VOLUME, other.id, "keep")
+    made_since = svc.volumes.create("new", size_limit=8 * MB, tags=("keep",), who=SYSTEM)
+    before = {v.id: v.name for v in svc.volumes.list(who=SYSTEM)}
+
+    with pytest.raises(NameClash, match="'data'"):
+        svc.restores.over_source(snap.id, RestoreOptions(pre_restore=False), SYSTEM)
+    assert {v.id: v.name for v in svc.volumes.list(who=SYSTEM)} == before  # 'new' not deleted, no name moved
+    assert made_since.id in before

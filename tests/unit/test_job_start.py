@@ -4,6 +4,7 @@ later operation on its subject is ``busy`` until a restart)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from snapkeep.errors import ServiceUnavailable
 from snapkeep.model.principal import SYSTEM
 from snapkeep.model.types import JobStatus
 from snapkeep.services.guards import Guards, exclusive
-from snapkeep.services.jobs import JobRunner, Progress
+from snapkeep.services.jobs import JobRunner, Lane, Progress
 
 T0 = datetime(2026, 12, 4, 8, 0, 0, tzinfo=UTC)
 
@@ -69,3 +70,29 @@ def test_a_job_whose_row_cannot_be_marked_running_gives_its_guards_back(
     assert refused == [job.id]
     assert done.status is JobStatus.FAILED, done  # the function never ran, and the job says so
     assert guards.held() == []  # before the fix: volume v1 held by the job for the life of the process
+
+
+def test_a_job_whose_lane_queued_it_but_raised_never_runs(runner: JobRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lane queues the work, then cannot start a thread for it and raises; an idle worker is there to
+    pick the work up. The caller is told the job was refused, so it must not run (its guards are free)."""
+    guards = Guards(lambda: T0)
+    warm = runner.submit("warm", {}, lambda _p: {})  # a worker exists and is idle after this
+    runner.wait(warm.id, 10, SYSTEM)
+    lane = runner._lanes[Lane.FOREGROUND]
+
+    def no_thread() -> None:  # fault switch: as ThreadPoolExecutor when the host cannot start a thread
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(lane, "_adjust_thread_count", no_thread)
+    ran = threading.Event()
+
+    def work(_progress: Progress) -> dict[str, object]:
+        ran.set()
+        return {}
+
+    claim = guards.claim("snapshot.take", [exclusive("volume", "v1")])
+    with pytest.raises(RuntimeError):
+        runner.submit("snapshot.take", {}, work, claim=claim)
+    assert not ran.wait(1.0), "the job its caller was told was refused ran"  # before the fix: it ran
+    [job] = [j for j in runner.list(SYSTEM) if j.kind == "snapshot.take"]
+    assert job.status is JobStatus.FAILED and guards.held() == []

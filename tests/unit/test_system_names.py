@@ -5,6 +5,7 @@ SQL), and migration 0011 settles duplicates a race could have made before it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy import Engine, insert, select
 from snapkeep.catalog.db import MIGRATIONS, Database, make_engine, migrate
 from snapkeep.catalog.tables import NetworkRow, ProfileRow, SettingRow, TenantRow, VmRow, VolumeRow
 from snapkeep.errors import Conflict
+from snapkeep.model.installed_profiles import installed_profiles
+from snapkeep.services.subjects import tenant_own
 
 T0 = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
 
@@ -108,3 +111,21 @@ def test_the_migration_settles_duplicates_made_before_it(tmp_path: Path) -> None
         settings = conn.execute(select(SettingRow.__table__.c.key, SettingRow.__table__.c.value)).all()
         assert [tuple(s) for s in settings] == [("motd", {"v": 2})]  # the newest value
     engine.dispose()
+
+
+def test_a_recorded_profile_whose_name_is_taken_now_comes_back_numbered(db: Database) -> None:
+    """A first start on an empty data directory installs the default profiles; a catalog then rebuilt from
+    the old pool brings back the old installation's profiles of the same names (other ids, which their
+    assignments name). Before its fix the whole rebuild was refused by the catalog."""
+    with db.unit() as uow:  # what the first start installed
+        for i, installed in enumerate(installed_profiles()):
+            periods = tuple(replace(p, id=f"new-{i}-{j}") for j, p in enumerate(installed.periods))
+            uow.profiles.insert(replace(installed, id=f"new-{i}", created_at=T0, periods=periods))
+        system = next(p for p in uow.profiles.list() if p.name == "System Snapshots")
+    old_periods = tuple(replace(p, id=f"old-{p.id}") for p in system.periods)
+    recorded = tenant_own.recorded_profile(replace(system, id="old-system", periods=old_periods))
+    with db.unit() as uow:
+        assert tenant_own.bring_back(uow, [recorded]) == []
+    with db.unit() as uow:
+        names = {p.id: p.name for p in uow.profiles.list()}
+    assert names["old-system"] == "System Snapshots (1)" and names["new-0"] == "System Snapshots"

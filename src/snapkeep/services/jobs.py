@@ -70,6 +70,24 @@ def _lowest_cpu_priority() -> None:
         log.warning("could not lower the background lane's priority: %s", exc)
 
 
+class _Launch:
+    """Whether a job handed to its lane may run. A lane can queue the work and still raise (no thread could
+    be started for it), and an idle worker may then pick it up: the job waits until its submission is
+    decided, and one its caller was told was refused never runs."""
+
+    def __init__(self) -> None:
+        self._decided = threading.Event()
+        self._refused = False
+
+    def decide(self, refused: bool) -> None:
+        self._refused = refused
+        self._decided.set()
+
+    def may_run(self) -> bool:
+        self._decided.wait()
+        return not self._refused
+
+
 class JobRunner:
     def __init__(self, db: Database, clock: Callable[[], datetime], workers: int, scheduled_workers: int = 4) -> None:
         self._db = db
@@ -147,13 +165,16 @@ class JobRunner:
         if claim is not None:
             claim.hand_over(job_id)
             held = claim.held_by_job()
+        launch = _Launch()
         try:
-            self._lanes[lane].submit(self._run, job_id, fn, held)
+            self._lanes[lane].submit(self._run, job_id, fn, held, launch)
         except BaseException as exc:  # the lane refused it (shutting down): the row must not stay 'queued'
+            launch.decide(refused=True)
             if claim is not None:
                 claim.release()
             self._not_started(job_id, exc)
             raise
+        launch.decide(refused=False)
         return job
 
     def _not_started(self, job_id: str, exc: BaseException) -> None:
@@ -164,7 +185,10 @@ class JobRunner:
         except Exception:
             log.exception("job %s was not started and could not be marked failed", job_id)
 
-    def _run(self, job_id: str, fn: JobFunction, held: AbstractContextManager[None]) -> None:
+    def _run(self, job_id: str, fn: JobFunction, held: AbstractContextManager[None], launch: _Launch) -> None:
+        if not launch.may_run():
+            return
+
         def progress(fraction: float, message: str) -> None:
             self._update(job_id, progress=fraction, message=message)
 

@@ -345,14 +345,13 @@ class Rebuild:
     def _check_names(self, uow: Unit, changes: Changes, who: Principal) -> None:
         """A recorded object comes back under its recorded name: refused if an object the rebuild leaves
         alone has it now (what was created since goes first, and recorded objects get their names back).
-        A tenant restoring itself keeps its own name (its row is its parent's), so it is not checked."""
-        touched = {
-            *changes.current.vms,
-            *changes.current.volumes,
-            *changes.current.networks,
-            *changes.current.tenants,
-        } | {o.id for o in (*changes.recorded.vms, *changes.recorded.volumes, *changes.recorded.networks)}
+        A tenant restoring itself keeps its own name (its row is its parent's), so it is not checked. Left
+        alone is everything neither recorded nor made since: what a partial snapshot does not hold, what was
+        made after the restore began."""
         recorded = changes.recorded
+        touched = {vm.id for vm in changes.gone_vms} | {volume.id for volume in changes.gone_volumes}
+        touched |= {network.id for network in changes.gone_networks} | changes.gone_tenant_ids
+        touched |= {o.id for o in (*recorded.tenants, *recorded.vms, *recorded.volumes, *recorded.networks)}
         finders: list[tuple[str, Iterable[ManifestObject], Callable[[str, str | None], Any]]] = [
             ("VM", recorded.vms, uow.vms.find),
             ("volume", recorded.volumes, uow.volumes.find),

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from snapkeep.catalog.stores import Unit
 from snapkeep.model.manifest import ManifestObject
+from snapkeep.model.names import numbered_name
 from snapkeep.model.principal import Role
 from snapkeep.model.profile import Profile, period_from_rule, period_rule
 from snapkeep.model.user import User
@@ -49,7 +51,7 @@ def recorded(uow: Unit, tenant_ids: Iterable[str | None]) -> list[ManifestObject
         return []
     users = sorted(uow.users.in_tenants(ids), key=lambda u: u.id)
     profiles = sorted((p for p in uow.profiles.list() if p.owner_tenant_id in ids), key=lambda p: p.id)
-    return [*(_user_object(u) for u in users), *(_profile_object(p) for p in profiles)]
+    return [*(_user_object(u) for u in users), *(recorded_profile(p) for p in profiles)]
 
 
 def _user_object(user: User) -> ManifestObject:
@@ -63,7 +65,8 @@ def _user_object(user: User) -> ManifestObject:
     )
 
 
-def _profile_object(profile: Profile) -> ManifestObject:
+def recorded_profile(profile: Profile) -> ManifestObject:
+    """The profile as a manifest records it."""
     periods = [{"id": p.id, "name": p.name, "rule": period_rule(p)} for p in profile.periods]
     return ManifestObject(
         type=PROFILE,
@@ -97,7 +100,7 @@ def bring_back(uow: Unit, objects: Iterable[ManifestObject], users: bool = True)
     outcome = []
     for obj in objects:
         if obj.type == PROFILE:
-            uow.profiles.insert(_profile(obj))
+            uow.profiles.insert(_free_named(uow, _profile(obj)))
         elif obj.type == USER:
             why_not = _why_not(uow, obj, users)
             if why_not:
@@ -106,6 +109,17 @@ def bring_back(uow: Unit, objects: Iterable[ManifestObject], users: bool = True)
                 uow.users.insert(_user(obj))
             outcome.append((obj.name, why_not))
     return outcome
+
+
+def _free_named(uow: Unit, profile: Profile) -> Profile:
+    """The profile, numbered ``<name> (n)`` if its owner has another of its name now (the installed profiles
+    a first start made before the catalog was rebuilt from the pool): its assignments keep its id."""
+    owner = profile.owner_tenant_id
+    if uow.profiles.find(profile.name, owner) is None:
+        return profile
+    name = numbered_name(profile.name, lambda wanted: uow.profiles.find(wanted, owner) is not None)
+    log.warning("profile %r brought back as %r: another profile has its name now", profile.name, name)
+    return replace(profile, name=name)
 
 
 def _why_not(uow: Unit, user: ManifestObject, allowed: bool) -> str:
