@@ -14,9 +14,10 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, insert, select
+from sqlalchemy.schema import CreateIndex
 
 from snapkeep.catalog.db import MIGRATIONS, Database, make_engine, migrate
-from snapkeep.catalog.tables import NetworkRow, ProfileRow, SettingRow, TenantRow, VmRow, VolumeRow
+from snapkeep.catalog.tables import Base, NetworkRow, ProfileRow, SettingRow, TenantRow, VmRow, VolumeRow
 from snapkeep.errors import Conflict
 from snapkeep.model.installed_profiles import installed_profiles
 from snapkeep.services.subjects import tenant_own
@@ -129,3 +130,16 @@ def test_a_recorded_profile_whose_name_is_taken_now_comes_back_numbered(db: Data
     with db.unit() as uow:
         names = {p.id: p.name for p in uow.profiles.list()}
     assert names["old-system"] == "System Snapshots (1)" and names["new-0"] == "System Snapshots"
+
+
+def test_the_migration_makes_the_partial_indexes_the_tables_describe(db: Database) -> None:
+    """Alembic's comparison of schema and tables does not look at an index's WHERE: compared here, as SQL."""
+    with db.engine.connect() as conn:
+        made = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE name LIKE 'uq_%_system_%'").all())
+    described = {
+        index.name: str(CreateIndex(index).compile(dialect=db.engine.dialect)).strip()
+        for table in Base.metadata.tables.values()
+        for index in table.indexes
+        if index.name and index.name.startswith("uq_") and "_system_" in index.name
+    }
+    assert len(described) == 6 and made == described, (made, described)
