@@ -7,8 +7,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 ANY_TABLE = "*"  # a change whose table is not known (a statement in SQL text): counts for every table
-
-
 WRITTEN = "snapkeep_written"  # a session's info: the names of the tables its changes went to
 
 
